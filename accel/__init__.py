@@ -1,0 +1,1 @@
+"""The hardware: configs, presets, sparsity features, kernels, SimPy timing, energy and area."""

@@ -1,0 +1,278 @@
+"""Hardware configuration: frozen dataclasses, loaded from YAML/TOML, validated in one place.
+
+Every field carries its unit in its name (``_bytes``, ``_cycles``, ``_hz``, ``_pj``) or in its
+``help`` metadata. :func:`build` turns a plain mapping into the dataclass tree and rejects
+unknown keys with a "did you mean", wrong types and out-of-range values with a one-line
+:class:`~workloads.errors.InputError` naming the dotted field. ``--set dotted.key=value``
+overrides go through :func:`apply_overrides` before validation, so they are checked alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from workloads.errors import InputError, field_error
+from workloads.registry import suggest
+
+PRECISION_BYTES = {"int8": 1, "fp16": 2, "bf16": 2, "fp32": 4}
+"""Bytes per operand element for each supported MAC precision."""
+
+ACCUMULATOR_BYTES = {"int8": 4, "fp16": 4, "bf16": 4, "fp32": 4}
+"""Bytes of a partial sum: int8 MACs accumulate in int32, float MACs in fp32."""
+
+
+def _param(help: str, *, default: Any = dataclasses.MISSING, minimum: float | None = None,
+           maximum: float | None = None, choices: tuple | None = None,
+           default_factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field with help text and range/choice checks (gem5-params style)."""
+    meta = {"help": help, "min": minimum, "max": maximum, "choices": choices}
+    if default_factory is not dataclasses.MISSING:
+        return field(default_factory=default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ArrayConfig:
+    """The PE array: a ``rows x cols`` systolic grid of MAC units."""
+
+    rows: int = _param("PE rows (R)", minimum=1, maximum=65536)
+    cols: int = _param("PE columns (C)", minimum=1, maximum=65536)
+    precision: str = _param("operand precision of the MACs", default="int8", choices=tuple(PRECISION_BYTES))
+    fold_overlap: bool = _param(
+        "pipeline consecutive folds (fill/drain hidden behind the next fold's streaming); "
+        "false reproduces SCALE-Sim v3's non-overlapped folds", default=True)
+
+    @property
+    def pes(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def element_bytes(self) -> int:
+        """Bytes per operand element."""
+        return PRECISION_BYTES[self.precision]
+
+    @property
+    def accumulator_bytes(self) -> int:
+        """Bytes per partial sum."""
+        return ACCUMULATOR_BYTES[self.precision]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BufferConfig:
+    """One on-chip SRAM operand buffer (double-buffered: half is filled while half is read)."""
+
+    size_bytes: int = _param("capacity in bytes (both halves)", minimum=64, maximum=2**36)
+    banks: int = _param("independent banks", default=1, minimum=1, maximum=4096)
+    word_bytes: int = _param("bytes per access of one bank port", default=8, minimum=1, maximum=4096)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuffersConfig:
+    """The three operand buffers, by GEMM operand position.
+
+    ``a`` feeds the ``A[M x K]`` operand (activations in fwd, ``dY`` in bwd_data, ``X^T`` in
+    bwd_weight), ``b`` feeds ``B[K x N]`` (weights in fwd), ``out`` holds ``Out[M x N]``.
+    """
+
+    a: BufferConfig
+    b: BufferConfig
+    out: BufferConfig
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DramConfig:
+    """Off-chip memory."""
+
+    bandwidth_bytes_per_cycle: float = _param("sustained bandwidth, bytes per array clock cycle",
+                                              minimum=1e-3, maximum=1e6)
+    latency_cycles: int = _param("latency of one burst request, array clock cycles", default=100,
+                                 minimum=0, maximum=10**6)
+    energy_pj_per_bit: float = _param("access energy, pJ per bit moved (read or write)", default=20.0,
+                                      minimum=0.0, maximum=1e4)
+    ideal: bool = _param("infinite bandwidth and zero latency, so memory never stalls the array "
+                         "(what SCALE-Sim v3 assumes in its CALC bandwidth mode)", default=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccelConfig:
+    """A whole accelerator: array, buffers, DRAM, clock, energy table and sparsity features."""
+
+    name: str = _param("preset or design name", default="custom")
+    description: str = _param("free text", default="")
+    clock_hz: float = _param("array clock frequency in Hz", default=1e9, minimum=1e3, maximum=1e11)
+    array: ArrayConfig
+    buffers: BuffersConfig
+    dram: DramConfig
+    energy_table: str = _param("name of the energy/area table (see `sparsesim list`)", default="horowitz45")
+    sparsity: tuple = _param("sparsity features switched on for this run (list of mappings)",
+                             default_factory=tuple)
+    seed: int = _param("seed for every random choice of a run", default=0, minimum=0, maximum=2**63 - 1)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _check_value(path: str, tp: Any, value: Any, meta: dict) -> Any:
+    """Validate one scalar ``value`` against type ``tp`` and the field's metadata."""
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise field_error(path, f"expected true or false, got {value!r}")
+    elif tp is int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise field_error(path, f"expected an integer, got {value!r}")
+    elif tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e9" (no exponent sign) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise field_error(path, f"expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise field_error(path, f"expected a number, got {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise field_error(path, f"must be finite, got {value!r}")
+    elif tp is str:
+        if not isinstance(value, str):
+            raise field_error(path, f"expected a string, got {value!r}")
+    elif tp is tuple:
+        if isinstance(value, dict) or isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise field_error(path, f"expected a list, got {value!r}")
+        return tuple(value)
+    else:  # pragma: no cover - a schema bug, not user input
+        raise TypeError(f"unsupported config type {tp!r} at {path}")
+    lo, hi, choices = meta.get("min"), meta.get("max"), meta.get("choices")
+    if choices is not None and value not in choices:
+        raise field_error(path, f"{value!r} is not one of {', '.join(map(str, choices))}")
+    if lo is not None and value < lo:
+        raise field_error(path, f"must be >= {lo:g}, got {value!r}")
+    if hi is not None and value > hi:
+        raise field_error(path, f"must be <= {hi:g}, got {value!r}")
+    return value
+
+
+def build(cls: type, data: Any, path: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping, validating every key and value."""
+    where = path or "config"
+    if not isinstance(data, dict):
+        raise field_error(where, f"expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in data:
+        if key not in fields:
+            raise field_error(f"{path}.{key}" if path else str(key), f"unknown key{suggest(str(key), fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        sub = f"{path}.{name}" if path else name
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise field_error(sub, "missing required key")
+            continue
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = build(tp, data[name], sub)
+        else:
+            kwargs[name] = _check_value(sub, tp, data[name], dict(f.metadata))
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict:
+    """The plain-mapping form of a config (round-trips through :func:`build`)."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out[f.name] = to_dict(value)
+        elif isinstance(value, tuple):
+            out[f.name] = [dict(v) if isinstance(v, dict) else v for v in value]
+        else:
+            out[f.name] = value
+    return out
+
+
+def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"array": {"rows": 32}}`` -> ``{"array.rows": 32}``; lists become their YAML text."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        elif isinstance(value, (list, tuple)):
+            flat[name] = yaml.safe_dump(list(value), default_flow_style=True, sort_keys=True).strip()
+        else:
+            flat[name] = value
+    return flat
+
+
+def schema_paths(cls: type = AccelConfig, prefix: str = "") -> dict[str, dataclasses.Field]:
+    """Every dotted leaf path of the config schema mapped to its field (for ``--set`` and sweeps)."""
+    hints = typing.get_type_hints(cls)
+    paths: dict[str, dataclasses.Field] = {}
+    for f in dataclasses.fields(cls):
+        name = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hints[f.name]):
+            paths.update(schema_paths(hints[f.name], f"{name}."))
+        else:
+            paths[name] = f
+    return paths
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``"array.rows=64"`` into a path and a YAML-parsed value."""
+    if "=" not in text:
+        raise field_error("--set", f"expected dotted.key=value, got {text!r}")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def apply_overrides(data: dict, overrides: list[tuple[str, Any]], cls: type = AccelConfig) -> dict:
+    """Return a copy of ``data`` with each ``(dotted.path, value)`` set; paths must exist."""
+    import copy
+
+    data = copy.deepcopy(data)
+    paths = schema_paths(cls)
+    for key, value in overrides:
+        if key not in paths:
+            raise field_error(key, f"no such config field{suggest(key, paths)}")
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise field_error(key, "parent is not a mapping")
+        node[parts[-1]] = value
+    return data
+
+
+def read_mapping(path: Path) -> dict:
+    """Read a YAML or TOML file into a mapping, with errors that name the file."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "syntax error"
+        raise InputError(f"{path}: malformed file: {first}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a mapping at the top level")
+    return data

@@ -1,0 +1,49 @@
+"""Accelerator presets: YAML files in ``configs/presets/``, loaded by name or by path.
+
+A preset describes hardware only; sparsity features are switched on per run (DESIGN 3.1).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from accel.config import AccelConfig, apply_overrides, build, parse_override, read_mapping
+from workloads.errors import field_error
+from workloads.registry import suggest
+
+
+def _preset_dir():
+    return resources.files("configs") / "presets"
+
+
+def preset_names() -> list[str]:
+    """Names of the built-in presets."""
+    return sorted(p.name[:-5] for p in _preset_dir().iterdir() if p.name.endswith(".yaml"))
+
+
+def preset_mapping(spec: str) -> dict:
+    """The raw mapping of preset ``spec`` (a name, or a path to a YAML/TOML file)."""
+    path = Path(spec)
+    if path.suffix in (".yaml", ".yml", ".toml"):
+        if not path.exists():
+            raise field_error("--accel", f"no such file {spec!r}")
+        return read_mapping(path)
+    names = preset_names()
+    if spec not in names:
+        raise field_error("--accel", f"unknown preset {spec!r}{suggest(spec, names)}")
+    with resources.as_file(_preset_dir() / f"{spec}.yaml") as p:
+        return read_mapping(Path(p))
+
+
+def load_accel(spec: str, overrides: list[str] | tuple[str, ...] = (), extra: dict | None = None) -> AccelConfig:
+    """Build a validated :class:`AccelConfig` from a preset plus ``--set`` overrides.
+
+    ``extra`` holds already-parsed ``(path, value)`` overrides (e.g. sparsity from the CLI).
+    """
+    data = preset_mapping(spec)
+    pairs = [parse_override(o) for o in overrides]
+    if extra:
+        pairs += list(extra.items())
+    data = apply_overrides(data, pairs)
+    return build(AccelConfig, data)

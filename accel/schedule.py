@@ -1,0 +1,65 @@
+"""What a dataflow hands to the hardware model: a tile schedule and per-event counts.
+
+``accel`` never imports ``dataflows``; dataflows build these plain records and the timing
+(:mod:`accel.timing`) and energy (:mod:`accel.energy`) models consume them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class TileSchedule:
+    """The load -> compute -> store pipeline of one GEMM, one entry per tile.
+
+    A tile is a run of consecutive folds whose new operand data fits in half of each
+    (double-buffered) operand buffer. ``compute_cycles[t]`` is the array time of tile ``t``
+    when it never waits for memory; ``epilogue_cycles`` is the array fill/drain that remains
+    after the last tile (so ``compute_cycles.sum() + epilogue_cycles`` is the stall-free
+    compute time of the GEMM).
+    """
+
+    load_bytes: np.ndarray  # int64 per tile, DRAM -> on-chip buffers (operands, psum re-reads)
+    compute_cycles: np.ndarray  # int64 per tile
+    store_bytes: np.ndarray  # int64 per tile, on-chip -> DRAM (outputs, psum spills)
+    epilogue_cycles: int
+
+    @property
+    def compute_total_cycles(self) -> int:
+        return int(self.compute_cycles.sum()) + int(self.epilogue_cycles)
+
+    def __len__(self) -> int:
+        return int(self.compute_cycles.size)
+
+
+@dataclass(frozen=True, slots=True)
+class EventCounts:
+    """Counts of energy-relevant events of one GEMM (all ``count`` repetitions included).
+
+    Accesses are in elements of the operand precision unless the name says bytes.
+    """
+
+    macs_performed: int = 0  # multiplies that ran (dense or effectual, by the datapath)
+    macs_gated: int = 0  # MAC slots clock-gated because an operand was zero (cycle kept)
+    rf_accesses: int = 0  # PE register-file/pipeline-register accesses
+    sram_a_bytes: int = 0  # bytes read from + written to the A buffer
+    sram_b_bytes: int = 0  # bytes read from + written to the B buffer
+    sram_out_bytes: int = 0  # bytes read from + written to the output buffer
+    dram_read_bytes: int = 0
+    dram_write_bytes: int = 0
+    metadata_bytes: int = 0  # sparse-format index/bitmap bytes read on chip
+    delta_state_bytes: int = 0  # delta reference/accumulator state read + written on chip
+    encode_ops: int = 0  # delta-encoding subtract/compare operations
+
+    def scaled(self, factor: int) -> EventCounts:
+        """Every count multiplied by ``factor`` (for ``count`` repeated GEMMs)."""
+        return EventCounts(**{f.name: getattr(self, f.name) * factor for f in fields(self)})
+
+    def __add__(self, other: EventCounts) -> EventCounts:
+        return EventCounts(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: int(getattr(self, f.name)) for f in fields(self)}

@@ -1,0 +1,298 @@
+"""Shared tiling and scheduling of a GEMM on a systolic array; the dataflow registry.
+
+A dataflow is a *mapping*: which GEMM dimension goes to the PE rows, which to the columns,
+and which is streamed through time (DESIGN section 3.2):
+
+=====  ========  ========  ===========  ================================================
+name   rows      cols      time         stationary in the PEs
+=====  ========  ========  ===========  ================================================
+os     M         N         K            outputs (accumulate in place, drained after)
+ws     K         N         M            weights ``B`` (preloaded, ``R`` cycles)
+is     K         M         N            inputs ``A`` (preloaded, ``R`` cycles)
+=====  ========  ========  ===========  ================================================
+
+The GEMM is cut into *folds*, one per (row block, column block), visited outer-by-inner:
+``os`` walks M blocks outside and N blocks inside; ``ws`` N outside, K inside; ``is`` M
+outside, K inside, so ``ws``/``is`` accumulate partial sums over the inner K blocks.
+
+Cycles of one fold with ``L`` elements streamed (SCALE-Sim v3 convention, every fold
+occupying the full ``R x C`` array even at the edges): ``P + L + R + C - 2`` where ``P`` is the
+preload (``R`` for ``ws``/``is``, ``0`` for ``os``) and ``R + C - 2`` the skew of filling and
+draining the diagonal wavefront.
+
+With ``array.fold_overlap`` (default) consecutive folds pipeline as in a real array: the next
+fold's data enters right behind the current fold's last element, so only the first fill and
+the last drain are paid, and a fold occupies the array for ``max(L, R)`` cycles (the preload
+of the next stationary block, or the drain of the finished output block, takes ``R`` cycles
+through the array and is hidden behind streaming when ``L >= R``; this assumes double-buffered
+PE registers, as TPU-style arrays have). Without overlap, every fold pays its own fill and
+drain, which reproduces SCALE-Sim v3 exactly.
+
+Memory traffic follows from the buffers: each operand buffer is double-buffered, so half of
+it holds the working set. An operand block reused across the inner loop stays on chip if it
+fits, otherwise what does not fit is fetched again each time; an operand reused across the
+outer loop keeps the part that fits resident ("pin what fits") and refetches the rest; partial
+sums that do not fit in the output buffer spill to DRAM and are read back.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from accel.config import AccelConfig
+from accel.schedule import EventCounts, TileSchedule
+from workloads.gemm import Gemm
+from workloads.registry import Registry
+
+DATAFLOWS: Registry = Registry("dataflow")
+"""Every dataflow, by name (``os``, ``ws``, ``is``, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A GEMM mapped onto the array: tile schedule, event counts and MAC totals.
+
+    Everything is for *one* of the ``gemm.count`` repetitions; the caller scales.
+    """
+
+    dataflow: str
+    gemm: Gemm
+    schedule: TileSchedule
+    counts: EventCounts
+    macs_dense: int
+    macs_effectual: int
+    folds: int
+
+
+@dataclass(frozen=True, slots=True)
+class FoldGrid:
+    """Folds of one GEMM in loop order: arrays of shape ``(outer, inner)``."""
+
+    rows_used: np.ndarray  # PE rows holding data in the fold
+    cols_used: np.ndarray  # PE columns holding data in the fold
+    stream: np.ndarray  # elements streamed through time in the fold (L)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.rows_used.shape
+
+
+class Dataflow(ABC):
+    """How an op's GEMM is tiled and scheduled on the array. Subclasses register by name."""
+
+    name: str = ""
+
+    @abstractmethod
+    def plan(self, gemm: Gemm, cfg: AccelConfig, stream: np.ndarray | None = None,
+             macs_effectual: int | None = None) -> Plan:
+        """Map ``gemm`` onto the array of ``cfg``.
+
+        ``stream`` optionally replaces the per-fold streamed length (shape of the fold grid),
+        which is how skipping features shorten folds; ``macs_effectual`` defaults to dense.
+        """
+
+
+def _extents(total: int, block: int) -> np.ndarray:
+    """Sizes of the blocks that cut ``total`` into pieces of ``block``: full, then the rest."""
+    n = -(-total // block)
+    sizes = np.full(n, block, dtype=np.int64)
+    sizes[-1] = total - block * (n - 1)
+    return sizes
+
+
+class SystolicDataflow(Dataflow):
+    """A dataflow on an ``R x C`` systolic array, described by its mapping alone.
+
+    Subclasses set ``row_dim``, ``col_dim``, ``time_dim`` (each one of ``"M"``, ``"N"``,
+    ``"K"``), ``outer`` (``"row"`` or ``"col"``: which spatial block index is the outer loop)
+    and ``preload`` (whether the stationary operand is shifted into the array before each
+    fold).
+    """
+
+    row_dim: str
+    col_dim: str
+    time_dim: str
+    outer: str
+    preload: bool
+
+    # ---------------------------------------------------------------- geometry
+    def dims(self, gemm: Gemm) -> dict[str, int]:
+        return {"M": gemm.M, "N": gemm.N, "K": gemm.K}
+
+    def fold_grid(self, gemm: Gemm, rows: int, cols: int) -> FoldGrid:
+        """Row/column occupancy and dense stream length of every fold, loop order."""
+        d = self.dims(gemm)
+        row_ext = _extents(d[self.row_dim], rows)
+        col_ext = _extents(d[self.col_dim], cols)
+        if self.outer == "row":
+            r, c = np.meshgrid(row_ext, col_ext, indexing="ij")
+        else:
+            c, r = np.meshgrid(col_ext, row_ext, indexing="ij")
+        return FoldGrid(r, c, np.full(r.shape, d[self.time_dim], dtype=np.int64))
+
+    def fold_shape(self, gemm: Gemm, rows: int, cols: int) -> tuple[int, int]:
+        """``(outer, inner)`` fold counts."""
+        d = self.dims(gemm)
+        fr, fc = -(-d[self.row_dim] // rows), -(-d[self.col_dim] // cols)
+        return (fr, fc) if self.outer == "row" else (fc, fr)
+
+    def fold_cycles(self, stream: np.ndarray, rows: int, cols: int, overlap: bool) -> tuple[np.ndarray, int]:
+        """Per-fold array occupancy in cycles (loop order) and the epilogue after the last fold.
+
+        The sum of both is the stall-free compute time (see the module docstring).
+        """
+        preload = rows if self.preload else 0
+        skew = rows + cols - 2
+        if not overlap:
+            return preload + stream + skew, 0
+        spacing = np.maximum(stream, rows)
+        last = int(stream.flat[-1])
+        return spacing, preload + last + skew - int(spacing.flat[-1])
+
+    def compute_cycles(self, gemm: Gemm, rows: int, cols: int, overlap: bool) -> int:
+        """Stall-free dense compute cycles of one repetition (closed form, DESIGN section 3.2)."""
+        fo, fi = self.fold_shape(gemm, rows, cols)
+        folds = fo * fi
+        L = self.dims(gemm)[self.time_dim]
+        preload = rows if self.preload else 0
+        if not overlap:
+            return folds * (preload + L + rows + cols - 2)
+        return preload + (folds - 1) * max(L, rows) + L + rows + cols - 2
+
+    # ---------------------------------------------------------------- operands
+    def _operand_axes(self) -> dict[str, set[str]]:
+        """For A, B, Out: which spatial axes ("row", "col") the operand's block depends on."""
+        dims = {"A": ("M", "K"), "B": ("K", "N"), "Out": ("M", "N")}
+        axes = {}
+        for op, ds in dims.items():
+            s = set()
+            if self.row_dim in ds:
+                s.add("row")
+            if self.col_dim in ds:
+                s.add("col")
+            axes[op] = s
+        return axes
+
+    def _loop_deps(self) -> dict[str, str]:
+        """For A, B, Out: ``"uv"``, ``"u"`` (outer only) or ``"v"`` (inner only)."""
+        inner = "col" if self.outer == "row" else "row"
+        deps = {}
+        for op, s in self._operand_axes().items():
+            if len(s) == 2:
+                deps[op] = "uv"
+            elif self.outer in s:
+                deps[op] = "u"
+            else:
+                deps[op] = "v" if inner in s else "uv"
+        return deps
+
+    def plan(self, gemm: Gemm, cfg: AccelConfig, stream: np.ndarray | None = None,
+             macs_effectual: int | None = None) -> Plan:
+        R, C = cfg.array.rows, cfg.array.cols
+        grid = self.fold_grid(gemm, R, C)
+        if stream is None:
+            stream = grid.stream
+        elif stream.shape != grid.shape:
+            raise ValueError(f"stream shape {stream.shape} does not match fold grid {grid.shape}")
+        stream = stream.astype(np.int64, copy=False)
+        rows_u, cols_u = grid.rows_used, grid.cols_used
+        d = self.dims(gemm)
+        elem = cfg.array.element_bytes
+        acc = cfg.array.accumulator_bytes
+        reduction_inner = self.time_dim != "K"  # K is spatial, so partial sums cross folds
+
+        # Block (elements) of each operand touched by each fold; the time dim is whole.
+        def block(op: str) -> np.ndarray:
+            ds = {"A": ("M", "K"), "B": ("K", "N"), "Out": ("M", "N")}[op]
+            size = np.ones(grid.shape, dtype=np.int64)
+            for dim in ds:
+                if dim == self.row_dim:
+                    size = size * rows_u
+                elif dim == self.col_dim:
+                    size = size * cols_u
+                else:
+                    size = size * d[dim]
+            return size
+
+        deps = self._loop_deps()
+        cap = {"A": cfg.buffers.a.size_bytes // 2, "B": cfg.buffers.b.size_bytes // 2,
+               "Out": cfg.buffers.out.size_bytes // 2}
+        fo, fi = grid.shape
+        load = {}
+        for op in ("A", "B"):
+            nbytes = block(op) * elem
+            dep = deps[op]
+            new = np.zeros(grid.shape, dtype=np.int64)
+            if dep == "uv":
+                new[:] = nbytes
+            elif dep == "u":  # reused across the inner loop; what does not fit is refetched
+                new[:, 0] = nbytes[:, 0]
+                new[:, 1:] = np.maximum(0, nbytes[:, 1:] - cap[op])
+            else:  # reused across the outer loop; the part that fits stays resident
+                new[0, :] = nbytes[0, :]
+                total = int(nbytes[0, :].sum())
+                if total > cap[op] and fo > 1:
+                    missing = 1.0 - cap[op] / total
+                    new[1:, :] = np.ceil(nbytes[1:, :] * missing).astype(np.int64)
+            load[op] = new
+
+        out_elems = block("Out")
+        store = np.zeros(grid.shape, dtype=np.int64)
+        psum_read = np.zeros(grid.shape, dtype=np.int64)
+        if deps["Out"] == "uv" or not reduction_inner:
+            store[:] = out_elems * elem
+        else:  # partial sums accumulate over the inner (K) loop
+            store[:, -1] = out_elems[:, -1] * elem
+            spill = np.maximum(0, out_elems * acc - cap["Out"])
+            if fi > 1:
+                store[:, :-1] += spill[:, :-1]
+                psum_read[:, 1:] = spill[:, 1:]
+
+        cycles, epilogue = self.fold_cycles(stream, R, C, cfg.array.fold_overlap)
+        cycles = np.broadcast_to(cycles, grid.shape)
+        loads = load["A"] + load["B"] + psum_read
+
+        # Tiles: consecutive folds of one outer iteration whose new data fits the free halves.
+        key = np.zeros(grid.shape, dtype=np.int64)
+        for op, arr in (("A", load["A"]), ("B", load["B"]), ("Out", store)):
+            excl = np.cumsum(arr, axis=1) - arr
+            key = np.maximum(key, excl // max(cap[op], 1))
+        tile_id = (np.arange(fo, dtype=np.int64)[:, None] * (fi + 1) + key).ravel()
+        starts = np.flatnonzero(np.r_[True, tile_id[1:] != tile_id[:-1]])
+        schedule = TileSchedule(
+            load_bytes=np.add.reduceat(loads.ravel(), starts),
+            compute_cycles=np.add.reduceat(np.ascontiguousarray(cycles).ravel(), starts),
+            store_bytes=np.add.reduceat(store.ravel(), starts),
+            epilogue_cycles=int(epilogue),
+        )
+
+        # SRAM traffic (elements -> bytes): stationary blocks once per fold, streamed ones per cycle.
+        axes = self._operand_axes()
+        sram = {}
+        for op in ("A", "B", "Out"):
+            s = axes[op]
+            if len(s) == 2:
+                n = rows_u * cols_u
+            elif "row" in s:
+                n = rows_u * stream
+            else:
+                n = cols_u * stream
+            sram[op] = int(n.sum())
+        out_bytes = sram["Out"] * (acc if reduction_inner else elem)
+        if reduction_inner:  # read-modify-write of partial sums after the first K block
+            out_bytes += int((cols_u[:, 1:] * stream[:, 1:]).sum()) * acc
+        macs_dense = gemm.M * gemm.N * gemm.K
+        eff = macs_dense if macs_effectual is None else int(macs_effectual)
+        counts = EventCounts(
+            macs_performed=eff,
+            rf_accesses=3 * eff,  # two operand registers read, accumulator read-modify-write
+            sram_a_bytes=sram["A"] * elem + int(load["A"].sum()),
+            sram_b_bytes=sram["B"] * elem + int(load["B"].sum()),
+            sram_out_bytes=out_bytes + int(store.sum()),
+            dram_read_bytes=int(loads.sum()),
+            dram_write_bytes=int(store.sum()),
+        )
+        return Plan(self.name, gemm, schedule, counts, macs_dense, eff, fo * fi)

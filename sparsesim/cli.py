@@ -1,0 +1,156 @@
+"""The ``sparsesim`` command line (DESIGN 3.1).
+
+Exit codes: 0 ok; 2 bad input, with one ``error: ...`` line on stderr and no traceback;
+1 internal error. Outputs are written only after the whole simulation succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from workloads.errors import InputError
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one ``error:`` line and exit code 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        raise InputError(f"{self.prog}: {message}")
+
+
+def _fmt_table(rows: list[dict], total: dict) -> str:
+    head = ("name", "phase", "M", "N", "K", "dataflow", "cycles", "stall", "util", "speedup", "DRAM_KiB", "energy_uJ")
+    lines = [head]
+    for r in rows + [total]:
+        lines.append((str(r["name"]), str(r["phase"]), str(r["M"] or ""), str(r["N"] or ""), str(r["K"] or ""),
+                      r["dataflow"], f"{r['cycles']:,}", f"{r['stall_cycles']:,}", f"{r['utilization']:.1%}",
+                      f"{r['speedup']:.2f}x", f"{r['dram_bytes'] / 1024:,.0f}", f"{r['energy_pj'] / 1e6:,.2f}"))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    out = []
+    for i, line in enumerate(lines):
+        if i == len(lines) - 1:
+            out.append("-" * (sum(widths) + 2 * len(widths)))
+        out.append("  ".join(c.ljust(w) if j < 2 or j == 5 else c.rjust(w) for j, (c, w) in enumerate(zip(line, widths))))
+    return "\n".join(out)
+
+
+def cmd_run(args) -> int:
+    from accel.presets import load_accel
+    from sparsesim.results import check_writable, stamp, to_frame, to_json, total_row, write_table
+    from sparsesim.simulate import run_id, simulate
+    from sparsesim.workload_args import workload_from_args
+
+    out = Path(args.out) if args.out else None
+    if out:
+        check_writable(out, args.overwrite)
+    cfg = load_accel(args.accel, args.set or [])
+    workload = workload_from_args(args)
+    rows = stamp(simulate(workload, cfg, args.dataflow), cfg, run_id(cfg, args.dataflow), workload.name)
+    total = total_row(rows, cfg)
+    if out:
+        write_table(to_frame(rows, cfg), out)
+    if args.json:
+        print(to_json(rows, total))
+    else:
+        print(f"# {workload.name} on {cfg.name} ({cfg.array.rows}x{cfg.array.cols} {cfg.array.precision}), "
+              f"dataflow {args.dataflow}, energy table {cfg.energy_table}")
+        print(_fmt_table(rows, total))
+        if out:
+            print(f"# wrote {out}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from accel.energy import energy_table, energy_table_names
+    from accel.presets import load_accel, preset_names
+    from dataflows import DATAFLOWS
+    from workloads.networks import NETWORKS
+
+    print("presets:")
+    for name in preset_names():
+        cfg = load_accel(name)
+        print(f"  {name:12s} {cfg.description}")
+    print("dataflows:")
+    for name in DATAFLOWS.names():
+        doc = (sys.modules[type(DATAFLOWS.get(name)).__module__].__doc__ or "").strip().splitlines()[0]
+        print(f"  {name:12s} {doc}")
+    print(f"  {'best':12s} per op and phase, the dataflow with the fewest cycles")
+    print("energy tables:")
+    for name in energy_table_names():
+        print(f"  {name:12s} {energy_table(name).source}")
+    print("networks (layer lists, --network):")
+    for name in NETWORKS.names():
+        print(f"  {name:12s} {(NETWORKS.get(name).__doc__ or '').strip()}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from sparsesim.demo import run_demo
+
+    print(run_demo(Path(args.out) if args.out else None))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sparsesim.simulate import dataflow_choices
+
+    p = _Parser(prog="sparsesim", description="Cycle-level simulator of sparse DNN accelerators.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="simulate a workload on an accelerator")
+    src = run.add_mutually_exclusive_group(required=True)
+    src.add_argument("--trace", metavar="DIR", help="trace directory (see `sparsesim trace`)")
+    src.add_argument("--gemm", metavar="M,N,K", action="append", help="a GEMM Out[MxN]=A[MxK].B[KxN]; repeatable")
+    src.add_argument("--topology", metavar="FILE.csv", help="SCALE-Sim topology CSV (conv or GEMM rows)")
+    src.add_argument("--network", metavar="NAME", help="built-in layer list (see `sparsesim list`)")
+    run.add_argument("--batch", type=int, default=1, help="batch size for --network (default 1)")
+    run.add_argument("--accel", required=True, metavar="PRESET|FILE.yaml", help="accelerator preset or config file")
+    run.add_argument("--dataflow", default="best", choices=dataflow_choices(), help="default: best")
+    run.add_argument("--set", action="append", metavar="dotted.key=value", help="override a config field; repeatable")
+    run.add_argument("--phases", metavar="fwd,bwd_data,bwd_weight", help="phases to simulate (default fwd)")
+    run.add_argument("--training", action="store_true", help="simulate all three training phases")
+    run.add_argument("--out", metavar="FILE.parquet|.csv", help="write the result table")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    run.add_argument("--json", action="store_true", help='print {"layers": [...], "total": {...}}')
+    run.set_defaults(func=cmd_run)
+
+    lst = sub.add_parser("list", help="print every registry: presets, dataflows, energy tables, models")
+    lst.set_defaults(func=cmd_list)
+
+    demo = sub.add_parser("demo", help="run the built-in demonstration")
+    demo.add_argument("--out", metavar="DIR", help="run directory (default runs/demo-<time>)")
+    demo.set_defaults(func=cmd_demo)
+
+    try:
+        from sparsesim.trace_cli import add_trace_commands
+    except ImportError:
+        add_trace_commands = None
+    if add_trace_commands is not None:
+        add_trace_commands(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        return args.func(args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception:  # an internal bug: show everything, exit 1
+        traceback.print_exc()
+        print("internal error: please report this with the command line above", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The result table (DESIGN 3.4): one row per (run, op, phase), fixed schema, checked.
+
+Rows from :func:`sparsesim.simulate.simulate` are checked for the engine's invariants, then
+stamped with the run's identity (``run_id``, preset name, energy table) and the flattened
+config (``cfg.*`` columns). Files are written atomically (temporary file, then rename) and an
+existing file is never replaced unless the caller says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from accel.config import AccelConfig, flatten, to_dict
+from workloads.errors import InputError
+
+ADDITIVE = ("cycles", "compute_cycles", "stall_cycles", "dense_cycles", "mac_bound_cycles", "bw_bound_cycles",
+            "macs_dense", "macs_effectual", "folds", "tiles", "dram_bytes", "dram_read_bytes", "dram_write_bytes",
+            "sram_bytes", "latency_s", "energy_pj")
+"""Row fields that add up across ops and phases."""
+
+
+class ResultInvariantError(AssertionError):
+    """The engine produced a row that breaks an invariant: a bug, never bad input."""
+
+
+def check_row(row: dict) -> None:
+    """Assert the engine's output invariants on one row."""
+    problems = []
+    if not 0 <= row["macs_effectual"] <= row["macs_dense"]:
+        problems.append("macs_effectual outside [0, macs_dense]")
+    if not 0.0 <= row["utilization"] <= 1.0 + 1e-12:
+        problems.append(f"utilization {row['utilization']} outside [0, 1]")
+    if row["stall_cycles"] < 0 or row["cycles"] != row["compute_cycles"] + row["stall_cycles"]:
+        problems.append("cycles != compute_cycles + stall_cycles >= compute_cycles")
+    if row["cycles"] < row["mac_bound_cycles"]:
+        problems.append("cycles below the MAC bound")
+    for key in ("cycles", "compute_cycles", "stall_cycles", "dense_cycles", "dram_bytes"):
+        if not isinstance(row[key], int):
+            problems.append(f"{key} is not a whole number")
+    if problems:
+        raise ResultInvariantError(f"{row['name']}/{row['phase']}: " + "; ".join(problems))
+
+
+def total_row(rows: list[dict], cfg: AccelConfig) -> dict:
+    """The ``total`` object of ``--json``: sums, and ratios recomputed from the sums."""
+    total: dict = {"name": "total", "phase": "all", "dataflow": ",".join(sorted({r["dataflow"] for r in rows}))}
+    for dim in ("M", "N", "K"):
+        total[dim] = None
+    for key in ADDITIVE:
+        total[key] = sum(r[key] for r in rows)
+    cycles = total["cycles"] or 1
+    total["speedup"] = total["dense_cycles"] / cycles
+    total["ideal_speedup"] = total["macs_dense"] / max(total["macs_effectual"], 1)
+    total["bound_cycles"] = max(total["mac_bound_cycles"], total["bw_bound_cycles"])
+    total["utilization"] = total["macs_effectual"] / (cycles * cfg.array.pes)
+    keys = rows[0]["energy_breakdown_pj"].keys() if rows else ()
+    total["energy_breakdown_pj"] = {k: sum(r["energy_breakdown_pj"][k] for r in rows) for k in keys}
+    return total
+
+
+def stamp(rows: list[dict], cfg: AccelConfig, run_id: str, workload: str) -> list[dict]:
+    """Check rows and add the run's identity to each (returns new dicts)."""
+    for row in rows:
+        check_row(row)
+    ident = {"run_id": run_id, "workload": workload, "accel": cfg.name, "energy_table": cfg.energy_table}
+    return [{**ident, **row} for row in rows]
+
+
+def to_frame(rows: list[dict], cfg: AccelConfig):
+    """A pandas DataFrame with ``energy_pj.*``, ``events.*`` and ``cfg.*`` columns flattened."""
+    import pandas as pd
+
+    flat_cfg = {f"cfg.{k}": v for k, v in flatten(to_dict(cfg)).items()}
+    records = []
+    for row in rows:
+        rec = {k: v for k, v in row.items() if k not in ("energy_breakdown_pj", "events")}
+        rec.update({f"energy_pj.{k}": v for k, v in row["energy_breakdown_pj"].items()})
+        rec.update({f"events.{k}": v for k, v in row.get("events", {}).items()})
+        rec.update(flat_cfg)
+        records.append(rec)
+    return pd.DataFrame.from_records(records)
+
+
+def check_writable(path: Path, overwrite: bool) -> None:
+    """Refuse a target we may not write, before any work is done."""
+    if path.suffix not in (".parquet", ".csv"):
+        raise InputError(f"--out: {path}: expected a .parquet or .csv file name")
+    if path.exists() and not overwrite:
+        raise InputError(f"--out: {path} exists; pass --overwrite to replace it")
+    if not path.parent.exists():
+        raise InputError(f"--out: directory {path.parent} does not exist")
+
+
+def write_table(frame, path: Path) -> None:
+    """Write ``frame`` as Parquet or CSV atomically (a reader never sees half a file)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if path.suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def to_json(rows: list[dict], total: dict) -> str:
+    """``{"layers": [...], "total": {...}}`` (DESIGN 3.1)."""
+    return json.dumps({"layers": rows, "total": total}, indent=1, default=_json_default)
+
+
+def _json_default(value):
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")

@@ -1,0 +1,65 @@
+"""Turn the ``run`` command's workload arguments into a :class:`~workloads.ops.Workload`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workloads.errors import InputError, field_error
+from workloads.gemm import PHASES, Phase, parse_phase
+from workloads.networks import NETWORKS
+from workloads.ops import Workload, gemm_op
+
+
+def parse_gemm(text: str, index: int) -> tuple[int, int, int]:
+    """``"64,128,256"`` -> ``(64, 128, 256)``; each must be a positive integer."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 3:
+        raise field_error(f"--gemm[{index}]", f"expected M,N,K, got {text!r}")
+    dims = []
+    for name, part in zip("MNK", parts):
+        try:
+            value = int(part)
+        except ValueError:
+            raise field_error(f"--gemm[{index}].{name}", f"expected a positive integer, got {part!r}") from None
+        if value < 1:
+            raise field_error(f"--gemm[{index}].{name}", f"must be a positive integer, got {value}")
+        if value > 2**31:
+            raise field_error(f"--gemm[{index}].{name}", f"absurdly large ({value}); at most 2**31")
+        dims.append(value)
+    return dims[0], dims[1], dims[2]
+
+
+def parse_phases(text: str | None, training: bool) -> tuple[Phase, ...] | None:
+    """``--phases fwd,bwd_data`` or ``--training`` (all three); ``None`` means the default."""
+    if training:
+        return PHASES
+    if text is None:
+        return None
+    phases = tuple(parse_phase(p.strip(), "--phases") for p in text.split(",") if p.strip())
+    if not phases:
+        raise field_error("--phases", "empty list")
+    return phases
+
+
+def workload_from_args(args) -> Workload:
+    """Build the workload named by ``--gemm``, ``--topology``, ``--network`` or ``--trace``."""
+    phases = parse_phases(args.phases, args.training)
+    if args.gemm:
+        ops = tuple(gemm_op(f"gemm{i}", *parse_gemm(g, i)) for i, g in enumerate(args.gemm))
+        return Workload("gemm", ops, phases or (Phase.FWD,))
+    if args.topology:
+        from workloads.topology import read_topology
+
+        path = Path(args.topology)
+        return Workload(path.stem, tuple(read_topology(path)), phases or (Phase.FWD,))
+    if args.network:
+        if args.batch < 1:
+            raise field_error("--batch", f"must be a positive integer, got {args.batch}")
+        ops = tuple(NETWORKS.get(args.network, "--network")(args.batch))
+        return Workload(args.network, ops, phases or (Phase.FWD,))
+    if args.trace:
+        from workloads.trace import load_trace
+
+        trace = load_trace(Path(args.trace))
+        return trace.workload(phases)
+    raise InputError("run: give one of --gemm, --topology, --network or --trace")
