@@ -40,6 +40,12 @@ def _transfer_cycles(nbytes: int, bandwidth_bytes_per_cycle: float) -> int:
     return math.ceil(nbytes / bandwidth_bytes_per_cycle) if nbytes > 0 else 0
 
 
+def _arrive(env: simpy.Environment, latency: int, event: simpy.Event):
+    """Data leaves the channel and arrives ``latency`` cycles later (requests are pipelined)."""
+    yield env.timeout(latency)
+    event.succeed()
+
+
 def dram_reader(env: simpy.Environment, channel: simpy.Resource, sched: TileSchedule,
                 bandwidth: float, latency: int, loaded: list[simpy.Event], consumed: list[simpy.Event]):
     """Fetch each tile's operands into the free buffer half."""
@@ -50,8 +56,9 @@ def dram_reader(env: simpy.Environment, channel: simpy.Resource, sched: TileSche
             with channel.request() as req:
                 yield req
                 yield env.timeout(_transfer_cycles(nbytes, bandwidth))
-            yield env.timeout(latency)
-        loaded[t].succeed()
+            env.process(_arrive(env, latency, loaded[t]))
+        else:
+            loaded[t].succeed()
 
 
 def pe_array(env: simpy.Environment, sched: TileSchedule, loaded: list[simpy.Event],
@@ -68,13 +75,15 @@ def pe_array(env: simpy.Environment, sched: TileSchedule, loaded: list[simpy.Eve
 def dram_writer(env: simpy.Environment, channel: simpy.Resource, sched: TileSchedule,
                 bandwidth: float, latency: int, computed: list[simpy.Event]):
     """Write each tile's outputs back once the array has produced them."""
+    last = env.event().succeed()
     for t, nbytes in enumerate(sched.store_bytes.tolist()):
         yield computed[t]
         if nbytes:
             with channel.request() as req:
                 yield req
                 yield env.timeout(_transfer_cycles(nbytes, bandwidth))
-            yield env.timeout(latency)
+            last = env.process(_arrive(env, latency, env.event()))
+    yield last
 
 
 def simulate_tiles(sched: TileSchedule, *, bandwidth_bytes_per_cycle: float, latency_cycles: int,

@@ -65,6 +65,10 @@ class Conv2d:
     dilation_h: int = 1
     dilation_w: int = 1
     groups: int = 1
+    # Output size rounds up instead of down (PyTorch pooling's ``ceil_mode``), padding the
+    # bottom/right edge with zeros as needed. SCALE-Sim computes conv outputs this way
+    # (``ceil((H - R + stride) / stride)``), so its topology files are read with it on.
+    ceil_mode: bool = False
 
     def __post_init__(self) -> None:
         _positive(self, "batch", "in_channels", "out_channels", "in_h", "in_w", "kernel_h", "kernel_w",
@@ -76,15 +80,21 @@ class Conv2d:
         if self.out_h < 1 or self.out_w < 1:
             raise field_error(f"{self.name}.kernel_h", "filter larger than the padded input: no output pixels")
 
+    def _out(self, size: int, pad: int, dilation: int, kernel: int, stride: int) -> int:
+        span = size + 2 * pad - dilation * (kernel - 1) - 1
+        if span < 0:
+            return 0
+        return (-(-span // stride) if self.ceil_mode else span // stride) + 1
+
     @property
     def out_h(self) -> int:
         """P, output height."""
-        return (self.in_h + 2 * self.pad_h - self.dilation_h * (self.kernel_h - 1) - 1) // self.stride_h + 1
+        return self._out(self.in_h, self.pad_h, self.dilation_h, self.kernel_h, self.stride_h)
 
     @property
     def out_w(self) -> int:
         """Q, output width."""
-        return (self.in_w + 2 * self.pad_w - self.dilation_w * (self.kernel_w - 1) - 1) // self.stride_w + 1
+        return self._out(self.in_w, self.pad_w, self.dilation_w, self.kernel_w, self.stride_w)
 
     @property
     def phases(self) -> tuple[Phase, ...]:
@@ -212,8 +222,11 @@ def im2col(x: np.ndarray, conv: Conv2d) -> np.ndarray:
         raise field_error(f"{conv.name}.input", f"shape {tuple(x.shape)} does not match {conv.input_shape}")
     n, c, _, _ = x.shape
     g = conv.groups
-    xp = np.pad(x, ((0, 0), (0, 0), (conv.pad_h, conv.pad_h), (conv.pad_w, conv.pad_w)))
     p, q = conv.out_h, conv.out_w
+    # ceil_mode may need zeros past the bottom/right edge beyond the symmetric padding
+    extra_h = max(0, conv.stride_h * (p - 1) + conv.dilation_h * (conv.kernel_h - 1) + 1 - (conv.in_h + 2 * conv.pad_h))
+    extra_w = max(0, conv.stride_w * (q - 1) + conv.dilation_w * (conv.kernel_w - 1) + 1 - (conv.in_w + 2 * conv.pad_w))
+    xp = np.pad(x, ((0, 0), (0, 0), (conv.pad_h, conv.pad_h + extra_h), (conv.pad_w, conv.pad_w + extra_w)))
     taps = np.empty((n, c, conv.kernel_h, conv.kernel_w, p, q), dtype=x.dtype)
     for r in range(conv.kernel_h):
         for s in range(conv.kernel_w):

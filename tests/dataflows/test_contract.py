@@ -1,0 +1,101 @@
+"""The contract every registered dataflow keeps (one suite over the registry)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from accel.presets import load_accel
+from accel.timing import simulate_tiles
+from dataflows import DATAFLOWS
+from sparsesim.simulate import run_gemm
+from workloads.gemm import Gemm
+
+dims = st.integers(min_value=1, max_value=700)
+
+
+@pytest.mark.parametrize("name", DATAFLOWS.names())
+@settings(max_examples=40, deadline=None)
+@given(M=dims, N=dims, K=dims, rows=st.integers(1, 48), cols=st.integers(1, 48), overlap=st.booleans())
+def test_schedule_sums_to_closed_form(name, M, N, K, rows, cols, overlap):
+    """The tiled schedule's compute time equals the closed-form fold count formula."""
+    df = DATAFLOWS.get(name)
+    cfg = load_accel("edge32", [f"array.rows={rows}", f"array.cols={cols}", f"array.fold_overlap={str(overlap).lower()}"])
+    gemm = Gemm(M, N, K)
+    plan = df.plan(gemm, cfg)
+    assert plan.schedule.compute_total_cycles == df.compute_cycles(gemm, rows, cols, overlap)
+    assert plan.macs_dense == M * N * K
+    # overlap never costs cycles, and both stay above the MAC bound
+    assert df.compute_cycles(gemm, rows, cols, True) <= df.compute_cycles(gemm, rows, cols, False)
+    assert df.compute_cycles(gemm, rows, cols, True) * rows * cols >= M * N * K
+
+
+@pytest.mark.parametrize("name", DATAFLOWS.names())
+@settings(max_examples=25, deadline=None)
+@given(M=dims, N=dims, K=dims)
+def test_traffic_covers_every_operand_once(name, M, N, K):
+    """Every operand element crosses the DRAM interface at least once; outputs exactly once
+    when partial sums fit on chip."""
+    cfg = load_accel("dc128")
+    plan = DATAFLOWS.get(name).plan(Gemm(M, N, K), cfg)
+    elem = cfg.array.element_bytes
+    assert plan.counts.dram_read_bytes >= (M * K + K * N) * elem
+    assert plan.counts.dram_write_bytes == M * N * elem  # 8 MiB out buffer: no spills here
+    sched = plan.schedule
+    assert sched.load_bytes.sum() == plan.counts.dram_read_bytes
+    assert sched.store_bytes.sum() == plan.counts.dram_write_bytes
+
+
+@pytest.mark.parametrize("name", DATAFLOWS.names())
+def test_stalls_grow_as_bandwidth_shrinks(name):
+    gemm = Gemm(1024, 512, 768)
+    stalls = []
+    for bw in (256, 64, 16, 4, 1):
+        cfg = load_accel("edge32", [f"dram.bandwidth_bytes_per_cycle={bw}"])
+        out = run_gemm(gemm, cfg, name)
+        stalls.append(out.stall_cycles)
+        assert out.cycles == out.compute_cycles + out.stall_cycles
+    assert all(a <= b for a, b in zip(stalls, stalls[1:])), stalls
+    assert stalls[-1] > 10 * max(stalls[0], 1)
+
+
+@pytest.mark.parametrize("name", DATAFLOWS.names())
+def test_operands_that_do_not_fit_cost_traffic_and_stalls(name):
+    gemm = Gemm(2048, 512, 2048)
+    big = run_gemm(gemm, load_accel("edge32", ["buffers.a.size_bytes=16777216", "buffers.b.size_bytes=16777216",
+                                               "buffers.out.size_bytes=16777216"]), name)
+    small = run_gemm(gemm, load_accel("edge32", ["buffers.a.size_bytes=4096", "buffers.b.size_bytes=4096",
+                                                 "buffers.out.size_bytes=4096"]), name)
+    assert small.plan.counts.dram_read_bytes > big.plan.counts.dram_read_bytes
+    assert small.stall_cycles > big.stall_cycles
+    assert small.compute_cycles == big.compute_cycles
+
+
+def test_ideal_memory_has_no_stalls():
+    cfg = load_accel("edge32", ["dram.ideal=true", "dram.bandwidth_bytes_per_cycle=0.01"])
+    for name in DATAFLOWS.names():
+        out = run_gemm(Gemm(300, 300, 300), cfg, name)
+        assert out.stall_cycles == 0
+
+
+def test_timing_pipeline_overlaps_loads_with_compute():
+    """Two equal tiles: the second load hides behind the first compute."""
+    from accel.schedule import TileSchedule
+
+    sched = TileSchedule(np.array([100, 100]), np.array([1000, 1000]), np.array([0, 0]), 0)
+    t = simulate_tiles(sched, bandwidth_bytes_per_cycle=1.0, latency_cycles=10)
+    assert t.compute_cycles == 2000
+    assert t.stall_cycles == 110  # only the first load (100 cycles + 10 latency) is exposed
+    slow = simulate_tiles(sched, bandwidth_bytes_per_cycle=0.05, latency_cycles=10)
+    # load 2 occupies the channel 2000..4000 and arrives at 4010; compute 2 ends at 5010
+    assert slow.total_cycles == 5010 and slow.stall_cycles == 3010
+
+
+def test_groups_run_back_to_back():
+    cfg = load_accel("edge32")
+    one = run_gemm(Gemm(200, 8, 72), cfg, "os")
+    many = run_gemm(Gemm(200, 8, 72, count=32), cfg, "os")
+    assert many.cycles == 32 * one.cycles
+    assert many.plan.macs_dense == one.plan.macs_dense
