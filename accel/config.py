@@ -49,6 +49,19 @@ class ArrayConfig:
     fold_overlap: bool = _param(
         "pipeline consecutive folds (fill/drain hidden behind the next fold's streaming); "
         "false reproduces SCALE-Sim v3's non-overlapped folds", default=True)
+    nm_ratios: tuple = _param("N:M ratios the sparse MAC units support, as \"N:M\" strings",
+                              default=("1:4", "2:4", "1:8", "2:8", "4:8", "1:16"))
+    lanes: str = _param("systolic: all PEs of a fold move in lockstep; decoupled: each PE row runs "
+                        "ahead on its own operand queue and rows meet every sync_window_steps steps "
+                        "(Cnvlutin/SparTen-like)", default="systolic", choices=("systolic", "decoupled"))
+    sync_window_steps: int = _param("decoupled lanes: streamed steps between synchronizations "
+                                    "(bounded by the lane queue depth)", default=4, minimum=1, maximum=1 << 20)
+
+    def __post_init__(self) -> None:
+        for ratio in self.nm_ratios:
+            parts = str(ratio).split(":")
+            if len(parts) != 2 or not all(p.isdigit() for p in parts) or not 0 < int(parts[0]) < int(parts[1]):
+                raise field_error("array.nm_ratios", f"expected \"N:M\" with 0 < N < M, got {ratio!r}")
 
     @property
     def pes(self) -> int:

@@ -46,4 +46,8 @@ def load_accel(spec: str, overrides: list[str] | tuple[str, ...] = (), extra: di
     if extra:
         pairs += list(extra.items())
     data = apply_overrides(data, pairs)
-    return build(AccelConfig, data)
+    cfg = build(AccelConfig, data)
+    from accel.sparsity import check_hardware, parse_features
+
+    check_hardware(parse_features(cfg.sparsity), cfg)
+    return cfg

@@ -44,6 +44,7 @@ import numpy as np
 
 from accel.config import AccelConfig
 from accel.schedule import EventCounts, TileSchedule
+from dataflows.sparse import SparseWork
 from workloads.gemm import Gemm
 from workloads.registry import Registry
 
@@ -86,12 +87,12 @@ class Dataflow(ABC):
     name: str = ""
 
     @abstractmethod
-    def plan(self, gemm: Gemm, cfg: AccelConfig, stream: np.ndarray | None = None,
-             macs_effectual: int | None = None) -> Plan:
+    def plan(self, gemm: Gemm, cfg: AccelConfig, work: SparseWork | None = None) -> Plan:
         """Map ``gemm`` onto the array of ``cfg``.
 
-        ``stream`` optionally replaces the per-fold streamed length (shape of the fold grid),
-        which is how skipping features shorten folds; ``macs_effectual`` defaults to dense.
+        ``work`` (from :func:`dataflows.sparse.sparse_work`) carries what the sparse features
+        change: the compacted GEMM, per-fold stream lengths, effectual MACs and the operands'
+        compressed sizes. ``None`` is the dense GEMM.
         """
 
 
@@ -189,10 +190,13 @@ class SystolicDataflow(Dataflow):
                 deps[op] = "v" if inner in s else "uv"
         return deps
 
-    def plan(self, gemm: Gemm, cfg: AccelConfig, stream: np.ndarray | None = None,
-             macs_effectual: int | None = None) -> Plan:
+    def plan(self, gemm: Gemm, cfg: AccelConfig, work: SparseWork | None = None) -> Plan:
+        if work is not None:
+            gemm = work.gemm
         R, C = cfg.array.rows, cfg.array.cols
         grid = self.fold_grid(gemm, R, C)
+        stream = work.stream if work is not None else None
+        scale = {"A": work.scale_a, "B": work.scale_b} if work is not None else {"A": 1.0, "B": 1.0}
         if stream is None:
             stream = grid.stream
         elif stream.shape != grid.shape:
@@ -223,7 +227,7 @@ class SystolicDataflow(Dataflow):
         fo, fi = grid.shape
         load = {}
         for op in ("A", "B"):
-            nbytes = block(op) * elem
+            nbytes = np.ceil(block(op) * (elem * scale[op])).astype(np.int64)
             dep = deps[op]
             new = np.zeros(grid.shape, dtype=np.int64)
             if dep == "uv":
@@ -284,15 +288,28 @@ class SystolicDataflow(Dataflow):
         out_bytes = sram["Out"] * (acc if reduction_inner else elem)
         if reduction_inner:  # read-modify-write of partial sums after the first K block
             out_bytes += int((cols_u[:, 1:] * stream[:, 1:]).sum()) * acc
-        macs_dense = gemm.M * gemm.N * gemm.K
-        eff = macs_dense if macs_effectual is None else int(macs_effectual)
+        # MAC slots the array executes; ineffectual ones are gated when zeros are detected.
+        slots = int((rows_u * cols_u * stream).sum())
+        if work is None:
+            macs_dense = eff = performed = slots
+            gated = 0
+            meta = 0
+        else:
+            macs_dense, eff = work.macs_dense, work.macs_effectual
+            performed, gated = (eff, max(0, slots - eff)) if work.zero_aware else (slots, 0)
+        sram_a = int(sram["A"] * elem * scale["A"])
+        sram_b = int(sram["B"] * elem * scale["B"])
+        if work is not None:
+            meta = int(sram_a * work.meta_a + sram_b * work.meta_b)
         counts = EventCounts(
-            macs_performed=eff,
-            rf_accesses=3 * eff,  # two operand registers read, accumulator read-modify-write
-            sram_a_bytes=sram["A"] * elem + int(load["A"].sum()),
-            sram_b_bytes=sram["B"] * elem + int(load["B"].sum()),
+            macs_performed=performed,
+            macs_gated=gated,
+            rf_accesses=3 * performed,  # two operand registers read, accumulator read-modify-write
+            sram_a_bytes=sram_a + int(load["A"].sum()),
+            sram_b_bytes=sram_b + int(load["B"].sum()),
             sram_out_bytes=out_bytes + int(store.sum()),
             dram_read_bytes=int(loads.sum()),
             dram_write_bytes=int(store.sum()),
+            metadata_bytes=meta,
         )
         return Plan(self.name, gemm, schedule, counts, macs_dense, eff, fo * fi)

@@ -22,12 +22,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _fmt_table(rows: list[dict], total: dict) -> str:
-    head = ("name", "phase", "M", "N", "K", "dataflow", "cycles", "stall", "util", "speedup", "DRAM_KiB", "energy_uJ")
+    head = ("name", "phase", "M", "N", "K", "dataflow", "cycles", "stall", "util", "speedup", "ideal",
+            "DRAM_KiB", "energy_uJ")
     lines = [head]
     for r in rows + [total]:
         lines.append((str(r["name"]), str(r["phase"]), str(r["M"] or ""), str(r["N"] or ""), str(r["K"] or ""),
                       r["dataflow"], f"{r['cycles']:,}", f"{r['stall_cycles']:,}", f"{r['utilization']:.1%}",
-                      f"{r['speedup']:.2f}x", f"{r['dram_bytes'] / 1024:,.0f}", f"{r['energy_pj'] / 1e6:,.2f}"))
+                      f"{r['speedup']:.2f}x", f"{r['ideal_speedup']:.2f}x", f"{r['dram_bytes'] / 1024:,.0f}", f"{r['energy_pj'] / 1e6:,.2f}"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = []
     for i, line in enumerate(lines):
@@ -46,7 +47,10 @@ def cmd_run(args) -> int:
     out = Path(args.out) if args.out else None
     if out:
         check_writable(out, args.overwrite)
-    cfg = load_accel(args.accel, args.set or [])
+    from accel.sparsity import cli_sparsity
+
+    extra = {"sparsity": cli_sparsity(args.sparsity)} if args.sparsity else None
+    cfg = load_accel(args.accel, args.set or [], extra)
     workload = workload_from_args(args)
     rows = stamp(simulate(workload, cfg, args.dataflow), cfg, run_id(cfg, args.dataflow), workload.name)
     total = total_row(rows, cfg)
@@ -56,7 +60,8 @@ def cmd_run(args) -> int:
         print(to_json(rows, total))
     else:
         print(f"# {workload.name} on {cfg.name} ({cfg.array.rows}x{cfg.array.cols} {cfg.array.precision}), "
-              f"dataflow {args.dataflow}, energy table {cfg.energy_table}")
+              f"dataflow {args.dataflow}, sparsity {rows[0]['sparsity'] if rows else '-'}, "
+              f"energy table {cfg.energy_table}")
         print(_fmt_table(rows, total))
         if out:
             print(f"# wrote {out}")
@@ -110,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--accel", required=True, metavar="PRESET|FILE.yaml", help="accelerator preset or config file")
     run.add_argument("--dataflow", default="best", choices=dataflow_choices(), help="default: best")
     run.add_argument("--set", action="append", metavar="dotted.key=value", help="override a config field; repeatable")
+    run.add_argument("--sparsity", action="append", metavar="FEATURE",
+                     help="switch on a sparsity feature: nm:N:M, zero_skip:TARGET:ACTION, delta:THETA, "
+                          "act_policy:METHOD[:VALUE]; repeatable")
     run.add_argument("--phases", metavar="fwd,bwd_data,bwd_weight", help="phases to simulate (default fwd)")
     run.add_argument("--training", action="store_true", help="simulate all three training phases")
     run.add_argument("--out", metavar="FILE.parquet|.csv", help="write the result table")

@@ -3,7 +3,9 @@
 One row per (op, phase). For each GEMM the dataflow plans the folds and tiles
 (:mod:`dataflows`), SimPy times the load/compute/store pipeline (:mod:`accel.timing`) and the
 energy table prices the event counts (:mod:`accel.energy`). ``best`` picks, per op and phase,
-the registered dataflow with the fewest cycles.
+the registered dataflow with the fewest cycles. With sparsity features switched on, real (or
+seeded synthetic) tensors are replayed through them by :mod:`sparsesim.replay`, and every row
+keeps the dense run of the same op on the same hardware beside it.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from accel.config import AccelConfig, to_dict
 from accel.energy import EnergyTable, check_table_supports, energy_breakdown_pj, energy_table
+from accel.schedule import EventCounts, TileSchedule
+from accel.sparsity import feature_labels, parse_features
 from accel.timing import simulate_tiles
 from dataflows import DATAFLOWS, Plan
 from workloads.errors import field_error
@@ -30,57 +34,63 @@ def dataflow_choices() -> list[str]:
 
 
 def run_id(cfg: AccelConfig, dataflow: str) -> str:
-    """A short stable hash of everything that defines a run's hardware and mapping."""
+    """A short stable hash of everything that defines a run's hardware, features and mapping."""
     blob = json.dumps({"accel": to_dict(cfg), "dataflow": dataflow}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
-class GemmOutcome:
-    """A planned and timed GEMM (all ``count`` repetitions)."""
+class OpOutcome:
+    """One (op, phase) planned and timed, all groups included."""
 
-    plan: Plan
+    dataflow: str
     cycles: int
     compute_cycles: int
     stall_cycles: int
+    counts: EventCounts
+    macs_dense: int
+    macs_effectual: int
+    folds: int
+    tiles: int
+    extra: dict = field(default_factory=dict)  # feature-specific result columns
 
 
-def run_gemm(gemm: Gemm, cfg: AccelConfig, dataflow: str) -> GemmOutcome:
-    """Plan and time ``gemm`` on ``cfg`` with one registered dataflow.
+def time_plan(plan: Plan, cfg: AccelConfig, schedule: TileSchedule | None = None) -> tuple[int, int, int]:
+    """``(cycles, compute_cycles, stall_cycles)`` of one planned GEMM under SimPy memory timing."""
+    timing = simulate_tiles(schedule or plan.schedule, bandwidth_bytes_per_cycle=cfg.dram.bandwidth_bytes_per_cycle,
+                            latency_cycles=cfg.dram.latency_cycles, ideal=cfg.dram.ideal)
+    return timing.total_cycles, timing.compute_cycles, timing.stall_cycles
+
+
+def run_gemm(gemm: Gemm, cfg: AccelConfig, dataflow: str) -> OpOutcome:
+    """Plan and time a dense ``gemm`` on ``cfg`` with one registered dataflow.
 
     The ``count`` repetitions (conv groups, bmm batch) run back to back; each is timed alike,
     so the totals are one repetition's times ``count``.
     """
     plan = DATAFLOWS.get(dataflow, "--dataflow").plan(gemm, cfg)
-    timing = simulate_tiles(plan.schedule, bandwidth_bytes_per_cycle=cfg.dram.bandwidth_bytes_per_cycle,
-                            latency_cycles=cfg.dram.latency_cycles, ideal=cfg.dram.ideal)
+    cycles, compute, stall = time_plan(plan, cfg)
     n = gemm.count
-    return GemmOutcome(plan, timing.total_cycles * n, timing.compute_cycles * n, timing.stall_cycles * n)
+    return OpOutcome(plan.dataflow, cycles * n, compute * n, stall * n, plan.counts.scaled(n),
+                     plan.macs_dense * n, plan.macs_effectual * n, plan.folds * n, len(plan.schedule) * n)
 
 
-def best_gemm(gemm: Gemm, cfg: AccelConfig, dataflow: str) -> GemmOutcome:
-    """``run_gemm`` for one dataflow, or the fastest of all for ``best`` (ties: name order)."""
+def best_of(dataflow: str, attempt) -> OpOutcome:
+    """``attempt(name)`` for one dataflow, or the fastest of all for ``best`` (ties: name order)."""
     if dataflow != BEST:
-        return run_gemm(gemm, cfg, dataflow)
-    outcomes = [run_gemm(gemm, cfg, name) for name in DATAFLOWS.names()]
-    return min(outcomes, key=lambda o: o.cycles)
+        return attempt(dataflow)
+    return min((attempt(name) for name in DATAFLOWS.names()), key=lambda o: o.cycles)
 
 
-def simulate_op(op: Op, phase: Phase, cfg: AccelConfig, dataflow: str, table: EnergyTable) -> dict:
-    """One result row for ``op`` in ``phase``."""
-    gemm = op.gemm(phase)
-    out = best_gemm(gemm, cfg, dataflow)
-    plan = out.plan
-    n = gemm.count
-    counts = plan.counts.scaled(n)
-    macs_dense = plan.macs_dense * n
-    macs_eff = plan.macs_effectual * n
+def make_row(op: Op, phase: Phase, gemm: Gemm, out: OpOutcome, dense: OpOutcome, cfg: AccelConfig,
+             table: EnergyTable, sparsity: str) -> dict:
+    """The result row of one (op, phase): contract fields of DESIGN 3.1 and more."""
+    counts = out.counts
     breakdown = energy_breakdown_pj(counts, cfg, out.cycles, table)
     dram_bytes = counts.dram_read_bytes + counts.dram_write_bytes
     pes = cfg.array.pes
     bw_bound = 0 if cfg.dram.ideal else math.ceil(dram_bytes / cfg.dram.bandwidth_bytes_per_cycle)
-    mac_bound = math.ceil(macs_eff / pes)
-    dense_cycles = out.cycles  # dense engine: sparse features replace this with the dense re-run
+    mac_bound = math.ceil(out.macs_effectual / pes)
     return {
         "name": op.name,
         "kind": op.kind,
@@ -88,30 +98,34 @@ def simulate_op(op: Op, phase: Phase, cfg: AccelConfig, dataflow: str, table: En
         "M": gemm.M,
         "N": gemm.N,
         "K": gemm.K,
-        "count": n,
-        "dataflow": plan.dataflow,
+        "count": gemm.count,
+        "dataflow": out.dataflow,
+        "sparsity": sparsity,
         "cycles": out.cycles,
         "compute_cycles": out.compute_cycles,
         "stall_cycles": out.stall_cycles,
-        "dense_cycles": dense_cycles,
-        "speedup": dense_cycles / out.cycles,
-        "ideal_speedup": macs_dense / max(macs_eff, 1),
+        "dense_cycles": dense.cycles,
+        "speedup": dense.cycles / out.cycles,
+        "ideal_speedup": out.macs_dense / max(out.macs_effectual, 1),
+        "bound_speedup": dense.cycles / max(mac_bound, bw_bound, 1),
         "mac_bound_cycles": mac_bound,
         "bw_bound_cycles": bw_bound,
         "bound_cycles": max(mac_bound, bw_bound),
-        "utilization": macs_eff / (out.cycles * pes),
-        "macs_dense": macs_dense,
-        "macs_effectual": macs_eff,
-        "folds": plan.folds * n,
-        "tiles": len(plan.schedule) * n,
+        "utilization": out.macs_effectual / (out.cycles * pes),
+        "macs_dense": out.macs_dense,
+        "macs_effectual": out.macs_effectual,
+        "folds": out.folds,
+        "tiles": out.tiles,
         "dram_bytes": dram_bytes,
         "dram_read_bytes": counts.dram_read_bytes,
         "dram_write_bytes": counts.dram_write_bytes,
         "sram_bytes": counts.sram_a_bytes + counts.sram_b_bytes + counts.sram_out_bytes,
         "latency_s": out.cycles / cfg.clock_hz,
         "energy_pj": sum(breakdown.values()),
+        "dense_energy_pj": sum(energy_breakdown_pj(dense.counts, cfg, dense.cycles, table).values()),
         "energy_breakdown_pj": breakdown,
         "events": counts.as_dict(),
+        **out.extra,
     }
 
 
@@ -121,9 +135,17 @@ def simulate(workload: Workload, cfg: AccelConfig, dataflow: str) -> list[dict]:
         raise field_error("--dataflow", f"unknown dataflow {dataflow!r} (choose from {', '.join(dataflow_choices())})")
     table = energy_table(cfg.energy_table)
     check_table_supports(table, cfg)
+    features = parse_features(cfg.sparsity)
+    label = feature_labels(features)
+    if features:
+        from sparsesim.replay import Replay
+
+        return Replay(workload, cfg, dataflow, features, table).rows()
     rows = []
     for op in workload.ops:
         for phase in workload.phases:
             if phase in op.phases:
-                rows.append(simulate_op(op, phase, cfg, dataflow, table))
+                gemm = op.gemm(phase)
+                out = best_of(dataflow, lambda name, g=gemm: run_gemm(g, cfg, name))
+                rows.append(make_row(op, phase, gemm, out, out, cfg, table, label))
     return rows

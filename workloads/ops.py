@@ -23,7 +23,7 @@ The im2col correspondence itself (which input element feeds which row/column of 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -206,9 +206,11 @@ class Matmul:
 Op = Conv2d | Linear | Matmul
 
 
-def gemm_op(name: str, M: int, N: int, K: int, count: int = 1) -> Matmul:
-    """A plain GEMM given as ``M, N, K`` (``--gemm`` and GEMM topology rows)."""
-    return Matmul(name=name, batch=count, m=M, n=N, k=K)
+def gemm_op(name: str, M: int, N: int, K: int) -> Linear:
+    """A plain GEMM ``M, N, K`` (``--gemm`` and GEMM topology rows) as a layer whose ``B``
+    operand is its weights: ``Linear(tokens=M, in_features=K, out_features=N)``, so its fwd
+    GEMM is exactly ``M x N x K`` and weight sparsity and the training phases apply."""
+    return Linear(name=name, tokens=M, in_features=K, out_features=N)
 
 
 def im2col(x: np.ndarray, conv: Conv2d) -> np.ndarray:
@@ -239,11 +241,25 @@ def im2col(x: np.ndarray, conv: Conv2d) -> np.ndarray:
     return np.ascontiguousarray(taps.reshape(g, n * p * q, cg * conv.kernel_h * conv.kernel_w))
 
 
+class TensorSource(Protocol):
+    """Where a workload's real tensors come from (a trace, or synthetic operands)."""
+
+    def tensors(self, index: int) -> dict[str, np.ndarray | None]:
+        """Tensors of op ``index`` by role: ``input``, ``weight``, ``grad`` (None if absent)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Workload:
-    """A named, ordered list of ops plus the phases to simulate for each."""
+    """A named, ordered list of ops plus the phases to simulate for each.
+
+    ``time_steps`` (aligned with ``ops``) marks sequence inputs: ops with the same name at
+    increasing time steps are one layer seen at consecutive frames/steps (delta replay).
+    ``source`` gives the real tensors, if any.
+    """
 
     name: str
     ops: tuple[Op, ...]
     phases: tuple[Phase, ...] = (Phase.FWD,)
+    time_steps: tuple[int | None, ...] | None = None
+    source: TensorSource | None = field(default=None, compare=False)
     meta: dict = field(default_factory=dict, compare=False)

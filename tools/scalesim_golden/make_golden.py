@@ -130,6 +130,8 @@ GOLDEN_CASES = [
     conv("conv3x3_s1_9x12_c5_f7_a4x4", A4x4, 9, 12, 3, 3, 5, 7, 1),
     # --- mid-size, real-network layers (ifmap sizes include padding) -------
     gemm("gemm_512x512x512_a32x32", A32, 512, 512, 512),
+    # 229 = 224 + 2*3 - 1: SCALE-Sim rounds the ofmap size up, so the padded
+    # 230-wide input would give 113, not 112, output pixels per row.
     conv("resnet_stem7x7_s2_229x229_c3_f64_a128x128", A128, 229, 229, 7, 7, 3, 64, 2),
     conv("resnet_conv2_3x3_s1_58x58_c64_f64_a128x128", A128, 58, 58, 3, 3, 64, 64, 1),
 ]

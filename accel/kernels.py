@@ -1,0 +1,191 @@
+"""Numba kernels of the sparse datapaths, each beside its plain-NumPy reference twin.
+
+Every kernel takes arrays and scalars only. ``foo`` is the fast version, ``foo_ref`` the
+readable one; property tests check that they agree. The kernels work on *masks* (uint8,
+1 = nonzero) and on per-block summaries of them, so the cost of a replay grows with tensor
+sizes, never with simulated cycles x PEs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# ---------------------------------------------------------------- block "any" over a span
+
+
+def block_any_ref(nz: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """``out[b, t] = any(nz[starts[b]:ends[b], t])`` for a ``(S, T)`` uint8 mask."""
+    out = np.zeros((starts.size, nz.shape[1]), dtype=np.uint8)
+    for b in range(starts.size):
+        out[b] = nz[starts[b]:ends[b]].any(axis=0)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def block_any(nz: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Fast :func:`block_any_ref`."""
+    nb, t_len = starts.size, nz.shape[1]
+    out = np.zeros((nb, t_len), dtype=np.uint8)
+    for b in range(nb):
+        for s in range(starts[b], ends[b]):
+            row = nz[s]
+            for t in range(t_len):
+                if row[t]:
+                    out[b, t] = 1
+    return out
+
+
+# ---------------------------------------------------------------- lockstep stream lengths
+
+
+def lockstep_steps_ref(row_alive: np.ndarray, col_alive: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Cycles each (row block, column block) fold streams when all PEs move in lockstep.
+
+    ``row_alive[rb, u]`` says whether time unit ``u`` carries any effectual work for the PE
+    rows of block ``rb`` (likewise ``col_alive`` for columns); a unit is skipped only when no
+    PE of the fold needs it, and costs ``cost[u]`` cycles otherwise.
+    """
+    return (row_alive.astype(np.int64) * cost) @ col_alive.astype(np.int64).T
+
+
+@njit(cache=True, nogil=True)
+def lockstep_steps(row_alive: np.ndarray, col_alive: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Fast :func:`lockstep_steps_ref`."""
+    nr, nc, n_units = row_alive.shape[0], col_alive.shape[0], cost.size
+    out = np.zeros((nr, nc), dtype=np.int64)
+    for r in range(nr):
+        for c in range(nc):
+            acc = 0
+            for u in range(n_units):
+                if row_alive[r, u] and col_alive[c, u]:
+                    acc += cost[u]
+            out[r, c] = acc
+    return out
+
+
+# ---------------------------------------------------------------- decoupled lanes
+
+
+def decoupled_steps_ref(lane_nz: np.ndarray, block: int, col_alive: np.ndarray, window: int) -> np.ndarray:
+    """Cycles per fold when each lane (PE row) advances on its own between sync points.
+
+    ``lane_nz[s, t]``: lane ``s`` has effectual work at step ``t``. Lanes are grouped ``block``
+    at a time (the PE rows of a fold). Every ``window`` steps all lanes of the fold
+    synchronize, so a window costs the *largest* number of effectual steps any lane has in it
+    (load imbalance). Steps dead for every PE column of the fold (``col_alive`` 0) are free.
+    ``window = 1`` is lockstep.
+    """
+    s_len, t_len = lane_nz.shape
+    n_rb = -(-s_len // block)
+    out = np.zeros((n_rb, col_alive.shape[0]), dtype=np.int64)
+    for rb in range(n_rb):
+        lanes = lane_nz[rb * block:(rb + 1) * block].astype(np.int64)
+        for cb in range(col_alive.shape[0]):
+            eff = lanes * col_alive[cb].astype(np.int64)
+            total = 0
+            for w0 in range(0, t_len, window):
+                total += int(eff[:, w0:w0 + window].sum(axis=1).max())
+            out[rb, cb] = total
+    return out
+
+
+@njit(cache=True, nogil=True)
+def decoupled_steps(lane_nz: np.ndarray, block: int, col_alive: np.ndarray, window: int) -> np.ndarray:
+    """Fast :func:`decoupled_steps_ref`."""
+    s_len, t_len = lane_nz.shape
+    n_rb = (s_len + block - 1) // block
+    n_cb = col_alive.shape[0]
+    out = np.zeros((n_rb, n_cb), dtype=np.int64)
+    for rb in range(n_rb):
+        lo, hi = rb * block, min((rb + 1) * block, s_len)
+        for cb in range(n_cb):
+            total = 0
+            for w0 in range(0, t_len, window):
+                w1 = min(w0 + window, t_len)
+                worst = 0
+                for s in range(lo, hi):
+                    cnt = 0
+                    for t in range(w0, w1):
+                        if lane_nz[s, t] and col_alive[cb, t]:
+                            cnt += 1
+                    if cnt > worst:
+                        worst = cnt
+                total += worst
+            out[rb, cb] = total
+    return out
+
+
+# ---------------------------------------------------------------- N:M pruning
+
+
+def nm_prune_ref(w: np.ndarray, n: int, m: int) -> np.ndarray:
+    """Keep the ``n`` largest-magnitude of every ``m`` consecutive entries along the last axis.
+
+    The last axis is padded with zeros to a multiple of ``m``; ties keep the lower index.
+    """
+    rows, k = w.shape
+    groups = -(-k // m)
+    padded = np.zeros((rows, groups * m), dtype=w.dtype)
+    padded[:, :k] = w
+    g = padded.reshape(rows, groups, m)
+    order = np.argsort(-np.abs(g), axis=2, kind="stable")
+    keep = np.zeros_like(g, dtype=bool)
+    np.put_along_axis(keep, order[:, :, :n], True, axis=2)
+    return np.where(keep, g, 0).reshape(rows, groups * m)[:, :k]
+
+
+@njit(cache=True, nogil=True)
+def nm_prune(w: np.ndarray, n: int, m: int) -> np.ndarray:
+    """Fast :func:`nm_prune_ref` (same tie rule)."""
+    rows, k = w.shape
+    out = np.zeros_like(w)
+    for r in range(rows):
+        for g0 in range(0, k, m):
+            g1 = min(g0 + m, k)
+            taken = np.zeros(g1 - g0, dtype=np.bool_)
+            for _ in range(min(n, g1 - g0)):
+                best, best_i = -1.0, -1
+                for i in range(g0, g1):
+                    a = abs(w[r, i])
+                    if not taken[i - g0] and a > best:
+                        best, best_i = a, i
+                taken[best_i - g0] = True
+                out[r, best_i] = w[r, best_i]
+    return out
+
+
+def nm_group_max_nonzeros(w: np.ndarray, m: int) -> int:
+    """Largest number of nonzeros in any group of ``m`` along the last axis."""
+    rows, k = w.shape
+    groups = -(-k // m)
+    padded = np.zeros((rows, groups * m), dtype=bool)
+    padded[:, :k] = w != 0
+    return int(padded.reshape(rows, groups, m).sum(axis=2).max(initial=0))
+
+
+# ---------------------------------------------------------------- delta encoding
+
+
+def delta_step_ref(x: np.ndarray, ref: np.ndarray, theta: float) -> np.ndarray:
+    """One step of delta encoding (Neil et al., ICML 2017) on flat arrays; updates ``ref``.
+
+    The change ``d = x - ref`` is sent where ``d != 0 and |d| >= theta``; ``ref`` follows
+    ``x`` only there. Returns the sent deltas (zero where nothing fired).
+    """
+    d = x.astype(np.float64) - ref
+    fire = (d != 0) & (np.abs(d) >= theta)
+    ref[fire] = x[fire]
+    return np.where(fire, d, 0.0)
+
+
+@njit(cache=True, nogil=True)
+def delta_step(x: np.ndarray, ref: np.ndarray, theta: float) -> np.ndarray:
+    """Fast :func:`delta_step_ref`."""
+    out = np.zeros(x.size, dtype=np.float64)
+    for i in range(x.size):
+        d = x[i] - ref[i]
+        if d != 0.0 and abs(d) >= theta:
+            out[i] = d
+            ref[i] = x[i]
+    return out

@@ -1,0 +1,56 @@
+"""Sparsity features: N:M structured weights, zero-skipping MACs, delta encoding, and
+activation sparsification policies. One file per feature, registered in :data:`FEATURES`.
+"""
+
+from __future__ import annotations
+
+from accel.config import AccelConfig, build
+from accel.sparsity import activation_policy, delta, nm, zero_skip  # noqa: F401  (register)
+from accel.sparsity.base import FEATURES, ROLES
+from workloads.errors import InputError, field_error
+from workloads.registry import suggest
+
+__all__ = ["FEATURES", "ROLES", "parse_features", "cli_sparsity", "check_hardware", "feature_labels"]
+
+
+def parse_features(raw: tuple) -> tuple:
+    """Validate the config's ``sparsity`` list into feature config objects (one per kind)."""
+    out = []
+    seen = set()
+    for i, item in enumerate(raw):
+        where = f"sparsity[{i}]"
+        if not isinstance(item, dict):
+            raise field_error(where, f"expected a mapping with a 'kind', got {item!r}")
+        kind = item.get("kind")
+        if kind is None:
+            raise field_error(f"{where}.kind", f"missing (choose from {', '.join(FEATURES.names())})")
+        cls = FEATURES.get(kind, f"{where}.kind")
+        if kind in seen:
+            raise field_error(f"{where}.kind", f"{kind!r} given twice; one of each kind per run")
+        seen.add(kind)
+        out.append(build(cls, {k: v for k, v in item.items() if k != "kind"}, f"{where}"))
+    return tuple(out)
+
+
+def cli_sparsity(texts: list[str]) -> list[dict]:
+    """``["nm:2:4", "zero_skip:input:skipping", "delta:0.05"]`` -> config mappings."""
+    out = []
+    for text in texts:
+        kind, *fields = text.split(":")
+        if kind not in FEATURES:
+            raise InputError(f"--sparsity: unknown feature {kind!r}{suggest(kind, FEATURES.names())}")
+        out.append(FEATURES.get(kind).from_cli(fields))
+    return out
+
+
+def check_hardware(features: tuple, cfg: AccelConfig) -> None:
+    """Refuse features the configured hardware cannot run (e.g. an unsupported N:M ratio)."""
+    for f in features:
+        if isinstance(f, nm.NMConfig) and f"{f.n}:{f.m}" not in cfg.array.nm_ratios:
+            raise InputError(f"sparsity.nm: ratio {f.n}:{f.m} is not supported by this hardware "
+                             f"(array.nm_ratios: {', '.join(cfg.array.nm_ratios)})")
+
+
+def feature_labels(features: tuple) -> str:
+    """``"nm2:4+zs-input-skipping"``, or ``"dense"``."""
+    return "+".join(f.label() for f in features) or "dense"

@@ -1,0 +1,181 @@
+"""Sparse mapping: from the real zero masks of a GEMM's operands to per-fold stream lengths.
+
+Which cycles a zero can remove depends on the dataflow, because the dataflow decides which
+PEs move in lockstep (DESIGN section 1):
+
+* ``os`` streams both A (along PE rows) and B (along PE columns) through K. A step of K is
+  skippable for a fold only if no PE of the fold has an effectual MAC in it: the fold's
+  A-slice is all zero (input skipping) or its B-slice is all zero (weight skipping).
+* ``ws`` streams A through M past stationary weights; a step (one row of A) is skippable when
+  the A values entering all PE rows of the fold are zero. A zero *stationary* weight cannot
+  remove a cycle, only gate it.
+* ``is`` streams B through N past stationary inputs, symmetrically.
+
+On the decoupled-lane array each PE row advances on its own operand queue and all rows meet
+every ``array.sync_window_steps`` streamed steps, so a window costs its busiest lane.
+
+N:M weights compact the reduction: ``K`` becomes ``ceil(K/m) * n`` MAC slots. Where K is
+streamed (``os``) a time unit is one group of ``m`` activations that costs ``n`` cycles; where
+K is spatial (``ws``, ``is``) each PE row holds one of the ``n`` kept weights (``ws``) or the
+``m`` activations of a group behind an ``m``-input multiplexer (``is``; an assumption, since the
+streamed weights carry per-column indices), so the fold grid has ``ceil(K/m) * n`` rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from accel.config import AccelConfig
+from accel.kernels import block_any, decoupled_steps, lockstep_steps
+from workloads.gemm import Gemm
+
+
+@dataclass(frozen=True, slots=True)
+class SparseWork:
+    """What the sparse features make of one GEMM, for :meth:`SystolicDataflow.plan`.
+
+    ``gemm`` is the GEMM the array runs (K compacted by N:M); ``stream`` the streamed cycles
+    of each fold in loop order (None: dense streaming of ``gemm``). ``scale_a``/``scale_b``
+    are the operands' stored bytes relative to a dense ``gemm`` layout (compression, or the
+    full activations behind a compacted K); ``meta_a``/``meta_b`` the fraction of those bytes
+    that is metadata (bitmaps, N:M indices).
+    """
+
+    gemm: Gemm
+    stream: np.ndarray | None
+    macs_dense: int
+    macs_effectual: int
+    zero_aware: bool  # ineffectual MACs in executed steps are gated, not performed
+    scale_a: float = 1.0
+    scale_b: float = 1.0
+    meta_a: float = 0.0
+    meta_b: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class OperandMasks:
+    """Nonzero masks (uint8) of one GEMM's operands after every replay-time transformation."""
+
+    a: np.ndarray  # (M, K)
+    b: np.ndarray  # (K, N)
+
+
+def _spans(total: int, block: int) -> tuple[np.ndarray, np.ndarray]:
+    starts = np.arange(0, total, block, dtype=np.int64)
+    return starts, np.minimum(starts + block, total)
+
+
+def _group_any_cols(nz: np.ndarray, m: int) -> np.ndarray:
+    """``(S, K)`` -> ``(S, ceil(K/m))``: any nonzero within each group of ``m`` columns."""
+    s, k = nz.shape
+    g = -(-k // m)
+    padded = np.zeros((s, g * m), dtype=np.uint8)
+    padded[:, :k] = nz
+    return padded.reshape(s, g, m).max(axis=2)
+
+
+def _group_counts_rows(nz: np.ndarray, m: int) -> np.ndarray:
+    """``(K, N)`` -> ``(ceil(K/m), N)``: nonzeros within each group of ``m`` rows."""
+    k, n = nz.shape
+    g = -(-k // m)
+    padded = np.zeros((g * m, n), dtype=np.int64)
+    padded[:k] = nz
+    return padded.reshape(g, m, n).sum(axis=1)
+
+
+def effectual_macs(a_nz: np.ndarray, b_nz: np.ndarray) -> int:
+    """MACs with both operands nonzero: ``sum_k nnz(A[:, k]) * nnz(B[k, :])`` (exact)."""
+    return int(a_nz.sum(axis=0, dtype=np.int64) @ b_nz.sum(axis=1, dtype=np.int64))
+
+
+def _compressed_scale(nz: np.ndarray, elem: int) -> tuple[float, float]:
+    """Bytes of values + 1-bit bitmap relative to dense, and the metadata share of them."""
+    density = float(nz.mean()) if nz.size else 1.0
+    packed = density + 1.0 / (8 * elem)
+    if packed >= 1.0:
+        return 1.0, 0.0  # the format falls back to dense when compression does not pay
+    return packed, (1.0 / (8 * elem)) / packed
+
+
+def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a: bool, skip_b: bool,
+                aware_a: bool, aware_b: bool, compress_a: bool, compress_b: bool,
+                nm: tuple[int, int, int] | None) -> SparseWork:
+    """Per-fold stream lengths and effectual work of one GEMM (one of its ``count`` groups).
+
+    ``skip_*``: the operand's zeros may remove cycles; ``aware_*``: its zeros are detected at
+    all (gating or skipping), so they count as ineffectual; ``nm``: ``(n, m, index_bits)`` when
+    the B operand is N:M along K.
+    """
+    R, C = cfg.array.rows, cfg.array.cols
+    elem = cfg.array.element_bytes
+    M, N, K = gemm.M, gemm.N, gemm.K
+    a_nz, b_nz = masks.a, masks.b
+    ones_a = np.ones((M, K), dtype=np.uint8) if not aware_a else a_nz
+    ones_b = np.ones((K, N), dtype=np.uint8) if not (aware_b or nm) else b_nz
+    macs_eff = effectual_macs(ones_a, ones_b)
+    k_eff = K if nm is None else -(-K // nm[1]) * nm[0]
+    run = Gemm(M, N, k_eff)
+    decoupled = cfg.array.lanes == "decoupled"
+    window = cfg.array.sync_window_steps
+
+    stream = None
+    if skip_a or skip_b:
+        if df.time_dim == "K":  # os: time units are single k, or N:M groups costing n cycles
+            if nm is None:
+                a_units, b_units = a_nz, np.ascontiguousarray(b_nz.T)
+                cost = np.ones(K, dtype=np.int64)
+            else:
+                a_units = _group_any_cols(a_nz, nm[1])
+                b_units = _group_any_cols(np.ascontiguousarray(b_nz.T), nm[1])
+                cost = np.full(a_units.shape[1], nm[0], dtype=np.int64)
+            n_units = cost.size
+            if not skip_a:
+                a_units = np.ones((M, n_units), dtype=np.uint8)
+            if not skip_b:
+                b_units = np.ones((N, n_units), dtype=np.uint8)
+            col_alive = block_any(b_units, *_spans(N, C))
+            if decoupled:
+                grid = decoupled_steps(np.ascontiguousarray(a_units), R, col_alive, window) * int(cost[0])
+            else:
+                grid = lockstep_steps(block_any(a_units, *_spans(M, R)), col_alive, cost)
+        else:  # ws (A streams through M) or is (B streams through N); K is spatial
+            streamed_is_a = df.time_dim == "M"
+            if (streamed_is_a and skip_a) or (not streamed_is_a and skip_b):
+                if streamed_is_a:
+                    lanes = np.ascontiguousarray(a_nz.T)  # (K, M)
+                    if nm is not None:
+                        lanes = np.repeat(_group_any_cols(a_nz, nm[1]).T, nm[0], axis=0)
+                else:
+                    lanes = b_nz  # (K, N)
+                    if nm is not None:
+                        counts = _group_counts_rows(b_nz, nm[1])  # (G, N)
+                        slots = np.arange(nm[0])[None, :, None]
+                        lanes = (counts[:, None, :] > slots).reshape(-1, b_nz.shape[1]).astype(np.uint8)
+                lanes = np.ascontiguousarray(lanes[:k_eff], dtype=np.uint8)
+                t_len = lanes.shape[1]
+                n_cols = -(-(N if streamed_is_a else M) // C)
+                alive = np.ones((1, t_len), dtype=np.uint8)
+                if decoupled:
+                    col = decoupled_steps(lanes, R, alive, window)
+                else:
+                    col = lockstep_steps(block_any(lanes, *_spans(k_eff, R)), alive, np.ones(t_len, dtype=np.int64))
+                grid = np.repeat(col, n_cols, axis=1)
+            else:
+                grid = None
+        if grid is not None:
+            stream = grid if df.outer == "row" else np.ascontiguousarray(grid.T)
+
+    scale_a = K / k_eff
+    scale_b, meta_a, meta_b = 1.0, 0.0, 0.0
+    if compress_a:
+        s, meta_a = _compressed_scale(a_nz, elem)
+        scale_a *= s
+    if nm is not None:
+        idx_bytes = nm[2] / 8.0
+        scale_b = (elem + idx_bytes) / elem
+        meta_b = idx_bytes / (elem + idx_bytes)
+    elif compress_b:
+        scale_b, meta_b = _compressed_scale(b_nz, elem)
+    return SparseWork(run, stream, M * N * K, macs_eff, aware_a or aware_b, scale_a, scale_b, meta_a, meta_b)

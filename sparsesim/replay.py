@@ -1,0 +1,213 @@
+"""Sparse replay: real tensors through the sparse features, op by op and phase by phase.
+
+For each (op, phase) the replay
+
+1. takes the op's tensors (trace, or seeded synthetic ones for shape-only workloads),
+2. applies the activation sparsification policy to the input activations,
+3. prunes the weights N:M along this phase's reduction dimension (bidirectional pruning:
+   ``fwd`` along input features, ``bwd_data`` along output features, ``bwd_weight`` dense),
+4. delta-encodes sequence inputs against the layer's reference state (``fwd`` only),
+5. lowers the tensors to the GEMM operands of the phase and takes their zero masks,
+6. maps them with the dataflow (:mod:`dataflows.sparse`), plans, times and prices each group,
+
+and reports the dense run of the same op on the same hardware beside it. Per-run state (the
+delta references) lives in the :class:`Replay` object, never in the module.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from accel.config import AccelConfig
+from accel.energy import EnergyTable
+from accel.kernels import delta_step
+from accel.schedule import EventCounts
+from accel.sparsity import feature_labels
+from accel.sparsity.activation_policy import ActivationPolicyConfig
+from accel.sparsity.delta import DeltaConfig
+from accel.sparsity.nm import NMConfig, prune_rows
+from accel.sparsity.zero_skip import ZeroSkipConfig
+from dataflows import DATAFLOWS
+from dataflows.sparse import OperandMasks, sparse_work
+from sparsesim.simulate import OpOutcome, best_of, make_row, run_gemm, time_plan
+from workloads.errors import InputError
+from workloads.gemm import Gemm, Phase
+from workloads.lowering import OPERAND_ROLES, gemm_operands, weight_matrix
+from workloads.ops import Conv2d, Linear, Op, Workload
+from workloads.synthetic_operands import SyntheticTensors
+
+
+def _channel_axis(op: Op) -> int:
+    return 1 if isinstance(op, Conv2d) else -1
+
+
+class Replay:
+    """One sparse replay run. Create, call :meth:`rows` once."""
+
+    def __init__(self, workload: Workload, cfg: AccelConfig, dataflow: str, features: tuple,
+                 table: EnergyTable) -> None:
+        self.workload = workload
+        self.cfg = cfg
+        self.dataflow = dataflow
+        self.table = table
+        self.label = feature_labels(features)
+        by_kind = {type(f).kind: f for f in features}
+        self.nm: NMConfig | None = by_kind.get("nm")
+        self.zs: ZeroSkipConfig | None = by_kind.get("zero_skip")
+        self.delta: DeltaConfig | None = by_kind.get("delta")
+        self.policy: ActivationPolicyConfig | None = by_kind.get("act_policy")
+        self.source = workload.source or SyntheticTensors(workload.ops, cfg.seed)
+        self.refs: dict[str, np.ndarray] = {}  # delta reference state per layer name
+        if self.delta is not None:
+            if workload.time_steps is None or all(t is None for t in workload.time_steps):
+                raise InputError("sparsity.delta: the workload has no time axis; delta replay needs a "
+                                 "sequence trace (e.g. `sparsesim trace capture --model video_cnn`)")
+            if any(p is not Phase.FWD for p in workload.phases):
+                raise InputError("sparsity.delta: delta encoding applies to inference; use --phases fwd")
+
+    # ------------------------------------------------------------------ tensors
+    def _weights(self, op: Op, w: np.ndarray, phase: Phase) -> tuple[np.ndarray, tuple[int, int, int] | None]:
+        """The weights this phase sees, and ``(n, m, index_bits)`` if B is N:M along K."""
+        nm = self.nm
+        if nm is None or not isinstance(op, (Conv2d, Linear)) or phase is Phase.BWD_WEIGHT:
+            return w, None
+        wm = weight_matrix(op, w)  # (g, out per group, reduction per group)
+        g, kout, red = wm.shape
+        where = f"{op.name}.weight"
+        fwd = prune_rows(wm.reshape(g * kout, red), nm, where).reshape(g, kout, red)
+        if phase is Phase.FWD:
+            return fwd.reshape(w.shape), (nm.n, nm.m, nm.index_bits)
+        if not nm.bidirectional:  # the fwd mask, transposed: not N:M along output features
+            return fwd.reshape(w.shape), None
+        t = np.ascontiguousarray(wm.transpose(0, 2, 1)).reshape(g * red, kout)
+        bwd = prune_rows(t, nm, where).reshape(g, red, kout).transpose(0, 2, 1)
+        return np.ascontiguousarray(bwd).reshape(w.shape), (nm.n, nm.m, nm.index_bits)
+
+    def _input(self, index: int, op: Op, x: np.ndarray, phase: Phase, extra: dict) -> np.ndarray:
+        if self.policy is not None:
+            before = x == 0
+            x = self.policy.apply(x, _channel_axis(op))
+            after = x == 0
+            extra["policy"] = self.policy.label()
+            extra["act_zero_fraction"] = float(after.mean())
+            extra["policy_zeroed_fraction"] = float((after & ~before).mean())
+        else:
+            extra["act_zero_fraction"] = float((x == 0).mean())
+        if self.delta is not None and phase is Phase.FWD:
+            ref = self.refs.setdefault(op.name, np.zeros(x.size, dtype=np.float64))
+            d = delta_step(np.ascontiguousarray(x, dtype=np.float64).ravel(), ref, self.delta.threshold)
+            extra["time_step"] = self.workload.time_steps[index]
+            extra["delta_threshold"] = self.delta.threshold
+            extra["delta_fired_fraction"] = float((d != 0).mean())
+            return d.reshape(x.shape)
+        return x
+
+    # ------------------------------------------------------------------ one op
+    def _attempt(self, name: str, op: Op, phase: Phase, A: np.ndarray, B: np.ndarray,
+                 nm: tuple[int, int, int] | None, flags: dict, state_bytes: tuple[int, int]) -> OpOutcome:
+        df = DATAFLOWS.get(name)
+        cfg = self.cfg
+        gemm1 = op.gemm(phase)
+        gemm1 = Gemm(gemm1.M, gemm1.N, gemm1.K)
+        total = EventCounts()
+        cycles = compute = stall = dense_macs = eff = folds = tiles = 0
+        for g in range(A.shape[0]):
+            masks = OperandMasks((A[g] != 0).view(np.uint8), (B[g] != 0).view(np.uint8))
+            work = sparse_work(df, gemm1, cfg, masks, nm=nm, **flags)
+            plan = df.plan(gemm1, cfg, work)
+            schedule = plan.schedule
+            if g == 0 and any(state_bytes):  # delta state that does not fit on chip
+                import dataclasses
+
+                load = schedule.load_bytes.copy()
+                store = schedule.store_bytes.copy()
+                load[0] += state_bytes[0]
+                store[-1] += state_bytes[1]
+                schedule = dataclasses.replace(schedule, load_bytes=load, store_bytes=store)
+                total = total + EventCounts(dram_read_bytes=state_bytes[0], dram_write_bytes=state_bytes[1])
+            c, cc, st = time_plan(plan, cfg, schedule)
+            cycles, compute, stall = cycles + c, compute + cc, stall + st
+            total = total + plan.counts
+            dense_macs += plan.macs_dense
+            eff += plan.macs_effectual
+            folds += plan.folds
+            tiles += len(plan.schedule)
+        return OpOutcome(name, cycles, compute, stall, total, dense_macs, eff, folds, tiles)
+
+    def _op_phase(self, index: int, op: Op, phase: Phase, tensors: dict) -> dict:
+        cfg = self.cfg
+        extra: dict = {"policy": None, "act_zero_fraction": None, "policy_zeroed_fraction": None,
+                       "time_step": None, "delta_threshold": None, "delta_fired_fraction": None,
+                       "delta_err_max": None, "delta_err_mean": None}
+        x, w, dy = tensors.get("input"), tensors.get("weight"), tensors.get("grad")
+        x_seen = x
+        if x is not None and phase is not Phase.BWD_DATA:
+            x_seen = self._input(index, op, x, phase, extra)
+        w_seen, nm = (self._weights(op, w, phase) if w is not None else (w, None))
+        A, B = gemm_operands(op, phase, x_seen, w_seen, dy)
+        roles = OPERAND_ROLES[phase]
+        on_a, on_b = self.zs.roles(roles) if self.zs else (False, False)
+        skipping = self.zs is not None and self.zs.action == "skipping"
+        compress = self.zs is not None and self.zs.compress
+        is_delta = self.delta is not None and phase is Phase.FWD
+        flags = {"skip_a": (on_a and skipping) or is_delta, "skip_b": on_b and skipping,
+                 "aware_a": on_a or is_delta, "aware_b": on_b,
+                 "compress_a": (on_a and compress) or is_delta, "compress_b": on_b and compress}
+        state = (0, 0)
+        delta_counts = EventCounts()
+        if is_delta:
+            state, delta_counts = self._delta_costs(op, x_seen, extra)
+            self._delta_error(op, phase, x, w_seen, extra)
+        out = best_of(self.dataflow, lambda name: self._attempt(name, op, phase, A, B, nm, flags, state))
+        out = OpOutcome(out.dataflow, out.cycles, out.compute_cycles, out.stall_cycles, out.counts + delta_counts,
+                        out.macs_dense, out.macs_effectual, out.folds, out.tiles, extra)
+        gemm = op.gemm(phase)
+        dense = best_of(self.dataflow, lambda name: run_gemm(gemm, cfg, name))
+        return make_row(op, phase, gemm, out, dense, cfg, self.table, self.label)
+
+    def _delta_costs(self, op: Op, d: np.ndarray, extra: dict) -> tuple[tuple[int, int], EventCounts]:
+        """Encoder work and reference/accumulator state traffic of one delta step.
+
+        Per input element: one subtract and one compare, a reference read, and a reference
+        write where it fired; per output element a read-modify-write of the accumulator. The
+        state lives in the output buffer's free half when it fits, else in DRAM.
+        """
+        cfg = self.cfg
+        elem, acc = cfg.array.element_bytes, cfg.array.accumulator_bytes
+        n_in, n_out = d.size, int(np.prod(op.output_shape))
+        fired = int(np.count_nonzero(d))
+        reads = n_in * elem + n_out * acc
+        writes = fired * elem + n_out * acc
+        on_chip = reads <= cfg.buffers.out.size_bytes // 2
+        counts = EventCounts(delta_state_bytes=reads + writes, encode_ops=2 * n_in)
+        extra["delta_state_on_chip"] = on_chip
+        extra["delta_state_bytes"] = n_in * elem + n_out * acc
+        return ((0, 0) if on_chip else (reads, writes)), counts
+
+    def _delta_error(self, op: Op, phase: Phase, x: np.ndarray, w: np.ndarray, extra: dict) -> None:
+        """Output error of the delta layer against the dense layer at this step.
+
+        By linearity the accumulator equals ``W . x_ref``, so it is evaluated that way (exact
+        at threshold 0, where ``x_ref`` equals ``x``).
+        """
+        x_now = self.policy.apply(x, _channel_axis(op)) if self.policy else x
+        ref = self.refs[op.name].reshape(x.shape)
+        a_ref, b = gemm_operands(op, phase, ref, w, None)
+        a_now, _ = gemm_operands(op, phase, x_now.astype(np.float64), w, None)
+        y_delta = np.matmul(a_ref, b.astype(np.float64))
+        y_dense = np.matmul(a_now, b.astype(np.float64))
+        err = np.abs(y_delta - y_dense)
+        extra["delta_err_max"] = float(err.max()) if err.size else 0.0
+        extra["delta_err_mean"] = float(err.mean()) if err.size else 0.0
+
+    # ------------------------------------------------------------------ run
+    def rows(self) -> list[dict]:
+        rows = []
+        for index, op in enumerate(self.workload.ops):
+            phases = [p for p in self.workload.phases if p in op.phases]
+            if not phases:
+                continue
+            tensors = self.source.tensors(index)
+            for phase in phases:
+                rows.append(self._op_phase(index, op, phase, tensors))
+        return rows
