@@ -90,9 +90,8 @@ def effectual_macs(a_nz: np.ndarray, b_nz: np.ndarray) -> int:
     return int(a_nz.sum(axis=0, dtype=np.int64) @ b_nz.sum(axis=1, dtype=np.int64))
 
 
-def _compressed_scale(nz: np.ndarray, elem: int) -> tuple[float, float]:
+def _compressed_scale(density: float, elem: int) -> tuple[float, float]:
     """Bytes of values + 1-bit bitmap relative to dense, and the metadata share of them."""
-    density = float(nz.mean()) if nz.size else 1.0
     packed = density + 1.0 / (8 * elem)
     if packed >= 1.0:
         return 1.0, 0.0  # the format falls back to dense when compression does not pay
@@ -101,12 +100,15 @@ def _compressed_scale(nz: np.ndarray, elem: int) -> tuple[float, float]:
 
 def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a: bool, skip_b: bool,
                 aware_a: bool, aware_b: bool, compress_a: bool, compress_b: bool,
-                nm: tuple[int, int, int] | None) -> SparseWork:
+                nm: tuple[int, int, int] | None, density_a: float | None = None,
+                density_b: float | None = None) -> SparseWork:
     """Per-fold stream lengths and effectual work of one GEMM (one of its ``count`` groups).
 
     ``skip_*``: the operand's zeros may remove cycles; ``aware_*``: its zeros are detected at
     all (gating or skipping), so they count as ineffectual; ``nm``: ``(n, m, index_bits)`` when
-    the B operand is N:M along K.
+    the B operand is N:M along K; ``density_*``: the nonzero fraction of the *stored* tensor
+    behind each operand (im2col repeats inputs and adds padding, neither of which is stored),
+    used for compressed sizes; default: the operand mask's own density.
     """
     R, C = cfg.array.rows, cfg.array.cols
     elem = cfg.array.element_bytes
@@ -170,12 +172,12 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
     scale_a = K / k_eff
     scale_b, meta_a, meta_b = 1.0, 0.0, 0.0
     if compress_a:
-        s, meta_a = _compressed_scale(a_nz, elem)
+        s, meta_a = _compressed_scale(float(a_nz.mean()) if density_a is None else density_a, elem)
         scale_a *= s
     if nm is not None:
         idx_bytes = nm[2] / 8.0
         scale_b = (elem + idx_bytes) / elem
         meta_b = idx_bytes / (elem + idx_bytes)
     elif compress_b:
-        scale_b, meta_b = _compressed_scale(b_nz, elem)
+        scale_b, meta_b = _compressed_scale(float(b_nz.mean()) if density_b is None else density_b, elem)
     return SparseWork(run, stream, M * N * K, macs_eff, aware_a or aware_b, scale_a, scale_b, meta_a, meta_b)

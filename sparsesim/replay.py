@@ -148,9 +148,13 @@ class Replay:
         roles = OPERAND_ROLES[phase]
         on_a, on_b = self.zs.roles(roles) if self.zs else (False, False)
         skipping = self.zs is not None and self.zs.action == "skipping"
-        compress = self.zs is not None and self.zs.compress
+        compress = self.zs is not None and self.zs.compressed
         is_delta = self.delta is not None and phase is Phase.FWD
-        flags = {"skip_a": (on_a and skipping) or is_delta, "skip_b": on_b and skipping,
+        stored = {"input": x_seen, "weight": w_seen, "grad": dy}
+        density = [float(np.count_nonzero(stored[r])) / stored[r].size if stored[r] is not None else None
+                   for r in roles]
+        flags = {"density_a": density[0], "density_b": density[1],
+                 "skip_a": (on_a and skipping) or is_delta, "skip_b": on_b and skipping,
                  "aware_a": on_a or is_delta, "aware_b": on_b,
                  "compress_a": (on_a and compress) or is_delta, "compress_b": on_b and compress}
         state = (0, 0)

@@ -7,8 +7,10 @@ the streamed operand, on the decoupled-lane array (``array.lanes: decoupled``) e
 runs ahead on its own queue and all rows meet every ``array.sync_window_steps`` steps, so a
 window costs its busiest lane. The cycles come from the real masks, never from densities.
 
-The targeted operands are kept compressed (nonzero values plus a 1-bit-per-element bitmap)
-in DRAM and SRAM when that is smaller than dense; the bitmap is charged as metadata.
+With skipping, the targeted operands are kept compressed (nonzero values plus a
+1-bit-per-element bitmap) in DRAM and SRAM when that is smaller than dense; the bitmap is
+charged as metadata. Gating keeps them dense unless ``compress: true``, so that gating alone
+changes energy, never cycles.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ class ZeroSkipConfig:
                          default="input", choices=TARGETS)
     action: str = _param("gating keeps the cycle and saves energy; skipping removes the cycle",
                          default="skipping", choices=("gating", "skipping"))
-    compress: bool = _param("store targeted operands as values + bitmap when smaller", default=True)
+    compress: str = _param("store targeted operands as values + bitmap when smaller: auto (yes for "
+                           "skipping, no for gating, so gating changes energy only), true, false",
+                           default="auto", choices=("auto", "true", "false"))
 
     @classmethod
     def from_cli(cls, fields: list[str]) -> dict:
@@ -40,6 +44,11 @@ class ZeroSkipConfig:
 
     def label(self) -> str:
         return f"zs-{self.target}-{self.action}"
+
+    @property
+    def compressed(self) -> bool:
+        """Whether targeted operands are stored compressed (values + bitmap)."""
+        return self.action == "skipping" if self.compress == "auto" else self.compress == "true"
 
     def roles(self, operand_roles: tuple[str, str]) -> tuple[bool, bool]:
         """Which GEMM operands (A, B) this feature acts on, given their tensor roles."""

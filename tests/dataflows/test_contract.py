@@ -68,7 +68,7 @@ def test_operands_that_do_not_fit_cost_traffic_and_stalls(name):
                                                "buffers.out.size_bytes=16777216"]), name)
     small = run_gemm(gemm, load_accel("edge32", ["buffers.a.size_bytes=4096", "buffers.b.size_bytes=4096",
                                                  "buffers.out.size_bytes=4096"]), name)
-    assert small.plan.counts.dram_read_bytes > big.plan.counts.dram_read_bytes
+    assert small.counts.dram_read_bytes > big.counts.dram_read_bytes
     assert small.stall_cycles > big.stall_cycles
     assert small.compute_cycles == big.compute_cycles
 
@@ -98,4 +98,4 @@ def test_groups_run_back_to_back():
     one = run_gemm(Gemm(200, 8, 72), cfg, "os")
     many = run_gemm(Gemm(200, 8, 72, count=32), cfg, "os")
     assert many.cycles == 32 * one.cycles
-    assert many.plan.macs_dense == one.plan.macs_dense
+    assert many.macs_dense == 32 * one.macs_dense

@@ -1,0 +1,245 @@
+"""Sparse replay: hand-computed cycles, and the invariants every feature x dataflow keeps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from accel.presets import load_accel
+from dataflows import DATAFLOWS
+from sparsesim.results import check_row
+from sparsesim.simulate import simulate
+from workloads.errors import InputError
+from workloads.gemm import PHASES, Phase
+from workloads.ops import Conv2d, Linear, Workload
+
+
+class Tensors:
+    """A TensorSource over fixed arrays, one dict per op."""
+
+    def __init__(self, per_op):
+        self.per_op = per_op
+
+    def tensors(self, index):
+        return self.per_op[index]
+
+
+def gemm_workload(A, B, phases=(Phase.FWD,), dy=None):
+    """A Linear op whose fwd GEMM is exactly ``A @ B`` (B = W^T)."""
+    M, K = A.shape
+    N = B.shape[1]
+    op = Linear(name="l", tokens=M, in_features=K, out_features=N)
+    t = {"input": A.astype(np.float32), "weight": np.ascontiguousarray(B.T, dtype=np.float32),
+         "grad": dy if dy is not None else np.ones((M, N), np.float32)}
+    return Workload("t", (op,), tuple(phases), source=Tensors([t]))
+
+
+def scalesim_cfg(rows, cols, *extra, sparsity=None):
+    sets = [f"array.rows={rows}", f"array.cols={cols}", "array.fold_overlap=false", "dram.ideal=true", *extra]
+    return load_accel("edge32", sets, {"sparsity": sparsity} if sparsity else None)
+
+
+def one(rows):
+    assert len(rows) == 1
+    return rows[0]
+
+
+# ---------------------------------------------------------------- hand-computed cases
+def test_os_skips_a_step_only_when_the_whole_fold_slice_is_zero():
+    # 2x2 array, M=N=2, K=4. Columns 1 and 3 of A are zero in both rows -> 2 steps remain.
+    A = np.array([[1, 0, 2, 0], [3, 0, 4, 0]])
+    B = np.ones((4, 2))
+    cfg = scalesim_cfg(2, 2, sparsity=[{"kind": "zero_skip", "target": "input", "action": "skipping"}])
+    row = one(simulate(gemm_workload(A, B), cfg, "os"))
+    assert row["dense_cycles"] == 4 + 2 + 2 - 2  # K + R + C - 2
+    assert row["cycles"] == 2 + 2 + 2 - 2
+    assert row["macs_effectual"] == 2 * 2 * 2
+    # zeros that do not line up across the fold's rows save nothing on a systolic array
+    A2 = np.array([[1, 0, 2, 0], [0, 3, 0, 4]])
+    assert one(simulate(gemm_workload(A2, B), cfg, "os"))["cycles"] == 6
+
+
+def test_decoupled_lanes_absorb_misaligned_zeros():
+    A2 = np.array([[1, 0, 2, 0], [0, 3, 0, 4]])
+    B = np.ones((4, 2))
+    sp = [{"kind": "zero_skip", "target": "input", "action": "skipping"}]
+    for window, stream in ((1, 4), (2, 2), (4, 2)):
+        cfg = scalesim_cfg(2, 2, "array.lanes=decoupled", f"array.sync_window_steps={window}", sparsity=sp)
+        assert one(simulate(gemm_workload(A2, B), cfg, "os"))["cycles"] == stream + 2, window
+    # imbalance: lane 0 has 3 effectual steps in the window, lane 1 has 1 -> the window costs 3
+    A3 = np.array([[1, 1, 1, 0], [0, 0, 0, 4]])
+    cfg = scalesim_cfg(2, 2, "array.lanes=decoupled", "array.sync_window_steps=4", sparsity=sp)
+    assert one(simulate(gemm_workload(A3, B), cfg, "os"))["cycles"] == 3 + 2
+
+
+def test_ws_skips_rows_of_a_that_are_zero_across_the_fold():
+    # ws: K=2 on the rows, N=2 on the columns, M=4 streamed; rows 1 and 2 of A are zero.
+    A = np.array([[1, 2], [0, 0], [0, 0], [3, 4]])
+    B = np.ones((2, 2))
+    cfg = scalesim_cfg(2, 2, sparsity=[{"kind": "zero_skip", "target": "input", "action": "skipping"}])
+    row = one(simulate(gemm_workload(A, B), cfg, "ws"))
+    assert row["dense_cycles"] == 4 + 2 * 2 + 2 - 2
+    assert row["cycles"] == 2 + 2 * 2 + 2 - 2
+    # a zero stationary weight cannot remove a cycle on ws: weight skipping changes nothing
+    Bz = np.array([[0.0, 1.0], [0.0, 1.0]])
+    cfg_w = scalesim_cfg(2, 2, sparsity=[{"kind": "zero_skip", "target": "weight", "action": "skipping"}])
+    row = one(simulate(gemm_workload(np.ones((4, 2)), Bz), cfg_w, "ws"))
+    assert row["cycles"] == row["dense_cycles"] and row["macs_effectual"] == 8
+
+
+@pytest.mark.parametrize("name", ["os", "ws", "is"])
+@pytest.mark.parametrize("nm", [(2, 4), (1, 4), (1, 8), (2, 8), (4, 8)])
+def test_exact_nm_weights_on_dense_activations_shorten_the_reduction_m_over_n(name, nm):
+    n, m = nm
+    rng = np.random.default_rng(0)
+    M, N, K = 48, 40, 64
+    A = rng.uniform(0.5, 1.5, (M, K))
+    B = rng.uniform(0.5, 1.5, (K, N))
+    cfg = scalesim_cfg(8, 8, sparsity=[{"kind": "nm", "n": n, "m": m}])
+    row = one(simulate(gemm_workload(A, B), cfg, name))
+    df = DATAFLOWS.get(name)
+    from workloads.gemm import Gemm
+
+    assert row["cycles"] == df.compute_cycles(Gemm(M, N, K * n // m), 8, 8, False)
+    assert row["dense_cycles"] == df.compute_cycles(Gemm(M, N, K), 8, 8, False)
+    assert row["macs_effectual"] == M * N * K * n // m
+    assert row["ideal_speedup"] == pytest.approx(m / n)
+
+
+def test_bidirectional_pruning_speeds_up_fwd_and_bwd_data_not_bwd_weight():
+    rng = np.random.default_rng(1)
+    A = rng.uniform(0.5, 1.5, (64, 64))
+    B = rng.uniform(0.5, 1.5, (64, 64))
+    dy = rng.uniform(0.5, 1.5, (64, 64)).astype(np.float32)
+    wl = gemm_workload(A, B, PHASES, dy)
+    rows = {r["phase"]: r for r in simulate(wl, scalesim_cfg(8, 8, sparsity=[{"kind": "nm", "n": 2, "m": 4}]), "os")}
+    # K = 64 -> 32 MAC slots per fold; every fold still pays R + C - 2 = 14 cycles of skew
+    assert rows["fwd"]["speedup"] == rows["bwd_data"]["speedup"] == pytest.approx((64 + 14) / (32 + 14))
+    assert rows["bwd_weight"]["speedup"] == 1.0
+    uni = [{"kind": "nm", "n": 2, "m": 4, "bidirectional": False}]
+    rows = {r["phase"]: r for r in simulate(wl, scalesim_cfg(8, 8, sparsity=uni), "os")}
+    assert rows["bwd_data"]["speedup"] == 1.0  # fwd mask transposed is not N:M along K
+
+
+def test_declared_nm_weights_that_are_not_nm_are_an_error():
+    A = np.ones((8, 8))
+    cfg = scalesim_cfg(4, 4, sparsity=[{"kind": "nm", "n": 2, "m": 4, "mode": "declared"}])
+    with pytest.raises(InputError, match="declared 2:4 but a group holds 4 nonzeros"):
+        simulate(gemm_workload(A, np.ones((8, 8))), cfg, "os")
+    B = np.tile([1.0, 0.0, 2.0, 0.0], (8, 2)).T  # (8, 8): rows alternate -> 2 nonzeros per 4 along K
+    row = one(simulate(gemm_workload(A, B), cfg, "os"))
+    assert row["speedup"] > 1.0
+
+
+# ---------------------------------------------------------------- invariants
+FEATURES = [
+    [{"kind": "zero_skip", "target": t, "action": a}] for t in ("input", "weight", "grad", "both")
+    for a in ("gating", "skipping")
+] + [[{"kind": "act_policy", "method": "relu"}],
+     [{"kind": "act_policy", "method": "relu"}, {"kind": "zero_skip", "target": "both", "action": "skipping"}]]
+
+
+@pytest.mark.parametrize("sparsity", FEATURES, ids=lambda s: "+".join(f"{d['kind']}" + "-".join(
+    str(v) for k, v in d.items() if k != "kind") for d in s))
+@pytest.mark.parametrize("lanes", ["systolic", "decoupled"])
+def test_fully_dense_operands_give_exactly_dense_cycles(sparsity, lanes):
+    rng = np.random.default_rng(2)
+    A = rng.uniform(0.5, 1.5, (70, 45))
+    B = rng.uniform(0.5, 1.5, (45, 38))
+    dy = rng.uniform(0.5, 1.5, (70, 38)).astype(np.float32)
+    cfg = load_accel("edge32", ["array.rows=16", "array.cols=8", f"array.lanes={lanes}",
+                                "dram.bandwidth_bytes_per_cycle=2"], {"sparsity": sparsity})
+    for name in DATAFLOWS.names():
+        for row in simulate(gemm_workload(A, B, PHASES, dy), cfg, name):
+            assert row["cycles"] == row["dense_cycles"], (name, row["phase"])
+            assert row["macs_effectual"] == row["macs_dense"]
+            assert row["dram_bytes"] == row["events"]["dram_read_bytes"] + row["events"]["dram_write_bytes"]
+
+
+sparse_mat = st.integers(0, 2**31 - 1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=sparse_mat, density=st.floats(0.0, 1.0), target=st.sampled_from(["input", "weight", "both"]),
+       lanes=st.sampled_from(["systolic", "decoupled"]), name=st.sampled_from(["os", "ws", "is"]),
+       window=st.integers(1, 16), nm=st.sampled_from([None, (2, 4), (1, 8)]))
+def test_cycles_never_beat_the_ideal_and_gating_never_changes_cycles(seed, density, target, lanes, name, window, nm):
+    rng = np.random.default_rng(seed)
+    M, K, N = (int(v) for v in rng.integers(1, 60, 3))
+    A = rng.uniform(0.5, 1.5, (M, K)) * (rng.random((M, K)) < density)
+    B = rng.uniform(0.5, 1.5, (K, N)) * (rng.random((K, N)) < density)
+    nm_spec = [{"kind": "nm", "n": nm[0], "m": nm[1]}] if nm else []
+    base = ["array.rows=8", "array.cols=4", f"array.lanes={lanes}", f"array.sync_window_steps={window}"]
+    skip = load_accel("edge32", base, {"sparsity": nm_spec + [{"kind": "zero_skip", "target": target,
+                                                                "action": "skipping"}]})
+    gate = load_accel("edge32", base, {"sparsity": nm_spec + [{"kind": "zero_skip", "target": target,
+                                                                "action": "gating"}]})
+    plain = load_accel("edge32", base, {"sparsity": nm_spec} if nm_spec else None)
+    wl = gemm_workload(A, B)
+    r_skip, r_gate, r_plain = (one(simulate(wl, c, name)) for c in (skip, gate, plain))
+    for r in (r_skip, r_gate, r_plain):
+        check_row(r)  # includes cycles >= ceil(effectual MACs / PEs)
+        assert r["cycles"] >= r["mac_bound_cycles"]
+    assert r_gate["cycles"] == r_plain["cycles"]
+    assert r_gate["energy_breakdown_pj"]["mac"] <= r_plain["energy_breakdown_pj"]["mac"]
+    assert r_skip["compute_cycles"] <= r_plain["compute_cycles"]
+    assert r_skip["macs_effectual"] == r_gate["macs_effectual"]
+
+
+# ---------------------------------------------------------------- delta
+def sequence_workload(frames):
+    """One conv layer seen at consecutive frames (a sequence trace in miniature). No padding:
+    im2col's padding zeros would be skippable zeros of their own."""
+    op = Conv2d(name="c", batch=1, in_channels=3, out_channels=4, in_h=6, in_w=6, kernel_h=3, kernel_w=3)
+    w = np.random.default_rng(3).standard_normal(op.weight_shape).astype(np.float32)
+    per_op = [{"input": f.astype(np.float32), "weight": w, "grad": None} for f in frames]
+    return Workload("seq", tuple(op for _ in frames), (Phase.FWD,), time_steps=tuple(range(len(frames))),
+                    source=Tensors(per_op))
+
+
+def test_delta_at_threshold_zero_is_exactly_dense():
+    rng = np.random.default_rng(4)
+    frames = [rng.uniform(1, 2, (1, 3, 6, 6)) + t for t in range(4)]  # every element changes
+    wl = sequence_workload(frames)
+    for name in DATAFLOWS.names():
+        rows = simulate(wl, load_accel("edge32", [], {"sparsity": [{"kind": "delta", "threshold": 0.0}]}), name)
+        for r in rows:
+            assert r["delta_err_max"] == 0.0
+            assert r["cycles"] == r["dense_cycles"]
+            assert r["delta_fired_fraction"] == 1.0
+
+
+def test_delta_skips_unchanged_elements_and_reports_error():
+    rng = np.random.default_rng(5)
+    base = np.maximum(rng.standard_normal((1, 3, 6, 6)), 0)
+    frames = [base + 0.01 * t * (rng.random(base.shape) < 0.1) for t in range(5)]
+    wl = sequence_workload(frames)
+    exact = simulate(wl, load_accel("edge32", [], {"sparsity": [{"kind": "delta", "threshold": 0.0}]}), "ws")
+    loose = simulate(wl, load_accel("edge32", [], {"sparsity": [{"kind": "delta", "threshold": 0.05}]}), "ws")
+    assert all(r["delta_err_max"] == 0.0 for r in exact)
+    assert sum(r["macs_effectual"] for r in exact[1:]) < 0.3 * sum(r["macs_dense"] for r in exact[1:])
+    assert all(r["delta_err_max"] > 0 for r in loose[2:])  # small changes held back
+    assert sum(r["cycles"] for r in loose) <= sum(r["cycles"] for r in exact)
+    assert all(r["events"]["encode_ops"] == 2 * 3 * 36 for r in exact)
+
+
+def test_delta_needs_a_time_axis():
+    A = np.ones((4, 4))
+    with pytest.raises(InputError, match="no time axis"):
+        simulate(gemm_workload(A, A), load_accel("edge32", [], {"sparsity": [{"kind": "delta", "threshold": 0.1}]}),
+                 "os")
+
+
+def test_activation_policies_zero_what_they_say():
+    rng = np.random.default_rng(6)
+    A = rng.standard_normal((64, 32))
+    B = rng.standard_normal((32, 16))
+    for spec, zeroed in (({"method": "threshold", "threshold": 0.6745}, 0.5),
+                         ({"method": "topk", "keep_fraction": 0.25}, 0.75),
+                         ({"method": "channel_threshold", "sparsity": 0.5}, 0.5)):
+        cfg = load_accel("edge32", [], {"sparsity": [{"kind": "act_policy", **spec}]})
+        row = one(simulate(gemm_workload(A, B), cfg, "os"))
+        assert row["act_zero_fraction"] == pytest.approx(zeroed, abs=0.06), spec
+        assert row["policy"].startswith(spec["method"])
