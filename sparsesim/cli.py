@@ -83,6 +83,12 @@ def cmd_list(args) -> int:
         doc = (sys.modules[type(DATAFLOWS.get(name)).__module__].__doc__ or "").strip().splitlines()[0]
         print(f"  {name:12s} {doc}")
     print(f"  {'best':12s} per op and phase, the dataflow with the fewest cycles")
+    from accel.sparsity import FEATURES
+
+    print("sparsity features (--sparsity):")
+    for name in FEATURES.names():
+        doc = (sys.modules[FEATURES.get(name).__module__].__doc__ or "").strip().splitlines()[0]
+        print(f"  {name:12s} {doc}")
     print("energy tables:")
     for name in energy_table_names():
         print(f"  {name:12s} {energy_table(name).source}")
