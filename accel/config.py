@@ -115,6 +115,19 @@ class DramConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TrainingConfig:
+    """How the hardware handles N:M weights in training (SAT, Fang et al. TCAD 2023)."""
+
+    pregen: bool = _param("pre-generate both compressed N:M weight copies (fwd along input features, "
+                          "bwd_data along output features) right after each weight update; if false, "
+                          "GEMMs read dense weights and prune them on the fly while loading", default=True)
+    pregen_groups_per_cycle: int = _param("N:M groups the pruning unit selects per cycle", default=16,
+                                          minimum=1, maximum=1 << 20)
+    pregen_overlap: bool = _param("pre-generation runs beside other work, so only its DRAM traffic "
+                                  "competes; false serializes it after the weight update", default=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AccelConfig:
     """A whole accelerator: array, buffers, DRAM, clock, energy table and sparsity features."""
 
@@ -124,6 +137,7 @@ class AccelConfig:
     array: ArrayConfig
     buffers: BuffersConfig
     dram: DramConfig
+    training: TrainingConfig = _param("N:M training support", default_factory=TrainingConfig)
     energy_table: str = _param("name of the energy/area table (see `sparsesim list`)", default="horowitz45")
     sparsity: tuple = _param("sparsity features switched on for this run (list of mappings)",
                              default_factory=tuple)

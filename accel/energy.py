@@ -133,6 +133,7 @@ def energy_breakdown_pj(counts: EventCounts, cfg: AccelConfig, cycles: int,
         "metadata": counts.metadata_bytes * b_pj,
         "delta_state": counts.delta_state_bytes * out_pj,
         "delta_encode": counts.encode_ops * table.encode_pj_per_op,
+        "nm_pregen": counts.pregen_ops * table.encode_pj_per_op,
         "dram": (counts.dram_read_bytes + counts.dram_write_bytes) * 8 * cfg.dram.energy_pj_per_bit,
         "leakage": leak_uw * 1e-6 * seconds * 1e12,
     }

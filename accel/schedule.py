@@ -53,6 +53,7 @@ class EventCounts:
     metadata_bytes: int = 0  # sparse-format index/bitmap bytes read on chip
     delta_state_bytes: int = 0  # delta reference/accumulator state read + written on chip
     encode_ops: int = 0  # delta-encoding subtract/compare operations
+    pregen_ops: int = 0  # N:M pre-generation magnitude comparisons
 
     def scaled(self, factor: int) -> EventCounts:
         """Every count multiplied by ``factor`` (for ``count`` repeated GEMMs)."""

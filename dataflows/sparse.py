@@ -101,14 +101,15 @@ def _compressed_scale(density: float, elem: int) -> tuple[float, float]:
 def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a: bool, skip_b: bool,
                 aware_a: bool, aware_b: bool, compress_a: bool, compress_b: bool,
                 nm: tuple[int, int, int] | None, density_a: float | None = None,
-                density_b: float | None = None) -> SparseWork:
+                density_b: float | None = None, nm_stored_dense: bool = False) -> SparseWork:
     """Per-fold stream lengths and effectual work of one GEMM (one of its ``count`` groups).
 
     ``skip_*``: the operand's zeros may remove cycles; ``aware_*``: its zeros are detected at
     all (gating or skipping), so they count as ineffectual; ``nm``: ``(n, m, index_bits)`` when
     the B operand is N:M along K; ``density_*``: the nonzero fraction of the *stored* tensor
     behind each operand (im2col repeats inputs and adds padding, neither of which is stored),
-    used for compressed sizes; default: the operand mask's own density.
+    used for compressed sizes; default: the operand mask's own density. ``nm_stored_dense``:
+    the N:M weights are kept dense in memory and pruned while loading (no pre-generation).
     """
     R, C = cfg.array.rows, cfg.array.cols
     elem = cfg.array.element_bytes
@@ -174,7 +175,9 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
     if compress_a:
         s, meta_a = _compressed_scale(float(a_nz.mean()) if density_a is None else density_a, elem)
         scale_a *= s
-    if nm is not None:
+    if nm is not None and nm_stored_dense:  # pruned on the fly while loading dense weights
+        scale_b = K / k_eff
+    elif nm is not None:
         idx_bytes = nm[2] / 8.0
         scale_b = (elem + idx_bytes) / elem
         meta_b = idx_bytes / (elem + idx_bytes)

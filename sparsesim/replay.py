@@ -116,7 +116,7 @@ class Replay:
             work = sparse_work(df, gemm1, cfg, masks, nm=nm, **flags)
             plan = df.plan(gemm1, cfg, work)
             schedule = plan.schedule
-            if g == 0 and any(state_bytes):  # delta state that does not fit on chip
+            if g == 0 and any(state_bytes):  # delta state off chip, or overlapped pre-generation
                 import dataclasses
 
                 load = schedule.load_bytes.copy()
@@ -138,7 +138,8 @@ class Replay:
         cfg = self.cfg
         extra: dict = {"policy": None, "act_zero_fraction": None, "policy_zeroed_fraction": None,
                        "time_step": None, "delta_threshold": None, "delta_fired_fraction": None,
-                       "delta_err_max": None, "delta_err_mean": None}
+                       "delta_err_max": None, "delta_err_mean": None, "pregen_cycles": None,
+                       "pregen_dram_bytes": None}
         x, w, dy = tensors.get("input"), tensors.get("weight"), tensors.get("grad")
         x_seen = x
         if x is not None and phase is not Phase.BWD_DATA:
@@ -157,17 +158,51 @@ class Replay:
                  "skip_a": (on_a and skipping) or is_delta, "skip_b": on_b and skipping,
                  "aware_a": on_a or is_delta, "aware_b": on_b,
                  "compress_a": (on_a and compress) or is_delta, "compress_b": on_b and compress}
+        flags["nm_stored_dense"] = nm is not None and not cfg.training.pregen
         state = (0, 0)
-        delta_counts = EventCounts()
+        side = EventCounts()  # work beside the GEMM: delta encoding and state, N:M pre-generation
+        overhead = 0
         if is_delta:
-            state, delta_counts = self._delta_costs(op, x_seen, extra)
+            state, side = self._delta_costs(op, x_seen, extra)
             self._delta_error(op, phase, x, w_seen, extra)
+        if phase is Phase.BWD_WEIGHT and self.nm is not None and w is not None and cfg.training.pregen \
+                and isinstance(op, (Conv2d, Linear)):
+            state, side, overhead = self._pregen_costs(op, w, extra)
         out = best_of(self.dataflow, lambda name: self._attempt(name, op, phase, A, B, nm, flags, state))
-        out = OpOutcome(out.dataflow, out.cycles, out.compute_cycles, out.stall_cycles, out.counts + delta_counts,
-                        out.macs_dense, out.macs_effectual, out.folds, out.tiles, extra)
+        out = OpOutcome(out.dataflow, out.cycles + overhead, out.compute_cycles, out.stall_cycles,
+                        out.counts + side, out.macs_dense, out.macs_effectual, out.folds, out.tiles, extra,
+                        overhead_cycles=overhead)
         gemm = op.gemm(phase)
         dense = best_of(self.dataflow, lambda name: run_gemm(gemm, cfg, name))
         return make_row(op, phase, gemm, out, dense, cfg, self.table, self.label)
+
+    def _pregen_costs(self, op: Op, w: np.ndarray, extra: dict) -> tuple[tuple[int, int], EventCounts, int]:
+        """SAT pre-generation after the weight update: read the dense weights once, select the
+        N:M survivors along both directions, write both compressed copies (values + indices).
+
+        Overlapped (default), only its DRAM traffic competes with the GEMM's; serialized, it
+        adds ``max(selection cycles, transfer cycles)`` after the weight update.
+        """
+        nm, cfg = self.nm, self.cfg
+        elem = cfg.array.element_bytes
+        g, kout, red = weight_matrix(op, w).shape
+        groups_fwd = g * kout * -(-red // nm.m)
+        groups_bwd = g * red * -(-kout // nm.m)
+        groups = groups_fwd + groups_bwd
+        reads = w.size * elem
+        writes = int(groups * nm.n * (elem + nm.index_bits / 8.0))
+        select = -(-groups // cfg.training.pregen_groups_per_cycle)
+        counts = EventCounts(pregen_ops=groups * nm.m * max(1, int(np.ceil(np.log2(nm.m)))),
+                             sram_b_bytes=reads + writes)
+        extra["pregen_dram_bytes"] = reads + writes
+        if cfg.training.pregen_overlap:
+            extra["pregen_cycles"] = 0
+            return (reads, writes), counts, 0
+        transfer = 0 if cfg.dram.ideal else int(np.ceil((reads + writes) / cfg.dram.bandwidth_bytes_per_cycle))
+        cycles = max(select, transfer)
+        extra["pregen_cycles"] = cycles
+        counts = counts + EventCounts(dram_read_bytes=reads, dram_write_bytes=writes)
+        return (0, 0), counts, cycles
 
     def _delta_costs(self, op: Op, d: np.ndarray, extra: dict) -> tuple[tuple[int, int], EventCounts]:
         """Encoder work and reference/accumulator state traffic of one delta step.

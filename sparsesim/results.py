@@ -16,7 +16,7 @@ from pathlib import Path
 from accel.config import AccelConfig, flatten, to_dict
 from workloads.errors import InputError
 
-ADDITIVE = ("cycles", "compute_cycles", "stall_cycles", "dense_cycles", "mac_bound_cycles", "bw_bound_cycles",
+ADDITIVE = ("cycles", "compute_cycles", "stall_cycles", "overhead_cycles", "dense_cycles", "mac_bound_cycles", "bw_bound_cycles",
             "macs_dense", "macs_effectual", "folds", "tiles", "dram_bytes", "dram_read_bytes", "dram_write_bytes",
             "sram_bytes", "latency_s", "energy_pj")
 """Row fields that add up across ops and phases."""
@@ -33,8 +33,8 @@ def check_row(row: dict) -> None:
         problems.append("macs_effectual outside [0, macs_dense]")
     if not 0.0 <= row["utilization"] <= 1.0 + 1e-12:
         problems.append(f"utilization {row['utilization']} outside [0, 1]")
-    if row["stall_cycles"] < 0 or row["cycles"] != row["compute_cycles"] + row["stall_cycles"]:
-        problems.append("cycles != compute_cycles + stall_cycles >= compute_cycles")
+    if row["stall_cycles"] < 0 or row["cycles"] != row["compute_cycles"] + row["stall_cycles"] + row["overhead_cycles"]:
+        problems.append("cycles != compute_cycles + stall_cycles + overhead_cycles")
     if row["cycles"] < row["mac_bound_cycles"]:
         problems.append("cycles below the MAC bound")
     for key in ("cycles", "compute_cycles", "stall_cycles", "dense_cycles", "dram_bytes"):

@@ -53,6 +53,7 @@ class OpOutcome:
     folds: int
     tiles: int
     extra: dict = field(default_factory=dict)  # feature-specific result columns
+    overhead_cycles: int = 0  # serialized work beside the array (e.g. N:M pre-generation)
 
 
 def time_plan(plan: Plan, cfg: AccelConfig, schedule: TileSchedule | None = None) -> tuple[int, int, int]:
@@ -104,6 +105,7 @@ def make_row(op: Op, phase: Phase, gemm: Gemm, out: OpOutcome, dense: OpOutcome,
         "cycles": out.cycles,
         "compute_cycles": out.compute_cycles,
         "stall_cycles": out.stall_cycles,
+        "overhead_cycles": out.overhead_cycles,
         "dense_cycles": dense.cycles,
         "speedup": dense.cycles / out.cycles,
         "ideal_speedup": out.macs_dense / max(out.macs_effectual, 1),
