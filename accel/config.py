@@ -54,6 +54,8 @@ class ArrayConfig:
     lanes: str = _param("systolic: all PEs of a fold move in lockstep; decoupled: each PE row runs "
                         "ahead on its own operand queue and rows meet every sync_window_steps steps "
                         "(Cnvlutin/SparTen-like)", default="systolic", choices=("systolic", "decoupled"))
+    dataflows: tuple = _param("dataflows the array's interconnect supports (empty: every registered "
+                              "one); `best` chooses among these", default=())
     sync_window_steps: int = _param("decoupled lanes: streamed steps between synchronizations "
                                     "(bounded by the lane queue depth)", default=4, minimum=1, maximum=1 << 20)
 
@@ -121,8 +123,9 @@ class TrainingConfig:
     pregen: bool = _param("pre-generate both compressed N:M weight copies (fwd along input features, "
                           "bwd_data along output features) right after each weight update; if false, "
                           "GEMMs read dense weights and prune them on the fly while loading", default=True)
-    pregen_groups_per_cycle: int = _param("N:M groups the pruning unit selects per cycle", default=16,
-                                          minimum=1, maximum=1 << 20)
+    pregen_lanes: int = _param("parallel lanes of the pruning unit; each selects the N largest of one "
+                               "group of M weights in M cycles (an insertion top-N)", default=32,
+                               minimum=1, maximum=1 << 20)
     pregen_overlap: bool = _param("pre-generation runs beside other work, so only its DRAM traffic "
                                   "competes; false serializes it after the weight update", default=True)
 

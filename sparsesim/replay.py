@@ -16,12 +16,14 @@ delta references) lives in the :class:`Replay` object, never in the module.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from accel.config import AccelConfig
 from accel.energy import EnergyTable
 from accel.kernels import delta_step
-from accel.schedule import EventCounts
+from accel.schedule import EventCounts, TileSchedule
 from accel.sparsity import feature_labels
 from accel.sparsity.activation_policy import ActivationPolicyConfig
 from accel.sparsity.delta import DeltaConfig
@@ -35,6 +37,27 @@ from workloads.gemm import Gemm, Phase
 from workloads.lowering import OPERAND_ROLES, gemm_operands, weight_matrix
 from workloads.ops import Conv2d, Linear, Op, Workload
 from workloads.synthetic_operands import SyntheticTensors
+
+
+def _with_side_traffic(schedule: TileSchedule, nbytes: tuple[int, int], spread: bool) -> TileSchedule:
+    """Add DRAM traffic beside the GEMM's own: ``(read, write)`` bytes.
+
+    ``spread`` shares it out over the tiles in proportion to their compute time (background
+    traffic such as overlapped pre-generation, competing for bandwidth); otherwise reads
+    come before the first tile and writes after the last (delta state brought in and out).
+    """
+    load = schedule.load_bytes.copy()
+    store = schedule.store_bytes.copy()
+    if spread:
+        share = schedule.compute_cycles / max(int(schedule.compute_cycles.sum()), 1)
+        load += np.floor(share * nbytes[0]).astype(np.int64)
+        store += np.floor(share * nbytes[1]).astype(np.int64)
+        load[0] += nbytes[0] - int(np.floor(share * nbytes[0]).sum())
+        store[-1] += nbytes[1] - int(np.floor(share * nbytes[1]).sum())
+    else:
+        load[0] += nbytes[0]
+        store[-1] += nbytes[1]
+    return dataclasses.replace(schedule, load_bytes=load, store_bytes=store)
 
 
 def _channel_axis(op: Op) -> int:
@@ -116,14 +139,8 @@ class Replay:
             work = sparse_work(df, gemm1, cfg, masks, nm=nm, **flags)
             plan = df.plan(gemm1, cfg, work)
             schedule = plan.schedule
-            if g == 0 and any(state_bytes):  # delta state off chip, or overlapped pre-generation
-                import dataclasses
-
-                load = schedule.load_bytes.copy()
-                store = schedule.store_bytes.copy()
-                load[0] += state_bytes[0]
-                store[-1] += state_bytes[1]
-                schedule = dataclasses.replace(schedule, load_bytes=load, store_bytes=store)
+            if g == 0 and any(state_bytes):
+                schedule = _with_side_traffic(schedule, state_bytes, spread=self.delta is None)
                 total = total + EventCounts(dram_read_bytes=state_bytes[0], dram_write_bytes=state_bytes[1])
             c, cc, st = time_plan(plan, cfg, schedule)
             cycles, compute, stall = cycles + c, compute + cc, stall + st
@@ -168,12 +185,12 @@ class Replay:
         if phase is Phase.BWD_WEIGHT and self.nm is not None and w is not None and cfg.training.pregen \
                 and isinstance(op, (Conv2d, Linear)):
             state, side, overhead = self._pregen_costs(op, w, extra)
-        out = best_of(self.dataflow, lambda name: self._attempt(name, op, phase, A, B, nm, flags, state))
+        out = best_of(self.dataflow, lambda name: self._attempt(name, op, phase, A, B, nm, flags, state), cfg)
         out = OpOutcome(out.dataflow, out.cycles + overhead, out.compute_cycles, out.stall_cycles,
                         out.counts + side, out.macs_dense, out.macs_effectual, out.folds, out.tiles, extra,
                         overhead_cycles=overhead)
         gemm = op.gemm(phase)
-        dense = best_of(self.dataflow, lambda name: run_gemm(gemm, cfg, name))
+        dense = best_of(self.dataflow, lambda name: run_gemm(gemm, cfg, name), cfg)
         return make_row(op, phase, gemm, out, dense, cfg, self.table, self.label)
 
     def _pregen_costs(self, op: Op, w: np.ndarray, extra: dict) -> tuple[tuple[int, int], EventCounts, int]:
@@ -191,7 +208,7 @@ class Replay:
         groups = groups_fwd + groups_bwd
         reads = w.size * elem
         writes = int(groups * nm.n * (elem + nm.index_bits / 8.0))
-        select = -(-groups // cfg.training.pregen_groups_per_cycle)
+        select = -(-groups // cfg.training.pregen_lanes) * nm.m
         counts = EventCounts(pregen_ops=groups * nm.m * max(1, int(np.ceil(np.log2(nm.m)))),
                              sram_b_bytes=reads + writes)
         extra["pregen_dram_bytes"] = reads + writes

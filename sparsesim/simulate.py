@@ -76,11 +76,29 @@ def run_gemm(gemm: Gemm, cfg: AccelConfig, dataflow: str) -> OpOutcome:
                      plan.macs_dense * n, plan.macs_effectual * n, plan.folds * n, len(plan.schedule) * n)
 
 
-def best_of(dataflow: str, attempt) -> OpOutcome:
-    """``attempt(name)`` for one dataflow, or the fastest of all for ``best`` (ties: name order)."""
+def supported_dataflows(cfg: AccelConfig) -> list[str]:
+    """The registered dataflows this hardware's interconnect supports."""
+    return [name for name in DATAFLOWS.names() if not cfg.array.dataflows or name in cfg.array.dataflows]
+
+
+def check_dataflow(cfg: AccelConfig, dataflow: str) -> None:
+    """Refuse an unknown dataflow, or one the configured array cannot run."""
+    for name in cfg.array.dataflows:
+        if name not in DATAFLOWS:
+            raise field_error("array.dataflows", f"unknown dataflow {name!r} (choose from {', '.join(DATAFLOWS.names())})")
+    if dataflow != BEST and dataflow not in DATAFLOWS:
+        raise field_error("--dataflow", f"unknown dataflow {dataflow!r} (choose from {', '.join(dataflow_choices())})")
+    if dataflow != BEST and dataflow not in supported_dataflows(cfg):
+        raise field_error("--dataflow", f"{dataflow!r} is not supported by {cfg.name} "
+                          f"(array.dataflows: {', '.join(cfg.array.dataflows)})")
+
+
+def best_of(dataflow: str, attempt, cfg: AccelConfig) -> OpOutcome:
+    """``attempt(name)`` for one dataflow, or for ``best`` the fastest of those the hardware
+    supports (ties: name order) -- the per-layer, per-phase choice made before a run."""
     if dataflow != BEST:
         return attempt(dataflow)
-    return min((attempt(name) for name in DATAFLOWS.names()), key=lambda o: o.cycles)
+    return min((attempt(name) for name in supported_dataflows(cfg)), key=lambda o: o.cycles)
 
 
 def make_row(op: Op, phase: Phase, gemm: Gemm, out: OpOutcome, dense: OpOutcome, cfg: AccelConfig,
@@ -133,8 +151,7 @@ def make_row(op: Op, phase: Phase, gemm: Gemm, out: OpOutcome, dense: OpOutcome,
 
 def simulate(workload: Workload, cfg: AccelConfig, dataflow: str) -> list[dict]:
     """Simulate every op of ``workload`` in each of its phases; one row per (op, phase)."""
-    if dataflow != BEST and dataflow not in DATAFLOWS:
-        raise field_error("--dataflow", f"unknown dataflow {dataflow!r} (choose from {', '.join(dataflow_choices())})")
+    check_dataflow(cfg, dataflow)
     table = energy_table(cfg.energy_table)
     check_table_supports(table, cfg)
     features = parse_features(cfg.sparsity)
@@ -148,6 +165,6 @@ def simulate(workload: Workload, cfg: AccelConfig, dataflow: str) -> list[dict]:
         for phase in workload.phases:
             if phase in op.phases:
                 gemm = op.gemm(phase)
-                out = best_of(dataflow, lambda name, g=gemm: run_gemm(g, cfg, name))
+                out = best_of(dataflow, lambda name, g=gemm: run_gemm(g, cfg, name), cfg)
                 rows.append(make_row(op, phase, gemm, out, out, cfg, table, label))
     return rows
