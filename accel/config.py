@@ -128,6 +128,8 @@ class TrainingConfig:
                                minimum=1, maximum=1 << 20)
     pregen_overlap: bool = _param("pre-generation runs beside other work, so only its DRAM traffic "
                                   "competes; false serializes it after the weight update", default=True)
+    charge_pregen: bool = _param("charge pre-generation's time, traffic and energy (false only to measure "
+                                 "its share in an ablation)", default=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -183,7 +183,7 @@ class Replay:
             state, side = self._delta_costs(op, x_seen, extra)
             self._delta_error(op, phase, x, w_seen, extra)
         if phase is Phase.BWD_WEIGHT and self.nm is not None and w is not None and cfg.training.pregen \
-                and isinstance(op, (Conv2d, Linear)):
+                and cfg.training.charge_pregen and isinstance(op, (Conv2d, Linear)):
             state, side, overhead = self._pregen_costs(op, w, extra)
         out = best_of(self.dataflow, lambda name: self._attempt(name, op, phase, A, B, nm, flags, state), cfg)
         out = OpOutcome(out.dataflow, out.cycles + overhead, out.compute_cycles, out.stall_cycles,
