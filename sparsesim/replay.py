@@ -31,7 +31,7 @@ from accel.sparsity.nm import NMConfig, prune_rows
 from accel.sparsity.zero_skip import ZeroSkipConfig
 from dataflows import DATAFLOWS
 from dataflows.sparse import OperandMasks, sparse_work
-from sparsesim.simulate import OpOutcome, best_of, make_row, run_gemm, time_plan
+from sparsesim.simulate import OpOutcome, best_of, make_row, op_phases, run_gemm, time_plan
 from workloads.errors import InputError
 from workloads.gemm import Gemm, Phase
 from workloads.lowering import OPERAND_ROLES, gemm_operands, weight_matrix
@@ -260,7 +260,7 @@ class Replay:
     def rows(self) -> list[dict]:
         rows = []
         for index, op in enumerate(self.workload.ops):
-            phases = [p for p in self.workload.phases if p in op.phases]
+            phases = op_phases(self.workload, index)
             if not phases:
                 continue
             tensors = self.source.tensors(index)

@@ -149,6 +149,14 @@ def make_row(op: Op, phase: Phase, gemm: Gemm, out: OpOutcome, dense: OpOutcome,
     }
 
 
+def op_phases(workload: Workload, index: int) -> list[Phase]:
+    """The phases simulated for op ``index``: the workload's, less those the op does not have
+    (a trace's first layer has no input gradient, so no bwd_data)."""
+    own = workload.meta.get("phases_by_op")
+    allowed = own[index] if own is not None else workload.ops[index].phases
+    return [p for p in workload.phases if p in allowed]
+
+
 def simulate(workload: Workload, cfg: AccelConfig, dataflow: str) -> list[dict]:
     """Simulate every op of ``workload`` in each of its phases; one row per (op, phase)."""
     check_dataflow(cfg, dataflow)
@@ -161,10 +169,9 @@ def simulate(workload: Workload, cfg: AccelConfig, dataflow: str) -> list[dict]:
 
         return Replay(workload, cfg, dataflow, features, table).rows()
     rows = []
-    for op in workload.ops:
-        for phase in workload.phases:
-            if phase in op.phases:
-                gemm = op.gemm(phase)
-                out = best_of(dataflow, lambda name, g=gemm: run_gemm(g, cfg, name), cfg)
-                rows.append(make_row(op, phase, gemm, out, out, cfg, table, label))
+    for index, op in enumerate(workload.ops):
+        for phase in op_phases(workload, index):
+            gemm = op.gemm(phase)
+            out = best_of(dataflow, lambda name, g=gemm: run_gemm(g, cfg, name), cfg)
+            rows.append(make_row(op, phase, gemm, out, out, cfg, table, label))
     return rows
