@@ -105,6 +105,18 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_study(args) -> int:
+    from sparsesim.studies import STUDIES
+    from sparsesim.studies.common import prepare_out
+
+    study = STUDIES.get(args.name, "study")
+    out = Path(args.out)
+    prepare_out(out, args.overwrite)
+    report = study.run(out, Path(args.traces), args.quick)
+    print(f"wrote {report}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from sparsesim.simulate import dataflow_choices
 
@@ -138,12 +150,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", metavar="DIR", help="run directory (default runs/demo-<time>)")
     demo.set_defaults(func=cmd_demo)
 
-    try:
-        from sparsesim.trace_cli import add_trace_commands
-    except ImportError:
-        add_trace_commands = None
-    if add_trace_commands is not None:
-        add_trace_commands(sub)
+    from sparsesim.sweep_cli import add_sweep_commands
+    from sparsesim.trace_cli import add_trace_commands
+
+    add_trace_commands(sub)
+    add_sweep_commands(sub)
+
+    study = sub.add_parser("study", help="regenerate a curated case-study report (reports/NAME)")
+    study.add_argument("name", help="sat, zero-skip or delta")
+    study.add_argument("--out", required=True, metavar="DIR", help="report directory, e.g. reports/sat")
+    study.add_argument("--traces", default="runs/traces", metavar="DIR", help="where traces are captured and reused")
+    study.add_argument("--quick", action="store_true", help="smaller batches (for tests)")
+    study.add_argument("--overwrite", action="store_true", help="regenerate into a non-empty directory")
+    study.set_defaults(func=cmd_study)
     return p
 
 

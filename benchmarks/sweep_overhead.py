@@ -1,0 +1,119 @@
+"""Cost of the sweep runner itself: per-point overhead and a 200-point ResNet-18 sweep.
+
+1. 50 trivial points (one 8x8x8 GEMM, 50 DRAM latencies): pure ``simulate()`` time in this
+   process against the wall time of ``run_sweep`` with 2 workers, the start-up of the embedded
+   Dask cluster measured on its own, so the runner's per-point overhead (futures, scheduling,
+   pickling, atomic Parquet write) shows; plus the time of a rerun that finds every point done.
+2. 200 points over ResNet-18's layers (training step, 63 GEMMs per point): 5 square arrays x
+   5 DRAM bandwidths x 2 A-buffer sizes x 4 dataflows, with 2 workers (target: under 10
+   minutes), against the same points simulated serially in this process.
+
+Run: ``python benchmarks/sweep_overhead.py [--workers 2] [--skip-serial]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from accel.config import AccelConfig, build
+from sparsesim.simulate import simulate
+from sparsesim.sweep import connect, plan_sweep, run_sweep
+
+TRIVIAL = {
+    "name": "overhead-trivial",
+    "base": "edge32",
+    "axes": {"dram.latency_cycles": list(range(50))},
+    "workloads": [{"gemm": [8, 8, 8]}],
+    "dataflows": ["os"],
+}
+
+RESNET = {
+    "name": "overhead-resnet18",
+    "base": "edge32",
+    "axes": [
+        {"kind": "zip", "values": {"array.rows": [8, 16, 32, 64, 128], "array.cols": [8, 16, 32, 64, 128]}},
+        {"kind": "grid", "values": {"dram.bandwidth_bytes_per_cycle": [4, 8, 16, 32, 64],
+                                    "buffers.a.size_bytes": [65536, 1048576]}},
+    ],
+    "workloads": [{"network": "resnet18", "batch": 1, "phases": "training"}],
+    "dataflows": ["os", "ws", "is", "best"],
+}
+
+
+def serial_seconds(plan) -> float:
+    """Pure simulate() time of every point, one after another in this process."""
+    total = 0.0
+    for point in plan.points:
+        cfg = build(AccelConfig, point.config)
+        workload = point.workload.build()
+        t0 = time.perf_counter()
+        simulate(workload, cfg, point.dataflow)
+        total += time.perf_counter() - t0
+    return total
+
+
+def _warm() -> None:
+    """Import what a point needs, on a worker."""
+    import sparsesim.simulate  # noqa: F401
+    import sparsesim.sweep  # noqa: F401
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--skip-serial", action="store_true", help="skip the serial run of the 200 points")
+    args = ap.parse_args()
+    n = args.workers
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        t0 = time.perf_counter()
+        with connect(None, n):
+            pass
+        startup = time.perf_counter() - t0
+
+        plan = plan_sweep(TRIVIAL, root / "trivial.yaml")
+        serial_seconds(plan)  # warm imports and caches
+        pure = serial_seconds(plan)
+        t0 = time.perf_counter()
+        run_sweep(plan, root / "trivial", workers=n, progress=False)
+        wall = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        again = run_sweep(plan, root / "trivial", workers=n, progress=False)
+        rerun = time.perf_counter() - t0
+        assert again.computed == 0
+        k = len(plan)
+        per_point = (wall - startup) / k
+        # the same points on a cluster that is already up and has imported the simulator
+        with connect(None, n) as client:
+            client.run(_warm)
+            address = client.scheduler.address
+            t0 = time.perf_counter()
+            run_sweep(plan, root / "trivial-warm", scheduler=address, progress=False)
+            warm = time.perf_counter() - t0
+        print(f"embedded cluster start + stop ({n} workers): {startup:.2f} s")
+        print(f"{k} trivial points: simulate() {pure / k * 1e3:.2f} ms/point serial")
+        print(f"  cold sweep (cluster start, worker imports): {wall:.2f} s wall = "
+              f"{per_point * 1e3:.1f} ms/point after the cluster start")
+        print(f"  warm cluster: {warm:.2f} s wall = {warm / k * 1e3:.1f} ms/point; runner overhead ~ "
+              f"{(warm / k - pure / k / n) * 1e3:.1f} ms/point with {n} workers")
+        print(f"  rerun with every point done (no cluster started): {rerun:.2f} s")
+
+        plan = plan_sweep(RESNET, root / "resnet.yaml")
+        t0 = time.perf_counter()
+        summary = run_sweep(plan, root / "resnet", workers=n, progress=False)
+        wall = time.perf_counter() - t0
+        assert summary.computed == len(plan) and not summary.failed
+        print(f"{len(plan)} ResNet-18 training points, {n} workers: {wall:.1f} s wall "
+              f"({len(plan) / wall:.1f} points/s, 63 GEMMs each)")
+        if not args.skip_serial:
+            serial = serial_seconds(plan)
+            print(f"same points simulated serially in-process: {serial:.1f} s "
+                  f"(parallel efficiency {serial / wall / n:.0%} of {n} workers)")
+
+
+if __name__ == "__main__":
+    main()

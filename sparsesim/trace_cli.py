@@ -1,0 +1,159 @@
+"""The ``sparsesim trace`` command: capture, info, validate, import and synth.
+
+:func:`add_trace_commands` adds it to the main parser; every handler returns an exit code
+and raises :class:`~workloads.errors.InputError` for bad input. torch is imported only by
+:func:`workloads.capture.capture_model`, and only when a capture runs; without torch it
+fails with an install hint.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from workloads.errors import InputError
+
+DTYPES = ("fp32", "fp16", "bf16")
+
+
+def _size_mib(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.iterdir() if f.is_file()) / 2**20
+
+
+def cmd_capture(args) -> int:
+    from workloads.capture import capture_model  # imports torch only once the arguments are checked
+
+    out = Path(args.out or f"traces/{args.model}-{args.mode}")
+    start = time.perf_counter()
+    path = capture_model(args.model, steps=args.steps, batch=args.batch, out=out, mode=args.mode, dtype=args.dtype,
+                         seed=args.seed, warmup_steps=args.warmup_steps, nm=args.nm, overwrite=args.overwrite,
+                         progress=not args.no_progress)
+    print(f"wrote {path} ({_size_mib(path):.1f} MiB) in {time.perf_counter() - start:.1f} s; "
+          f"see `sparsesim trace info {path}`")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from workloads.trace import load_trace, validate
+    from workloads.trace.info import describe
+
+    with load_trace(args.dir) as trace:
+        if args.validate:
+            validate(trace, full=True)
+        print(describe(trace))
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from workloads.trace import load_trace, validate
+
+    with load_trace(args.dir) as trace:
+        validate(trace, full=True)
+        print(f"ok: {args.dir}: {len(trace.ops)} ops, {len(trace.entries)} tensors, "
+              f"{sum(trace.file_bytes.values()) / 2**20:.1f} MiB")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from workloads.importers import import_trace
+
+    path = import_trace(args.format, args.file, args.out, seed=args.seed, dtype=args.dtype, training=args.training,
+                        overwrite=args.overwrite)
+    print(f"wrote {path} ({_size_mib(path):.1f} MiB)")
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from sparsesim.workload_args import parse_gemm, parse_phases
+    from workloads.gemm import PHASES, Phase
+    from workloads.networks import NETWORKS
+    from workloads.ops import gemm_op
+    from workloads.synthetic import OperandSparsity, SparsitySpec, synthesize
+    from workloads.topology import read_topology
+
+    sources = [bool(args.gemm), bool(args.topology), bool(args.network)]
+    if sum(sources) != 1:
+        raise InputError("trace synth: give exactly one of --gemm, --topology or --network")
+    if args.gemm:
+        ops, name = [gemm_op(f"gemm{i}", *parse_gemm(g, i)) for i, g in enumerate(args.gemm)], "gemm"
+    elif args.topology:
+        ops, name = read_topology(args.topology, batch=args.batch), Path(args.topology).stem
+    else:
+        if args.batch < 1:
+            raise InputError(f"--batch: must be a positive integer, got {args.batch}")
+        ops, name = NETWORKS.get(args.network, "--network")(args.batch), args.network
+    phases = parse_phases(args.phases, False) or (PHASES if args.training else (Phase.FWD,))
+    spec = SparsitySpec(input=OperandSparsity.parse(args.input, "--input"),
+                        weight=OperandSparsity.parse(args.weight, "--weight"),
+                        grad_output=OperandSparsity.parse(args.grad, "--grad"), phases=phases, steps=args.steps,
+                        time_steps=args.time_steps, change=args.change)
+    path = synthesize(ops, spec, args.out, seed=args.seed, dtype=args.dtype, name=name, overwrite=args.overwrite)
+    print(f"wrote {path} ({len(ops)} ops, {_size_mib(path):.1f} MiB)")
+    return 0
+
+
+def add_trace_commands(subparsers) -> None:
+    """Add ``trace`` and its sub-commands to the main parser's ``subparsers``."""
+    from workloads.capture.zoo import MODELS
+    from workloads.importers import IMPORTERS
+
+    trace = subparsers.add_parser("trace", help="capture, inspect, import or synthesise traces of real tensors")
+    sub = trace.add_subparsers(dest="trace_command", required=True, parser_class=type(trace))
+
+    cap = sub.add_parser("capture", help="train a zoo model briefly and record its tensors (needs torch)",
+                         description=f"Zoo models: {', '.join(MODELS.names())}.")
+    cap.add_argument("--model", required=True, metavar="NAME", help=f"one of {', '.join(MODELS.names())}")
+    cap.add_argument("--steps", type=int, default=1, help="captured steps, each a fresh batch (default 1)")
+    cap.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
+    cap.add_argument("--out", metavar="DIR", help="trace directory (default traces/MODEL-MODE)")
+    cap.add_argument("--mode", choices=("train", "infer"), default="train",
+                     help="train: forward, backward and update, all three tensors; infer: forward only")
+    cap.add_argument("--dtype", choices=DTYPES, default="fp32", help="storage dtype (default fp32)")
+    cap.add_argument("--seed", type=int, default=0, help="seed of model init and data (default 0)")
+    cap.add_argument("--warmup-steps", type=int, metavar="N", help="training steps before capture (default per model)")
+    cap.add_argument("--nm", metavar="N:M", help="keep weights N:M sparse along input features while training")
+    cap.add_argument("--overwrite", action="store_true", help="replace an existing trace directory")
+    cap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cap.set_defaults(func=cmd_capture)
+
+    info = sub.add_parser("info", help="print a trace's ops, GEMM shapes, sizes, zero fractions, delta density")
+    info.add_argument("dir", metavar="DIR")
+    info.add_argument("--validate", action="store_true", help="also read every tensor and check the checksums")
+    info.set_defaults(func=cmd_info)
+
+    val = sub.add_parser("validate", help="check a trace fully: structure, shapes, checksums, NaN/Inf")
+    val.add_argument("dir", metavar="DIR")
+    val.set_defaults(func=cmd_validate)
+
+    imp = sub.add_parser("import", help="convert another tool's file into a trace",
+                         description="scalesim: SCALE-Sim topology CSV (operands synthesised); "
+                                     "npz: NumPy arrays plus a manifest of ops (see workloads/importers.py).")
+    imp.add_argument("format", metavar="FORMAT", help=f"one of {', '.join(IMPORTERS.names())}")
+    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("--out", required=True, metavar="DIR")
+    imp.add_argument("--seed", type=int, default=0, help="seed for synthesised operands (default 0)")
+    imp.add_argument("--dtype", choices=DTYPES, default="fp32", help="storage dtype (default fp32)")
+    imp.add_argument("--training", action="store_true", help="scalesim: also synthesise gradients (all phases)")
+    imp.add_argument("--overwrite", action="store_true", help="replace an existing trace directory")
+    imp.set_defaults(func=cmd_import)
+
+    syn = sub.add_parser("synth", help="write a synthetic trace with controlled sparsity",
+                         description="Operand sparsity SPEC: dense, uniform:D, channel:D, block:D[:B], "
+                                     "or nm:N:M (weights only); D is the kept fraction.")
+    syn.add_argument("--gemm", metavar="M,N,K", action="append", help="a GEMM; repeatable")
+    syn.add_argument("--topology", metavar="FILE.csv", help="SCALE-Sim topology CSV")
+    syn.add_argument("--network", metavar="NAME", help="built-in layer list (see `sparsesim list`)")
+    syn.add_argument("--batch", type=int, default=1, help="batch for --network and conv rows of --topology")
+    syn.add_argument("--out", required=True, metavar="DIR")
+    syn.add_argument("--input", default="uniform:0.5", metavar="SPEC", help="input activations (default uniform:0.5)")
+    syn.add_argument("--weight", default="dense", metavar="SPEC", help="weights (default dense)")
+    syn.add_argument("--grad", default="uniform:0.5", metavar="SPEC", help="output gradients (default uniform:0.5)")
+    syn.add_argument("--phases", metavar="fwd,bwd_data,bwd_weight", help="phases to record (default fwd)")
+    syn.add_argument("--training", action="store_true", help="record all three phases")
+    syn.add_argument("--steps", type=int, default=1, help="independent steps (default 1)")
+    syn.add_argument("--time-steps", type=int, metavar="T", help="make the input a sequence of T time steps")
+    syn.add_argument("--change", type=float, default=0.1, help="fraction of inputs redrawn per time step (default 0.1)")
+    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--dtype", choices=DTYPES, default="fp32", help="storage dtype (default fp32)")
+    syn.add_argument("--overwrite", action="store_true", help="replace an existing trace directory")
+    syn.set_defaults(func=cmd_synth)

@@ -1,0 +1,92 @@
+"""``sparsesim trace ...`` end to end, and the ``trace info`` summary."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from sparsesim.cli import main
+from workloads.gemm import Phase
+from workloads.ops import Linear
+from workloads.trace import TraceWriter, load_trace
+from workloads.trace.info import describe
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_synth_info_validate(tmp_path, capsys):
+    out_dir = str(tmp_path / "t")
+    code, out, _ = _run(capsys, "trace", "synth", "--gemm", "64,32,48", "--gemm", "16,16,16", "--out", out_dir,
+                        "--weight", "nm:2:4", "--training", "--dtype", "fp16")
+    assert code == 0 and "wrote" in out
+    code, out, _ = _run(capsys, "trace", "info", out_dir, "--validate")
+    assert code == 0
+    assert "gemm0" in out and "64x32x48" in out and "storage fp16" in out and "50.0%" in out
+    code, out, _ = _run(capsys, "trace", "validate", out_dir)
+    assert code == 0 and out.startswith("ok:")
+    code, _, err = _run(capsys, "trace", "synth", "--gemm", "8,8,8", "--out", out_dir)
+    assert code == 2 and "already exists" in err
+
+
+def test_bad_input_is_one_error_line_exit_2(tmp_path, capsys):
+    out_dir = tmp_path / "t"
+    assert _run(capsys, "trace", "synth", "--gemm", "8,8,8", "--out", str(out_dir))[0] == 0
+    f = next(out_dir.glob("*.safetensors"))
+    f.write_bytes(f.read_bytes()[:-10])
+    code, out, err = _run(capsys, "trace", "info", str(out_dir))
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: {f}: truncated") and err.count("\n") == 1
+    for argv in (["trace", "info", str(tmp_path)], ["trace", "synth", "--out", str(tmp_path / "x")],
+                 ["trace", "synth", "--gemm", "8,8", "--out", str(tmp_path / "x")],
+                 ["trace", "synth", "--network", "resnet18", "--weight", "nm:4:2", "--out", str(tmp_path / "x")],
+                 ["trace", "import", "csv", "f.csv", "--out", str(tmp_path / "x")],
+                 ["trace", "capture", "--model", "resnet18", "--dtype", "fp8"]):
+        code, _, err = _run(capsys, *argv)
+        assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, argv
+
+
+def test_import_scalesim_cli(tmp_path, capsys):
+    csv = tmp_path / "net.csv"
+    csv.write_text("Layer, M, N, K,\nG1, 32, 16, 8,\n")
+    code, out, _ = _run(capsys, "trace", "import", "scalesim", str(csv), "--out", str(tmp_path / "t"))
+    assert code == 0
+    assert load_trace(tmp_path / "t").ops[0].op.gemm(Phase.FWD).M == 32
+
+
+def test_capture_without_torch_says_how_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
+    code, _, err = _run(capsys, "trace", "capture", "--model", "gru", "--out", str(tmp_path / "t"))
+    assert code == 2
+    assert err == "error: trace capture needs torch: pip install 'sparsesim[capture]'\n"
+
+
+def test_capture_cli(tmp_path, capsys):
+    pytest.importorskip("torch")
+    code, out, _ = _run(capsys, "trace", "capture", "--model", "gru", "--batch", "2", "--warmup-steps", "1",
+                        "--mode", "infer", "--dtype", "bf16", "--out", str(tmp_path / "g"), "--no-progress")
+    assert code == 0 and "wrote" in out
+    trace = load_trace(tmp_path / "g")
+    assert trace.capture["mode"] == "infer" and trace.storage.name == "bf16"
+    code, out, _ = _run(capsys, "trace", "info", str(tmp_path / "g"))
+    assert "delta density" in out and "h2h" in out
+
+
+def test_delta_density_in_info(tmp_path):
+    op = Linear(name="cell", tokens=1, in_features=4, out_features=2)
+    frames = [[0, 0, 0, 0], [0.5, 0, 0.02, 0], [0.5, 0.2, 0.02, 0]]
+    with TraceWriter(tmp_path / "t") as w:
+        weight = w.add_tensor("w", np.ones(op.weight_shape))
+        for t, x in enumerate(frames):
+            w.add_op(op, tensors={"input": w.add_tensor(f"x{t}", np.array([x])), "weight": weight},
+                     phases=(Phase.FWD,), time_step=t)
+    text = describe(load_trace(tmp_path / "t"))
+    # pair 1 changes 2 of 4 (one by 0.02 < 0.05), pair 2 changes 1 of 4: means 37.5/37.5/25/25 %
+    row = next(line for line in text.splitlines() if line.startswith("cell") and "37.5%" in line)
+    assert row.split()[-4:] == ["37.5%", "37.5%", "25.0%", "25.0%"]
+    assert "zero in" in text

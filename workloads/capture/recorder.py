@@ -1,0 +1,328 @@
+"""Recording real tensors from a PyTorch model into a trace (the only torch code besides the zoo).
+
+A :class:`~torch.overrides.TorchFunctionMode` intercepts every ``conv2d``, ``linear`` and
+``matmul``/``bmm``/``mm`` call during the forward pass, whether it comes from an
+``nn.Module`` or a functional call. For each call it
+
+* clones the input and the weight (second operand) as the op consumes them, so an in-place
+  op later in the graph (``ReLU(inplace=True)``, ``out += identity``) cannot alter them;
+* registers a hook on the op's output tensor that receives dY in the backward pass. A hook
+  registered before an in-place op on that tensor gets the gradient with respect to the
+  value before it (PyTorch autograd docs, "Backward hooks execution"), i.e. the op's own
+  output gradient; full backward module hooks are not used.
+
+Module forward hooks keep a stack of module names: a call is named after the module that
+made it (``layer1.0.conv1``), or ``<module>.<kind><i>`` for functional calls inside a module
+(``layers.0.attn.matmul0``). In a sequence model the t-th call of an op in a step is time
+step t; elsewhere repeated calls get ``#k`` suffixes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+from tqdm import tqdm
+
+from workloads.errors import InputError
+from workloads.gemm import Phase
+from workloads.ops import Conv2d, Linear, Matmul, Op
+from workloads.trace.format import Operand
+from workloads.trace.writer import TraceWriter
+
+_KINDS: dict[object, str] = {
+    torch.conv2d: "conv2d",  # F.conv2d is torch.conv2d
+    F.linear: "linear",
+    torch.matmul: "matmul", torch.Tensor.matmul: "matmul",  # `a @ b` dispatches as Tensor.matmul
+    torch.bmm: "matmul", torch.Tensor.bmm: "matmul",
+    torch.mm: "matmul", torch.Tensor.mm: "matmul",
+}
+_OWN_KIND = {nn.Conv2d: "conv2d", nn.Linear: "linear"}  # modules whose own op takes the module's name
+
+
+def _numpy(t: Tensor, shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 copy detached from autograd and from later in-place changes."""
+    return t.detach().to(torch.float32, copy=True).reshape(shape).numpy()
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _conv(name: str, args: tuple, kwargs: dict) -> tuple[Op, Tensor, Tensor]:
+    """Normalise a ``conv2d`` call to a :class:`Conv2d` op and its (N, C, H, W) input and weight."""
+    names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+    call = dict(zip(names, (None, None, None, 1, 0, 1, 1)))
+    call.update(zip(names, args))
+    call.update(kwargs)
+    x, w = call["input"], call["weight"]
+    if x.dim() == 3:  # unbatched
+        x = x.unsqueeze(0)
+    dilation = _pair(call["dilation"])
+    padding = call["padding"]
+    if isinstance(padding, str):
+        total = [0, 0] if padding == "valid" else [d * (k - 1) for d, k in zip(dilation, w.shape[2:])]
+        before = [t // 2 for t in total]
+        if any(t % 2 for t in total):
+            # 'same' with an even filter pads one more at the bottom/right: record that input.
+            x = F.pad(x, (before[1], total[1] - before[1], before[0], total[0] - before[0]))
+            before = [0, 0]
+        padding = before
+    pad, stride = _pair(padding), _pair(call["stride"])
+    op = Conv2d(name=name, batch=x.shape[0], in_channels=x.shape[1], out_channels=w.shape[0], in_h=x.shape[2],
+                in_w=x.shape[3], kernel_h=w.shape[2], kernel_w=w.shape[3], stride_h=stride[0], stride_w=stride[1],
+                pad_h=pad[0], pad_w=pad[1], dilation_h=dilation[0], dilation_w=dilation[1], groups=int(call["groups"]))
+    return op, x, w
+
+
+def _linear(name: str, args: tuple, kwargs: dict) -> tuple[Op, Tensor, Tensor]:
+    x = args[0] if args else kwargs["input"]
+    w = args[1] if len(args) > 1 else kwargs["weight"]
+    op = Linear(name=name, tokens=x.numel() // x.shape[-1], in_features=w.shape[1], out_features=w.shape[0])
+    return op, x, w
+
+
+def _matmul(name: str, args: tuple, kwargs: dict) -> tuple[Op, Tensor, Tensor]:
+    a = args[0] if args else kwargs["input"]
+    b = args[1] if len(args) > 1 else next(v for k, v in kwargs.items() if k in ("other", "mat2"))
+    a = a.unsqueeze(0) if a.dim() == 1 else a  # a vector is a 1-row matrix
+    b = b.unsqueeze(-1) if b.dim() == 1 else b
+    lead = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    (m, k), n = a.shape[-2:], b.shape[-1]
+    a, b = a.expand(*lead, m, k), b.expand(*lead, k, n)
+    return Matmul(name=name, batch=max(1, int(np.prod(lead))), m=m, n=n, k=k), a, b
+
+
+_LOWER = {"conv2d": _conv, "linear": _linear, "matmul": _matmul}
+
+
+@dataclass(slots=True)
+class _Call:
+    """One intercepted op call within the current step."""
+
+    op: Op
+    base: str  # name without time step / repeat suffix
+    occurrence: int  # how many earlier calls in this step had the same base name
+    tensors: dict[Operand, str]
+    phases: list[Phase]
+    grad: np.ndarray | None = None
+
+
+@dataclass(slots=True)
+class _Frame:
+    name: str
+    module: nn.Module | None
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class Recorder(TorchFunctionMode):
+    """Intercepts the forward ops of ``model`` and writes their tensors to ``writer``, step by step."""
+
+    def __init__(self, model: nn.Module, writer: TraceWriter, *, train: bool, sequence: bool) -> None:
+        super().__init__()
+        self.writer, self.train, self.sequence = writer, train, sequence
+        self.stack: list[_Frame] = []
+        self.calls: list[_Call] = []
+        self.occurrences: dict[str, int] = defaultdict(int)
+        self.weights: dict[tuple[int, int], str] = {}  # (id(param), version) -> tensor name, this step
+        self.step = 0
+        self.handles = []
+        for mname, module in model.named_modules():
+            self.handles.append(module.register_forward_pre_hook(self._enter(mname)))
+            self.handles.append(module.register_forward_hook(self._leave, always_call=True))
+
+    def remove_hooks(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+    def _enter(self, mname: str):
+        def hook(module, args):
+            self.stack.append(_Frame(mname, module))
+        return hook
+
+    def _leave(self, module, args, output):
+        self.stack.pop()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        kind = _KINDS.get(func)
+        if kind is None:
+            return func(*args, **kwargs)
+        frame = self.stack[-1] if self.stack else _Frame("", None)
+        own = any(isinstance(frame.module, cls) and k == kind for cls, k in _OWN_KIND.items())
+        if own and frame.counts["own"] == 0:
+            frame.counts["own"] = 1
+            base = frame.name
+        else:
+            index = frame.counts[kind]
+            frame.counts[kind] += 1
+            base = f"{frame.name}.{kind}{index}" if frame.name else f"{kind}{index}"
+        occurrence = self.occurrences[base]
+        self.occurrences[base] += 1
+        op, x, w = _LOWER[kind](base, args, kwargs)
+        prefix = f"s{self.step}/{base}#{occurrence}"
+        tensors = {Operand.INPUT: self.writer.add_tensor(f"{prefix}/input", _numpy(x, op.input_shape)),
+                   Operand.WEIGHT: self._weight(w, op, prefix)}
+        out = func(*args, **kwargs)
+        call = _Call(op, base, occurrence, tensors, [Phase.FWD])
+        if self.train and out.requires_grad:
+            if x.requires_grad:
+                call.phases.append(Phase.BWD_DATA)
+            if w.requires_grad:
+                call.phases.append(Phase.BWD_WEIGHT)
+
+            def keep_grad(grad: Tensor) -> None:
+                call.grad = _numpy(grad, op.output_shape)
+            out.register_hook(keep_grad)
+        self.calls.append(call)
+        return out
+
+    def _weight(self, w: Tensor, op: Op, prefix: str) -> str:
+        """Store a parameter once per step even if several calls use it (a recurrent cell)."""
+        key = (id(w), w._version) if isinstance(w, nn.Parameter) else None
+        if key in self.weights:
+            return self.weights[key]
+        name = self.writer.add_tensor(f"{prefix}/weight", _numpy(w, op.weight_shape))
+        if key is not None:
+            self.weights[key] = name
+        return name
+
+    def finish_step(self) -> None:
+        """Write this step's ops (gradients have arrived by now) and reset per-step state."""
+        for call in self.calls:
+            phases = call.phases if call.grad is not None else [Phase.FWD]  # output not used by the loss
+            if call.grad is not None:
+                call.tensors[Operand.GRAD_OUTPUT] = self.writer.add_tensor(
+                    f"s{self.step}/{call.base}#{call.occurrence}/grad_output", call.grad)
+            repeated = self.occurrences[call.base] > 1
+            if self.sequence:
+                name, time_step = call.base, (call.occurrence if repeated else None)
+            else:
+                name, time_step = (f"{call.base}#{call.occurrence}" if call.occurrence else call.base), None
+            op = call.op if name == call.op.name else dataclasses.replace(call.op, name=name)
+            self.writer.add_op(op, tensors=call.tensors, phases=tuple(phases), step=self.step, time_step=time_step)
+        self.calls, self.weights = [], {}
+        self.occurrences.clear()
+        self.step += 1
+
+
+def _default_loss(output, target):
+    if target is None:
+        return output.float().square().mean()
+    return F.cross_entropy(output, target)
+
+
+def capture_module(model: nn.Module, batches: Sequence[tuple], out: Path | str, *,
+                   loss_fn: Callable | None = None, optimizer: torch.optim.Optimizer | None = None,
+                   mode: str = "train", dtype: str = "fp32", sequence: bool = False, settings: dict | None = None,
+                   overwrite: bool = False, progress: bool = True,
+                   after_step: Callable[[], None] | None = None) -> Path:
+    """Run ``model`` over ``batches`` and write a trace of every conv2d, linear and matmul to ``out``.
+
+    Each batch is ``(inputs, target)``: ``inputs`` a tensor or a tuple of tensors passed
+    positionally, ``target`` anything ``loss_fn(output, target)`` takes (default: cross
+    entropy, or the mean square of the output when ``target`` is None). ``train`` mode
+    runs forward and backward per batch and, if ``optimizer`` is given, an update followed by
+    ``after_step()``; ``infer`` runs forward under ``torch.no_grad``. Returns the trace path.
+    """
+    if mode not in ("train", "infer"):
+        raise InputError(f"mode: unknown mode {mode!r} (choose from train, infer)")
+    loss_fn = loss_fn or _default_loss
+    settings = {**(settings or {}), "mode": mode, "dtype": dtype, "steps": len(batches), "sequence": sequence,
+                "torch": torch.__version__, "threads": torch.get_num_threads()}
+    train = mode == "train"
+    with TraceWriter(out, capture=settings, storage_dtype=dtype, overwrite=overwrite) as writer:
+        recorder = Recorder(model, writer, train=train, sequence=sequence)
+        try:
+            label = f"capture {settings.get('model', type(model).__name__)}"
+            for inputs, target in tqdm(batches, desc=label, unit="step", file=sys.stderr,
+                                       disable=None if progress else True):
+                inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+                with torch.set_grad_enabled(train), recorder:
+                    output = model(*inputs)
+                    loss = loss_fn(output, target) if train else None
+                if train:
+                    loss.backward()
+                recorder.finish_step()
+                if train and optimizer is not None:
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    if after_step is not None:
+                        after_step()
+        finally:
+            recorder.remove_hooks()
+    return Path(out)
+
+
+@torch.no_grad()
+def prune_nm_(model: nn.Module, n: int, m: int) -> list[str]:
+    """Keep the ``n`` largest-magnitude weights in every ``m`` consecutive input features.
+
+    Applies to every ``nn.Conv2d`` and ``nn.Linear``; "input features" is the reduction of
+    the forward GEMM (``C/g*R*S`` in the im2col order of :func:`workloads.ops.im2col`). A
+    ragged last group keeps at most ``n`` too. Returns the pruned modules' names.
+    """
+    names = []
+    for name, module in model.named_modules():
+        if not isinstance(module, (nn.Conv2d, nn.Linear)):
+            continue
+        rows = module.weight.reshape(module.weight.shape[0], -1)
+        red = rows.shape[1]
+        magnitude = F.pad(rows.abs(), (0, -red % m), value=-1.0)  # padding is never kept over a real weight
+        groups = magnitude.view(rows.shape[0], -1, m)
+        keep = torch.zeros_like(groups, dtype=torch.bool).scatter_(2, groups.topk(min(n, m), dim=2).indices, True)
+        module.weight.mul_(keep.view(rows.shape[0], -1)[:, :red].reshape(module.weight.shape))
+        names.append(name)
+    return names
+
+
+@contextmanager
+def deterministic(seed: int):
+    """Seed torch, force deterministic kernels, and restore the caller's RNG and setting afterwards."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(previous)
+
+
+def train_and_capture(factory: Callable, out: Path, *, settings: dict, sequence: bool,
+                      nm: tuple[int, int] | None, overwrite: bool, progress: bool) -> Path:
+    """Build a zoo model with ``factory``, train it briefly on its task, then capture it."""
+    seed, batch, steps = settings["seed"], settings["batch"], settings["steps"]
+    with deterministic(seed):
+        net = factory(torch.Generator().manual_seed(seed))
+        model = net.model
+        gen = torch.Generator().manual_seed(seed + 1)
+        optimizer = net.make_optimizer()
+        after_step = (lambda: prune_nm_(model, *nm)) if nm else None
+        if after_step:
+            after_step()
+        model.train()
+        for _ in tqdm(range(settings["warmup_steps"]), desc=f"warmup {settings['model']}", unit="step",
+                      file=sys.stderr, disable=None if progress else True):
+            inputs, target = net.task.batch(batch, gen)
+            F.cross_entropy(model(*inputs), target).backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if after_step:
+                after_step()
+        if settings["mode"] == "infer":
+            model.eval()
+        batches = [net.task.batch(batch, gen) for _ in range(steps)]
+        return capture_module(model, batches, out, optimizer=optimizer, mode=settings["mode"],
+                              dtype=settings["dtype"], sequence=sequence, settings=settings, overwrite=overwrite,
+                              progress=progress, after_step=after_step)

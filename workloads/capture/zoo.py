@@ -1,0 +1,106 @@
+"""The model zoo catalogue and :func:`capture_model` (importable without torch).
+
+:data:`MODELS` describes each model without building it, so ``sparsesim list`` works where
+torch is not installed; ``factory`` names the torch function that builds the model and its
+synthetic task (``module:function``), imported only when a capture runs. Adding a model is a
+factory function plus one entry here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from workloads.errors import InputError, field_error
+from workloads.registry import Registry
+from workloads.trace.format import STORAGE_DTYPES
+from workloads.trace.writer import check_output_dir
+
+MODES = ("train", "infer")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ZooModel:
+    """A zoo entry: what it is, its input, and where its torch factory lives."""
+
+    name: str
+    summary: str
+    input: str  # per-sample input, e.g. "3x32x32 image"
+    factory: str  # "module:function" returning a workloads.capture.nets.Net
+    sequence: bool = False  # ops run once per time step; their t-th call in a step is time step t
+    warmup_steps: int = 20  # training steps on the synthetic task before capture
+
+
+MODELS: Registry[ZooModel] = Registry("model")
+for _entry in (
+    ZooModel(name="resnet18", summary="ResNet-18, CIFAR stem", input="3x32x32 image, 10 classes",
+             factory="workloads.capture.nets:resnet18"),
+    ZooModel(name="resnet50", summary="ResNet-50 (bottleneck), CIFAR stem", input="3x32x32 image, 10 classes",
+             factory="workloads.capture.nets:resnet50", warmup_steps=10),
+    ZooModel(name="vgg16", summary="VGG-16 with batch norm, 512-512 classifier", input="3x32x32 image, 10 classes",
+             factory="workloads.capture.nets:vgg16_net", warmup_steps=10),
+    ZooModel(name="mobilenetv2", summary="MobileNetV2 1.0, CIFAR strides, depthwise convs",
+             input="3x32x32 image, 10 classes", factory="workloads.capture.nets:mobilenetv2"),
+    ZooModel(name="transformer", summary="2-layer encoder, d=64, 4 heads, ReLU MLP, attention matmuls",
+             input="16 tokens of 64, 4 classes", factory="workloads.capture.nets:transformer", warmup_steps=40),
+    ZooModel(name="gru", summary="GRU cell unrolled with Linear layers, hidden 64 (time steps recorded)",
+             input="16 steps x 16 features, 4 classes", factory="workloads.capture.nets:gru", sequence=True,
+             warmup_steps=40),
+    ZooModel(name="video_cnn", summary="3-conv CNN per frame over synthetic video (time steps recorded)",
+             input="8 frames of 3x32x32, 4 classes", factory="workloads.capture.nets:video_cnn", sequence=True),
+):
+    MODELS.add(_entry.name, _entry)
+del _entry
+
+
+def parse_nm(text: str | None, field: str = "nm") -> tuple[int, int] | None:
+    """``"2:4"`` -> ``(2, 4)``; ``None`` stays ``None``."""
+    if text is None:
+        return None
+    parts = str(text).split(":")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise field_error(field, f"expected N:M such as 2:4, got {text!r}")
+    n, m = int(parts[0]), int(parts[1])
+    if not 0 < n <= m:
+        raise field_error(field, f"need 0 < N <= M, got {n}:{m}")
+    return n, m
+
+
+def capture_model(name: str, *, steps: int = 1, batch: int = 8, out: Path | str, mode: str = "train",
+                  dtype: str = "fp32", seed: int = 0, warmup_steps: int | None = None, nm: str | None = None,
+                  overwrite: bool = False, progress: bool = True) -> Path:
+    """Build zoo model ``name``, train it briefly on its synthetic task, capture a trace at ``out``.
+
+    ``steps`` captured steps (each a fresh batch; in ``train`` mode forward, backward and an
+    optimizer update, recording input, weight and output gradient of every conv, linear and
+    matmul; in ``infer`` mode forward only, in eval mode). ``warmup_steps`` (default: the
+    model's) training steps come first. ``nm="2:4"`` keeps conv and linear weights N:M sparse
+    along their input features (magnitude pruning after every update: a statically N:M
+    model, whose activations reflect the pruning; the replay's own BDWP pruning of dense
+    weights is separate). Seeded and deterministic on a given machine and thread count. Needs torch.
+    """
+    entry = MODELS.get(name, "--model")
+    for field, value in (("steps", steps), ("batch", batch)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise field_error(field, f"must be a positive integer, got {value!r}")
+    if mode not in MODES:
+        raise field_error("mode", f"unknown mode {mode!r} (choose from train, infer)")
+    STORAGE_DTYPES.get(dtype, "dtype")
+    warmup = entry.warmup_steps if warmup_steps is None else warmup_steps
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise field_error("warmup_steps", f"must be a non-negative integer, got {warmup!r}")
+    nm_pair = parse_nm(nm)
+    check_output_dir(Path(out), overwrite)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise InputError("trace capture needs torch: pip install 'sparsesim[capture]'") from None
+    from workloads.capture.recorder import train_and_capture
+
+    module, function = entry.factory.split(":")
+    factory = getattr(importlib.import_module(module), function)
+    settings = {"model": name, "input": entry.input, "steps": steps, "batch": batch, "mode": mode, "dtype": dtype,
+                "seed": seed, "warmup_steps": warmup, "nm": None if nm_pair is None else f"{nm_pair[0]}:{nm_pair[1]}"}
+    return train_and_capture(factory, Path(out), settings=settings, sequence=entry.sequence, nm=nm_pair,
+                             overwrite=overwrite, progress=progress)
