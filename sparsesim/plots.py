@@ -43,7 +43,7 @@ LINESTYLES = ("-", "--", ":", "-.")
 ENERGY_COLORS = MappingProxyType({
     "mac": "#1f77b4", "mac_gated": "#aec7e8", "register_file": "#9467bd", "sram_a": "#2ca02c",
     "sram_b": "#98df8a", "sram_out": "#bcbd22", "metadata": "#e377c2", "delta_state": "#ff9896",
-    "delta_encode": "#c5b0d5", "dram": "#d62728", "leakage": "#7f7f7f"})
+    "delta_encode": "#c5b0d5", "nm_pregen": "#ffbb78", "dram": "#d62728", "leakage": "#7f7f7f"})
 
 
 def _figure(nrows: int = 1, ncols: int = 1, *, width: float = 7.5, height: float = 4.6, sharey: bool = False):
@@ -491,4 +491,68 @@ def plot_roofline(layers, path: str | Path, *, peak_macs_per_cycle: float, bandw
             bx.set_ylabel("cycles (all layers)")
             bx.set_title("achieved vs bounds")
         fig.suptitle(title)
+        return _save(fig, path)
+
+
+def plot_speedup_bars(data, path: str | Path, *, x: str, group: str, title: str, achieved: str = "speedup",
+                      ideal: str = "ideal_speedup") -> Path:
+    """Grouped bars of ``achieved`` speedup per ``x`` value, one bar per ``group`` value, with the
+    ``ideal`` drawn as a black tick on each bar and a reference line at 1x (no change)."""
+    xs = _ordered(data[x])
+    groups = _ordered(data[group])
+    colors = color_map([str(g) for g in groups])
+    width = 0.8 / max(len(groups), 1)
+    with _rc():
+        fig, axes = _figure(width=min(max(7.0, 1.6 * len(xs) + 3.0), 15), height=4.6)
+        ax = axes[0, 0]
+        for j, g in enumerate(groups):
+            sub = data[data[group] == g].set_index(x)
+            pos = [i + (j - (len(groups) - 1) / 2) * width for i in range(len(xs))]
+            vals = [float(sub[achieved].get(v, np.nan)) for v in xs]
+            ax.bar(pos, vals, width * 0.92, color=colors[str(g)], label=str(g))
+            for p, v in zip(pos, vals):
+                if np.isfinite(v):
+                    ax.annotate(f"{v:.2f}", (p, v), ha="center", va="bottom", fontsize=8, xytext=(0, 2),
+                                textcoords="offset points")
+            if ideal in sub:
+                ids = [float(sub[ideal].get(v, np.nan)) for v in xs]
+                ax.scatter(pos, ids, marker="_", s=260, color="black", linewidths=2.2, zorder=3,
+                           label="ideal (dense / effectual MACs)" if j == 0 else None)
+        ax.axhline(1.0, color="0.3", lw=0.9, ls=":")
+        ax.set_xticks(range(len(xs)), [str(v) for v in xs])
+        ax.set_ylabel("speedup over dense (x)")
+        ax.set_xlabel(pretty(x))
+        ax.grid(axis="x", visible=False)
+        ax.legend(title=pretty(group), loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.set_title(title)
+        return _save(fig, path)
+
+
+def plot_speedup_by_layer(df, path: str | Path, title: str) -> Path:
+    """Per-layer achieved speedup (bars, one colour per phase) with the ideal (black ticks).
+
+    Rows are (layer, phase) result rows in network order; ``speedup`` and ``ideal_speedup``
+    come from the rows themselves.
+    """
+    names = _ordered(df["name"])
+    phases = _ordered(df["phase"])
+    colors = {p: PALETTE[i] for i, p in enumerate(phases)}
+    width = 0.8 / max(len(phases), 1)
+    with _rc():
+        fig, axes = _figure(width=min(max(8.0, 0.32 * len(names) * max(len(phases), 1) + 3), 18), height=4.8)
+        ax = axes[0, 0]
+        for j, phase in enumerate(phases):
+            sub = df[df["phase"] == phase].set_index("name")
+            pos = [i + (j - (len(phases) - 1) / 2) * width for i in range(len(names))]
+            vals = [float(sub["speedup"].get(n, np.nan)) for n in names]
+            ideals = [float(sub["ideal_speedup"].get(n, np.nan)) for n in names]
+            ax.bar(pos, vals, width * 0.9, color=colors[phase], label=f"{phase} achieved")
+            ax.scatter(pos, ideals, marker="_", s=60, color="black", linewidths=1.6, zorder=3,
+                       label="ideal" if j == 0 else None)
+        ax.axhline(1.0, color="0.3", lw=0.9, ls=":")
+        ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8 if len(names) > 20 else 9)
+        ax.set_ylabel("speedup over dense (x)")
+        ax.grid(axis="x", visible=False)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.set_title(title)
         return _save(fig, path)

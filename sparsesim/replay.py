@@ -180,7 +180,8 @@ class Replay:
         side = EventCounts()  # work beside the GEMM: delta encoding and state, N:M pre-generation
         overhead = 0
         if is_delta:
-            state, side = self._delta_costs(op, x_seen, extra)
+            touched = sum(int(np.count_nonzero((A[g] != 0).any(axis=1))) for g in range(A.shape[0])) * B.shape[2]
+            state, side = self._delta_costs(op, x_seen, touched, extra)
             self._delta_error(op, phase, x, w_seen, extra)
         if phase is Phase.BWD_WEIGHT and self.nm is not None and w is not None and cfg.training.pregen \
                 and cfg.training.charge_pregen and isinstance(op, (Conv2d, Linear)):
@@ -221,20 +222,22 @@ class Replay:
         counts = counts + EventCounts(dram_read_bytes=reads, dram_write_bytes=writes)
         return (0, 0), counts, cycles
 
-    def _delta_costs(self, op: Op, d: np.ndarray, extra: dict) -> tuple[tuple[int, int], EventCounts]:
+    def _delta_costs(self, op: Op, d: np.ndarray, touched: int, extra: dict) -> tuple[tuple[int, int], EventCounts]:
         """Encoder work and reference/accumulator state traffic of one delta step.
 
         Per input element: one subtract and one compare, a reference read, and a reference
-        write where it fired; per output element a read-modify-write of the accumulator. The
-        state lives in the output buffer's free half when it fits, else in DRAM.
+        write where it fired. Per output element that some fired input reaches (``touched``:
+        the outputs of every row of A that is not all zero), a read-modify-write of its
+        accumulator; untouched accumulators keep their value. The state (reference plus
+        accumulators) lives in the output buffer's free half when it fits, else in DRAM.
         """
         cfg = self.cfg
         elem, acc = cfg.array.element_bytes, cfg.array.accumulator_bytes
         n_in, n_out = d.size, int(np.prod(op.output_shape))
         fired = int(np.count_nonzero(d))
-        reads = n_in * elem + n_out * acc
-        writes = fired * elem + n_out * acc
-        on_chip = reads <= cfg.buffers.out.size_bytes // 2
+        reads = n_in * elem + touched * acc
+        writes = fired * elem + touched * acc
+        on_chip = n_in * elem + n_out * acc <= cfg.buffers.out.size_bytes // 2
         counts = EventCounts(delta_state_bytes=reads + writes, encode_ops=2 * n_in)
         extra["delta_state_on_chip"] = on_chip
         extra["delta_state_bytes"] = n_in * elem + n_out * acc
