@@ -95,6 +95,17 @@ def cmd_list(args) -> int:
     print("networks (layer lists, --network):")
     for name in NETWORKS.names():
         print(f"  {name:12s} {(NETWORKS.get(name).__doc__ or '').strip()}")
+    from workloads.capture import MODELS
+
+    print("zoo models (trace capture --model):")
+    for name in MODELS.names():
+        entry = MODELS.get(name)
+        print(f"  {name:12s} {entry.summary}; input {entry.input}")
+    from sparsesim.studies import STUDIES
+
+    print("case studies (study NAME --out reports/NAME):")
+    for name in STUDIES.names():
+        print(f"  {name:12s} {STUDIES.get(name).summary}")
     return 0
 
 

@@ -117,7 +117,8 @@ def test_same_config_same_numbers_and_run_id(capsys):
 def test_list_names_every_registry(capsys):
     code, out, _ = run(capsys, "list")
     assert code == 0
-    for name in ("edge32", "dc128", "os", "ws", "is", "best", "nm", "zero_skip", "delta", "horowitz45", "resnet50"):
+    for name in ("edge32", "dc128", "sat", "os", "ws", "is", "best", "nm", "zero_skip", "delta", "act_policy",
+                 "horowitz45", "resnet50", "video_cnn", "gru", "transformer", "zero-skip"):
         assert f"  {name} " in out
 
 
