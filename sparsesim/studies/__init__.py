@@ -1,0 +1,13 @@
+"""Case studies: each regenerates one curated report under ``reports/`` with one command.
+
+``sparsesim study NAME --out reports/NAME`` captures (or reuses) the traces it needs, runs
+the configurations, and writes ``README.md`` with its figures and a CSV of the numbers.
+One file per study, registered in :data:`STUDIES`.
+"""
+
+from __future__ import annotations
+
+from sparsesim.studies.common import STUDIES
+from sparsesim.studies import delta, sat, zero_skip  # noqa: F401  (register)
+
+__all__ = ["STUDIES"]

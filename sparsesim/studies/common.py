@@ -1,0 +1,93 @@
+"""What every case study shares: trace capture with reuse, runs, and Markdown tables."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from accel.presets import load_accel
+from sparsesim.results import stamp, to_frame
+from sparsesim.simulate import run_id, simulate
+from workloads.errors import InputError
+from workloads.gemm import Phase
+from workloads.registry import Registry
+
+
+@dataclass(frozen=True, slots=True)
+class Study:
+    """A registered case study: ``run(out, traces, quick) -> report path``."""
+
+    name: str
+    summary: str
+    run: Callable[[Path, Path, bool], Path]
+
+
+STUDIES: Registry[Study] = Registry("study")
+
+
+def trace_for(model: str, traces: Path, *, mode: str, batch: int, steps: int = 1, nm: str | None = None,
+              seed: int = 0, warmup_steps: int | None = None) -> Path:
+    """Capture zoo ``model`` into ``traces/<key>`` once; later calls reuse the directory."""
+    from workloads.capture import capture_model
+    from workloads.trace import load_trace
+
+    settings = {"model": model, "mode": mode, "batch": batch, "steps": steps, "nm": nm, "seed": seed,
+                "warmup": warmup_steps}
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    path = traces / f"{model}-{mode}-{nm.replace(':', 'of') if nm else 'dense'}-{key}"
+    if (path / "manifest.json").exists():
+        load_trace(path)  # structure check; tensors are validated as they are read
+        return path
+    traces.mkdir(parents=True, exist_ok=True)
+    return capture_model(model, steps=steps, batch=batch, out=path, mode=mode, nm=nm, seed=seed,
+                         warmup_steps=warmup_steps, progress=False)
+
+
+def run_trace(trace: Path, accel: str, *, sets: tuple[str, ...] = (), sparsity: list[dict] | None = None,
+              dataflow: str = "best", phases: tuple[Phase, ...] | None = None, label: str = ""):
+    """Simulate ``trace`` on ``accel``; returns the result frame with a ``config`` column."""
+    from workloads.trace import load_trace
+
+    cfg = load_accel(accel, list(sets), {"sparsity": sparsity} if sparsity else None)
+    workload = load_trace(trace).workload(phases)
+    rows = stamp(simulate(workload, cfg, dataflow), cfg, run_id(cfg, dataflow), workload.name)
+    frame = to_frame(rows, cfg)
+    frame["config"] = label or rows[0]["sparsity"]
+    return frame
+
+
+def md_table(frame, columns: dict[str, str], formats: dict[str, str] | None = None) -> str:
+    """A Markdown table of ``frame``'s ``columns`` (``{column: header}``)."""
+    formats = formats or {}
+    head = "| " + " | ".join(columns.values()) + " |"
+    rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|"
+    lines = [head, rule]
+    for _, row in frame.iterrows():
+        cells = []
+        for col in columns:
+            value = row[col]
+            fmt = formats.get(col)
+            cells.append(format(value, fmt) if fmt and value == value and value is not None else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def prepare_out(out: Path, overwrite: bool) -> None:
+    """Refuse to mix a report into a directory that holds something else."""
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise InputError(f"--out: {out} is not empty; pass --overwrite to regenerate the report there")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def phase_totals(frame, by: list[str]):
+    """Sum cycles per group and recompute speedups from the sums (never average ratios)."""
+    cols = ["cycles", "dense_cycles", "macs_dense", "macs_effectual", "energy_pj", "dense_energy_pj",
+            "stall_cycles", "dram_bytes"]
+    g = frame.groupby(by, sort=False)[cols].sum().reset_index()
+    g["speedup"] = g["dense_cycles"] / g["cycles"]
+    g["ideal_speedup"] = g["macs_dense"] / g["macs_effectual"]
+    g["energy_saving"] = 1 - g["energy_pj"] / g["dense_energy_pj"]
+    return g
