@@ -25,6 +25,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/dense_engine.py
+	$(BIN)/python benchmarks/sparse_replay.py
 
 # Regenerates tests/golden/scalesim_dense.csv with SCALE-Sim v3 in its own venv (never a dependency).
 golden:
