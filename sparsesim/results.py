@@ -16,7 +16,7 @@ from pathlib import Path
 from accel.config import AccelConfig, flatten, to_dict
 from workloads.errors import InputError
 
-ADDITIVE = ("cycles", "compute_cycles", "stall_cycles", "overhead_cycles", "dense_cycles", "mac_bound_cycles", "bw_bound_cycles",
+ADDITIVE = ("cycles", "compute_cycles", "stall_cycles", "overhead_cycles", "dense_cycles", "dense_compute_cycles", "mac_bound_cycles", "bw_bound_cycles",
             "macs_dense", "macs_effectual", "folds", "tiles", "dram_bytes", "dram_read_bytes", "dram_write_bytes",
             "sram_bytes", "latency_s", "energy_pj")
 """Row fields that add up across ops and phases."""
@@ -53,6 +53,7 @@ def total_row(rows: list[dict], cfg: AccelConfig) -> dict:
         total[key] = sum(r[key] for r in rows)
     cycles = total["cycles"] or 1
     total["speedup"] = total["dense_cycles"] / cycles
+    total["compute_speedup"] = total["dense_compute_cycles"] / max(total["compute_cycles"], 1)
     total["ideal_speedup"] = total["macs_dense"] / max(total["macs_effectual"], 1)
     total["bound_cycles"] = max(total["mac_bound_cycles"], total["bw_bound_cycles"])
     total["utilization"] = total["macs_effectual"] / (cycles * cfg.array.pes)

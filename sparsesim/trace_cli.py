@@ -26,8 +26,8 @@ def cmd_capture(args) -> int:
     out = Path(args.out or f"traces/{args.model}-{args.mode}")
     start = time.perf_counter()
     path = capture_model(args.model, steps=args.steps, batch=args.batch, out=out, mode=args.mode, dtype=args.dtype,
-                         seed=args.seed, warmup_steps=args.warmup_steps, nm=args.nm, overwrite=args.overwrite,
-                         progress=not args.no_progress)
+                         seed=args.seed, warmup_steps=args.warmup_steps, nm=args.nm, nm_mode=args.nm_mode,
+                         overwrite=args.overwrite, progress=not args.no_progress)
     print(f"wrote {path} ({_size_mib(path):.1f} MiB) in {time.perf_counter() - start:.1f} s; "
           f"see `sparsesim trace info {path}`")
     return 0
@@ -94,7 +94,7 @@ def cmd_synth(args) -> int:
 
 def add_trace_commands(subparsers) -> None:
     """Add ``trace`` and its sub-commands to the main parser's ``subparsers``."""
-    from workloads.capture.zoo import MODELS
+    from workloads.capture.zoo import MODELS, NM_MODES
     from workloads.importers import IMPORTERS
 
     trace = subparsers.add_parser("trace", help="capture, inspect, import or synthesise traces of real tensors")
@@ -111,7 +111,11 @@ def add_trace_commands(subparsers) -> None:
     cap.add_argument("--dtype", choices=DTYPES, default="fp32", help="storage dtype (default fp32)")
     cap.add_argument("--seed", type=int, default=0, help="seed of model init and data (default 0)")
     cap.add_argument("--warmup-steps", type=int, metavar="N", help="training steps before capture (default per model)")
-    cap.add_argument("--nm", metavar="N:M", help="keep weights N:M sparse along input features while training")
+    cap.add_argument("--nm", metavar="N:M", help="train N:M sparse during warm-up and capture (see --nm-mode)")
+    cap.add_argument("--nm-mode", choices=NM_MODES, default="bdwp",
+                     help="bdwp (default): SAT bidirectional pruning of dense weights, N:M along input features "
+                          "forward and along output features for the input gradient, dense weight update; "
+                          "forward: prune the weights themselves along input features after every update")
     cap.add_argument("--overwrite", action="store_true", help="replace an existing trace directory")
     cap.add_argument("--no-progress", action="store_true", help="no progress bar")
     cap.set_defaults(func=cmd_capture)
