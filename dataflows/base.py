@@ -66,6 +66,7 @@ class Plan:
     macs_dense: int
     macs_effectual: int
     folds: int
+    outer_dim: str  # GEMM dimension of the outer fold loop (the loop order chosen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,12 +124,12 @@ class SystolicDataflow(Dataflow):
     def dims(self, gemm: Gemm) -> dict[str, int]:
         return {"M": gemm.M, "N": gemm.N, "K": gemm.K}
 
-    def fold_grid(self, gemm: Gemm, rows: int, cols: int) -> FoldGrid:
+    def fold_grid(self, gemm: Gemm, rows: int, cols: int, outer: str | None = None) -> FoldGrid:
         """Row/column occupancy and dense stream length of every fold, loop order."""
         d = self.dims(gemm)
         row_ext = _extents(d[self.row_dim], rows)
         col_ext = _extents(d[self.col_dim], cols)
-        if self.outer == "row":
+        if (outer or self.outer) == "row":
             r, c = np.meshgrid(row_ext, col_ext, indexing="ij")
         else:
             c, r = np.meshgrid(col_ext, row_ext, indexing="ij")
@@ -177,25 +178,36 @@ class SystolicDataflow(Dataflow):
             axes[op] = s
         return axes
 
-    def _loop_deps(self) -> dict[str, str]:
+    def _loop_deps(self, outer: str) -> dict[str, str]:
         """For A, B, Out: ``"uv"``, ``"u"`` (outer only) or ``"v"`` (inner only)."""
-        inner = "col" if self.outer == "row" else "row"
+        inner = "col" if outer == "row" else "row"
         deps = {}
         for op, s in self._operand_axes().items():
             if len(s) == 2:
                 deps[op] = "uv"
-            elif self.outer in s:
+            elif outer in s:
                 deps[op] = "u"
             else:
                 deps[op] = "v" if inner in s else "uv"
         return deps
 
     def plan(self, gemm: Gemm, cfg: AccelConfig, work: SparseWork | None = None) -> Plan:
+        """Plan both loop orders (row blocks outside, or column blocks outside) and keep the
+        one that moves fewer DRAM bytes, as a mapper would; ties keep the class's ``outer``.
+        The order changes traffic and tiles, never the stall-free compute time of a dense GEMM.
+        """
+        other = "col" if self.outer == "row" else "row"
+        plans = [self._plan(gemm, cfg, work, self.outer), self._plan(gemm, cfg, work, other)]
+        return min(plans, key=lambda p: p.counts.dram_read_bytes + p.counts.dram_write_bytes)
+
+    def _plan(self, gemm: Gemm, cfg: AccelConfig, work: SparseWork | None, outer: str) -> Plan:
         if work is not None:
             gemm = work.gemm
         R, C = cfg.array.rows, cfg.array.cols
-        grid = self.fold_grid(gemm, R, C)
+        grid = self.fold_grid(gemm, R, C, outer)
         stream = work.stream if work is not None else None
+        if stream is not None and outer == "col":  # SparseWork keeps (row block, column block)
+            stream = np.ascontiguousarray(stream.T)
         scale = {"A": work.scale_a, "B": work.scale_b} if work is not None else {"A": 1.0, "B": 1.0}
         if stream is None:
             stream = grid.stream
@@ -221,7 +233,7 @@ class SystolicDataflow(Dataflow):
                     size = size * d[dim]
             return size
 
-        deps = self._loop_deps()
+        deps = self._loop_deps(outer)
         cap = {"A": cfg.buffers.a.size_bytes // 2, "B": cfg.buffers.b.size_bytes // 2,
                "Out": cfg.buffers.out.size_bytes // 2}
         fo, fi = grid.shape
@@ -248,12 +260,20 @@ class SystolicDataflow(Dataflow):
         psum_read = np.zeros(grid.shape, dtype=np.int64)
         if deps["Out"] == "uv" or not reduction_inner:
             store[:] = out_elems * elem
-        else:  # partial sums accumulate over the inner (K) loop
+        elif deps["Out"] == "u":  # partial sums of one block accumulate over the inner (K) loop
             store[:, -1] = out_elems[:, -1] * elem
             spill = np.maximum(0, out_elems * acc - cap["Out"])
             if fi > 1:
                 store[:, :-1] += spill[:, :-1]
                 psum_read[:, 1:] = spill[:, 1:]
+        else:  # K is the outer loop: every block's partial sums live across all of it
+            store[-1, :] = out_elems[-1, :] * elem
+            total = int(out_elems[0, :].sum()) * acc
+            if fo > 1 and total > cap["Out"]:
+                share = 1.0 - cap["Out"] / total  # what does not fit spills, pinned part stays
+                spill = np.ceil(out_elems * acc * share).astype(np.int64)
+                store[:-1, :] += spill[:-1, :]
+                psum_read[1:, :] = spill[1:, :]
 
         cycles, epilogue = self.fold_cycles(stream, R, C, cfg.array.fold_overlap)
         cycles = np.broadcast_to(cycles, grid.shape)
@@ -312,4 +332,5 @@ class SystolicDataflow(Dataflow):
             dram_write_bytes=int(store.sum()),
             metadata_bytes=meta,
         )
-        return Plan(self.name, gemm, schedule, counts, macs_dense, eff, fo * fi)
+        outer_dim = self.row_dim if outer == "row" else self.col_dim
+        return Plan(self.name, gemm, schedule, counts, macs_dense, eff, fo * fi, outer_dim)

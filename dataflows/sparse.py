@@ -37,7 +37,7 @@ class SparseWork:
     """What the sparse features make of one GEMM, for :meth:`SystolicDataflow.plan`.
 
     ``gemm`` is the GEMM the array runs (K compacted by N:M); ``stream`` the streamed cycles
-    of each fold in loop order (None: dense streaming of ``gemm``). ``scale_a``/``scale_b``
+    of each fold as a (row block, column block) grid (None: dense streaming of ``gemm``). ``scale_a``/``scale_b``
     are the operands' stored bytes relative to a dense ``gemm`` layout (compression, or the
     full activations behind a compacted K); ``meta_a``/``meta_b`` the fraction of those bytes
     that is metadata (bitmaps, N:M indices).
@@ -167,8 +167,7 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
                 grid = np.repeat(col, n_cols, axis=1)
             else:
                 grid = None
-        if grid is not None:
-            stream = grid if df.outer == "row" else np.ascontiguousarray(grid.T)
+        stream = grid
 
     scale_a = K / k_eff
     scale_b, meta_a, meta_b = 1.0, 0.0, 0.0
