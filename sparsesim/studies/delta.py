@@ -22,8 +22,9 @@ MODELS = ("video_cnn", "gru")
 
 def run(out: Path, traces: Path, quick: bool) -> Path:
     runs = []
+    batch = 1 if quick else 2
     for model in MODELS:
-        trace = trace_for(model, traces, mode="infer", batch=1 if quick else 2)
+        trace = trace_for(model, traces, mode="infer", batch=batch)
         for theta in THRESHOLDS:
             f = run_trace(trace, "edge32", sparsity=[{"kind": "delta", "threshold": theta}], dataflow="best",
                           phases=(Phase.FWD,), label=f"{theta:g}")
@@ -39,11 +40,20 @@ def run(out: Path, traces: Path, quick: bool) -> Path:
     summary["state_share"] = (summary["state_pj"] + summary["encode_pj"]) / summary["energy_pj"]
     summary.to_csv(out / "summary.csv", index=False)
 
+    def at(model, theta):
+        return summary[(summary["model"] == model) & (summary["threshold"] == theta)].iloc[0]
+
+    v0, v5, g0, g5 = at("video_cnn", 0.0), at("video_cnn", 0.5), at("gru", 0.0), at("gru", 0.5)
+    state_lo, state_hi = summary["state_share"].min(), summary["state_share"].max()
+
+    long = pd.concat([summary.assign(measure=name, speedup=summary[col]) for name, col in
+                      (("achieved", "speedup"), ("compute only", "compute_speedup"), ("ideal (MACs)", "ideal_speedup"))])
+    long["θ"] = long["threshold"].map(lambda t: f"{t:g}")
     figs = {
-        "speedup": plots.plot_lines(summary, out / "speedup_vs_threshold.png", x="threshold", y="speedup",
-                                    series="model", ideal="ideal_speedup", reference=1.0,
-                                    title="Delta sparsity: speedup vs threshold (dashed: ideal)",
-                                    xlabel="threshold θ (activation units)", ylabel="speedup over dense (x)"),
+        "speedup": plots.plot_lines(long, out / "speedup_vs_threshold.png", x="θ", y="speedup", series="model",
+                                    style="measure", x_order=[f"{t:g}" for t in THRESHOLDS], logy=True,
+                                    reference=1.0, title="Delta sparsity: speedup over dense vs threshold",
+                                    xlabel="threshold θ (activation units)", ylabel="speedup over dense (x, log)"),
         "error": plots.plot_lines(summary[summary["threshold"] > 0], out / "error_vs_threshold.png", x="threshold",
                                   y="err_mean", series="model", logy=True,
                                   title="Output error against the dense layer (mean |error|)",
@@ -87,16 +97,28 @@ the output buffer's free half, else in DRAM (`state_on_chip` in `summary.csv`).
 
 ![energy]({figs['energy'].name})
 
-**Reading it.** θ = 0 is exact (zero output error) and already skips every element that does
-not change: the static background of the video and the ReLU zeros, which is where the
-video CNN's speedup at θ = 0 comes from; the GRU's inputs change everywhere at every step, so
-it only gains once θ drops small changes. The achieved speedup trails the ideal because a
-lockstep systolic step needs all its lanes' deltas to be zero at once; delta-specific
-accelerators (DeltaRNN, EdgeDRNN) skip whole weight columns of fired inputs instead, which
-corresponds to the decoupled-lane design of the zero-skip report. The state and encoder
-energy grows with the layer's input and output sizes, not with θ, so it is the price of
-the mechanism at any threshold; at large θ it becomes a visible share of the remaining
-energy. The error grows with θ: choose the largest θ whose error the application tolerates.
+**Reading it.** θ = 0 is exact (zero output error) and already skips every element that
+does not change. For the video CNN that is the static background and the ReLU zeros: only
+{v0['fired']:.0%} of the input elements fire at θ = 0, and the compute time drops
+{v0['compute_speedup']:.1f}x. The GRU's inputs change almost everywhere at every step
+({g0['fired']:.0%} fire at θ = 0), so it gains only once θ holds small changes back
+({g5['fired']:.0%} fire at θ = 0.5).
+
+The achieved speedup trails the compute-only one, which trails the ideal, for two reasons
+that the table separates. (1) *Lockstep*: a systolic step is free only when the deltas of all
+lanes of the fold are zero at once; delta-specific accelerators (DeltaRNN, EdgeDRNN) instead
+skip whole weight columns of each fired input, which is the decoupled-lane design of the
+zero-skip report. (2) *Memory*: these layers are small, so each layer's operand loads, the
+weights re-read at every time step, and the DRAM latency are a large share of the time and do
+not shrink with the deltas; on `edge32` the video CNN's achieved speedup is
+{v0['speedup']:.2f}x at θ = 0 and {v5['speedup']:.2f}x at θ = 0.5. The GRU (batch
+{batch}, a handful of rows per step) is latency bound throughout: its compute-only speedup
+reaches {g5['compute_speedup']:.2f}x but the achieved one stays near 1x.
+
+The encoder and the reference/accumulator state cost {state_lo:.1%} to {state_hi:.1%} of the
+energy at every θ; where little is skipped (the GRU at small θ) that overhead exceeds the
+saving and delta encoding costs energy (an energy saving of {g0['energy_saving']:.1%} at θ = 0). The output error
+grows with θ; choose the largest θ whose error the application tolerates.
 """
     report = out / "README.md"
     report.write_text(text)
