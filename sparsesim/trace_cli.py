@@ -23,10 +23,12 @@ def _size_mib(path: Path) -> float:
 def cmd_capture(args) -> int:
     from workloads.capture import capture_model  # imports torch only once the arguments are checked
 
+    if args.nm_mode and not args.nm:
+        raise InputError("--nm-mode: only with --nm N:M")
     out = Path(args.out or f"traces/{args.model}-{args.mode}")
     start = time.perf_counter()
     path = capture_model(args.model, steps=args.steps, batch=args.batch, out=out, mode=args.mode, dtype=args.dtype,
-                         seed=args.seed, warmup_steps=args.warmup_steps, nm=args.nm, nm_mode=args.nm_mode,
+                         seed=args.seed, warmup_steps=args.warmup_steps, nm=args.nm, nm_mode=args.nm_mode or "bdwp",
                          overwrite=args.overwrite, progress=not args.no_progress)
     print(f"wrote {path} ({_size_mib(path):.1f} MiB) in {time.perf_counter() - start:.1f} s; "
           f"see `sparsesim trace info {path}`")
@@ -112,7 +114,7 @@ def add_trace_commands(subparsers) -> None:
     cap.add_argument("--seed", type=int, default=0, help="seed of model init and data (default 0)")
     cap.add_argument("--warmup-steps", type=int, metavar="N", help="training steps before capture (default per model)")
     cap.add_argument("--nm", metavar="N:M", help="train N:M sparse during warm-up and capture (see --nm-mode)")
-    cap.add_argument("--nm-mode", choices=NM_MODES, default="bdwp",
+    cap.add_argument("--nm-mode", choices=NM_MODES,
                      help="bdwp (default): SAT bidirectional pruning of dense weights, N:M along input features "
                           "forward and along output features for the input gradient, dense weight update; "
                           "forward: prune the weights themselves along input features after every update")

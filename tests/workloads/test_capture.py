@@ -14,7 +14,8 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
-from workloads.capture import MODELS, capture_model, capture_module, prune_nm_  # noqa: E402
+from accel.kernels import nm_prune_ref  # noqa: E402
+from workloads.capture import MODELS, bdwp, capture_model, capture_module, prune_nm_  # noqa: E402
 from workloads.capture.recorder import deterministic  # noqa: E402
 
 
@@ -37,7 +38,8 @@ class Tiny(nn.Module):
         return self.fc(x.flatten(1)) @ self.proj
 
 
-def _tiny_trace(tmp_path, mode="train", steps=1, seed=0, name="t"):
+def _tiny_trace(tmp_path, mode="train", steps=1, seed=0, name="t", nm=None):
+    """Capture ``Tiny``; with ``nm=(n, m)`` it trains with BDWP and an SGD update per step."""
     with deterministic(seed):
         model = Tiny()
         gen = torch.Generator().manual_seed(seed)
@@ -45,7 +47,11 @@ def _tiny_trace(tmp_path, mode="train", steps=1, seed=0, name="t"):
                    for _ in range(steps)]
         reference = Tiny(inplace=False)
         reference.load_state_dict(model.state_dict())
-        path = capture_module(model, batches, tmp_path / name, mode=mode, progress=False)
+        optimizer = None
+        if nm:
+            bdwp.install(model, *nm)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+        path = capture_module(model, batches, tmp_path / name, mode=mode, optimizer=optimizer, progress=False)
     return load_trace(path), reference, batches
 
 
@@ -173,7 +179,16 @@ def test_gru_time_steps_and_nm_weights(tmp_path):
         w = trace.operand(r, "weight")
         groups = (w.reshape(w.shape[0], -1, 4) != 0).sum(-1)
         assert groups.max() <= 2, r.name
-    assert trace.capture["nm"] == "2:4"
+    assert trace.capture["nm"] == "2:4" and trace.capture["nm_mode"] == "bdwp"
+    forward = load_trace(capture_model("gru", out=tmp_path / "f", batch=2, warmup_steps=2, nm="2:4",
+                                       nm_mode="forward", progress=False))
+    assert forward.capture["nm_mode"] == "forward"
+    for r in forward.ops:
+        w = forward.operand(r, "weight")
+        assert (w.reshape(w.shape[0], -1, 4) != 0).sum(-1).max() <= 2, r.name
+    # BDWP's dense master weights train differently from weights pruned in place
+    h2h = [next(r for r in t.ops if r.name == "h2h") for t in (trace, forward)]
+    assert not np.array_equal(trace.operand(h2h[0], "weight"), forward.operand(h2h[1], "weight"))
 
 
 def test_prune_nm_handles_ragged_groups():
@@ -193,6 +208,8 @@ def test_capture_model_input_errors(tmp_path):
         capture_model("gru", out=tmp_path / "x", dtype="fp8")
     with pytest.raises(InputError, match=r"nm: need 0 < N <= M"):
         capture_model("gru", out=tmp_path / "x", nm="4:2")
+    with pytest.raises(InputError, match=r"nm_mode: unknown mode 'both' \(choose from bdwp, forward\)"):
+        capture_model("gru", out=tmp_path / "x", nm="2:4", nm_mode="both")
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "f").write_text("")
     with pytest.raises(InputError, match="already exists"):
@@ -202,3 +219,173 @@ def test_capture_model_input_errors(tmp_path):
 def test_zoo_catalogue_is_complete():
     assert MODELS.names() == sorted(["resnet18", "resnet50", "vgg16", "mobilenetv2", "transformer", "gru",
                                      "video_cnn"])
+
+
+# ----------------------------------------------------------------------------- BDWP
+def _max_group_nonzeros(rows: np.ndarray, m: int) -> int:
+    """Largest count of nonzeros in a group of ``m`` consecutive entries along the last axis (ragged tail too)."""
+    padded = np.zeros((*rows.shape[:-1], -(-rows.shape[-1] // m) * m), dtype=bool)
+    padded[..., :rows.shape[-1]] = rows != 0
+    return int(padded.reshape(*rows.shape[:-1], -1, m).sum(-1).max())
+
+
+def _output_dim_rows(w: np.ndarray, groups: int) -> np.ndarray:
+    """``w`` ([K, C/g, R, S] or [out, in]) as rows over the output channels of each group: [g, C/g*R*S, K/g]."""
+    return w.reshape(groups, w.shape[0] // groups, -1).transpose(0, 2, 1)
+
+
+def test_bdwp_masks_follow_the_nm_prune_ref_rule_ties_included():
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randint(-2, 3, (8, 6, 3, 3), generator=gen).float()  # many ties; 8 outputs in 2 groups of 4
+    for n, m in ((2, 4), (1, 4), (3, 8), (2, 5)):  # 5 leaves ragged groups along both axes
+        fwd = bdwp.prune_input_features(w, n, m).numpy()
+        np.testing.assert_array_equal(fwd.reshape(8, -1), nm_prune_ref(w.reshape(8, -1).numpy(), n, m))
+        bwd = bdwp.prune_output_features(w, n, m, groups=2).numpy()
+        cols = _output_dim_rows(w.numpy(), 2)
+        expected = np.stack([nm_prune_ref(np.ascontiguousarray(c), n, m) for c in cols])
+        np.testing.assert_array_equal(_output_dim_rows(bwd, 2), expected)
+    assert (w != 0).float().mean() > 0.7  # the master itself was not touched
+
+
+def test_bdwp_capture_records_nm_forward_weights_once_per_layer(tmp_path):
+    dense, _, _ = _tiny_trace(tmp_path, name="dense")
+    trace, _, _ = _tiny_trace(tmp_path, name="bdwp", steps=2, nm=(2, 4))
+    validate(trace)
+    names = [r.name for r in dense.ops]
+    assert [r.name for r in trace.ops] == names * 2  # each layer once per step, not again for its inner F.conv2d
+    for r in trace.ops:
+        w = trace.operand(r, "weight")
+        if r.op.kind == "matmul":  # a plain parameter matmul is not a conv or linear: dense
+            assert (w != 0).all()
+            continue
+        assert _max_group_nonzeros(w.reshape(w.shape[0], -1), 4) <= 2, r.name
+        assert r.phases == (dense.ops[names.index(r.name)].phases)  # dW still reaches the dense master
+        x, _, dy = trace.op_tensors(r)
+        assert x.shape == r.op.input_shape and dy.shape == r.op.output_shape
+    # the forward really ran with W_fwd: fc's output rebuilt from the recorded tensors feeds matmul0
+    by_name = {(r.name, r.step): r for r in trace.ops}
+    x, w, _ = trace.op_tensors(by_name["fc", 0])
+    bias = x @ w.T - trace.operand(by_name["matmul0", 0], "input")[0]
+    np.testing.assert_allclose(bias, np.broadcast_to(bias[:1], bias.shape), atol=1e-5)
+
+
+def _conv_case(groups=1):
+    gen = torch.Generator().manual_seed(3)
+    conv = nn.Conv2d(8, 12, 3, stride=2, padding=1, groups=groups)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen))
+    x = torch.randn(2, 8, 9, 9, generator=gen, requires_grad=True)
+    return conv, x, gen
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_bdwp_conv_gradients(groups):
+    conv, x, gen = _conv_case(groups)
+    master = conv.weight.detach().clone()
+    bdwp.install(conv, 2, 4)
+    y = conv(x)
+    w_fwd, w_bwd = bdwp.prune_input_features(master, 2, 4), bdwp.prune_output_features(master, 2, 4, groups)
+    np.testing.assert_allclose(y.detach(), F.conv2d(x.detach(), w_fwd, conv.bias.detach(), 2, 1, 1, groups),
+                               rtol=1e-5, atol=1e-5)
+    dy = torch.randn(y.shape, generator=gen)
+    y.backward(dy)
+    # W_bwd is N:M along the output channels of each group, for every (c, r, s)
+    assert _max_group_nonzeros(_output_dim_rows(w_bwd.numpy(), groups), 4) <= 2
+    assert _max_group_nonzeros(w_fwd.reshape(12, -1).numpy(), 4) <= 2
+    expected_dx = torch.nn.grad.conv2d_input(x.shape, w_bwd, dy, 2, 1, 1, groups)
+    np.testing.assert_allclose(x.grad, expected_dx, rtol=1e-5, atol=1e-5)
+    dense_dx = torch.nn.grad.conv2d_input(x.shape, master, dy, 2, 1, 1, groups)
+    fwd_dx = torch.nn.grad.conv2d_input(x.shape, w_fwd, dy, 2, 1, 1, groups)
+    assert not torch.allclose(x.grad, dense_dx) and not torch.allclose(x.grad, fwd_dx)
+    # the weight gradient is the dense one, from the same X and dY; the bias gradient too
+    expected_dw = torch.nn.grad.conv2d_weight(x.detach(), master.shape, dy, 2, 1, 1, groups)
+    np.testing.assert_allclose(conv.weight.grad, expected_dw, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(conv.bias.grad, dy.sum((0, 2, 3)), rtol=1e-5, atol=1e-5)
+    assert (conv.weight.grad != 0).float().mean() > 0.99
+
+
+def test_bdwp_linear_gradients():
+    gen = torch.Generator().manual_seed(4)
+    fc = nn.Linear(12, 10)  # 10 outputs: groups of 4 along `out` leave a ragged pair
+    master = fc.weight.detach().clone()
+    x = torch.randn(3, 5, 12, generator=gen, requires_grad=True)  # leading dims are tokens
+    bdwp.install(fc, 2, 4)
+    y = fc(x)
+    dy = torch.randn(y.shape, generator=gen)
+    y.backward(dy)
+    w_fwd = torch.from_numpy(nm_prune_ref(master.numpy(), 2, 4))
+    w_bwd = torch.from_numpy(nm_prune_ref(np.ascontiguousarray(master.numpy().T), 2, 4).T)
+    assert _max_group_nonzeros(w_bwd.numpy().T, 4) <= 2
+    np.testing.assert_allclose(y.detach(), x.detach() @ w_fwd.T + fc.bias.detach(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(x.grad, dy @ w_bwd, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fc.weight.grad, dy.reshape(-1, 10).T @ x.detach().reshape(-1, 12), rtol=1e-5,
+                               atol=1e-5)
+    np.testing.assert_allclose(fc.bias.grad, dy.sum((0, 1)), rtol=1e-5, atol=1e-6)
+
+
+def test_bdwp_keeps_master_weights_dense_and_recomputes_masks():
+    conv, x, gen = _conv_case()
+    fc = nn.Linear(12 * 5 * 5, 6)
+    model = nn.Sequential(conv, nn.ReLU(), nn.Flatten(), fc)
+    assert bdwp.install(model, 2, 4) == ["0", "3"]
+    before = [p.detach().clone() for p in (conv.weight, fc.weight)]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    F.cross_entropy(model(x), torch.tensor([1, 4])).backward()
+    grads = [p.grad.clone() for p in (conv.weight, fc.weight)]
+    optimizer.step()
+    for old, grad, new in zip(before, grads, (conv.weight, fc.weight)):
+        assert (new != 0).all()  # never pruned in place
+        np.testing.assert_allclose(new.detach(), old - 0.1 * grad, rtol=1e-6, atol=1e-7)
+        # weights the forward pruned away are updated too (straight-through dense dW)
+        pruned = bdwp.prune_input_features(old, 2, 4) == 0
+        assert (new[pruned] != old[pruned]).float().mean() > 0.5
+    # the next forward prunes the updated weights afresh
+    with torch.no_grad():
+        conv.weight.mul_(-1.0).add_(torch.randn(conv.weight.shape, generator=gen))
+        expected = F.conv2d(x, bdwp.prune_input_features(conv.weight, 2, 4), conv.bias, 2, 1)
+        np.testing.assert_allclose(conv(x), expected, rtol=1e-5, atol=1e-5)
+    bdwp.remove(model)
+    with torch.no_grad():
+        np.testing.assert_allclose(conv(x), F.conv2d(x, conv.weight, conv.bias, 2, 1), rtol=1e-6, atol=1e-6)
+
+
+def test_bdwp_capture_is_deterministic(tmp_path):
+    first, _, _ = _tiny_trace(tmp_path, name="a", steps=2, nm=(2, 4))
+    second, _, _ = _tiny_trace(tmp_path, name="b", steps=2, nm=(2, 4))
+    other, _, _ = _tiny_trace(tmp_path, name="c", steps=2, nm=(2, 4), seed=1)
+    assert first.tensor_names == second.tensor_names
+    assert all(np.array_equal(first.tensor(n), second.tensor(n)) for n in first.tensor_names)
+    assert not np.array_equal(first.tensor(first.tensor_names[0]), other.tensor(other.tensor_names[0]))
+
+
+def test_capture_cli_nm_options(tmp_path, capsys):
+    from sparsesim.cli import main
+
+    common = ["trace", "capture", "--model", "gru", "--batch", "2", "--warmup-steps", "1", "--no-progress"]
+    assert main([*common, "--nm", "1:4", "--nm-mode", "forward", "--out", str(tmp_path / "f")]) == 0
+    assert main([*common, "--nm", "1:4", "--out", str(tmp_path / "b")]) == 0
+    assert [load_trace(tmp_path / d).capture["nm_mode"] for d in "fb"] == ["forward", "bdwp"]
+    capsys.readouterr()
+    assert main([*common, "--nm-mode", "forward", "--out", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err == "error: --nm-mode: only with --nm N:M\n"
+
+
+@pytest.mark.parametrize("kw", [dict(kernel_size=3, stride=2, padding=1, groups=2), dict(kernel_size=4, padding="same"),
+                                dict(kernel_size=3, padding="valid"), dict(kernel_size=3, padding=1,
+                                                                           padding_mode="reflect")])
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")  # the dense twin's own warning
+def test_bdwp_with_n_equal_m_is_dense_training(kw):
+    gen = torch.Generator().manual_seed(5)
+    conv = nn.Conv2d(4, 8, **kw)
+    dense = nn.Conv2d(4, 8, **kw)
+    dense.load_state_dict(conv.state_dict())
+    bdwp.install(conv, 4, 4)
+    x = torch.randn(2, 4, 7, 7, generator=gen, requires_grad=True)
+    x_dense = x.detach().clone().requires_grad_()
+    y, y_dense = conv(x), dense(x_dense)
+    dy = torch.randn(y.shape, generator=gen)
+    y.backward(dy)
+    y_dense.backward(dy)
+    for got, want in ((y, y_dense), (x.grad, x_dense.grad), (conv.weight.grad, dense.weight.grad),
+                      (conv.bias.grad, dense.bias.grad)):
+        np.testing.assert_allclose(got.detach(), want.detach(), rtol=1e-5, atol=1e-5)

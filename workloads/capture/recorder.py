@@ -2,7 +2,8 @@
 
 A :class:`~torch.overrides.TorchFunctionMode` intercepts every ``conv2d``, ``linear`` and
 ``matmul``/``bmm``/``mm`` call during the forward pass, whether it comes from an
-``nn.Module`` or a functional call. For each call it
+``nn.Module`` or a functional call, and the BDWP layer calls of :mod:`.bdwp` (each once, with
+the N:M forward weight W_fwd it computes with). For each call it
 
 * clones the input and the weight (second operand) as the op consumes them, so an in-place
   op later in the graph (``ReLU(inplace=True)``, ``out += identity``) cannot alter them;
@@ -34,6 +35,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 from tqdm import tqdm
 
+from workloads.capture import bdwp
 from workloads.errors import InputError
 from workloads.gemm import Phase
 from workloads.ops import Conv2d, Linear, Matmul, Op
@@ -46,6 +48,7 @@ _KINDS: dict[object, str] = {
     torch.matmul: "matmul", torch.Tensor.matmul: "matmul",  # `a @ b` dispatches as Tensor.matmul
     torch.bmm: "matmul", torch.Tensor.bmm: "matmul",
     torch.mm: "matmul", torch.Tensor.mm: "matmul",
+    **bdwp.FUNCTIONS,  # their `weight` is W_fwd, pruned from the dense parameter passed as `master`
 }
 _OWN_KIND = {nn.Conv2d: "conv2d", nn.Linear: "linear"}  # modules whose own op takes the module's name
 
@@ -170,15 +173,16 @@ class Recorder(TorchFunctionMode):
         occurrence = self.occurrences[base]
         self.occurrences[base] += 1
         op, x, w = _LOWER[kind](base, args, kwargs)
+        param = kwargs["master"] if func in bdwp.FUNCTIONS else w  # the tensor that gets dW
         prefix = f"s{self.step}/{base}#{occurrence}"
         tensors = {Operand.INPUT: self.writer.add_tensor(f"{prefix}/input", _numpy(x, op.input_shape)),
-                   Operand.WEIGHT: self._weight(w, op, prefix)}
+                   Operand.WEIGHT: self._weight(w, param, op, prefix)}
         out = func(*args, **kwargs)
         call = _Call(op, base, occurrence, tensors, [Phase.FWD])
         if self.train and out.requires_grad:
             if x.requires_grad:
                 call.phases.append(Phase.BWD_DATA)
-            if w.requires_grad:
+            if param.requires_grad:
                 call.phases.append(Phase.BWD_WEIGHT)
 
             def keep_grad(grad: Tensor) -> None:
@@ -187,9 +191,13 @@ class Recorder(TorchFunctionMode):
         self.calls.append(call)
         return out
 
-    def _weight(self, w: Tensor, op: Op, prefix: str) -> str:
-        """Store a parameter once per step even if several calls use it (a recurrent cell)."""
-        key = (id(w), w._version) if isinstance(w, nn.Parameter) else None
+    def _weight(self, w: Tensor, param: Tensor, op: Op, prefix: str) -> str:
+        """Store ``w`` once per step even if several calls use it (a recurrent cell).
+
+        ``param`` is the parameter ``w`` is (dense) or was pruned from (BDWP's W_fwd, a
+        function of it): an unchanged parameter gives the same stored tensor.
+        """
+        key = (id(param), param._version) if isinstance(param, nn.Parameter) else None
         if key in self.weights:
             return self.weights[key]
         name = self.writer.add_tensor(f"{prefix}/weight", _numpy(w, op.weight_shape))
@@ -270,18 +278,17 @@ def prune_nm_(model: nn.Module, n: int, m: int) -> list[str]:
 
     Applies to every ``nn.Conv2d`` and ``nn.Linear``; "input features" is the reduction of
     the forward GEMM (``C/g*R*S`` in the im2col order of :func:`workloads.ops.im2col`). A
-    ragged last group keeps at most ``n`` too. Returns the pruned modules' names.
+    ragged last group keeps at most ``n`` too; ties go to the lower index
+    (:func:`.bdwp.nm_keep`). This is the ``nm_mode="forward"`` capture: the weights themselves
+    become N:M sparse, unlike BDWP (:mod:`.bdwp`), which keeps them dense. Returns the pruned
+    modules' names.
     """
     names = []
     for name, module in model.named_modules():
         if not isinstance(module, (nn.Conv2d, nn.Linear)):
             continue
         rows = module.weight.reshape(module.weight.shape[0], -1)
-        red = rows.shape[1]
-        magnitude = F.pad(rows.abs(), (0, -red % m), value=-1.0)  # padding is never kept over a real weight
-        groups = magnitude.view(rows.shape[0], -1, m)
-        keep = torch.zeros_like(groups, dtype=torch.bool).scatter_(2, groups.topk(min(n, m), dim=2).indices, True)
-        module.weight.mul_(keep.view(rows.shape[0], -1)[:, :red].reshape(module.weight.shape))
+        module.weight.mul_(bdwp.nm_keep(rows, n, m).reshape(module.weight.shape))
         names.append(name)
     return names
 
@@ -300,17 +307,26 @@ def deterministic(seed: int):
 
 
 def train_and_capture(factory: Callable, out: Path, *, settings: dict, sequence: bool,
-                      nm: tuple[int, int] | None, overwrite: bool, progress: bool) -> Path:
-    """Build a zoo model with ``factory``, train it briefly on its task, then capture it."""
+                      nm: tuple[int, int] | None, nm_mode: str, overwrite: bool, progress: bool) -> Path:
+    """Build a zoo model with ``factory``, train it briefly on its task, then capture it.
+
+    With ``nm``, warm-up and capture train N:M sparse: ``nm_mode="bdwp"`` with bidirectional
+    weight pruning of dense weights (:mod:`.bdwp`), ``"forward"`` by pruning the weights
+    themselves along their input features after every update (:func:`prune_nm_`).
+    """
+    if nm_mode not in ("bdwp", "forward"):
+        raise InputError(f"nm_mode: unknown mode {nm_mode!r} (choose from bdwp, forward)")
     seed, batch, steps = settings["seed"], settings["batch"], settings["steps"]
     with deterministic(seed):
         net = factory(torch.Generator().manual_seed(seed))
         model = net.model
         gen = torch.Generator().manual_seed(seed + 1)
         optimizer = net.make_optimizer()
-        after_step = (lambda: prune_nm_(model, *nm)) if nm else None
+        after_step = (lambda: prune_nm_(model, *nm)) if nm and nm_mode == "forward" else None
         if after_step:
             after_step()
+        elif nm:
+            bdwp.install(model, *nm)
         model.train()
         for _ in tqdm(range(settings["warmup_steps"]), desc=f"warmup {settings['model']}", unit="step",
                       file=sys.stderr, disable=None if progress else True):

@@ -18,6 +18,8 @@ from workloads.trace.format import STORAGE_DTYPES
 from workloads.trace.writer import check_output_dir
 
 MODES = ("train", "infer")
+NM_MODES = ("bdwp", "forward")
+"""How ``nm=`` trains: SAT's bidirectional weight pruning of dense weights, or forward-only pruning in place."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,16 +71,22 @@ def parse_nm(text: str | None, field: str = "nm") -> tuple[int, int] | None:
 
 def capture_model(name: str, *, steps: int = 1, batch: int = 8, out: Path | str, mode: str = "train",
                   dtype: str = "fp32", seed: int = 0, warmup_steps: int | None = None, nm: str | None = None,
-                  overwrite: bool = False, progress: bool = True) -> Path:
+                  nm_mode: str = "bdwp", overwrite: bool = False, progress: bool = True) -> Path:
     """Build zoo model ``name``, train it briefly on its synthetic task, capture a trace at ``out``.
 
     ``steps`` captured steps (each a fresh batch; in ``train`` mode forward, backward and an
     optimizer update, recording input, weight and output gradient of every conv, linear and
     matmul; in ``infer`` mode forward only, in eval mode). ``warmup_steps`` (default: the
-    model's) training steps come first. ``nm="2:4"`` keeps conv and linear weights N:M sparse
-    along their input features (magnitude pruning after every update: a statically N:M
-    model, whose activations reflect the pruning; the replay's own BDWP pruning of dense
-    weights is separate). Seeded and deterministic on a given machine and thread count. Needs torch.
+    model's) training steps come first.
+
+    ``nm="2:4"`` trains warm-up and captured steps N:M sparse, so activations and gradients
+    reflect the pruning. ``nm_mode="bdwp"`` (default) is SAT's bidirectional weight pruning
+    (:mod:`workloads.capture.bdwp`): conv and linear weights stay dense and are updated by a
+    dense weight gradient, the forward uses them pruned N:M along input features (the weight
+    recorded in the trace) and the input gradient uses them pruned N:M along output features.
+    ``nm_mode="forward"`` instead prunes the weights themselves along input features after
+    every update (a statically N:M model; input gradients use that same pruned weight).
+    Seeded and deterministic on a given machine and thread count. Needs torch.
     """
     entry = MODELS.get(name, "--model")
     for field, value in (("steps", steps), ("batch", batch)):
@@ -91,6 +99,8 @@ def capture_model(name: str, *, steps: int = 1, batch: int = 8, out: Path | str,
     if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
         raise field_error("warmup_steps", f"must be a non-negative integer, got {warmup!r}")
     nm_pair = parse_nm(nm)
+    if nm_mode not in NM_MODES:
+        raise field_error("nm_mode", f"unknown mode {nm_mode!r} (choose from {', '.join(NM_MODES)})")
     check_output_dir(Path(out), overwrite)
     try:
         import torch  # noqa: F401
@@ -101,6 +111,7 @@ def capture_model(name: str, *, steps: int = 1, batch: int = 8, out: Path | str,
     module, function = entry.factory.split(":")
     factory = getattr(importlib.import_module(module), function)
     settings = {"model": name, "input": entry.input, "steps": steps, "batch": batch, "mode": mode, "dtype": dtype,
-                "seed": seed, "warmup_steps": warmup, "nm": None if nm_pair is None else f"{nm_pair[0]}:{nm_pair[1]}"}
+                "seed": seed, "warmup_steps": warmup, "nm": None if nm_pair is None else f"{nm_pair[0]}:{nm_pair[1]}",
+                "nm_mode": None if nm_pair is None else nm_mode}
     return train_and_capture(factory, Path(out), settings=settings, sequence=entry.sequence, nm=nm_pair,
-                             overwrite=overwrite, progress=progress)
+                             nm_mode=nm_mode, overwrite=overwrite, progress=progress)
