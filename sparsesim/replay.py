@@ -89,21 +89,34 @@ class Replay:
                 raise InputError("sparsity.delta: delta encoding applies to inference; use --phases fwd")
 
     # ------------------------------------------------------------------ tensors
-    def _weights(self, op: Op, w: np.ndarray, phase: Phase) -> tuple[np.ndarray, tuple[int, int, int] | None]:
-        """The weights this phase sees, and ``(n, m, index_bits)`` if B is N:M along K."""
+    def _weights(self, op: Op, w: np.ndarray, master: np.ndarray | None,
+                 phase: Phase) -> tuple[np.ndarray, tuple[int, int, int] | None]:
+        """The weights this phase sees, and ``(n, m, index_bits)`` if B is N:M along K.
+
+        ``master`` is the dense weight a BDWP-trained trace recorded beside the pruned forward
+        weight ``w``; both N:M copies are generated from it, as SAT's pre-generation does
+        (re-pruning the forward copy along output features would prune twice). Without it,
+        ``w`` is the dense weight.
+        """
         nm = self.nm
         if nm is None or not isinstance(op, (Conv2d, Linear)) or phase is Phase.BWD_WEIGHT:
             return w, None
-        wm = weight_matrix(op, w)  # (g, out per group, reduction per group)
-        g, kout, red = wm.shape
         where = f"{op.name}.weight"
-        fwd = prune_rows(wm.reshape(g * kout, red), nm, where).reshape(g, kout, red)
+        if phase is Phase.FWD and nm.mode == "declared":
+            wm = weight_matrix(op, w)
+            prune_rows(wm.reshape(-1, wm.shape[2]), nm, where)  # verifies, refuses non-N:M
+            return w, (nm.n, nm.m, nm.index_bits)
+        dense = w if master is None else master
+        wm = weight_matrix(op, dense)  # (g, out per group, reduction per group)
+        g, kout, red = wm.shape
+        prune = dataclasses.replace(nm, mode="prune") if master is not None else nm
+        fwd = prune_rows(wm.reshape(g * kout, red), prune, where).reshape(g, kout, red)
         if phase is Phase.FWD:
             return fwd.reshape(w.shape), (nm.n, nm.m, nm.index_bits)
         if not nm.bidirectional:  # the fwd mask, transposed: not N:M along output features
             return fwd.reshape(w.shape), None
         t = np.ascontiguousarray(wm.transpose(0, 2, 1)).reshape(g * red, kout)
-        bwd = prune_rows(t, nm, where).reshape(g, red, kout).transpose(0, 2, 1)
+        bwd = prune_rows(t, prune, where).reshape(g, red, kout).transpose(0, 2, 1)
         return np.ascontiguousarray(bwd).reshape(w.shape), (nm.n, nm.m, nm.index_bits)
 
     def _input(self, index: int, op: Op, x: np.ndarray, phase: Phase, extra: dict) -> np.ndarray:
@@ -161,7 +174,7 @@ class Replay:
         x_seen = x
         if x is not None and phase is not Phase.BWD_DATA:
             x_seen = self._input(index, op, x, phase, extra)
-        w_seen, nm = (self._weights(op, w, phase) if w is not None else (w, None))
+        w_seen, nm = (self._weights(op, w, tensors.get("master_weight"), phase) if w is not None else (w, None))
         A, B = gemm_operands(op, phase, x_seen, w_seen, dy)
         roles = OPERAND_ROLES[phase]
         on_a, on_b = self.zs.roles(roles) if self.zs else (False, False)

@@ -34,8 +34,9 @@ def trace_for(model: str, traces: Path, *, mode: str, batch: int, steps: int = 1
     from workloads.capture import capture_model
     from workloads.trace import load_trace
 
+    # nm_mode and the recorded master weight are part of what a cached trace must match
     settings = {"model": model, "mode": mode, "batch": batch, "steps": steps, "nm": nm, "seed": seed,
-                "warmup": warmup_steps}
+                "warmup": warmup_steps, "nm_mode": "bdwp+master" if nm else None}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
     path = traces / f"{model}-{mode}-{nm.replace(':', 'of') if nm else 'dense'}-{key}"
     if (path / "manifest.json").exists():

@@ -389,3 +389,27 @@ def test_bdwp_with_n_equal_m_is_dense_training(kw):
     for got, want in ((y, y_dense), (x.grad, x_dense.grad), (conv.weight.grad, dense.weight.grad),
                       (conv.bias.grad, dense.bias.grad)):
         np.testing.assert_allclose(got.detach(), want.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_bdwp_trace_replays_both_pruned_copies_from_the_master(tmp_path):
+    """The trace keeps the dense master beside W_fwd; replay regenerates W_fwd exactly and a
+    W_bwd that is N:M along output features, so the declared mode holds in every phase."""
+    from accel.presets import load_accel
+    from sparsesim.simulate import simulate
+
+    trace, _, _ = _tiny_trace(tmp_path, name="bdwp", nm=(2, 4))
+    for r in trace.ops:
+        if r.op.kind in ("conv2d", "linear"):
+            master = trace.operand(r, "master_weight")
+            assert master is not None and (master != 0).mean() > 0.9  # dense, never pruned in place
+            w = trace.operand(r, "weight")
+            fwd = bdwp.prune_input_features(torch.from_numpy(master), 2, 4).numpy()
+            np.testing.assert_array_equal(w, fwd)  # the recorded W_fwd is the master, pruned
+    cfg = load_accel("edge32", [], {"sparsity": [{"kind": "nm", "n": 2, "m": 4, "mode": "declared"}]})
+    rows = simulate(trace.workload(), cfg, "os")
+    conv_rows = [r for r in rows if r["kind"] == "conv2d" and r["phase"] in ("fwd", "bwd_data")]
+    assert conv_rows
+    for r in conv_rows:
+        # exactly N of every M weights kept along this phase's reduction (K multiple of 4 here)
+        if r["K"] % 4 == 0:
+            assert r["macs_effectual"] == r["macs_dense"] // 2, (r["name"], r["phase"])

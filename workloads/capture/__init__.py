@@ -1,7 +1,7 @@
 """PyTorch capture: record real activations, weights and gradients of a model into a trace.
 
-This package is the only place that imports torch, and only in :mod:`.recorder` and
-:mod:`.nets`; importing the package itself, or :mod:`.zoo` (the model catalogue and
+This package is the only place that imports torch, and only in :mod:`.recorder`,
+:mod:`.bdwp` and :mod:`.nets`; importing the package itself, or :mod:`.zoo` (the model catalogue and
 :func:`capture_model`), does not, so ``sparsesim list`` works without torch. The
 torch-side names (:func:`capture_module`, :func:`prune_nm_`) load on first use.
 """

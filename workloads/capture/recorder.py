@@ -177,6 +177,8 @@ class Recorder(TorchFunctionMode):
         prefix = f"s{self.step}/{base}#{occurrence}"
         tensors = {Operand.INPUT: self.writer.add_tensor(f"{prefix}/input", _numpy(x, op.input_shape)),
                    Operand.WEIGHT: self._weight(w, param, op, prefix)}
+        if func in bdwp.FUNCTIONS:  # replay regenerates both N:M copies from the dense master
+            tensors[Operand.MASTER_WEIGHT] = self._weight(param, param, op, prefix, role="master_weight")
         out = func(*args, **kwargs)
         call = _Call(op, base, occurrence, tensors, [Phase.FWD])
         if self.train and out.requires_grad:
@@ -191,16 +193,16 @@ class Recorder(TorchFunctionMode):
         self.calls.append(call)
         return out
 
-    def _weight(self, w: Tensor, param: Tensor, op: Op, prefix: str) -> str:
+    def _weight(self, w: Tensor, param: Tensor, op: Op, prefix: str, role: str = "weight") -> str:
         """Store ``w`` once per step even if several calls use it (a recurrent cell).
 
         ``param`` is the parameter ``w`` is (dense) or was pruned from (BDWP's W_fwd, a
         function of it): an unchanged parameter gives the same stored tensor.
         """
-        key = (id(param), param._version) if isinstance(param, nn.Parameter) else None
+        key = (id(param), param._version, role) if isinstance(param, nn.Parameter) else None
         if key in self.weights:
             return self.weights[key]
-        name = self.writer.add_tensor(f"{prefix}/weight", _numpy(w, op.weight_shape))
+        name = self.writer.add_tensor(f"{prefix}/{role}", _numpy(w, op.weight_shape))
         if key is not None:
             self.weights[key] = name
         return name

@@ -57,6 +57,7 @@ class Operand(str, Enum):
     INPUT = "input"  # X, the first GEMM operand
     WEIGHT = "weight"  # W, or the second operand of a matmul
     GRAD_OUTPUT = "grad_output"  # dY, gradient of the op's output
+    MASTER_WEIGHT = "master_weight"  # BDWP training: the dense weight both N:M copies are pruned from
 
     def __str__(self) -> str:
         return self.value
@@ -76,7 +77,7 @@ def operand_shape(op: Op, operand: Operand) -> tuple[int, ...]:
     """Canonical shape of ``operand`` for ``op``."""
     if operand is Operand.INPUT:
         return op.input_shape
-    if operand is Operand.WEIGHT:
+    if operand in (Operand.WEIGHT, Operand.MASTER_WEIGHT):
         return op.weight_shape
     return op.output_shape
 

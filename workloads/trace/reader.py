@@ -150,8 +150,10 @@ class TraceTensors:
         self.records = records
 
     def tensors(self, index: int) -> dict[str, np.ndarray | None]:
-        x, w, dy = self.trace.op_tensors(self.records[index])
-        return {"input": x, "weight": w, "grad": dy}
+        record = self.records[index]
+        x, w, dy = self.trace.op_tensors(record)
+        return {"input": x, "weight": w, "grad": dy,
+                "master_weight": self.trace.operand(record, Operand.MASTER_WEIGHT)}
 
 
 def _load_manifest(path: Path) -> dict:
