@@ -23,10 +23,9 @@ PUBLISHED_2_8 = 1.75  # SAT + BDWP at 2:8, average training speedup over dense o
 
 # The ladder from the MAC-count ideal to the achieved speedup, one mechanism per rung (2:8).
 LADDER = (
-    ("array: tiling quantization and fill/drain (ideal memory, pre-generation free)",
-     ("dram.ideal=true", "training.charge_pregen=false"), "best"),
-    ("+ memory bandwidth and latency", ("training.charge_pregen=false",), "best"),
-    ("+ pre-generation traffic (= achieved SAT)", (), "best"),
+    ("+ array fill/drain,\nquantization", ("dram.ideal=true", "training.charge_pregen=false"), "best"),
+    ("+ memory", ("training.charge_pregen=false",), "best"),
+    ("+ pre-generation\n(= achieved)", (), "best"),
 )
 ABLATIONS = (
     ("SAT as configured", (), "best"),
@@ -69,9 +68,8 @@ def run(out: Path, traces: Path, quick: bool) -> Path:
     for model in MODELS:
         trace = trace_for(model, traces, mode="train", batch=batch, nm="2:8")
         base = step[(step["model"] == model) & (step["config"] == "2:8")].iloc[0]
-        ladder_rows.append({"model": model, "rung": "MAC count, every phase N:M (M/N)", "speedup": 4.0})
-        ladder_rows.append({"model": model, "rung": "MAC count with the dense weight-gradient phase",
-                            "speedup": base["ideal_speedup"]})
+        ladder_rows.append({"model": model, "rung": "ideal: every\nphase N:M", "speedup": 4.0})
+        ladder_rows.append({"model": model, "rung": "ideal: dense\ndW phase", "speedup": base["ideal_speedup"]})
         for label, sets, dataflow in LADDER:
             f = run_trace(trace, "sat", sets=sets, sparsity=_nm("2:8"), dataflow=dataflow, label=label)
             ladder_rows.append({"model": model, "rung": label,
@@ -84,6 +82,16 @@ def run(out: Path, traces: Path, quick: bool) -> Path:
                                   "speedup_vs_dense_sat": base["dense_cycles"] / f["cycles"].sum()})
     ladder = pd.DataFrame(ladder_rows)
     ablations = pd.DataFrame(ablation_rows)
+    lost = []
+    for label, _, _ in ABLATIONS[1:]:
+        sub = ablations[ablations["configuration"] == label]
+        ref = ablations[ablations["configuration"] == ABLATIONS[0][0]]
+        drop = (ref["speedup_vs_dense_sat"].to_numpy() - sub["speedup_vs_dense_sat"].to_numpy()).mean()
+        lost.append((drop, label))
+    lost.sort(reverse=True)
+    ablation_text = ("Averaged over the models, taking one optimization away costs (speedup points against "
+                     "dense SAT): " + "; ".join(f"{label}: {drop:+.2f}".replace("+-", "-") for drop, label in lost)
+                     + ". A negative cost means the variant is as fast or faster here.")
 
     figs = {}
     figs["speedup"] = plots.plot_speedup_bars(step, out / "speedup_by_model.png", x="model", group="config",
@@ -92,14 +100,17 @@ def run(out: Path, traces: Path, quick: bool) -> Path:
         layers = sparse[(sparse["model"] == model) & (sparse["config"] == "2:8")]
         figs[f"layers_{model}"] = plots.plot_speedup_by_layer(
             layers, out / f"layers_{model}.png", title=f"{model}: per-layer speedup at 2:8 (achieved vs ideal)")
-    energy = df.groupby(["model", "config"], sort=False)[[c for c in df.columns if c.startswith("energy_pj.")]].sum()
-    energy = energy.reset_index()
-    figs["energy"] = plots.plot_energy_breakdown(energy, out / "energy_breakdown.png",
-                                                 title="SAT training step: energy by component",
-                                                 by=["model", "config"], energy_table=df["energy_table"].iloc[0])
-    figs["ladder"] = plots.plot_lines(ladder, out / "gap_ladder.png", x="rung", y="speedup", series="model",
-                                      title="From the ideal to the achieved speedup at 2:8, one mechanism at a time",
-                                      xlabel="", ylabel="training-step speedup (x)", reference=1.0)
+    comps = plots.energy_components(df)
+    energy = df.groupby(["model", "config"], sort=False)[[f"energy_pj.{c}" for c in comps]].sum()
+    dense_total = energy.xs("dense", level="config").sum(axis=1)
+    share = energy.div(dense_total, level="model", axis=0) * 100  # % of the model's dense step
+    figs["energy"] = plots.plot_stacked_bars(
+        [f"{m} / {c}" for m, c in share.index], comps, share.to_numpy(), out / "energy_breakdown.png",
+        title="SAT training step: energy by component, relative to dense training",
+        ylabel="energy (% of the dense training step)", legend_title=f"energy table: {df['energy_table'].iloc[0]}")
+    figs["ladder"] = plots.plot_speedup_bars(ladder, out / "gap_ladder.png", x="rung", group="model",
+                                             title="From the ideal to the achieved step speedup at 2:8, "
+                                                   "one mechanism at a time")
 
     cols = {"model": "model", "config": "N:M", "fwd": "fwd", "bwd_data": "bwd_data", "bwd_weight": "bwd_weight",
             "speedup": "step speedup", "compute_speedup": "compute-only", "ideal_speedup": "ideal (MACs)",
@@ -145,17 +156,21 @@ useful part).
 
 ## Per layer
 
-Each bar is one layer and phase at 2:8; the dot is the ideal (dense MACs / effectual MACs).
-Layers with a short reduction or few output pixels (the first conv, the classifier, the
-attention matmuls, which have no weights and stay dense) pull the average down.
+Each bar is one layer and phase at 2:8; the black tick is the ideal (dense MACs / effectual
+MACs). Where the compressed reduction is shorter than the array (`K/4 < 32`, e.g. the
+bwd_data GEMMs of the first stage, whose reduction is 64 output channels), a fold can not be
+shorter than the `R` cycles it takes to drain (os) or preload (ws) the array, so those layers
+stop at `K / R`. The first conv (a 27-long reduction) and the attention matmuls (no weights)
+stay dense.
 
 """ + "\n".join(f"![{m}]({figs[f'layers_{m}'].name})\n" for m in MODELS) + f"""
 ## Energy
 
 ![energy]({figs['energy'].name})
 
-N:M halves or quarters the MAC and weight-buffer energy of the two pruned phases; the dense
-weight-gradient phase, activation traffic and leakage do not shrink, and the pre-generation
+Each bar is relative to the same model's dense training step. N:M cuts the MAC and
+weight-side energy of the two pruned phases by up to M/N; the dense weight-gradient phase,
+activation and partial-sum traffic and leakage do not shrink, and the pre-generation
 (`nm_pregen`, plus its DRAM traffic) is new.
 
 ## Where the gap between ideal and achieved goes (2:8)
@@ -163,7 +178,8 @@ weight-gradient phase, activation traffic and leakage do not shrink, and the pre
 Each rung adds one mechanism to the one above it; the drop from rung to rung is that
 mechanism's cost.
 
-{md_table(ladder, {'model': 'model', 'rung': 'mechanism', 'speedup': 'step speedup'}, {'speedup': '.2f'})}
+{md_table(ladder.assign(rung=ladder["rung"].str.replace(chr(10), " ")),
+          {'model': 'model', 'rung': 'mechanism', 'speedup': 'step speedup'}, {'speedup': '.2f'})}
 
 ![ladder]({figs['ladder'].name})
 
@@ -182,6 +198,8 @@ mechanism's cost.
 {md_table(ablations, {'model': 'model', 'configuration': 'configuration', 'sparse_cycles': 'sparse cycles',
                       'dense_cycles': 'dense cycles (same config)', 'speedup_vs_dense_sat': 'speedup vs dense SAT'},
           {'speedup_vs_dense_sat': '.2f'})}
+
+{ablation_text}
 
 ## Assumptions that matter most here
 
