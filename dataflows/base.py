@@ -45,8 +45,12 @@ import numpy as np
 from accel.config import AccelConfig
 from accel.schedule import EventCounts, TileSchedule
 from dataflows.sparse import SparseWork
+from workloads.errors import InputError
 from workloads.gemm import Gemm
 from workloads.registry import Registry
+
+MAX_FOLDS = 10_000_000
+"""Largest fold grid planned for one GEMM (its per-fold arrays take about 400 bytes a fold)."""
 
 DATAFLOWS: Registry = Registry("dataflow")
 """Every dataflow, by name (``os``, ``ws``, ``is``, ...)."""
@@ -204,6 +208,10 @@ class SystolicDataflow(Dataflow):
         if work is not None:
             gemm = work.gemm
         R, C = cfg.array.rows, cfg.array.cols
+        folds = int(np.prod(self.fold_shape(gemm, R, C)))
+        if folds > MAX_FOLDS:
+            raise InputError(f"GEMM {gemm.M}x{gemm.N}x{gemm.K}: {folds:,} folds on a {R}x{C} array; this "
+                             f"simulator plans at most {MAX_FOLDS:,} folds per GEMM (use a bigger array or split it)")
         grid = self.fold_grid(gemm, R, C, outer)
         stream = work.stream if work is not None else None
         if stream is not None and outer == "col":  # SparseWork keeps (row block, column block)

@@ -39,6 +39,10 @@ from workloads.ops import Conv2d, Linear, Op, Workload
 from workloads.synthetic_operands import SyntheticTensors
 
 
+MAX_REPLAY_ELEMENTS = 400_000_000
+"""Largest A plus B operand (elements, all groups) one op may have in a sparse replay."""
+
+
 def _with_side_traffic(schedule: TileSchedule, nbytes: tuple[int, int], spread: bool) -> TileSchedule:
     """Add DRAM traffic beside the GEMM's own: ``(read, write)`` bytes.
 
@@ -279,6 +283,10 @@ class Replay:
             phases = op_phases(self.workload, index)
             if not phases:
                 continue
+            biggest = max(op.gemm(p).count * (op.gemm(p).M + op.gemm(p).N) * op.gemm(p).K for p in phases)
+            if biggest > MAX_REPLAY_ELEMENTS:
+                raise InputError(f"{op.name}: its GEMM operands hold {biggest:,} elements; sparse replay "
+                                 f"handles at most {MAX_REPLAY_ELEMENTS:,} per op (the dense engine has no such limit)")
             tensors = self.source.tensors(index)
             for phase in phases:
                 rows.append(self._op_phase(index, op, phase, tensors))

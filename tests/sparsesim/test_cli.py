@@ -65,6 +65,8 @@ def test_scalesim_mode_from_the_command_line(capsys):
     (["--gemm", "4,4,4", "--sparsity", "act_policy:topk:2"], "keep_fraction"),
     (["--gemm", "4,4,4", "--sparsity", "delta:0.1"], "time axis"),
     (["--network", "resnet5"], "resnet50"),
+    (["--gemm", "2000000,2000000,4"], "folds"),
+    (["--gemm", "100000,100000,10000", "--sparsity", "nm:2:4"], "sparse replay"),
     (["--topology", "/nonexistent/x.csv"], "x.csv"),
 ])
 def test_bad_input_is_one_line_exit_2(capsys, argv, field):
