@@ -35,6 +35,22 @@ class TileSchedule:
         return int(self.compute_cycles.size)
 
 
+def back_to_back(schedules: list[TileSchedule]) -> TileSchedule:
+    """One schedule for GEMMs that run one after another on the array (conv groups, a bmm's
+    batch): the next GEMM's first tile loads while the current one computes, and each GEMM's
+    own fill/drain epilogue stays on the array before the next one starts."""
+    if len(schedules) == 1:
+        return schedules[0]
+    compute = []
+    for i, sched in enumerate(schedules):
+        cycles = sched.compute_cycles.copy()
+        if i < len(schedules) - 1 and cycles.size:
+            cycles[-1] += sched.epilogue_cycles
+        compute.append(cycles)
+    return TileSchedule(np.concatenate([s.load_bytes for s in schedules]), np.concatenate(compute),
+                        np.concatenate([s.store_bytes for s in schedules]), schedules[-1].epilogue_cycles)
+
+
 @dataclass(frozen=True, slots=True)
 class EventCounts:
     """Counts of energy-relevant events of one GEMM (all ``count`` repetitions included).

@@ -287,12 +287,14 @@ class SystolicDataflow(Dataflow):
         cycles = np.broadcast_to(cycles, grid.shape)
         loads = load["A"] + load["B"] + psum_read
 
-        # Tiles: consecutive folds of one outer iteration whose new data fits the free halves.
-        key = np.zeros(grid.shape, dtype=np.int64)
+        # Tiles: runs of consecutive folds (loop order) whose new data fits the free half of each
+        # buffer. A tile ends where any operand's running total crosses a multiple of its
+        # capacity, so the sum of the per-operand "how many halves filled so far" counters
+        # changes exactly at the tile boundaries.
+        tile_id = np.zeros(fo * fi, dtype=np.int64)
         for op, arr in (("A", load["A"]), ("B", load["B"]), ("Out", store)):
-            excl = np.cumsum(arr, axis=1) - arr
-            key = np.maximum(key, excl // max(cap[op], 1))
-        tile_id = (np.arange(fo, dtype=np.int64)[:, None] * (fi + 1) + key).ravel()
+            flat = arr.ravel()
+            tile_id += (np.cumsum(flat) - flat) // max(cap[op], 1)
         starts = np.flatnonzero(np.r_[True, tile_id[1:] != tile_id[:-1]])
         schedule = TileSchedule(
             load_bytes=np.add.reduceat(loads.ravel(), starts),

@@ -23,7 +23,7 @@ import numpy as np
 from accel.config import AccelConfig
 from accel.energy import EnergyTable
 from accel.kernels import delta_step
-from accel.schedule import EventCounts, TileSchedule
+from accel.schedule import EventCounts, TileSchedule, back_to_back
 from accel.sparsity import feature_labels
 from accel.sparsity.activation_policy import ActivationPolicyConfig
 from accel.sparsity.delta import DeltaConfig
@@ -149,24 +149,23 @@ class Replay:
         cfg = self.cfg
         gemm1 = op.gemm(phase)
         gemm1 = Gemm(gemm1.M, gemm1.N, gemm1.K)
-        total = EventCounts()
-        cycles = compute = stall = dense_macs = eff = folds = tiles = 0
-        for g in range(A.shape[0]):
+        total = EventCounts(dram_read_bytes=state_bytes[0], dram_write_bytes=state_bytes[1])
+        dense_macs = eff = folds = 0
+        schedules = []
+        for g in range(A.shape[0]):  # groups run back to back, each with its own masks
             masks = OperandMasks((A[g] != 0).view(np.uint8), (B[g] != 0).view(np.uint8))
             work = sparse_work(df, gemm1, cfg, masks, nm=nm, **flags)
             plan = df.plan(gemm1, cfg, work)
-            schedule = plan.schedule
-            if g == 0 and any(state_bytes):
-                schedule = _with_side_traffic(schedule, state_bytes, spread=self.delta is None)
-                total = total + EventCounts(dram_read_bytes=state_bytes[0], dram_write_bytes=state_bytes[1])
-            c, cc, st = time_plan(plan, cfg, schedule)
-            cycles, compute, stall = cycles + c, compute + cc, stall + st
+            schedules.append(plan.schedule)
             total = total + plan.counts
             dense_macs += plan.macs_dense
             eff += plan.macs_effectual
             folds += plan.folds
-            tiles += len(plan.schedule)
-        return OpOutcome(name, cycles, compute, stall, total, dense_macs, eff, folds, tiles)
+        schedule = back_to_back(schedules)
+        if any(state_bytes):
+            schedule = _with_side_traffic(schedule, state_bytes, spread=self.delta is None)
+        cycles, compute, stall = time_plan(plan, cfg, schedule)
+        return OpOutcome(name, cycles, compute, stall, total, dense_macs, eff, folds, len(schedule))
 
     def _op_phase(self, index: int, op: Op, phase: Phase, tensors: dict) -> dict:
         cfg = self.cfg

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from accel.config import AccelConfig, to_dict
 from accel.energy import EnergyTable, check_table_supports, energy_breakdown_pj, energy_table
-from accel.schedule import EventCounts, TileSchedule
+from accel.schedule import EventCounts, TileSchedule, back_to_back
 from accel.sparsity import feature_labels, parse_features
 from accel.timing import simulate_tiles
 from dataflows import DATAFLOWS, Plan
@@ -66,13 +66,14 @@ def time_plan(plan: Plan, cfg: AccelConfig, schedule: TileSchedule | None = None
 def run_gemm(gemm: Gemm, cfg: AccelConfig, dataflow: str) -> OpOutcome:
     """Plan and time a dense ``gemm`` on ``cfg`` with one registered dataflow.
 
-    The ``count`` repetitions (conv groups, bmm batch) run back to back; each is timed alike,
-    so the totals are one repetition's times ``count``.
+    The ``count`` repetitions (conv groups, bmm batch) are identical, so one is planned; they
+    run back to back and are timed as one pipeline (the next one's loads overlap this one's
+    compute).
     """
     plan = DATAFLOWS.get(dataflow, "--dataflow").plan(gemm, cfg)
-    cycles, compute, stall = time_plan(plan, cfg)
     n = gemm.count
-    return OpOutcome(plan.dataflow, cycles * n, compute * n, stall * n, plan.counts.scaled(n),
+    cycles, compute, stall = time_plan(plan, cfg, back_to_back([plan.schedule] * n))
+    return OpOutcome(plan.dataflow, cycles, compute, stall, plan.counts.scaled(n),
                      plan.macs_dense * n, plan.macs_effectual * n, plan.folds * n, len(plan.schedule) * n)
 
 
