@@ -63,7 +63,8 @@ class ArrayConfig:
         for ratio in self.nm_ratios:
             parts = str(ratio).split(":")
             if len(parts) != 2 or not all(p.isdigit() for p in parts) or not 0 < int(parts[0]) < int(parts[1]):
-                raise field_error("array.nm_ratios", f"expected \"N:M\" with 0 < N < M, got {ratio!r}")
+                hint = " (quote each ratio: YAML reads an unquoted 2:4 as a number)" if isinstance(ratio, int) else ""
+                raise field_error("array.nm_ratios", f"expected \"N:M\" with 0 < N < M, got {ratio!r}{hint}")
 
     @property
     def pes(self) -> int:
@@ -175,6 +176,9 @@ def _check_value(path: str, tp: Any, value: Any, meta: dict) -> Any:
         if not math.isfinite(value):
             raise field_error(path, f"must be finite, got {value!r}")
     elif tp is str:
+        choices = meta.get("choices") or ()
+        if isinstance(value, bool) and str(value).lower() in choices:  # YAML reads `true` as a bool
+            value = str(value).lower()
         if not isinstance(value, str):
             raise field_error(path, f"expected a string, got {value!r}")
     elif tp is tuple:

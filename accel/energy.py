@@ -118,6 +118,7 @@ def energy_breakdown_pj(counts: EventCounts, cfg: AccelConfig, cycles: int,
     prec = cfg.array.precision
     mac = table.mac_pj(prec)
     buf = cfg.buffers
+    a_pj = table.sram_pj_per_byte(buf.a.size_bytes)
     b_pj = table.sram_pj_per_byte(buf.b.size_bytes)
     out_pj = table.sram_pj_per_byte(buf.out.size_bytes)
     sram_kib = (buf.a.size_bytes + buf.b.size_bytes + buf.out.size_bytes) / 1024.0
@@ -127,10 +128,10 @@ def energy_breakdown_pj(counts: EventCounts, cfg: AccelConfig, cycles: int,
         "mac": counts.macs_performed * mac,
         "mac_gated": counts.macs_gated * mac * table.gated_mac_fraction,
         "register_file": counts.rf_accesses * cfg.array.element_bytes * table.rf_pj_per_byte,
-        "sram_a": counts.sram_a_bytes * table.sram_pj_per_byte(buf.a.size_bytes),
+        "sram_a": counts.sram_a_bytes * a_pj,
         "sram_b": counts.sram_b_bytes * b_pj,
         "sram_out": counts.sram_out_bytes * out_pj,
-        "metadata": counts.metadata_bytes * b_pj,
+        "metadata": counts.metadata_a_bytes * a_pj + counts.metadata_b_bytes * b_pj,
         "delta_state": counts.delta_state_bytes * out_pj,
         "delta_encode": counts.encode_ops * table.encode_pj_per_op,
         "nm_pregen": counts.pregen_ops * table.encode_pj_per_op,

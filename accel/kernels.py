@@ -189,3 +189,44 @@ def delta_step(x: np.ndarray, ref: np.ndarray, theta: float) -> np.ndarray:
             out[i] = d
             ref[i] = x[i]
     return out
+
+
+# ---------------------------------------------------------------- tile packing
+
+
+def pack_tiles_ref(loads: np.ndarray, caps: np.ndarray) -> np.ndarray:
+    """Greedy tiles over a fold sequence: ``loads[j, f]`` bytes of buffer ``j`` that fold ``f``
+    brings in; a tile closes before the fold that would overflow any buffer's free half
+    ``caps[j]`` (a fold larger than a half is a tile of its own). Returns the first fold of
+    every tile."""
+    starts = [0]
+    used = np.zeros(loads.shape[0], dtype=np.int64)
+    for f in range(loads.shape[1]):
+        if f > 0 and np.any(used + loads[:, f] > caps):
+            starts.append(f)
+            used[:] = 0
+        used += loads[:, f]
+    return np.array(starts, dtype=np.int64)
+
+
+@njit(cache=True, nogil=True)
+def pack_tiles(loads: np.ndarray, caps: np.ndarray) -> np.ndarray:
+    """Fast :func:`pack_tiles_ref`."""
+    n_ops, n_folds = loads.shape
+    starts = np.empty(max(n_folds, 1), dtype=np.int64)
+    starts[0] = 0
+    count = 1
+    used = np.zeros(n_ops, dtype=np.int64)
+    for f in range(n_folds):
+        if f > 0:
+            over = False
+            for j in range(n_ops):
+                if used[j] + loads[j, f] > caps[j]:
+                    over = True
+            if over:
+                starts[count] = f
+                count += 1
+                used[:] = 0
+        for j in range(n_ops):
+            used[j] += loads[j, f]
+    return starts[:count]

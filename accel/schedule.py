@@ -66,7 +66,8 @@ class EventCounts:
     sram_out_bytes: int = 0  # bytes read from + written to the output buffer
     dram_read_bytes: int = 0
     dram_write_bytes: int = 0
-    metadata_bytes: int = 0  # sparse-format index/bitmap bytes read on chip
+    metadata_a_bytes: int = 0  # sparse-format index/bitmap bytes read from the A buffer
+    metadata_b_bytes: int = 0  # sparse-format index/bitmap bytes read from the B buffer
     delta_state_bytes: int = 0  # delta reference/accumulator state read + written on chip
     encode_ops: int = 0  # delta-encoding subtract/compare operations
     pregen_ops: int = 0  # N:M pre-generation magnitude comparisons

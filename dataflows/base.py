@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from accel.config import AccelConfig
+from accel.kernels import pack_tiles
 from accel.schedule import EventCounts, TileSchedule
 from dataflows.sparse import SparseWork
 from workloads.errors import InputError
@@ -152,11 +153,13 @@ class SystolicDataflow(Dataflow):
         """
         preload = rows if self.preload else 0
         skew = rows + cols - 2
-        if not overlap:
-            return preload + stream + skew, 0
+        if not overlap:  # a fold with nothing to stream still takes a cycle on a 1x1 array
+            return np.maximum(preload + stream + skew, 1), 0
         spacing = np.maximum(stream, rows)
         last = int(stream.flat[-1])
-        return spacing, preload + last + skew - int(spacing.flat[-1])
+        # the last fold's drain is at least its share of the spacing (a fully skipped last
+        # fold on an R x 1 array would otherwise end before its predecessor's drain)
+        return spacing, max(0, preload + last + skew - int(spacing.flat[-1]))
 
     def compute_cycles(self, gemm: Gemm, rows: int, cols: int, overlap: bool) -> int:
         """Stall-free dense compute cycles of one repetition (closed form, DESIGN section 3.2)."""
@@ -287,15 +290,10 @@ class SystolicDataflow(Dataflow):
         cycles = np.broadcast_to(cycles, grid.shape)
         loads = load["A"] + load["B"] + psum_read
 
-        # Tiles: runs of consecutive folds (loop order) whose new data fits the free half of each
-        # buffer. A tile ends where any operand's running total crosses a multiple of its
-        # capacity, so the sum of the per-operand "how many halves filled so far" counters
-        # changes exactly at the tile boundaries.
-        tile_id = np.zeros(fo * fi, dtype=np.int64)
-        for op, arr in (("A", load["A"]), ("B", load["B"]), ("Out", store)):
-            flat = arr.ravel()
-            tile_id += (np.cumsum(flat) - flat) // max(cap[op], 1)
-        starts = np.flatnonzero(np.r_[True, tile_id[1:] != tile_id[:-1]])
+        # Tiles: maximal runs of consecutive folds (loop order) whose new data fits the free
+        # half of each buffer, packed greedily.
+        starts = pack_tiles(np.stack([load["A"].ravel(), load["B"].ravel(), store.ravel()]),
+                            np.array([max(cap["A"], 1), max(cap["B"], 1), max(cap["Out"], 1)], dtype=np.int64))
         schedule = TileSchedule(
             load_bytes=np.add.reduceat(loads.ravel(), starts),
             compute_cycles=np.add.reduceat(np.ascontiguousarray(cycles).ravel(), starts),
@@ -303,34 +301,40 @@ class SystolicDataflow(Dataflow):
             epilogue_cycles=int(epilogue),
         )
 
-        # SRAM traffic (elements -> bytes): stationary blocks once per fold, streamed ones per cycle.
+        # SRAM traffic (elements -> bytes): stationary blocks once per fold, streamed ones per
+        # streamed step; an operand kept compressed is read as its compressed block, whole.
         axes = self._operand_axes()
+        compressed = {"A": work is not None and work.compressed_a, "B": work is not None and work.compressed_b,
+                      "Out": False}
         sram = {}
         for op in ("A", "B", "Out"):
             s = axes[op]
+            steps = grid.stream if compressed[op] else stream
             if len(s) == 2:
                 n = rows_u * cols_u
             elif "row" in s:
-                n = rows_u * stream
+                n = rows_u * steps
             else:
-                n = cols_u * stream
+                n = cols_u * steps
             sram[op] = int(n.sum())
         out_bytes = sram["Out"] * (acc if reduction_inner else elem)
         if reduction_inner:  # read-modify-write of partial sums after the first K block
-            out_bytes += int((cols_u[:, 1:] * stream[:, 1:]).sum()) * acc
+            later = (slice(1, None), slice(None)) if outer == "row" else (slice(None), slice(1, None))
+            out_bytes += int((cols_u[later] * stream[later]).sum()) * acc
         # MAC slots the array executes; ineffectual ones are gated when zeros are detected.
         slots = int((rows_u * cols_u * stream).sum())
         if work is None:
             macs_dense = eff = performed = slots
             gated = 0
-            meta = 0
         else:
             macs_dense, eff = work.macs_dense, work.macs_effectual
             performed, gated = (eff, max(0, slots - eff)) if work.zero_aware else (slots, 0)
         sram_a = int(sram["A"] * elem * scale["A"])
         sram_b = int(sram["B"] * elem * scale["B"])
-        if work is not None:
-            meta = int(sram_a * work.meta_a + sram_b * work.meta_b)
+        meta_a = meta_b = 0
+        if work is not None:  # the metadata share of the on-chip reads, priced on its own
+            meta_a, meta_b = int(sram_a * work.meta_a), int(sram_b * work.meta_b)
+            sram_a, sram_b = sram_a - meta_a, sram_b - meta_b
         counts = EventCounts(
             macs_performed=performed,
             macs_gated=gated,
@@ -340,7 +344,8 @@ class SystolicDataflow(Dataflow):
             sram_out_bytes=out_bytes + int(store.sum()),
             dram_read_bytes=int(loads.sum()),
             dram_write_bytes=int(store.sum()),
-            metadata_bytes=meta,
+            metadata_a_bytes=meta_a,
+            metadata_b_bytes=meta_b,
         )
         outer_dim = self.row_dim if outer == "row" else self.col_dim
         return Plan(self.name, gemm, schedule, counts, macs_dense, eff, fo * fi, outer_dim)

@@ -52,6 +52,8 @@ class SparseWork:
     scale_b: float = 1.0
     meta_a: float = 0.0
     meta_b: float = 0.0
+    compressed_a: bool = False  # stored as values + bitmap: on-chip reads are the compressed block
+    compressed_b: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +120,11 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
     ones_a = np.ones((M, K), dtype=np.uint8) if not aware_a else a_nz
     ones_b = np.ones((K, N), dtype=np.uint8) if not (aware_b or nm) else b_nz
     macs_eff = effectual_macs(ones_a, ones_b)
-    k_eff = K if nm is None else -(-K // nm[1]) * nm[0]
+    # MAC slots per output under N:M: n per group of m, fewer in a short last group
+    k_eff = K if nm is None else (K // nm[1]) * nm[0] + min(nm[0], K % nm[1])
+    if nm is not None and k_eff >= K:  # groups no longer than n: nothing to compact
+        nm = None
+        k_eff = K
     run = Gemm(M, N, k_eff)
     decoupled = cfg.array.lanes == "decoupled"
     window = cfg.array.sync_window_steps
@@ -133,6 +139,7 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
                 a_units = _group_any_cols(a_nz, nm[1])
                 b_units = _group_any_cols(np.ascontiguousarray(b_nz.T), nm[1])
                 cost = np.full(a_units.shape[1], nm[0], dtype=np.int64)
+                cost[-1] = k_eff - nm[0] * (cost.size - 1)  # the short last group
             n_units = cost.size
             if not skip_a:
                 a_units = np.ones((M, n_units), dtype=np.uint8)
@@ -171,9 +178,11 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
 
     scale_a = K / k_eff
     scale_b, meta_a, meta_b = 1.0, 0.0, 0.0
+    packed_a = packed_b = False
     if compress_a:
         s, meta_a = _compressed_scale(float(a_nz.mean()) if density_a is None else density_a, elem)
         scale_a *= s
+        packed_a = s < 1.0
     if nm is not None and nm_stored_dense:  # pruned on the fly while loading dense weights
         scale_b = K / k_eff
     elif nm is not None:
@@ -182,4 +191,6 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
         meta_b = idx_bytes / (elem + idx_bytes)
     elif compress_b:
         scale_b, meta_b = _compressed_scale(float(b_nz.mean()) if density_b is None else density_b, elem)
-    return SparseWork(run, stream, M * N * K, macs_eff, aware_a or aware_b, scale_a, scale_b, meta_a, meta_b)
+        packed_b = scale_b < 1.0
+    return SparseWork(run, stream, M * N * K, macs_eff, aware_a or aware_b, scale_a, scale_b, meta_a, meta_b,
+                      packed_a, packed_b)

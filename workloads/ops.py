@@ -65,9 +65,10 @@ class Conv2d:
     dilation_h: int = 1
     dilation_w: int = 1
     groups: int = 1
-    # Output size rounds up instead of down (PyTorch pooling's ``ceil_mode``), padding the
-    # bottom/right edge with zeros as needed. SCALE-Sim computes conv outputs this way
-    # (``ceil((H - R + stride) / stride)``), so its topology files are read with it on.
+    # Output size rounds up instead of down, padding the bottom/right edge with zeros as
+    # needed: SCALE-Sim's ``ceil((H - R + stride) / stride)``, so its topology files are read
+    # with it on. (Unlike PyTorch pooling's ceil_mode, a last window that starts in the padding
+    # is kept.)
     ceil_mode: bool = False
 
     def __post_init__(self) -> None:

@@ -66,3 +66,19 @@ def test_delta_step(x, theta):
     for t in range(x.shape[0]):
         assert np.array_equal(k.delta_step(x[t], ref_a, theta), k.delta_step_ref(x[t], ref_b, theta))
         assert np.array_equal(ref_a, ref_b)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), n_ops=st.integers(1, 3), n_folds=st.integers(1, 40))
+def test_pack_tiles(data, n_ops, n_folds):
+    loads = data.draw(hnp.arrays(np.int64, (n_ops, n_folds), elements=st.integers(0, 100)))
+    caps = data.draw(hnp.arrays(np.int64, n_ops, elements=st.integers(1, 150)))
+    starts = k.pack_tiles(loads, caps)
+    assert np.array_equal(starts, k.pack_tiles_ref(loads, caps))
+    # every tile fits its halves unless it is a single oversized fold, and tiles are maximal
+    bounds = list(starts) + [n_folds]
+    for a, b in zip(bounds, bounds[1:]):
+        used = loads[:, a:b].sum(axis=1)
+        assert b - a == 1 or (used <= caps).all()
+        if b < n_folds:
+            assert (used + loads[:, b] > caps).any()
