@@ -103,6 +103,7 @@ def run(out: Path, traces: Path, quick: bool) -> Path:
     dy_zero = sum(float((g == 0).sum()) for g in grads if g is not None) / sum(g.size for g in grads if g is not None)
     lock_max = compact["lock"].max()
     os_inf = compact[(compact["setting"] == "inference") & (compact["dataflow"] == "os")].iloc[0]
+    ws_inf = compact[(compact["setting"] == "inference") & (compact["dataflow"] == "ws")].iloc[0]
     text = f"""# Zero-skipping on a ReLU CNN: systolic dataflows vs decoupled lanes
 
 Regenerate: `sparsesim study zero-skip --out reports/zero-skip` (about two minutes).
@@ -145,9 +146,10 @@ waits for the others at a synchronization point. The longer the window, the more
 imbalance between rows averages out: on os inference the compute speedup grows from
 {os_inf['lock']:.2f}x (window 1, which is lockstep) to {os_inf['w16']:.2f}x at 16 and
 {os_inf['w256']:.2f}x at 256, against an ideal of {os_inf['ideal']:.2f}x. On ws the lanes are
-the array's K rows, and each sees one (input channel, filter tap) over many output pixels;
-it gains less than os here, which points to zeros that are unevenly spread across channels
-(the busiest row sets the pace of a window). is gains nothing: its streamed operand is the
+the array's K rows, and each sees one (input channel, filter tap) over many output pixels; in
+inference it reaches {ws_inf['w256']:.2f}x at window 256. Since the busiest row sets the pace of
+each window, how unevenly the zeros spread across those rows matters as much as their
+average (this report does not isolate that further). is gains nothing: its streamed operand is the
 dense weight tensor (fwd, bwd_data) or the dense output gradient (bwd_weight), and a zero
 *stationary* activation can only be gated. Such queues
 cost area and, on a real array, a way to keep the rows' partial sums apart, which this model
