@@ -147,7 +147,10 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
                 b_units = np.ones((N, n_units), dtype=np.uint8)
             col_alive = block_any(b_units, *_spans(N, C))
             if decoupled:
-                grid = decoupled_steps(np.ascontiguousarray(a_units), R, col_alive, window) * int(cost[0])
+                # lanes count MAC slots: a unit (one k, or one N:M group) repeated for its cost
+                lanes = np.ascontiguousarray(np.repeat(a_units, cost, axis=1))
+                slots_alive = np.ascontiguousarray(np.repeat(col_alive, cost, axis=1))
+                grid = decoupled_steps(lanes, R, slots_alive, window)
             else:
                 grid = lockstep_steps(block_any(a_units, *_spans(M, R)), col_alive, cost)
         else:  # ws (A streams through M) or is (B streams through N); K is spatial

@@ -31,7 +31,7 @@ from accel.sparsity.nm import NMConfig, prune_rows
 from accel.sparsity.zero_skip import ZeroSkipConfig
 from dataflows import DATAFLOWS
 from dataflows.sparse import OperandMasks, sparse_work
-from sparsesim.simulate import OpOutcome, best_of, make_row, op_phases, run_gemm, time_plan
+from sparsesim.simulate import OpOutcome, best_of, make_row, op_phases, run_gemm, time_schedule
 from workloads.errors import InputError
 from workloads.gemm import Gemm, Phase
 from workloads.lowering import OPERAND_ROLES, gemm_operands, weight_matrix
@@ -166,7 +166,7 @@ class Replay:
         schedule = back_to_back(schedules)
         if any(state_bytes):
             schedule = _with_side_traffic(schedule, state_bytes, spread=self.delta is None)
-        cycles, compute, stall = time_plan(plan, cfg, schedule)
+        cycles, compute, stall = time_schedule(schedule, cfg)
         return OpOutcome(name, cycles, compute, stall, total, dense_macs, eff, folds, len(schedule))
 
     def _op_phase(self, index: int, op: Op, phase: Phase, tensors: dict) -> dict:

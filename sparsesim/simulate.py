@@ -20,7 +20,7 @@ from accel.energy import EnergyTable, check_table_supports, energy_breakdown_pj,
 from accel.schedule import EventCounts, TileSchedule, back_to_back
 from accel.sparsity import feature_labels, parse_features
 from accel.timing import simulate_tiles
-from dataflows import DATAFLOWS, Plan
+from dataflows import DATAFLOWS
 from workloads.errors import field_error
 from workloads.gemm import Gemm, Phase
 from workloads.ops import Op, Workload
@@ -56,9 +56,9 @@ class OpOutcome:
     overhead_cycles: int = 0  # serialized work beside the array (e.g. N:M pre-generation)
 
 
-def time_plan(plan: Plan, cfg: AccelConfig, schedule: TileSchedule | None = None) -> tuple[int, int, int]:
-    """``(cycles, compute_cycles, stall_cycles)`` of one planned GEMM under SimPy memory timing."""
-    timing = simulate_tiles(schedule or plan.schedule, bandwidth_bytes_per_cycle=cfg.dram.bandwidth_bytes_per_cycle,
+def time_schedule(schedule: TileSchedule, cfg: AccelConfig) -> tuple[int, int, int]:
+    """``(cycles, compute_cycles, stall_cycles)`` of a tile schedule under SimPy memory timing."""
+    timing = simulate_tiles(schedule, bandwidth_bytes_per_cycle=cfg.dram.bandwidth_bytes_per_cycle,
                             latency_cycles=cfg.dram.latency_cycles, ideal=cfg.dram.ideal)
     return timing.total_cycles, timing.compute_cycles, timing.stall_cycles
 
@@ -72,7 +72,7 @@ def run_gemm(gemm: Gemm, cfg: AccelConfig, dataflow: str) -> OpOutcome:
     """
     plan = DATAFLOWS.get(dataflow, "--dataflow").plan(gemm, cfg)
     n = gemm.count
-    cycles, compute, stall = time_plan(plan, cfg, back_to_back([plan.schedule] * n))
+    cycles, compute, stall = time_schedule(back_to_back([plan.schedule] * n), cfg)
     return OpOutcome(plan.dataflow, cycles, compute, stall, plan.counts.scaled(n),
                      plan.macs_dense * n, plan.macs_effectual * n, plan.folds * n, len(plan.schedule) * n)
 
