@@ -194,6 +194,11 @@ class Replay:
                  "aware_a": on_a or is_delta, "aware_b": on_b,
                  "compress_a": (on_a and compress) or is_delta, "compress_b": on_b and compress}
         flags["nm_stored_dense"] = nm is not None and not cfg.training.pregen
+        # which switched-on features act on this row (N:M skips matmuls and bwd_weight; a
+        # zero-skip target may be absent from a phase; delta is fwd only)
+        acting = [("nm", nm is not None), ("zero_skip", on_a or on_b), ("delta", is_delta),
+                  ("act_policy", self.policy is not None and x is not None and phase is not Phase.BWD_DATA)]
+        extra["features_active"] = "+".join(name for name, on in acting if on) or "none"
         state = (0, 0)
         side = EventCounts()  # work beside the GEMM: delta encoding and state, N:M pre-generation
         overhead = 0

@@ -118,6 +118,7 @@ def test_bidirectional_pruning_speeds_up_fwd_and_bwd_data_not_bwd_weight():
     # K = 64 -> 32 MAC slots per fold; every fold still pays R + C - 2 = 14 cycles of skew
     assert rows["fwd"]["speedup"] == rows["bwd_data"]["speedup"] == pytest.approx((64 + 14) / (32 + 14))
     assert rows["bwd_weight"]["speedup"] == 1.0
+    assert [rows[p]["features_active"] for p in ("fwd", "bwd_data", "bwd_weight")] == ["nm", "nm", "none"]
     uni = [{"kind": "nm", "n": 2, "m": 4, "bidirectional": False}]
     rows = {r["phase"]: r for r in simulate(wl, scalesim_cfg(8, 8, sparsity=uni), "os")}
     assert rows["bwd_data"]["speedup"] == 1.0  # fwd mask transposed is not N:M along K
