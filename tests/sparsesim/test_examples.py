@@ -48,3 +48,21 @@ def test_demo_writes_its_run_directory(tmp_path):
         assert (out / name).stat().st_size > 1000
     with pytest.raises(Exception, match="already holds a run"):
         run_demo(out)
+
+
+def test_a_case_study_regenerates_its_report(tmp_path):
+    """The delta study end to end in quick mode: captures, replays, writes the report."""
+    pytest.importorskip("torch")
+    from sparsesim.cli import main
+
+    out = tmp_path / "delta"
+    assert main(["study", "delta", "--out", str(out), "--traces", str(tmp_path / "traces"), "--quick"]) == 0
+    summary = pd.read_csv(out / "summary.csv")
+    exact = summary[summary["threshold"] == 0.0]
+    assert (exact["err_max"] == 0.0).all()
+    video = summary[summary["model"] == "video_cnn"].sort_values("threshold")
+    assert video["fired"].is_monotonic_decreasing and video["err_mean"].iloc[-1] > 0
+    text = (out / "README.md").read_text()
+    for png in ("speedup_vs_threshold.png", "error_vs_threshold.png", "energy_breakdown.png"):
+        assert png in text and (out / png).stat().st_size > 1000
+    assert main(["study", "delta", "--out", str(out), "--traces", str(tmp_path / "traces")]) == 2  # not empty
