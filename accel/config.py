@@ -9,6 +9,7 @@ overrides go through :func:`apply_overrides` before validation, so they are chec
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import tomllib
@@ -278,8 +279,6 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 def apply_overrides(data: dict, overrides: list[tuple[str, Any]], cls: type = AccelConfig) -> dict:
     """Return a copy of ``data`` with each ``(dotted.path, value)`` set; paths must exist."""
-    import copy
-
     data = copy.deepcopy(data)
     paths = schema_paths(cls)
     for key, value in overrides:

@@ -18,9 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from accel.presets import load_accel
-from sparsesim.results import stamp, to_frame
-from sparsesim.simulate import run_id, simulate
+from sparsesim.studies.common import phase_totals, run_workload, trace_for
 from workloads.errors import InputError
 from workloads.gemm import Phase
 from workloads.networks import NETWORKS
@@ -40,18 +38,13 @@ HEADLINE = (
 )
 
 
-def _frame(workload: Workload, preset: str, dataflow: str, sparsity=None, sets: tuple[str, ...] = ()):
-    cfg = load_accel(preset, list(sets), {"sparsity": sparsity} if sparsity else None)
-    rows = stamp(simulate(workload, cfg, dataflow), cfg, run_id(cfg, dataflow), workload.name)
-    return to_frame(rows, cfg)
-
-
 def _dense_dataflows(out: Path) -> tuple[pd.DataFrame, str]:
     from sparsesim import plots
 
     ops = tuple(NETWORKS.get("resnet50")(1))
     wl = Workload("resnet50", ops, (Phase.FWD,))
-    frames = [_frame(wl, preset, df) for preset in ("edge32", "dc128") for df in ("os", "ws", "is", "best")]
+    frames = [run_workload(wl, preset, dataflow=df) for preset in ("edge32", "dc128")
+              for df in ("os", "ws", "is", "best")]
     for f, df in zip(frames, ("os", "ws", "is", "best") * 2):
         f["dataflow_mode"] = df
     data = pd.concat(frames, ignore_index=True)
@@ -75,25 +68,20 @@ def _dense_dataflows(out: Path) -> tuple[pd.DataFrame, str]:
 
 def _headline(out: Path) -> tuple[pd.DataFrame, str]:
     from sparsesim import plots
-    from sparsesim.studies.common import trace_for
     from workloads.trace import load_trace
 
     traces = out / "traces"
     paths = {"train": trace_for("resnet18", traces, mode="train", batch=4, nm="2:8", warmup_steps=10),
              "video": trace_for("video_cnn", traces, mode="infer", batch=1, warmup_steps=10)}
-    rows, frames = [], []
+    frames = []
     for workload, key, preset, sets, sparsity, label in HEADLINE:
-        wl = load_trace(paths[key]).workload()
-        f = _frame(wl, preset, "best", sparsity, sets)
-        f["workload"], f["config"] = workload, label
+        f = run_workload(load_trace(paths[key]).workload(), preset, sets=sets, sparsity=sparsity)
+        f["workload"], f["preset"], f["config"] = workload, preset, label
         frames.append(f)
-        dense_e = f["dense_energy_pj"].sum()
-        rows.append({"workload": workload, "preset": preset, "config": label, "cycles": int(f["cycles"].sum()),
-                     "speedup": f["dense_cycles"].sum() / f["cycles"].sum(),
-                     "ideal_speedup": f["macs_dense"].sum() / f["macs_effectual"].sum(),
-                     "energy_saving": 1 - f["energy_pj"].sum() / dense_e,
-                     "max_output_error": f["delta_err_max"].max() if "delta_err_max" in f else None})
-    head = pd.DataFrame(rows)
+    data = pd.concat(frames, ignore_index=True)
+    head = phase_totals(data, ["workload", "preset", "config"])
+    errors = data.groupby(["workload", "preset", "config"], sort=False)["delta_err_max"].max()
+    head["max_output_error"] = errors.to_numpy()
     head.to_csv(out / "headline.csv", index=False)
     plots.plot_speedup_bars(head, out / "headline_speedup.png", x="workload", group="config",
                             title="Headline: speedup over dense on the same hardware (black tick: ideal)")
@@ -103,7 +91,7 @@ def _headline(out: Path) -> tuple[pd.DataFrame, str]:
         err = "" if pd.isna(r["max_output_error"]) else f"{r['max_output_error']:.2e}"
         lines.append(f"| {r['workload']} | {r['preset']} | {r['config']} | {r['cycles']:,} | {r['speedup']:.2f}x | "
                      f"{r['ideal_speedup']:.2f}x | {r['energy_saving']:.1%} | {err} |")
-    return pd.concat(frames, ignore_index=True), "\n".join(lines)
+    return data, "\n".join(lines)
 
 
 def run_demo(out: Path | None) -> str:

@@ -145,7 +145,8 @@ def make_row(op: Op, phase: Phase, gemm: Gemm, out: OpOutcome, dense: OpOutcome,
         "sram_bytes": counts.sram_a_bytes + counts.sram_b_bytes + counts.sram_out_bytes,
         "latency_s": out.cycles / cfg.clock_hz,  # seconds at the array clock
         "energy_pj": sum(breakdown.values()),
-        "dense_energy_pj": sum(energy_breakdown_pj(dense.counts, cfg, dense.cycles, table).values()),
+        "dense_energy_pj": (sum(breakdown.values()) if dense is out else
+                            sum(energy_breakdown_pj(dense.counts, cfg, dense.cycles, table).values())),
         "energy_breakdown_pj": breakdown,
         "events": counts.as_dict(),
         **out.extra,

@@ -13,6 +13,7 @@ from sparsesim.results import stamp, to_frame
 from sparsesim.simulate import run_id, simulate
 from workloads.errors import InputError
 from workloads.gemm import Phase
+from workloads.ops import Workload
 from workloads.registry import Registry
 
 
@@ -47,16 +48,21 @@ def trace_for(model: str, traces: Path, *, mode: str, batch: int, steps: int = 1
                          warmup_steps=warmup_steps, progress=False)
 
 
+def run_workload(workload: Workload, accel: str, *, sets: tuple[str, ...] = (), sparsity: list[dict] | None = None,
+                 dataflow: str = "best"):
+    """Simulate ``workload`` on preset ``accel`` with overrides and features: the result frame."""
+    cfg = load_accel(accel, list(sets), {"sparsity": sparsity} if sparsity else None)
+    rows = stamp(simulate(workload, cfg, dataflow), cfg, run_id(cfg, dataflow), workload.name)
+    return to_frame(rows, cfg)
+
+
 def run_trace(trace: Path, accel: str, *, sets: tuple[str, ...] = (), sparsity: list[dict] | None = None,
               dataflow: str = "best", phases: tuple[Phase, ...] | None = None, label: str = ""):
     """Simulate ``trace`` on ``accel``; returns the result frame with a ``config`` column."""
     from workloads.trace import load_trace
 
-    cfg = load_accel(accel, list(sets), {"sparsity": sparsity} if sparsity else None)
-    workload = load_trace(trace).workload(phases)
-    rows = stamp(simulate(workload, cfg, dataflow), cfg, run_id(cfg, dataflow), workload.name)
-    frame = to_frame(rows, cfg)
-    frame["config"] = label or rows[0]["sparsity"]
+    frame = run_workload(load_trace(trace).workload(phases), accel, sets=sets, sparsity=sparsity, dataflow=dataflow)
+    frame["config"] = label or frame["sparsity"].iloc[0]
     return frame
 
 
