@@ -106,6 +106,20 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _label_panel(ax, xlabel: str, ylabel: str, facet_value) -> None:
+    """Axis labels of one panel, titled by its facet value (if faceted)."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if facet_value is not None:
+        ax.set_title(str(facet_value))
+
+
+def _hide_unused(axes, used: int) -> None:
+    """Hide the grid's panels past the ``used`` ones."""
+    for ax in axes[used:]:
+        ax.set_visible(False)
+
+
 def _layer_label(df) -> list[str]:
     if df["phase"].nunique() > 1:
         return [f"{n} ({p})" for n, p in zip(df["name"], df["phase"])]
@@ -278,12 +292,8 @@ def plot_lines(data, path: str | Path, *, x: str, y: str, series: str, title: st
             if logy:
                 ax.set_yscale("log")
                 _plain_log_y(ax, sub[y].to_numpy(dtype=float) * (100 if percent else 1))
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel(ylabel)
-            if fval is not None:
-                ax.set_title(str(fval))
-        for ax in flat[len(facets):]:
-            ax.set_visible(False)
+            _label_panel(ax, xlabel, ylabel, fval)
+        _hide_unused(flat, len(facets))
         handles, labels = flat[0].get_legend_handles_labels()
         if ideal:
             from matplotlib.lines import Line2D
@@ -389,12 +399,8 @@ def plot_pareto(data, path: str | Path, *, x: str, y: str, color: str, marker: s
             if _spans(sub[y], 10.0):
                 ax.set_yscale("log")
                 _plain_log(ax.yaxis, sub[y])
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel(ylabel)
-            if fval is not None:
-                ax.set_title(str(fval))
-        for ax in flat[len(facets):]:
-            ax.set_visible(False)
+            _label_panel(ax, xlabel, ylabel, fval)
+        _hide_unused(flat, len(facets))
         handles = [Line2D([], [], ls="", marker=mk[k], color="0.35", ms=7, label=str(k)) for k in kinds]
         handles.append(Line2D([], [], ls="", marker="o", mfc="none", mec="#d62728", mew=1.6, ms=9,
                               label="Pareto-optimal\n(energy, latency, area)"))
