@@ -407,9 +407,8 @@ def test_bdwp_trace_replays_both_pruned_copies_from_the_master(tmp_path):
             np.testing.assert_array_equal(w, fwd)  # the recorded W_fwd is the master, pruned
     cfg = load_accel("edge32", [], {"sparsity": [{"kind": "nm", "n": 2, "m": 4, "mode": "declared"}]})
     rows = simulate(trace.workload(), cfg, "os")
-    conv_rows = [r for r in rows if r["kind"] == "conv2d" and r["phase"] in ("fwd", "bwd_data")]
-    assert conv_rows
-    for r in conv_rows:
-        # exactly N of every M weights kept along this phase's reduction (K multiple of 4 here)
-        if r["K"] % 4 == 0:
-            assert r["macs_effectual"] == r["macs_dense"] // 2, (r["name"], r["phase"])
+    pruned = [r for r in rows if r["kind"] in ("conv2d", "linear") and r["phase"] in ("fwd", "bwd_data")]
+    assert {r["phase"] for r in pruned} == {"fwd", "bwd_data"}
+    for r in pruned:  # exactly N of every M weights kept along this phase's reduction (2 of a short group)
+        kept = (r["K"] // 4) * 2 + min(2, r["K"] % 4)
+        assert r["macs_effectual"] == r["count"] * r["M"] * r["N"] * kept, (r["name"], r["phase"])
