@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 
 from accel.config import AccelConfig, read_mapping
+from accel.datafiles import builtin_names, read_builtin
 from accel.schedule import EventCounts
 from workloads.errors import InputError, field_error
 from workloads.registry import suggest
@@ -83,13 +83,9 @@ def _load_table(path: Path) -> EnergyTable:
     return EnergyTable(**{k: data[k] for k in _REQUIRED})
 
 
-def _table_dir():
-    return resources.files("configs") / "energy"
-
-
 def energy_table_names() -> list[str]:
     """Names of the built-in energy tables."""
-    return sorted(p.name[:-5] for p in _table_dir().iterdir() if p.name.endswith(".yaml"))
+    return builtin_names("energy")
 
 
 @cache
@@ -98,11 +94,7 @@ def energy_table(name: str) -> EnergyTable:
     path = Path(name)
     if path.suffix in (".yaml", ".yml") and path.exists():
         return _load_table(path)
-    names = energy_table_names()
-    if name not in names:
-        raise field_error("energy_table", f"unknown energy table {name!r}{suggest(name, names)}")
-    with resources.as_file(_table_dir() / f"{name}.yaml") as p:
-        return _load_table(Path(p))
+    return read_builtin("energy", name, _load_table, field="energy_table", kind="energy table")
 
 
 def check_table_supports(table: EnergyTable, cfg: AccelConfig) -> None:

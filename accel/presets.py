@@ -5,21 +5,16 @@ A preset describes hardware only; sparsity features are switched on per run (DES
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 from accel.config import AccelConfig, apply_overrides, build, parse_override, read_mapping
+from accel.datafiles import builtin_names, read_builtin
 from workloads.errors import field_error
-from workloads.registry import suggest
-
-
-def _preset_dir():
-    return resources.files("configs") / "presets"
 
 
 def preset_names() -> list[str]:
     """Names of the built-in presets."""
-    return sorted(p.name[:-5] for p in _preset_dir().iterdir() if p.name.endswith(".yaml"))
+    return builtin_names("presets")
 
 
 def preset_mapping(spec: str) -> dict:
@@ -29,11 +24,7 @@ def preset_mapping(spec: str) -> dict:
         if not path.exists():
             raise field_error("--accel", f"no such file {spec!r}")
         return read_mapping(path)
-    names = preset_names()
-    if spec not in names:
-        raise field_error("--accel", f"unknown preset {spec!r}{suggest(spec, names)}")
-    with resources.as_file(_preset_dir() / f"{spec}.yaml") as p:
-        return read_mapping(Path(p))
+    return read_builtin("presets", spec, read_mapping, field="--accel", kind="preset")
 
 
 def load_accel(spec: str, overrides: list[str] | tuple[str, ...] = (), extra: dict | None = None) -> AccelConfig:
