@@ -3,7 +3,7 @@
 Every field carries its unit in its name (``_bytes``, ``_cycles``, ``_hz``, ``_pj``) or in its
 ``help`` metadata. :func:`build` turns a plain mapping into the dataclass tree and rejects
 unknown keys with a "did you mean", wrong types and out-of-range values with a one-line
-:class:`~workloads.errors.InputError` naming the dotted field. ``--set dotted.key=value``
+:class:`~sparsesim.workloads.errors.InputError` naming the dotted field. ``--set dotted.key=value``
 overrides go through :func:`apply_overrides` before validation, so they are checked alike.
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from workloads.errors import InputError, field_error
-from workloads.registry import suggest
+from sparsesim.workloads.errors import InputError, field_error
+from sparsesim.workloads.registry import suggest
 
 PRECISION_BYTES = {"int8": 1, "fp16": 2, "bf16": 2, "fp32": 4}
 """Bytes per operand element for each supported MAC precision."""

@@ -11,15 +11,15 @@ from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
-from workloads.errors import field_error
-from workloads.registry import suggest
+from sparsesim.workloads.errors import field_error
+from sparsesim.workloads.registry import suggest
 
 T = TypeVar("T")
 
 
 def builtin_names(folder: str) -> list[str]:
     """Names (file stems) of the YAML files in ``configs/<folder>``."""
-    return sorted(p.name[:-5] for p in (resources.files("configs") / folder).iterdir() if p.name.endswith(".yaml"))
+    return sorted(p.name[:-5] for p in (resources.files("sparsesim.configs") / folder).iterdir() if p.name.endswith(".yaml"))
 
 
 def read_builtin(folder: str, name: str, reader: Callable[[Path], T], *, field: str, kind: str) -> T:
@@ -27,5 +27,5 @@ def read_builtin(folder: str, name: str, reader: Callable[[Path], T], *, field: 
     names = builtin_names(folder)
     if name not in names:
         raise field_error(field, f"unknown {kind} {name!r}{suggest(name, names)}")
-    with resources.as_file(resources.files("configs") / folder / f"{name}.yaml") as path:
+    with resources.as_file(resources.files("sparsesim.configs") / folder / f"{name}.yaml") as path:
         return reader(Path(path))

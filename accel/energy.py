@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from accel.config import AccelConfig, read_mapping
-from accel.datafiles import builtin_names, read_builtin
-from accel.schedule import EventCounts
-from workloads.errors import InputError, field_error
-from workloads.registry import suggest
+from sparsesim.accel.config import AccelConfig, read_mapping
+from sparsesim.accel.datafiles import builtin_names, read_builtin
+from sparsesim.accel.schedule import EventCounts
+from sparsesim.workloads.errors import InputError, field_error
+from sparsesim.workloads.registry import suggest
 
 _REQUIRED = ("name", "source", "mult_pj", "add_pj", "accumulator", "gated_mac_fraction", "sram_pj_per_64b",
              "rf_pj_per_byte", "encode_pj_per_op", "leakage_uw_per_pe", "leakage_uw_per_kib_sram", "mult_um2",

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from accel.config import AccelConfig, apply_overrides, build, parse_override, read_mapping
-from accel.datafiles import builtin_names, read_builtin
-from workloads.errors import field_error
+from sparsesim.accel.config import AccelConfig, apply_overrides, build, parse_override, read_mapping
+from sparsesim.accel.datafiles import builtin_names, read_builtin
+from sparsesim.workloads.errors import field_error
 
 
 def preset_names() -> list[str]:
@@ -38,7 +38,7 @@ def load_accel(spec: str, overrides: list[str] | tuple[str, ...] = (), extra: di
         pairs += list(extra.items())
     data = apply_overrides(data, pairs)
     cfg = build(AccelConfig, data)
-    from accel.sparsity import check_hardware, parse_features
+    from sparsesim.accel.sparsity import check_hardware, parse_features
 
     check_hardware(parse_features(cfg.sparsity), cfg)
     return cfg

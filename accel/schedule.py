@@ -1,7 +1,7 @@
 """What a dataflow hands to the hardware model: a tile schedule and per-event counts.
 
 ``accel`` never imports ``dataflows``; dataflows build these plain records and the timing
-(:mod:`accel.timing`) and energy (:mod:`accel.energy`) models consume them.
+(:mod:`sparsesim.accel.timing`) and energy (:mod:`sparsesim.accel.energy`) models consume them.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import simpy
 
-from accel.schedule import TileSchedule
+from sparsesim.accel.schedule import TileSchedule
 
 
 @dataclass(frozen=True, slots=True)

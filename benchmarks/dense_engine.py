@@ -13,12 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-from accel.presets import load_accel
-from dataflows import DATAFLOWS
+from sparsesim.accel.presets import load_accel
+from sparsesim.dataflows import DATAFLOWS
 from sparsesim.simulate import simulate
-from workloads.gemm import Phase
-from workloads.networks import NETWORKS
-from workloads.ops import Workload, gemm_op
+from sparsesim.workloads.gemm import Phase
+from sparsesim.workloads.networks import NETWORKS
+from sparsesim.workloads.ops import Workload, gemm_op
 
 
 def _rate(workload: Workload, cfg, dataflow: str, repeat: int = 3) -> tuple[float, float]:

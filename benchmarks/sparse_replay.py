@@ -16,12 +16,12 @@ import argparse
 import resource
 import time
 
-from accel.presets import load_accel
-from accel.sparsity import cli_sparsity
+from sparsesim.accel.presets import load_accel
+from sparsesim.accel.sparsity import cli_sparsity
 from sparsesim.simulate import simulate
-from workloads.gemm import PHASES, Phase
-from workloads.networks import NETWORKS
-from workloads.ops import Workload, gemm_op
+from sparsesim.workloads.gemm import PHASES, Phase
+from sparsesim.workloads.networks import NETWORKS
+from sparsesim.workloads.ops import Workload, gemm_op
 
 FEATURES = {
     "zero_skip (systolic)": (["zero_skip:input:skipping"], []),
@@ -55,7 +55,7 @@ def main() -> None:
     if args.trace:
         from pathlib import Path
 
-        from workloads.trace import load_trace
+        from sparsesim.workloads.trace import load_trace
 
         train = load_trace(Path(args.trace)).workload(PHASES)
         what = f"trace {args.trace}"

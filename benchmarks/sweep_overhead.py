@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from accel.config import AccelConfig, build
+from sparsesim.accel.config import AccelConfig, build
 from sparsesim.simulate import simulate
 from sparsesim.sweep import connect, plan_sweep, run_sweep
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from workloads.capture import MODELS, capture_model
-from workloads.trace import load_trace, validate
+from sparsesim.workloads.capture import MODELS, capture_model
+from sparsesim.workloads.trace import load_trace, validate
 
 
 def _timed(fn) -> tuple[float, object]:

@@ -4,7 +4,7 @@ Importing the package registers every dataflow in :data:`DATAFLOWS`. ``best`` is
 dataflow but a choice among them per op, made by :mod:`sparsesim.simulate`.
 """
 
-from dataflows import input_stationary, output_stationary, weight_stationary  # noqa: F401  (register)
-from dataflows.base import DATAFLOWS, Dataflow, Plan, SystolicDataflow
+from sparsesim.dataflows import input_stationary, output_stationary, weight_stationary  # noqa: F401  (register)
+from sparsesim.dataflows.base import DATAFLOWS, Dataflow, Plan, SystolicDataflow
 
 __all__ = ["DATAFLOWS", "Dataflow", "Plan", "SystolicDataflow"]

@@ -42,13 +42,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accel.config import AccelConfig
-from accel.kernels import pack_tiles
-from accel.schedule import EventCounts, TileSchedule
-from dataflows.sparse import SparseWork
-from workloads.errors import InputError
-from workloads.gemm import Gemm
-from workloads.registry import Registry
+from sparsesim.accel.config import AccelConfig
+from sparsesim.accel.kernels import pack_tiles
+from sparsesim.accel.schedule import EventCounts, TileSchedule
+from sparsesim.dataflows.sparse import SparseWork
+from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.gemm import Gemm
+from sparsesim.workloads.registry import Registry
 
 MAX_FOLDS = 10_000_000
 """Largest fold grid planned for one GEMM (its per-fold arrays take about 400 bytes a fold)."""
@@ -96,7 +96,7 @@ class Dataflow(ABC):
     def plan(self, gemm: Gemm, cfg: AccelConfig, work: SparseWork | None = None) -> Plan:
         """Map ``gemm`` onto the array of ``cfg``.
 
-        ``work`` (from :func:`dataflows.sparse.sparse_work`) carries what the sparse features
+        ``work`` (from :func:`sparsesim.dataflows.sparse.sparse_work`) carries what the sparse features
         change: the compacted GEMM, per-fold stream lengths, effectual MACs and the operands'
         compressed sizes. ``None`` is the dense GEMM.
         """

@@ -3,7 +3,7 @@
 SCALE-Sim v3: ``ceil(M/R) * ceil(N/C) * (K + R + C - 2)`` cycles without fold overlap.
 """
 
-from dataflows.base import DATAFLOWS, SystolicDataflow
+from sparsesim.dataflows.base import DATAFLOWS, SystolicDataflow
 
 
 class OutputStationary(SystolicDataflow):

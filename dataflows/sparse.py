@@ -27,9 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accel.config import AccelConfig
-from accel.kernels import block_any, decoupled_steps, lockstep_steps
-from workloads.gemm import Gemm
+from sparsesim.accel.config import AccelConfig
+from sparsesim.accel.kernels import block_any, decoupled_steps, lockstep_steps
+from sparsesim.workloads.gemm import Gemm
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 SCALE-Sim v3: ``ceil(K/R) * ceil(N/C) * (M + 2R + C - 2)`` cycles without fold overlap.
 """
 
-from dataflows.base import DATAFLOWS, SystolicDataflow
+from sparsesim.dataflows.base import DATAFLOWS, SystolicDataflow
 
 
 class WeightStationary(SystolicDataflow):

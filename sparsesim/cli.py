@@ -11,7 +11,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from workloads.errors import InputError
+from sparsesim.workloads.errors import InputError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,7 +39,7 @@ def _fmt_table(rows: list[dict], total: dict) -> str:
 
 
 def cmd_run(args) -> int:
-    from accel.presets import load_accel
+    from sparsesim.accel.presets import load_accel
     from sparsesim.results import check_writable, stamp, to_frame, to_json, total_row, write_table
     from sparsesim.simulate import run_id, simulate
     from sparsesim.workload_args import workload_from_args
@@ -47,7 +47,7 @@ def cmd_run(args) -> int:
     out = Path(args.out) if args.out else None
     if out:
         check_writable(out, args.overwrite)
-    from accel.sparsity import cli_sparsity
+    from sparsesim.accel.sparsity import cli_sparsity
 
     extra = {"sparsity": cli_sparsity(args.sparsity)} if args.sparsity else None
     cfg = load_accel(args.accel, args.set or [], extra)
@@ -69,10 +69,10 @@ def cmd_run(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from accel.energy import energy_table, energy_table_names
-    from accel.presets import load_accel, preset_names
-    from dataflows import DATAFLOWS
-    from workloads.networks import NETWORKS
+    from sparsesim.accel.energy import energy_table, energy_table_names
+    from sparsesim.accel.presets import load_accel, preset_names
+    from sparsesim.dataflows import DATAFLOWS
+    from sparsesim.workloads.networks import NETWORKS
 
     print("presets:")
     for name in preset_names():
@@ -83,7 +83,7 @@ def cmd_list(args) -> int:
         doc = (sys.modules[type(DATAFLOWS.get(name)).__module__].__doc__ or "").strip().splitlines()[0]
         print(f"  {name:12s} {doc}")
     print(f"  {'best':12s} per op and phase, the dataflow with the fewest cycles")
-    from accel.sparsity import FEATURES
+    from sparsesim.accel.sparsity import FEATURES
 
     print("sparsity features (--sparsity):")
     for name in FEATURES.names():
@@ -95,7 +95,7 @@ def cmd_list(args) -> int:
     print("networks (layer lists, --network):")
     for name in NETWORKS.names():
         print(f"  {name:12s} {(NETWORKS.get(name).__doc__ or '').strip()}")
-    from workloads.capture import MODELS
+    from sparsesim.workloads.capture import MODELS
 
     print("zoo models (trace capture --model):")
     for name in MODELS.names():

@@ -19,10 +19,10 @@ from pathlib import Path
 import pandas as pd
 
 from sparsesim.studies.common import phase_totals, run_workload, trace_for
-from workloads.errors import InputError
-from workloads.gemm import Phase
-from workloads.networks import NETWORKS
-from workloads.ops import Workload
+from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.gemm import Phase
+from sparsesim.workloads.networks import NETWORKS
+from sparsesim.workloads.ops import Workload
 
 ZS = [{"kind": "zero_skip", "target": "both", "action": "skipping"}]
 DECOUPLED = ("array.lanes=decoupled", "array.sync_window_steps=16")
@@ -68,7 +68,7 @@ def _dense_dataflows(out: Path) -> tuple[pd.DataFrame, str]:
 
 def _headline(out: Path) -> tuple[pd.DataFrame, str]:
     from sparsesim import plots
-    from workloads.trace import load_trace
+    from sparsesim.workloads.trace import load_trace
 
     traces = out / "traces"
     paths = {"train": trace_for("resnet18", traces, mode="train", batch=4, nm="2:8", warmup_steps=10),

@@ -8,7 +8,7 @@ For each (op, phase) the replay
    ``fwd`` along input features, ``bwd_data`` along output features, ``bwd_weight`` dense),
 4. delta-encodes sequence inputs against the layer's reference state (``fwd`` only),
 5. lowers the tensors to the GEMM operands of the phase and takes their zero masks,
-6. maps them with the dataflow (:mod:`dataflows.sparse`), plans, times and prices each group,
+6. maps them with the dataflow (:mod:`sparsesim.dataflows.sparse`), plans, times and prices each group,
 
 and reports the dense run of the same op on the same hardware beside it. Per-run state (the
 delta references) lives in the :class:`Replay` object, never in the module.
@@ -20,23 +20,23 @@ import dataclasses
 
 import numpy as np
 
-from accel.config import AccelConfig
-from accel.energy import EnergyTable
-from accel.kernels import delta_step
-from accel.schedule import EventCounts, TileSchedule, back_to_back
-from accel.sparsity import feature_labels
-from accel.sparsity.activation_policy import ActivationPolicyConfig
-from accel.sparsity.delta import DeltaConfig
-from accel.sparsity.nm import NMConfig, prune_rows
-from accel.sparsity.zero_skip import ZeroSkipConfig
-from dataflows import DATAFLOWS
-from dataflows.sparse import OperandMasks, sparse_work
+from sparsesim.accel.config import AccelConfig
+from sparsesim.accel.energy import EnergyTable
+from sparsesim.accel.kernels import delta_step
+from sparsesim.accel.schedule import EventCounts, TileSchedule, back_to_back
+from sparsesim.accel.sparsity import feature_labels
+from sparsesim.accel.sparsity.activation_policy import ActivationPolicyConfig
+from sparsesim.accel.sparsity.delta import DeltaConfig
+from sparsesim.accel.sparsity.nm import NMConfig, prune_rows
+from sparsesim.accel.sparsity.zero_skip import ZeroSkipConfig
+from sparsesim.dataflows import DATAFLOWS
+from sparsesim.dataflows.sparse import OperandMasks, sparse_work
 from sparsesim.simulate import OpOutcome, best_of, make_row, op_phases, run_gemm, time_schedule
-from workloads.errors import InputError
-from workloads.gemm import Gemm, Phase
-from workloads.lowering import OPERAND_ROLES, gemm_operands, weight_matrix
-from workloads.ops import Conv2d, Linear, Op, Workload
-from workloads.synthetic_operands import SyntheticTensors
+from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.gemm import Gemm, Phase
+from sparsesim.workloads.lowering import OPERAND_ROLES, gemm_operands, weight_matrix
+from sparsesim.workloads.ops import Conv2d, Linear, Op, Workload
+from sparsesim.workloads.synthetic_operands import SyntheticTensors
 
 
 MAX_REPLAY_ELEMENTS = 400_000_000

@@ -29,7 +29,7 @@ import numpy as np
 from sparsesim.plots import pretty
 from sparsesim.results import ADDITIVE
 from sparsesim.sweep import SweepDir, collect_results, read_meta
-from workloads.errors import InputError
+from sparsesim.workloads.errors import InputError
 
 MAX_FACETS = 6
 MAX_BARS = 40
@@ -281,7 +281,7 @@ def write_report(sweep_dir: Path, out_dir: Path, overwrite: bool = False) -> Pat
 
 def build_sections(meta: dict, rows, sweep_dir: Path, fig_dir: Path) -> list[Section]:
     """Draw every figure into ``fig_dir`` and return the report's sections."""
-    from accel.energy import energy_table
+    from sparsesim.accel.energy import energy_table
     from sparsesim import plots
 
     summary = point_summary(rows, meta)

@@ -13,8 +13,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from accel.config import AccelConfig, flatten, to_dict
-from workloads.errors import InputError
+from sparsesim.accel.config import AccelConfig, flatten, to_dict
+from sparsesim.workloads.errors import InputError
 
 ADDITIVE = ("cycles", "compute_cycles", "stall_cycles", "overhead_cycles", "dense_cycles", "dense_compute_cycles", "mac_bound_cycles", "bw_bound_cycles",
             "macs_dense", "macs_effectual", "folds", "tiles", "dram_bytes", "dram_read_bytes", "dram_write_bytes",

@@ -1,8 +1,8 @@
 """``simulate()``: compose a workload, an accelerator config and a dataflow into result rows.
 
 One row per (op, phase). For each GEMM the dataflow plans the folds and tiles
-(:mod:`dataflows`), SimPy times the load/compute/store pipeline (:mod:`accel.timing`) and the
-energy table prices the event counts (:mod:`accel.energy`). ``best`` picks, per op and phase,
+(:mod:`dataflows`), SimPy times the load/compute/store pipeline (:mod:`sparsesim.accel.timing`) and the
+energy table prices the event counts (:mod:`sparsesim.accel.energy`). ``best`` picks, per op and phase,
 the registered dataflow with the fewest cycles. With sparsity features switched on, real (or
 seeded synthetic) tensors are replayed through them by :mod:`sparsesim.replay`, and every row
 keeps the dense run of the same op on the same hardware beside it.
@@ -15,15 +15,15 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from accel.config import AccelConfig, to_dict
-from accel.energy import EnergyTable, check_table_supports, energy_breakdown_pj, energy_table
-from accel.schedule import EventCounts, TileSchedule, back_to_back
-from accel.sparsity import feature_labels, parse_features
-from accel.timing import simulate_tiles
-from dataflows import DATAFLOWS
-from workloads.errors import field_error
-from workloads.gemm import Gemm, Phase
-from workloads.ops import Op, Workload
+from sparsesim.accel.config import AccelConfig, to_dict
+from sparsesim.accel.energy import EnergyTable, check_table_supports, energy_breakdown_pj, energy_table
+from sparsesim.accel.schedule import EventCounts, TileSchedule, back_to_back
+from sparsesim.accel.sparsity import feature_labels, parse_features
+from sparsesim.accel.timing import simulate_tiles
+from sparsesim.dataflows import DATAFLOWS
+from sparsesim.workloads.errors import field_error
+from sparsesim.workloads.gemm import Gemm, Phase
+from sparsesim.workloads.ops import Op, Workload
 
 BEST = "best"
 

@@ -3,7 +3,7 @@
 A sweep spec names a base accelerator, axes over dotted config paths, workloads, dataflows and
 sparsity settings; :func:`load_spec` expands it into a :class:`SweepPlan` of points, each one
 (config, workload, dataflow) with a stable id, and validates every point's config with
-:func:`accel.config.build` *before* anything runs. :func:`run_sweep` computes the points that
+:func:`sparsesim.accel.config.build` *before* anything runs. :func:`run_sweep` computes the points that
 are missing from the output directory on a Dask cluster (an embedded ``LocalCluster`` or an
 existing scheduler) and writes each finished point atomically to its own Parquet file as it
 completes, so killing the client or a worker loses at most the points in flight, and running
@@ -58,10 +58,10 @@ from typing import Any
 
 import numpy as np
 
-from accel.config import AccelConfig, apply_overrides, build, parse_override, read_mapping, schema_paths, to_dict
-from workloads.errors import InputError
-from workloads.gemm import PHASES, Phase, parse_phase
-from workloads.registry import suggest
+from sparsesim.accel.config import AccelConfig, apply_overrides, build, parse_override, read_mapping, schema_paths, to_dict
+from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.gemm import PHASES, Phase, parse_phase
+from sparsesim.workloads.registry import suggest
 
 log = logging.getLogger(__name__)
 
@@ -109,23 +109,23 @@ class WorkloadSpec:
                 "gemms": [list(g) for g in self.gemms], "phases": list(self.phases), "digest": self.digest}
 
     def build(self):
-        """The :class:`~workloads.ops.Workload` (on a worker: reads topology/trace files itself)."""
-        from workloads.ops import Workload, gemm_op
+        """The :class:`~sparsesim.workloads.ops.Workload` (on a worker: reads topology/trace files itself)."""
+        from sparsesim.workloads.ops import Workload, gemm_op
 
         phases = tuple(Phase(p) for p in self.phases)
         if self.kind == "network":
-            from workloads.networks import NETWORKS
+            from sparsesim.workloads.networks import NETWORKS
 
             return Workload(self.source, tuple(NETWORKS.get(self.source, "network")(self.batch)), phases)
         if self.kind == "gemm":
             ops = tuple(gemm_op(f"gemm{i}", *g) for i, g in enumerate(self.gemms))
             return Workload("gemm", ops, phases)
         if self.kind == "topology":
-            from workloads.topology import read_topology
+            from sparsesim.workloads.topology import read_topology
 
             path = Path(self.source)
             return Workload(path.stem, tuple(read_topology(path)), phases)
-        from workloads.trace import load_trace
+        from sparsesim.workloads.trace import load_trace
 
         return load_trace(Path(self.source)).workload(phases)
 
@@ -258,7 +258,7 @@ def plan_sweep(data: dict, spec_path: Path) -> SweepPlan:
 
 def _parse_base(raw: Any, base_dir: Path, where: str) -> tuple[str, dict, list[tuple[str, Any]]]:
     """``base: edge32`` or ``base: {accel: FILE|NAME, set: {path: value} | [path=value, ...]}``."""
-    from accel.presets import preset_mapping, preset_names
+    from sparsesim.accel.presets import preset_mapping, preset_names
 
     if raw is None:
         raise InputError(f"{where}: base: missing (a preset name or {{accel: ..., set: ...}})")
@@ -399,9 +399,9 @@ def _sample(dist: Any, n: int, rng: np.random.Generator, at: str) -> list:
 
 
 def _sparsity_tools():
-    """``(cli_sparsity, parse_features, feature_labels)`` from :mod:`accel.sparsity`, if present."""
+    """``(cli_sparsity, parse_features, feature_labels)`` from :mod:`sparsesim.accel.sparsity`, if present."""
     try:
-        from accel.sparsity import cli_sparsity, feature_labels, parse_features
+        from sparsesim.accel.sparsity import cli_sparsity, feature_labels, parse_features
     except ImportError:
         return None
     return cli_sparsity, parse_features, feature_labels
@@ -455,7 +455,7 @@ def _resolve_config(base: dict, pairs: list[tuple[str, Any]], where: str) -> tup
         cfg = build(AccelConfig, data)
         tools = _sparsity_tools()
         if tools is not None and cfg.sparsity:
-            from accel.sparsity import check_hardware
+            from sparsesim.accel.sparsity import check_hardware
 
             check_hardware(tools[1](cfg.sparsity), cfg)
     except InputError as exc:
@@ -489,7 +489,7 @@ def _parse_workloads(raw: Any, base_dir: Path, where: str) -> list[WorkloadSpec]
             raise InputError(f"{at}.batch: only network workloads take a batch size")
         value = item[kind]
         if kind == "network":
-            from workloads.networks import NETWORKS
+            from sparsesim.workloads.networks import NETWORKS
 
             if not isinstance(value, str) or value not in NETWORKS:
                 raise InputError(f"{at}.network: unknown network {value!r}{suggest(str(value), NETWORKS.names())}")
@@ -589,7 +589,7 @@ def run_point(point: Point):
     Runs on a worker: it rebuilds the config from the plain mapping and reads any trace or
     topology file from the (shared) path itself, so no arrays travel through the scheduler.
     """
-    from accel.energy import area_breakdown_um2, energy_table
+    from sparsesim.accel.energy import area_breakdown_um2, energy_table
     from sparsesim.results import stamp, to_frame
     from sparsesim.simulate import run_id, simulate
 

@@ -3,7 +3,7 @@
 ``sparsesim sweep SPEC.yaml --out DIR`` validates the whole spec, then computes the points
 missing from ``DIR`` on a Dask cluster (resuming by default); ``sparsesim report DIR --out
 DIR`` turns a sweep directory into a self-contained Markdown/HTML report with PNG figures.
-Bad input raises :class:`~workloads.errors.InputError` (exit 2); points that failed leave the
+Bad input raises :class:`~sparsesim.workloads.errors.InputError` (exit 2); points that failed leave the
 sweep incomplete and make the command exit 1 after everything else finished.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from workloads.errors import InputError
+from sparsesim.workloads.errors import InputError
 
 
 def cmd_sweep(args) -> int:

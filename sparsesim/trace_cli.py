@@ -1,8 +1,8 @@
 """The ``sparsesim trace`` command: capture, info, validate, import and synth.
 
 :func:`add_trace_commands` adds it to the main parser; every handler returns an exit code
-and raises :class:`~workloads.errors.InputError` for bad input. torch is imported only by
-:func:`workloads.capture.capture_model`, and only when a capture runs; without torch it
+and raises :class:`~sparsesim.workloads.errors.InputError` for bad input. torch is imported only by
+:func:`sparsesim.workloads.capture.capture_model`, and only when a capture runs; without torch it
 fails with an install hint.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from workloads.errors import InputError
+from sparsesim.workloads.errors import InputError
 
 DTYPES = ("fp32", "fp16", "bf16")
 
@@ -21,7 +21,7 @@ def _size_mib(path: Path) -> float:
 
 
 def cmd_capture(args) -> int:
-    from workloads.capture import capture_model  # imports torch only once the arguments are checked
+    from sparsesim.workloads.capture import capture_model  # imports torch only once the arguments are checked
 
     if args.nm_mode and not args.nm:
         raise InputError("--nm-mode: only with --nm N:M")
@@ -36,8 +36,8 @@ def cmd_capture(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from workloads.trace import load_trace, validate
-    from workloads.trace.info import describe
+    from sparsesim.workloads.trace import load_trace, validate
+    from sparsesim.workloads.trace.info import describe
 
     with load_trace(args.dir) as trace:
         if args.validate:
@@ -47,7 +47,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from workloads.trace import load_trace, validate
+    from sparsesim.workloads.trace import load_trace, validate
 
     with load_trace(args.dir) as trace:
         validate(trace, full=True)
@@ -57,7 +57,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from workloads.importers import import_trace
+    from sparsesim.workloads.importers import import_trace
 
     path = import_trace(args.format, args.file, args.out, seed=args.seed, dtype=args.dtype, training=args.training,
                         overwrite=args.overwrite)
@@ -67,11 +67,11 @@ def cmd_import(args) -> int:
 
 def cmd_synth(args) -> int:
     from sparsesim.workload_args import parse_gemm, parse_phases
-    from workloads.gemm import PHASES, Phase
-    from workloads.networks import NETWORKS
-    from workloads.ops import gemm_op
-    from workloads.synthetic import OperandSparsity, SparsitySpec, synthesize
-    from workloads.topology import read_topology
+    from sparsesim.workloads.gemm import PHASES, Phase
+    from sparsesim.workloads.networks import NETWORKS
+    from sparsesim.workloads.ops import gemm_op
+    from sparsesim.workloads.synthetic import OperandSparsity, SparsitySpec, synthesize
+    from sparsesim.workloads.topology import read_topology
 
     sources = [bool(args.gemm), bool(args.topology), bool(args.network)]
     if sum(sources) != 1:
@@ -96,8 +96,8 @@ def cmd_synth(args) -> int:
 
 def add_trace_commands(subparsers) -> None:
     """Add ``trace`` and its sub-commands to the main parser's ``subparsers``."""
-    from workloads.capture.zoo import MODELS, NM_MODES
-    from workloads.importers import IMPORTERS
+    from sparsesim.workloads.capture.zoo import MODELS, NM_MODES
+    from sparsesim.workloads.importers import IMPORTERS
 
     trace = subparsers.add_parser("trace", help="capture, inspect, import or synthesise traces of real tensors")
     sub = trace.add_subparsers(dest="trace_command", required=True, parser_class=type(trace))

@@ -1,13 +1,13 @@
-"""Turn the ``run`` command's workload arguments into a :class:`~workloads.ops.Workload`."""
+"""Turn the ``run`` command's workload arguments into a :class:`~sparsesim.workloads.ops.Workload`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from workloads.errors import InputError, field_error
-from workloads.gemm import PHASES, Phase, parse_phase
-from workloads.networks import NETWORKS
-from workloads.ops import Workload, gemm_op
+from sparsesim.workloads.errors import InputError, field_error
+from sparsesim.workloads.gemm import PHASES, Phase, parse_phase
+from sparsesim.workloads.networks import NETWORKS
+from sparsesim.workloads.ops import Workload, gemm_op
 
 
 def parse_gemm(text: str, index: int) -> tuple[int, int, int]:
@@ -48,7 +48,7 @@ def workload_from_args(args) -> Workload:
         ops = tuple(gemm_op(f"gemm{i}", *parse_gemm(g, i)) for i, g in enumerate(args.gemm))
         return Workload("gemm", ops, phases or (Phase.FWD,))
     if args.topology:
-        from workloads.topology import read_topology
+        from sparsesim.workloads.topology import read_topology
 
         path = Path(args.topology)
         return Workload(path.stem, tuple(read_topology(path)), phases or (Phase.FWD,))
@@ -58,7 +58,7 @@ def workload_from_args(args) -> Workload:
         ops = tuple(NETWORKS.get(args.network, "--network")(args.batch))
         return Workload(args.network, ops, phases or (Phase.FWD,))
     if args.trace:
-        from workloads.trace import load_trace
+        from sparsesim.workloads.trace import load_trace
 
         trace = load_trace(Path(args.trace))
         return trace.workload(phases)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from workloads.errors import field_error
+from sparsesim.workloads.errors import field_error
 
 
 class Phase(str, Enum):

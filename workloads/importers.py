@@ -1,7 +1,7 @@
 """Importers: traces from other tools' files (``sparsesim trace import FORMAT FILE --out DIR``).
 
-* ``scalesim``: a SCALE-Sim topology CSV (conv or GEMM rows, :mod:`workloads.topology`).
-  It holds shapes only, so operands are synthesised (:mod:`workloads.synthetic`), seeded:
+* ``scalesim``: a SCALE-Sim topology CSV (conv or GEMM rows, :mod:`sparsesim.workloads.topology`).
+  It holds shapes only, so operands are synthesised (:mod:`sparsesim.workloads.synthetic`), seeded:
   ReLU-like activations (``|N(0, 1)|`` with exactly half the elements zero), dense weights,
   and, with ``training``, output gradients with half their elements zero (the ReLU
   backward mask). Without ``training`` only ``fwd`` is recorded, as SCALE-Sim simulates
@@ -10,7 +10,7 @@
   array ``__manifest__`` inside the archive holding the JSON text, or ``FILE.json`` /
   ``FILE.yaml`` / ``FILE.yml`` next to ``FILE.npz``. The manifest is
   ``{"ops": [...], "capture": {...}}`` with ``ops`` entries exactly as in a trace manifest
-  (:mod:`workloads.trace.format`), their ``tensors`` naming arrays of the archive. Arrays
+  (:mod:`sparsesim.workloads.trace.format`), their ``tensors`` naming arrays of the archive. Arrays
   need the op's canonical shape (linear and matmul operands may have extra leading
   dimensions, which are flattened). Loaded with ``allow_pickle=False``.
 
@@ -29,13 +29,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from workloads.errors import InputError
-from workloads.gemm import PHASES, Phase
-from workloads.registry import Registry
-from workloads.synthetic import OperandSparsity, SparsitySpec, synthesize
-from workloads.topology import read_topology
-from workloads.trace.format import nonfinite, operand_shape, parse_op_entry
-from workloads.trace.writer import TraceWriter
+from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.gemm import PHASES, Phase
+from sparsesim.workloads.registry import Registry
+from sparsesim.workloads.synthetic import OperandSparsity, SparsitySpec, synthesize
+from sparsesim.workloads.topology import read_topology
+from sparsesim.workloads.trace.format import nonfinite, operand_shape, parse_op_entry
+from sparsesim.workloads.trace.writer import TraceWriter
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,7 +1,7 @@
 """Real tensors to GEMM operands: ``A[M x K]`` and ``B[K x N]`` per group, per phase.
 
 The shapes agree with :meth:`workloads.ops.Conv2d.gemm` and friends (the table in
-:mod:`workloads.ops`). Tensor roles: ``input`` (X), ``weight`` (W, or the second operand of
+:mod:`sparsesim.workloads.ops`). Tensor roles: ``input`` (X), ``weight`` (W, or the second operand of
 a matmul), ``grad`` (dY, the gradient of the op's output).
 
 ============  ==================  ==================
@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from workloads.errors import field_error
-from workloads.gemm import Phase
-from workloads.ops import Conv2d, Linear, Matmul, Op, im2col
+from sparsesim.workloads.errors import field_error
+from sparsesim.workloads.gemm import Phase
+from sparsesim.workloads.ops import Conv2d, Linear, Matmul, Op, im2col
 
 OPERAND_ROLES: dict[Phase, tuple[str, str]] = {
     Phase.FWD: ("input", "weight"),

@@ -1,15 +1,15 @@
 """Layer lists (shapes only, no tensors, no torch) of standard networks at ImageNet size.
 
 These drive dense design-space studies and benchmarks the way SCALE-Sim topology files do;
-traces of real tensors come from :mod:`workloads.capture`. Convs carry their real padding.
+traces of real tensors come from :mod:`sparsesim.workloads.capture`. Convs carry their real padding.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from workloads.ops import Conv2d, Linear, Op
-from workloads.registry import Registry
+from sparsesim.workloads.ops import Conv2d, Linear, Op
+from sparsesim.workloads.registry import Registry
 
 NETWORKS: Registry[Callable[[int], list[Op]]] = Registry("network")
 """Layer-list builders by name; each takes the batch size."""

@@ -27,8 +27,8 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
-from workloads.errors import field_error
-from workloads.gemm import PHASES, Gemm, Phase
+from sparsesim.workloads.errors import field_error
+from sparsesim.workloads.gemm import PHASES, Gemm, Phase
 
 
 def _positive(op: object, *names: str) -> None:

@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from workloads.errors import InputError
+from sparsesim.workloads.errors import InputError
 
 T = TypeVar("T")
 

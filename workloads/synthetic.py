@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from workloads.errors import InputError, field_error
-from workloads.gemm import PHASES, Phase
-from workloads.ops import Conv2d, Linear, Matmul, Op
-from workloads.registry import suggest
-from workloads.trace.format import PHASE_OPERANDS, Operand
-from workloads.trace.writer import TraceWriter
+from sparsesim.workloads.errors import InputError, field_error
+from sparsesim.workloads.gemm import PHASES, Phase
+from sparsesim.workloads.ops import Conv2d, Linear, Matmul, Op
+from sparsesim.workloads.registry import suggest
+from sparsesim.workloads.trace.format import PHASE_OPERANDS, Operand
+from sparsesim.workloads.trace.writer import TraceWriter
 
 PATTERNS = ("dense", "uniform", "nm", "channel", "block")
 

@@ -13,11 +13,11 @@ import hashlib
 
 import numpy as np
 
-from workloads.ops import Op
+from sparsesim.workloads.ops import Op
 
 
 class SyntheticTensors:
-    """A :class:`~workloads.ops.TensorSource` of seeded synthetic tensors."""
+    """A :class:`~sparsesim.workloads.ops.TensorSource` of seeded synthetic tensors."""
 
     def __init__(self, ops: tuple[Op, ...], seed: int) -> None:
         self._ops = ops

@@ -21,8 +21,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from workloads.errors import InputError
-from workloads.ops import Conv2d, Op, gemm_op
+from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.ops import Conv2d, Op, gemm_op
 
 CONV_COLUMNS = ("Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels",
                 "Num Filter", "Strides", "Stride width")

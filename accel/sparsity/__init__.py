@@ -4,11 +4,11 @@ activation sparsification policies. One file per feature, registered in :data:`F
 
 from __future__ import annotations
 
-from accel.config import AccelConfig, build
-from accel.sparsity import activation_policy, delta, nm, zero_skip  # noqa: F401  (register)
-from accel.sparsity.base import FEATURES, ROLES
-from workloads.errors import InputError, field_error
-from workloads.registry import suggest
+from sparsesim.accel.config import AccelConfig, build
+from sparsesim.accel.sparsity import activation_policy, delta, nm, zero_skip  # noqa: F401  (register)
+from sparsesim.accel.sparsity.base import FEATURES, ROLES
+from sparsesim.workloads.errors import InputError, field_error
+from sparsesim.workloads.registry import suggest
 
 __all__ = ["FEATURES", "ROLES", "parse_features", "cli_sparsity", "check_hardware", "feature_labels"]
 

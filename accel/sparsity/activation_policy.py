@@ -19,9 +19,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from accel.config import _param
-from accel.sparsity.base import FEATURES
-from workloads.errors import InputError, field_error
+from sparsesim.accel.config import _param
+from sparsesim.accel.sparsity.base import FEATURES
+from sparsesim.workloads.errors import InputError, field_error
 
 METHODS = ("relu", "threshold", "channel_threshold", "topk")
 

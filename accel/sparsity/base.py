@@ -2,7 +2,7 @@
 
 A feature is switched on per run, in the accelerator config's ``sparsity`` list
 (``{kind: nm, n: 2, m: 4}``) or on the command line (``--sparsity nm:2:4``). Each feature
-module declares its frozen config dataclass (validated by :func:`accel.config.build`, so
+module declares its frozen config dataclass (validated by :func:`sparsesim.accel.config.build`, so
 unknown keys get a "did you mean"), how to read the short CLI form, and the operand
 transformation it stands for; the replay engine composes the features.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Protocol
 
-from workloads.registry import Registry
+from sparsesim.workloads.registry import Registry
 
 
 class FeatureConfig(Protocol):

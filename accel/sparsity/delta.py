@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from accel.config import _param
-from accel.sparsity.base import FEATURES
-from workloads.errors import InputError
+from sparsesim.accel.config import _param
+from sparsesim.accel.sparsity.base import FEATURES
+from sparsesim.workloads.errors import InputError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

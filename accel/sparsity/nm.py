@@ -23,10 +23,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from accel.config import _param
-from accel.kernels import nm_group_max_nonzeros, nm_prune
-from accel.sparsity.base import FEATURES
-from workloads.errors import InputError, field_error
+from sparsesim.accel.config import _param
+from sparsesim.accel.kernels import nm_group_max_nonzeros, nm_prune
+from sparsesim.accel.sparsity.base import FEATURES
+from sparsesim.workloads.errors import InputError, field_error
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

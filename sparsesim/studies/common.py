@@ -8,13 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from accel.presets import load_accel
+from sparsesim.accel.presets import load_accel
 from sparsesim.results import stamp, to_frame
 from sparsesim.simulate import run_id, simulate
-from workloads.errors import InputError
-from workloads.gemm import Phase
-from workloads.ops import Workload
-from workloads.registry import Registry
+from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.gemm import Phase
+from sparsesim.workloads.ops import Workload
+from sparsesim.workloads.registry import Registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +32,8 @@ STUDIES: Registry[Study] = Registry("study")
 def trace_for(model: str, traces: Path, *, mode: str, batch: int, steps: int = 1, nm: str | None = None,
               seed: int = 0, warmup_steps: int | None = None) -> Path:
     """Capture zoo ``model`` into ``traces/<key>`` once; later calls reuse the directory."""
-    from workloads.capture import capture_model
-    from workloads.trace import load_trace
+    from sparsesim.workloads.capture import capture_model
+    from sparsesim.workloads.trace import load_trace
 
     # nm_mode and the recorded master weight are part of what a cached trace must match
     settings = {"model": model, "mode": mode, "batch": batch, "steps": steps, "nm": nm, "seed": seed,
@@ -59,7 +59,7 @@ def run_workload(workload: Workload, accel: str, *, sets: tuple[str, ...] = (), 
 def run_trace(trace: Path, accel: str, *, sets: tuple[str, ...] = (), sparsity: list[dict] | None = None,
               dataflow: str = "best", phases: tuple[Phase, ...] | None = None, label: str = ""):
     """Simulate ``trace`` on ``accel``; returns the result frame with a ``config`` column."""
-    from workloads.trace import load_trace
+    from sparsesim.workloads.trace import load_trace
 
     frame = run_workload(load_trace(trace).workload(phases), accel, sets=sets, sparsity=sparsity, dataflow=dataflow)
     frame["config"] = label or frame["sparsity"].iloc[0]

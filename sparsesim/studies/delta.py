@@ -14,7 +14,7 @@ import pandas as pd
 
 from sparsesim import plots
 from sparsesim.studies.common import STUDIES, Study, md_table, phase_totals, run_trace, trace_for
-from workloads.gemm import Phase
+from sparsesim.workloads.gemm import Phase
 
 THRESHOLDS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 MODELS = ("video_cnn", "gru")

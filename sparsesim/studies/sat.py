@@ -15,7 +15,7 @@ import pandas as pd
 
 from sparsesim import plots
 from sparsesim.studies.common import STUDIES, Study, md_table, phase_totals, run_trace, trace_for
-from workloads.gemm import PHASES
+from sparsesim.workloads.gemm import PHASES
 
 MODELS = ("resnet18", "vgg16", "transformer")
 RATIOS = ("2:4", "2:8", "1:8")

@@ -15,7 +15,7 @@ import pandas as pd
 
 from sparsesim import plots
 from sparsesim.studies.common import STUDIES, Study, md_table, phase_totals, run_trace, trace_for
-from workloads.gemm import Phase
+from sparsesim.workloads.gemm import Phase
 
 WINDOWS = (1, 4, 16, 64, 256)
 
@@ -96,7 +96,7 @@ def run(out: Path, traces: Path, quick: bool) -> Path:
     fmt = {k: ".2f" for k in ("ideal", "lock", "lock_ach", "w16", "w256", "w256_ach")}
     fmt.update({"gate_e": ".1%", "skip_e": ".1%"})
     act = df[(df["setting"] == "inference")]["act_zero_fraction"].dropna().mean()
-    from workloads.trace import load_trace
+    from sparsesim.workloads.trace import load_trace
 
     tr = load_trace(trace)
     grads = [tr.operand(r, "grad_output") for r in tr.ops if r.op.kind == "conv2d"]

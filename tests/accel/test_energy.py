@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from accel.energy import area_breakdown_um2, energy_breakdown_pj, energy_table
-from accel.presets import load_accel
-from accel.schedule import EventCounts
-from workloads.errors import InputError
+from sparsesim.accel.energy import area_breakdown_um2, energy_breakdown_pj, energy_table
+from sparsesim.accel.presets import load_accel
+from sparsesim.accel.schedule import EventCounts
+from sparsesim.workloads.errors import InputError
 
 TABLE = Path(__file__).parents[2] / "configs" / "energy" / "horowitz45.yaml"
 

@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from accel.presets import load_accel
-from accel.timing import simulate_tiles
-from dataflows import DATAFLOWS
+from sparsesim.accel.presets import load_accel
+from sparsesim.accel.timing import simulate_tiles
+from sparsesim.dataflows import DATAFLOWS
 from sparsesim.simulate import run_gemm
-from workloads.gemm import Gemm
+from sparsesim.workloads.gemm import Gemm
 
 dims = st.integers(min_value=1, max_value=700)
 
@@ -82,7 +82,7 @@ def test_ideal_memory_has_no_stalls():
 
 def test_timing_pipeline_overlaps_loads_with_compute():
     """Two equal tiles: the second load hides behind the first compute."""
-    from accel.schedule import TileSchedule
+    from sparsesim.accel.schedule import TileSchedule
 
     sched = TileSchedule(np.array([100, 100]), np.array([1000, 1000]), np.array([0, 0]), 0)
     t = simulate_tiles(sched, bandwidth_bytes_per_cycle=1.0, latency_cycles=10)

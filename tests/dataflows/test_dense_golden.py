@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from accel.presets import load_accel
+from sparsesim.accel.presets import load_accel
 from sparsesim.simulate import run_gemm
-from workloads.gemm import Phase
-from workloads.ops import Conv2d
+from sparsesim.workloads.gemm import Phase
+from sparsesim.workloads.ops import Conv2d
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "scalesim_dense.csv"
 CASES = list(csv.DictReader(GOLDEN.open()))
@@ -33,7 +33,7 @@ def _gemm_of(case):
         gemm = conv.gemm(Phase.FWD)
         assert (gemm.M, gemm.N, gemm.K) == (int(case["M"]), int(case["N"]), int(case["K"]))
         return gemm
-    from workloads.gemm import Gemm
+    from sparsesim.workloads.gemm import Gemm
 
     return Gemm(int(case["M"]), int(case["N"]), int(case["K"]))
 

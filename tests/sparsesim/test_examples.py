@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from accel.presets import load_accel, preset_names
+from sparsesim.accel.presets import load_accel, preset_names
 from sparsesim.simulate import simulate
-from workloads.gemm import PHASES
-from workloads.networks import NETWORKS
-from workloads.ops import Workload
+from sparsesim.workloads.gemm import PHASES
+from sparsesim.workloads.networks import NETWORKS
+from sparsesim.workloads.ops import Workload
 
 ROOT = Path(__file__).parents[2]
 

@@ -7,13 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from accel.presets import load_accel
-from dataflows import DATAFLOWS
+from sparsesim.accel.presets import load_accel
+from sparsesim.dataflows import DATAFLOWS
 from sparsesim.results import check_row
 from sparsesim.simulate import simulate
-from workloads.errors import InputError
-from workloads.gemm import PHASES, Phase
-from workloads.ops import Conv2d, Linear, Workload
+from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.gemm import PHASES, Phase
+from sparsesim.workloads.ops import Conv2d, Linear, Workload
 
 
 class Tensors:
@@ -100,7 +100,7 @@ def test_exact_nm_weights_on_dense_activations_shorten_the_reduction_m_over_n(na
     cfg = scalesim_cfg(8, 8, sparsity=[{"kind": "nm", "n": n, "m": m}])
     row = one(simulate(gemm_workload(A, B), cfg, name))
     df = DATAFLOWS.get(name)
-    from workloads.gemm import Gemm
+    from sparsesim.workloads.gemm import Gemm
 
     assert row["cycles"] == df.compute_cycles(Gemm(M, N, K * n // m), 8, 8, False)
     assert row["dense_cycles"] == df.compute_cycles(Gemm(M, N, K), 8, 8, False)
@@ -270,7 +270,7 @@ def test_nm_never_slower_than_dense_when_groups_are_short():
     # K = 6 with 2:4: one full group (2 slots) and a short group of 2 (2 slots) = 4 MAC slots
     rng = np.random.default_rng(7)
     A6, B6 = rng.uniform(1, 2, (8, 6)), rng.uniform(1, 2, (6, 8))
-    from workloads.gemm import Gemm
+    from sparsesim.workloads.gemm import Gemm
 
     row = one(simulate(gemm_workload(A6, B6), cfg, "os"))
     assert row["cycles"] == DATAFLOWS.get("os").compute_cycles(Gemm(8, 8, 4), 4, 4, False)
@@ -278,7 +278,7 @@ def test_nm_never_slower_than_dense_when_groups_are_short():
 
 def test_declared_forward_weights_still_get_a_pruned_backward_copy():
     rng = np.random.default_rng(8)
-    from accel.kernels import nm_prune_ref
+    from sparsesim.accel.kernels import nm_prune_ref
 
     W = nm_prune_ref(rng.standard_normal((16, 32)).astype(np.float32), 2, 4)  # (out, in): 2:4 along in
     A = rng.uniform(0.5, 1.5, (8, 32))
@@ -317,6 +317,6 @@ def test_metadata_is_counted_once_and_compressed_reads_are_the_compressed_block(
 def test_compress_true_is_accepted_from_yaml_booleans():
     cfg = load_accel("edge32", [], {"sparsity": [{"kind": "zero_skip", "target": "input", "action": "gating",
                                                   "compress": True}]})
-    from accel.sparsity import parse_features
+    from sparsesim.accel.sparsity import parse_features
 
     assert parse_features(cfg.sparsity)[0].compressed is True

@@ -13,10 +13,10 @@ from sparsesim.report import write_report
 from sparsesim.results import stamp, to_frame
 from sparsesim.simulate import run_id, simulate
 from sparsesim.sweep import plan_sweep, run_sweep
-from workloads.errors import InputError
-from workloads.gemm import PHASES
-from workloads.networks import NETWORKS
-from workloads.ops import Workload
+from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.gemm import PHASES
+from sparsesim.workloads.networks import NETWORKS
+from sparsesim.workloads.ops import Workload
 
 FIGURES = ("speedup.png", "energy_breakdown.png", "utilization.png", "pareto.png", "roofline.png",
            "cycles_by_layer.png")

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from sparsesim.sweep import SweepDir, connect, load_spec, plan_sweep, run_sweep
-from workloads.errors import InputError
+from sparsesim.workloads.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEPS = REPO / "configs" / "sweeps"
@@ -240,9 +240,9 @@ def test_different_spec_is_refused_unless_forced(tmp_path, capsys):
 
 
 def test_trace_workloads_are_read_by_the_workers(tmp_path):
-    synthetic = pytest.importorskip("workloads.synthetic")
-    from workloads.gemm import Phase
-    from workloads.ops import gemm_op
+    synthetic = pytest.importorskip("sparsesim.workloads.synthetic")
+    from sparsesim.workloads.gemm import Phase
+    from sparsesim.workloads.ops import gemm_op
 
     sparse_input = synthetic.OperandSparsity(pattern="uniform", density=0.4)
     synthetic.synthesize([gemm_op("g0", 64, 48, 96), gemm_op("g1", 32, 64, 64)],

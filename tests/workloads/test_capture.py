@@ -5,18 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workloads.errors import InputError
-from workloads.gemm import PHASES, Phase
-from workloads.ops import im2col
-from workloads.trace import Operand, load_trace, validate
+from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.gemm import PHASES, Phase
+from sparsesim.workloads.ops import im2col
+from sparsesim.workloads.trace import Operand, load_trace, validate
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
-from accel.kernels import nm_prune_ref  # noqa: E402
-from workloads.capture import MODELS, bdwp, capture_model, capture_module, prune_nm_  # noqa: E402
-from workloads.capture.recorder import deterministic  # noqa: E402
+from sparsesim.accel.kernels import nm_prune_ref  # noqa: E402
+from sparsesim.workloads.capture import MODELS, bdwp, capture_model, capture_module, prune_nm_  # noqa: E402
+from sparsesim.workloads.capture.recorder import deterministic  # noqa: E402
 
 
 class Tiny(nn.Module):
@@ -394,7 +394,7 @@ def test_bdwp_with_n_equal_m_is_dense_training(kw):
 def test_bdwp_trace_replays_both_pruned_copies_from_the_master(tmp_path):
     """The trace keeps the dense master beside W_fwd; replay regenerates W_fwd exactly and a
     W_bwd that is N:M along output features, so the declared mode holds in every phase."""
-    from accel.presets import load_accel
+    from sparsesim.accel.presets import load_accel
     from sparsesim.simulate import simulate
 
     trace, _, _ = _tiny_trace(tmp_path, name="bdwp", nm=(2, 4))

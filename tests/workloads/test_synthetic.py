@@ -7,12 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workloads.errors import InputError
-from workloads.gemm import PHASES, Phase
-from workloads.ops import Conv2d, Linear, Matmul
-from workloads.synthetic import OperandSparsity, SparsitySpec, synthesize
-from workloads.trace import load_trace, validate
-from workloads.trace.info import describe
+from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.gemm import PHASES, Phase
+from sparsesim.workloads.ops import Conv2d, Linear, Matmul
+from sparsesim.workloads.synthetic import OperandSparsity, SparsitySpec, synthesize
+from sparsesim.workloads.trace import load_trace, validate
+from sparsesim.workloads.trace.info import describe
 
 CONV = Conv2d(name="conv", batch=2, in_channels=6, out_channels=8, in_h=9, in_w=9, kernel_h=3, kernel_w=3,
               pad_h=1, pad_w=1)

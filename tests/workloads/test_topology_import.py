@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workloads.errors import InputError
-from workloads.gemm import PHASES, Phase
-from workloads.importers import IMPORTERS, import_trace
-from workloads.ops import Conv2d
-from workloads.topology import read_topology
-from workloads.trace import load_trace, validate
+from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.gemm import PHASES, Phase
+from sparsesim.workloads.importers import IMPORTERS, import_trace
+from sparsesim.workloads.ops import Conv2d
+from sparsesim.workloads.topology import read_topology
+from sparsesim.workloads.trace import load_trace, validate
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "scalesim_dense.csv"
 CONV_HEADER = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"

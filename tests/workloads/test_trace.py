@@ -12,12 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from workloads.errors import InputError
-from workloads.gemm import PHASES, Phase
-from workloads.ops import Conv2d, Linear, Matmul
-from workloads.trace import TraceWriter, load_trace, validate
-from workloads.trace.format import bf16_bits_to_float32, float32_to_bf16_bits
-from workloads.trace.header import read_header
+from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.gemm import PHASES, Phase
+from sparsesim.workloads.ops import Conv2d, Linear, Matmul
+from sparsesim.workloads.trace import TraceWriter, load_trace, validate
+from sparsesim.workloads.trace.format import bf16_bits_to_float32, float32_to_bf16_bits
+from sparsesim.workloads.trace.header import read_header
 
 CONV = Conv2d(name="conv", batch=2, in_channels=3, out_channels=4, in_h=6, in_w=6, kernel_h=3, kernel_w=3,
               pad_h=1, pad_w=1)

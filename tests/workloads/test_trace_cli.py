@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from sparsesim.cli import main
-from workloads.gemm import Phase
-from workloads.ops import Linear
-from workloads.trace import TraceWriter, load_trace
-from workloads.trace.info import describe
+from sparsesim.workloads.gemm import Phase
+from sparsesim.workloads.ops import Linear
+from sparsesim.workloads.trace import TraceWriter, load_trace
+from sparsesim.workloads.trace.info import describe
 
 
 def _run(capsys, *argv):

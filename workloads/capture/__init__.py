@@ -6,14 +6,14 @@ This package is the only place that imports torch, and only in :mod:`.recorder`,
 torch-side names (:func:`capture_module`, :func:`prune_nm_`) load on first use.
 """
 
-from workloads.capture.zoo import MODELS, ZooModel, capture_model
+from sparsesim.workloads.capture.zoo import MODELS, ZooModel, capture_model
 
 __all__ = ["MODELS", "ZooModel", "capture_model", "capture_module", "prune_nm_"]
 
 
 def __getattr__(name: str):
     if name in ("capture_module", "prune_nm_"):
-        from workloads.capture import recorder
+        from sparsesim.workloads.capture import recorder
 
         return getattr(recorder, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

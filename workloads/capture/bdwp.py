@@ -7,7 +7,7 @@ every forward call, derives two N:M copies from it:
 
 * ``W_fwd``: ``W`` pruned N:M along the input features, the reduction of the forward GEMM
   (for a conv weight ``[K, C/g, R, S]``: groups of ``m`` consecutive entries of each filter's
-  flattened ``(c, r, s)``, the im2col order of :func:`workloads.ops.im2col`; for a linear
+  flattened ``(c, r, s)``, the im2col order of :func:`sparsesim.workloads.ops.im2col`; for a linear
   ``[out, in]``: along ``in``);
 * ``W_bwd``: the same ``W`` pruned N:M along the output features, the reduction of the
   backward-data GEMM ``dX = dY . W^T`` (conv: for each ``(c, r, s)``, groups of ``m``
@@ -16,7 +16,7 @@ every forward call, derives two N:M copies from it:
 The forward computes with ``W_fwd``, ``dX`` with ``W_bwd``, and ``dW`` densely from ``X``
 and ``dY`` (straight-through), so an ordinary optimizer updates the dense ``W``, which is
 never pruned in place. Masks are recomputed from the current ``W`` at every call; the rule
-is that of :func:`accel.kernels.nm_prune_ref` (keep the ``n`` largest magnitudes, ties to the
+is that of :func:`sparsesim.accel.kernels.nm_prune_ref` (keep the ``n`` largest magnitudes, ties to the
 lower index, a ragged last group keeps at most ``n``).
 
 :func:`conv2d` and :func:`linear` follow torch's ``__torch_function__`` protocol, so a
@@ -43,7 +43,7 @@ def nm_keep(rows: Tensor, n: int, m: int) -> Tensor:
     """Boolean mask of the ``n`` largest magnitudes in every ``m`` consecutive entries of the last axis.
 
     Ties go to the lower index (a stable descending sort), and a ragged last group keeps at
-    most ``n``: the rule of :func:`accel.kernels.nm_prune_ref`.
+    most ``n``: the rule of :func:`sparsesim.accel.kernels.nm_prune_ref`.
     """
     red = rows.shape[-1]
     magnitude = F.pad(rows.detach().abs(), (0, -red % m), value=-1.0)  # padding never beats a real weight

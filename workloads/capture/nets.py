@@ -3,7 +3,7 @@
 Sizes are chosen for a 2-core CPU: images are 3x32x32 and the CNNs use CIFAR-style stems
 (3x3 stride-1 first conv, no max-pool; MobileNetV2 also keeps its second stage at stride 1),
 so layer structure and channel widths are those of the ImageNet networks in
-:mod:`workloads.networks` while the feature maps are smaller. VGG-16 has batch norm (plain
+:mod:`sparsesim.workloads.networks` while the feature maps are smaller. VGG-16 has batch norm (plain
 VGG barely moves in a few SGD steps) and a 512-512-classes classifier.
 
 The tasks are seeded, separable classification problems, so a few training steps move the
@@ -145,7 +145,7 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
-    """ResNet (He et al. 2016) with a CIFAR stem; names follow :mod:`workloads.networks`."""
+    """ResNet (He et al. 2016) with a CIFAR stem; names follow :mod:`sparsesim.workloads.networks`."""
 
     def __init__(self, block: type, blocks: list[int], classes: int = CLASSES) -> None:
         super().__init__()
@@ -167,7 +167,7 @@ class ResNet(nn.Module):
 
 
 def vgg16(classes: int = CLASSES) -> nn.Module:
-    """VGG-16 with batch norm; layer names ``conv1_1`` ... ``fc8`` as in :mod:`workloads.networks`."""
+    """VGG-16 with batch norm; layer names ``conv1_1`` ... ``fc8`` as in :mod:`sparsesim.workloads.networks`."""
     layers: list[tuple[str, nn.Module]] = []
     c = 3
     for s, (k, n) in enumerate([(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)], start=1):

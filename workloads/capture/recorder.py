@@ -35,12 +35,12 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 from tqdm import tqdm
 
-from workloads.capture import bdwp
-from workloads.errors import InputError
-from workloads.gemm import Phase
-from workloads.ops import Conv2d, Linear, Matmul, Op
-from workloads.trace.format import Operand
-from workloads.trace.writer import TraceWriter
+from sparsesim.workloads.capture import bdwp
+from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.gemm import Phase
+from sparsesim.workloads.ops import Conv2d, Linear, Matmul, Op
+from sparsesim.workloads.trace.format import Operand
+from sparsesim.workloads.trace.writer import TraceWriter
 
 _KINDS: dict[object, str] = {
     torch.conv2d: "conv2d",  # F.conv2d is torch.conv2d
@@ -279,7 +279,7 @@ def prune_nm_(model: nn.Module, n: int, m: int) -> list[str]:
     """Keep the ``n`` largest-magnitude weights in every ``m`` consecutive input features.
 
     Applies to every ``nn.Conv2d`` and ``nn.Linear``; "input features" is the reduction of
-    the forward GEMM (``C/g*R*S`` in the im2col order of :func:`workloads.ops.im2col`). A
+    the forward GEMM (``C/g*R*S`` in the im2col order of :func:`sparsesim.workloads.ops.im2col`). A
     ragged last group keeps at most ``n`` too; ties go to the lower index
     (:func:`.bdwp.nm_keep`). This is the ``nm_mode="forward"`` capture: the weights themselves
     become N:M sparse, unlike BDWP (:mod:`.bdwp`), which keeps them dense. Returns the pruned

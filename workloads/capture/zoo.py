@@ -12,10 +12,10 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from workloads.errors import InputError, field_error
-from workloads.registry import Registry
-from workloads.trace.format import STORAGE_DTYPES
-from workloads.trace.writer import check_output_dir
+from sparsesim.workloads.errors import InputError, field_error
+from sparsesim.workloads.registry import Registry
+from sparsesim.workloads.trace.format import STORAGE_DTYPES
+from sparsesim.workloads.trace.writer import check_output_dir
 
 MODES = ("train", "infer")
 NM_MODES = ("bdwp", "forward")
@@ -37,20 +37,20 @@ class ZooModel:
 MODELS: Registry[ZooModel] = Registry("model")
 for _entry in (
     ZooModel(name="resnet18", summary="ResNet-18, CIFAR stem", input="3x32x32 image, 10 classes",
-             factory="workloads.capture.nets:resnet18"),
+             factory="sparsesim.workloads.capture.nets:resnet18"),
     ZooModel(name="resnet50", summary="ResNet-50 (bottleneck), CIFAR stem", input="3x32x32 image, 10 classes",
-             factory="workloads.capture.nets:resnet50", warmup_steps=10),
+             factory="sparsesim.workloads.capture.nets:resnet50", warmup_steps=10),
     ZooModel(name="vgg16", summary="VGG-16 with batch norm, 512-512 classifier", input="3x32x32 image, 10 classes",
-             factory="workloads.capture.nets:vgg16_net", warmup_steps=10),
+             factory="sparsesim.workloads.capture.nets:vgg16_net", warmup_steps=10),
     ZooModel(name="mobilenetv2", summary="MobileNetV2 1.0, CIFAR strides, depthwise convs",
-             input="3x32x32 image, 10 classes", factory="workloads.capture.nets:mobilenetv2"),
+             input="3x32x32 image, 10 classes", factory="sparsesim.workloads.capture.nets:mobilenetv2"),
     ZooModel(name="transformer", summary="2-layer encoder, d=64, 4 heads, ReLU MLP, attention matmuls",
-             input="16 tokens of 64, 4 classes", factory="workloads.capture.nets:transformer", warmup_steps=40),
+             input="16 tokens of 64, 4 classes", factory="sparsesim.workloads.capture.nets:transformer", warmup_steps=40),
     ZooModel(name="gru", summary="GRU cell unrolled with Linear layers, hidden 64 (time steps recorded)",
-             input="16 steps x 16 features, 4 classes", factory="workloads.capture.nets:gru", sequence=True,
+             input="16 steps x 16 features, 4 classes", factory="sparsesim.workloads.capture.nets:gru", sequence=True,
              warmup_steps=40),
     ZooModel(name="video_cnn", summary="3-conv CNN per frame over synthetic video (time steps recorded)",
-             input="8 frames of 3x32x32, 4 classes", factory="workloads.capture.nets:video_cnn", sequence=True),
+             input="8 frames of 3x32x32, 4 classes", factory="sparsesim.workloads.capture.nets:video_cnn", sequence=True),
 ):
     MODELS.add(_entry.name, _entry)
 del _entry
@@ -81,7 +81,7 @@ def capture_model(name: str, *, steps: int = 1, batch: int = 8, out: Path | str,
 
     ``nm="2:4"`` trains warm-up and captured steps N:M sparse, so activations and gradients
     reflect the pruning. ``nm_mode="bdwp"`` (default) is SAT's bidirectional weight pruning
-    (:mod:`workloads.capture.bdwp`): conv and linear weights stay dense and are updated by a
+    (:mod:`sparsesim.workloads.capture.bdwp`): conv and linear weights stay dense and are updated by a
     dense weight gradient, the forward uses them pruned N:M along input features (the weight
     recorded in the trace) and the input gradient uses them pruned N:M along output features.
     ``nm_mode="forward"`` instead prunes the weights themselves along input features after
@@ -106,7 +106,7 @@ def capture_model(name: str, *, steps: int = 1, batch: int = 8, out: Path | str,
         import torch  # noqa: F401
     except ImportError:
         raise InputError("trace capture needs torch: pip install 'sparsesim[capture]'") from None
-    from workloads.capture.recorder import train_and_capture
+    from sparsesim.workloads.capture.recorder import train_and_capture
 
     module, function = entry.factory.split(":")
     factory = getattr(importlib.import_module(module), function)

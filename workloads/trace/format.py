@@ -18,7 +18,7 @@ A trace is a directory::
               "phases": ["fwd", "bwd_data", "bwd_weight"]}, ...],
      "files": {"tensors-00000.safetensors": {"bytes": 123, "sha256": "..."}}}
 
-Tensors have the canonical shapes of :mod:`workloads.ops`: ``input`` is ``op.input_shape``
+Tensors have the canonical shapes of :mod:`sparsesim.workloads.ops`: ``input`` is ``op.input_shape``
 (NCHW for conv, ``(tokens, in)`` for linear, ``(batch, m, k)`` for matmul), ``weight`` is
 ``op.weight_shape`` (the second operand of a matmul, often an activation) and
 ``grad_output`` is ``op.output_shape`` (dY, the gradient of the op's output). Several ops may
@@ -40,10 +40,10 @@ from enum import Enum
 
 import numpy as np
 
-from workloads.errors import InputError
-from workloads.gemm import PHASES, Phase
-from workloads.ops import Conv2d, Linear, Matmul, Op
-from workloads.registry import Registry, suggest
+from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.gemm import PHASES, Phase
+from sparsesim.workloads.ops import Conv2d, Linear, Matmul, Op
+from sparsesim.workloads.registry import Registry, suggest
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"

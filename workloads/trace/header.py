@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from workloads.errors import InputError
+from sparsesim.workloads.errors import InputError
 
 HEADER_LIMIT_BYTES = 100 * 2**20  # the safetensors library's own cap on the JSON header
 

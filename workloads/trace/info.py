@@ -13,9 +13,9 @@ from collections import defaultdict
 
 import numpy as np
 
-from workloads.gemm import PHASES
-from workloads.trace.format import Operand
-from workloads.trace.reader import Trace
+from sparsesim.workloads.gemm import PHASES
+from sparsesim.workloads.trace.format import Operand
+from sparsesim.workloads.trace.reader import Trace
 
 DELTA_THRESHOLDS: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1)
 _PHASE_LETTER = {"fwd": "F", "bwd_data": "D", "bwd_weight": "W"}

@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 from safetensors import SafetensorError, safe_open
 
-from workloads.errors import InputError
-from workloads.gemm import PHASES, Phase
-from workloads.ops import Workload
-from workloads.trace.format import (MANIFEST, METADATA_STORAGE_KEY, PHASE_OPERANDS, SCHEMA_VERSION, STORAGE_DTYPES,
+from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.gemm import PHASES, Phase
+from sparsesim.workloads.ops import Workload
+from sparsesim.workloads.trace.format import (MANIFEST, METADATA_STORAGE_KEY, PHASE_OPERANDS, SCHEMA_VERSION, STORAGE_DTYPES,
                                     Operand, OpRecord, StorageDtype, from_storage, nonfinite, operand_shape,
                                     parse_op_entry)
-from workloads.trace.header import TensorEntry, read_header
-from workloads.trace.writer import sha256_file
+from sparsesim.workloads.trace.header import TensorEntry, read_header
+from sparsesim.workloads.trace.writer import sha256_file
 
 
 class Trace:
@@ -100,12 +100,12 @@ class Trace:
     def op_tensors(self, record: OpRecord) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         """``(input, weight, grad_output)`` of ``record``, each None where not recorded.
 
-        The order of :func:`workloads.lowering.gemm_operands` ``(x, w, dy)``.
+        The order of :func:`sparsesim.workloads.lowering.gemm_operands` ``(x, w, dy)``.
         """
         return tuple(self.operand(record, o) for o in (Operand.INPUT, Operand.WEIGHT, Operand.GRAD_OUTPUT))
 
     def workload(self, phases: tuple[Phase, ...] | None = None, steps: tuple[int, ...] | None = None) -> Workload:
-        """The trace's ops (optionally only some ``steps``) as a :class:`~workloads.ops.Workload`.
+        """The trace's ops (optionally only some ``steps``) as a :class:`~sparsesim.workloads.ops.Workload`.
 
         ``phases=None`` means the phases recorded: their union over ops, in fwd, bwd_data,
         bwd_weight order (``meta["phases_by_op"]`` has each op's own, e.g. no ``bwd_data``
@@ -139,9 +139,9 @@ class Trace:
 
 
 class TraceTensors:
-    """A :class:`~workloads.ops.TensorSource` over a trace: op ``index`` of a workload's records.
+    """A :class:`~sparsesim.workloads.ops.TensorSource` over a trace: op ``index`` of a workload's records.
 
-    Roles follow :mod:`workloads.lowering`: ``input``, ``weight`` and ``grad`` (the trace's
+    Roles follow :mod:`sparsesim.workloads.lowering`: ``input``, ``weight`` and ``grad`` (the trace's
     ``grad_output``).
     """
 

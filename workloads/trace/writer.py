@@ -1,4 +1,4 @@
-"""Writing a trace directory atomically (the format is in :mod:`workloads.trace.format`).
+"""Writing a trace directory atomically (the format is in :mod:`sparsesim.workloads.trace.format`).
 
 Everything goes into a hidden temporary directory next to the target, and only a complete
 trace (tensors flushed, sizes and checksums in the manifest) is renamed into place, so a
@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
-from workloads.errors import InputError
-from workloads.gemm import PHASES, Phase
-from workloads.ops import Op
-from workloads.trace.format import (MANIFEST, METADATA_STORAGE_KEY, PHASE_OPERANDS, SCHEMA_VERSION, STORAGE_DTYPES,
+from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.gemm import PHASES, Phase
+from sparsesim.workloads.ops import Op
+from sparsesim.workloads.trace.format import (MANIFEST, METADATA_STORAGE_KEY, PHASE_OPERANDS, SCHEMA_VERSION, STORAGE_DTYPES,
                                     TENSOR_FILE_SUFFIX, Operand, nonfinite, op_entry, operand_shape, to_storage)
 
 DEFAULT_SHARD_BYTES = 256 * 2**20
