@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sparsesim.accel.presets import load_accel
 from sparsesim.dataflows import DATAFLOWS
-from sparsesim.simulate import simulate
+from sparsesim.simulation import simulate
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.networks import NETWORKS
 from sparsesim.workloads.ops import Workload, gemm_op

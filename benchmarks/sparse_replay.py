@@ -18,7 +18,7 @@ import time
 
 from sparsesim.accel.presets import load_accel
 from sparsesim.accel.sparsity import cli_sparsity
-from sparsesim.simulate import simulate
+from sparsesim.simulation import simulate
 from sparsesim.workloads.gemm import PHASES, Phase
 from sparsesim.workloads.networks import NETWORKS
 from sparsesim.workloads.ops import Workload, gemm_op

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from sparsesim.accel.config import AccelConfig, build
-from sparsesim.simulate import simulate
+from sparsesim.simulation import simulate
 from sparsesim.sweep import connect, plan_sweep, run_sweep
 
 TRIVIAL = {
@@ -57,7 +57,7 @@ def serial_seconds(plan) -> float:
 
 def _warm() -> None:
     """Import what a point needs, on a worker."""
-    import sparsesim.simulate  # noqa: F401
+    import sparsesim.simulation  # noqa: F401
     import sparsesim.sweep  # noqa: F401
 
 

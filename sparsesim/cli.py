@@ -41,7 +41,8 @@ def _fmt_table(rows: list[dict], total: dict) -> str:
 def cmd_run(args) -> int:
     from sparsesim.accel.presets import load_accel
     from sparsesim.results import check_writable, stamp, to_frame, to_json, total_row, write_table
-    from sparsesim.simulate import run_id, simulate
+    from sparsesim.engine import run_id
+    from sparsesim.simulation import simulate
     from sparsesim.workload_args import workload_from_args
 
     out = Path(args.out) if args.out else None
@@ -129,7 +130,7 @@ def cmd_study(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sparsesim.simulate import dataflow_choices
+    from sparsesim.engine import dataflow_choices
 
     p = _Parser(prog="sparsesim", description="Cycle-level simulator of sparse DNN accelerators.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)

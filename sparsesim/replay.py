@@ -31,7 +31,7 @@ from sparsesim.accel.sparsity.nm import NMConfig, prune_rows
 from sparsesim.accel.sparsity.zero_skip import ZeroSkipConfig
 from sparsesim.dataflows import DATAFLOWS
 from sparsesim.dataflows.sparse import OperandMasks, sparse_work
-from sparsesim.simulate import OpOutcome, best_of, make_row, op_phases, run_gemm, time_schedule
+from sparsesim.engine import OpOutcome, best_of, make_row, op_phases, run_gemm, time_schedule
 from sparsesim.workloads.errors import InputError
 from sparsesim.workloads.gemm import Gemm, Phase
 from sparsesim.workloads.lowering import OPERAND_ROLES, gemm_operands, weight_matrix

@@ -1,6 +1,6 @@
 """The result table (DESIGN 3.4): one row per (run, op, phase), fixed schema, checked.
 
-Rows from :func:`sparsesim.simulate.simulate` are checked for the engine's invariants, then
+Rows from :func:`sparsesim.simulation.simulate` are checked for the engine's invariants, then
 stamped with the run's identity (``run_id``, preset name, energy table) and the flattened
 config (``cfg.*`` columns). Files are written atomically (temporary file, then rename) and an
 existing file is never replaced unless the caller says so.

@@ -541,7 +541,7 @@ def _parse_phases(raw: Any, at: str) -> tuple[str, ...]:
 
 
 def _parse_dataflows(raw: Any, where: str) -> tuple[str, ...]:
-    from sparsesim.simulate import dataflow_choices
+    from sparsesim.engine import dataflow_choices
 
     if isinstance(raw, str):
         raw = [raw]
@@ -591,7 +591,8 @@ def run_point(point: Point):
     """
     from sparsesim.accel.energy import area_breakdown_um2, energy_table
     from sparsesim.results import stamp, to_frame
-    from sparsesim.simulate import run_id, simulate
+    from sparsesim.engine import run_id
+    from sparsesim.simulation import simulate
 
     cfg = build(AccelConfig, point.config)
     workload = point.workload.build()

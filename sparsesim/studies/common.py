@@ -10,7 +10,8 @@ from pathlib import Path
 
 from sparsesim.accel.presets import load_accel
 from sparsesim.results import stamp, to_frame
-from sparsesim.simulate import run_id, simulate
+from sparsesim.engine import run_id
+from sparsesim.simulation import simulate
 from sparsesim.workloads.errors import InputError
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.ops import Workload

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sparsesim.accel.presets import load_accel
 from sparsesim.accel.timing import simulate_tiles
 from sparsesim.dataflows import DATAFLOWS
-from sparsesim.simulate import run_gemm
+from sparsesim.engine import run_gemm
 from sparsesim.workloads.gemm import Gemm
 
 dims = st.integers(min_value=1, max_value=700)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from sparsesim.accel.presets import load_accel, preset_names
-from sparsesim.simulate import simulate
+from sparsesim.simulation import simulate
 from sparsesim.workloads.gemm import PHASES
 from sparsesim.workloads.networks import NETWORKS
 from sparsesim.workloads.ops import Workload

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sparsesim.accel.presets import load_accel
 from sparsesim.dataflows import DATAFLOWS
 from sparsesim.results import check_row
-from sparsesim.simulate import simulate
+from sparsesim.simulation import simulate
 from sparsesim.workloads.errors import InputError
 from sparsesim.workloads.gemm import PHASES, Phase
 from sparsesim.workloads.ops import Conv2d, Linear, Workload

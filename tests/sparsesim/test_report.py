@@ -11,7 +11,8 @@ import pytest
 from sparsesim import plots
 from sparsesim.report import write_report
 from sparsesim.results import stamp, to_frame
-from sparsesim.simulate import run_id, simulate
+from sparsesim.engine import run_id
+from sparsesim.simulation import simulate
 from sparsesim.sweep import plan_sweep, run_sweep
 from sparsesim.workloads.errors import InputError
 from sparsesim.workloads.gemm import PHASES

@@ -395,7 +395,7 @@ def test_bdwp_trace_replays_both_pruned_copies_from_the_master(tmp_path):
     """The trace keeps the dense master beside W_fwd; replay regenerates W_fwd exactly and a
     W_bwd that is N:M along output features, so the declared mode holds in every phase."""
     from sparsesim.accel.presets import load_accel
-    from sparsesim.simulate import simulate
+    from sparsesim.simulation import simulate
 
     trace, _, _ = _tiny_trace(tmp_path, name="bdwp", nm=(2, 4))
     for r in trace.ops:

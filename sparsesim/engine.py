@@ -1,11 +1,11 @@
-"""``simulate()``: compose a workload, an accelerator config and a dataflow into result rows.
+"""The GEMM-level engine shared by dense simulation and sparse replay.
 
-One row per (op, phase). For each GEMM the dataflow plans the folds and tiles
-(:mod:`dataflows`), SimPy times the load/compute/store pipeline (:mod:`sparsesim.accel.timing`) and the
-energy table prices the event counts (:mod:`sparsesim.accel.energy`). ``best`` picks, per op and phase,
-the registered dataflow with the fewest cycles. With sparsity features switched on, real (or
-seeded synthetic) tensors are replayed through them by :mod:`sparsesim.replay`, and every row
-keeps the dense run of the same op on the same hardware beside it.
+For one GEMM the dataflow plans the folds and tiles (:mod:`sparsesim.dataflows`), SimPy times the
+load/compute/store pipeline (:mod:`sparsesim.accel.timing`) and the energy table prices the event
+counts (:mod:`sparsesim.accel.energy`); :func:`make_row` turns the outcome into a result row.
+``best`` picks, per op and phase, the registered dataflow with the fewest cycles.
+:mod:`sparsesim.simulation` (dense) and :mod:`sparsesim.replay` (sparse) both build on this module,
+which imports neither.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ import math
 from dataclasses import dataclass, field
 
 from sparsesim.accel.config import AccelConfig, to_dict
-from sparsesim.accel.energy import EnergyTable, check_table_supports, energy_breakdown_pj, energy_table
+from sparsesim.accel.energy import EnergyTable, energy_breakdown_pj
 from sparsesim.accel.schedule import EventCounts, TileSchedule, back_to_back
-from sparsesim.accel.sparsity import feature_labels, parse_features
 from sparsesim.accel.timing import simulate_tiles
 from sparsesim.dataflows import DATAFLOWS
 from sparsesim.workloads.errors import field_error
@@ -159,23 +158,3 @@ def op_phases(workload: Workload, index: int) -> list[Phase]:
     own = workload.meta.get("phases_by_op")
     allowed = own[index] if own is not None else workload.ops[index].phases
     return [p for p in workload.phases if p in allowed]
-
-
-def simulate(workload: Workload, cfg: AccelConfig, dataflow: str) -> list[dict]:
-    """Simulate every op of ``workload`` in each of its phases; one row per (op, phase)."""
-    check_dataflow(cfg, dataflow)
-    table = energy_table(cfg.energy_table)
-    check_table_supports(table, cfg)
-    features = parse_features(cfg.sparsity)
-    label = feature_labels(features)
-    if features:
-        from sparsesim.replay import Replay
-
-        return Replay(workload, cfg, dataflow, features, table).rows()
-    rows = []
-    for index, op in enumerate(workload.ops):
-        for phase in op_phases(workload, index):
-            gemm = op.gemm(phase)
-            out = best_of(dataflow, lambda name, g=gemm: run_gemm(g, cfg, name), cfg)
-            rows.append(make_row(op, phase, gemm, out, out, cfg, table, label))
-    return rows
