@@ -168,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_trace_commands(sub)
     add_sweep_commands(sub)
 
+    from sparsesim.validate_cli import add_validate_commands
+
+    add_validate_commands(sub)
+
     study = sub.add_parser("study", help="regenerate a curated case-study report (reports/NAME)")
     study.add_argument("name", help="sat, zero-skip or delta")
     study.add_argument("--out", required=True, metavar="DIR", help="report directory, e.g. reports/sat")

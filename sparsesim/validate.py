@@ -73,11 +73,11 @@ class Case:
 def _tensor(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     """Small integers with a random density, sometimes whole zero rows/columns, or all zero."""
     x = rng.integers(-4, 5, shape).astype(np.float32)
-    x *= rng.random(shape) < rng.choice([0.1, 0.3, 0.6, 0.9, 1.0])
-    if rng.random() < 0.3:
-        x[rng.random(shape[0]) < 0.3, :] = 0
-    if rng.random() < 0.3:
-        x[:, rng.random(shape[1]) < 0.3] = 0
+    x *= rng.random(shape) < rng.choice([0.05, 0.2, 0.4, 0.7, 1.0])
+    if rng.random() < 0.5:
+        x[rng.random(shape[0]) < 0.4, :] = 0
+    if rng.random() < 0.5:
+        x[:, rng.random(shape[1]) < 0.4] = 0
     if rng.random() < 0.04:
         x[:] = 0
     return x
