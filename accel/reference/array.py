@@ -134,7 +134,8 @@ class _Array:
         self.M, self.N, self.S = m_rows, n_cols, w.slots
         self.act = activation_groups(a, w.m)  # [i][g] -> tuple of m activations
         self.act_alive = [[any(v != 0 for v in grp) for grp in row] for row in self.act]
-        self.out = np.zeros((m_rows, n_cols), dtype=np.result_type(a.dtype, np.float64 if a.dtype.kind == "f" else np.int64))
+        exact = np.result_type(a.dtype, np.asarray(w.value).dtype).kind in "iub"  # integers stay exact
+        self.out = np.zeros((m_rows, n_cols), dtype=np.int64 if exact else np.float64)
         self.performed = self.gated = self.rf = 0
         # geometry: extents along PE rows and columns, the streamed length
         extent = {"os": (self.M, self.N, self.S), "ws": (self.S, self.N, self.M), "is": (self.S, self.M, self.N)}
