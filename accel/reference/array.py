@@ -48,13 +48,15 @@ blocks outside) runs the array as follows, ``R x C`` the array, ``P`` the preloa
   registers, one row per cycle, column ``c`` starting ``c`` cycles after the preload does.
 * Without fold overlap, a fold is preload, stream, drain: ``max(P + L + R + C - 2, 1)``
   cycles (the sequencer spends at least a cycle on a fold).
-* With fold overlap, the next fold's stationary block preloads into the other register bank
-  (or, ``os``, the finished outputs swap into the shadow accumulator bank) through the
-  ``R``-deep chain while the current fold streams, so the next fold starts streaming
-  ``max(L, R)`` cycles after the current one started. The run ends when the last fold has
-  drained, ``L + R + C - 2`` cycles after it started streaming, and, ``os``, when its output
-  block has gone through the chain, ``max(L, R)`` cycles after (this only matters for a fully
-  skipped last fold on an ``R x 1`` array; ``ws``/``is`` have no next block to preload).
+* With fold overlap, each fold starts by handing the ``R``-deep shadow chain a transfer
+  that takes ``R`` cycles: ``ws``/``is`` preload the *next* fold's stationary block into the
+  other register bank, ``os`` swaps the *previous* fold's finished outputs into the shadow
+  accumulators and shifts them out. So the next fold starts streaming ``max(L, R)`` cycles
+  after the current one started. The run ends when the last fold has drained, ``L + R + C -
+  2`` cycles after it started streaming, and, ``os``, the chain transfer it started is done,
+  ``R`` cycles after it started (this only matters for a fully skipped last fold on an
+  ``R x 1`` array). The last ``os`` block's own read-out is not charged, as in SCALE-Sim's
+  ``os`` count, which ends at the last MAC.
 
 A stationary token carries its fold; a PE that would multiply by a stale one raises, so a
 sequencing hazard cannot pass silently. At the end every pipe must be empty.
@@ -381,8 +383,8 @@ class _Array:
                     self.preloads.append((self.folds[n + 1], start))
                 length = self._stream(fold)
                 steps.append(length)
-                if last:  # os: the last output block still goes through the R-deep chain
-                    self._idle_until(start + max(length + skew, max(length, R) if self.df == "os" else 0))
+                if last:  # os: the previous output block still leaves through the R-deep chain
+                    self._idle_until(start + max(length + skew, R if self.df == "os" else 0))
                 else:
                     self._idle_until(start + max(length, R))
         self._check_drained()
