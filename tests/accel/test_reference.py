@@ -109,6 +109,20 @@ def test_os_lockstep_input_skipping():
     assert np.array_equal(run.out, a @ b)
 
 
+def test_is_nm_weight_skipping_on_packed_slots():
+    """is on a 2x1 array, M = 1, K = 4 at 2:4: one group, so two slot rows; N = 3 weight columns
+    stream. Column 0 keeps [1, 0, 0, 0] (slot 0 holds the 1, slot 1 pads with 0), column 1 is
+    all zero (its step is skipped: no slot of the fold is nonzero), column 2 keeps 2 and 3.
+    Two steps: preload 2 + 2 + (2 + 1 - 2) = 5 cycles; 2 x 2 slots: 3 performed, 1 gated (the
+    padding). Outputs: 1 x 1 = 1, 0, 2 x 2 + 3 x 3 = 13 (indices select A[0, 1] and A[0, 2])."""
+    a = np.array([[1, 2, 3, 4]])
+    b = np.array([[1, 0, 0], [0, 0, 2], [0, 0, 3], [0, 0, 0]])
+    run = _run(a, b, "is", 2, 1, False, nm=(2, 4), zeros=ZeroLogic(skip_b=True, detect_b=True))
+    assert run.fold_steps == (2,) and run.cycles == 5
+    assert (run.macs_performed, run.macs_gated) == (3, 1)
+    assert run.out.tolist() == [[1, 0, 13]]
+
+
 def test_decoupled_lanes_and_sync_window():
     """Rows 0 and 1 have work in disjoint halves of K = 4 (A = [[1,1,0,0],[0,0,1,1]]).
     Lockstep: every step has work for some row: 4 steps. Decoupled with a window of 2: each
