@@ -91,7 +91,7 @@ def draw_case(seed: int, index: int) -> Case:
     M, N, K = (int(v) for v in rng.integers(1, 41, 3))
     overlap = bool(rng.random() < 0.5)
     lanes = str(rng.choice(["systolic", "decoupled"]))
-    window = int(rng.choice([1, 2, 3, 4, 8]))
+    window = int(rng.choice([1, 2, 3, 4, 8, 32]))
     kind = str(rng.choice(["dense", "nm", "zero_skip", "nm+zero_skip", "delta", "delta+nm"],
                           p=[0.15, 0.2, 0.3, 0.1, 0.17, 0.08]))
     features: list[str] = []
