@@ -18,9 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +26,8 @@ import numpy as np
 
 from sparsesim.plots import pretty
 from sparsesim.results import ADDITIVE
-from sparsesim.sweep import SweepDir, collect_results, read_meta
+from sparsesim.sweeps import SweepDir, collect_results, read_meta
+from sparsesim.workloads.atomic import replace_dir, temp_dir
 from sparsesim.workloads.errors import InputError
 
 MAX_FACETS = 6
@@ -259,20 +258,14 @@ def write_report(sweep_dir: Path, out_dir: Path, overwrite: bool = False) -> Pat
     if rows.empty or "cycles" not in rows.columns:
         raise InputError(f"{sweep_dir}: no finished points yet; run `sparsesim sweep` first")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    tmp = temp_dir(out_dir)
     try:
         sections = build_sections(meta, rows, sweep_dir, tmp)
         title = f"Sweep report: {meta['name']}"
         (tmp / "report.md").write_text(render_markdown(title, sections))
         (tmp / "index.html").write_text(render_html(title, sections))
         (tmp / "summary.csv").write_text(point_summary(rows, meta).to_csv(index=False))
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out_dir)
+        replace_dir(tmp, out_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
