@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sparsesim.accel.config import AccelConfig, build
 from sparsesim.simulation import simulate
-from sparsesim.sweep import connect, plan_sweep, run_sweep
+from sparsesim.sweeps import connect, plan_sweep, run_sweep
 
 TRIVIAL = {
     "name": "overhead-trivial",
@@ -58,7 +58,7 @@ def serial_seconds(plan) -> float:
 def _warm() -> None:
     """Import what a point needs, on a worker."""
     import sparsesim.simulation  # noqa: F401
-    import sparsesim.sweep  # noqa: F401
+    import sparsesim.sweeps  # noqa: F401
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from sparsesim.workloads.errors import InputError
 
 def cmd_sweep(args) -> int:
     """Run (or resume) a sweep; exit 1 if any point failed."""
-    from sparsesim.sweep import load_spec, run_sweep
+    from sparsesim.sweeps import load_spec, run_sweep
 
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers: must be a positive integer, got {args.workers}")

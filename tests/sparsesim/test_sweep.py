@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from sparsesim.sweep import SweepDir, connect, load_spec, plan_sweep, run_sweep
+from sparsesim.sweeps import SweepDir, connect, load_spec, plan_sweep, run_sweep
 from sparsesim.workloads.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -276,7 +276,7 @@ def test_sigkill_of_the_client_loses_only_in_flight_points(tmp_path):
     spec = write_spec(tmp_path, spec_data)
     plan = load_spec(spec)
     out = tmp_path / "out"
-    code = ("import sys; from sparsesim.sweep import load_spec, run_sweep; "
+    code = ("import sys; from sparsesim.sweeps import load_spec, run_sweep; "
             "run_sweep(load_spec(sys.argv[1]), sys.argv[2], workers=2, progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(spec), str(out)], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
