@@ -8,12 +8,16 @@ same hardware beside it.
 
 from __future__ import annotations
 
+import logging
+
 from sparsesim.accel.config import AccelConfig
 from sparsesim.accel.energy import check_table_supports, energy_table
 from sparsesim.accel.sparsity import feature_labels, parse_features
 from sparsesim.engine import best_of, check_dataflow, make_row, op_phases, run_gemm
 from sparsesim.replay import Replay
 from sparsesim.workloads.ops import Workload
+
+log = logging.getLogger(__name__)
 
 
 def simulate(workload: Workload, cfg: AccelConfig, dataflow: str) -> list[dict]:
@@ -24,6 +28,10 @@ def simulate(workload: Workload, cfg: AccelConfig, dataflow: str) -> list[dict]:
     features = parse_features(cfg.sparsity)
     label = feature_labels(features)
     if features:
+        if workload.source is not None:  # real tensors: the replay reads them all, which can take minutes
+            pairs = sum(len(op_phases(workload, i)) for i in range(len(workload.ops)))
+            log.info("replaying %s: %d ops, %d (op, phase) GEMMs, %s on %s, dataflow %s", workload.name,
+                     len(workload.ops), pairs, label, cfg.name, dataflow)
         return Replay(workload, cfg, dataflow, features, table).rows()
     rows = []
     for index, op in enumerate(workload.ops):
