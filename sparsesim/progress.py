@@ -66,7 +66,7 @@ class _LogCounter:
         self.failed = 0
         self.start = time.monotonic()
         self.start_n = initial
-        self.step = max(1, total // 10)
+        self.step = max(1, -(-total // 10))  # ceil: at most ten lines plus the last
         self.next_report = (initial // self.step + 1) * self.step
 
     def update(self, n: int = 1, failed: int | None = None) -> None:

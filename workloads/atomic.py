@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,6 +50,21 @@ def temp_dir(path: Path, suffix: str = ".tmp") -> Path:
             continue
         return tmp
     raise FileExistsError(f"{path.parent}: no free temporary name for {path.name}")
+
+
+def default_file_mode(path: Path) -> None:
+    """Give ``path`` the mode a new file in its directory gets (``0666 & ~umask``).
+
+    For files written by a library that creates them private (safetensors writes ``0600``).
+    The mode is read from a probe file created beside ``path``, which is thread-safe (unlike
+    reading the umask with ``os.umask``) and honours a default ACL of the directory.
+    """
+    probe = temp_file(path, ".probe")
+    try:
+        mode = stat.S_IMODE(probe.stat().st_mode)
+    finally:
+        probe.unlink()
+    os.chmod(path, mode)
 
 
 def atomic_write(path: Path | str, write: Callable[[Path], None]) -> None:

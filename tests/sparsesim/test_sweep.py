@@ -155,11 +155,24 @@ def test_unreachable_scheduler_is_bad_input_and_quick(tmp_path, capsys):
 def test_example_spec_end_to_end_and_rerun_computes_nothing(tmp_path, capsys):
     spec = SWEEPS / "array_buffer_resnet18.yaml"
     out = tmp_path / "sweep"
-    assert run_cli(["sweep", str(spec), "--out", str(out), "--workers", "2", "--quiet"]) == 0
+    capsys.readouterr()
+    assert run_cli(["sweep", str(spec), "--out", str(out), "--workers", "2"]) == 0
     plan = load_spec(spec)
     assert_complete(out, plan)
     df = rows_of(out)
     assert len(df) == len(plan) * 21  # ResNet-18: 20 convs and fc, forward only
+    # not a terminal: progress is a few whole lines (one per tenth of the points), no \r bar updates
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    progress = [line for line in err.splitlines() if "] sweep: " in line]
+    assert progress[-1].endswith(f"sweep: {len(plan)}/{len(plan)} points")
+    assert 5 <= len(progress) <= 11
+
+    # the Python API resumes the same directory (nothing left to compute) and returns the table
+    import sparsesim
+
+    table = sparsesim.sweep(spec, out)
+    pd.testing.assert_frame_equal(table.reset_index(drop=True), df.reset_index(drop=True))
     for col in ("point_id", "run_id", "cfg.array.rows", "cfg.buffers.a.size_bytes", "energy_pj.dram", "area_um2",
                 "sweep_dataflow", "energy_table"):
         assert col in df.columns

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
-from sparsesim.workloads.atomic import replace_dir, temp_dir
+from sparsesim.workloads.atomic import default_file_mode, replace_dir, temp_dir
 from sparsesim.workloads.errors import InputError
 from sparsesim.workloads.gemm import PHASES, Phase
 from sparsesim.workloads.ops import Op
@@ -178,6 +178,7 @@ class TraceWriter:
             return
         name = f"tensors-{len(self._files):05d}{TENSOR_FILE_SUFFIX}"
         save_file(self._buffer, self._tmp / name, metadata={METADATA_STORAGE_KEY: self.dtype.name})
+        default_file_mode(self._tmp / name)  # safetensors creates its files 0600
         self._files.append(name)
         self._buffer = {}
         self._buffered_bytes = 0
