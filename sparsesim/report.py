@@ -24,6 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sparsesim.columns import fmt_value
+from sparsesim.columns import is_numeric as _numeric
+from sparsesim.columns import ordered as _ordered
 from sparsesim.plots import pretty
 from sparsesim.results import ADDITIVE
 from sparsesim.sweeps import SweepDir, collect_results, read_meta
@@ -100,10 +103,6 @@ def _column(path: str) -> str:
     return "sweep_sparsity" if path == "sparsity" else f"cfg.{path}"
 
 
-def _ordered(values) -> list:
-    return list(dict.fromkeys(values))
-
-
 def sweep_dims(meta: dict, summary) -> list[Dim]:
     """The dimensions that actually vary among the finished points, in spec order."""
     dims = []
@@ -126,15 +125,9 @@ def sweep_dims(meta: dict, summary) -> list[Dim]:
     return dims
 
 
-def _numeric(values) -> bool:
-    return all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-               for v in values)
-
-
 def _fmt(value) -> str:
-    if isinstance(value, (float, np.floating)):
-        return f"{value:.4g}"
-    return str(value)
+    """Swept values in labels and tables: four significant digits."""
+    return fmt_value(value, 4)
 
 
 def _fmt_dim(dim: Dim, value) -> str:
