@@ -8,16 +8,36 @@ same hardware beside it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from dataclasses import dataclass
 
 from sparsesim.accel.config import AccelConfig
 from sparsesim.accel.energy import check_table_supports, energy_table
 from sparsesim.accel.sparsity import feature_labels, parse_features
 from sparsesim.engine import best_of, check_dataflow, make_row, op_phases, run_gemm
 from sparsesim.replay import Replay
-from sparsesim.workloads.ops import Workload
+from sparsesim.workloads.ops import TensorSource, Workload
 
 log = logging.getLogger(__name__)
+
+PROGRESS_MIN_OPS = 20
+"""Traces with at least this many ops log a progress line at every tenth of their ops."""
+
+
+@dataclass(frozen=True, slots=True)
+class _ReplayProgress:
+    """The trace's tensor source, logging ``replaying NAME: i/n ops`` at every tenth of the ops."""
+
+    source: TensorSource
+    name: str
+    total: int
+
+    def tensors(self, index: int) -> dict:
+        step = -(-self.total // 10)
+        if index and index % step == 0:
+            log.info("replaying %s: %d/%d ops", self.name, index, self.total)
+        return self.source.tensors(index)
 
 
 def simulate(workload: Workload, cfg: AccelConfig, dataflow: str) -> list[dict]:
@@ -32,6 +52,9 @@ def simulate(workload: Workload, cfg: AccelConfig, dataflow: str) -> list[dict]:
             pairs = sum(len(op_phases(workload, i)) for i in range(len(workload.ops)))
             log.info("replaying %s: %d ops, %d (op, phase) GEMMs, %s on %s, dataflow %s", workload.name,
                      len(workload.ops), pairs, label, cfg.name, dataflow)
+            if len(workload.ops) >= PROGRESS_MIN_OPS:
+                workload = dataclasses.replace(
+                    workload, source=_ReplayProgress(workload.source, workload.name, len(workload.ops)))
         return Replay(workload, cfg, dataflow, features, table).rows()
     rows = []
     for index, op in enumerate(workload.ops):

@@ -75,3 +75,17 @@ def test_example_topology_is_package_data():
     from importlib.resources import files
 
     assert (files("sparsesim.configs") / "topologies" / "example.csv").is_file()
+
+
+def test_replay_of_a_long_trace_reports_progress_in_lines(capsys, tmp_path):
+    gemms = [a for i in range(20) for a in ("--gemm", f"{8 + i},8,8")]
+    assert main(["trace", "synth", *gemms, "--input", "uniform:0.5", "--out", str(tmp_path / "t")]) == 0
+    capsys.readouterr()
+    assert main(["run", "--trace", str(tmp_path / "t"), "--accel", "edge32", "--dataflow", "os",
+                 "--sparsity", "zero_skip:input:skipping", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert len(json.loads(out)["layers"]) == 20  # stdout stays pure JSON
+    lines = err.splitlines()
+    assert "\r" not in err and all(line.startswith("# [") for line in lines)
+    assert "replaying gemm: 20 ops, 20 (op, phase) GEMMs" in lines[0]
+    assert [line.split("replaying gemm: ")[1] for line in lines[1:]] == [f"{i}/20 ops" for i in range(2, 20, 2)]
