@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -189,6 +190,14 @@ def test_example_spec_end_to_end_and_rerun_computes_nothing(tmp_path, capsys):
     assert (rep / "report.md").exists() and (rep / "index.html").exists()
     assert run_cli(["report", str(out), "--out", str(rep)]) == 2  # never silently overwritten
     assert run_cli(["report", str(out), "--out", str(rep), "--overwrite"]) == 0
+
+    # every output follows the umask (atomic writes used to leave them 0600 / 0700)
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (out / "sweep.json", out / "results.parquet", next((out / "points").iterdir()), rep / "report.md",
+                 rep / "summary.csv"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
+    assert stat.S_IMODE(rep.stat().st_mode) == 0o777 & ~umask
 
 
 def test_resume_computes_only_missing_points(tmp_path):
