@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sparsesim.workload_args import WorkloadSpec, build_workload, check_dims, phase_names
-from sparsesim.workloads.errors import InputError, field_error
+from sparsesim.workloads.errors import field_error
 from sparsesim.workloads.gemm import PHASES
 
 log = logging.getLogger(__name__)

@@ -21,6 +21,10 @@ Spec (paths are relative to the spec file)::
     dataflows: [os, ws, is]
     sparsity: [dense, [{kind: nm, target: weight, n: 2, m: 4}], "nm:2:8"]
 
+A workload's ``phases`` default to ``fwd`` for every kind, traces included (unlike ``run
+--trace``, which replays every recorded phase), so a point's id does not depend on what a
+trace happens to hold; give ``phases: training`` to replay all three.
+
 Groups combine as a cartesian product, as do sparsity settings, workloads and dataflows. The
 point id hashes the *fully resolved* config (defaults filled in), the workload (including a
 digest of a topology file or trace manifest) and the dataflow, so equal points share results

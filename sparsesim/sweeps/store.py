@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sparsesim.sweeps.spec import FORMAT_VERSION, Point, SweepPlan, plain
+from sparsesim.sweeps.spec import FORMAT_VERSION, Point, SweepPlan
 from sparsesim.workloads.atomic import atomic_write, atomic_write_text
 from sparsesim.workloads.errors import InputError
 
