@@ -252,3 +252,18 @@ def test_atomic_helpers_follow_the_umask(tmp_path):
     assert stat.S_IMODE((tmp_path / "rep").stat().st_mode) == 0o750
     assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == ["g"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "rep"]
+
+
+def test_capture_forwards_to_the_capture_package(monkeypatch, tmp_path):
+    """The wrapper itself (without torch): arguments reach capture_model unchanged, its path comes back."""
+    from sparsesim.workloads import capture as capture_package
+
+    calls = []
+
+    def fake(model, inputs, *, out, mode="train", **options):
+        calls.append((model, inputs, out, mode, options))
+        return Path(out)
+
+    monkeypatch.setattr(capture_package, "capture_model", fake)
+    assert sparsesim.capture("m", ["batch"], out=tmp_path / "t", mode="infer", steps=2) == tmp_path / "t"
+    assert calls == [("m", ["batch"], tmp_path / "t", "infer", {"steps": 2})]
