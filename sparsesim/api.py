@@ -8,8 +8,8 @@ import::
                              sparsity=["nm:2:4"], sets={"array.rows": 16})
     res.total["cycles"]; df = res.to_pandas()
 
-The ``run`` and ``sweep`` commands are thin layers over :func:`simulate` and :func:`sweep`, so
-both give the same numbers. Bad input raises :class:`~sparsesim.workloads.errors.InputError`
+The ``run`` and ``sweep`` commands are thin layers over :func:`simulate` and
+:func:`run_sweep_spec` (what :func:`sweep` runs), so both give the same numbers. Bad input raises :class:`~sparsesim.workloads.errors.InputError`
 (also ``sparsesim.InputError``) whose message is the command line's ``error:`` line.
 
 Workload constructors (:func:`gemm`, :func:`network`, :func:`topology`, :func:`trace`) return a
@@ -232,15 +232,24 @@ def sweep(spec: str | Path, out: str | Path, scheduler: str | None = None, *, wo
     """
     import pandas as pd
 
+    plan, summary = run_sweep_spec(spec, out, scheduler, workers=workers, force_new_spec=force_new_spec,
+                                   progress=progress)
+    if summary.failed:
+        log.warning("sweep %s: %d of %d points failed (see %s); run again to retry them", plan.name,
+                    len(summary.failed), summary.total, Path(out) / "failed")
+    return pd.read_parquet(summary.results_path)
+
+
+def run_sweep_spec(spec: str | Path, out: str | Path, scheduler: str | None = None, *, workers: int | None = None,
+                   force_new_spec: bool = False, progress: bool = False):
+    """What :func:`sweep` does, returning the validated plan and the run's
+    :class:`~sparsesim.sweeps.runner.SweepSummary` instead of the table (the ``sweep`` command)."""
     from sparsesim.sweeps import load_spec, run_sweep
 
     plan = load_spec(spec)
     summary = run_sweep(plan, Path(out), scheduler=scheduler, workers=workers, force_new_spec=force_new_spec,
                         progress=progress)
-    if summary.failed:
-        log.warning("sweep %s: %d of %d points failed (see %s); run again to retry them", plan.name,
-                    len(summary.failed), summary.total, Path(out) / "failed")
-    return pd.read_parquet(summary.results_path)
+    return plan, summary
 
 
 def capture(model, inputs, *, out: str | Path, mode: str = "train", **options) -> Path:

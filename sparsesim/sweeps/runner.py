@@ -96,7 +96,8 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, *, scheduler: str | None = N
     failed: list[str] = []
     computed = 0
     if todo:
-        log.info("sweep %s: %d of %d points to compute", plan.name, len(todo), len(plan))
+        log.info("sweep %s: %d of %d points to compute (spec hash %s) -> %s", plan.name, len(todo), len(plan),
+                 plan.spec_hash[:12], out.root)
         with connect(scheduler, workers, connect_timeout_s) as client:
             computed, failed = _compute(client, todo, out, len(plan), len(done), progress)
     frame = collect_results(out.root, [p.point_id for p in plan.points])
