@@ -178,6 +178,11 @@ class Result:
     workload: str
     dataflow: str
 
+    def __repr__(self) -> str:  # short: a notebook shows this for every result
+        accel = self.rows[0]["accel"] if self.rows else getattr(self.config, "name", "?")
+        return (f"Result(workload={self.workload!r}, accel={accel!r}, dataflow={self.dataflow!r}, "
+                f"rows={len(self.rows)}, cycles={self.total.get('cycles')}, speedup={self.total.get('speedup', 0):.3g})")
+
     def to_pandas(self):
         """The result table as a pandas DataFrame (one row per (op, phase))."""
         from sparsesim.results import to_frame
