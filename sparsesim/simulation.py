@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from sparsesim.accel.config import AccelConfig
 from sparsesim.accel.energy import check_table_supports, energy_table
@@ -21,21 +22,23 @@ from sparsesim.workloads.ops import TensorSource, Workload
 
 log = logging.getLogger(__name__)
 
-PROGRESS_MIN_OPS = 20
-"""Traces with at least this many ops log a progress line at every tenth of their ops."""
+PROGRESS_AFTER_S = 10.0
+"""A trace replay still running after this many seconds logs a line at every further tenth of its ops."""
 
 
 @dataclass(frozen=True, slots=True)
 class _ReplayProgress:
-    """The trace's tensor source, logging ``replaying NAME: i/n ops`` at every tenth of the ops."""
+    """The trace's tensor source, logging ``replaying NAME: i/n ops`` at every tenth of the ops
+    once the replay has run for :data:`PROGRESS_AFTER_S` (short replays stay quiet)."""
 
     source: TensorSource
     name: str
     total: int
+    start_s: float = field(default_factory=time.monotonic)
 
     def tensors(self, index: int) -> dict:
         step = -(-self.total // 10)
-        if index and index % step == 0:
+        if index and index % step == 0 and time.monotonic() - self.start_s >= PROGRESS_AFTER_S:
             log.info("replaying %s: %d/%d ops", self.name, index, self.total)
         return self.source.tensors(index)
 
@@ -52,9 +55,8 @@ def simulate(workload: Workload, cfg: AccelConfig, dataflow: str) -> list[dict]:
             pairs = sum(len(op_phases(workload, i)) for i in range(len(workload.ops)))
             log.info("replaying %s: %d ops, %d (op, phase) GEMMs, %s on %s, dataflow %s", workload.name,
                      len(workload.ops), pairs, label, cfg.name, dataflow)
-            if len(workload.ops) >= PROGRESS_MIN_OPS:
-                workload = dataclasses.replace(
-                    workload, source=_ReplayProgress(workload.source, workload.name, len(workload.ops)))
+            workload = dataclasses.replace(
+                workload, source=_ReplayProgress(workload.source, workload.name, len(workload.ops)))
         return Replay(workload, cfg, dataflow, features, table).rows()
     rows = []
     for index, op in enumerate(workload.ops):

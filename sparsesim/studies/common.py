@@ -57,8 +57,8 @@ def run_workload(workload: Workload, accel: str, *, sets: tuple[str, ...] = (), 
                  dataflow: str = "best"):
     """Simulate ``workload`` on preset ``accel`` with overrides and features: the result frame."""
     cfg = load_accel(accel, list(sets), {"sparsity": sparsity} if sparsity else None)
-    log.info("simulating %s on %s%s, dataflow %s", workload.name, accel, f" ({', '.join(sets)})" if sets else "",
-             dataflow)
+    log.info("simulating %s on %s%s, %s, dataflow %s", workload.name, accel, f" ({', '.join(sets)})" if sets else "",
+             "+".join(f"{f.get('kind')}" for f in sparsity) if sparsity else "dense", dataflow)
     rows = stamp(simulate(workload, cfg, dataflow), cfg, run_id(cfg, dataflow), workload.name)
     return to_frame(rows, cfg)
 

@@ -77,7 +77,10 @@ def test_example_topology_is_package_data():
     assert (files("sparsesim.configs") / "topologies" / "example.csv").is_file()
 
 
-def test_replay_of_a_long_trace_reports_progress_in_lines(capsys, tmp_path):
+def test_replay_of_a_long_trace_reports_progress_in_lines(capsys, tmp_path, monkeypatch):
+    import sparsesim.simulation
+
+    monkeypatch.setattr(sparsesim.simulation, "PROGRESS_AFTER_S", 0.0)  # as if every op took long
     gemms = [a for i in range(20) for a in ("--gemm", f"{8 + i},8,8")]
     assert main(["trace", "synth", *gemms, "--input", "uniform:0.5", "--out", str(tmp_path / "t")]) == 0
     capsys.readouterr()
@@ -89,3 +92,10 @@ def test_replay_of_a_long_trace_reports_progress_in_lines(capsys, tmp_path):
     assert "\r" not in err and all(line.startswith("# [") for line in lines)
     assert "replaying gemm: 20 ops, 20 (op, phase) GEMMs" in lines[0]
     assert [line.split("replaying gemm: ")[1] for line in lines[1:]] == [f"{i}/20 ops" for i in range(2, 20, 2)]
+
+
+def test_a_short_replay_logs_one_line(capsys, tmp_path):
+    assert main(["trace", "synth", "--gemm", "16,8,8", "--gemm", "8,8,16", "--out", str(tmp_path / "t")]) == 0
+    capsys.readouterr()
+    assert main(["run", "--trace", str(tmp_path / "t"), "--accel", "edge32", "--sparsity", "nm:2:4"]) == 0
+    assert len(capsys.readouterr().err.splitlines()) == 1
