@@ -151,10 +151,6 @@ class AccelConfig:
     seed: int = _param("seed for every random choice of a run", default=0, minimum=0, maximum=2**63 - 1)
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
 def _check_value(path: str, tp: Any, value: Any, meta: dict) -> Any:
     """Validate one scalar ``value`` against type ``tp`` and the field's metadata."""
     if tp is bool:
@@ -305,9 +301,20 @@ def read_mapping(path: Path) -> dict:
             data = tomllib.loads(text)
         else:
             data = yaml.safe_load(text)
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: malformed YAML: {_yaml_problem(exc)}") from None
+    except tomllib.TOMLDecodeError as exc:  # its message ends with "(at line L, column C)"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "syntax error"
-        raise InputError(f"{path}: malformed file: {first}") from None
+        raise InputError(f"{path}: malformed TOML: {first}") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a mapping at the top level")
     return data
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """``line L, column C: <problem>`` of a YAML error (1-based, as editors count)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or (str(exc).strip().splitlines() or ["syntax error"])[0]
+    if mark is None:
+        return problem
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from sparsesim.accel.config import AccelConfig, build
 from sparsesim.simulation import simulate
-from sparsesim.sweep import connect, plan_sweep, run_sweep
+from sparsesim.sweeps import connect, plan_sweep, run_sweep
+from sparsesim.workload_args import build_workload
 
 TRIVIAL = {
     "name": "overhead-trivial",
@@ -48,7 +49,7 @@ def serial_seconds(plan) -> float:
     total = 0.0
     for point in plan.points:
         cfg = build(AccelConfig, point.config)
-        workload = point.workload.build()
+        workload = build_workload(point.workload)
         t0 = time.perf_counter()
         simulate(workload, cfg, point.dataflow)
         total += time.perf_counter() - t0
@@ -58,7 +59,7 @@ def serial_seconds(plan) -> float:
 def _warm() -> None:
     """Import what a point needs, on a worker."""
     import sparsesim.simulation  # noqa: F401
-    import sparsesim.sweep  # noqa: F401
+    import sparsesim.sweeps  # noqa: F401
 
 
 def main() -> None:

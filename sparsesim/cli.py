@@ -1,7 +1,8 @@
 """The ``sparsesim`` command line (DESIGN 3.1).
 
 Exit codes: 0 ok; 2 bad input, with one ``error: ...`` line on stderr and no traceback;
-1 internal error. Outputs are written only after the whole simulation succeeded.
+1 internal error. Bare ``sparsesim`` prints the help and exits 0. Progress of long commands
+goes to stderr (:mod:`sparsesim.progress`). Outputs are written only after the whole simulation succeeded.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from sparsesim.progress import show_progress
 from sparsesim.workloads.errors import InputError
 
 
@@ -39,31 +41,29 @@ def _fmt_table(rows: list[dict], total: dict) -> str:
 
 
 def cmd_run(args) -> int:
-    from sparsesim.accel.presets import load_accel
-    from sparsesim.results import check_writable, stamp, to_frame, to_json, total_row, write_table
-    from sparsesim.engine import run_id
-    from sparsesim.simulation import simulate
-    from sparsesim.workload_args import workload_from_args
+    """``sparsesim run``: a thin layer over :func:`sparsesim.api.simulate`."""
+    from sparsesim.accel.config import parse_override
+    from sparsesim.api import simulate
+    from sparsesim.results import check_writable, write_table
+    from sparsesim.workload_args import spec_from_args
 
     out = Path(args.out) if args.out else None
     if out:
         check_writable(out, args.overwrite)
-    from sparsesim.accel.sparsity import cli_sparsity
-
-    extra = {"sparsity": cli_sparsity(args.sparsity)} if args.sparsity else None
-    cfg = load_accel(args.accel, args.set or [], extra)
-    workload = workload_from_args(args)
-    rows = stamp(simulate(workload, cfg, args.dataflow), cfg, run_id(cfg, args.dataflow), workload.name)
-    total = total_row(rows, cfg)
+    workload = spec_from_args(args)
+    sets = dict(parse_override(s) for s in args.set or [])
+    res = simulate(workload, accel=args.accel, dataflow=args.dataflow, sparsity=args.sparsity, sets=sets)
+    rows, cfg = list(res.rows), res.config
     if out:
-        write_table(to_frame(rows, cfg), out)
+        write_table(res.to_pandas(), out)
     if args.json:
-        print(to_json(rows, total))
+        print(res.to_json())
     else:
-        print(f"# {workload.name} on {cfg.name} ({cfg.array.rows}x{cfg.array.cols} {cfg.array.precision}), "
+        accel = rows[0]["accel"] if rows else cfg.name
+        print(f"# {res.workload} on {accel} ({cfg.array.rows}x{cfg.array.cols} {cfg.array.precision}), "
               f"dataflow {args.dataflow}, sparsity {rows[0]['sparsity'] if rows else '-'}, "
               f"energy table {cfg.energy_table}")
-        print(_fmt_table(rows, total))
+        print(_fmt_table(rows, res.total))
         if out:
             print(f"# wrote {out}")
     return 0
@@ -132,8 +132,12 @@ def cmd_study(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from sparsesim.engine import dataflow_choices
 
-    p = _Parser(prog="sparsesim", description="Cycle-level simulator of sparse DNN accelerators.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    from sparsesim import __version__
+
+    p = _Parser(prog="sparsesim", description="Cycle-level simulator of sparse DNN accelerators.",
+                epilog="`sparsesim COMMAND --help` describes a command. Without a command, prints this help.")
+    p.add_argument("--version", action="version", version=f"sparsesim {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="simulate a workload on an accelerator")
     src = run.add_mutually_exclusive_group(required=True)
@@ -142,13 +146,18 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--topology", metavar="FILE.csv", help="SCALE-Sim topology CSV (conv or GEMM rows)")
     src.add_argument("--network", metavar="NAME", help="built-in layer list (see `sparsesim list`)")
     run.add_argument("--batch", type=int, default=1, help="batch size for --network (default 1)")
-    run.add_argument("--accel", required=True, metavar="PRESET|FILE.yaml", help="accelerator preset or config file")
-    run.add_argument("--dataflow", default="best", choices=dataflow_choices(), help="default: best")
+    run.add_argument("--accel", required=True, metavar="PRESET|FILE.yaml",
+                     help="accelerator preset (see `sparsesim list`) or a YAML/TOML config file")
+    run.add_argument("--dataflow", default="best", choices=dataflow_choices(),
+                     help="default: best, which picks per op and phase the dataflow with the fewest cycles "
+                          "(it may cost more energy than another)")
     run.add_argument("--set", action="append", metavar="dotted.key=value", help="override a config field; repeatable")
     run.add_argument("--sparsity", action="append", metavar="FEATURE",
                      help="switch on a sparsity feature: nm:N:M, zero_skip:TARGET:ACTION, delta:THETA, "
                           "act_policy:METHOD[:VALUE]; repeatable")
-    run.add_argument("--phases", metavar="fwd,bwd_data,bwd_weight", help="phases to simulate (default fwd)")
+    run.add_argument("--phases", metavar="fwd,bwd_data,bwd_weight",
+                     help="phases to simulate (default: fwd for --gemm, --network and --topology; "
+                          "a --trace replays every phase it recorded)")
     run.add_argument("--training", action="store_true", help="simulate all three training phases")
     run.add_argument("--out", metavar="FILE.parquet|.csv", help="write the result table")
     run.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -175,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     study = sub.add_parser("study", help="regenerate a curated case-study report (reports/NAME)")
     study.add_argument("name", help="sat, zero-skip or delta")
     study.add_argument("--out", required=True, metavar="DIR", help="report directory, e.g. reports/sat")
-    study.add_argument("--traces", default="runs/traces", metavar="DIR", help="where traces are captured and reused")
+    study.add_argument("--traces", default="runs/traces", metavar="DIR",
+                       help="where traces are captured and reused (default runs/traces; `study sat` "
+                            "leaves about 1 GB there)")
     study.add_argument("--quick", action="store_true", help="smaller batches (for tests)")
     study.add_argument("--overwrite", action="store_true", help="regenerate into a non-empty directory")
     study.set_defaults(func=cmd_study)
@@ -186,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        if args.command is None:  # bare `sparsesim`: the help, on stdout, exit 0
+            parser.print_help()
+            return 0
+        show_progress()
         return args.func(args)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

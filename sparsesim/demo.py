@@ -12,6 +12,7 @@ summary text for the CLI to print. Traces go to ``<run>/traces`` and are reused 
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,8 @@ from sparsesim.workloads.errors import InputError
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.networks import NETWORKS
 from sparsesim.workloads.ops import Workload
+
+log = logging.getLogger(__name__)
 
 ZS = [{"kind": "zero_skip", "target": "both", "action": "skipping"}]
 DECOUPLED = ("array.lanes=decoupled", "array.sync_window_steps=16")
@@ -41,6 +44,7 @@ HEADLINE = (
 def _dense_dataflows(out: Path) -> tuple[pd.DataFrame, str]:
     from sparsesim import plots
 
+    log.info("demo 1/3: dense dataflows, ResNet-50 layers on edge32 and dc128 with os, ws, is and best")
     ops = tuple(NETWORKS.get("resnet50")(1))
     wl = Workload("resnet50", ops, (Phase.FWD,))
     frames = [run_workload(wl, preset, dataflow=df) for preset in ("edge32", "dc128")
@@ -71,9 +75,12 @@ def _headline(out: Path) -> tuple[pd.DataFrame, str]:
     from sparsesim.workloads.trace import load_trace
 
     traces = out / "traces"
+    log.info("demo 2/3: capturing a ResNet-18 training step (2:8 BDWP) and video CNN frames into %s "
+             "(reused when present)", traces)
     paths = {"train": trace_for("resnet18", traces, mode="train", batch=4, nm="2:8", warmup_steps=10),
              "video": trace_for("video_cnn", traces, mode="infer", batch=1, warmup_steps=10)}
     frames = []
+    log.info("demo 3/3: replaying the traces in %d configurations", len(HEADLINE))
     for workload, key, preset, sets, sparsity, label in HEADLINE:
         f = run_workload(load_trace(paths[key]).workload(), preset, sets=sets, sparsity=sparsity)
         f["workload"], f["preset"], f["config"] = workload, preset, label

@@ -16,6 +16,10 @@ from types import MappingProxyType
 
 import numpy as np
 
+from sparsesim.columns import fmt_value as _fmt
+from sparsesim.columns import is_numeric as _is_numeric
+from sparsesim.columns import ordered as _ordered
+
 STYLE = MappingProxyType({
     "font.size": 11,
     "axes.titlesize": 12,
@@ -76,20 +80,10 @@ def color_map(names: Sequence[str]) -> dict[str, str]:
     return {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(dict.fromkeys(ordered))}
 
 
-def _ordered(values) -> list:
-    """Unique values in first-seen order."""
-    return list(dict.fromkeys(values))
-
-
 def _spans(values, ratio: float = 8.0) -> bool:
     """Whether positive ``values`` span at least ``ratio`` (worth a log axis)."""
     vals = [float(v) for v in values if v is not None and np.isfinite(v) and v > 0]
     return len(vals) > 1 and max(vals) / min(vals) >= ratio
-
-
-def _is_numeric(values) -> bool:
-    return all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-               for v in values)
 
 
 def pretty(column: str) -> str:
@@ -98,12 +92,6 @@ def pretty(column: str) -> str:
         if column.startswith(prefix):
             return column[len(prefix):]
     return column
-
-
-def _fmt(value) -> str:
-    if isinstance(value, (float, np.floating)):
-        return f"{value:g}"
-    return str(value)
 
 
 def _label_panel(ax, xlabel: str, ylabel: str, facet_value) -> None:
@@ -118,12 +106,6 @@ def _hide_unused(axes, used: int) -> None:
     """Hide the grid's panels past the ``used`` ones."""
     for ax in axes[used:]:
         ax.set_visible(False)
-
-
-def _layer_label(df) -> list[str]:
-    if df["phase"].nunique() > 1:
-        return [f"{n} ({p})" for n, p in zip(df["name"], df["phase"])]
-    return list(df["name"])
 
 
 def plot_cycles_by_layer(df, path: str | Path, title: str, *, log: bool | None = None,

@@ -18,17 +18,19 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from sparsesim.columns import fmt_value
+from sparsesim.columns import is_numeric as _numeric
+from sparsesim.columns import ordered as _ordered
 from sparsesim.plots import pretty
 from sparsesim.results import ADDITIVE
-from sparsesim.sweep import SweepDir, collect_results, read_meta
+from sparsesim.sweeps import SweepDir, collect_results, read_meta
+from sparsesim.workloads.atomic import replace_dir, temp_dir
 from sparsesim.workloads.errors import InputError
 
 MAX_FACETS = 6
@@ -101,10 +103,6 @@ def _column(path: str) -> str:
     return "sweep_sparsity" if path == "sparsity" else f"cfg.{path}"
 
 
-def _ordered(values) -> list:
-    return list(dict.fromkeys(values))
-
-
 def sweep_dims(meta: dict, summary) -> list[Dim]:
     """The dimensions that actually vary among the finished points, in spec order."""
     dims = []
@@ -127,15 +125,9 @@ def sweep_dims(meta: dict, summary) -> list[Dim]:
     return dims
 
 
-def _numeric(values) -> bool:
-    return all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-               for v in values)
-
-
 def _fmt(value) -> str:
-    if isinstance(value, (float, np.floating)):
-        return f"{value:.4g}"
-    return str(value)
+    """Swept values in labels and tables: four significant digits."""
+    return fmt_value(value, 4)
 
 
 def _fmt_dim(dim: Dim, value) -> str:
@@ -259,20 +251,14 @@ def write_report(sweep_dir: Path, out_dir: Path, overwrite: bool = False) -> Pat
     if rows.empty or "cycles" not in rows.columns:
         raise InputError(f"{sweep_dir}: no finished points yet; run `sparsesim sweep` first")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    tmp = temp_dir(out_dir)
     try:
         sections = build_sections(meta, rows, sweep_dir, tmp)
         title = f"Sweep report: {meta['name']}"
         (tmp / "report.md").write_text(render_markdown(title, sections))
         (tmp / "index.html").write_text(render_html(title, sections))
         (tmp / "summary.csv").write_text(point_summary(rows, meta).to_csv(index=False))
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out_dir)
+        replace_dir(tmp, out_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -2,18 +2,17 @@
 
 Rows from :func:`sparsesim.simulation.simulate` are checked for the engine's invariants, then
 stamped with the run's identity (``run_id``, preset name, energy table) and the flattened
-config (``cfg.*`` columns). Files are written atomically (temporary file, then rename) and an
+config (``cfg.*`` columns). Files are written atomically (temporary file, then rename; with the user's umask) and an
 existing file is never replaced unless the caller says so.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from sparsesim.accel.config import AccelConfig, flatten, to_dict
+from sparsesim.workloads.atomic import atomic_write
 from sparsesim.workloads.errors import InputError
 
 ADDITIVE = ("cycles", "compute_cycles", "stall_cycles", "overhead_cycles", "dense_cycles", "dense_compute_cycles", "mac_bound_cycles", "bw_bound_cycles",
@@ -62,11 +61,16 @@ def total_row(rows: list[dict], cfg: AccelConfig) -> dict:
     return total
 
 
-def stamp(rows: list[dict], cfg: AccelConfig, run_id: str, workload: str) -> list[dict]:
-    """Check rows and add the run's identity to each (returns new dicts)."""
+def stamp(rows: list[dict], cfg: AccelConfig, run_id: str, workload: str, *, accel_label: str | None = None) -> list[dict]:
+    """Check rows and add the run's identity to each (returns new dicts).
+
+    ``accel_label`` names the design in the ``accel`` field (default the config's name); the
+    API passes the name plus the ``--set`` overrides, e.g. ``edge32 (array.rows=16)``.
+    """
     for row in rows:
         check_row(row)
-    ident = {"run_id": run_id, "workload": workload, "accel": cfg.name, "energy_table": cfg.energy_table}
+    ident = {"run_id": run_id, "workload": workload, "accel": accel_label or cfg.name,
+             "energy_table": cfg.energy_table}
     return [{**ident, **row} for row in rows]
 
 
@@ -97,17 +101,10 @@ def check_writable(path: Path, overwrite: bool) -> None:
 
 def write_table(frame, path: Path) -> None:
     """Write ``frame`` as Parquet or CSV atomically (a reader never sees half a file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        if path.suffix == ".parquet":
-            frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    if path.suffix == ".parquet":
+        atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    else:
+        atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
 def to_json(rows: list[dict], total: dict) -> str:

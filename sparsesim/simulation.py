@@ -8,12 +8,39 @@ same hardware beside it.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+
 from sparsesim.accel.config import AccelConfig
 from sparsesim.accel.energy import check_table_supports, energy_table
 from sparsesim.accel.sparsity import feature_labels, parse_features
 from sparsesim.engine import best_of, check_dataflow, make_row, op_phases, run_gemm
 from sparsesim.replay import Replay
-from sparsesim.workloads.ops import Workload
+from sparsesim.workloads.ops import TensorSource, Workload
+
+log = logging.getLogger(__name__)
+
+PROGRESS_AFTER_S = 10.0
+"""A trace replay still running after this many seconds logs a line at every further tenth of its ops."""
+
+
+@dataclass(frozen=True, slots=True)
+class _ReplayProgress:
+    """The trace's tensor source, logging ``replaying NAME: i/n ops`` at every tenth of the ops
+    once the replay has run for :data:`PROGRESS_AFTER_S` (short replays stay quiet)."""
+
+    source: TensorSource
+    name: str
+    total: int
+    start_s: float = field(default_factory=time.monotonic)
+
+    def tensors(self, index: int) -> dict:
+        step = -(-self.total // 10)
+        if index and index % step == 0 and time.monotonic() - self.start_s >= PROGRESS_AFTER_S:
+            log.info("replaying %s: %d/%d ops", self.name, index, self.total)
+        return self.source.tensors(index)
 
 
 def simulate(workload: Workload, cfg: AccelConfig, dataflow: str) -> list[dict]:
@@ -24,6 +51,12 @@ def simulate(workload: Workload, cfg: AccelConfig, dataflow: str) -> list[dict]:
     features = parse_features(cfg.sparsity)
     label = feature_labels(features)
     if features:
+        if workload.source is not None:  # real tensors: the replay reads them all, which can take minutes
+            pairs = sum(len(op_phases(workload, i)) for i in range(len(workload.ops)))
+            log.info("replaying %s: %d ops, %d (op, phase) GEMMs, %s on %s, dataflow %s", workload.name,
+                     len(workload.ops), pairs, label, cfg.name, dataflow)
+            workload = dataclasses.replace(
+                workload, source=_ReplayProgress(workload.source, workload.name, len(workload.ops)))
         return Replay(workload, cfg, dataflow, features, table).rows()
     rows = []
     for index, op in enumerate(workload.ops):

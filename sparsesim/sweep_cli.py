@@ -16,16 +16,14 @@ from sparsesim.workloads.errors import InputError
 
 
 def cmd_sweep(args) -> int:
-    """Run (or resume) a sweep; exit 1 if any point failed."""
-    from sparsesim.sweep import load_spec, run_sweep
+    """Run (or resume) a sweep through :func:`sparsesim.api.run_sweep_spec`; exit 1 if any point failed."""
+    from sparsesim.api import run_sweep_spec
 
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers: must be a positive integer, got {args.workers}")
-    plan = load_spec(args.spec)
     out = Path(args.out)
-    print(f"# sweep {plan.name}: {len(plan)} points (spec hash {plan.spec_hash[:12]}) -> {out}", file=sys.stderr)
-    summary = run_sweep(plan, out, scheduler=args.scheduler, workers=args.workers,
-                        force_new_spec=args.force_new_spec, progress=not args.quiet)
+    plan, summary = run_sweep_spec(args.spec, out, args.scheduler, workers=args.workers,
+                                   force_new_spec=args.force_new_spec, progress=not args.quiet)
     done = summary.already_done + summary.computed
     print(f"# {done}/{summary.total} points done ({summary.computed} computed now, {summary.already_done} "
           f"reused), {len(summary.failed)} failed, {summary.elapsed_s:.1f} s; wrote {summary.results_path}")

@@ -1,13 +1,101 @@
-"""Turn the ``run`` command's workload arguments into a :class:`~sparsesim.workloads.ops.Workload`."""
+"""Workload arguments -> a :class:`~sparsesim.workloads.ops.Workload`, in one place.
+
+A :class:`WorkloadSpec` names a workload without building it: a built-in network and its
+batch, a list of GEMMs, a topology CSV or a trace directory, plus the phases to simulate. It
+is small, frozen and picklable, so a sweep ships it to a Dask worker, which builds the
+workload there (reading the topology or trace file itself). :func:`build_workload` is the one
+function that turns a spec into a workload; the ``run`` command (:func:`spec_from_args`), the
+Python API's constructors (:mod:`sparsesim.api`) and sweep specs
+(:mod:`sparsesim.sweeps.spec`) all go through it, so the three agree by construction.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from sparsesim.workloads.errors import InputError, field_error
 from sparsesim.workloads.gemm import PHASES, Phase, parse_phase
-from sparsesim.workloads.networks import NETWORKS
 from sparsesim.workloads.ops import Workload, gemm_op
+
+WORKLOAD_KINDS = ("network", "gemm", "topology", "trace")
+MAX_DIM = 2**31
+"""Largest GEMM dimension accepted (anything larger is a typo, and overflows the kernels)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkloadSpec:
+    """One workload, named but not built.
+
+    ``phases=None`` means the default: ``fwd`` for shape-only workloads (network, GEMMs,
+    topology) and every recorded phase for a trace.
+    """
+
+    kind: str  # one of WORKLOAD_KINDS
+    source: str  # network name, "gemm", or the path of a topology file / trace directory
+    batch: int = 1
+    gemms: tuple[tuple[int, int, int], ...] = ()
+    phases: tuple[str, ...] | None = None
+    digest: str = ""  # content digest of a topology file or trace manifest (sweeps; "" otherwise)
+
+    @property
+    def label(self) -> str:
+        """Short human name, e.g. ``resnet18 b1 fwd``."""
+        if self.kind == "network":
+            base = f"{self.source} b{self.batch}"
+        elif self.kind == "gemm":
+            base = ("gemm " + "x".join(map(str, self.gemms[0])) if len(self.gemms) == 1
+                    else f"{len(self.gemms)} gemms " + "x".join(map(str, self.gemms[0])) + ",...")
+        else:
+            base = Path(self.source).name
+        if self.phases is None:
+            return f"{base} {'recorded' if self.kind == 'trace' else 'fwd'}"
+        phases = "train" if self.phases == tuple(str(p) for p in PHASES) else "+".join(self.phases)
+        return f"{base} {phases}"
+
+    def identity(self) -> dict:
+        """Everything that defines the workload's result (hashed into a sweep point's id)."""
+        return {"kind": self.kind, "source": self.source, "batch": self.batch,
+                "gemms": [list(g) for g in self.gemms],
+                "phases": None if self.phases is None else list(self.phases), "digest": self.digest}
+
+
+def build_workload(spec: WorkloadSpec) -> Workload:
+    """The :class:`~sparsesim.workloads.ops.Workload` that ``spec`` names (reads files it refers to)."""
+    phases = None if spec.phases is None else tuple(Phase(p) for p in spec.phases)
+    if spec.kind == "trace":
+        from sparsesim.workloads.trace import load_trace
+
+        return load_trace(Path(spec.source)).workload(phases)
+    phases = phases or (Phase.FWD,)
+    if spec.kind == "network":
+        from sparsesim.workloads.networks import NETWORKS
+
+        return Workload(spec.source, tuple(NETWORKS.get(spec.source, "network")(spec.batch)), phases)
+    if spec.kind == "gemm":
+        ops = tuple(gemm_op(f"gemm{i}", *g) for i, g in enumerate(spec.gemms))
+        return Workload("gemm", ops, phases)
+    if spec.kind == "topology":
+        from sparsesim.workloads.topology import read_topology
+
+        path = Path(spec.source)
+        return Workload(path.stem, tuple(read_topology(path)), phases)
+    raise InputError(f"workload: unknown kind {spec.kind!r} (choose from {', '.join(WORKLOAD_KINDS)})")
+
+
+def check_dims(values, field: str) -> tuple[int, int, int]:
+    """``(M, N, K)`` as positive integers, or an error naming ``field.M`` etc."""
+    values = tuple(values)
+    if len(values) != 3:
+        raise field_error(field, f"expected M, N, K, got {list(values)!r}")
+    dims = []
+    for name, value in zip("MNK", values):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise field_error(f"{field}.{name}", f"must be a positive integer, got {value!r}")
+        if value > MAX_DIM:
+            raise field_error(f"{field}.{name}", f"absurdly large ({value}); at most 2**31")
+        dims.append(value)
+    return dims[0], dims[1], dims[2]
 
 
 def parse_gemm(text: str, index: int) -> tuple[int, int, int]:
@@ -18,15 +106,10 @@ def parse_gemm(text: str, index: int) -> tuple[int, int, int]:
     dims = []
     for name, part in zip("MNK", parts):
         try:
-            value = int(part)
+            dims.append(int(part))
         except ValueError:
             raise field_error(f"--gemm[{index}].{name}", f"expected a positive integer, got {part!r}") from None
-        if value < 1:
-            raise field_error(f"--gemm[{index}].{name}", f"must be a positive integer, got {value}")
-        if value > 2**31:
-            raise field_error(f"--gemm[{index}].{name}", f"absurdly large ({value}); at most 2**31")
-        dims.append(value)
-    return dims[0], dims[1], dims[2]
+    return check_dims(dims, f"--gemm[{index}]")
 
 
 def parse_phases(text: str | None, training: bool) -> tuple[Phase, ...] | None:
@@ -41,25 +124,39 @@ def parse_phases(text: str | None, training: bool) -> tuple[Phase, ...] | None:
     return phases
 
 
-def workload_from_args(args) -> Workload:
-    """Build the workload named by ``--gemm``, ``--topology``, ``--network`` or ``--trace``."""
-    phases = parse_phases(args.phases, args.training)
-    if args.gemm:
-        ops = tuple(gemm_op(f"gemm{i}", *parse_gemm(g, i)) for i, g in enumerate(args.gemm))
-        return Workload("gemm", ops, phases or (Phase.FWD,))
-    if args.topology:
-        from sparsesim.workloads.topology import read_topology
+def phase_names(phases, field: str) -> tuple[str, ...] | None:
+    """Phases given as names or :class:`Phase` values -> their names, checked (``None`` stays)."""
+    if phases is None:
+        return None
+    if isinstance(phases, str):
+        phases = [p.strip() for p in phases.split(",") if p.strip()]
+    names = tuple(dict.fromkeys(str(parse_phase(str(p), field)) for p in phases))
+    if not names:
+        raise field_error(field, "empty list")
+    return names
 
-        path = Path(args.topology)
-        return Workload(path.stem, tuple(read_topology(path)), phases or (Phase.FWD,))
+
+def spec_from_args(args) -> WorkloadSpec:
+    """The workload of the ``run`` command: ``--gemm``, ``--topology``, ``--network`` or ``--trace``."""
+    parsed = parse_phases(args.phases, args.training)
+    phases = None if parsed is None else tuple(str(p) for p in parsed)
+    if args.gemm:
+        gemms = tuple(parse_gemm(g, i) for i, g in enumerate(args.gemm))
+        return WorkloadSpec(kind="gemm", source="gemm", gemms=gemms, phases=phases)
+    if args.topology:
+        return WorkloadSpec(kind="topology", source=str(args.topology), phases=phases)
     if args.network:
         if args.batch < 1:
             raise field_error("--batch", f"must be a positive integer, got {args.batch}")
-        ops = tuple(NETWORKS.get(args.network, "--network")(args.batch))
-        return Workload(args.network, ops, phases or (Phase.FWD,))
-    if args.trace:
-        from sparsesim.workloads.trace import load_trace
+        from sparsesim.workloads.networks import NETWORKS
 
-        trace = load_trace(Path(args.trace))
-        return trace.workload(phases)
+        NETWORKS.get(args.network, "--network")  # the flag's name in the error, not the API's
+        return WorkloadSpec(kind="network", source=args.network, batch=args.batch, phases=phases)
+    if args.trace:
+        return WorkloadSpec(kind="trace", source=str(args.trace), phases=phases)
     raise InputError("run: give one of --gemm, --topology, --network or --trace")
+
+
+def workload_from_args(args) -> Workload:
+    """Build the workload named by the ``run`` command's arguments."""
+    return build_workload(spec_from_args(args))

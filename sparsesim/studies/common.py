@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ class Study:
     run: Callable[[Path, Path, bool], Path]
 
 
+log = logging.getLogger(__name__)
+
 STUDIES: Registry[Study] = Registry("study")
 
 
@@ -45,6 +48,7 @@ def trace_for(model: str, traces: Path, *, mode: str, batch: int, steps: int = 1
         load_trace(path)  # structure check; tensors are validated as they are read
         return path
     traces.mkdir(parents=True, exist_ok=True)
+    log.info("capturing %s (%s, batch %d, %s) into %s", model, mode, batch, f"N:M {nm}" if nm else "dense", path)
     return capture_model(model, steps=steps, batch=batch, out=path, mode=mode, nm=nm, seed=seed,
                          warmup_steps=warmup_steps, progress=False)
 
@@ -53,6 +57,8 @@ def run_workload(workload: Workload, accel: str, *, sets: tuple[str, ...] = (), 
                  dataflow: str = "best"):
     """Simulate ``workload`` on preset ``accel`` with overrides and features: the result frame."""
     cfg = load_accel(accel, list(sets), {"sparsity": sparsity} if sparsity else None)
+    log.info("simulating %s on %s%s, %s, dataflow %s", workload.name, accel, f" ({', '.join(sets)})" if sets else "",
+             "+".join(f"{f.get('kind')}" for f in sparsity) if sparsity else "dense", dataflow)
     rows = stamp(simulate(workload, cfg, dataflow), cfg, run_id(cfg, dataflow), workload.name)
     return to_frame(rows, cfg)
 

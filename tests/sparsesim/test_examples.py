@@ -26,7 +26,7 @@ def test_every_preset_runs_a_training_step(preset):
 
 @pytest.mark.parametrize("spec", sorted((ROOT / "configs" / "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_sweep_spec_is_valid(spec):
-    from sparsesim.sweep import load_spec
+    from sparsesim.sweeps import load_spec
 
     plan = load_spec(spec)
     assert len(plan.points) > 0

@@ -13,7 +13,7 @@ from sparsesim.report import write_report
 from sparsesim.results import stamp, to_frame
 from sparsesim.engine import run_id
 from sparsesim.simulation import simulate
-from sparsesim.sweep import plan_sweep, run_sweep
+from sparsesim.sweeps import plan_sweep, run_sweep
 from sparsesim.workloads.errors import InputError
 from sparsesim.workloads.gemm import PHASES
 from sparsesim.workloads.networks import NETWORKS

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from sparsesim.sweep import SweepDir, connect, load_spec, plan_sweep, run_sweep
+from sparsesim.sweeps import SweepDir, connect, load_spec, plan_sweep, run_sweep
 from sparsesim.workloads.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -155,11 +156,24 @@ def test_unreachable_scheduler_is_bad_input_and_quick(tmp_path, capsys):
 def test_example_spec_end_to_end_and_rerun_computes_nothing(tmp_path, capsys):
     spec = SWEEPS / "array_buffer_resnet18.yaml"
     out = tmp_path / "sweep"
-    assert run_cli(["sweep", str(spec), "--out", str(out), "--workers", "2", "--quiet"]) == 0
+    capsys.readouterr()
+    assert run_cli(["sweep", str(spec), "--out", str(out), "--workers", "2"]) == 0
     plan = load_spec(spec)
     assert_complete(out, plan)
     df = rows_of(out)
     assert len(df) == len(plan) * 21  # ResNet-18: 20 convs and fc, forward only
+    # not a terminal: progress is a few whole lines (one per tenth of the points), no \r bar updates
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    progress = [line for line in err.splitlines() if "] sweep: " in line]
+    assert progress[-1].endswith(f"sweep: {len(plan)}/{len(plan)} points")
+    assert 5 <= len(progress) <= 11
+
+    # the Python API resumes the same directory (nothing left to compute) and returns the table
+    import sparsesim
+
+    table = sparsesim.sweep(spec, out)
+    pd.testing.assert_frame_equal(table.reset_index(drop=True), df.reset_index(drop=True))
     for col in ("point_id", "run_id", "cfg.array.rows", "cfg.buffers.a.size_bytes", "energy_pj.dram", "area_um2",
                 "sweep_dataflow", "energy_table"):
         assert col in df.columns
@@ -176,6 +190,14 @@ def test_example_spec_end_to_end_and_rerun_computes_nothing(tmp_path, capsys):
     assert (rep / "report.md").exists() and (rep / "index.html").exists()
     assert run_cli(["report", str(out), "--out", str(rep)]) == 2  # never silently overwritten
     assert run_cli(["report", str(out), "--out", str(rep), "--overwrite"]) == 0
+
+    # every output follows the umask (atomic writes used to leave them 0600 / 0700)
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (out / "sweep.json", out / "results.parquet", next((out / "points").iterdir()), rep / "report.md",
+                 rep / "summary.csv"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
+    assert stat.S_IMODE(rep.stat().st_mode) == 0o777 & ~umask
 
 
 def test_resume_computes_only_missing_points(tmp_path):
@@ -276,7 +298,7 @@ def test_sigkill_of_the_client_loses_only_in_flight_points(tmp_path):
     spec = write_spec(tmp_path, spec_data)
     plan = load_spec(spec)
     out = tmp_path / "out"
-    code = ("import sys; from sparsesim.sweep import load_spec, run_sweep; "
+    code = ("import sys; from sparsesim.sweeps import load_spec, run_sweep; "
             "run_sweep(load_spec(sys.argv[1]), sys.argv[2], workers=2, progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(spec), str(out)], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

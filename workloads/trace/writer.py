@@ -2,22 +2,22 @@
 
 Everything goes into a hidden temporary directory next to the target, and only a complete
 trace (tensors flushed, sizes and checksums in the manifest) is renamed into place, so a
-crash or Ctrl-C never leaves a half-written trace that looks valid.
+crash or Ctrl-C never leaves a half-written trace that looks valid. Files and directories get the user's umask
+(:mod:`sparsesim.workloads.atomic`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import save_file
 
+from sparsesim.workloads.atomic import default_file_mode, replace_dir, temp_dir
 from sparsesim.workloads.errors import InputError
 from sparsesim.workloads.gemm import PHASES, Phase
 from sparsesim.workloads.ops import Op
@@ -66,7 +66,7 @@ class TraceWriter:
         self.checksums = checksums
         check_output_dir(self.out, overwrite)
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".tmp", dir=self.out.parent))
+        self._tmp = temp_dir(self.out)
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._buffer: dict[str, np.ndarray] = {}
         self._buffered_bytes = 0
@@ -171,19 +171,14 @@ class TraceWriter:
     def _commit(self) -> None:
         # Re-check: the target may have appeared while we were capturing.
         check_output_dir(self.out, self.overwrite)
-        if self.out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".old", dir=self.out.parent))
-            os.replace(self.out, old / "trace")
-            os.replace(self._tmp, self.out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self._tmp, self.out)
+        replace_dir(self._tmp, self.out)
 
     def _flush(self) -> None:
         if not self._buffer:
             return
         name = f"tensors-{len(self._files):05d}{TENSOR_FILE_SUFFIX}"
         save_file(self._buffer, self._tmp / name, metadata={METADATA_STORAGE_KEY: self.dtype.name})
+        default_file_mode(self._tmp / name)  # safetensors creates its files 0600
         self._files.append(name)
         self._buffer = {}
         self._buffered_bytes = 0

@@ -1,0 +1,101 @@
+"""Rough edges of the command line a new user hits: help, version, config file errors, examples."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sparsesim import __version__
+from sparsesim.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def test_bare_command_prints_help_and_exits_0():
+    done = subprocess.run([BIN / "sparsesim"], capture_output=True, text=True)
+    assert done.returncode == 0
+    assert done.stdout.startswith("usage: sparsesim") and "run" in done.stdout and "sweep" in done.stdout
+    assert done.stderr == ""
+
+
+def test_version():
+    done = subprocess.run([BIN / "sparsesim", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == f"sparsesim {__version__}"
+
+
+def test_run_help_says_traces_replay_every_recorded_phase(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "a --trace replays every phase it recorded" in text
+    assert "fewest cycles" in text and "energy" in text  # what best optimizes
+
+
+@pytest.mark.parametrize("name", ["x.json", "x.ini"])
+def test_accel_file_of_another_type_is_refused(capsys, tmp_path, name):
+    (tmp_path / name).write_text("{}")
+    assert main(["run", "--gemm", "4,4,4", "--accel", str(tmp_path / name)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --accel: ") and "only YAML (.yaml, .yml) or TOML (.toml)" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_malformed_yaml_names_the_line(capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: mine\narray:\n  rows: 8\n  cols: 8\n  precision: int8: fp16\n")
+    assert main(["run", "--gemm", "4,4,4", "--accel", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {bad}: malformed YAML: line 5, column ")
+
+
+def test_malformed_toml_names_the_line(capsys, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "mine"\n[array]\nrows = = 8\n')
+    assert main(["run", "--gemm", "4,4,4", "--accel", str(bad)]) == 2
+    assert "malformed TOML" in (err := capsys.readouterr().err) and "line 3" in err
+
+
+def test_example_topology_has_the_shapes_of_its_rows(capsys):
+    """The shipped example, checked against the GEMM shapes worked out by hand from its rows
+    (M = output pixels, N = filters, K = C.R.S; SCALE-Sim rounds the output size up)."""
+    assert main(["run", "--topology", str(REPO / "configs/topologies/example.csv"), "--accel", "edge32",
+                 "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["layers"]
+    shapes = {r["name"]: (r["M"], r["N"], r["K"]) for r in rows}
+    assert shapes == {"conv1": (32 * 32, 32, 3 * 9), "conv2": (16 * 16, 64, 32 * 9), "conv3_DP": (16 * 16, 1, 9),
+                      "conv3_pw": (16 * 16, 128, 64), "conv4": (8 * 8, 128, 128 * 9)}
+
+
+def test_example_topology_is_package_data():
+    from importlib.resources import files
+
+    assert (files("sparsesim.configs") / "topologies" / "example.csv").is_file()
+
+
+def test_replay_of_a_long_trace_reports_progress_in_lines(capsys, tmp_path, monkeypatch):
+    import sparsesim.simulation
+
+    monkeypatch.setattr(sparsesim.simulation, "PROGRESS_AFTER_S", 0.0)  # as if every op took long
+    gemms = [a for i in range(20) for a in ("--gemm", f"{8 + i},8,8")]
+    assert main(["trace", "synth", *gemms, "--input", "uniform:0.5", "--out", str(tmp_path / "t")]) == 0
+    capsys.readouterr()
+    assert main(["run", "--trace", str(tmp_path / "t"), "--accel", "edge32", "--dataflow", "os",
+                 "--sparsity", "zero_skip:input:skipping", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert len(json.loads(out)["layers"]) == 20  # stdout stays pure JSON
+    lines = err.splitlines()
+    assert "\r" not in err and all(line.startswith("# [") for line in lines)
+    assert "replaying gemm: 20 ops, 20 (op, phase) GEMMs" in lines[0]
+    assert [line.split("replaying gemm: ")[1] for line in lines[1:]] == [f"{i}/20 ops" for i in range(2, 20, 2)]
+
+
+def test_a_short_replay_logs_one_line(capsys, tmp_path):
+    assert main(["trace", "synth", "--gemm", "16,8,8", "--gemm", "8,8,16", "--out", str(tmp_path / "t")]) == 0
+    capsys.readouterr()
+    assert main(["run", "--trace", str(tmp_path / "t"), "--accel", "edge32", "--sparsity", "nm:2:4"]) == 0
+    assert len(capsys.readouterr().err.splitlines()) == 1
