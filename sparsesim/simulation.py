@@ -43,15 +43,19 @@ class _ReplayProgress:
         return self.source.tensors(index)
 
 
-def simulate(workload: Workload, cfg: AccelConfig, dataflow: str) -> list[dict]:
-    """Simulate every op of ``workload`` in each of its phases; one row per (op, phase)."""
+def simulate(workload: Workload, cfg: AccelConfig, dataflow: str, *, progress: bool = True) -> list[dict]:
+    """Simulate every op of ``workload`` in each of its phases; one row per (op, phase).
+
+    ``progress``: log progress lines for replays of real tensors (callers that run many small
+    internal simulations, such as the reference validator, switch it off).
+    """
     check_dataflow(cfg, dataflow)
     table = energy_table(cfg.energy_table)
     check_table_supports(table, cfg)
     features = parse_features(cfg.sparsity)
     label = feature_labels(features)
     if features:
-        if workload.source is not None:  # real tensors: the replay reads them all, which can take minutes
+        if progress and workload.source is not None:  # real tensors: the replay reads them all, which can take minutes
             pairs = sum(len(op_phases(workload, i)) for i in range(len(workload.ops)))
             log.info("replaying %s: %d ops, %d (op, phase) GEMMs, %s on %s, dataflow %s", workload.name,
                      len(workload.ops), pairs, label, cfg.name, dataflow)

@@ -154,7 +154,7 @@ def fast_rows(case: Case) -> list[dict]:
     workload = Workload("validate", (op,) * steps, (case.phase,),
                         tuple(range(steps)) if steps > 1 or any(f.startswith("delta") for f in case.features) else None,
                         _Tensors(case))
-    return simulate(workload, cfg, case.dataflow)
+    return simulate(workload, cfg, case.dataflow, progress=False)
 
 
 def _operands(case: Case, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
