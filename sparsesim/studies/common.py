@@ -33,7 +33,7 @@ STUDIES: Registry[Study] = Registry("study")
 def trace_for(model: str, traces: Path, *, mode: str, batch: int, steps: int = 1, nm: str | None = None,
               seed: int = 0, warmup_steps: int | None = None) -> Path:
     """Capture zoo ``model`` into ``traces/<key>`` once; later calls reuse the directory."""
-    from sparsesim.workloads.capture import capture_model
+    from sparsesim.workloads.capture import capture_zoo
     from sparsesim.workloads.trace import load_trace
 
     # nm_mode and the recorded master weight are part of what a cached trace must match
@@ -45,7 +45,7 @@ def trace_for(model: str, traces: Path, *, mode: str, batch: int, steps: int = 1
         load_trace(path)  # structure check; tensors are validated as they are read
         return path
     traces.mkdir(parents=True, exist_ok=True)
-    return capture_model(model, steps=steps, batch=batch, out=path, mode=mode, nm=nm, seed=seed,
+    return capture_zoo(model, steps=steps, batch=batch, out=path, mode=mode, nm=nm, seed=seed,
                          warmup_steps=warmup_steps, progress=False)
 
 

@@ -1,0 +1,259 @@
+"""Torch functions that are GEMMs in disguise, rewritten as the ops the recorder stores (torch only here).
+
+Each :class:`Decomposition` computes its function from recordable pieces: every GEMM in it
+goes through ``record(kind, func, name, args, kwargs)`` (the recorder's own ``conv2d``,
+``linear`` or ``matmul`` path, so its operands and output gradient are stored), the rest
+(scaling, masks, softmax, bias, reshapes) runs as ordinary differentiable torch code. The
+result equals the function's up to floating-point rounding, and gradients flow through the
+same pieces. A decomposition that cannot handle a call returns :data:`NOT_LOWERED` before
+doing anything; the call then runs unrecorded and its MACs are listed as skipped
+(:mod:`.coverage`).
+
+=====================================  ==============================================================
+function                               recorded as
+=====================================  ==============================================================
+``conv1d``                             ``conv2d`` over ``(N, C, 1, L)`` with a ``(K, C/g, 1, S)`` filter
+``conv3d``                             its im2col GEMM: ``linear`` (tokens ``N*D'*H'*W'``, in
+                                       ``C*T*R*S``, out ``K``), or a ``matmul`` with batch ``g`` for
+                                       grouped convs; exact MACs and operands, but the stored input is
+                                       the unfolded patches (``T*R*S`` times the input)
+``scaled_dot_product_attention``       two ``matmul`` ops, ``NAME.scores`` (Q.K^T) and ``NAME.context``
+                                       (P.V), with mask, causal mask, scale, dropout and GQA between
+``addmm``, ``baddbmm``, ``addbmm``     the ``matmul`` of the two factors; ``beta*input`` and ``alpha``
+                                       around it
+``einsum`` (two operands)              one (batched) ``matmul`` when the equation is a contraction:
+                                       indices in both operands and the output are the batch, in both
+                                       operands only the reduction; an index in one operand only is
+                                       summed out first
+=====================================  ==============================================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+NOT_LOWERED = object()
+"""Returned by a decomposition that does not handle a call (the call then runs unrecorded)."""
+
+Record = Callable[[str, object, str, tuple, dict], Tensor]
+"""``record(kind, func, name, args, kwargs)``: run one GEMM call through the recorder, return its output."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decomposition:
+    """A torch function rewritten into recordable GEMMs; ``label`` names its calls (``conv1d0``)."""
+
+    label: str
+    run: Callable[[Record, str, tuple, dict], object]  # (record, name, args, kwargs) -> result or NOT_LOWERED
+
+
+def _bind(args: tuple, kwargs: dict, names: tuple[str, ...], defaults: dict) -> dict | None:
+    """Positional and keyword arguments by name; ``None`` if an unexpected one (e.g. ``out=``) is given."""
+    if len(args) > len(names) or set(kwargs) - set(names):
+        return None
+    call = dict(defaults)
+    call.update(zip(names, args))
+    call.update(kwargs)
+    return call
+
+
+def _tuple(value, n: int) -> tuple[int, ...]:
+    return (int(value),) * n if isinstance(value, int) else tuple(int(v) for v in value)
+
+
+_CONV_NAMES = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+_CONV_DEFAULTS = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}
+
+
+def conv1d(record: Record, name: str, args: tuple, kwargs: dict):
+    call = _bind(args, kwargs, _CONV_NAMES, _CONV_DEFAULTS)
+    if call is None:
+        return NOT_LOWERED
+    x, w = call["input"], call["weight"]
+    unbatched = x.dim() == 2
+    x = x.unsqueeze(0) if unbatched else x
+    padding = call["padding"] if isinstance(call["padding"], str) else (0, _tuple(call["padding"], 1)[0])
+    y = record("conv2d", torch.conv2d, name,
+               (x.unsqueeze(2), w.unsqueeze(2), call["bias"], (1, _tuple(call["stride"], 1)[0]), padding,
+                (1, _tuple(call["dilation"], 1)[0]), int(call["groups"])), {})
+    y = y.squeeze(2)
+    return y.squeeze(0) if unbatched else y
+
+
+def _same_padding(kernel: tuple[int, ...], dilation: tuple[int, ...]) -> list[tuple[int, int]]:
+    """'same' padding per dimension, the extra one at the end as torch does for even filters."""
+    totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+    return [(t // 2, t - t // 2) for t in totals]
+
+
+def conv3d(record: Record, name: str, args: tuple, kwargs: dict):
+    call = _bind(args, kwargs, _CONV_NAMES, _CONV_DEFAULTS)
+    if call is None:
+        return NOT_LOWERED
+    x, w, bias, groups = call["input"], call["weight"], call["bias"], int(call["groups"])
+    unbatched = x.dim() == 4
+    x = x.unsqueeze(0) if unbatched else x
+    kernel = tuple(w.shape[2:])
+    stride, dilation = _tuple(call["stride"], 3), _tuple(call["dilation"], 3)
+    padding = call["padding"]
+    if padding == "valid":
+        pads = [(0, 0)] * 3
+    elif padding == "same":
+        pads = _same_padding(kernel, dilation)
+    else:
+        pads = [(p, p) for p in _tuple(padding, 3)]
+    cols = F.pad(x, [p for pair in reversed(pads) for p in pair])  # F.pad lists the last dimension first
+    for dim, (k, s, d) in enumerate(zip(kernel, stride, dilation), start=2):
+        cols = cols.unfold(dim, d * (k - 1) + 1, s)[..., ::d]  # window taps appended as the last axis
+    n, c, do, ho, wo = cols.shape[:5]
+    # (N, C, D', H', W', T, R, S) -> rows (n, d', h', w'), columns (c, t, r, s): weight.reshape(K, -1)'s order
+    cols = cols.permute(0, 2, 3, 4, 1, 5, 6, 7).reshape(n * do * ho * wo, c * math.prod(kernel))
+    k_out = w.shape[0]
+    if groups == 1:
+        y = record("linear", F.linear, name, (cols, w.reshape(k_out, -1)), {})
+    else:
+        per_group = cols.reshape(cols.shape[0], groups, -1).transpose(0, 1)  # (g, tokens, C/g*T*R*S)
+        wg = w.reshape(groups, k_out // groups, -1).transpose(1, 2)  # (g, C/g*T*R*S, K/g)
+        y = record("matmul", torch.matmul, name, (per_group, wg), {}).transpose(0, 1)
+    y = y.reshape(n, do, ho, wo, k_out).permute(0, 4, 1, 2, 3)
+    if bias is not None:
+        y = y + bias.view(1, -1, 1, 1, 1)
+    return y.squeeze(0) if unbatched else y
+
+
+_SDPA_NAMES = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+_SDPA_DEFAULTS = {"attn_mask": None, "dropout_p": 0.0, "is_causal": False, "scale": None, "enable_gqa": False}
+
+
+def scaled_dot_product_attention(record: Record, name: str, args: tuple, kwargs: dict):
+    """The math of ``F.scaled_dot_product_attention`` (its documented reference implementation)."""
+    call = _bind(args, kwargs, _SDPA_NAMES, _SDPA_DEFAULTS)
+    if call is None:
+        return NOT_LOWERED
+    q, k, v, mask = call["query"], call["key"], call["value"], call["attn_mask"]
+    if call["enable_gqa"] and q.dim() >= 3 and k.size(-3) != q.size(-3):
+        k = k.repeat_interleave(q.size(-3) // k.size(-3), -3)
+        v = v.repeat_interleave(q.size(-3) // v.size(-3), -3)
+    scale = call["scale"] if call["scale"] is not None else 1.0 / math.sqrt(q.size(-1))
+    scores = record("matmul", torch.matmul, f"{name}.scores", (q, k.transpose(-2, -1)), {}) * scale
+    if call["is_causal"]:
+        keep = torch.ones(q.size(-2), k.size(-2), dtype=torch.bool, device=q.device).tril()
+        scores = scores.masked_fill(~keep, float("-inf"))
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    probs = torch.softmax(scores, dim=-1)
+    if call["dropout_p"] > 0:
+        probs = F.dropout(probs, call["dropout_p"], training=True)
+    return record("matmul", torch.matmul, f"{name}.context", (probs, v), {})
+
+
+def _scaled_sum(name: str, record: Record, args: tuple, kwargs: dict, reduce_batch: bool):
+    call = _bind(args, kwargs, ("input", "a", "b", "beta", "alpha"), {"beta": 1, "alpha": 1})
+    if call is None:
+        return NOT_LOWERED
+    product = record("matmul", torch.matmul, name, (call["a"], call["b"]), {})
+    if reduce_batch:
+        product = product.sum(0)
+    beta, alpha = call["beta"], call["alpha"]
+    product = product if alpha == 1 else alpha * product
+    if beta == 0:  # torch ignores input (even NaN) when beta is 0
+        return product.expand(torch.broadcast_shapes(product.shape, call["input"].shape)).clone()
+    return (call["input"] if beta == 1 else beta * call["input"]) + product
+
+
+def addmm(record: Record, name: str, args: tuple, kwargs: dict):
+    return _scaled_sum(name, record, args, kwargs, reduce_batch=False)
+
+
+def addbmm(record: Record, name: str, args: tuple, kwargs: dict):
+    return _scaled_sum(name, record, args, kwargs, reduce_batch=True)
+
+
+def _einsum_terms(equation: str, operands: tuple[Tensor, ...]) -> tuple[list[str], str] | None:
+    """Input index strings and output string, with ``...`` expanded to fresh letters; None if unsupported."""
+    equation = equation.replace(" ", "")
+    lhs, arrow, out = equation.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(operands):
+        return None
+    used = set(equation) - set(".,->")
+    fresh = iter(c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in used)
+    ellipsis = None
+    expanded = []
+    for term, x in zip(terms, operands):
+        if "..." in term:
+            width = x.dim() - (len(term) - 3)
+            if width < 0 or (ellipsis is not None and len(ellipsis) != width):
+                return None  # broadcasting ellipses of different ranks: leave to torch
+            ellipsis = ellipsis if ellipsis is not None else "".join(next(fresh) for _ in range(width))
+            term = term.replace("...", ellipsis)
+        if len(term) != x.dim() or len(set(term)) != len(term):  # repeated index: a diagonal, not a GEMM
+            return None
+        expanded.append(term)
+    if not arrow:
+        counts = "".join(expanded)
+        out = (ellipsis or "") + "".join(sorted(c for c in set(counts) if counts.count(c) == 1
+                                                  and c not in (ellipsis or "")))
+    elif "..." in out:
+        out = out.replace("...", ellipsis or "")
+    return expanded, out
+
+
+def einsum(record: Record, name: str, args: tuple, kwargs: dict):
+    if kwargs or not args or not isinstance(args[0], str):
+        return NOT_LOWERED
+    operands = tuple(args[1]) if len(args) == 2 and isinstance(args[1], (list, tuple)) else tuple(args[1:])
+    if len(operands) != 2 or not all(isinstance(t, Tensor) for t in operands):
+        return NOT_LOWERED
+    parsed = _einsum_terms(args[0], operands)
+    if parsed is None:
+        return NOT_LOWERED
+    (ta, tb), out = parsed
+    a, b = operands
+    size = {}
+    for term, x in ((ta, a), (tb, b)):
+        for c, n in zip(term, x.shape):
+            if size.setdefault(c, n) != n:
+                return NOT_LOWERED  # broadcast size-1 index: leave to torch
+    if set(out) - set(ta + tb) or len(set(out)) != len(out):
+        return NOT_LOWERED
+    # an index only one operand has and the output lacks is summed out before the GEMM
+    alone_a = [c for c in ta if c not in tb and c not in out]
+    alone_b = [c for c in tb if c not in ta and c not in out]
+    if alone_a:
+        a, ta = a.sum([ta.index(c) for c in alone_a]), "".join(c for c in ta if c not in alone_a)
+    if alone_b:
+        b, tb = b.sum([tb.index(c) for c in alone_b]), "".join(c for c in tb if c not in alone_b)
+    batch = [c for c in out if c in ta and c in tb]
+    rows = [c for c in out if c in ta and c not in tb]
+    cols = [c for c in out if c in tb and c not in ta]
+    red = [c for c in ta if c in tb and c not in out]
+
+    def dims(letters):
+        return math.prod(size[c] for c in letters)
+
+    a3 = a.permute([ta.index(c) for c in batch + rows + red]).reshape(dims(batch), dims(rows), dims(red))
+    b3 = b.permute([tb.index(c) for c in batch + red + cols]).reshape(dims(batch), dims(red), dims(cols))
+    y = record("matmul", torch.matmul, name, (a3, b3), {})
+    order = batch + rows + cols
+    y = y.reshape([size[c] for c in order])
+    return y.permute([order.index(c) for c in out])
+
+
+DECOMPOSITIONS = MappingProxyType({
+    torch.conv1d: Decomposition("conv1d", conv1d),  # F.conv1d is torch.conv1d
+    torch.conv3d: Decomposition("conv3d", conv3d),
+    F.scaled_dot_product_attention: Decomposition("sdpa", scaled_dot_product_attention),
+    torch.addmm: Decomposition("addmm", addmm), torch.Tensor.addmm: Decomposition("addmm", addmm),
+    torch.baddbmm: Decomposition("baddbmm", addmm), torch.Tensor.baddbmm: Decomposition("baddbmm", addmm),
+    torch.addbmm: Decomposition("addbmm", addbmm), torch.Tensor.addbmm: Decomposition("addbmm", addbmm),
+    torch.einsum: Decomposition("einsum", einsum),
+})
+"""Torch functions the recorder rewrites into recorded GEMMs, by function object."""
