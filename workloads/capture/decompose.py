@@ -21,6 +21,8 @@ function                               recorded as
                                        (P.V), with mask, causal mask, scale, dropout and GQA between
 ``addmm``, ``baddbmm``, ``addbmm``     the ``matmul`` of the two factors; ``beta*input`` and ``alpha``
                                        around it
+``multi_head_attention_forward``       the projections as ``linear`` ops and the two attention GEMMs
+                                       (:func:`multi_head_attention`)
 ``einsum`` (two operands)              one (batched) ``matmul`` when the equation is a contraction:
                                        indices in both operands and the output are the batch, in both
                                        operands only the reduction; an index in one operand only is
@@ -247,6 +249,77 @@ def einsum(record: Record, name: str, args: tuple, kwargs: dict):
     return y.permute([order.index(c) for c in out])
 
 
+_MHA_NAMES = ("query", "key", "value", "embed_dim_to_check", "num_heads", "in_proj_weight", "in_proj_bias", "bias_k",
+              "bias_v", "add_zero_attn", "dropout_p", "out_proj_weight", "out_proj_bias", "training",
+              "key_padding_mask", "need_weights", "attn_mask", "use_separate_proj_weight", "q_proj_weight",
+              "k_proj_weight", "v_proj_weight", "static_k", "static_v", "average_attn_weights", "is_causal")
+_MHA_DEFAULTS = {"training": True, "key_padding_mask": None, "need_weights": True, "attn_mask": None,
+                 "use_separate_proj_weight": False, "q_proj_weight": None, "k_proj_weight": None,
+                 "v_proj_weight": None, "static_k": None, "static_v": None, "average_attn_weights": True,
+                 "is_causal": False}
+
+
+def _additive(mask: Tensor, like: Tensor) -> Tensor:
+    """An attention mask as added to the scores: bool True (masked out) becomes -inf."""
+    if mask.dtype == torch.bool:
+        return torch.zeros_like(mask, dtype=like.dtype).masked_fill(mask, float("-inf"))
+    return mask.to(like.dtype)
+
+
+def multi_head_attention(record: Record, name: str, args: tuple, kwargs: dict):
+    """``F.multi_head_attention_forward`` (``nn.MultiheadAttention``) as projections and two attention GEMMs.
+
+    Self-attention (query, key and value the same tensor) records one packed ``NAME.in_proj``
+    linear, as torch computes it; otherwise ``NAME.q``, ``NAME.k``, ``NAME.v``. Then
+    ``NAME.scores``, ``NAME.context`` and ``NAME.out_proj``. ``bias_k``/``bias_v``,
+    ``add_zero_attn`` and static keys are left to torch (skipped).
+    """
+    call = _bind(args, kwargs, _MHA_NAMES, _MHA_DEFAULTS)
+    if (call is None or call["bias_k"] is not None or call["bias_v"] is not None or call["add_zero_attn"]
+            or call["static_k"] is not None or call["static_v"] is not None):
+        return NOT_LOWERED
+    query, key, value = call["query"], call["key"], call["value"]
+    unbatched = query.dim() == 2
+    if unbatched:
+        query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
+    length, batch, embed = query.shape
+    heads = int(call["num_heads"])
+    head_dim = embed // heads
+    bias = call["in_proj_bias"]
+    biases = bias.chunk(3) if bias is not None else (None, None, None)
+    if not call["use_separate_proj_weight"] and query is key and key is value:
+        q, k, v = record("linear", F.linear, f"{name}.in_proj", (query, call["in_proj_weight"], bias), {}).chunk(3, -1)
+    else:
+        weights = ((call["q_proj_weight"], call["k_proj_weight"], call["v_proj_weight"])
+                   if call["use_separate_proj_weight"] else call["in_proj_weight"].chunk(3))
+        q, k, v = (record("linear", F.linear, f"{name}.{part}", (x, w, b), {})
+                   for part, x, w, b in zip("qkv", (query, key, value), weights, biases))
+
+    def heads_first(x: Tensor) -> Tensor:  # (L, N, E) -> (N, H, L, E/H)
+        return x.reshape(x.shape[0], batch, heads, head_dim).permute(1, 2, 0, 3)
+
+    q, k, v = heads_first(q), heads_first(k), heads_first(v)
+    scores = record("matmul", torch.matmul, f"{name}.scores", (q, k.transpose(-2, -1)), {}) / math.sqrt(head_dim)
+    if call["attn_mask"] is not None:
+        mask = _additive(call["attn_mask"], scores)
+        scores = scores + (mask.view(batch, heads, *mask.shape[-2:]) if mask.dim() == 3 else mask)
+    if call["key_padding_mask"] is not None:
+        padding = _additive(call["key_padding_mask"], scores)
+        scores = scores + padding.view(batch if not unbatched else 1, 1, 1, -1)
+    probs = torch.softmax(scores, dim=-1)
+    if call["training"] and call["dropout_p"] > 0:
+        probs = F.dropout(probs, call["dropout_p"], training=True)
+    context = record("matmul", torch.matmul, f"{name}.context", (probs, v), {})
+    context = context.permute(2, 0, 1, 3).reshape(length * batch, embed)
+    out = record("linear", F.linear, f"{name}.out_proj", (context, call["out_proj_weight"], call["out_proj_bias"]), {})
+    out = out.view(length, batch, embed)
+    weights = None
+    if call["need_weights"]:
+        weights = probs.mean(1) if call["average_attn_weights"] else probs
+        weights = weights.squeeze(0) if unbatched else weights
+    return (out.squeeze(1) if unbatched else out), weights
+
+
 DECOMPOSITIONS = MappingProxyType({
     torch.conv1d: Decomposition("conv1d", conv1d),  # F.conv1d is torch.conv1d
     torch.conv3d: Decomposition("conv3d", conv3d),
@@ -255,5 +328,6 @@ DECOMPOSITIONS = MappingProxyType({
     torch.baddbmm: Decomposition("baddbmm", addmm), torch.Tensor.baddbmm: Decomposition("baddbmm", addmm),
     torch.addbmm: Decomposition("addbmm", addbmm), torch.Tensor.addbmm: Decomposition("addbmm", addbmm),
     torch.einsum: Decomposition("einsum", einsum),
+    F.multi_head_attention_forward: Decomposition("mha", multi_head_attention),
 })
 """Torch functions the recorder rewrites into recorded GEMMs, by function object."""
