@@ -57,12 +57,14 @@ _OWN_KIND = {nn.Conv2d: "conv2d", nn.Linear: "linear", nn.Conv1d: "conv1d", nn.C
 
 
 def _function_name(func) -> str:
-    """``torch.nn.functional.multi_head_attention_forward`` and the like, for the skipped-work list."""
+    """``torch.nn.functional.multi_head_attention_forward``, ``torch.conv_transpose2d``: for the skipped-work list."""
     name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
+    for hidden, shown in (("_VariableFunctionsClass.", "torch."), ("_TensorBase.", "Tensor."),
+                          ("TensorBase.", "Tensor.")):
+        if name.startswith(hidden):
+            return shown + name[len(hidden):]
     module = getattr(func, "__module__", None)
-    return f"{module}.{name}" if module and not name.startswith(module) else name
-
-
+    return f"{module}.{name}" if module else name
 
 
 def _numpy(t: Tensor, shape: tuple[int, ...]) -> np.ndarray:
