@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from sparsesim.cli import main
+from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.trace import load_trace
 
 torch = pytest.importorskip("torch")
@@ -73,12 +74,12 @@ def make_tokens():
 
 
 class Unlowered(nn.Module):
-    """A transposed conv (not lowered) between two linears."""
+    """A grouped transposed conv (not lowered) before a linear."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.up = nn.ConvTranspose2d(4, 3, 3)
-        self.fc = nn.Linear(3 * 7 * 7, 2)
+        self.up = nn.ConvTranspose2d(4, 4, 3, groups=2)
+        self.fc = nn.Linear(4 * 7 * 7, 2)
 
     def forward(self, x):
         return self.fc(self.up(x).flatten(1))
@@ -215,8 +216,8 @@ def test_coverage_lists_work_that_is_not_lowered(tmp_path, capsys):
     x = torch.randn(2, 4, 5, 5)
     path = capture_model(model, x, out=tmp_path / "u", progress=False)
     cov = load_trace(path).capture["coverage"]
-    up = 2 * 4 * 5 * 5 * 3 * 3 * 3  # each input element scatters into 3 filters x 3x3 taps
-    fc = 2 * 147 * 2
+    up = 2 * 4 * 5 * 5 * 2 * 3 * 3  # each input element scatters into the 2 filters of its group x 3x3 taps
+    fc = 2 * 196 * 2
     assert cov["macs_fwd_recorded"] == fc and cov["macs_fwd_total"] == fc + up
     assert cov["skipped"] == [{"module": "up", "function": "torch.conv_transpose2d", "calls": 1, "macs_fwd": up}]
     code, out, _ = _run(capsys, "trace", "info", str(path))
@@ -242,7 +243,7 @@ def _identity_record(kind, func, name, args, kwargs):
     return func(*args, **kwargs)
 
 
-@pytest.mark.parametrize("case", ["conv3d", "conv3d_grouped", "conv1d", "sdpa_causal", "sdpa_gqa", "einsum",
+@pytest.mark.parametrize("case", ["conv3d", "conv3d_grouped", "conv1d", "conv_transpose2d", "sdpa_causal", "sdpa_gqa", "einsum",
                                   "einsum_sum", "baddbmm", "mha_masks"])
 def test_decompositions_compute_what_torch_computes(case):
     gen = torch.Generator().manual_seed(0)
@@ -260,6 +261,10 @@ def test_decompositions_compute_what_torch_computes(case):
         x, w = r(2, 4, 11), r(6, 2, 3)
         kw = dict(stride=2, padding=2, dilation=2, groups=2)
         want, got = F.conv1d(x, w, None, **kw), run["conv1d"](_identity_record, "c", (x, w), kw)
+    elif case == "conv_transpose2d":
+        x, w, b = r(2, 4, 5, 6), r(4, 3, 3, 2), r(3)
+        kw = dict(stride=(2, 3), padding=1, output_padding=(1, 2), dilation=(1, 2))
+        want, got = F.conv_transpose2d(x, w, b, **kw), run["conv_transpose2d"](_identity_record, "c", (x, w, b), kw)
     elif case.startswith("sdpa"):
         q, k, v = r(2, 4, 6, 8), r(2, 4 if case == "sdpa_causal" else 2, 6, 8), r(2, 4 if case == "sdpa_causal" else 2, 6, 8)
         kw = dict(is_causal=True) if case == "sdpa_causal" else dict(enable_gqa=True, scale=0.2)
@@ -365,3 +370,39 @@ def test_sequence_model_records_time_steps(tmp_path):
                                      progress=False))
     assert [(r.name, r.time_step) for r in trace.ops] == [("cell", t) for t in range(4)]
     assert trace.capture["loss"] == "cross_entropy against random targets of 3 classes"  # h is [batch, 3]
+
+
+def test_conv_transpose2d_is_recorded_as_its_scatter_gemm(tmp_path):
+    model = nn.Sequential(nn.ConvTranspose2d(4, 3, 3, stride=2))
+    x = torch.randn(1, 4, 5, 5)
+    trace = load_trace(capture_model(model, x, out=tmp_path / "c", mode="infer", progress=False))
+    (rec,) = trace.ops
+    # each of the 25 input pixels (4 channels) scatters into 3 filters x 3x3 taps
+    assert (rec.op.kind, rec.op.tokens, rec.op.in_features, rec.op.out_features) == ("linear", 25, 4, 27)
+    rows, w, _ = trace.op_tensors(rec)
+    np.testing.assert_allclose(rows, x[0].permute(1, 2, 0).reshape(25, 4).numpy())
+    np.testing.assert_allclose(w, model[0].weight.detach().reshape(4, 27).T.numpy())
+    # adding each pixel's 3x3 patch of scattered outputs, by hand, gives the layer's output
+    cols = (rows @ w.T).reshape(5, 5, 3, 3, 3)  # (h, w, k, r, s)
+    y = np.zeros((3, 11, 11), dtype=np.float32)
+    for h in range(5):
+        for v in range(5):
+            y[:, 2 * h:2 * h + 3, 2 * v:2 * v + 3] += cols[h, v]
+    want = model[0](x).detach()[0] - model[0].bias.detach().view(3, 1, 1)
+    np.testing.assert_allclose(y, want.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_an_lstm_is_never_dropped_silently(tmp_path):
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(4, 6, batch_first=True)
+            self.fc = nn.Linear(6, 2)
+
+        def forward(self, x):
+            return self.fc(self.rnn(x)[0][:, -1])
+
+    trace = load_trace(capture_model(Tagger(), torch.randn(2, 5, 4), out=tmp_path / "l", progress=False))
+    (skipped,) = trace.capture["coverage"]["skipped"]
+    # 10 tokens, each through the 4 gates' input (4 -> 24) and hidden (6 -> 24) GEMVs
+    assert skipped["module"] == "rnn" and skipped["macs_fwd"] == 10 * (24 * 4 + 24 * 6)

@@ -52,6 +52,11 @@ def _attention(args) -> int:
     return rows * k.shape[-2] * (q.shape[-1] + v.shape[-1])  # Q.K^T then P.V
 
 
+def _rnn_layer(args) -> int:
+    x, w_ih, w_hh = args[:3]
+    return (x.numel() // x.shape[-1]) * (w_ih.numel() + w_hh.numel())  # per token: input and hidden GEMVs
+
+
 _MACS = {
     aten.mm: lambda a, o: _mm(a[0], a[1]),
     aten.addmm: lambda a, o: _mm(a[1], a[2]),
@@ -68,6 +73,7 @@ _MACS = {
     aten._scaled_dot_product_flash_attention: lambda a, o: _attention(a),
     aten._scaled_dot_product_efficient_attention: lambda a, o: _attention(a),
     aten._scaled_dot_product_cudnn_attention: lambda a, o: _attention(a),
+    aten.mkldnn_rnn_layer: lambda a, o: _rnn_layer(a),  # nn.LSTM on CPU; GRU and RNN run as addmm
 }
 """Forward MACs of each aten GEMM kernel from its arguments and output."""
 

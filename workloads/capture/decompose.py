@@ -17,6 +17,8 @@ function                               recorded as
                                        ``C*T*R*S``, out ``K``), or a ``matmul`` with batch ``g`` for
                                        grouped convs; exact MACs and operands, but the stored input is
                                        the unfolded patches (``T*R*S`` times the input)
+``conv_transpose2d`` (groups 1)        its scatter GEMM: ``linear`` (tokens ``N*H*W``, in ``C``, out
+                                       ``K*R*S``), then col2im (``F.fold``, additions only)
 ``scaled_dot_product_attention``       two ``matmul`` ops, ``NAME.scores`` (Q.K^T) and ``NAME.context``
                                        (P.V), with mask, causal mask, scale, dropout and GQA between
 ``addmm``, ``baddbmm``, ``addbmm``     the ``matmul`` of the two factors; ``beta*input`` and ``alpha``
@@ -127,6 +129,38 @@ def conv3d(record: Record, name: str, args: tuple, kwargs: dict):
     y = y.reshape(n, do, ho, wo, k_out).permute(0, 4, 1, 2, 3)
     if bias is not None:
         y = y + bias.view(1, -1, 1, 1, 1)
+    return y.squeeze(0) if unbatched else y
+
+
+_CONV_T_NAMES = ("input", "weight", "bias", "stride", "padding", "output_padding", "groups", "dilation")
+_CONV_T_DEFAULTS = {"bias": None, "stride": 1, "padding": 0, "output_padding": 0, "groups": 1, "dilation": 1}
+
+
+def conv_transpose2d(record: Record, name: str, args: tuple, kwargs: dict):
+    """A transposed conv as the GEMM that scatters each input pixel into ``K x R x S`` outputs, then col2im.
+
+    ``X[N*H*W, C] . W[C, K*R*S]`` is a ``linear`` op (tokens ``N*H*W``, in ``C``, out
+    ``K*R*S``); ``F.fold`` adds the overlapping taps into the output (no MACs). Grouped
+    transposed convs are left to torch (skipped).
+    """
+    call = _bind(args, kwargs, _CONV_T_NAMES, _CONV_T_DEFAULTS)
+    if call is None or int(call["groups"]) != 1:
+        return NOT_LOWERED
+    x, w, bias = call["input"], call["weight"], call["bias"]
+    unbatched = x.dim() == 3
+    x = x.unsqueeze(0) if unbatched else x
+    n, c, h, wd = x.shape
+    r, s = w.shape[2:]
+    stride, padding = _tuple(call["stride"], 2), _tuple(call["padding"], 2)
+    dilation, extra = _tuple(call["dilation"], 2), _tuple(call["output_padding"], 2)
+    size = [(i - 1) * st - 2 * p + d * (kk - 1) + e + 1
+            for i, st, p, d, kk, e in zip((h, wd), stride, padding, dilation, (r, s), extra)]
+    rows = x.permute(0, 2, 3, 1).reshape(n * h * wd, c)
+    cols = record("linear", F.linear, name, (rows, w.reshape(c, -1).t()), {})  # (N*H*W, K*R*S)
+    y = F.fold(cols.reshape(n, h * wd, -1).transpose(1, 2), size, (r, s), dilation=dilation, padding=padding,
+               stride=stride)
+    if bias is not None:
+        y = y + bias.view(1, -1, 1, 1)
     return y.squeeze(0) if unbatched else y
 
 
@@ -323,6 +357,7 @@ def multi_head_attention(record: Record, name: str, args: tuple, kwargs: dict):
 DECOMPOSITIONS = MappingProxyType({
     torch.conv1d: Decomposition("conv1d", conv1d),  # F.conv1d is torch.conv1d
     torch.conv3d: Decomposition("conv3d", conv3d),
+    torch.conv_transpose2d: Decomposition("conv_transpose2d", conv_transpose2d),
     F.scaled_dot_product_attention: Decomposition("sdpa", scaled_dot_product_attention),
     torch.addmm: Decomposition("addmm", addmm), torch.Tensor.addmm: Decomposition("addmm", addmm),
     torch.baddbmm: Decomposition("baddbmm", addmm), torch.Tensor.baddbmm: Decomposition("baddbmm", addmm),
