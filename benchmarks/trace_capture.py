@@ -31,9 +31,11 @@ def main() -> None:
     ap.add_argument("--model", default="resnet18")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--dtype", default="fp16")
+    ap.add_argument("--threads", type=int, default=1, help="PyTorch threads of the capture (default 1, as the CLI)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="trace_capture_") as tmp:
-        common = dict(steps=1, batch=args.batch, mode="train", dtype=args.dtype, progress=False, overwrite=True)
+        common = dict(steps=1, batch=args.batch, mode="train", dtype=args.dtype, threads=args.threads, progress=False,
+                      overwrite=True)
         capture_s, path = _timed(lambda: capture_zoo(args.model, out=Path(tmp) / "cold", warmup_steps=0, **common))
         size_mb = sum(f.stat().st_size for f in path.iterdir()) / 1e6
         load_s, trace = _timed(lambda: load_trace(path))
@@ -41,7 +43,7 @@ def main() -> None:
         warm = MODELS.get(args.model).warmup_steps
         e2e_s, _ = _timed(lambda: capture_zoo(args.model, out=Path(tmp) / "warm", **common))
     print(f"{args.model} training step, batch {args.batch}, {args.dtype} storage, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+          f"{args.threads} thread(s) of {torch.get_num_threads()} available")
     print(f"  capture (build + 1 step + write):  {capture_s:7.2f} s   (target < 60 s)")
     print(f"  size on disk:                      {size_mb:7.1f} MB  (target < 1000 MB), "
           f"{len(trace.ops)} ops, {len(trace.entries)} tensors")
