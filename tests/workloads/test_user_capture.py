@@ -244,7 +244,7 @@ def _identity_record(kind, func, name, args, kwargs):
 
 
 @pytest.mark.parametrize("case", ["conv3d", "conv3d_grouped", "conv1d", "conv_transpose2d", "sdpa_causal", "sdpa_gqa", "einsum",
-                                  "einsum_sum", "baddbmm", "mha_masks"])
+                                  "einsum_sum", "baddbmm", "mha_masks", "lstm", "gru", "rnn_relu"])
 def test_decompositions_compute_what_torch_computes(case):
     gen = torch.Generator().manual_seed(0)
 
@@ -280,23 +280,33 @@ def test_decompositions_compute_what_torch_computes(case):
         want = torch.baddbmm(i, b1, b2, beta=0.5, alpha=2.0)
         got = run["baddbmm"](_identity_record, "b", (i, b1, b2), dict(beta=0.5, alpha=2.0))
     else:
-        mha = nn.MultiheadAttention(8, 2)
-        x = r(5, 3, 8)  # (L, N, E)
-        mask = torch.rand(5, 5, generator=gen) > 0.6
-        mask.fill_diagonal_(False)
-        padding = torch.zeros(3, 5, dtype=torch.bool)
-        padding[1, -1] = True
-        want = mha(x, x, x, attn_mask=mask, key_padding_mask=padding)[0]
         from torch.overrides import TorchFunctionMode
 
         class Lower(TorchFunctionMode):
             def __torch_function__(self, func, types, args=(), kwargs=None):
-                if func is F.multi_head_attention_forward:
-                    return run["mha"](_identity_record, "m", args, kwargs or {})
+                if func in (F.multi_head_attention_forward, torch.lstm, torch.gru, torch.rnn_relu):
+                    return DECOMPOSITIONS[func].run(_identity_record, "m", args, kwargs or {})
                 return func(*args, **(kwargs or {}))
 
+        if case == "mha_masks":
+            module = nn.MultiheadAttention(8, 2)
+            x = r(5, 3, 8)  # (L, N, E)
+            mask = torch.rand(5, 5, generator=gen) > 0.6
+            mask.fill_diagonal_(False)
+            padding = torch.zeros(3, 5, dtype=torch.bool)
+            padding[1, -1] = True
+            kw = dict(attn_mask=mask, key_padding_mask=padding)
+            inputs = (x, x, x)
+        else:
+            cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn_relu": nn.RNN}[case]
+            extra = dict(nonlinearity="relu") if case == "rnn_relu" else dict(num_layers=2, bidirectional=True)
+            module = cls(4, 5, batch_first=True, **extra)
+            inputs, kw = (r(3, 6, 4),), {}
+        want = module(*inputs, **kw)
         with Lower():
-            got = mha(x, x, x, attn_mask=mask, key_padding_mask=padding)[0]
+            got = module(*inputs, **kw)
+        want, got = torch.cat([t.flatten() for t in torch.utils._pytree.tree_leaves(want)]), \
+            torch.cat([t.flatten() for t in torch.utils._pytree.tree_leaves(got)])
     assert got is not NOT_LOWERED
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
@@ -392,17 +402,32 @@ def test_conv_transpose2d_is_recorded_as_its_scatter_gemm(tmp_path):
     np.testing.assert_allclose(y, want.numpy(), rtol=1e-5, atol=1e-5)
 
 
-def test_an_lstm_is_never_dropped_silently(tmp_path):
-    class Tagger(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.rnn = nn.LSTM(4, 6, batch_first=True)
-            self.fc = nn.Linear(6, 2)
+class Tagger(nn.Module):
+    def __init__(self, proj_size: int = 0):
+        super().__init__()
+        self.rnn = nn.LSTM(4, 6, batch_first=True, proj_size=proj_size)
+        self.fc = nn.Linear(proj_size or 6, 2)
 
-        def forward(self, x):
-            return self.fc(self.rnn(x)[0][:, -1])
+    def forward(self, x):
+        return self.fc(self.rnn(x)[0][:, -1])
 
-    trace = load_trace(capture_model(Tagger(), torch.randn(2, 5, 4), out=tmp_path / "l", progress=False))
+
+def test_an_lstm_is_unrolled_into_time_steps(tmp_path):
+    model = Tagger()
+    x = torch.randn(2, 5, 4)
+    trace = load_trace(capture_model(model, x, out=tmp_path / "l", sequence=True, progress=False))
+    cov = trace.capture["coverage"]
+    # 10 tokens, each through the 4 gates' input (4 -> 24) and hidden (6 -> 24) GEMMs, then the classifier
+    assert cov["skipped"] == [] and cov["macs_fwd_total"] == 10 * (24 * 4 + 24 * 6) + 2 * 6 * 2
+    ih = [r for r in trace.ops if r.name == "rnn.l0.ih"]
+    assert [r.time_step for r in ih] == list(range(5)) and ih[0].op.tokens == 2
+    np.testing.assert_allclose(trace.operand(ih[3], "input"), x[:, 3].numpy())  # x_t is the input at step t
+    hh = [r for r in trace.ops if r.name == "rnn.l0.hh"]
+    assert not trace.operand(hh[0], "input").any()  # h_0 = 0
+
+
+def test_an_lstm_with_projections_is_never_dropped_silently(tmp_path):
+    trace = load_trace(capture_model(Tagger(proj_size=3), torch.randn(2, 5, 4), out=tmp_path / "l", progress=False))
     (skipped,) = trace.capture["coverage"]["skipped"]
-    # 10 tokens, each through the 4 gates' input (4 -> 24) and hidden (6 -> 24) GEMVs
-    assert skipped["module"] == "rnn" and skipped["macs_fwd"] == 10 * (24 * 4 + 24 * 6)
+    # per token: gates from the input (4 -> 24) and the projected state (3 -> 24), projection 6 -> 3
+    assert skipped["module"] == "rnn" and skipped["macs_fwd"] == 10 * (24 * 4 + 24 * 3 + 3 * 6)

@@ -25,6 +25,8 @@ function                               recorded as
                                        around it
 ``multi_head_attention_forward``       the projections as ``linear`` ops and the two attention GEMMs
                                        (:func:`multi_head_attention`)
+``lstm``, ``gru``, ``rnn_tanh/relu``   ``nn.LSTM``/``GRU``/``RNN`` unrolled: two ``linear`` ops per time
+                                       step, layer and direction (:func:`_recurrent`)
 ``einsum`` (two operands)              one (batched) ``matmul`` when the equation is a contraction:
                                        indices in both operands and the output are the batch, in both
                                        operands only the reduction; an index in one operand only is
@@ -354,6 +356,72 @@ def multi_head_attention(record: Record, name: str, args: tuple, kwargs: dict):
     return (out.squeeze(1) if unbatched else out), weights
 
 
+def _lstm_cell(gates: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    i, f, g, o = gates.chunk(4, -1)
+    c = torch.sigmoid(f) * state[1] + torch.sigmoid(i) * torch.tanh(g)
+    h = torch.sigmoid(o) * torch.tanh(c)
+    return h, (h, c)
+
+
+def _recurrent(cell: str):
+    """The ``torch.lstm``/``gru``/``rnn_tanh``/``rnn_relu`` call of ``nn.LSTM``/``GRU``/``RNN``, unrolled.
+
+    Every time step of every layer and direction records two ``linear`` ops,
+    ``NAME.l<layer>[_reverse].ih`` (``x_t . W_ih^T``) and ``.hh`` (``h_{t-1} . W_hh^T``), so with
+    ``sequence=True`` their t-th calls are time steps t (delta replay). The gate equations are
+    those of the torch documentation of each module. Packed sequences and LSTM projections
+    (``proj_size``) are left to torch (skipped).
+    """
+
+    def run(record: Record, name: str, args: tuple, kwargs: dict):
+        if kwargs or len(args) != 9 or not isinstance(args[3], bool) or not isinstance(args[2], (list, tuple)):
+            return NOT_LOWERED  # the packed-sequence overload puts batch_sizes second
+        x, hx, params, has_biases, layers, dropout, train, bidirectional, batch_first = args
+        directions = 2 if bidirectional else 1
+        per = 4 if has_biases else 2
+        if len(params) != per * layers * directions:
+            return NOT_LOWERED  # proj_size adds a weight per layer and direction
+        x = x.transpose(0, 1) if batch_first else x  # (T, B, features)
+        h0, c0 = hx if cell == "lstm" else (hx, None)
+        finals_h, finals_c = [], []
+        for layer in range(layers):
+            outputs = []
+            for d in range(directions):
+                index = layer * directions + d
+                w_ih, w_hh, b_ih, b_hh = (*params[index * per:index * per + 2],
+                                          *(params[index * per + 2:index * per + 4] if has_biases else (None, None)))
+                label = f"{name}.l{layer}{'_reverse' if d else ''}"
+                state = (h0[index], c0[index]) if cell == "lstm" else h0[index]
+                steps = range(x.shape[0] - 1, -1, -1) if d else range(x.shape[0])
+                hs = [None] * x.shape[0]
+                for t in steps:
+                    h_prev = state[0] if cell == "lstm" else state
+                    gi = record("linear", F.linear, f"{label}.ih", (x[t], w_ih, b_ih), {})
+                    gh = record("linear", F.linear, f"{label}.hh", (h_prev, w_hh, b_hh), {})
+                    if cell == "lstm":
+                        h, state = _lstm_cell(gi + gh, state)
+                    elif cell == "gru":
+                        (ir, iz, i_n), (hr, hz, hn) = gi.chunk(3, -1), gh.chunk(3, -1)
+                        r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
+                        h = state = (1 - z) * torch.tanh(i_n + r * hn) + z * h_prev
+                    else:
+                        h = state = torch.tanh(gi + gh) if cell == "rnn_tanh" else torch.relu(gi + gh)
+                    hs[t] = h
+                outputs.append(torch.stack(hs))
+                finals_h.append(state[0] if cell == "lstm" else state)
+                if cell == "lstm":
+                    finals_c.append(state[1])
+            x = torch.cat(outputs, -1) if directions == 2 else outputs[0]
+            if dropout and train and layer < layers - 1:
+                x = F.dropout(x, dropout, training=True)
+        out = x.transpose(0, 1) if batch_first else x
+        if cell == "lstm":
+            return out, torch.stack(finals_h), torch.stack(finals_c)
+        return out, torch.stack(finals_h)
+
+    return run
+
+
 DECOMPOSITIONS = MappingProxyType({
     torch.conv1d: Decomposition("conv1d", conv1d),  # F.conv1d is torch.conv1d
     torch.conv3d: Decomposition("conv3d", conv3d),
@@ -364,5 +432,9 @@ DECOMPOSITIONS = MappingProxyType({
     torch.addbmm: Decomposition("addbmm", addbmm), torch.Tensor.addbmm: Decomposition("addbmm", addbmm),
     torch.einsum: Decomposition("einsum", einsum),
     F.multi_head_attention_forward: Decomposition("mha", multi_head_attention),
+    torch.lstm: Decomposition("lstm", _recurrent("lstm")),
+    torch.gru: Decomposition("gru", _recurrent("gru")),
+    torch.rnn_tanh: Decomposition("rnn", _recurrent("rnn_tanh")),
+    torch.rnn_relu: Decomposition("rnn", _recurrent("rnn_relu")),
 })
 """Torch functions the recorder rewrites into recorded GEMMs, by function object."""

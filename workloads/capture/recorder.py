@@ -52,7 +52,8 @@ _KINDS: dict[object, str] = {
     **bdwp.FUNCTIONS,  # their `weight` is W_fwd, pruned from the dense parameter passed as `master`
 }
 _OWN_KIND = {nn.Conv2d: "conv2d", nn.Linear: "linear", nn.Conv1d: "conv1d", nn.Conv3d: "conv3d",
-             nn.ConvTranspose2d: "conv_transpose2d", nn.MultiheadAttention: "mha"}
+             nn.ConvTranspose2d: "conv_transpose2d", nn.MultiheadAttention: "mha", nn.LSTM: "lstm", nn.GRU: "gru",
+             nn.RNN: "rnn"}
 """Modules whose own op takes the module's name (the label of a decomposed call for conv1d/conv3d)."""
 
 
