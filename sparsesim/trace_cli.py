@@ -2,8 +2,8 @@
 
 :func:`add_trace_commands` adds it to the main parser; every handler returns an exit code
 and raises :class:`~sparsesim.workloads.errors.InputError` for bad input. torch is imported only by
-:func:`sparsesim.workloads.capture.capture_zoo` and ``capture_user_model``, and only when a capture runs; without torch it
-fails with an install hint.
+:func:`sparsesim.workloads.capture.capture_zoo` and ``capture_user_model``, and only when a
+capture runs; without torch it fails with an install hint.
 """
 
 from __future__ import annotations

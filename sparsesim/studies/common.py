@@ -47,7 +47,7 @@ def trace_for(model: str, traces: Path, *, mode: str, batch: int, steps: int = 1
         return path
     traces.mkdir(parents=True, exist_ok=True)
     return capture_zoo(model, steps=steps, batch=batch, out=path, mode=mode, nm=nm, seed=seed,
-                         warmup_steps=warmup_steps, threads=1, progress=False)
+                       warmup_steps=warmup_steps, threads=1, progress=False)
 
 
 def run_workload(workload: Workload, accel: str, *, sets: tuple[str, ...] = (), sparsity: list[dict] | None = None,

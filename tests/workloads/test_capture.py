@@ -181,7 +181,7 @@ def test_gru_time_steps_and_nm_weights(tmp_path):
         assert groups.max() <= 2, r.name
     assert trace.capture["nm"] == "2:4" and trace.capture["nm_mode"] == "bdwp"
     forward = load_trace(capture_zoo("gru", out=tmp_path / "f", batch=2, warmup_steps=2, nm="2:4",
-                                       nm_mode="forward", progress=False))
+                                     nm_mode="forward", progress=False))
     assert forward.capture["nm_mode"] == "forward"
     for r in forward.ops:
         w = forward.operand(r, "weight")

@@ -243,8 +243,8 @@ def _identity_record(kind, func, name, args, kwargs):
     return func(*args, **kwargs)
 
 
-@pytest.mark.parametrize("case", ["conv3d", "conv3d_grouped", "conv1d", "conv_transpose2d", "sdpa_causal", "sdpa_gqa", "einsum",
-                                  "einsum_sum", "baddbmm", "mha_masks", "lstm", "gru", "rnn_relu"])
+@pytest.mark.parametrize("case", ["conv3d", "conv3d_grouped", "conv1d", "conv_transpose2d", "sdpa_causal", "sdpa_gqa",
+                                  "einsum", "einsum_sum", "baddbmm", "mha_masks", "lstm", "gru", "rnn_relu"])
 def test_decompositions_compute_what_torch_computes(case):
     gen = torch.Generator().manual_seed(0)
 
@@ -266,15 +266,18 @@ def test_decompositions_compute_what_torch_computes(case):
         kw = dict(stride=(2, 3), padding=1, output_padding=(1, 2), dilation=(1, 2))
         want, got = F.conv_transpose2d(x, w, b, **kw), run["conv_transpose2d"](_identity_record, "c", (x, w, b), kw)
     elif case.startswith("sdpa"):
-        q, k, v = r(2, 4, 6, 8), r(2, 4 if case == "sdpa_causal" else 2, 6, 8), r(2, 4 if case == "sdpa_causal" else 2, 6, 8)
+        kv_heads = 4 if case == "sdpa_causal" else 2  # 2 key/value heads for 4 query heads: grouped-query
+        q, k, v = r(2, 4, 6, 8), r(2, kv_heads, 6, 8), r(2, kv_heads, 6, 8)
         kw = dict(is_causal=True) if case == "sdpa_causal" else dict(enable_gqa=True, scale=0.2)
         want, got = F.scaled_dot_product_attention(q, k, v, **kw), run["sdpa"](_identity_record, "s", (q, k, v), kw)
     elif case == "einsum":
         a, b = r(2, 3, 4, 5), r(5, 3, 6)
-        want, got = torch.einsum("bhik,khj->bhji", a, b), run["einsum"](_identity_record, "e", ("bhik,khj->bhji", a, b), {})
+        want = torch.einsum("bhik,khj->bhji", a, b)
+        got = run["einsum"](_identity_record, "e", ("bhik,khj->bhji", a, b), {})
     elif case == "einsum_sum":  # l appears only in the first operand: summed out before the GEMM
         a, b = r(2, 3, 4, 5), r(5, 3, 7)
-        want, got = torch.einsum("ijkl,ljm->imk", a, b), run["einsum"](_identity_record, "e", ("ijkl,ljm->imk", a, b), {})
+        want = torch.einsum("ijkl,ljm->imk", a, b)
+        got = run["einsum"](_identity_record, "e", ("ijkl,ljm->imk", a, b), {})
     elif case == "baddbmm":
         i, b1, b2 = r(3, 4, 5), r(3, 4, 6), r(3, 6, 5)
         want = torch.baddbmm(i, b1, b2, beta=0.5, alpha=2.0)
