@@ -334,6 +334,7 @@ def test_conv3d_is_recorded_as_its_im2col_gemm(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--model", "nowhere/net.py:make"], "error: --model: nowhere/net.py: no such file"),
+    (["--model", "nowhere/net.py"], "error: --model: nowhere/net.py: name the model in it, as nowhere/net.py:NAME"),
     (["--model", f"{HERE}:make_modl"], "error: --model: {HERE} has no 'make_modl' (did you mean 'make_model'?)"),
     (["--model", f"{HERE}:make_broken"], "error: --model: {HERE}:make_broken() raised ValueError: no weights here"),
     (["--model", "no_such_pkg.models:make"], "error: --model: no module named 'no_such_pkg.models'"),
@@ -429,6 +430,7 @@ def test_an_lstm_is_unrolled_into_time_steps(tmp_path):
     assert not trace.operand(hh[0], "input").any()  # h_0 = 0
 
 
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 def test_an_lstm_with_projections_is_never_dropped_silently(tmp_path):
     trace = load_trace(capture_model(Tagger(proj_size=3), torch.randn(2, 5, 4), out=tmp_path / "l", progress=False))
     (skipped,) = trace.capture["coverage"]["skipped"]

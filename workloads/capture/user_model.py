@@ -19,6 +19,7 @@ Importing a file runs it, exactly as ``python FILE.py`` would run its top level.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import re
@@ -50,6 +51,8 @@ class ModelRef:
 def parse_model_ref(text: str) -> ModelRef | None:
     """``"path/net.py:make"`` or ``"pkg.mod:make"`` -> :class:`ModelRef`; a zoo name (no ``:``) -> ``None``."""
     if ":" not in text:
+        if text.endswith(".py") or "/" in text or "\\" in text:
+            raise field_error(FLAG, f"{text}: name the model in it, as {text}:NAME")
         return None
     source, _, name = text.rpartition(":")
     if not source or not _IDENTIFIER.fullmatch(name):
@@ -79,7 +82,7 @@ def _import(ref: ModelRef) -> object:
     path = Path(ref.source)
     if not path.is_file():
         raise field_error(FLAG, f"{path}: no such file")
-    module_name = f"_sparsesim_user_model_{abs(hash(str(path.resolve())))}"
+    module_name = f"_sparsesim_user_model_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise field_error(FLAG, f"{path}: cannot be imported as Python")
