@@ -173,10 +173,12 @@ def test_two_captures_are_byte_identical_whatever_the_callers_threads(tmp_path):
 
 def test_cli_threads_flag_is_recorded(tmp_path, capsys):
     code, _, err = _run(capsys, "trace", "capture", "--model", f"{HERE}:make_model", "--input-shape", "3,8,8",
-                        "--batch", "1", "--threads", "2", "--mode", "infer", "--out", str(tmp_path / "t"),
-                        "--no-progress")
+                        "--batch", "1", "--threads", "2", "--mode", "infer", "--dtype", "bf16", "--out",
+                        str(tmp_path / "t"), "--no-progress")
     assert code == 0, err
-    assert load_trace(tmp_path / "t").capture["threads"] == 2
+    trace = load_trace(tmp_path / "t")
+    assert trace.capture["threads"] == 2 and trace.storage.name == "bf16"
+    assert all(r.phases == (Phase.FWD,) for r in trace.ops)
 
 
 def test_dict_form_token_inputs_and_custom_loss(tmp_path, capsys):
