@@ -438,3 +438,19 @@ def test_an_lstm_with_projections_is_never_dropped_silently(tmp_path):
     (skipped,) = trace.capture["coverage"]["skipped"]
     # per token: gates from the input (4 -> 24) and the projected state (3 -> 24), projection 6 -> 3
     assert skipped["module"] == "rnn" and skipped["macs_fwd"] == 10 * (24 * 4 + 24 * 3 + 3 * 6)
+
+
+def test_model_from_an_importable_module(tmp_path, capsys, monkeypatch):
+    package = tmp_path / "src" / "mynets"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "models.py").write_text("import torch\n\nMODEL = torch.nn.Sequential(torch.nn.Linear(6, 4))\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    code, _, err = _run(capsys, "trace", "capture", "--model", "mynets.models:MODEL", "--input-shape", "6",
+                        "--batch", "3", "--out", str(tmp_path / "t"), "--no-progress")
+    assert code == 0, err
+    trace = load_trace(tmp_path / "t")
+    assert trace.capture["model"] == "mynets.models:MODEL"
+    assert trace.capture["loss"] == "cross_entropy against random targets of 4 classes"  # output (3, 4)
+    (op,) = (r.op for r in trace.ops)
+    assert (op.tokens, op.in_features, op.out_features) == (3, 6, 4)
