@@ -374,6 +374,7 @@ def train_and_capture(factory: Callable, out: Path, *, settings: dict, sequence:
         raise InputError(f"nm_mode: unknown mode {nm_mode!r} (choose from bdwp, forward)")
     seed, batch, steps = settings["seed"], settings["batch"], settings["steps"]
     with deterministic(seed, settings.get("threads", 1)):
+        _progress.stage(f"capture {settings['model']}: building the model", progress)
         net = factory(torch.Generator().manual_seed(seed))
         model = net.model
         gen = torch.Generator().manual_seed(seed + 1)
