@@ -21,7 +21,7 @@ def _size_mib(path: Path) -> float:
 
 
 _USER_MODEL_FLAGS = (("input_shape", "--input-shape"), ("input_dtype", "--input-dtype"), ("vocab", "--vocab"),
-                     ("sequence", "--sequence"))
+                     ("sequence", "--sequence"), ("strict", "--strict"))
 """Flags that describe the user's own model; zoo models bring their own inputs and time axis."""
 
 
@@ -50,7 +50,7 @@ def cmd_capture(args) -> int:
         out = Path(args.out or f"traces/{ref.name}-{args.mode}")
         path = capture_user_model(args.model, out=out, warmup_steps=args.warmup_steps or 0,
                                   input_shape=args.input_shape, input_dtype=args.input_dtype or "float",
-                                  vocab=args.vocab, sequence=args.sequence, **common)
+                                  vocab=args.vocab, sequence=args.sequence, strict=args.strict, **common)
     print(f"wrote {path} ({_size_mib(path):.1f} MiB) in {time.perf_counter() - start:.1f} s; "
           f"see `sparsesim trace info {path}`")
     with load_trace(path) as trace:
@@ -139,6 +139,8 @@ def add_trace_commands(subparsers) -> None:
     cap.add_argument("--vocab", type=int, metavar="V", help="own model: token ids are drawn below V")
     cap.add_argument("--sequence", action="store_true",
                      help="own model: record the t-th call of a layer in a step as time step t (delta replay)")
+    cap.add_argument("--strict", action="store_true",
+                     help="own model: fail if any GEMM work cannot be recorded (default: list it as skipped)")
     cap.add_argument("--steps", type=int, default=1, help="captured steps, each a fresh batch (default 1)")
     cap.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
     cap.add_argument("--out", metavar="DIR", help="trace directory (default traces/MODEL-MODE)")

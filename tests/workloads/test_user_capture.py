@@ -454,3 +454,13 @@ def test_model_from_an_importable_module(tmp_path, capsys, monkeypatch):
     assert trace.capture["loss"] == "cross_entropy against random targets of 4 classes"  # output (3, 4)
     (op,) = (r.op for r in trace.ops)
     assert (op.tokens, op.in_features, op.out_features) == (3, 6, 4)
+
+
+def test_strict_refuses_work_it_cannot_record(tmp_path, capsys):
+    source = tmp_path / "up.py"
+    source.write_text("import torch\n\ndef make():\n    return torch.nn.ConvTranspose2d(4, 4, 3, groups=2)\n")
+    code, _, err = _run(capsys, "trace", "capture", "--model", f"{source}:make", "--input-shape", "4,5,5",
+                        "--batch", "2", "--strict", "--out", str(tmp_path / "t"), "--no-progress")
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("error: --strict: <top>: torch.conv_transpose2d does 3,600 forward MACs")  # 200 x 2 x 3 x 3
+    assert not (tmp_path / "t").exists()

@@ -172,8 +172,8 @@ def capture_model(model, inputs=None, *, out: Path | str, mode: str = "train", s
                   batch: int = 8, input_shape: str | Sequence[int] | None = None, input_dtype: str = "float",
                   vocab: int | None = None, loss: Callable | None = None, optimizer=None, warmup_steps: int = 0,
                   nm: str | None = None, nm_mode: str = "bdwp", dtype: str = "fp32", seed: int = 0,
-                  threads: int = 1, sequence: bool = False, name: str | None = None, overwrite: bool = False,
-                  progress: bool = True) -> Path:
+                  threads: int = 1, sequence: bool = False, name: str | None = None, strict: bool = False,
+                  overwrite: bool = False, progress: bool = True) -> Path:
     """Capture a trace of ``model`` (an ``nn.Module``) at ``out``; returns the trace path.
 
     ``inputs`` is one batch (a tensor, or a tuple of the model's positional inputs), a
@@ -187,7 +187,8 @@ def capture_model(model, inputs=None, *, out: Path | str, mode: str = "train", s
     optimizer instance) replace the defaults (see the module docstring). ``sequence=True``
     records the t-th call of a layer within a step as time step t (for delta replay).
     ``name`` labels the model in the manifest (default its class name). Ops the recorder
-    does not lower are listed with their MACs in ``capture.coverage``. Needs torch.
+    does not lower are listed with their MACs in ``capture.coverage`` (with ``strict``,
+    they are an error and nothing is written). Needs torch.
     """
     torch = _torch()
     if not isinstance(model, torch.nn.Module):
@@ -201,14 +202,15 @@ def capture_model(model, inputs=None, *, out: Path | str, mode: str = "train", s
     return _capture(user, given, out=Path(out), label=name or type(model).__name__, recorded={}, mode=mode,
                     steps=steps, batch=batch, input_shape=input_shape, input_dtype=input_dtype, vocab=vocab,
                     warmup_steps=warmup_steps, nm=nm, nm_mode=nm_mode, dtype=dtype, seed=seed, threads=threads,
-                    sequence=sequence, overwrite=overwrite, progress=progress)
+                    sequence=sequence, strict=strict, overwrite=overwrite, progress=progress)
 
 
 def capture_user_model(ref: str, *, out: Path | str, mode: str = "train", steps: int = 1, batch: int = 8,
                        input_shape: str | Sequence[int] | None = None, input_dtype: str = "float",
                        vocab: int | None = None, warmup_steps: int = 0, nm: str | None = None,
                        nm_mode: str = "bdwp", dtype: str = "fp32", seed: int = 0, threads: int = 1,
-                       sequence: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
+                       sequence: bool = False, strict: bool = False, overwrite: bool = False,
+                       progress: bool = True) -> Path:
     """``trace capture --model FILE.py:NAME|package.module:NAME``: load ``NAME``, build it seeded, capture it.
 
     ``NAME`` is built under ``torch.manual_seed(seed)`` with ``threads`` threads, then
@@ -233,7 +235,7 @@ def capture_user_model(ref: str, *, out: Path | str, mode: str = "train", steps:
     return _capture(user, None, out=Path(out), label=model_ref.name, recorded={"model": str(model_ref)}, mode=mode,
                     steps=steps, batch=batch, input_shape=input_shape, input_dtype=input_dtype, vocab=vocab,
                     warmup_steps=warmup_steps, nm=nm, nm_mode=nm_mode, dtype=dtype, seed=seed, threads=threads,
-                    sequence=sequence, overwrite=overwrite, progress=progress)
+                    sequence=sequence, strict=strict, overwrite=overwrite, progress=progress)
 
 
 def _check(*, mode, steps, batch, input_shape, input_dtype, vocab, warmup_steps, nm, nm_mode, dtype, threads,
@@ -257,7 +259,7 @@ def _check(*, mode, steps, batch, input_shape, input_dtype, vocab, warmup_steps,
 
 def _capture(user: UserModel, given, *, out: Path, label: str, recorded: dict, mode: str, steps: int | None,
              batch: int, input_shape, input_dtype: str, vocab, warmup_steps: int, nm, nm_mode: str, dtype: str,
-             seed: int, threads: int, sequence: bool, overwrite: bool, progress: bool) -> Path:
+             seed: int, threads: int, sequence: bool, strict: bool, overwrite: bool, progress: bool) -> Path:
     """The one capture path of :func:`capture_model` and :func:`capture_user_model`."""
     _check(mode=mode, steps=steps, batch=batch, input_shape=input_shape, input_dtype=input_dtype, vocab=vocab,
            warmup_steps=warmup_steps, nm=nm, nm_mode=nm_mode, dtype=dtype, threads=threads,
@@ -311,7 +313,7 @@ def _capture(user: UserModel, given, *, out: Path, label: str, recorded: dict, m
             with _users_code(f"{label}: the captured step"):
                 return capture_module(model, captured, out, loss_fn=loss, optimizer=optimizer, mode=mode, dtype=dtype,
                                       sequence=sequence, settings=settings, overwrite=overwrite, progress=progress,
-                                      after_step=after_step)
+                                      after_step=after_step, strict=strict)
         finally:
             if installed:
                 bdwp.remove(model)

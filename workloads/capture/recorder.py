@@ -37,7 +37,7 @@ from sparsesim.workloads.capture import bdwp
 from sparsesim.workloads.capture.coverage import RECORDED, MacCounter, coverage_summary
 from sparsesim.workloads.capture.decompose import DECOMPOSITIONS, NOT_LOWERED
 from sparsesim.workloads.capture import progress as _progress
-from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.errors import InputError, field_error
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.ops import Conv2d, Linear, Matmul, Op
 from sparsesim.workloads.trace.format import Operand
@@ -272,7 +272,7 @@ def capture_module(model: nn.Module, batches: Sequence[tuple], out: Path | str, 
                    loss_fn: Callable | None = None, optimizer: torch.optim.Optimizer | None = None,
                    mode: str = "train", dtype: str = "fp32", sequence: bool = False, settings: dict | None = None,
                    overwrite: bool = False, progress: bool = True,
-                   after_step: Callable[[], None] | None = None) -> Path:
+                   after_step: Callable[[], None] | None = None, strict: bool = False) -> Path:
     """Run ``model`` over ``batches`` and write a trace of every conv2d, linear and matmul to ``out``.
 
     Each batch is ``(inputs, target)``: ``inputs`` a tensor or a tuple of tensors passed
@@ -281,8 +281,8 @@ def capture_module(model: nn.Module, batches: Sequence[tuple], out: Path | str, 
     runs forward and backward per batch and, if ``optimizer`` is given, an update followed by
     ``after_step()``; ``infer`` runs forward under ``torch.no_grad``. A ``loss_fn`` with a
     ``describe()`` method has its answer recorded as the ``loss`` setting. The manifest's
-    ``capture.coverage`` says how much forward GEMM work the ops hold (:mod:`.coverage`).
-    Returns the trace path.
+    ``capture.coverage`` says how much forward GEMM work the ops hold (:mod:`.coverage`);
+    with ``strict`` any work left out is an error and nothing is written. Returns the trace path.
     """
     if mode not in ("train", "infer"):
         raise InputError(f"mode: unknown mode {mode!r} (choose from train, infer)")
@@ -311,7 +311,13 @@ def capture_module(model: nn.Module, batches: Sequence[tuple], out: Path | str, 
         finally:
             recorder.remove_hooks()
         # known only now: how much of the forward GEMM work the ops hold (format.py, "coverage")
-        writer.capture["coverage"] = coverage_summary(recorder.counter, recorder.recorded_fwd_macs, len(batches))
+        coverage = writer.capture["coverage"] = coverage_summary(recorder.counter, recorder.recorded_fwd_macs,
+                                                                 len(batches))
+        if strict and coverage["skipped"]:
+            first = coverage["skipped"][0]
+            raise field_error("--strict", f"{first['module']}: {first['function']} does {first['macs_fwd']:,} forward "
+                                          f"MACs that the recorder cannot lower ({len(coverage['skipped'])} such call "
+                                          "site(s); without --strict they are listed in the trace as skipped)")
         if train and callable(getattr(loss_fn, "describe", None)):  # a loss chosen from the output says which
             writer.capture["loss"] = loss_fn.describe()
         _progress.stage(f"{label}: writing {out}", progress)
