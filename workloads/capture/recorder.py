@@ -12,10 +12,19 @@ the N:M forward weight W_fwd it computes with). For each call it
   value before it (PyTorch autograd docs, "Backward hooks execution"), i.e. the op's own
   output gradient; full backward module hooks are not used.
 
+Functions that are GEMMs in disguise (``conv1d``, ``conv3d``, ``scaled_dot_product_attention``,
+``nn.MultiheadAttention``, ``nn.LSTM``, ``einsum``...) are rewritten by :mod:`.decompose` into
+recorded ``conv2d``/``linear``/``matmul`` calls. Every other torch function runs unrecorded,
+and :class:`.coverage.MacCounter` counts any GEMM work inside it at the aten level, so the
+manifest lists what the trace leaves out (``capture.coverage``).
+
 Module forward hooks keep a stack of module names: a call is named after the module that
 made it (``layer1.0.conv1``), or ``<module>.<kind><i>`` for functional calls inside a module
 (``layers.0.attn.matmul0``). In a sequence model the t-th call of an op in a step is time
 step t; elsewhere repeated calls get ``#k`` suffixes.
+
+:func:`deterministic` fixes the seed, the number of intra-op threads and deterministic
+kernels for a capture, so the same capture gives bit-identical tensors.
 """
 
 from __future__ import annotations
@@ -34,9 +43,9 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from sparsesim.workloads.capture import bdwp
+from sparsesim.workloads.capture import progress as _progress
 from sparsesim.workloads.capture.coverage import RECORDED, MacCounter, coverage_summary
 from sparsesim.workloads.capture.decompose import DECOMPOSITIONS, NOT_LOWERED
-from sparsesim.workloads.capture import progress as _progress
 from sparsesim.workloads.errors import InputError, field_error
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.ops import Conv2d, Linear, Matmul, Op
