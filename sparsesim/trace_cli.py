@@ -2,8 +2,8 @@
 
 :func:`add_trace_commands` adds it to the main parser; every handler returns an exit code
 and raises :class:`~sparsesim.workloads.errors.InputError` for bad input. torch is imported only by
-:func:`sparsesim.workloads.capture.capture_model`, and only when a capture runs; without torch it
-fails with an install hint.
+:func:`sparsesim.workloads.capture.capture_zoo` and ``capture_user_model``, and only when a
+capture runs; without torch it fails with an install hint.
 """
 
 from __future__ import annotations
@@ -20,18 +20,41 @@ def _size_mib(path: Path) -> float:
     return sum(f.stat().st_size for f in path.iterdir() if f.is_file()) / 2**20
 
 
+_USER_MODEL_FLAGS = (("input_shape", "--input-shape"), ("input_dtype", "--input-dtype"), ("vocab", "--vocab"),
+                     ("sequence", "--sequence"), ("strict", "--strict"))
+"""Flags that describe the user's own model; zoo models bring their own inputs and time axis."""
+
+
 def cmd_capture(args) -> int:
-    from sparsesim.workloads.capture import capture_model  # imports torch only once the arguments are checked
+    # imports torch only once the arguments are checked
+    from sparsesim.workloads.capture import capture_user_model, capture_zoo
+    from sparsesim.workloads.capture.user_model import parse_model_ref
+    from sparsesim.workloads.trace import load_trace
+    from sparsesim.workloads.trace.info import coverage_lines
 
     if args.nm_mode and not args.nm:
         raise InputError("--nm-mode: only with --nm N:M")
-    out = Path(args.out or f"traces/{args.model}-{args.mode}")
+    ref = parse_model_ref(args.model)
+    common = dict(steps=args.steps, batch=args.batch, mode=args.mode, dtype=args.dtype, seed=args.seed,
+                  nm=args.nm, nm_mode=args.nm_mode or "bdwp", threads=args.threads, overwrite=args.overwrite,
+                  progress=not args.no_progress)
     start = time.perf_counter()
-    path = capture_model(args.model, steps=args.steps, batch=args.batch, out=out, mode=args.mode, dtype=args.dtype,
-                         seed=args.seed, warmup_steps=args.warmup_steps, nm=args.nm, nm_mode=args.nm_mode or "bdwp",
-                         overwrite=args.overwrite, progress=not args.no_progress)
+    if ref is None:
+        for attr, flag in _USER_MODEL_FLAGS:
+            if getattr(args, attr) not in (None, False):
+                raise InputError(f"{flag}: only with --model FILE.py:NAME or package.module:NAME "
+                                 f"(zoo model {args.model!r} brings its own inputs)")
+        out = Path(args.out or f"traces/{args.model}-{args.mode}")
+        path = capture_zoo(args.model, out=out, warmup_steps=args.warmup_steps, **common)
+    else:
+        out = Path(args.out or f"traces/{ref.name}-{args.mode}")
+        path = capture_user_model(args.model, out=out, warmup_steps=args.warmup_steps or 0,
+                                  input_shape=args.input_shape, input_dtype=args.input_dtype or "float",
+                                  vocab=args.vocab, sequence=args.sequence, strict=args.strict, **common)
     print(f"wrote {path} ({_size_mib(path):.1f} MiB) in {time.perf_counter() - start:.1f} s; "
           f"see `sparsesim trace info {path}`")
+    with load_trace(path) as trace:
+        print("\n".join(coverage_lines(trace.capture)))
     return 0
 
 
@@ -102,9 +125,22 @@ def add_trace_commands(subparsers) -> None:
     trace = subparsers.add_parser("trace", help="capture, inspect, import or synthesise traces of real tensors")
     sub = trace.add_subparsers(dest="trace_command", required=True, parser_class=type(trace))
 
-    cap = sub.add_parser("capture", help="train a zoo model briefly and record its tensors (needs torch)",
-                         description=f"Zoo models: {', '.join(MODELS.names())}.")
-    cap.add_argument("--model", required=True, metavar="NAME", help=f"one of {', '.join(MODELS.names())}")
+    cap = sub.add_parser("capture", help="record the tensors of a zoo model or your own PyTorch model (needs torch)",
+                         description=f"Zoo models: {', '.join(MODELS.names())}. Your own model: --model FILE.py:NAME "
+                                     "or package.module:NAME, where NAME is an nn.Module, or a callable returning "
+                                     "one or a dict with 'model' and optional 'inputs(batch_size, generator)', "
+                                     "'loss(output, inputs)' and 'optimizer(parameters)'.")
+    cap.add_argument("--model", required=True, metavar="NAME|FILE.py:NAME|pkg.mod:NAME",
+                     help=f"a zoo model ({', '.join(MODELS.names())}) or your own model")
+    cap.add_argument("--input-shape", metavar="C,H,W",
+                     help="own model: one sample's input shape; --batch adds the batch dimension (random inputs)")
+    cap.add_argument("--input-dtype", choices=("float", "long"),
+                     help="own model: float (random normal, default) or long (token ids below --vocab)")
+    cap.add_argument("--vocab", type=int, metavar="V", help="own model: token ids are drawn below V")
+    cap.add_argument("--sequence", action="store_true",
+                     help="own model: record the t-th call of a layer in a step as time step t (delta replay)")
+    cap.add_argument("--strict", action="store_true",
+                     help="own model: fail if any GEMM work cannot be recorded (default: list it as skipped)")
     cap.add_argument("--steps", type=int, default=1, help="captured steps, each a fresh batch (default 1)")
     cap.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
     cap.add_argument("--out", metavar="DIR", help="trace directory (default traces/MODEL-MODE)")
@@ -112,7 +148,10 @@ def add_trace_commands(subparsers) -> None:
                      help="train: forward, backward and update, all three tensors; infer: forward only")
     cap.add_argument("--dtype", choices=DTYPES, default="fp32", help="storage dtype (default fp32)")
     cap.add_argument("--seed", type=int, default=0, help="seed of model init and data (default 0)")
-    cap.add_argument("--warmup-steps", type=int, metavar="N", help="training steps before capture (default per model)")
+    cap.add_argument("--warmup-steps", type=int, metavar="N",
+                     help="training steps before capture (default: per zoo model; 0 for your own)")
+    cap.add_argument("--threads", type=int, default=1, metavar="N",
+                     help="PyTorch threads (default 1: reproducible tensors, and fastest on a shared machine)")
     cap.add_argument("--nm", metavar="N:M", help="train N:M sparse during warm-up and capture (see --nm-mode)")
     cap.add_argument("--nm-mode", choices=NM_MODES,
                      help="bdwp (default): SAT bidirectional pruning of dense weights, N:M along input features "

@@ -36,12 +36,13 @@ STUDIES: Registry[Study] = Registry("study")
 def trace_for(model: str, traces: Path, *, mode: str, batch: int, steps: int = 1, nm: str | None = None,
               seed: int = 0, warmup_steps: int | None = None) -> Path:
     """Capture zoo ``model`` into ``traces/<key>`` once; later calls reuse the directory."""
-    from sparsesim.workloads.capture import capture_model
+    from sparsesim.workloads.capture import capture_zoo
     from sparsesim.workloads.trace import load_trace
 
-    # nm_mode and the recorded master weight are part of what a cached trace must match
+    # nm_mode, the recorded master weight and the thread count (the tensors' last bits depend on it)
+    # are part of what a cached trace must match
     settings = {"model": model, "mode": mode, "batch": batch, "steps": steps, "nm": nm, "seed": seed,
-                "warmup": warmup_steps, "nm_mode": "bdwp+master" if nm else None}
+                "warmup": warmup_steps, "nm_mode": "bdwp+master" if nm else None, "threads": 1}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
     path = traces / f"{model}-{mode}-{nm.replace(':', 'of') if nm else 'dense'}-{key}"
     if (path / "manifest.json").exists():
@@ -49,8 +50,8 @@ def trace_for(model: str, traces: Path, *, mode: str, batch: int, steps: int = 1
         return path
     traces.mkdir(parents=True, exist_ok=True)
     log.info("capturing %s (%s, batch %d, %s) into %s", model, mode, batch, f"N:M {nm}" if nm else "dense", path)
-    return capture_model(model, steps=steps, batch=batch, out=path, mode=mode, nm=nm, seed=seed,
-                         warmup_steps=warmup_steps, progress=False)
+    return capture_zoo(model, steps=steps, batch=batch, out=path, mode=mode, nm=nm, seed=seed,
+                       warmup_steps=warmup_steps, threads=1, progress=False)
 
 
 def run_workload(workload: Workload, accel: str, *, sets: tuple[str, ...] = (), sparsity: list[dict] | None = None,

@@ -15,7 +15,7 @@ nn = torch.nn
 F = torch.nn.functional
 
 from sparsesim.accel.kernels import nm_prune_ref  # noqa: E402
-from sparsesim.workloads.capture import MODELS, bdwp, capture_model, capture_module, prune_nm_  # noqa: E402
+from sparsesim.workloads.capture import MODELS, bdwp, capture_zoo, capture_module, prune_nm_  # noqa: E402
 from sparsesim.workloads.capture.recorder import deterministic  # noqa: E402
 
 
@@ -145,8 +145,8 @@ def test_same_seed_same_tensors(tmp_path):
 
 def test_zoo_capture_is_deterministic_and_records_time_steps(tmp_path):
     kw = dict(steps=1, batch=2, warmup_steps=2, progress=False)
-    a = load_trace(capture_model("video_cnn", out=tmp_path / "a", **kw))
-    b = load_trace(capture_model("video_cnn", out=tmp_path / "b", **kw))
+    a = load_trace(capture_zoo("video_cnn", out=tmp_path / "a", **kw))
+    b = load_trace(capture_zoo("video_cnn", out=tmp_path / "b", **kw))
     assert all(np.array_equal(a.tensor(n), b.tensor(n)) for n in a.tensor_names)
     conv1 = [r for r in a.ops if r.name == "conv1"]
     assert [r.time_step for r in conv1] == list(range(8))
@@ -161,7 +161,7 @@ def test_zoo_capture_is_deterministic_and_records_time_steps(tmp_path):
 
 
 def test_transformer_attention_matmuls(tmp_path):
-    trace = load_trace(capture_model("transformer", out=tmp_path / "t", batch=2, warmup_steps=1, progress=False))
+    trace = load_trace(capture_zoo("transformer", out=tmp_path / "t", batch=2, warmup_steps=1, progress=False))
     by_name = {r.name: r for r in trace.ops}
     scores, context = by_name["layers.0.attn.matmul0"], by_name["layers.0.attn.matmul1"]
     assert (scores.op.batch, scores.op.m, scores.op.k, scores.op.n) == (2 * 4, 16, 16, 16)
@@ -172,7 +172,7 @@ def test_transformer_attention_matmuls(tmp_path):
 
 
 def test_gru_time_steps_and_nm_weights(tmp_path):
-    trace = load_trace(capture_model("gru", out=tmp_path / "g", batch=2, warmup_steps=2, nm="2:4", progress=False))
+    trace = load_trace(capture_zoo("gru", out=tmp_path / "g", batch=2, warmup_steps=2, nm="2:4", progress=False))
     steps = [r.time_step for r in trace.ops if r.name == "x2h"]
     assert steps == list(range(16))
     for r in trace.ops:
@@ -180,8 +180,8 @@ def test_gru_time_steps_and_nm_weights(tmp_path):
         groups = (w.reshape(w.shape[0], -1, 4) != 0).sum(-1)
         assert groups.max() <= 2, r.name
     assert trace.capture["nm"] == "2:4" and trace.capture["nm_mode"] == "bdwp"
-    forward = load_trace(capture_model("gru", out=tmp_path / "f", batch=2, warmup_steps=2, nm="2:4",
-                                       nm_mode="forward", progress=False))
+    forward = load_trace(capture_zoo("gru", out=tmp_path / "f", batch=2, warmup_steps=2, nm="2:4",
+                                     nm_mode="forward", progress=False))
     assert forward.capture["nm_mode"] == "forward"
     for r in forward.ops:
         w = forward.operand(r, "weight")
@@ -199,21 +199,21 @@ def test_prune_nm_handles_ragged_groups():
     assert full.max() == 1 and ((w[:, 24:] != 0).sum(-1) <= 1).all()
 
 
-def test_capture_model_input_errors(tmp_path):
+def test_capture_zoo_input_errors_name_the_cli_flags(tmp_path):
     with pytest.raises(InputError, match=r"--model: unknown model 'resnt18' \(did you mean 'resnet18'\?\)"):
-        capture_model("resnt18", out=tmp_path / "x")
-    with pytest.raises(InputError, match="batch: must be a positive integer"):
-        capture_model("gru", out=tmp_path / "x", batch=0)
-    with pytest.raises(InputError, match="dtype: unknown storage dtype 'fp8'"):
-        capture_model("gru", out=tmp_path / "x", dtype="fp8")
-    with pytest.raises(InputError, match=r"nm: need 0 < N <= M"):
-        capture_model("gru", out=tmp_path / "x", nm="4:2")
-    with pytest.raises(InputError, match=r"nm_mode: unknown mode 'both' \(choose from bdwp, forward\)"):
-        capture_model("gru", out=tmp_path / "x", nm="2:4", nm_mode="both")
+        capture_zoo("resnt18", out=tmp_path / "x")
+    with pytest.raises(InputError, match="--batch: must be a positive integer"):
+        capture_zoo("gru", out=tmp_path / "x", batch=0)
+    with pytest.raises(InputError, match="--dtype: unknown storage dtype 'fp8'"):
+        capture_zoo("gru", out=tmp_path / "x", dtype="fp8")
+    with pytest.raises(InputError, match=r"--nm: need 0 < N <= M"):
+        capture_zoo("gru", out=tmp_path / "x", nm="4:2")
+    with pytest.raises(InputError, match=r"--nm-mode: unknown mode 'both' \(choose from bdwp, forward\)"):
+        capture_zoo("gru", out=tmp_path / "x", nm="2:4", nm_mode="both")
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "f").write_text("")
     with pytest.raises(InputError, match="already exists"):
-        capture_model("gru", out=tmp_path / "x")
+        capture_zoo("gru", out=tmp_path / "x")
 
 
 def test_zoo_catalogue_is_complete():

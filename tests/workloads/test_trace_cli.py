@@ -90,3 +90,15 @@ def test_delta_density_in_info(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("cell") and "37.5%" in line)
     assert row.split()[-4:] == ["37.5%", "37.5%", "25.0%", "25.0%"]
     assert "zero in" in text
+
+
+def test_info_coverage_line_from_the_manifest():
+    from sparsesim.workloads.trace.info import coverage_lines
+
+    assert coverage_lines({"model": "imported"}) == []  # not a PyTorch capture: nothing to say
+    assert coverage_lines({"torch": "2.1"}) == ["MAC coverage: unknown (not measured when this trace was captured)"]
+    cov = {"steps": 2, "macs_fwd_total": 400, "macs_fwd_recorded": 300,
+           "skipped": [{"module": "enc.rnn", "function": "torch.lstm", "calls": 2, "macs_fwd": 100}]}
+    lines = coverage_lines({"coverage": cov})
+    assert lines[0] == "MAC coverage: 75.0% of the model's forward MACs are in the trace (300 of 400 over 2 steps)"
+    assert lines[2] == "  enc.rnn: torch.lstm, 2 calls, 100 MACs (25.0%)"

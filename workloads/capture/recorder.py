@@ -12,16 +12,24 @@ the N:M forward weight W_fwd it computes with). For each call it
   value before it (PyTorch autograd docs, "Backward hooks execution"), i.e. the op's own
   output gradient; full backward module hooks are not used.
 
+Functions that are GEMMs in disguise (``conv1d``, ``conv3d``, ``scaled_dot_product_attention``,
+``nn.MultiheadAttention``, ``nn.LSTM``, ``einsum``...) are rewritten by :mod:`.decompose` into
+recorded ``conv2d``/``linear``/``matmul`` calls. Every other torch function runs unrecorded,
+and :class:`.coverage.MacCounter` counts any GEMM work inside it at the aten level, so the
+manifest lists what the trace leaves out (``capture.coverage``).
+
 Module forward hooks keep a stack of module names: a call is named after the module that
 made it (``layer1.0.conv1``), or ``<module>.<kind><i>`` for functional calls inside a module
 (``layers.0.attn.matmul0``). In a sequence model the t-th call of an op in a step is time
 step t; elsewhere repeated calls get ``#k`` suffixes.
+
+:func:`deterministic` fixes the seed, the number of intra-op threads and deterministic
+kernels for a capture, so the same capture gives bit-identical tensors.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -33,10 +41,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
-from tqdm import tqdm
 
 from sparsesim.workloads.capture import bdwp
-from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.capture import progress as _progress
+from sparsesim.workloads.capture.coverage import RECORDED, MacCounter, coverage_summary
+from sparsesim.workloads.capture.decompose import DECOMPOSITIONS, NOT_LOWERED
+from sparsesim.workloads.errors import InputError, field_error
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.ops import Conv2d, Linear, Matmul, Op
 from sparsesim.workloads.trace.format import Operand
@@ -50,7 +60,21 @@ _KINDS: dict[object, str] = {
     torch.mm: "matmul", torch.Tensor.mm: "matmul",
     **bdwp.FUNCTIONS,  # their `weight` is W_fwd, pruned from the dense parameter passed as `master`
 }
-_OWN_KIND = {nn.Conv2d: "conv2d", nn.Linear: "linear"}  # modules whose own op takes the module's name
+_OWN_KIND = {nn.Conv2d: "conv2d", nn.Linear: "linear", nn.Conv1d: "conv1d", nn.Conv3d: "conv3d",
+             nn.ConvTranspose2d: "conv_transpose2d", nn.MultiheadAttention: "mha", nn.LSTM: "lstm", nn.GRU: "gru",
+             nn.RNN: "rnn"}
+"""Modules whose own op takes the module's name (the label of a decomposed call for conv1d/conv3d)."""
+
+
+def _function_name(func) -> str:
+    """``torch.nn.functional.multi_head_attention_forward``, ``torch.conv_transpose2d``: for the skipped-work list."""
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
+    for hidden, shown in (("_VariableFunctionsClass.", "torch."), ("_TensorBase.", "Tensor."),
+                          ("TensorBase.", "Tensor.")):
+        if name.startswith(hidden):
+            return shown + name[len(hidden):]
+    module = getattr(func, "__module__", None)
+    return f"{module}.{name}" if module else name
 
 
 def _numpy(t: Tensor, shape: tuple[int, ...]) -> np.ndarray:
@@ -139,6 +163,8 @@ class Recorder(TorchFunctionMode):
         self.occurrences: dict[str, int] = defaultdict(int)
         self.weights: dict[tuple[int, int], str] = {}  # (id(param), version) -> tensor name, this step
         self.step = 0
+        self.counter = MacCounter()  # active (``with recorder.counter``) around each captured forward
+        self.recorded_fwd_macs = 0
         self.handles = []
         for mname, module in model.named_modules():
             self.handles.append(module.register_forward_pre_hook(self._enter(mname)))
@@ -159,20 +185,38 @@ class Recorder(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         kind = _KINDS.get(func)
-        if kind is None:
-            return func(*args, **kwargs)
-        frame = self.stack[-1] if self.stack else _Frame("", None)
-        own = any(isinstance(frame.module, cls) and k == kind for cls, k in _OWN_KIND.items())
+        decomposition = None if kind else DECOMPOSITIONS.get(func)
+        if decomposition is not None:
+            result = self.counter.attribute(RECORDED, lambda: decomposition.run(
+                self.record, self._base(decomposition.label), args, kwargs))
+            if result is not NOT_LOWERED:
+                return result
+        if kind is None:  # not a GEMM the recorder stores: any GEMM work inside is counted as skipped
+            owner = (self.stack[-1].name if self.stack else "", _function_name(func))
+            return self.counter.attribute(owner, lambda: func(*args, **kwargs))
+        return self.counter.attribute(RECORDED, lambda: self.record(kind, func, self._base(kind), args, kwargs))
+
+    def _base(self, label: str) -> str:
+        """The op name of the next ``label`` call: the module's own name for its own op, else ``module.label<i>``."""
+        if not self.stack:
+            self.stack.append(_Frame("", None))  # functional calls outside any module share one frame
+        frame = self.stack[-1]
+        own = any(isinstance(frame.module, cls) and k == label for cls, k in _OWN_KIND.items())
         if own and frame.counts["own"] == 0:
             frame.counts["own"] = 1
-            base = frame.name
-        else:
-            index = frame.counts[kind]
-            frame.counts[kind] += 1
-            base = f"{frame.name}.{kind}{index}" if frame.name else f"{kind}{index}"
+            return frame.name
+        index = frame.counts[label]
+        frame.counts[label] += 1
+        return f"{frame.name}.{label}{index}" if frame.name else f"{label}{index}"
+
+    def record(self, kind: str, func, base: str, args: tuple, kwargs: dict) -> Tensor:
+        """Run one ``kind`` GEMM call named ``base``, store its operands and hook its output gradient."""
         occurrence = self.occurrences[base]
         self.occurrences[base] += 1
-        op, x, w = _LOWER[kind](base, args, kwargs)
+        try:
+            op, x, w = _LOWER[kind](base, args, kwargs)
+        except InputError as exc:
+            raise InputError(f"{base}: cannot record this {kind} call ({exc})") from None
         param = kwargs["master"] if func in bdwp.FUNCTIONS else w  # the tensor that gets dW
         prefix = f"s{self.step}/{base}#{occurrence}"
         tensors = {Operand.INPUT: self.writer.add_tensor(f"{prefix}/input", _numpy(x, op.input_shape)),
@@ -181,6 +225,7 @@ class Recorder(TorchFunctionMode):
             tensors[Operand.MASTER_WEIGHT] = self._weight(param, param, op, prefix, role="master_weight")
         out = func(*args, **kwargs)
         call = _Call(op, base, occurrence, tensors, [Phase.FWD])
+        self.recorded_fwd_macs += op.gemm(Phase.FWD).macs
         if self.train and out.requires_grad:
             if x.requires_grad:
                 call.phases.append(Phase.BWD_DATA)
@@ -221,7 +266,7 @@ class Recorder(TorchFunctionMode):
                 name, time_step = (f"{call.base}#{call.occurrence}" if call.occurrence else call.base), None
             op = call.op if name == call.op.name else dataclasses.replace(call.op, name=name)
             self.writer.add_op(op, tensors=call.tensors, phases=tuple(phases), step=self.step, time_step=time_step)
-        self.calls, self.weights = [], {}
+        self.calls, self.weights, self.stack = [], {}, []
         self.occurrences.clear()
         self.step += 1
 
@@ -236,29 +281,32 @@ def capture_module(model: nn.Module, batches: Sequence[tuple], out: Path | str, 
                    loss_fn: Callable | None = None, optimizer: torch.optim.Optimizer | None = None,
                    mode: str = "train", dtype: str = "fp32", sequence: bool = False, settings: dict | None = None,
                    overwrite: bool = False, progress: bool = True,
-                   after_step: Callable[[], None] | None = None) -> Path:
+                   after_step: Callable[[], None] | None = None, strict: bool = False) -> Path:
     """Run ``model`` over ``batches`` and write a trace of every conv2d, linear and matmul to ``out``.
 
     Each batch is ``(inputs, target)``: ``inputs`` a tensor or a tuple of tensors passed
     positionally, ``target`` anything ``loss_fn(output, target)`` takes (default: cross
     entropy, or the mean square of the output when ``target`` is None). ``train`` mode
     runs forward and backward per batch and, if ``optimizer`` is given, an update followed by
-    ``after_step()``; ``infer`` runs forward under ``torch.no_grad``. Returns the trace path.
+    ``after_step()``; ``infer`` runs forward under ``torch.no_grad``. A ``loss_fn`` with a
+    ``describe()`` method has its answer recorded as the ``loss`` setting. The manifest's
+    ``capture.coverage`` says how much forward GEMM work the ops hold (:mod:`.coverage`);
+    with ``strict`` any work left out is an error and nothing is written. Returns the trace path.
     """
     if mode not in ("train", "infer"):
         raise InputError(f"mode: unknown mode {mode!r} (choose from train, infer)")
     loss_fn = loss_fn or _default_loss
     settings = {**(settings or {}), "mode": mode, "dtype": dtype, "steps": len(batches), "sequence": sequence,
-                "torch": torch.__version__, "threads": torch.get_num_threads()}
+                "torch": torch.__version__, "threads": torch.get_num_threads(),
+                "deterministic_algorithms": torch.are_deterministic_algorithms_enabled()}
     train = mode == "train"
     with TraceWriter(out, capture=settings, storage_dtype=dtype, overwrite=overwrite) as writer:
         recorder = Recorder(model, writer, train=train, sequence=sequence)
         try:
             label = f"capture {settings.get('model', type(model).__name__)}"
-            for inputs, target in tqdm(batches, desc=label, unit="step", file=sys.stderr,
-                                       disable=None if progress else True):
+            for inputs, target in _progress.steps(batches, desc=label, total=len(batches), enabled=progress):
                 inputs = inputs if isinstance(inputs, tuple) else (inputs,)
-                with torch.set_grad_enabled(train), recorder:
+                with torch.set_grad_enabled(train), recorder, recorder.counter:
                     output = model(*inputs)
                     loss = loss_fn(output, target) if train else None
                 if train:
@@ -271,6 +319,17 @@ def capture_module(model: nn.Module, batches: Sequence[tuple], out: Path | str, 
                         after_step()
         finally:
             recorder.remove_hooks()
+        # known only now: how much of the forward GEMM work the ops hold (format.py, "coverage")
+        coverage = writer.capture["coverage"] = coverage_summary(recorder.counter, recorder.recorded_fwd_macs,
+                                                                 len(batches))
+        if strict and coverage["skipped"]:
+            first = coverage["skipped"][0]
+            raise field_error("--strict", f"{first['module']}: {first['function']} does {first['macs_fwd']:,} forward "
+                                          f"MACs that the recorder cannot lower ({len(coverage['skipped'])} such call "
+                                          "site(s); without --strict they are listed in the trace as skipped)")
+        if train and callable(getattr(loss_fn, "describe", None)):  # a loss chosen from the output says which
+            writer.capture["loss"] = loss_fn.describe()
+        _progress.stage(f"{label}: writing {out}", progress)
     return Path(out)
 
 
@@ -296,16 +355,26 @@ def prune_nm_(model: nn.Module, n: int, m: int) -> list[str]:
 
 
 @contextmanager
-def deterministic(seed: int):
-    """Seed torch, force deterministic kernels, and restore the caller's RNG and setting afterwards."""
-    previous = torch.are_deterministic_algorithms_enabled()
+def deterministic(seed: int, threads: int = 1):
+    """Seed torch, use ``threads`` intra-op threads and deterministic kernels; restore the caller's state after.
+
+    The thread count is part of the result: a reduction split over more threads adds in a
+    different order, so captured tensors (and every cycle count replayed from them) differ
+    in their last bits between thread counts. One thread is also the fastest choice on a
+    small, shared machine. Kernels without a deterministic implementation warn instead of
+    failing (``warn_only``), so a user's model still captures.
+    """
+    previous = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    previous_threads = torch.get_num_threads()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        torch.use_deterministic_algorithms(True)
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(True, warn_only=True)
         try:
             yield
         finally:
-            torch.use_deterministic_algorithms(previous)
+            torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+            torch.set_num_threads(previous_threads)
 
 
 def train_and_capture(factory: Callable, out: Path, *, settings: dict, sequence: bool,
@@ -319,7 +388,8 @@ def train_and_capture(factory: Callable, out: Path, *, settings: dict, sequence:
     if nm_mode not in ("bdwp", "forward"):
         raise InputError(f"nm_mode: unknown mode {nm_mode!r} (choose from bdwp, forward)")
     seed, batch, steps = settings["seed"], settings["batch"], settings["steps"]
-    with deterministic(seed):
+    with deterministic(seed, settings.get("threads", 1)):
+        _progress.stage(f"capture {settings['model']}: building the model", progress)
         net = factory(torch.Generator().manual_seed(seed))
         model = net.model
         gen = torch.Generator().manual_seed(seed + 1)
@@ -330,8 +400,8 @@ def train_and_capture(factory: Callable, out: Path, *, settings: dict, sequence:
         elif nm:
             bdwp.install(model, *nm)
         model.train()
-        for _ in tqdm(range(settings["warmup_steps"]), desc=f"warmup {settings['model']}", unit="step",
-                      file=sys.stderr, disable=None if progress else True):
+        for _ in _progress.steps(range(settings["warmup_steps"]), desc=f"warm-up {settings['model']}",
+                                 total=settings["warmup_steps"], enabled=progress):
             inputs, target = net.task.batch(batch, gen)
             F.cross_entropy(model(*inputs), target).backward()
             optimizer.step()

@@ -1,4 +1,4 @@
-"""The model zoo catalogue and :func:`capture_model` (importable without torch).
+"""The model zoo catalogue and :func:`capture_zoo` (importable without torch).
 
 :data:`MODELS` describes each model without building it, so ``sparsesim list`` works where
 torch is not installed; ``factory`` names the torch function that builds the model and its
@@ -56,7 +56,7 @@ for _entry in (
 del _entry
 
 
-def parse_nm(text: str | None, field: str = "nm") -> tuple[int, int] | None:
+def parse_nm(text: str | None, field: str = "--nm") -> tuple[int, int] | None:
     """``"2:4"`` -> ``(2, 4)``; ``None`` stays ``None``."""
     if text is None:
         return None
@@ -69,9 +69,29 @@ def parse_nm(text: str | None, field: str = "nm") -> tuple[int, int] | None:
     return n, m
 
 
-def capture_model(name: str, *, steps: int = 1, batch: int = 8, out: Path | str, mode: str = "train",
-                  dtype: str = "fp32", seed: int = 0, warmup_steps: int | None = None, nm: str | None = None,
-                  nm_mode: str = "bdwp", overwrite: bool = False, progress: bool = True) -> Path:
+def check_positive(flag: str, value, minimum: int = 1) -> None:
+    """``value`` must be an integer >= ``minimum``; the error names the CLI ``flag``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "a positive" if minimum == 1 else "a non-negative"
+        raise field_error(flag, f"must be {kind} integer, got {value!r}")
+
+
+def check_common(*, steps, batch, mode: str, dtype: str, nm: str | None, nm_mode: str, threads) -> None:
+    """The options every capture shares, checked before torch loads; errors name the CLI flags."""
+    check_positive("--steps", steps)
+    check_positive("--batch", batch)
+    check_positive("--threads", threads)
+    if mode not in MODES:
+        raise field_error("--mode", f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
+    STORAGE_DTYPES.get(dtype, "--dtype")
+    parse_nm(nm)
+    if nm_mode not in NM_MODES:
+        raise field_error("--nm-mode", f"unknown mode {nm_mode!r} (choose from {', '.join(NM_MODES)})")
+
+
+def capture_zoo(name: str, *, steps: int = 1, batch: int = 8, out: Path | str, mode: str = "train",
+                dtype: str = "fp32", seed: int = 0, warmup_steps: int | None = None, nm: str | None = None,
+                nm_mode: str = "bdwp", threads: int = 1, overwrite: bool = False, progress: bool = True) -> Path:
     """Build zoo model ``name``, train it briefly on its synthetic task, capture a trace at ``out``.
 
     ``steps`` captured steps (each a fresh batch; in ``train`` mode forward, backward and an
@@ -86,21 +106,15 @@ def capture_model(name: str, *, steps: int = 1, batch: int = 8, out: Path | str,
     recorded in the trace) and the input gradient uses them pruned N:M along output features.
     ``nm_mode="forward"`` instead prunes the weights themselves along input features after
     every update (a statically N:M model; input gradients use that same pruned weight).
-    Seeded and deterministic on a given machine and thread count. Needs torch.
+    ``threads`` intra-op threads (default 1) and deterministic kernels make the capture
+    reproducible: same arguments, same tensors, bit for bit. Needs torch. Errors name the CLI
+    flags (``--steps``), the message of ``sparsesim trace capture``.
     """
     entry = MODELS.get(name, "--model")
-    for field, value in (("steps", steps), ("batch", batch)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise field_error(field, f"must be a positive integer, got {value!r}")
-    if mode not in MODES:
-        raise field_error("mode", f"unknown mode {mode!r} (choose from train, infer)")
-    STORAGE_DTYPES.get(dtype, "dtype")
+    check_common(steps=steps, batch=batch, mode=mode, dtype=dtype, nm=nm, nm_mode=nm_mode, threads=threads)
     warmup = entry.warmup_steps if warmup_steps is None else warmup_steps
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise field_error("warmup_steps", f"must be a non-negative integer, got {warmup!r}")
+    check_positive("--warmup-steps", warmup, minimum=0)
     nm_pair = parse_nm(nm)
-    if nm_mode not in NM_MODES:
-        raise field_error("nm_mode", f"unknown mode {nm_mode!r} (choose from {', '.join(NM_MODES)})")
     check_output_dir(Path(out), overwrite)
     try:
         import torch  # noqa: F401
@@ -112,6 +126,6 @@ def capture_model(name: str, *, steps: int = 1, batch: int = 8, out: Path | str,
     factory = getattr(importlib.import_module(module), function)
     settings = {"model": name, "input": entry.input, "steps": steps, "batch": batch, "mode": mode, "dtype": dtype,
                 "seed": seed, "warmup_steps": warmup, "nm": None if nm_pair is None else f"{nm_pair[0]}:{nm_pair[1]}",
-                "nm_mode": None if nm_pair is None else nm_mode}
+                "nm_mode": None if nm_pair is None else nm_mode, "threads": threads}
     return train_and_capture(factory, Path(out), settings=settings, sequence=entry.sequence, nm=nm_pair,
                              nm_mode=nm_mode, overwrite=overwrite, progress=progress)

@@ -18,6 +18,26 @@ A trace is a directory::
               "phases": ["fwd", "bwd_data", "bwd_weight"]}, ...],
      "files": {"tensors-00000.safetensors": {"bytes": 123, "sha256": "..."}}}
 
+``capture`` is free-form (readers must not rely on a key being there), but PyTorch captures
+write these keys: ``model`` (zoo name, or ``FILE.py:NAME`` / ``package.module:NAME`` / class
+name for the user's own model), ``mode``, ``steps``, ``batch``, ``dtype``, ``seed``,
+``warmup_steps``, ``nm``, ``nm_mode``, ``sequence``, ``torch`` (version), ``threads`` (intra-op
+threads the capture ran with) and ``deterministic_algorithms``; own models also ``input``
+(how batches were made), ``input_shape``, ``input_dtype``, ``vocab``, ``loss`` (the loss used,
+e.g. ``cross_entropy against random targets of 10 classes``) and ``optimizer``. And
+``coverage``, how much of the model's forward GEMM work the ops hold, counted independently
+at the aten level (:mod:`sparsesim.workloads.capture.coverage`)::
+
+    "coverage": {"steps": 1, "macs_fwd_total": 44880, "macs_fwd_recorded": 28496,
+                 "macs_fwd_counted_in_recorded_calls": 28496,
+                 "skipped": [{"module": "mha", "function": "torch.nn.functional.multi_head_attention_forward",
+                              "calls": 1, "macs_fwd": 16384}]}
+
+``skipped`` lists every torch function that did GEMM work the recorder could not lower, so
+a trace never drops work silently; ``sparsesim trace info`` prints the share. Traces
+without ``coverage`` (imports, synthetic traces, older captures) stay valid: nothing in
+``capture`` is required, and ``schema_version`` is unchanged.
+
 Tensors have the canonical shapes of :mod:`sparsesim.workloads.ops`: ``input`` is ``op.input_shape``
 (NCHW for conv, ``(tokens, in)`` for linear, ``(batch, m, k)`` for matmul), ``weight`` is
 ``op.weight_shape`` (the second operand of a matmul, often an activation) and

@@ -27,6 +27,29 @@ def delta_density(prev: np.ndarray, now: np.ndarray, threshold: float) -> float:
     return float(((d >= threshold) & (d > 0)).mean())
 
 
+def coverage_lines(capture: dict) -> list[str]:
+    """What share of the model's forward MACs the trace's ops hold, and what was not recorded.
+
+    Reads ``capture.coverage`` (written by PyTorch capture, see
+    :mod:`sparsesim.workloads.trace.format`); traces written without it (imports, synthetic
+    traces, older captures) say nothing or that it is unknown.
+    """
+    cov = capture.get("coverage")
+    if not isinstance(cov, dict):
+        return ["MAC coverage: unknown (not measured when this trace was captured)"] if "torch" in capture else []
+    total, recorded = cov.get("macs_fwd_total", 0), cov.get("macs_fwd_recorded", 0)
+    share = recorded / total if total else 1.0
+    steps = cov.get("steps", 1)
+    lines = [f"MAC coverage: {share:.1%} of the model's forward MACs are in the trace ({recorded:,} of {total:,} "
+             f"over {steps} step{'s' if steps != 1 else ''})"]
+    skipped = cov.get("skipped") or []
+    if skipped:
+        lines.append("not recorded (no GEMM lowering; their backward, in training, is missing too):")
+        lines += [f"  {s['module']}: {s['function']}, {s['calls']} call{'s' if s['calls'] != 1 else ''}, "
+                  f"{s['macs_fwd']:,} MACs ({s['macs_fwd'] / total:.1%})" for s in skipped]
+    return lines
+
+
 def _table(head: tuple[str, ...], rows: list[tuple[str, ...]], left: int = 2) -> list[str]:
     """Columns padded to width; the first ``left`` columns left-aligned, the rest right-aligned."""
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
@@ -55,6 +78,7 @@ def describe(trace: Trace) -> str:
         kinds[r.op.kind] += 1
     lines.append(f"ops: {len(trace.ops)} ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))}), "
                  f"{len(trace.entries)} tensors, steps {sorted({r.step for r in trace.ops})}")
+    lines += coverage_lines(cap)
     lines.append("")
 
     zero: dict[str, float] = {}

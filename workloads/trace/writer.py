@@ -42,7 +42,7 @@ def check_output_dir(out: Path, overwrite: bool) -> None:
     if not out.exists() and not out.is_symlink():
         return
     if not overwrite:
-        raise InputError(f"{out}: already exists (pass overwrite=True, or --overwrite, to replace it)")
+        raise InputError(f"{out}: already exists (pass --overwrite to replace it)")
     if not out.is_dir() or not ((out / MANIFEST).exists() or not any(out.iterdir())):
         raise InputError(f"{out}: exists and is not a trace directory; refusing to replace it")
 
