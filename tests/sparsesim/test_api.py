@@ -168,14 +168,6 @@ def test_sparsesim_simulate_is_the_function_even_after_submodule_imports():
 # the README's Python example
 
 
-def _user_capture_available() -> bool:
-    """The capture of a user's own model (``capture_model(model, inputs, *, out, ...)``) exists."""
-    from sparsesim.workloads import capture
-
-    fn = getattr(capture, "capture_model", None)
-    return fn is not None and "inputs" in inspect.signature(fn).parameters
-
-
 def readme_python_blocks() -> list[str]:
     text = (REPO / "README.md").read_text()
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
@@ -188,20 +180,16 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ran = 0
     for block in blocks:
-        if "sparsesim.capture(" in block and not _user_capture_available():
-            continue  # the capture of a user's model lands with the capture package
         namespace: dict = {"__name__": "readme"}
         exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - our own README
         ran += 1
         res = namespace.get("res")
         if res is not None:
             assert res.total["cycles"] > 0 and len(res.to_pandas()) == len(res.rows)
-    assert ran >= 1
+    assert ran == len(blocks)
 
 
 def test_capture_wrapper_calls_the_capture_package(tmp_path):
-    if not _user_capture_available():
-        pytest.skip("sparsesim.workloads.capture.capture_model(model, inputs, ...) not on this branch")
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(32, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
