@@ -192,9 +192,10 @@ def test_cycles_never_beat_the_ideal_and_gating_never_changes_cycles(seed, densi
 # ---------------------------------------------------------------- delta
 def sequence_workload(frames):
     """One conv layer seen at consecutive frames (a sequence trace in miniature). No padding:
-    im2col's padding zeros would be skippable zeros of their own."""
+    im2col's padding zeros would be skippable zeros of their own. Integer-valued weights (and
+    dyadic frames in the tests) keep every float64 sum exact, so theta = 0 is exactly dense."""
     op = Conv2d(name="c", batch=1, in_channels=3, out_channels=4, in_h=6, in_w=6, kernel_h=3, kernel_w=3)
-    w = np.random.default_rng(3).standard_normal(op.weight_shape).astype(np.float32)
+    w = np.random.default_rng(3).integers(-3, 4, op.weight_shape).astype(np.float32)
     per_op = [{"input": f.astype(np.float32), "weight": w, "grad": None} for f in frames]
     return Workload("seq", tuple(op for _ in frames), (Phase.FWD,), time_steps=tuple(range(len(frames))),
                     source=Tensors(per_op))
@@ -202,7 +203,7 @@ def sequence_workload(frames):
 
 def test_delta_at_threshold_zero_is_exactly_dense():
     rng = np.random.default_rng(4)
-    frames = [rng.uniform(1, 2, (1, 3, 6, 6)) + t for t in range(4)]  # every element changes
+    frames = [rng.integers(1, 3, (1, 3, 6, 6)) + 4.0 * t for t in range(4)]  # every element changes
     wl = sequence_workload(frames)
     for name in DATAFLOWS.names():
         rows = simulate(wl, load_accel("edge32", [], {"sparsity": [{"kind": "delta", "threshold": 0.0}]}), name)
@@ -214,8 +215,8 @@ def test_delta_at_threshold_zero_is_exactly_dense():
 
 def test_delta_skips_unchanged_elements_and_reports_error():
     rng = np.random.default_rng(5)
-    base = np.maximum(rng.standard_normal((1, 3, 6, 6)), 0)
-    frames = [base + 0.01 * t * (rng.random(base.shape) < 0.1) for t in range(5)]
+    base = np.maximum(np.round(4 * rng.standard_normal((1, 3, 6, 6))) / 4, 0)
+    frames = [base + t / 128 * (rng.random(base.shape) < 0.1) for t in range(5)]
     wl = sequence_workload(frames)
     exact = simulate(wl, load_accel("edge32", [], {"sparsity": [{"kind": "delta", "threshold": 0.0}]}), "ws")
     loose = simulate(wl, load_accel("edge32", [], {"sparsity": [{"kind": "delta", "threshold": 0.05}]}), "ws")
@@ -320,3 +321,51 @@ def test_compress_true_is_accepted_from_yaml_booleans():
     from sparsesim.accel.sparsity import parse_features
 
     assert parse_features(cfg.sparsity)[0].compressed is True
+
+
+def linear_sequence(frames, w):
+    """One Linear layer seen at consecutive time steps: fwd GEMM ``x_t @ w.T``."""
+    T, K = frames.shape[0], frames.shape[2]
+    op = Linear(name="l", tokens=frames.shape[1], in_features=K, out_features=w.shape[0])
+    per_op = [{"input": frames[t].astype(np.float32), "weight": w.astype(np.float32), "grad": None} for t in range(T)]
+    return Workload("seq", tuple(op for _ in range(T)), (Phase.FWD,), time_steps=tuple(range(T)),
+                    source=Tensors(per_op))
+
+
+def test_delta_error_is_that_of_the_accumulated_deltas_by_hand():
+    # integer-valued frames and weights: every sum is exact in float64, so the hand value is exact
+    rng = np.random.default_rng(11)
+    frames = np.cumsum(rng.integers(-1, 2, (6, 5, 8)) * (rng.random((6, 5, 8)) < 0.4), axis=0).astype(float)
+    w = rng.integers(-2, 3, (7, 8)).astype(float)
+    theta = 1.5  # changes of 1 are held back until they add up to 2
+    ref, acc, want = np.zeros((5, 8)), np.zeros((5, 7)), []
+    for x in frames:  # the delta layer of Neil et al. by hand
+        d = x - ref
+        fire = (d != 0) & (np.abs(d) >= theta)
+        sent = np.where(fire, d, 0.0)
+        ref = np.where(fire, x, ref)
+        acc = acc + sent @ w.T
+        want.append(np.abs(acc - x @ w.T).max())
+    rows = simulate(linear_sequence(frames, w), load_accel("edge32", [], {"sparsity": [{"kind": "delta",
+                                                                                        "threshold": theta}]}), "os")
+    assert [r["delta_err_max"] for r in rows] == want
+    assert max(want) > 0
+
+
+def test_delta_error_sees_deltas_that_were_sent_wrong(monkeypatch):
+    # An encoder that keeps its reference right but sends half of every change: the output
+    # built from what was sent is wrong, and the reported error must say so (at theta = 0).
+    import sparsesim.replay as replay
+
+    real = replay.delta_step
+
+    def halved(x, ref, theta):
+        return real(x, ref, theta) * 0.5
+
+    monkeypatch.setattr(replay, "delta_step", halved)
+    frames = np.arange(2 * 3 * 4, dtype=float).reshape(2, 3, 4) + 1.0
+    w = np.eye(4)
+    rows = simulate(linear_sequence(frames, w), load_accel("edge32", [], {"sparsity": [{"kind": "delta",
+                                                                                        "threshold": 0.0}]}), "os")
+    # step 0 sends x_0 / 2: error max |x_0| / 2 = 12 / 2; step 1 accumulates (x_0 + (x_1 - x_0)) / 2
+    assert [r["delta_err_max"] for r in rows] == [6.0, 12.0]
