@@ -47,7 +47,7 @@ def run(out: Path, traces: Path, quick: bool) -> Path:
     state_lo, state_hi = summary["state_share"].min(), summary["state_share"].max()
 
     long = pd.concat([summary.assign(measure=name, speedup=summary[col]) for name, col in
-                      (("achieved", "speedup"), ("compute only", "compute_speedup"), ("ideal (MACs)", "ideal_speedup"))])
+                      (("achieved", "speedup"), ("compute only", "compute_speedup"), ("bound", "bound_speedup"))])
     long["θ"] = long["threshold"].map(lambda t: f"{t:g}")
     figs = {
         "speedup": plots.plot_lines(long, out / "speedup_vs_threshold.png", x="θ", y="speedup", series="model",
@@ -66,10 +66,10 @@ def run(out: Path, traces: Path, quick: bool) -> Path:
                                                  title="Delta sparsity: energy incl. encoder and state",
                                                  by=["model", "threshold"], energy_table=df["energy_table"].iloc[0])
     cols = {"model": "model", "threshold": "θ", "fired": "fired", "speedup": "speedup",
-            "compute_speedup": "compute-only", "ideal_speedup": "ideal",
+            "compute_speedup": "compute-only", "work_ratio": "work ratio", "bound_speedup": "bound",
             "energy_saving": "energy saved", "state_share": "state+encoder share", "err_mean": "mean |err|",
             "err_max": "max |err|"}
-    fmt = {"fired": ".1%", "speedup": ".2f", "compute_speedup": ".2f", "ideal_speedup": ".2f", "energy_saving": ".1%", "state_share": ".1%",
+    fmt = {"fired": ".1%", "speedup": ".2f", "compute_speedup": ".2f", "work_ratio": ".2f", "bound_speedup": ".2f", "energy_saving": ".1%", "state_share": ".1%",
            "err_mean": ".2e", "err_max": ".2e"}
     text = f"""# Delta (temporal) sparsity: video CNN and GRU
 

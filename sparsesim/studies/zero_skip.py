@@ -50,9 +50,9 @@ def run(out: Path, traces: Path, quick: bool) -> Path:
     figs = {}
     dec = skip[skip["lanes"] == "decoupled"]
     figs["window"] = plots.plot_lines(dec, out / "speedup_vs_window.png", x="window", y="compute_speedup",
-                                      series="dataflow", facet="setting", ideal="ideal_speedup", reference=1.0,
+                                      series="dataflow", facet="setting", bound="compute_bound_speedup", reference=1.0,
                                       title="Decoupled lanes: compute-only speedup vs synchronization window "
-                                            "(dashed: ideal)",
+                                            "(dashed: bound)",
                                       xlabel="sync window (streamed steps)", ylabel="compute speedup over dense (x)")
     best_row = dec.loc[dec["compute_speedup"].idxmax()]
     best_cfg = df[(df["setting"] == best_row["setting"]) & (df["dataflow"] == best_row["dataflow"])
@@ -79,7 +79,7 @@ def run(out: Path, traces: Path, quick: bool) -> Path:
         for dataflow in ("os", "ws", "is"):
             compact.append({
                 "setting": setting, "dataflow": dataflow,
-                "ideal": pick(setting, dataflow, "systolic", "ideal_speedup"),
+                "ideal": pick(setting, dataflow, "systolic", "work_ratio"),
                 "lock": pick(setting, dataflow, "systolic", "compute_speedup"),
                 "lock_ach": pick(setting, dataflow, "systolic", "speedup"),
                 "w16": pick(setting, dataflow, "decoupled w=16", "compute_speedup"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -105,7 +107,7 @@ def test_exact_nm_weights_on_dense_activations_shorten_the_reduction_m_over_n(na
     assert row["cycles"] == df.compute_cycles(Gemm(M, N, K * n // m), 8, 8, False)
     assert row["dense_cycles"] == df.compute_cycles(Gemm(M, N, K), 8, 8, False)
     assert row["macs_effectual"] == M * N * K * n // m
-    assert row["ideal_speedup"] == pytest.approx(m / n)
+    assert row["work_ratio"] == pytest.approx(m / n)
 
 
 def test_bidirectional_pruning_speeds_up_fwd_and_bwd_data_not_bwd_weight():
@@ -162,31 +164,64 @@ def test_fully_dense_operands_give_exactly_dense_cycles(sparsity, lanes):
 sparse_mat = st.integers(0, 2**31 - 1)
 
 
-@settings(max_examples=25, deadline=None)
+def assert_within_bounds(r):
+    """What reports call a limit is one: no row beats its bound (MAC and DRAM), in total
+    cycles or in compute cycles, and a speedup never passes ``bound_speedup``."""
+    assert r["bound_cycles"] == max(r["mac_bound_cycles"], r["bw_bound_cycles"])
+    assert r["cycles"] >= r["bound_cycles"]
+    assert r["compute_cycles"] >= r["mac_bound_cycles"]
+    assert r["speedup"] <= r["bound_speedup"] + 1e-12
+    # the bounds are independent of the model: every PE does at most one MAC a cycle, every
+    # DRAM byte crosses a channel of the configured bandwidth
+    assert r["mac_bound_cycles"] == -(-r["macs_effectual"] // (8 * 4))
+
+
+def test_work_ratio_is_not_a_limit_but_the_bound_is():
+    # is, 5x38x38 on a 4x4 array at 2:4: the dense baseline's fold quantization lets the
+    # compute speedup (770 / 390 = 1.974) pass the work ratio (1.9): it must not be called a limit
+    rng = np.random.default_rng(0)
+    A, B = rng.uniform(0.5, 1.5, (5, 38)), rng.uniform(0.5, 1.5, (38, 38))
+    cfg = load_accel("edge32", ["array.rows=4", "array.cols=4"], {"sparsity": [{"kind": "nm", "n": 2, "m": 4}]})
+    r = one(simulate(gemm_workload(A, B), cfg, "is"))
+    kept = 9 * 2 + 2  # per output: 9 full groups of 4 keep 2 each, the short last group (2 long) keeps 2
+    assert r["work_ratio"] == pytest.approx(38 / kept)
+    assert r["compute_speedup"] > r["work_ratio"]
+    assert r["mac_bound_cycles"] == -(-5 * 38 * kept // 16)
+    assert r["cycles"] >= r["bound_cycles"] and r["speedup"] <= r["bound_speedup"]
+
+
+@settings(max_examples=40, deadline=None)
 @given(seed=sparse_mat, density=st.floats(0.0, 1.0), target=st.sampled_from(["input", "weight", "both"]),
        lanes=st.sampled_from(["systolic", "decoupled"]), name=st.sampled_from(["os", "ws", "is"]),
-       window=st.integers(1, 16), nm=st.sampled_from([None, (2, 4), (1, 8)]))
-def test_cycles_never_beat_the_ideal_and_gating_never_changes_cycles(seed, density, target, lanes, name, window, nm):
+       window=st.integers(1, 16), nm=st.sampled_from([None, (2, 4), (1, 8)]),
+       memory=st.sampled_from(["dram.ideal=true", "dram.bandwidth_bytes_per_cycle=1", "dram.latency_cycles=0"]))
+def test_cycles_never_beat_the_bound_and_gating_never_changes_cycles(seed, density, target, lanes, name, window,
+                                                                     nm, memory):
     rng = np.random.default_rng(seed)
     M, K, N = (int(v) for v in rng.integers(1, 60, 3))
     A = rng.uniform(0.5, 1.5, (M, K)) * (rng.random((M, K)) < density)
     B = rng.uniform(0.5, 1.5, (K, N)) * (rng.random((K, N)) < density)
     nm_spec = [{"kind": "nm", "n": nm[0], "m": nm[1]}] if nm else []
-    base = ["array.rows=8", "array.cols=4", f"array.lanes={lanes}", f"array.sync_window_steps={window}"]
+    base = ["array.rows=8", "array.cols=4", f"array.lanes={lanes}", f"array.sync_window_steps={window}", memory]
     skip = load_accel("edge32", base, {"sparsity": nm_spec + [{"kind": "zero_skip", "target": target,
                                                                 "action": "skipping"}]})
     gate = load_accel("edge32", base, {"sparsity": nm_spec + [{"kind": "zero_skip", "target": target,
                                                                 "action": "gating"}]})
     plain = load_accel("edge32", base, {"sparsity": nm_spec} if nm_spec else None)
-    wl = gemm_workload(A, B)
-    r_skip, r_gate, r_plain = (one(simulate(wl, c, name)) for c in (skip, gate, plain))
-    for r in (r_skip, r_gate, r_plain):
-        check_row(r)  # includes cycles >= ceil(effectual MACs / PEs)
-        assert r["cycles"] >= r["mac_bound_cycles"]
-    assert r_gate["cycles"] == r_plain["cycles"]
-    assert r_gate["energy_breakdown_pj"]["mac"] <= r_plain["energy_breakdown_pj"]["mac"]
-    assert r_skip["compute_cycles"] <= r_plain["compute_cycles"]
-    assert r_skip["macs_effectual"] == r_gate["macs_effectual"]
+    wl = gemm_workload(A, B, PHASES, rng.uniform(0.5, 1.5, (M, N)) * (rng.random((M, N)) < density))
+    r_skip, r_gate, r_plain = (simulate(wl, c, name) for c in (skip, gate, plain))
+    for rows in (r_skip, r_gate, r_plain):
+        for r in rows:
+            check_row(r)
+            assert_within_bounds(r)
+            if r["bw_bound_cycles"]:
+                bw = 1.0 if "bandwidth" in memory else 25.6  # edge32's DRAM bytes per cycle
+                assert r["bw_bound_cycles"] == math.ceil(r["dram_bytes"] / bw)
+    for g, p, s in zip(r_gate, r_plain, r_skip):
+        assert g["cycles"] == p["cycles"]
+        assert g["energy_breakdown_pj"]["mac"] <= p["energy_breakdown_pj"]["mac"]
+        assert s["compute_cycles"] <= p["compute_cycles"]
+        assert s["macs_effectual"] == g["macs_effectual"]
 
 
 # ---------------------------------------------------------------- delta
