@@ -63,7 +63,7 @@ class Replay:
         self.policy: ActivationPolicyConfig | None = by_kind.get("act_policy")
         self.source = workload.source or SyntheticTensors(workload.ops, cfg.seed)
         self.refs: dict[str, np.ndarray] = {}  # delta reference state per layer name
-        self.accs: dict[str, np.ndarray] = {}  # delta output accumulators per layer name
+        self.accs: dict[str, np.ndarray] = {}  # per layer: the sum of the deltas sent so far
         if self.delta is not None:
             if workload.time_steps is None or all(t is None for t in workload.time_steps):
                 raise InputError("sparsity.delta: the workload has no time axis; delta replay needs a "
@@ -163,7 +163,7 @@ class Replay:
             touched = sum(int(np.count_nonzero((A[g] != 0).any(axis=1))) for g in range(A.shape[0])) * B.shape[2]
             state, counts = self._delta_costs(op, x_seen, touched, extra)
             side = SideWork(read_bytes=state[0], write_bytes=state[1])
-            self._delta_error(op, phase, A, B, x_policy, w_seen, extra)
+            self._delta_error(op, phase, x_seen, x_policy, w_seen, extra)
         if flags["nm_stored_dense"] and cfg.training.charge_pregen:
             side, counts = self._on_the_fly_costs(op, phase, extra)
         if phase is Phase.BWD_WEIGHT and self.nm is not None and w is not None and cfg.training.pregen \
@@ -263,26 +263,27 @@ class Replay:
         extra["delta_state_bytes"] = n_in * elem + n_out * acc
         return ((0, 0) if on_chip else (reads, writes)), counts
 
-    def _delta_error(self, op: Op, phase: Phase, A: np.ndarray, B: np.ndarray, x_now: np.ndarray,
-                     w: np.ndarray, extra: dict) -> None:
+    def _delta_error(self, op: Op, phase: Phase, sent: np.ndarray, x_now: np.ndarray, w: np.ndarray,
+                     extra: dict) -> None:
         """Output error of the delta layer against the dense layer at this step.
 
-        The layer's accumulator adds what this step actually sent, ``acc += A . B`` with ``A`` the
-        GEMM operand built from the sent deltas, and is compared with the dense output
-        ``x_t . W`` on the same weights. A wrong delta therefore shows up as error. Both are
-        float64: with integer-valued operands the error at threshold 0 is exactly zero; with
-        real-valued ones it is float64 rounding (relative ~1e-15).
+        The error is that of what was actually sent: the layer's accumulator holds
+        ``sum_t (delta_t . W)``, which by linearity is ``(sum_t delta_t) . W``, so the replay keeps
+        the sum of the sent deltas (``sent`` is this step's) and evaluates ``(sum - x_t) . W``.
+        A wrong delta therefore shows up as error. Keeping the sum in input space makes it exact
+        in float64 for float32 data (each delta and each partial sum is representable), so
+        threshold 0 gives exactly zero error; the rounding of a hardware accumulator is not
+        modelled.
         """
-        a_now, _ = gemm_operands(op, phase, x_now.astype(np.float64), w, None)
-        b = B.astype(np.float64)
-        acc = self.accs.setdefault(op.name, np.zeros((A.shape[0], A.shape[1], b.shape[2]), dtype=np.float64))
+        acc = self.accs.setdefault(op.name, np.zeros(sent.size, dtype=np.float64))
+        acc += sent.ravel()
+        gap, b = gemm_operands(op, phase, acc.reshape(x_now.shape) - x_now.astype(np.float64), w, None)
+        b = b.astype(np.float64)
         worst, total, count = 0.0, 0.0, 0
         rows = max(1, (1 << 22) // max(b.shape[2], 1))  # bound the temporaries to ~4M elements
-        for g in range(A.shape[0]):
-            for r0 in range(0, A.shape[1], rows):
-                part = acc[g, r0:r0 + rows]
-                part += A[g, r0:r0 + rows].astype(np.float64) @ b[g]
-                err = np.abs(part - a_now[g, r0:r0 + rows] @ b[g])
+        for g in range(gap.shape[0]):
+            for r0 in range(0, gap.shape[1], rows):
+                err = np.abs(gap[g, r0:r0 + rows] @ b[g])  # exact zero where every delta arrived
                 if err.size:
                     worst, total, count = max(worst, float(err.max())), total + float(err.sum()), count + err.size
         extra["delta_err_max"] = worst
