@@ -8,10 +8,14 @@ For each (op, phase) the replay
    ``fwd`` along input features, ``bwd_data`` along output features, ``bwd_weight`` dense),
 4. delta-encodes sequence inputs against the layer's reference state (``fwd`` only),
 5. lowers the tensors to the GEMM operands of the phase and takes their zero masks,
-6. maps them with the dataflow (:mod:`sparsesim.dataflows.sparse`), plans, times and prices each group,
+6. maps them with the dataflow (:mod:`sparsesim.dataflows.sparse`) and plans and times each
+   group with the engine's GEMM-level :func:`~sparsesim.engine.run_gemm`, with the side work
+   the features add (delta state traffic, N:M selection),
 
-and reports the dense run of the same op on the same hardware beside it. Per-run state (the
-delta references) lives in the :class:`Replay` object, never in the module.
+and reports the dense run of the same op on the same hardware beside it. Once every row is
+timed, overlapped N:M pre-generation is placed on the run's pruning-unit timeline
+(:func:`_exposed_pregen`) and what no work hides is added to the rows. Per-run state (the
+delta references and sums) lives in the :class:`Replay` object, never in the module.
 """
 
 from __future__ import annotations
