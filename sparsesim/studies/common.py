@@ -103,3 +103,46 @@ def phase_totals(frame, by: list[str]):
     g["compute_bound_speedup"] = g["dense_compute_cycles"] / g["mac_bound_cycles"]
     g["energy_saving"] = 1 - g["energy_pj"] / g["dense_energy_pj"]
     return g
+
+
+# ---------------------------------------------------------------- prose from data
+# Report sentences are built from the numbers they describe: these helpers turn numbers into
+# the words a claim needs (a range, a direction, a comparison), so no sentence is fixed text
+# that a different result could contradict.
+
+
+def span(values, fmt: str = ".2f", unit: str = "x") -> str:
+    """``"1.02x"`` or ``"1.02x to 1.70x"``: the range of ``values``."""
+    lo, hi = float(min(values)), float(max(values))
+    if format(lo, fmt) == format(hi, fmt):
+        return f"{lo:{fmt}}{unit}"
+    return f"{lo:{fmt}}{unit} to {hi:{fmt}}{unit}"
+
+
+def trend(values, tol: float = 1e-9) -> str:
+    """How a sequence moves: ``"grows"``, ``"falls"``, ``"stays flat"`` or ``"is not monotonic"``."""
+    v = [float(x) for x in values]
+    steps = [b - a for a, b in zip(v, v[1:])]
+    if all(abs(s) <= tol for s in steps):
+        return "stays flat"
+    if all(s >= -tol for s in steps):
+        return "grows"
+    if all(s <= tol for s in steps):
+        return "falls"
+    return "is not monotonic"
+
+
+def relation(a: float, b: float, rel: float = 0.05) -> str:
+    """``a`` against ``b``: ``"above"``, ``"below"`` or ``"about equal to"`` (within ``rel``)."""
+    if abs(a - b) <= rel * abs(b):
+        return "about equal to"
+    return "above" if a > b else "below"
+
+
+def write_report(out: Path, text: str, tables: dict) -> Path:
+    """Write ``tables`` (``{file name: frame}``) as CSV and ``text`` as ``README.md``; the report path."""
+    for name, frame in tables.items():
+        frame.to_csv(out / name, index=False)
+    report = out / "README.md"
+    report.write_text(text)
+    return report
