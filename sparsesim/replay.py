@@ -364,16 +364,18 @@ def _exposed_pregen(pending: list[_Pending]) -> list[int]:
             unit_free = max(unit_free, clock) + pending[i].pregen_job_cycles
             done[i] = unit_free
     step = clock
-    first_use: dict[int, int] = {}  # job -> row of the next step that waits for it
+    first_use: dict[str, int] = {}  # layer -> first row of the next step that reads its copies
+    for i in order:
+        if pending[i].phase is not Phase.BWD_WEIGHT:
+            first_use.setdefault(pending[i].op.name, i)
+    waits: dict[int, list[int]] = {}  # row of the next step -> jobs it waits for
     for job in done:
-        name = pending[job].op.name
-        uses = [i for i in order if pending[i].op.name == name and pending[i].phase is not Phase.BWD_WEIGHT]
-        first_use[job] = uses[0] if uses else order[0]
+        waits.setdefault(first_use.get(pending[job].op.name, order[0]), []).append(job)
     exposed = [0] * len(pending)
     clock = step
     for i in order:  # the next step, waiting where a copy is late
-        for job in done:
-            if first_use[job] == i and done[job] > clock:
+        for job in waits.get(i, ()):
+            if done[job] > clock:
                 exposed[job] += done[job] - clock
                 clock = done[job]
         clock += pending[i].out.cycles
