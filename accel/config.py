@@ -128,9 +128,11 @@ class TrainingConfig:
     pregen_lanes: int = _param("parallel lanes of the pruning unit; each selects the N largest of one "
                                "group of M weights in M cycles (an insertion top-N)", default=32,
                                minimum=1, maximum=1 << 20)
-    pregen_overlap: bool = _param("pre-generation runs beside other work, so only its DRAM traffic "
-                                  "competes; false serializes it after the weight update", default=True)
-    charge_pregen: bool = _param("charge pre-generation's time, traffic and energy (false only to measure "
+    pregen_overlap: bool = _param("pre-generation runs on the pruning unit beside the work that follows "
+                                  "each weight update and is exposed only where that work is shorter; false "
+                                  "serializes it after the weight update", default=True)
+    charge_pregen: bool = _param("charge N:M selection's time, traffic and energy, pre-generated or on the "
+                                 "fly (false only to measure "
                                  "its share in an ablation)", default=True)
 
 

@@ -24,13 +24,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _fmt_table(rows: list[dict], total: dict) -> str:
-    head = ("name", "phase", "M", "N", "K", "dataflow", "cycles", "stall", "util", "speedup", "ideal",
+    head = ("name", "phase", "M", "N", "K", "dataflow", "cycles", "stall", "util", "speedup", "bound", "work",
             "DRAM_KiB", "energy_uJ")
     lines = [head]
     for r in rows + [total]:
         lines.append((str(r["name"]), str(r["phase"]), str(r["M"] or ""), str(r["N"] or ""), str(r["K"] or ""),
                       r["dataflow"], f"{r['cycles']:,}", f"{r['stall_cycles']:,}", f"{r['utilization']:.1%}",
-                      f"{r['speedup']:.2f}x", f"{r['ideal_speedup']:.2f}x", f"{r['dram_bytes'] / 1024:,.0f}", f"{r['energy_pj'] / 1e6:,.2f}"))
+                      f"{r['speedup']:.2f}x", f"{r['bound_speedup']:.2f}x", f"{r['work_ratio']:.2f}x", f"{r['dram_bytes'] / 1024:,.0f}", f"{r['energy_pj'] / 1e6:,.2f}"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = []
     for i, line in enumerate(lines):

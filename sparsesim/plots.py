@@ -209,13 +209,13 @@ def plot_stacked_bars(labels: Sequence[str], components: Sequence[str], values: 
 
 
 def plot_lines(data, path: str | Path, *, x: str, y: str, series: str, title: str, xlabel: str, ylabel: str,
-               facet: str | None = None, style: str | None = None, ideal: str | None = None,
+               facet: str | None = None, style: str | None = None, bound: str | None = None,
                x_order: Sequence | None = None, scatter: bool = False, percent: bool = False,
                logy: bool | None = None, reference: float | None = None) -> Path:
     """``y`` against ``x``, one colour per ``series`` value, one panel per ``facet`` value.
 
-    ``style`` (few values) changes line style and marker; ``ideal`` draws a second column as a
-    thin dashed line of the same colour (e.g. the ideal speedup); ``scatter`` draws markers
+    ``style`` (few values) changes line style and marker; ``bound`` draws a second column as a
+    thin dashed line of the same colour (a true bound, e.g. ``bound_speedup``); ``scatter`` draws markers
     only (for random samples). A categorical ``x`` keeps ``x_order`` (default: first seen).
     ``reference`` draws a horizontal line (e.g. speedup 1).
     """
@@ -256,8 +256,8 @@ def plot_lines(data, path: str | Path, *, x: str, y: str, series: str, title: st
                         ax.scatter(xv, yv, s=22, alpha=0.8, label=label, color=kw["color"], marker=kw["marker"])
                     else:
                         ax.plot(xv, yv, lw=1.8, ms=5, ls=LINESTYLES[ti % len(LINESTYLES)], label=label, **kw)
-                    if ideal:
-                        iv = part[ideal].to_numpy(dtype=float) * (100 if percent else 1)
+                    if bound:
+                        iv = part[bound].to_numpy(dtype=float) * (100 if percent else 1)
                         ax.plot(xv, iv, lw=1.0, ls=(0, (4, 3)), color=kw["color"], alpha=0.7)
             if reference is not None:
                 ax.axhline(reference, color="0.4", lw=0.9, ls="-", zorder=0)
@@ -277,11 +277,11 @@ def plot_lines(data, path: str | Path, *, x: str, y: str, series: str, title: st
             _label_panel(ax, xlabel, ylabel, fval)
         _hide_unused(flat, len(facets))
         handles, labels = flat[0].get_legend_handles_labels()
-        if ideal:
+        if bound:
             from matplotlib.lines import Line2D
 
             handles.append(Line2D([], [], color="0.3", lw=1.0, ls=(0, (4, 3))))
-            labels.append("ideal (dense/effectual MACs)")
+            labels.append("bound (MAC and DRAM limits)")
         legend_title = pretty(series) if not style else f"{pretty(series)}, {pretty(style)}"
         if len(facets) > 1 or len(handles) > 8:
             fig.legend(handles, labels, title=legend_title, loc="outside lower center",
@@ -404,7 +404,7 @@ def plot_roofline(layers, path: str | Path, *, peak_macs_per_cycle: float, bandw
     and achieved throughput (effectual MACs per cycle), under the compute roof
     (``peak_macs_per_cycle``) and the bandwidth roof. Right (``bounds`` given, one row per
     design point with ``dataflow, cycles, mac_bound_cycles, bw_bound_cycles``): achieved
-    cycles next to the MAC bound (the ideal) and the DRAM-bandwidth bound, against
+    cycles next to the MAC bound and the DRAM-bandwidth bound, against
     ``bounds_x`` (category positions 0, 1, ... labelled by ``bounds_xticks`` when given).
     Layers are coloured by ``series`` (the dataflow by default).
     """
@@ -474,7 +474,7 @@ def plot_roofline(layers, path: str | Path, *, peak_macs_per_cycle: float, bandw
                 bx.set_xlabel(bounds_xlabel)
                 handles, labels = bx.get_legend_handles_labels()
                 handles += [Line2D([], [], color="0.15", lw=1.3, ls="--"), Line2D([], [], color="0.4", lw=1.1, ls=":")]
-                labels += ["MAC bound (ideal)", "DRAM bandwidth bound"]
+                labels += ["MAC bound", "DRAM bandwidth bound"]
                 bx.legend(handles, labels, loc="best")
             bx.set_ylabel("cycles (all layers)")
             bx.set_title("achieved vs bounds")
@@ -483,9 +483,10 @@ def plot_roofline(layers, path: str | Path, *, peak_macs_per_cycle: float, bandw
 
 
 def plot_speedup_bars(data, path: str | Path, *, x: str, group: str, title: str, achieved: str = "speedup",
-                      ideal: str = "ideal_speedup") -> Path:
+                      bound: str = "bound_speedup") -> Path:
     """Grouped bars of ``achieved`` speedup per ``x`` value, one bar per ``group`` value, with the
-    ``ideal`` drawn as a black tick on each bar and a reference line at 1x (no change)."""
+    ``bound`` (a true bound: no bar may pass it) drawn as a black tick on each bar and a
+    reference line at 1x (no change)."""
     xs = _ordered(data[x])
     groups = _ordered(data[group])
     colors = color_map([str(g) for g in groups])
@@ -502,10 +503,10 @@ def plot_speedup_bars(data, path: str | Path, *, x: str, group: str, title: str,
                 if np.isfinite(v):
                     ax.annotate(f"{v:.2f}", (p, v), ha="center", va="bottom", fontsize=8, xytext=(0, 2),
                                 textcoords="offset points")
-            if ideal in sub:
-                ids = [float(sub[ideal].get(v, np.nan)) for v in xs]
+            if bound in sub:
+                ids = [float(sub[bound].get(v, np.nan)) for v in xs]
                 ax.scatter(pos, ids, marker="_", s=260, color="black", linewidths=2.2, zorder=3,
-                           label="ideal (dense / effectual MACs)" if j == 0 else None)
+                           label="bound (MAC and DRAM limits)" if j == 0 else None)
         ax.axhline(1.0, color="0.3", lw=0.9, ls=":")
         ax.set_xticks(range(len(xs)), [str(v) for v in xs])
         ax.set_ylabel("speedup over dense (x)")
@@ -517,10 +518,10 @@ def plot_speedup_bars(data, path: str | Path, *, x: str, group: str, title: str,
 
 
 def plot_speedup_by_layer(df, path: str | Path, title: str) -> Path:
-    """Per-layer achieved speedup (bars, one colour per phase) with the ideal (black ticks).
+    """Per-layer achieved speedup (bars, one colour per phase) with its bound (black ticks).
 
-    Rows are (layer, phase) result rows in network order; ``speedup`` and ``ideal_speedup``
-    come from the rows themselves.
+    Rows are (layer, phase) result rows in network order; ``speedup`` and ``bound_speedup``
+    (dense cycles over the MAC and DRAM bound, which no row beats) come from the rows themselves.
     """
     names = _ordered(df["name"])
     phases = _ordered(df["phase"])
@@ -533,10 +534,10 @@ def plot_speedup_by_layer(df, path: str | Path, title: str) -> Path:
             sub = df[df["phase"] == phase].set_index("name")
             pos = [i + (j - (len(phases) - 1) / 2) * width for i in range(len(names))]
             vals = [float(sub["speedup"].get(n, np.nan)) for n in names]
-            ideals = [float(sub["ideal_speedup"].get(n, np.nan)) for n in names]
+            ideals = [float(sub["bound_speedup"].get(n, np.nan)) for n in names]
             ax.bar(pos, vals, width * 0.9, color=colors[phase], label=f"{phase} achieved")
             ax.scatter(pos, ideals, marker="_", s=60, color="black", linewidths=1.6, zorder=3,
-                       label="ideal" if j == 0 else None)
+                       label="bound" if j == 0 else None)
         ax.axhline(1.0, color="0.3", lw=0.9, ls=":")
         ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8 if len(names) > 20 else 9)
         ax.set_ylabel("speedup over dense (x)")

@@ -8,10 +8,14 @@ For each (op, phase) the replay
    ``fwd`` along input features, ``bwd_data`` along output features, ``bwd_weight`` dense),
 4. delta-encodes sequence inputs against the layer's reference state (``fwd`` only),
 5. lowers the tensors to the GEMM operands of the phase and takes their zero masks,
-6. maps them with the dataflow (:mod:`sparsesim.dataflows.sparse`), plans, times and prices each group,
+6. maps them with the dataflow (:mod:`sparsesim.dataflows.sparse`) and plans and times each
+   group with the engine's GEMM-level :func:`~sparsesim.engine.run_gemm`, with the side work
+   the features add (delta state traffic, N:M selection),
 
-and reports the dense run of the same op on the same hardware beside it. Per-run state (the
-delta references) lives in the :class:`Replay` object, never in the module.
+and reports the dense run of the same op on the same hardware beside it. Once every row is
+timed, overlapped N:M pre-generation is placed on the run's pruning-unit timeline
+(:func:`_exposed_pregen`) and what no work hides is added to the rows. Per-run state (the
+delta references and sums) lives in the :class:`Replay` object, never in the module.
 """
 
 from __future__ import annotations
@@ -23,17 +27,16 @@ import numpy as np
 from sparsesim.accel.config import AccelConfig
 from sparsesim.accel.energy import EnergyTable
 from sparsesim.accel.kernels import delta_step
-from sparsesim.accel.schedule import EventCounts, TileSchedule, back_to_back
+from sparsesim.accel.schedule import EventCounts
 from sparsesim.accel.sparsity import feature_labels
 from sparsesim.accel.sparsity.activation_policy import ActivationPolicyConfig
 from sparsesim.accel.sparsity.delta import DeltaConfig
 from sparsesim.accel.sparsity.nm import NMConfig, prune_rows
 from sparsesim.accel.sparsity.zero_skip import ZeroSkipConfig
-from sparsesim.dataflows import DATAFLOWS
 from sparsesim.dataflows.sparse import OperandMasks, sparse_work
-from sparsesim.engine import OpOutcome, best_of, make_row, op_phases, run_gemm, time_schedule
+from sparsesim.engine import OpOutcome, SideWork, best_of, make_row, op_phases, run_gemm
 from sparsesim.workloads.errors import InputError
-from sparsesim.workloads.gemm import Gemm, Phase
+from sparsesim.workloads.gemm import PHASES, Phase
 from sparsesim.workloads.lowering import OPERAND_ROLES, gemm_operands, weight_matrix
 from sparsesim.workloads.ops import Conv2d, Linear, Op, Workload
 from sparsesim.workloads.synthetic_operands import SyntheticTensors
@@ -41,27 +44,6 @@ from sparsesim.workloads.synthetic_operands import SyntheticTensors
 
 MAX_REPLAY_ELEMENTS = 400_000_000
 """Largest A plus B operand (elements, all groups) one op may have in a sparse replay."""
-
-
-def _with_side_traffic(schedule: TileSchedule, nbytes: tuple[int, int], spread: bool) -> TileSchedule:
-    """Add DRAM traffic beside the GEMM's own: ``(read, write)`` bytes.
-
-    ``spread`` shares it out over the tiles in proportion to their compute time (background
-    traffic such as overlapped pre-generation, competing for bandwidth); otherwise reads
-    come before the first tile and writes after the last (delta state brought in and out).
-    """
-    load = schedule.load_bytes.copy()
-    store = schedule.store_bytes.copy()
-    if spread:
-        share = schedule.compute_cycles / max(int(schedule.compute_cycles.sum()), 1)
-        load += np.floor(share * nbytes[0]).astype(np.int64)
-        store += np.floor(share * nbytes[1]).astype(np.int64)
-        load[0] += nbytes[0] - int(np.floor(share * nbytes[0]).sum())
-        store[-1] += nbytes[1] - int(np.floor(share * nbytes[1]).sum())
-    else:
-        load[0] += nbytes[0]
-        store[-1] += nbytes[1]
-    return dataclasses.replace(schedule, load_bytes=load, store_bytes=store)
 
 
 def _channel_axis(op: Op) -> int:
@@ -85,6 +67,7 @@ class Replay:
         self.policy: ActivationPolicyConfig | None = by_kind.get("act_policy")
         self.source = workload.source or SyntheticTensors(workload.ops, cfg.seed)
         self.refs: dict[str, np.ndarray] = {}  # delta reference state per layer name
+        self.accs: dict[str, np.ndarray] = {}  # per layer: the sum of the deltas sent so far
         if self.delta is not None:
             if workload.time_steps is None or all(t is None for t in workload.time_steps):
                 raise InputError("sparsity.delta: the workload has no time axis; delta replay needs a "
@@ -146,36 +129,12 @@ class Replay:
         return x, x
 
     # ------------------------------------------------------------------ one op
-    def _attempt(self, name: str, op: Op, phase: Phase, A: np.ndarray, B: np.ndarray,
-                 nm: tuple[int, int, int] | None, flags: dict, state_bytes: tuple[int, int]) -> OpOutcome:
-        df = DATAFLOWS.get(name)
-        cfg = self.cfg
-        gemm1 = op.gemm(phase)
-        gemm1 = Gemm(gemm1.M, gemm1.N, gemm1.K)
-        total = EventCounts(dram_read_bytes=state_bytes[0], dram_write_bytes=state_bytes[1])
-        dense_macs = eff = folds = 0
-        schedules = []
-        for g in range(A.shape[0]):  # groups run back to back, each with its own masks
-            masks = OperandMasks((A[g] != 0).view(np.uint8), (B[g] != 0).view(np.uint8))
-            work = sparse_work(df, gemm1, cfg, masks, nm=nm, **flags)
-            plan = df.plan(gemm1, cfg, work)
-            schedules.append(plan.schedule)
-            total = total + plan.counts
-            dense_macs += plan.macs_dense
-            eff += plan.macs_effectual
-            folds += plan.folds
-        schedule = back_to_back(schedules)
-        if any(state_bytes):
-            schedule = _with_side_traffic(schedule, state_bytes, spread=self.delta is None)
-        cycles, compute, stall = time_schedule(schedule, cfg)
-        return OpOutcome(name, cycles, compute, stall, total, dense_macs, eff, folds, len(schedule))
-
-    def _op_phase(self, index: int, op: Op, phase: Phase, tensors: dict) -> dict:
+    def _op_phase(self, index: int, op: Op, phase: Phase, tensors: dict) -> _Pending:
         cfg = self.cfg
         extra: dict = {"policy": None, "act_zero_fraction": None, "policy_zeroed_fraction": None,
                        "time_step": None, "delta_threshold": None, "delta_fired_fraction": None,
                        "delta_err_max": None, "delta_err_mean": None, "pregen_cycles": None,
-                       "pregen_dram_bytes": None}
+                       "pregen_select_cycles": None, "pregen_dram_bytes": None, "nm_select_cycles": None}
         x, w, dy = tensors.get("input"), tensors.get("weight"), tensors.get("grad")
         x_seen = x
         if x is not None and phase is not Phase.BWD_DATA:
@@ -200,57 +159,92 @@ class Replay:
         acting = [("nm", nm is not None), ("zero_skip", on_a or on_b), ("delta", is_delta),
                   ("act_policy", self.policy is not None and x is not None and phase is not Phase.BWD_DATA)]
         extra["features_active"] = "+".join(name for name, on in acting if on) or "none"
-        state = (0, 0)
-        side = EventCounts()  # work beside the GEMM: delta encoding and state, N:M pre-generation
+        side = SideWork()
+        counts = EventCounts()  # work beside the GEMM: delta encoding and state, N:M selection
         overhead = 0
+        job = 0
         if is_delta:
             touched = sum(int(np.count_nonzero((A[g] != 0).any(axis=1))) for g in range(A.shape[0])) * B.shape[2]
-            state, side = self._delta_costs(op, x_seen, touched, extra)
-            self._delta_error(op, phase, x_policy, w_seen, extra)
+            state, counts = self._delta_costs(op, x_seen, touched, extra)
+            side = SideWork(read_bytes=state[0], write_bytes=state[1])
+            self._delta_error(op, phase, x_seen, x_policy, w_seen, extra)
+        if flags["nm_stored_dense"] and cfg.training.charge_pregen:
+            side, counts = self._on_the_fly_costs(op, phase, extra)
         if phase is Phase.BWD_WEIGHT and self.nm is not None and w is not None and cfg.training.pregen \
                 and cfg.training.charge_pregen and isinstance(op, (Conv2d, Linear)):
-            state, side, overhead = self._pregen_costs(op, w, extra)
-        out = best_of(self.dataflow, lambda name: self._attempt(name, op, phase, A, B, nm, flags, state), cfg)
-        out = OpOutcome(out.dataflow, out.cycles + overhead, out.compute_cycles, out.stall_cycles,
-                        out.counts + side, out.macs_dense, out.macs_effectual, out.folds, out.tiles, extra,
-                        overhead_cycles=overhead)
-        gemm = op.gemm(phase)
-        dense = best_of(self.dataflow, lambda name: run_gemm(gemm, cfg, name), cfg)
-        return make_row(op, phase, gemm, out, dense, cfg, self.table, self.label)
+            side, counts, overhead, job = self._pregen_costs(op, w, extra)
+        gemm1 = op.gemm(phase)
 
-    def _pregen_costs(self, op: Op, w: np.ndarray, extra: dict) -> tuple[tuple[int, int], EventCounts, int]:
+        def work(df) -> list:
+            return [sparse_work(df, gemm1, cfg, OperandMasks((A[g] != 0).view(np.uint8), (B[g] != 0).view(np.uint8)),
+                                nm=nm, **flags) for g in range(A.shape[0])]
+
+        out = best_of(self.dataflow, lambda name: run_gemm(gemm1, cfg, name, work, side), cfg)
+        out = dataclasses.replace(out, cycles=out.cycles + overhead, counts=out.counts + counts, extra=extra,
+                                  overhead_cycles=overhead)
+        dense = best_of(self.dataflow, lambda name: run_gemm(gemm1, cfg, name), cfg)
+        return _Pending(op, phase, out, dense, job)
+
+    def _select_cycles(self, groups: int) -> int:
+        """Cycles of the pruning unit for ``groups`` groups of M: each of its lanes selects the
+        top N of one group in M cycles (``training.pregen_lanes``; SAT reading note, assumption 7
+        in ``sat.yaml``)."""
+        return -(-groups // self.cfg.training.pregen_lanes) * self.nm.m
+
+    def _copy_groups(self, op: Op, phase: Phase) -> tuple[int, int]:
+        """``(groups, kept weights)`` of the N:M copy a phase uses: fwd groups along input
+        features, bwd_data along output features (rows x groups along the reduction)."""
+        nm = self.nm
+        g, kout, red = weight_matrix(op, np.empty(op.weight_shape, dtype=np.float32)).shape
+        rows, length = (g * kout, red) if phase is Phase.FWD else (g * red, kout)
+        return rows * -(-length // nm.m), rows * ((length // nm.m) * nm.n + min(nm.n, length % nm.m))
+
+    def _selection_ops(self, groups: int) -> int:
+        """Magnitude comparisons of selecting ``groups`` groups: M per group, log2(M) bits each."""
+        return groups * self.nm.m * max(1, int(np.ceil(np.log2(self.nm.m))))
+
+    def _on_the_fly_costs(self, op: Op, phase: Phase, extra: dict) -> tuple[SideWork, EventCounts]:
+        """Pruning while loading (``training.pregen: false``): the GEMM loads the dense weights
+        and the pruning unit selects N of every M as they stream into the weight buffer, for
+        every fwd and bwd_data GEMM. Charged: the unit's comparisons (energy) and its busy time
+        against the weight stream (a stall where it is the slower stage). Each weight is
+        selected once per GEMM; a weight block that the dataflow refetches would be selected
+        again, which this charge leaves out (it is a lower bound on the selection work).
+        """
+        groups, _ = self._copy_groups(op, phase)
+        cycles = self._select_cycles(groups)
+        extra["nm_select_cycles"] = cycles
+        return SideWork(select_cycles=cycles), EventCounts(pregen_ops=self._selection_ops(groups))
+
+    def _pregen_costs(self, op: Op, w: np.ndarray, extra: dict) -> tuple[SideWork, EventCounts, int, int]:
         """SAT pre-generation after the weight update: read the dense weights once, select the
         N:M survivors along both directions, write both compressed copies (values + indices).
 
-        Overlapped (default), only its DRAM traffic competes with the GEMM's; serialized, it
-        adds ``max(selection cycles, transfer cycles)`` after the weight update.
+        Returns ``(side traffic, events, serialized cycles, pruning-unit job cycles)``.
+        Serialized, it adds ``max(selection cycles, transfer cycles)`` after the weight update.
+        Overlapped (default), its DRAM traffic competes with this GEMM's, and its selection is a
+        job for the pruning unit, which :meth:`rows` places on the run's timeline: it hides
+        only behind the work that follows it (see :func:`_exposed_pregen`).
         """
         nm, cfg = self.nm, self.cfg
         elem = cfg.array.element_bytes
-        g, kout, red = weight_matrix(op, w).shape
-
-        def copy(rows: int, length: int) -> tuple[int, int]:
-            """(groups, kept weights) of one compressed copy: rows x groups along length."""
-            groups = rows * -(-length // nm.m)
-            return groups, rows * ((length // nm.m) * nm.n + min(nm.n, length % nm.m))
-
-        groups_fwd, kept_fwd = copy(g * kout, red)
-        groups_bwd, kept_bwd = copy(g * red, kout) if nm.bidirectional else (0, 0)
+        groups_fwd, kept_fwd = self._copy_groups(op, Phase.FWD)
+        groups_bwd, kept_bwd = self._copy_groups(op, Phase.BWD_DATA) if nm.bidirectional else (0, 0)
         groups = groups_fwd + groups_bwd
         reads = w.size * elem
         writes = int((kept_fwd + kept_bwd) * (elem + nm.index_bits / 8.0))
-        select = -(-groups // cfg.training.pregen_lanes) * nm.m
-        counts = EventCounts(pregen_ops=groups * nm.m * max(1, int(np.ceil(np.log2(nm.m)))),
-                             sram_b_bytes=reads + writes)
+        select = self._select_cycles(groups)
+        counts = EventCounts(pregen_ops=self._selection_ops(groups), sram_b_bytes=reads + writes)
         extra["pregen_dram_bytes"] = reads + writes
+        extra["pregen_select_cycles"] = select
         if cfg.training.pregen_overlap:
-            extra["pregen_cycles"] = 0
-            return (reads, writes), counts, 0
+            extra["pregen_cycles"] = 0  # set by the run's timeline
+            return SideWork(read_bytes=reads, write_bytes=writes, spread=True), counts, 0, select
         transfer = 0 if cfg.dram.ideal else int(np.ceil((reads + writes) / cfg.dram.bandwidth_bytes_per_cycle))
         cycles = max(select, transfer)
         extra["pregen_cycles"] = cycles
         counts = counts + EventCounts(dram_read_bytes=reads, dram_write_bytes=writes)
-        return (0, 0), counts, cycles
+        return SideWork(), counts, cycles, 0
 
     def _delta_costs(self, op: Op, d: np.ndarray, touched: int, extra: dict) -> tuple[tuple[int, int], EventCounts]:
         """Encoder work and reference/accumulator state traffic of one delta step.
@@ -273,22 +267,27 @@ class Replay:
         extra["delta_state_bytes"] = n_in * elem + n_out * acc
         return ((0, 0) if on_chip else (reads, writes)), counts
 
-    def _delta_error(self, op: Op, phase: Phase, x_now: np.ndarray, w: np.ndarray, extra: dict) -> None:
+    def _delta_error(self, op: Op, phase: Phase, sent: np.ndarray, x_now: np.ndarray, w: np.ndarray,
+                     extra: dict) -> None:
         """Output error of the delta layer against the dense layer at this step.
 
-        By linearity the accumulator equals ``W . x_ref``, so it is evaluated that way (exact
-        at threshold 0, where ``x_ref`` equals ``x``).
+        The error is that of what was actually sent: the layer's accumulator holds
+        ``sum_t (delta_t . W)``, which by linearity is ``(sum_t delta_t) . W``, so the replay keeps
+        the sum of the sent deltas (``sent`` is this step's) and evaluates ``(sum - x_t) . W``.
+        A wrong delta therefore shows up as error. Keeping the sum in input space makes it exact
+        in float64 for float32 data (each delta and each partial sum is representable), so
+        threshold 0 gives exactly zero error; the rounding of a hardware accumulator is not
+        modelled.
         """
-        ref = self.refs[op.name].reshape(x_now.shape)
-        a_ref, b = gemm_operands(op, phase, ref, w, None)
-        a_now, _ = gemm_operands(op, phase, x_now.astype(np.float64), w, None)
+        acc = self.accs.setdefault(op.name, np.zeros(sent.size, dtype=np.float64))
+        acc += sent.ravel()
+        gap, b = gemm_operands(op, phase, acc.reshape(x_now.shape) - x_now.astype(np.float64), w, None)
         b = b.astype(np.float64)
         worst, total, count = 0.0, 0.0, 0
         rows = max(1, (1 << 22) // max(b.shape[2], 1))  # bound the temporaries to ~4M elements
-        for g in range(a_ref.shape[0]):
-            for r0 in range(0, a_ref.shape[1], rows):
-                # linearity: W . x_ref - W . x = W . (x_ref - x); exact zero where they agree
-                err = np.abs((a_ref[g, r0:r0 + rows] - a_now[g, r0:r0 + rows]) @ b[g])
+        for g in range(gap.shape[0]):
+            for r0 in range(0, gap.shape[1], rows):
+                err = np.abs(gap[g, r0:r0 + rows] @ b[g])  # exact zero where every delta arrived
                 if err.size:
                     worst, total, count = max(worst, float(err.max())), total + float(err.sum()), count + err.size
         extra["delta_err_max"] = worst
@@ -296,7 +295,7 @@ class Replay:
 
     # ------------------------------------------------------------------ run
     def rows(self) -> list[dict]:
-        rows = []
+        pending = []
         for index, op in enumerate(self.workload.ops):
             phases = op_phases(self.workload, index)
             if not phases:
@@ -307,5 +306,77 @@ class Replay:
                                  f"handles at most {MAX_REPLAY_ELEMENTS:,} per op (the dense engine has no such limit)")
             tensors = self.source.tensors(index)
             for phase in phases:
-                rows.append(self._op_phase(index, op, phase, tensors))
+                pending.append(self._op_phase(index, op, phase, tensors))
+        exposed = _exposed_pregen(pending)
+        rows = []
+        for i, p in enumerate(pending):
+            out = p.out
+            if exposed[i]:
+                out = dataclasses.replace(out, cycles=out.cycles + exposed[i], overhead_cycles=exposed[i],
+                                          extra={**out.extra, "pregen_cycles": exposed[i]})
+            rows.append(make_row(p.op, p.phase, p.op.gemm(p.phase), out, p.dense, self.cfg, self.table, self.label))
         return rows
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Pending:
+    """One (op, phase) replayed, before the run's pruning-unit timeline is known."""
+
+    op: Op
+    phase: Phase
+    out: OpOutcome
+    dense: OpOutcome
+    pregen_job_cycles: int  # overlapped pre-generation released after this row (bwd_weight)
+
+
+def _exposed_pregen(pending: list[_Pending]) -> list[int]:
+    """Cycles of overlapped pre-generation that no work hides, per row (charged to the
+    bwd_weight row whose weight update released the job).
+
+    The pruning unit is one resource shared by all layers. The rows run in execution order:
+    every fwd in op order, then the backward pass in reverse op order (bwd_data, then
+    bwd_weight). A layer's job is released when its bwd_weight row ends; the unit takes jobs in
+    release order, one at a time. The workload is one training step of a steady state of
+    identical steps: a layer's copies must be ready when the next step first uses them (its
+    fwd, else its bwd_data, else the next step's start), and the array waits for them there.
+    So a job hides only behind the work that runs between its release and that use, and only
+    as much of it as is at least as long. A multi-step workload is treated as one long step.
+    """
+    if not any(p.pregen_job_cycles for p in pending):
+        return [0] * len(pending)
+    order = [i for i, p in enumerate(pending) if p.phase is Phase.FWD]
+    backward = [i for i, p in enumerate(pending) if p.phase is not Phase.FWD]
+    by_op: dict[str, list[int]] = {}
+    for i in backward:
+        by_op.setdefault(pending[i].op.name, []).append(i)
+    seen = []
+    for i in reversed(backward):
+        name = pending[i].op.name
+        if name not in seen:
+            seen.append(name)
+    for name in seen:  # ops in reverse order, each op's backward rows in phase order
+        order += sorted(by_op[name], key=lambda i: PHASES.index(pending[i].phase))
+    clock, unit_free = 0, 0
+    done: dict[int, int] = {}  # row index of the releasing bwd_weight -> job completion time
+    for i in order:
+        clock += pending[i].out.cycles
+        if pending[i].pregen_job_cycles:
+            unit_free = max(unit_free, clock) + pending[i].pregen_job_cycles
+            done[i] = unit_free
+    step = clock
+    first_use: dict[str, int] = {}  # layer -> first row of the next step that reads its copies
+    for i in order:
+        if pending[i].phase is not Phase.BWD_WEIGHT:
+            first_use.setdefault(pending[i].op.name, i)
+    waits: dict[int, list[int]] = {}  # row of the next step -> jobs it waits for
+    for job in done:
+        waits.setdefault(first_use.get(pending[job].op.name, order[0]), []).append(job)
+    exposed = [0] * len(pending)
+    clock = step
+    for i in order:  # the next step, waiting where a copy is late
+        for job in waits.get(i, ()):
+            if done[job] > clock:
+                exposed[job] += done[job] - clock
+                clock = done[job]
+        clock += pending[i].out.cycles
+    return exposed

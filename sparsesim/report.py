@@ -85,7 +85,8 @@ def point_summary(rows, meta: dict):
     summary = summary.reset_index()
     cycles = summary["cycles"].clip(lower=1)
     summary["speedup"] = summary["dense_cycles"] / cycles
-    summary["ideal_speedup"] = summary["macs_dense"] / summary["macs_effectual"].clip(lower=1)
+    summary["work_ratio"] = summary["macs_dense"] / summary["macs_effectual"].clip(lower=1)
+    summary["bound_speedup"] = summary["dense_cycles"] / summary["bound_cycles"].clip(lower=1)
     pes = summary["cfg.array.rows"] * summary["cfg.array.cols"]
     summary["utilization"] = summary["macs_effectual"] / (cycles * pes)
     summary["latency_ms"] = summary["latency_s"] * 1e3
@@ -288,17 +289,17 @@ def build_sections(meta: dict, rows, sweep_dir: Path, fig_dir: Path) -> list[Sec
 
     # speedup
     if view.sparse:
-        data, y, ylabel, ideal = view.data, "speedup", "speedup over dense (×)", "ideal_speedup"
+        data, y, ylabel, bound = view.data, "speedup", "speedup over dense (×)", "bound_speedup"
         text = ("Speedup = dense cycles / cycles of the same hardware and dataflow with the sparsity "
-                "features on; the dashed line of the same colour is the ideal speedup "
-                "(dense MACs / effectual MACs).")
+                "features on; the dashed line of the same colour is the bound no design can beat: dense "
+                "cycles over max(effectual MACs / PEs, DRAM bytes / bandwidth), summed over the layers.")
     else:
         data, baseline = _relative_speedup(view)
-        y, ideal, ylabel = "rel_speedup", None, "speedup (×)"
+        y, bound, ylabel = "rel_speedup", None, "speedup (×)"
         text = ("No sparsity feature is switched on, so speedup is measured between design points: cycles of "
                 f"one baseline point per panel ({baseline}) over the cycles of each point; higher is faster.")
     plots.plot_lines(data, fig_dir / "speedup.png", x=view.x, y=y, series="sweep_dataflow", facet=view.facet,
-                     style=view.style, ideal=ideal, x_order=view.x_order, scatter=view.scatter,
+                     style=view.style, bound=bound, x_order=view.x_order, scatter=view.scatter,
                      title=("Speedup over dense" if view.sparse else f"Speedup over {baseline}") + title_suffix,
                      xlabel=view.x_label, ylabel=ylabel, reference=1.0, logy=None if not view.sparse else False)
     sections.append(Section("Speedup", tuple(p for p in (text, fixed_note) if p), "speedup.png"))
@@ -487,7 +488,7 @@ def _roofline_sections(view: View, summary, rows, dims, fig_dir: Path, suffix: s
                         series="sweep_dataflow")
     text = (f"Left: each layer (GEMM and phase) of {workload} on the fastest design ({design}) for every "
             "dataflow swept, at its operational intensity; the roof is min(PEs, DRAM bandwidth × intensity). "
-            "Right: total cycles achieved against the MAC bound (effectual MACs / PEs, the ideal) and the "
+            "Right: total cycles achieved against the MAC bound (effectual MACs / PEs) and the "
             "DRAM-bandwidth bound (DRAM bytes / bandwidth) of each point.")
     if view.scatter:
         text = text.replace("Right: total cycles achieved against",

@@ -64,6 +64,10 @@ def simulate(workload: Workload, cfg: AccelConfig, dataflow: str, *, progress: b
         return Replay(workload, cfg, dataflow, features, table).rows()
     rows = []
     for index, op in enumerate(workload.ops):
+        if workload.source is not None and op_phases(workload, index):
+            # A dense run needs only the shapes, but a trace that holds NaN/Inf is refused on
+            # every path alike: reading the op's tensors checks them (the replay reads them too).
+            workload.source.tensors(index)
         for phase in op_phases(workload, index):
             gemm = op.gemm(phase)
             out = best_of(dataflow, lambda name, g=gemm: run_gemm(g, cfg, name), cfg)

@@ -3,11 +3,12 @@
 * ``relu``: the zeros as captured (nothing added; records the zero fraction).
 * ``threshold``: zero every ``|x| < threshold`` (CATS, Lee et al. 2024, magnitude threshold
   on MLP activations).
-* ``channel_threshold``: per input channel (feature), zero the ``sparsity`` fraction of
-  smallest magnitudes, i.e. a per-channel threshold at that quantile (CHESS, channel-wise
-  thresholds).
-* ``topk``: per row (token / pixel), keep the ``keep_fraction`` largest magnitudes (the Lazy
-  Neuron phenomenon paper, Li et al. ICLR 2023, top-k activations).
+* ``channel_threshold``: per input channel (feature), zero exactly ``floor(sparsity * n)`` of
+  its ``n`` elements, the smallest magnitudes, i.e. a per-channel threshold at that quantile
+  (CHESS, channel-wise thresholds). Rounding down means the policy never zeroes more than
+  asked; a channel that already holds more zeros keeps them.
+* ``topk``: per row (token / pixel), keep the ``ceil(keep_fraction * n)`` largest magnitudes
+  (the Lazy Neuron phenomenon paper, Li et al. ICLR 2023, top-k activations).
 
 The fraction of activations zeroed by the policy and its label go into every result row.
 """
@@ -62,28 +63,41 @@ class ActivationPolicyConfig:
         return f"{self.method}{value}"
 
     def apply(self, x: np.ndarray, channel_axis: int) -> np.ndarray:
-        """Return the sparsified activations (a new array; ``x`` is left alone)."""
+        """Return the sparsified activations (a new array; ``x`` is left alone).
+
+        Counts are exact, never estimated from a quantile: ``channel_threshold`` zeroes the
+        ``floor(sparsity * n)`` smallest magnitudes of each channel of ``n`` elements (the
+        channel's own zeros come first, so a channel never ends with fewer zeros than it had);
+        ``topk`` keeps the ``ceil(keep_fraction * n)`` largest magnitudes of each row (at least
+        one). Ties go by position: the earlier element is zeroed first (``channel_threshold``)
+        or kept first (``topk``), so the result is deterministic.
+        """
         if self.method == "relu":
             return x
-        mag = np.abs(x)
         if self.method == "threshold":
-            return np.where(mag < self.threshold, 0, x).astype(x.dtype)
+            return np.where(np.abs(x) < self.threshold, 0, x).astype(x.dtype)
         if self.method == "channel_threshold":
-            moved = np.moveaxis(mag, channel_axis, 0).reshape(x.shape[channel_axis], -1)
-            thr = np.quantile(moved, self.sparsity, axis=1, method="higher") if self.sparsity > 0 else np.zeros(len(moved))
-            shape = [1] * x.ndim
-            shape[channel_axis] = -1
-            keep = mag > thr.reshape(shape) if self.sparsity > 0 else np.ones_like(mag, dtype=bool)
-            return np.where(keep, x, 0).astype(x.dtype)
+            lines = np.moveaxis(x, channel_axis, 0)
+            flat = lines.reshape(lines.shape[0], -1).copy()
+            k = _count(self.sparsity, flat.shape[1])
+            if k:
+                order = np.argsort(np.abs(flat), axis=1, kind="stable")[:, :k]
+                np.put_along_axis(flat, order, 0, axis=1)
+            return np.moveaxis(flat.reshape(lines.shape), 0, channel_axis)
         rows = np.moveaxis(x, channel_axis, -1)
         flat = rows.reshape(-1, rows.shape[-1])
-        k = max(1, int(round(self.keep_fraction * flat.shape[1])))
-        if k >= flat.shape[1]:
-            return x
-        idx = np.argpartition(-np.abs(flat), k - 1, axis=1)[:, :k]
+        n = flat.shape[1]
+        k = max(1, n - _count(1.0 - self.keep_fraction, n))
+        if k >= n:
+            return x.copy()
+        idx = np.argsort(-np.abs(flat), axis=1, kind="stable")[:, :k]
         out = np.zeros_like(flat)
         np.put_along_axis(out, idx, np.take_along_axis(flat, idx, axis=1), axis=1)
         return np.moveaxis(out.reshape(rows.shape), -1, channel_axis)
 
+
+def _count(fraction: float, n: int) -> int:
+    """``floor(fraction * n)``, robust to the binary rounding of ``fraction`` (0.3 * 10 is 3)."""
+    return min(n, int(np.floor(fraction * n + 1e-9)))
 
 FEATURES.add("act_policy", ActivationPolicyConfig)

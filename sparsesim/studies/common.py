@@ -100,10 +100,56 @@ def prepare_out(out: Path, overwrite: bool) -> None:
 def phase_totals(frame, by: list[str]):
     """Sum cycles per group and recompute speedups from the sums (never average ratios)."""
     cols = ["cycles", "dense_cycles", "compute_cycles", "dense_compute_cycles", "macs_dense", "macs_effectual",
-            "energy_pj", "dense_energy_pj", "stall_cycles", "dram_bytes"]
+            "energy_pj", "dense_energy_pj", "stall_cycles", "dram_bytes", "bound_cycles", "mac_bound_cycles"]
     g = frame.groupby(by, sort=False)[cols].sum().reset_index()
     g["speedup"] = g["dense_cycles"] / g["cycles"]
     g["compute_speedup"] = g["dense_compute_cycles"] / g["compute_cycles"]
-    g["ideal_speedup"] = g["macs_dense"] / g["macs_effectual"]
+    g["work_ratio"] = g["macs_dense"] / g["macs_effectual"]
+    # rows run in sequence, so summed bounds bound the sums; compute time alone is bounded by the MACs
+    g["bound_speedup"] = g["dense_cycles"] / g["bound_cycles"]
+    g["compute_bound_speedup"] = g["dense_compute_cycles"] / g["mac_bound_cycles"]
     g["energy_saving"] = 1 - g["energy_pj"] / g["dense_energy_pj"]
     return g
+
+
+# ---------------------------------------------------------------- prose from data
+# Report sentences are built from the numbers they describe: these helpers turn numbers into
+# the words a claim needs (a range, a direction, a comparison), so no sentence is fixed text
+# that a different result could contradict.
+
+
+def span(values, fmt: str = ".2f", unit: str = "x") -> str:
+    """``"1.02x"`` or ``"1.02x to 1.70x"``: the range of ``values``."""
+    lo, hi = float(min(values)), float(max(values))
+    if format(lo, fmt) == format(hi, fmt):
+        return f"{lo:{fmt}}{unit}"
+    return f"{lo:{fmt}}{unit} to {hi:{fmt}}{unit}"
+
+
+def trend(values, tol: float = 1e-9) -> str:
+    """How a sequence moves: ``"grows"``, ``"falls"``, ``"stays flat"`` or ``"is not monotonic"``."""
+    v = [float(x) for x in values]
+    steps = [b - a for a, b in zip(v, v[1:])]
+    if all(abs(s) <= tol for s in steps):
+        return "stays flat"
+    if all(s >= -tol for s in steps):
+        return "grows"
+    if all(s <= tol for s in steps):
+        return "falls"
+    return "is not monotonic"
+
+
+def relation(a: float, b: float, rel: float = 0.05) -> str:
+    """``a`` against ``b``: ``"above"``, ``"below"`` or ``"about equal to"`` (within ``rel``)."""
+    if abs(a - b) <= rel * abs(b):
+        return "about equal to"
+    return "above" if a > b else "below"
+
+
+def write_report(out: Path, text: str, tables: dict) -> Path:
+    """Write ``tables`` (``{file name: frame}``) as CSV and ``text`` as ``README.md``; the report path."""
+    for name, frame in tables.items():
+        frame.to_csv(out / name, index=False)
+    report = out / "README.md"
+    report.write_text(text)
+    return report

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -105,7 +107,7 @@ def test_exact_nm_weights_on_dense_activations_shorten_the_reduction_m_over_n(na
     assert row["cycles"] == df.compute_cycles(Gemm(M, N, K * n // m), 8, 8, False)
     assert row["dense_cycles"] == df.compute_cycles(Gemm(M, N, K), 8, 8, False)
     assert row["macs_effectual"] == M * N * K * n // m
-    assert row["ideal_speedup"] == pytest.approx(m / n)
+    assert row["work_ratio"] == pytest.approx(m / n)
 
 
 def test_bidirectional_pruning_speeds_up_fwd_and_bwd_data_not_bwd_weight():
@@ -117,7 +119,11 @@ def test_bidirectional_pruning_speeds_up_fwd_and_bwd_data_not_bwd_weight():
     rows = {r["phase"]: r for r in simulate(wl, scalesim_cfg(8, 8, sparsity=[{"kind": "nm", "n": 2, "m": 4}]), "os")}
     # K = 64 -> 32 MAC slots per fold; every fold still pays R + C - 2 = 14 cycles of skew
     assert rows["fwd"]["speedup"] == rows["bwd_data"]["speedup"] == pytest.approx((64 + 14) / (32 + 14))
-    assert rows["bwd_weight"]["speedup"] == 1.0
+    # bwd_weight runs dense; with one layer nothing follows its weight update, so the
+    # pre-generation of both copies (2 x 64 rows x 16 groups of 4, 32 lanes, 4 cycles a
+    # group) is exposed in its row: 2048 / 32 * 4 = 256 cycles
+    assert rows["bwd_weight"]["compute_speedup"] == 1.0
+    assert rows["bwd_weight"]["cycles"] == rows["bwd_weight"]["dense_cycles"] + 256
     assert [rows[p]["features_active"] for p in ("fwd", "bwd_data", "bwd_weight")] == ["nm", "nm", "none"]
     uni = [{"kind": "nm", "n": 2, "m": 4, "bidirectional": False}]
     rows = {r["phase"]: r for r in simulate(wl, scalesim_cfg(8, 8, sparsity=uni), "os")}
@@ -162,39 +168,73 @@ def test_fully_dense_operands_give_exactly_dense_cycles(sparsity, lanes):
 sparse_mat = st.integers(0, 2**31 - 1)
 
 
-@settings(max_examples=25, deadline=None)
+def assert_within_bounds(r):
+    """What reports call a limit is one: no row beats its bound (MAC and DRAM), in total
+    cycles or in compute cycles, and a speedup never passes ``bound_speedup``."""
+    assert r["bound_cycles"] == max(r["mac_bound_cycles"], r["bw_bound_cycles"])
+    assert r["cycles"] >= r["bound_cycles"]
+    assert r["compute_cycles"] >= r["mac_bound_cycles"]
+    assert r["speedup"] <= r["bound_speedup"] + 1e-12
+    # the bounds are independent of the model: every PE does at most one MAC a cycle, every
+    # DRAM byte crosses a channel of the configured bandwidth
+    assert r["mac_bound_cycles"] == -(-r["macs_effectual"] // (8 * 4))
+
+
+def test_work_ratio_is_not_a_limit_but_the_bound_is():
+    # is, 5x38x38 on a 4x4 array at 2:4: the dense baseline's fold quantization lets the
+    # compute speedup (770 / 390 = 1.974) pass the work ratio (1.9): it must not be called a limit
+    rng = np.random.default_rng(0)
+    A, B = rng.uniform(0.5, 1.5, (5, 38)), rng.uniform(0.5, 1.5, (38, 38))
+    cfg = load_accel("edge32", ["array.rows=4", "array.cols=4"], {"sparsity": [{"kind": "nm", "n": 2, "m": 4}]})
+    r = one(simulate(gemm_workload(A, B), cfg, "is"))
+    kept = 9 * 2 + 2  # per output: 9 full groups of 4 keep 2 each, the short last group (2 long) keeps 2
+    assert r["work_ratio"] == pytest.approx(38 / kept)
+    assert r["compute_speedup"] > r["work_ratio"]
+    assert r["mac_bound_cycles"] == -(-5 * 38 * kept // 16)
+    assert r["cycles"] >= r["bound_cycles"] and r["speedup"] <= r["bound_speedup"]
+
+
+@settings(max_examples=40, deadline=None)
 @given(seed=sparse_mat, density=st.floats(0.0, 1.0), target=st.sampled_from(["input", "weight", "both"]),
        lanes=st.sampled_from(["systolic", "decoupled"]), name=st.sampled_from(["os", "ws", "is"]),
-       window=st.integers(1, 16), nm=st.sampled_from([None, (2, 4), (1, 8)]))
-def test_cycles_never_beat_the_ideal_and_gating_never_changes_cycles(seed, density, target, lanes, name, window, nm):
+       window=st.integers(1, 16), nm=st.sampled_from([None, (2, 4), (1, 8)]),
+       memory=st.sampled_from(["dram.ideal=true", "dram.bandwidth_bytes_per_cycle=1", "dram.latency_cycles=0"]))
+def test_cycles_never_beat_the_bound_and_gating_never_changes_cycles(seed, density, target, lanes, name, window,
+                                                                     nm, memory):
     rng = np.random.default_rng(seed)
     M, K, N = (int(v) for v in rng.integers(1, 60, 3))
     A = rng.uniform(0.5, 1.5, (M, K)) * (rng.random((M, K)) < density)
     B = rng.uniform(0.5, 1.5, (K, N)) * (rng.random((K, N)) < density)
     nm_spec = [{"kind": "nm", "n": nm[0], "m": nm[1]}] if nm else []
-    base = ["array.rows=8", "array.cols=4", f"array.lanes={lanes}", f"array.sync_window_steps={window}"]
+    base = ["array.rows=8", "array.cols=4", f"array.lanes={lanes}", f"array.sync_window_steps={window}", memory]
     skip = load_accel("edge32", base, {"sparsity": nm_spec + [{"kind": "zero_skip", "target": target,
                                                                 "action": "skipping"}]})
     gate = load_accel("edge32", base, {"sparsity": nm_spec + [{"kind": "zero_skip", "target": target,
                                                                 "action": "gating"}]})
     plain = load_accel("edge32", base, {"sparsity": nm_spec} if nm_spec else None)
-    wl = gemm_workload(A, B)
-    r_skip, r_gate, r_plain = (one(simulate(wl, c, name)) for c in (skip, gate, plain))
-    for r in (r_skip, r_gate, r_plain):
-        check_row(r)  # includes cycles >= ceil(effectual MACs / PEs)
-        assert r["cycles"] >= r["mac_bound_cycles"]
-    assert r_gate["cycles"] == r_plain["cycles"]
-    assert r_gate["energy_breakdown_pj"]["mac"] <= r_plain["energy_breakdown_pj"]["mac"]
-    assert r_skip["compute_cycles"] <= r_plain["compute_cycles"]
-    assert r_skip["macs_effectual"] == r_gate["macs_effectual"]
+    wl = gemm_workload(A, B, PHASES, rng.uniform(0.5, 1.5, (M, N)) * (rng.random((M, N)) < density))
+    r_skip, r_gate, r_plain = (simulate(wl, c, name) for c in (skip, gate, plain))
+    for rows in (r_skip, r_gate, r_plain):
+        for r in rows:
+            check_row(r)
+            assert_within_bounds(r)
+            if r["bw_bound_cycles"]:
+                bw = 1.0 if "bandwidth" in memory else 25.6  # edge32's DRAM bytes per cycle
+                assert r["bw_bound_cycles"] == math.ceil(r["dram_bytes"] / bw)
+    for g, p, s in zip(r_gate, r_plain, r_skip):
+        assert g["cycles"] == p["cycles"]
+        assert g["energy_breakdown_pj"]["mac"] <= p["energy_breakdown_pj"]["mac"]
+        assert s["compute_cycles"] <= p["compute_cycles"]
+        assert s["macs_effectual"] == g["macs_effectual"]
 
 
 # ---------------------------------------------------------------- delta
 def sequence_workload(frames):
     """One conv layer seen at consecutive frames (a sequence trace in miniature). No padding:
-    im2col's padding zeros would be skippable zeros of their own."""
+    im2col's padding zeros would be skippable zeros of their own. Integer-valued weights (and
+    dyadic frames in the tests) keep every float64 sum exact, so theta = 0 is exactly dense."""
     op = Conv2d(name="c", batch=1, in_channels=3, out_channels=4, in_h=6, in_w=6, kernel_h=3, kernel_w=3)
-    w = np.random.default_rng(3).standard_normal(op.weight_shape).astype(np.float32)
+    w = np.random.default_rng(3).integers(-3, 4, op.weight_shape).astype(np.float32)
     per_op = [{"input": f.astype(np.float32), "weight": w, "grad": None} for f in frames]
     return Workload("seq", tuple(op for _ in frames), (Phase.FWD,), time_steps=tuple(range(len(frames))),
                     source=Tensors(per_op))
@@ -202,7 +242,7 @@ def sequence_workload(frames):
 
 def test_delta_at_threshold_zero_is_exactly_dense():
     rng = np.random.default_rng(4)
-    frames = [rng.uniform(1, 2, (1, 3, 6, 6)) + t for t in range(4)]  # every element changes
+    frames = [rng.integers(1, 3, (1, 3, 6, 6)) + 4.0 * t for t in range(4)]  # every element changes
     wl = sequence_workload(frames)
     for name in DATAFLOWS.names():
         rows = simulate(wl, load_accel("edge32", [], {"sparsity": [{"kind": "delta", "threshold": 0.0}]}), name)
@@ -214,8 +254,8 @@ def test_delta_at_threshold_zero_is_exactly_dense():
 
 def test_delta_skips_unchanged_elements_and_reports_error():
     rng = np.random.default_rng(5)
-    base = np.maximum(rng.standard_normal((1, 3, 6, 6)), 0)
-    frames = [base + 0.01 * t * (rng.random(base.shape) < 0.1) for t in range(5)]
+    base = np.maximum(np.round(4 * rng.standard_normal((1, 3, 6, 6))) / 4, 0)
+    frames = [base + t / 128 * (rng.random(base.shape) < 0.1) for t in range(5)]
     wl = sequence_workload(frames)
     exact = simulate(wl, load_accel("edge32", [], {"sparsity": [{"kind": "delta", "threshold": 0.0}]}), "ws")
     loose = simulate(wl, load_accel("edge32", [], {"sparsity": [{"kind": "delta", "threshold": 0.05}]}), "ws")
@@ -320,3 +360,51 @@ def test_compress_true_is_accepted_from_yaml_booleans():
     from sparsesim.accel.sparsity import parse_features
 
     assert parse_features(cfg.sparsity)[0].compressed is True
+
+
+def linear_sequence(frames, w):
+    """One Linear layer seen at consecutive time steps: fwd GEMM ``x_t @ w.T``."""
+    T, K = frames.shape[0], frames.shape[2]
+    op = Linear(name="l", tokens=frames.shape[1], in_features=K, out_features=w.shape[0])
+    per_op = [{"input": frames[t].astype(np.float32), "weight": w.astype(np.float32), "grad": None} for t in range(T)]
+    return Workload("seq", tuple(op for _ in range(T)), (Phase.FWD,), time_steps=tuple(range(T)),
+                    source=Tensors(per_op))
+
+
+def test_delta_error_is_that_of_the_accumulated_deltas_by_hand():
+    # integer-valued frames and weights: every sum is exact in float64, so the hand value is exact
+    rng = np.random.default_rng(11)
+    frames = np.cumsum(rng.integers(-1, 2, (6, 5, 8)) * (rng.random((6, 5, 8)) < 0.4), axis=0).astype(float)
+    w = rng.integers(-2, 3, (7, 8)).astype(float)
+    theta = 1.5  # changes of 1 are held back until they add up to 2
+    ref, acc, want = np.zeros((5, 8)), np.zeros((5, 7)), []
+    for x in frames:  # the delta layer of Neil et al. by hand
+        d = x - ref
+        fire = (d != 0) & (np.abs(d) >= theta)
+        sent = np.where(fire, d, 0.0)
+        ref = np.where(fire, x, ref)
+        acc = acc + sent @ w.T
+        want.append(np.abs(acc - x @ w.T).max())
+    rows = simulate(linear_sequence(frames, w), load_accel("edge32", [], {"sparsity": [{"kind": "delta",
+                                                                                        "threshold": theta}]}), "os")
+    assert [r["delta_err_max"] for r in rows] == want
+    assert max(want) > 0
+
+
+def test_delta_error_sees_deltas_that_were_sent_wrong(monkeypatch):
+    # An encoder that keeps its reference right but sends half of every change: the output
+    # built from what was sent is wrong, and the reported error must say so (at theta = 0).
+    import sparsesim.replay as replay
+
+    real = replay.delta_step
+
+    def halved(x, ref, theta):
+        return real(x, ref, theta) * 0.5
+
+    monkeypatch.setattr(replay, "delta_step", halved)
+    frames = np.arange(2 * 3 * 4, dtype=float).reshape(2, 3, 4) + 1.0
+    w = np.eye(4)
+    rows = simulate(linear_sequence(frames, w), load_accel("edge32", [], {"sparsity": [{"kind": "delta",
+                                                                                        "threshold": 0.0}]}), "os")
+    # step 0 sends x_0 / 2: error max |x_0| / 2 = 12 / 2; step 1 accumulates (x_0 + (x_1 - x_0)) / 2
+    assert [r["delta_err_max"] for r in rows] == [6.0, 12.0]

@@ -63,6 +63,12 @@ def test_report_has_every_figure_and_names_the_energy_table(sweep_dir, tmp_path)
     html = (md.parent / "index.html").read_text()
     assert all(f'src="{fig}"' in html for fig in FIGURES)
     assert (md.parent / "summary.csv").exists()
+    # what the report draws as a bound is one: no point beats it
+    import pandas as pd
+
+    summary = pd.read_csv(md.parent / "summary.csv")
+    assert (summary["speedup"] <= summary["bound_speedup"] + 1e-9).all()
+    assert (summary["cycles"] >= summary["bound_cycles"]).all()
 
 
 def test_report_output_is_never_silently_replaced(sweep_dir, tmp_path):

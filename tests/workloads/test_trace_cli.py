@@ -102,3 +102,38 @@ def test_info_coverage_line_from_the_manifest():
     lines = coverage_lines({"coverage": cov})
     assert lines[0] == "MAC coverage: 75.0% of the model's forward MACs are in the trace (300 of 400 over 2 steps)"
     assert lines[2] == "  enc.rnn: torch.lstm, 2 calls, 100 MACs (25.0%)"
+
+
+def test_a_trace_holding_nan_is_refused_the_same_way_on_every_path(tmp_path, capsys):
+    # dense run, sparse run, trace info --validate and trace validate: one error line naming
+    # the file and the tensor, exit 2 (a dense run never needed the values, but must not
+    # report numbers for a trace that holds NaN)
+    import struct
+
+    from sparsesim.workloads.trace.header import read_header
+
+    out_dir = tmp_path / "t"
+    assert _run(capsys, "trace", "synth", "--gemm", "16,8,12", "--out", str(out_dir))[0] == 0
+    f = next(out_dir.glob("*.safetensors"))
+    entries, _ = read_header(f)
+    name = next(n for n in entries if n.endswith("input"))
+    (n,) = struct.unpack("<Q", f.read_bytes()[:8])
+    raw = bytearray(f.read_bytes())
+    raw[8 + n + entries[name].begin: 8 + n + entries[name].begin + 4] = struct.pack("<f", float("nan"))
+    f.write_bytes(bytes(raw))
+    # a trace written with the NaN in it: its checksum matches (a corrupted file is another error)
+    import hashlib
+    import json
+
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    manifest["files"][f.name]["sha256"] = hashlib.sha256(f.read_bytes()).hexdigest()
+    (out_dir / "manifest.json").write_text(json.dumps(manifest))
+    want = f"error: {f}: tensor {name!r} holds NaN\n"
+    for argv in (["run", "--trace", str(out_dir), "--accel", "edge32", "--dataflow", "os"],
+                 ["run", "--trace", str(out_dir), "--accel", "edge32", "--dataflow", "best", "--json"],
+                 ["run", "--trace", str(out_dir), "--accel", "edge32", "--dataflow", "os",
+                  "--sparsity", "zero_skip:input:skipping"],
+                 ["trace", "info", str(out_dir), "--validate"],
+                 ["trace", "validate", str(out_dir)]):
+        code, out, err = _run(capsys, *argv)
+        assert (code, out, err) == (2, "", want), argv
