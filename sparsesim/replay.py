@@ -83,7 +83,8 @@ class Replay:
         self.zs: ZeroSkipConfig | None = by_kind.get("zero_skip")
         self.delta: DeltaConfig | None = by_kind.get("delta")
         self.policy: ActivationPolicyConfig | None = by_kind.get("act_policy")
-        self.source = workload.source or SyntheticTensors(workload.ops, cfg.seed)
+        self.source = workload.source or SyntheticTensors(workload.ops, cfg.seed,
+                                                          workload.meta.get("act_sparsity"))
         self.refs: dict[str, np.ndarray] = {}  # delta reference state per layer name
         if self.delta is not None:
             if workload.time_steps is None or all(t is None for t in workload.time_steps):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from sparsesim.accel.config import AccelConfig
 from sparsesim.accel.energy import check_table_supports, energy_table
 from sparsesim.accel.sparsity import feature_labels, parse_features
-from sparsesim.engine import best_of, check_dataflow, make_row, op_phases, run_gemm
+from sparsesim.engine import best_of, check_dataflow, make_row, op_phases, repeat_rows, run_gemm
 from sparsesim.replay import Replay
 from sparsesim.workloads.ops import Workload
 
@@ -24,11 +24,11 @@ def simulate(workload: Workload, cfg: AccelConfig, dataflow: str) -> list[dict]:
     features = parse_features(cfg.sparsity)
     label = feature_labels(features)
     if features:
-        return Replay(workload, cfg, dataflow, features, table).rows()
+        return repeat_rows(workload, Replay(workload, cfg, dataflow, features, table).rows())
     rows = []
     for index, op in enumerate(workload.ops):
         for phase in op_phases(workload, index):
             gemm = op.gemm(phase)
             out = best_of(dataflow, lambda name, g=gemm: run_gemm(g, cfg, name), cfg)
             rows.append(make_row(op, phase, gemm, out, out, cfg, table, label))
-    return rows
+    return repeat_rows(workload, rows)

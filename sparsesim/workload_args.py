@@ -55,6 +55,16 @@ def workload_from_args(args) -> Workload:
     if args.network:
         if args.batch < 1:
             raise field_error("--batch", f"must be a positive integer, got {args.batch}")
+        from sparsesim.workloads.llm_networks import DECODERS, llm_workload
+
+        if args.network in DECODERS:
+            prompt = 128 if args.prompt_len is None else args.prompt_len
+            gen = 32 if args.gen_len is None else args.gen_len
+            return llm_workload(args.network, batch=args.batch, prompt_len=prompt, gen_len=gen,
+                                act_sparsity=args.act_sparsity, **({"phases": phases} if phases else {}))
+        for flag in ("prompt_len", "gen_len", "act_sparsity"):
+            if getattr(args, flag, None) is not None:
+                raise field_error(f"--{flag.replace('_', '-')}", f"only for the LLM networks ({', '.join(DECODERS.names())})")
         ops = tuple(NETWORKS.get(args.network, "--network")(args.batch))
         return Workload(args.network, ops, phases or (Phase.FWD,))
     if args.trace:
