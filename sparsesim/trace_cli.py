@@ -20,9 +20,57 @@ def _size_mib(path: Path) -> float:
     return sum(f.stat().st_size for f in path.iterdir() if f.is_file()) / 2**20
 
 
-def cmd_capture(args) -> int:
-    from sparsesim.workloads.capture import capture_model  # imports torch only once the arguments are checked
+def parse_bytes(text: str, field: str) -> int:
+    """``"2G"`` -> 2 * 2**30; plain integers are bytes; suffixes K, M, G, T (binary)."""
+    units = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    body = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = body[-1:] if body[-1:] in units and body[-1:] else ""
+    try:
+        value = float(body[:-1] if unit else body) * units[unit]
+    except ValueError:
+        raise InputError(f"{field}: expected a number of bytes such as 500M or 8G, got {text!r}") from None
+    if value < 1:
+        raise InputError(f"{field}: must be at least 1 byte, got {text!r}")
+    return int(value)
 
+
+def cmd_capture_llm(args) -> int:
+    """``--mode prefill|decode`` of a zoo decoder, ``--hf DIR`` or ``--hf-config FILE.json``."""
+    from sparsesim.workloads.capture.llm import InferenceCapture, capture_llm
+
+    mode = "decode" if args.mode == "train" else args.mode  # an LLM's default is decode
+    gen = (0 if mode == "prefill" else 4) if args.gen_len is None else args.gen_len
+    spec = InferenceCapture(mode=mode, prompt_len=16 if args.prompt_len is None else args.prompt_len, gen_len=gen,
+                            batch=1 if args.batch is None else args.batch, dtype=args.dtype, seed=args.seed,
+                            layers=args.layers, sample_steps=args.sample_steps,
+                            max_bytes=None if args.max_bytes is None else parse_bytes(args.max_bytes, "--max-bytes"))
+    label = args.model or Path(args.hf or args.hf_config).stem
+    out = Path(args.out or f"traces/{label}-{mode}")
+    start = time.perf_counter()
+    path = capture_llm(out=out, spec=spec, model=args.model, hf_dir=args.hf, hf_config=args.hf_config,
+                       overwrite=args.overwrite, progress=not args.no_progress)
+    print(f"wrote {path} ({_size_mib(path):.1f} MiB) in {time.perf_counter() - start:.1f} s; "
+          f"see `sparsesim trace info {path}`")
+    return 0
+
+
+def cmd_capture(args) -> int:
+    from sparsesim.workloads.capture import MODELS, capture_model  # imports torch only once the arguments are checked
+
+    if args.hf and args.hf_config:
+        raise InputError("--hf: give --hf or --hf-config, not both")
+    decoder = args.model is not None and args.model in MODELS and MODELS.get(args.model).decoder is not None
+    if args.hf or args.hf_config or decoder or args.mode in ("prefill", "decode"):
+        if args.model is not None and (args.hf or args.hf_config):
+            raise InputError("--model: give --model, --hf or --hf-config, not two of them")
+        return cmd_capture_llm(args)
+    if args.model is None:
+        raise InputError("trace capture: give --model NAME, --hf DIR or --hf-config FILE.json")
+    llm_only = [f for f in ("prompt_len", "gen_len", "layers", "max_bytes") if getattr(args, f) is not None]
+    if llm_only or args.sample_steps != 1:
+        flag = (llm_only or ["sample_steps"])[0].replace("_", "-")
+        raise InputError(f"--{flag}: only for LLM inference capture (--mode prefill|decode)")
+    args.batch = 8 if args.batch is None else args.batch
     if args.nm_mode and not args.nm:
         raise InputError("--nm-mode: only with --nm N:M")
     out = Path(args.out or f"traces/{args.model}-{args.mode}")
@@ -104,12 +152,24 @@ def add_trace_commands(subparsers) -> None:
 
     cap = sub.add_parser("capture", help="train a zoo model briefly and record its tensors (needs torch)",
                          description=f"Zoo models: {', '.join(MODELS.names())}.")
-    cap.add_argument("--model", required=True, metavar="NAME", help=f"one of {', '.join(MODELS.names())}")
+    cap.add_argument("--model", metavar="NAME", help=f"one of {', '.join(MODELS.names())}")
     cap.add_argument("--steps", type=int, default=1, help="captured steps, each a fresh batch (default 1)")
-    cap.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
+    cap.add_argument("--batch", type=int, help="batch size (default 8; LLM inference: 1 sequence)")
     cap.add_argument("--out", metavar="DIR", help="trace directory (default traces/MODEL-MODE)")
-    cap.add_argument("--mode", choices=("train", "infer"), default="train",
-                     help="train: forward, backward and update, all three tensors; infer: forward only")
+    cap.add_argument("--mode", choices=("train", "infer", "prefill", "decode"), default="train",
+                     help="train: forward, backward and update, all three tensors; infer: forward only; "
+                          "LLMs: prefill (the prompt's forward pass) or decode (prefill, then --gen-len steps "
+                          "with a KV cache; the default for LLM decoders)")
+    cap.add_argument("--hf", metavar="DIR", help="a Hugging Face causal LM saved in DIR (local files only; needs "
+                     "the hf extra); eager attention")
+    cap.add_argument("--hf-config", metavar="FILE.json", help="a random-init Hugging Face causal LM from a config")
+    cap.add_argument("--prompt-len", type=int, metavar="P", help="LLMs: prompt tokens (default 16)")
+    cap.add_argument("--gen-len", type=int, metavar="G", help="LLMs: decode steps (default 4 with --mode decode)")
+    cap.add_argument("--layers", metavar="REGEX", help="LLMs: record only ops whose names match (re.search)")
+    cap.add_argument("--sample-steps", type=int, default=1, metavar="K",
+                     help="LLMs: record every K-th decode step (0, K, 2K...); the others run unrecorded")
+    cap.add_argument("--max-bytes", metavar="N", help="LLMs: refuse a capture whose estimated size exceeds N bytes "
+                     "(suffixes K, M, G)")
     cap.add_argument("--dtype", choices=DTYPES, default="fp32", help="storage dtype (default fp32)")
     cap.add_argument("--seed", type=int, default=0, help="seed of model init and data (default 0)")
     cap.add_argument("--warmup-steps", type=int, metavar="N", help="training steps before capture (default per model)")

@@ -170,6 +170,8 @@ class Recorder(TorchFunctionMode):
             index = frame.counts[kind]
             frame.counts[kind] += 1
             base = f"{frame.name}.{kind}{index}" if frame.name else f"{kind}{index}"
+        if not self.wants(base):
+            return func(*args, **kwargs)
         occurrence = self.occurrences[base]
         self.occurrences[base] += 1
         op, x, w = _LOWER[kind](base, args, kwargs)
@@ -192,6 +194,10 @@ class Recorder(TorchFunctionMode):
             out.register_hook(keep_grad)
         self.calls.append(call)
         return out
+
+    def wants(self, name: str) -> bool:
+        """Whether to record the op called ``name`` (all here; a subclass may record a subset)."""
+        return True
 
     def _weight(self, w: Tensor, param: Tensor, op: Op, prefix: str, role: str = "weight") -> str:
         """Store ``w`` once per step even if several calls use it (a recurrent cell).

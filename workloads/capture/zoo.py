@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparsesim.workloads.errors import InputError, field_error
+from sparsesim.workloads.llm_networks import DECODERS
 from sparsesim.workloads.registry import Registry
 from sparsesim.workloads.trace.format import STORAGE_DTYPES
 from sparsesim.workloads.trace.writer import check_output_dir
@@ -32,6 +33,7 @@ class ZooModel:
     factory: str  # "module:function" returning a workloads.capture.nets.Net
     sequence: bool = False  # ops run once per time step; their t-th call in a step is time step t
     warmup_steps: int = 20  # training steps on the synthetic task before capture
+    decoder: str | None = None  # an LLM decoder (llm_networks.DECODERS): captured with --mode prefill|decode
 
 
 MODELS: Registry[ZooModel] = Registry("model")
@@ -51,6 +53,9 @@ for _entry in (
              warmup_steps=40),
     ZooModel(name="video_cnn", summary="3-conv CNN per frame over synthetic video (time steps recorded)",
              input="8 frames of 3x32x32, 4 classes", factory="sparsesim.workloads.capture.nets:video_cnn", sequence=True),
+    *(ZooModel(name=_name, summary=DECODERS.get(_name).summary, input="token ids (--prompt-len, --gen-len)",
+               factory="sparsesim.workloads.capture.llama:build", decoder=_name, warmup_steps=0)
+      for _name in ("llama_tiny", "llama_tiny_relu", "llama_1b", "llama_1b_relu")),
 ):
     MODELS.add(_entry.name, _entry)
 del _entry
@@ -89,6 +94,8 @@ def capture_model(name: str, *, steps: int = 1, batch: int = 8, out: Path | str,
     Seeded and deterministic on a given machine and thread count. Needs torch.
     """
     entry = MODELS.get(name, "--model")
+    if entry.decoder is not None:
+        raise field_error("--mode", f"{name} is an LLM decoder: capture it with --mode prefill or decode")
     for field, value in (("steps", steps), ("batch", batch)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise field_error(field, f"must be a positive integer, got {value!r}")

@@ -99,9 +99,10 @@ def describe(trace: Trace) -> str:
         layers = defaultdict(list)
         for r in trace.ops:
             if r.time_step is not None and Operand.INPUT in r.tensors:
-                layers[(r.name, r.step)].append(r)
+                # an input that changes shape between steps (attention over a growing KV cache) has no delta
+                layers[(r.name, r.step, r.op.input_shape)].append(r)
         drows = []
-        for (name, step), recs in layers.items():
+        for (name, step, _), recs in layers.items():
             recs.sort(key=lambda r: r.time_step)
             if len(recs) < 2:
                 continue
