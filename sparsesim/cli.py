@@ -105,10 +105,21 @@ def cmd_list(args) -> int:
               f"{shape.macs_per_token(0) / 1e9:.2f} GMACs per token plus attention")
     from sparsesim.workloads.capture import MODELS
 
-    print("zoo models (trace capture --model):")
+    print("zoo models (trace capture --model; parameters and dense forward MACs computed from the torch model):")
+    try:
+        from sparsesim.workloads.capture.stats import model_stats
+    except ImportError:
+        model_stats = None
     for name in MODELS.names():
         entry = MODELS.get(name)
         print(f"  {name:12s} {entry.summary}; input {entry.input}")
+        if model_stats is None:
+            continue
+        sizes = [{}] + ([{"image_size": 224}] if "image_size" in entry.options else [])
+        for options in sizes:
+            st = model_stats(entry, **options)
+            at = " at --image-size 224" if options else ""
+            print(f"  {'':12s}   {st.params:,} params, {st.macs:,} MACs per {st.per}{at}")
     from sparsesim.studies import STUDIES
 
     print("case studies (study NAME --out reports/NAME):")

@@ -38,6 +38,8 @@ def cmd_capture_llm(args) -> int:
     """``--mode prefill|decode`` of a zoo decoder, ``--hf DIR`` or ``--hf-config FILE.json``."""
     from sparsesim.workloads.capture.llm import InferenceCapture, capture_llm
 
+    if args.image_size is not None:
+        raise InputError("--image-size: only for the zoo CNNs")
     mode = "decode" if args.mode == "train" else args.mode  # an LLM's default is decode
     gen = (0 if mode == "prefill" else 4) if args.gen_len is None else args.gen_len
     spec = InferenceCapture(mode=mode, prompt_len=16 if args.prompt_len is None else args.prompt_len, gen_len=gen,
@@ -66,18 +68,24 @@ def cmd_capture(args) -> int:
         return cmd_capture_llm(args)
     if args.model is None:
         raise InputError("trace capture: give --model NAME, --hf DIR or --hf-config FILE.json")
-    llm_only = [f for f in ("prompt_len", "gen_len", "layers", "max_bytes") if getattr(args, f) is not None]
+    llm_only = [f for f in ("prompt_len", "gen_len", "max_bytes") if getattr(args, f) is not None]
     if llm_only or args.sample_steps != 1:
         flag = (llm_only or ["sample_steps"])[0].replace("_", "-")
         raise InputError(f"--{flag}: only for LLM inference capture (--mode prefill|decode)")
     args.batch = 8 if args.batch is None else args.batch
+    layers = None
+    if args.layers is not None:  # for the encoders (vit, bert) a number of layers, not a regex
+        if not args.layers.strip().isdigit():
+            raise InputError(f"--layers: {args.model} keeps a number of encoder layers, got {args.layers!r}")
+        layers = int(args.layers)
     if args.nm_mode and not args.nm:
         raise InputError("--nm-mode: only with --nm N:M")
     out = Path(args.out or f"traces/{args.model}-{args.mode}")
     start = time.perf_counter()
     path = capture_model(args.model, steps=args.steps, batch=args.batch, out=out, mode=args.mode, dtype=args.dtype,
                          seed=args.seed, warmup_steps=args.warmup_steps, nm=args.nm, nm_mode=args.nm_mode or "bdwp",
-                         overwrite=args.overwrite, progress=not args.no_progress)
+                         overwrite=args.overwrite, progress=not args.no_progress, image_size=args.image_size,
+                         layers=layers)
     print(f"wrote {path} ({_size_mib(path):.1f} MiB) in {time.perf_counter() - start:.1f} s; "
           f"see `sparsesim trace info {path}`")
     return 0
@@ -165,7 +173,10 @@ def add_trace_commands(subparsers) -> None:
     cap.add_argument("--hf-config", metavar="FILE.json", help="a random-init Hugging Face causal LM from a config")
     cap.add_argument("--prompt-len", type=int, metavar="P", help="LLMs: prompt tokens (default 16)")
     cap.add_argument("--gen-len", type=int, metavar="G", help="LLMs: decode steps (default 4 with --mode decode)")
-    cap.add_argument("--layers", metavar="REGEX", help="LLMs: record only ops whose names match (re.search)")
+    cap.add_argument("--layers", metavar="REGEX|N", help="LLMs: record only ops whose names match REGEX (re.search); "
+                     "vit, bert: keep the first N of their 12 encoder layers")
+    cap.add_argument("--image-size", type=int, metavar="PX", help="CNNs: 32 (default, CIFAR stem) or 224 (ImageNet "
+                     "stem and resolution, 1000-way classifier)")
     cap.add_argument("--sample-steps", type=int, default=1, metavar="K",
                      help="LLMs: record every K-th decode step (0, K, 2K...); the others run unrecorded")
     cap.add_argument("--max-bytes", metavar="N", help="LLMs: refuse a capture whose estimated size exceeds N bytes "
