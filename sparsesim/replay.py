@@ -85,7 +85,9 @@ class Replay:
         self.policy: ActivationPolicyConfig | None = by_kind.get("act_policy")
         self.source = workload.source or SyntheticTensors(workload.ops, cfg.seed,
                                                           workload.meta.get("act_sparsity"))
-        self.refs: dict[str, np.ndarray] = {}  # delta reference state per layer name
+        # delta reference state per layer name and input shape: an input that changes shape
+        # (attention over a growing KV cache) starts again from a zero reference
+        self.refs: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
         self.dense: dict[Gemm, OpOutcome] = {}  # the dense run of each GEMM shape, which depends on nothing else
         if self.delta is not None:
             if workload.time_steps is None or all(t is None for t in workload.time_steps):
@@ -139,7 +141,7 @@ class Replay:
         else:
             extra["act_zero_fraction"] = float((x == 0).mean())
         if self.delta is not None and phase.forward:
-            ref = self.refs.setdefault(op.name, np.zeros(x.size, dtype=np.float64))
+            ref = self.refs.setdefault((op.name, x.shape), np.zeros(x.size, dtype=np.float64))
             d = delta_step(np.ascontiguousarray(x, dtype=np.float64).ravel(), ref, self.delta.threshold)
             extra["time_step"] = self.workload.time_steps[index]
             extra["delta_threshold"] = self.delta.threshold
@@ -283,7 +285,7 @@ class Replay:
         By linearity the accumulator equals ``W . x_ref``, so it is evaluated that way (exact
         at threshold 0, where ``x_ref`` equals ``x``).
         """
-        ref = self.refs[op.name].reshape(x_now.shape)
+        ref = self.refs[(op.name, x_now.shape)].reshape(x_now.shape)
         a_ref, b = gemm_operands(op, phase, ref, w, None)
         a_now, _ = gemm_operands(op, phase, x_now.astype(np.float64), w, None)
         b = b.astype(np.float64)

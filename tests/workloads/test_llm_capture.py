@@ -180,3 +180,15 @@ def test_list_shows_llm_names(capsys):
                  "mixtral_8x7b"):
         assert name in out
     assert "6.74B params" in out
+
+
+def test_delta_replay_over_decode_steps(tiny_decode, capsys):
+    path, _ = tiny_decode
+    assert main(["run", "--trace", str(path), "--accel", "edge32", "--sparsity", "delta:0", "--phases", "decode",
+                 "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["layers"]
+    assert {r["phase"] for r in rows} == {"decode"} and {r["time_step"] for r in rows} == {0, 1, 2}
+    assert all(r["delta_err_max"] == 0.0 for r in rows)  # theta = 0 reproduces the dense outputs
+    # the first decode step starts from a zero reference: every nonzero input fires
+    first = [r for r in rows if r["time_step"] == 0 and r["kind"] == "linear"]
+    assert all(r["delta_fired_fraction"] == pytest.approx(1 - r["act_zero_fraction"]) for r in first)
