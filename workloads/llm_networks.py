@@ -251,7 +251,9 @@ def llm_workload(name: str, *, batch: int = 1, prompt_len: int = 128, gen_len: i
     items = [x for x in inference_ops(shape, batch=batch, prompt_len=prompt_len, gen_len=gen_len)
              if x.phase in phases]
     if not items:
-        raise field_error("--phases", "no GEMMs: decode needs --gen-len >= 1")
+        wanted = ", ".join(map(str, phases))
+        raise field_error("--phases", f"no GEMMs in {wanted}: an LLM network has the phases prefill and decode "
+                          "(decode needs --gen-len >= 1)")
     if aggregate:
         merged: dict[tuple, list] = {}
         for x in items:
