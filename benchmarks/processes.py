@@ -15,7 +15,8 @@ import time
 
 
 def timed_process(argv: list[str], timeout_s: float | None = None) -> tuple[float, float, bool]:
-    """``(wall seconds, peak RSS in GB, finished)`` of ``sparsesim ARGV``.
+    """``(wall seconds, peak RSS in GB, finished)`` of ``sparsesim ARGV``, and a line on stdout
+    with its CPU seconds (user + system), which a loaded machine inflates less than wall time.
 
     A process still running after ``timeout_s`` is killed (``finished`` False). A process
     that fails ends the benchmark with its stderr.
@@ -39,4 +40,5 @@ def timed_process(argv: list[str], timeout_s: float | None = None) -> tuple[floa
         if finished and code != 0:
             err.seek(0)
             raise SystemExit(f"failed ({code}): sparsesim {' '.join(argv)}\n{err.read()}")
+    print(f"    [{wall:.1f} s wall, {usage.ru_utime + usage.ru_stime:.1f} s CPU] sparsesim {' '.join(argv)}")
     return wall, usage.ru_maxrss / 2**20, finished
