@@ -64,11 +64,10 @@ def load_model(hf_dir: Path | str | None, hf_config: Path | str | None, seed: in
         if not (path / "config.json").is_file():
             raise field_error("--hf", f"{path}: no config.json (expected a save_pretrained directory)")
         try:
-            model = tf.AutoModelForCausalLM.from_pretrained(path, local_files_only=True, attn_implementation="eager",
-                                                            dtype=torch.float32)
+            model = tf.AutoModelForCausalLM.from_pretrained(path, local_files_only=True, attn_implementation="eager")
         except (OSError, ValueError) as exc:
             raise field_error("--hf", f"{path}: cannot load ({exc})") from None
-        return model.eval(), path.name
+        return model.float().eval(), path.name  # computed in fp32; --dtype sets the storage
     path = Path(hf_config)
     try:
         raw = json.loads(path.read_text())
