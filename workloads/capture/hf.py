@@ -36,6 +36,12 @@ def _transformers():
     return transformers
 
 
+def _first_line(exc: BaseException) -> str:
+    """Library messages can span lines; the CLI prints one ``error:`` line."""
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return line if len(line) <= 200 else line[:200] + "..."
+
+
 def decoder_shape(config, name: str) -> DecoderShape | None:
     """The :class:`DecoderShape` of a Llama-style Hugging Face config, or None if it is not one
     (then the size of a capture cannot be estimated)."""
@@ -66,26 +72,26 @@ def load_model(hf_dir: Path | str | None, hf_config: Path | str | None, seed: in
         try:
             model = tf.AutoModelForCausalLM.from_pretrained(path, local_files_only=True, attn_implementation="eager")
         except (OSError, ValueError) as exc:
-            raise field_error("--hf", f"{path}: cannot load ({exc})") from None
+            raise field_error("--hf", f"{path}: cannot load ({_first_line(exc)})") from None
         return model.float().eval(), path.name  # computed in fp32; --dtype sets the storage
     path = Path(hf_config)
     try:
         raw = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise field_error("--hf-config", f"{path}: cannot read JSON ({exc})") from None
+        raise field_error("--hf-config", f"{path}: cannot read JSON ({_first_line(exc)})") from None
     if not isinstance(raw, dict) or "model_type" not in raw:
         raise field_error("--hf-config", f"{path}: expected a config object with a model_type")
     try:
         config = tf.AutoConfig.for_model(**raw)
     except (ValueError, KeyError, TypeError) as exc:
-        raise field_error("--hf-config", f"{path}: {exc}") from None
+        raise field_error("--hf-config", f"{path}: {_first_line(exc)}") from None
     config._attn_implementation = "eager"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         try:
             model = tf.AutoModelForCausalLM.from_config(config, attn_implementation="eager")
         except ValueError as exc:
-            raise field_error("--hf-config", f"{path}: {exc}") from None
+            raise field_error("--hf-config", f"{path}: {_first_line(exc)}") from None
     return model.float().eval(), path.stem
 
 
