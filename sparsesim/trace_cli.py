@@ -40,6 +40,10 @@ def cmd_capture_llm(args) -> int:
 
     if args.image_size is not None:
         raise InputError("--image-size: only for the zoo CNNs")
+    for flag, given in (("--nm", args.nm), ("--nm-mode", args.nm_mode), ("--warmup-steps", args.warmup_steps),
+                        ("--steps", args.steps != 1 or None)):
+        if given is not None:
+            raise InputError(f"{flag}: not for LLM inference capture (--gen-len sets the decode steps)")
     mode = "decode" if args.mode == "train" else args.mode  # an LLM's default is decode
     gen = (0 if mode == "prefill" else 4) if args.gen_len is None else args.gen_len
     spec = InferenceCapture(mode=mode, prompt_len=16 if args.prompt_len is None else args.prompt_len, gen_len=gen,
