@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS := test,capture,sweep
+EXTRAS := test,capture,sweep,hf
 
 .PHONY: setup demo test bench golden clean
 

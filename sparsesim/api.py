@@ -59,15 +59,25 @@ def gemm(M: int, N: int, K: int, *, training: bool = False, phases: Iterable[str
     return WorkloadSpec(kind="gemm", source="gemm", gemms=(dims,), phases=_phases(training, phases, "gemm.phases"))
 
 
-def network(name: str, *, training: bool = False, batch: int = 1, phases: Iterable[str] | None = None) -> WorkloadSpec:
-    """A built-in layer list (``run --network NAME``; ``sparsesim list`` names them)."""
+def network(name: str, *, training: bool = False, batch: int = 1, phases: Iterable[str] | None = None,
+            prompt_len: int | None = None, gen_len: int | None = None,
+            act_sparsity: float | None = None) -> WorkloadSpec:
+    """A built-in layer list (``run --network NAME``; ``sparsesim list`` names them).
+
+    The LLM networks (``llama2_7b``, ...) take ``prompt_len`` (prefill tokens, default 128),
+    ``gen_len`` (decode steps, default 32) and ``act_sparsity`` (zero fraction of the synthetic
+    input activations of a sparse run); their phases are ``prefill`` and ``decode``.
+    """
+    from sparsesim.workloads.llm_networks import DECODERS
     from sparsesim.workloads.networks import NETWORKS
 
-    NETWORKS.get(str(name), "network")
+    if str(name) not in DECODERS:
+        NETWORKS.get(str(name), "network")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise field_error("network.batch", f"must be a positive integer, got {batch!r}")
     return WorkloadSpec(kind="network", source=str(name), batch=batch,
-                        phases=_phases(training, phases, "network.phases"))
+                        phases=_phases(training, phases, "network.phases"),
+                        prompt_len=prompt_len, gen_len=gen_len, act_sparsity=act_sparsity)
 
 
 def topology(csv: str | Path, *, training: bool = False, phases: Iterable[str] | None = None) -> WorkloadSpec:

@@ -96,12 +96,30 @@ def cmd_list(args) -> int:
     print("networks (layer lists, --network):")
     for name in NETWORKS.names():
         print(f"  {name:12s} {(NETWORKS.get(name).__doc__ or '').strip()}")
+    from sparsesim.workloads.llm_networks import DECODERS, SHAPE_ONLY
+
+    print("LLM networks (--network NAME --prompt-len P --gen-len G: prefill and decode rows; any decoder below):")
+    for name in SHAPE_ONLY:
+        shape = DECODERS.get(name)
+        print(f"  {name:12s} {shape.summary}; {shape.params / 1e9:.2f}B params, "
+              f"{shape.macs_per_token(0) / 1e9:.2f} GMACs per token plus attention")
     from sparsesim.workloads.capture import MODELS
 
-    print("zoo models (trace capture --model):")
+    print("zoo models (trace capture --model; parameters and dense forward MACs computed from the torch model):")
+    try:
+        from sparsesim.workloads.capture.stats import model_stats
+    except ImportError:
+        model_stats = None
     for name in MODELS.names():
         entry = MODELS.get(name)
         print(f"  {name:12s} {entry.summary}; input {entry.input}")
+        if model_stats is None:
+            continue
+        sizes = [{}] + ([{"image_size": 224}] if "image_size" in entry.options else [])
+        for options in sizes:
+            st = model_stats(entry, **options)
+            at = " at --image-size 224" if options else ""
+            print(f"  {'':12s}   {st.params:,} params, {st.macs:,} MACs per {st.per}{at}")
     from sparsesim.studies import STUDIES
 
     print("case studies (study NAME --out reports/NAME):")
@@ -146,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--topology", metavar="FILE.csv", help="SCALE-Sim topology CSV (conv or GEMM rows)")
     src.add_argument("--network", metavar="NAME", help="built-in layer list (see `sparsesim list`)")
     run.add_argument("--batch", type=int, default=1, help="batch size for --network (default 1)")
+    run.add_argument("--prompt-len", type=int, metavar="P",
+                     help="LLM networks: prompt tokens per sequence, the prefill rows (default 128)")
+    run.add_argument("--gen-len", type=int, metavar="G", help="LLM networks: generated tokens, the decode steps (default 32)")
+    run.add_argument("--act-sparsity", type=float, metavar="S",
+                     help="LLM networks: fraction of zero input activations in the synthetic operands of a sparse run")
     run.add_argument("--accel", required=True, metavar="PRESET|FILE.yaml",
                      help="accelerator preset (see `sparsesim list`) or a YAML/TOML config file")
     run.add_argument("--dataflow", default="best", choices=dataflow_choices(),
@@ -157,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "act_policy:METHOD[:VALUE]; repeatable")
     run.add_argument("--phases", metavar="fwd,bwd_data,bwd_weight",
                      help="phases to simulate (default: fwd for --gemm, --network and --topology; "
-                          "a --trace replays every phase it recorded)")
+                          "prefill,decode for the LLM networks; a --trace replays every phase it recorded)")
     run.add_argument("--training", action="store_true", help="simulate all three training phases")
     run.add_argument("--out", metavar="FILE.parquet|.csv", help="write the result table")
     run.add_argument("--overwrite", action="store_true", help="replace an existing --out file")

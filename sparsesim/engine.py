@@ -230,3 +230,37 @@ def op_phases(workload: Workload, index: int) -> list[Phase]:
     own = workload.meta.get("phases_by_op")
     allowed = own[index] if own is not None else workload.ops[index].phases
     return [p for p in workload.phases if p in allowed]
+
+
+REPEATED = ("cycles", "compute_cycles", "stall_cycles", "overhead_cycles", "dense_cycles", "dense_compute_cycles",
+            "mac_bound_cycles", "bw_bound_cycles", "bound_cycles", "macs_dense", "macs_effectual", "folds", "tiles",
+            "dram_bytes", "dram_read_bytes", "dram_write_bytes", "sram_bytes", "latency_s", "energy_pj",
+            "dense_energy_pj")
+"""Row fields that are per instance and scale with a row's ``repeat`` count."""
+
+
+def repeat_rows(workload: Workload, rows: list[dict]) -> list[dict]:
+    """Give each row its op's ``repeat`` (``workload.meta["repeats"]``, default 1) and scale
+    the per-instance fields by it: a row then stands for ``repeat`` identical (op, phase)
+    instances run one after another (identical layers, or decode steps, of a shape-only LLM).
+    Ratios (speedup, utilization) are those of one instance, which equal those of the sum.
+
+    ``rows`` are in :func:`op_phases` order, one per (op, phase), as both engines emit them.
+    """
+    repeats = workload.meta.get("repeats")
+    if repeats is None:
+        for row in rows:
+            row["repeat"] = 1
+        return rows
+    counts = [repeats[i] for i in range(len(workload.ops)) for _ in op_phases(workload, i)]
+    if len(counts) != len(rows):
+        raise AssertionError(f"{len(rows)} rows for {len(counts)} (op, phase) pairs")
+    for row, k in zip(rows, counts):
+        row["repeat"] = k
+        if k == 1:
+            continue
+        for key in REPEATED:
+            row[key] = row[key] * k
+        row["energy_breakdown_pj"] = {name: v * k for name, v in row["energy_breakdown_pj"].items()}
+        row["events"] = {name: v * k for name, v in row["events"].items()}
+    return rows

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from sparsesim.accel.config import AccelConfig
 from sparsesim.accel.energy import check_table_supports, energy_table
 from sparsesim.accel.sparsity import feature_labels, parse_features
-from sparsesim.engine import best_of, check_dataflow, make_row, op_phases, run_gemm
+from sparsesim.engine import best_of, check_dataflow, make_row, op_phases, repeat_rows, run_gemm
 from sparsesim.replay import Replay
 from sparsesim.workloads.ops import TensorSource, Workload
 
@@ -61,7 +61,7 @@ def simulate(workload: Workload, cfg: AccelConfig, dataflow: str, *, progress: b
                      len(workload.ops), pairs, label, cfg.name, dataflow)
             workload = dataclasses.replace(
                 workload, source=_ReplayProgress(workload.source, workload.name, len(workload.ops)))
-        return Replay(workload, cfg, dataflow, features, table).rows()
+        return repeat_rows(workload, Replay(workload, cfg, dataflow, features, table).rows())
     rows = []
     for index, op in enumerate(workload.ops):
         if workload.source is not None and op_phases(workload, index):
@@ -72,4 +72,4 @@ def simulate(workload: Workload, cfg: AccelConfig, dataflow: str, *, progress: b
             gemm = op.gemm(phase)
             out = best_of(dataflow, lambda name, g=gemm: run_gemm(g, cfg, name), cfg)
             rows.append(make_row(op, phase, gemm, out, out, cfg, table, label))
-    return rows
+    return repeat_rows(workload, rows)

@@ -20,18 +20,79 @@ def _size_mib(path: Path) -> float:
     return sum(f.stat().st_size for f in path.iterdir() if f.is_file()) / 2**20
 
 
+def parse_bytes(text: str, field: str) -> int:
+    """``"2G"`` -> 2 * 2**30; plain integers are bytes; suffixes K, M, G, T (binary)."""
+    units = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    body = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = body[-1:] if body[-1:] in units and body[-1:] else ""
+    try:
+        value = float(body[:-1] if unit else body) * units[unit]
+    except ValueError:
+        raise InputError(f"{field}: expected a number of bytes such as 500M or 8G, got {text!r}") from None
+    if value < 1:
+        raise InputError(f"{field}: must be at least 1 byte, got {text!r}")
+    return int(value)
+
+
 _USER_MODEL_FLAGS = (("input_shape", "--input-shape"), ("input_dtype", "--input-dtype"), ("vocab", "--vocab"),
                      ("sequence", "--sequence"), ("strict", "--strict"))
 """Flags that describe the user's own model; zoo models bring their own inputs and time axis."""
 
 
+
+
+def cmd_capture_llm(args) -> int:
+    """``--mode prefill|decode`` of a zoo decoder, ``--hf DIR`` or ``--hf-config FILE.json``."""
+    from sparsesim.workloads.capture.llm import InferenceCapture, capture_llm
+
+    if args.image_size is not None:
+        raise InputError("--image-size: only for the zoo CNNs")
+    for flag, given in (("--nm", args.nm), ("--nm-mode", args.nm_mode), ("--warmup-steps", args.warmup_steps),
+                        ("--steps", args.steps != 1 or None)):
+        if given is not None:
+            raise InputError(f"{flag}: not for LLM inference capture (--gen-len sets the decode steps)")
+    mode = "decode" if args.mode == "train" else args.mode  # an LLM's default is decode
+    gen = (0 if mode == "prefill" else 4) if args.gen_len is None else args.gen_len
+    spec = InferenceCapture(mode=mode, prompt_len=16 if args.prompt_len is None else args.prompt_len, gen_len=gen,
+                            batch=1 if args.batch is None else args.batch, dtype=args.dtype, seed=args.seed,
+                            layers=args.layers, sample_steps=args.sample_steps,
+                            max_bytes=None if args.max_bytes is None else parse_bytes(args.max_bytes, "--max-bytes"))
+    label = args.model or Path(args.hf or args.hf_config).stem
+    out = Path(args.out or f"traces/{label}-{mode}")
+    start = time.perf_counter()
+    path = capture_llm(out=out, spec=spec, model=args.model, hf_dir=args.hf, hf_config=args.hf_config,
+                       overwrite=args.overwrite, progress=not args.no_progress)
+    print(f"wrote {path} ({_size_mib(path):.1f} MiB) in {time.perf_counter() - start:.1f} s; "
+          f"see `sparsesim trace info {path}`")
+    return 0
+
+
 def cmd_capture(args) -> int:
     # imports torch only once the arguments are checked
-    from sparsesim.workloads.capture import capture_user_model, capture_zoo
+    from sparsesim.workloads.capture import MODELS, capture_user_model, capture_zoo
     from sparsesim.workloads.capture.user_model import parse_model_ref
     from sparsesim.workloads.trace import load_trace
     from sparsesim.workloads.trace.info import coverage_lines
 
+    if args.hf and args.hf_config:
+        raise InputError("--hf: give --hf or --hf-config, not both")
+    decoder = args.model is not None and args.model in MODELS and MODELS.get(args.model).decoder is not None
+    if args.hf or args.hf_config or decoder or args.mode in ("prefill", "decode"):
+        if args.model is not None and (args.hf or args.hf_config):
+            raise InputError("--model: give --model, --hf or --hf-config, not two of them")
+        return cmd_capture_llm(args)
+    if args.model is None:
+        raise InputError("trace capture: give --model NAME, --hf DIR or --hf-config FILE.json")
+    llm_only = [f for f in ("prompt_len", "gen_len", "max_bytes") if getattr(args, f) is not None]
+    if llm_only or args.sample_steps != 1:
+        flag = (llm_only or ["sample_steps"])[0].replace("_", "-")
+        raise InputError(f"--{flag}: only for LLM inference capture (--mode prefill|decode)")
+    args.batch = 8 if args.batch is None else args.batch
+    layers = None
+    if args.layers is not None:  # for the encoders (vit, bert) a number of layers, not a regex
+        if not args.layers.strip().isdigit():
+            raise InputError(f"--layers: {args.model} keeps a number of encoder layers, got {args.layers!r}")
+        layers = int(args.layers)
     if args.nm_mode and not args.nm:
         raise InputError("--nm-mode: only with --nm N:M")
     ref = parse_model_ref(args.model)
@@ -45,8 +106,12 @@ def cmd_capture(args) -> int:
                 raise InputError(f"{flag}: only with --model FILE.py:NAME or package.module:NAME "
                                  f"(zoo model {args.model!r} brings its own inputs)")
         out = Path(args.out or f"traces/{args.model}-{args.mode}")
-        path = capture_zoo(args.model, out=out, warmup_steps=args.warmup_steps, **common)
+        path = capture_zoo(args.model, out=out, warmup_steps=args.warmup_steps, image_size=args.image_size,
+                           layers=layers, **common)
     else:
+        for flag, given in (("--image-size", args.image_size), ("--layers", layers)):
+            if given is not None:
+                raise InputError(f"{flag}: only for zoo models")
         out = Path(args.out or f"traces/{ref.name}-{args.mode}")
         path = capture_user_model(args.model, out=out, warmup_steps=args.warmup_steps or 0,
                                   input_shape=args.input_shape, input_dtype=args.input_dtype or "float",
@@ -130,7 +195,7 @@ def add_trace_commands(subparsers) -> None:
                                      "or package.module:NAME, where NAME is an nn.Module, or a callable returning "
                                      "one or a dict with 'model' and optional 'inputs(batch_size, generator)', "
                                      "'loss(output, inputs)' and 'optimizer(parameters)'.")
-    cap.add_argument("--model", required=True, metavar="NAME|FILE.py:NAME|pkg.mod:NAME",
+    cap.add_argument("--model", metavar="NAME|FILE.py:NAME|pkg.mod:NAME",
                      help=f"a zoo model ({', '.join(MODELS.names())}) or your own model")
     cap.add_argument("--input-shape", metavar="C,H,W",
                      help="own model: one sample's input shape; --batch adds the batch dimension (random inputs)")
@@ -142,10 +207,25 @@ def add_trace_commands(subparsers) -> None:
     cap.add_argument("--strict", action="store_true",
                      help="own model: fail if any GEMM work cannot be recorded (default: list it as skipped)")
     cap.add_argument("--steps", type=int, default=1, help="captured steps, each a fresh batch (default 1)")
-    cap.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
+    cap.add_argument("--batch", type=int, help="batch size (default 8; LLM inference: 1 sequence)")
     cap.add_argument("--out", metavar="DIR", help="trace directory (default traces/MODEL-MODE)")
-    cap.add_argument("--mode", choices=("train", "infer"), default="train",
-                     help="train: forward, backward and update, all three tensors; infer: forward only")
+    cap.add_argument("--mode", choices=("train", "infer", "prefill", "decode"), default="train",
+                     help="train: forward, backward and update, all three tensors; infer: forward only; "
+                          "LLMs: prefill (the prompt's forward pass) or decode (prefill, then --gen-len steps "
+                          "with a KV cache; the default for LLM decoders)")
+    cap.add_argument("--hf", metavar="DIR", help="a Hugging Face causal LM saved in DIR (local files only; needs "
+                     "the hf extra); eager attention")
+    cap.add_argument("--hf-config", metavar="FILE.json", help="a random-init Hugging Face causal LM from a config")
+    cap.add_argument("--prompt-len", type=int, metavar="P", help="LLMs: prompt tokens (default 16)")
+    cap.add_argument("--gen-len", type=int, metavar="G", help="LLMs: decode steps (default 4 with --mode decode)")
+    cap.add_argument("--layers", metavar="REGEX|N", help="LLMs: record only ops whose names match REGEX (re.search); "
+                     "vit, bert: keep the first N of their 12 encoder layers")
+    cap.add_argument("--image-size", type=int, metavar="PX", help="CNNs: 32 (default, CIFAR stem) or 224 (ImageNet "
+                     "stem and resolution, 1000-way classifier)")
+    cap.add_argument("--sample-steps", type=int, default=1, metavar="K",
+                     help="LLMs: record every K-th decode step (0, K, 2K...); the others run unrecorded")
+    cap.add_argument("--max-bytes", metavar="N", help="LLMs: refuse a capture whose estimated size exceeds N bytes "
+                     "(suffixes K, M, G)")
     cap.add_argument("--dtype", choices=DTYPES, default="fp32", help="storage dtype (default fp32)")
     cap.add_argument("--seed", type=int, default=0, help="seed of model init and data (default 0)")
     cap.add_argument("--warmup-steps", type=int, metavar="N",

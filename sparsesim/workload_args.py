@@ -37,6 +37,11 @@ class WorkloadSpec:
     gemms: tuple[tuple[int, int, int], ...] = ()
     phases: tuple[str, ...] | None = None
     digest: str = ""  # content digest of a topology file or trace manifest (sweeps; "" otherwise)
+    # LLM networks only (``workloads.llm_networks``): prompt tokens, decode steps, and the
+    # zero fraction of the synthetic input activations of a sparse run (None: the default)
+    prompt_len: int | None = None
+    gen_len: int | None = None
+    act_sparsity: float | None = None
 
     @property
     def label(self) -> str:
@@ -57,7 +62,8 @@ class WorkloadSpec:
         """Everything that defines the workload's result (hashed into a sweep point's id)."""
         return {"kind": self.kind, "source": self.source, "batch": self.batch,
                 "gemms": [list(g) for g in self.gemms],
-                "phases": None if self.phases is None else list(self.phases), "digest": self.digest}
+                "phases": None if self.phases is None else list(self.phases), "digest": self.digest,
+                "prompt_len": self.prompt_len, "gen_len": self.gen_len, "act_sparsity": self.act_sparsity}
 
 
 def build_workload(spec: WorkloadSpec) -> Workload:
@@ -67,6 +73,19 @@ def build_workload(spec: WorkloadSpec) -> Workload:
         from sparsesim.workloads.trace import load_trace
 
         return load_trace(Path(spec.source)).workload(phases)
+    if spec.kind == "network":
+        from sparsesim.workloads.llm_networks import DECODERS, llm_workload
+
+        if spec.source in DECODERS:
+            return llm_workload(spec.source, batch=spec.batch,
+                                prompt_len=128 if spec.prompt_len is None else spec.prompt_len,
+                                gen_len=32 if spec.gen_len is None else spec.gen_len,
+                                act_sparsity=spec.act_sparsity, **({"phases": phases} if phases else {}))
+    for flag in ("prompt_len", "gen_len", "act_sparsity"):
+        if getattr(spec, flag) is not None:
+            from sparsesim.workloads.llm_networks import DECODERS
+
+            raise field_error(f"--{flag.replace('_', '-')}", f"only for the LLM networks ({', '.join(DECODERS.names())})")
     phases = phases or (Phase.FWD,)
     if spec.kind == "network":
         from sparsesim.workloads.networks import NETWORKS
@@ -140,6 +159,10 @@ def spec_from_args(args) -> WorkloadSpec:
     """The workload of the ``run`` command: ``--gemm``, ``--topology``, ``--network`` or ``--trace``."""
     parsed = parse_phases(args.phases, args.training)
     phases = None if parsed is None else tuple(str(p) for p in parsed)
+    if not args.network:
+        for flag in ("prompt_len", "gen_len", "act_sparsity"):
+            if getattr(args, flag, None) is not None:
+                raise field_error(f"--{flag.replace('_', '-')}", "only for the LLM networks (--network)")
     if args.gemm:
         gemms = tuple(parse_gemm(g, i) for i, g in enumerate(args.gemm))
         return WorkloadSpec(kind="gemm", source="gemm", gemms=gemms, phases=phases)
@@ -148,10 +171,13 @@ def spec_from_args(args) -> WorkloadSpec:
     if args.network:
         if args.batch < 1:
             raise field_error("--batch", f"must be a positive integer, got {args.batch}")
+        from sparsesim.workloads.llm_networks import DECODERS
         from sparsesim.workloads.networks import NETWORKS
 
-        NETWORKS.get(args.network, "--network")  # the flag's name in the error, not the API's
-        return WorkloadSpec(kind="network", source=args.network, batch=args.batch, phases=phases)
+        if args.network not in DECODERS:
+            NETWORKS.get(args.network, "--network")  # the flag's name in the error, not the API's
+        return WorkloadSpec(kind="network", source=args.network, batch=args.batch, phases=phases,
+                            prompt_len=args.prompt_len, gen_len=args.gen_len, act_sparsity=args.act_sparsity)
     if args.trace:
         return WorkloadSpec(kind="trace", source=str(args.trace), phases=phases)
     raise InputError("run: give one of --gemm, --topology, --network or --trace")

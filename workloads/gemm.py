@@ -14,17 +14,35 @@ from sparsesim.workloads.errors import field_error
 
 
 class Phase(str, Enum):
-    """Training phase of a GEMM (DESIGN section 1)."""
+    """Phase of a GEMM: the three training phases (DESIGN section 1) and the two of LLM inference.
+
+    ``prefill`` and ``decode`` are forward GEMMs (``Y = X . W``, reduction over input
+    features) lowered exactly like ``fwd``; they only say which part of autoregressive
+    inference an op belongs to: the prompt's forward pass, or one generated token per
+    sequence reading the KV cache.
+    """
 
     FWD = "fwd"  # Y = X . W, reduction over input features
     BWD_DATA = "bwd_data"  # dX = dY . W^T, reduction over output features
     BWD_WEIGHT = "bwd_weight"  # dW = X^T . dY, reduction over batch x output pixels
+    PREFILL = "prefill"  # inference forward over the prompt (all prompt tokens at once)
+    DECODE = "decode"  # inference forward of one new token per sequence, attention over the KV cache
 
     def __str__(self) -> str:
         return self.value
 
+    @property
+    def forward(self) -> bool:
+        """True for the phases whose GEMM is the forward ``Y = X . W``."""
+        return self in (Phase.FWD, Phase.PREFILL, Phase.DECODE)
+
 
 PHASES: tuple[Phase, ...] = (Phase.FWD, Phase.BWD_DATA, Phase.BWD_WEIGHT)
+"""The training phases (``--training``)."""
+
+INFERENCE_PHASES: tuple[Phase, ...] = (Phase.PREFILL, Phase.DECODE)
+ALL_PHASES: tuple[Phase, ...] = PHASES + INFERENCE_PHASES
+"""Every phase, in the canonical order rows and manifests list them."""
 
 
 def parse_phase(text: str, field: str = "phase") -> Phase:
@@ -32,7 +50,7 @@ def parse_phase(text: str, field: str = "phase") -> Phase:
     try:
         return Phase(text)
     except ValueError:
-        raise field_error(field, f"unknown phase {text!r} (choose from fwd, bwd_data, bwd_weight)") from None
+        raise field_error(field, f"unknown phase {text!r} (choose from {', '.join(map(str, ALL_PHASES))})") from None
 
 
 @dataclass(frozen=True, slots=True)

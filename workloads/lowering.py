@@ -10,6 +10,8 @@ phase         A (role)            B (role)
 fwd           X       (input)     W^T     (weight)
 bwd_data      dY      (grad)      W       (weight)
 bwd_weight    X^T     (input)     dY      (grad)
+prefill       X       (input)     W^T     (weight)
+decode        X       (input)     W^T     (weight)
 ============  ==================  ==================
 """
 
@@ -25,6 +27,8 @@ OPERAND_ROLES: dict[Phase, tuple[str, str]] = {
     Phase.FWD: ("input", "weight"),
     Phase.BWD_DATA: ("grad", "weight"),
     Phase.BWD_WEIGHT: ("input", "grad"),
+    Phase.PREFILL: ("input", "weight"),  # inference phases are forward GEMMs
+    Phase.DECODE: ("input", "weight"),
 }
 """Tensor role of the A and B operands in each phase."""
 
@@ -60,12 +64,12 @@ def gemm_operands(op: Op, phase: Phase, x: np.ndarray | None, w: np.ndarray | No
 
     ``w`` is already the weight this phase sees (N:M pruned along its reduction if asked).
     """
-    need = {Phase.FWD: (x, w), Phase.BWD_DATA: (dy, w), Phase.BWD_WEIGHT: (x, dy)}[phase]
+    need = (x, w) if phase.forward else {Phase.BWD_DATA: (dy, w), Phase.BWD_WEIGHT: (x, dy)}[phase]
     if any(t is None for t in need):
         raise field_error(op.name, f"trace lacks the tensors of the {phase} phase")
     if isinstance(op, Matmul):
         a_in, b_in = x.reshape(op.input_shape), w.reshape(op.weight_shape)
-        if phase is Phase.FWD:
+        if phase.forward:
             return a_in, b_in
         d = dy.reshape(op.output_shape)
         if phase is Phase.BWD_DATA:
@@ -75,6 +79,6 @@ def gemm_operands(op: Op, phase: Phase, x: np.ndarray | None, w: np.ndarray | No
         wm = weight_matrix(op, w)  # (g, Kg, CgRS): B = W_g, reduction over Kg
         return _grad_rows(op, dy), wm
     xa = im2col(x, op) if isinstance(op, Conv2d) else x.reshape(1, op.tokens, op.in_features)
-    if phase is Phase.FWD:
+    if phase.forward:
         return xa, weight_matrix(op, w).transpose(0, 2, 1)
     return xa.transpose(0, 2, 1), _grad_rows(op, dy)

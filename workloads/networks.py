@@ -1,6 +1,7 @@
 """Layer lists (shapes only, no tensors, no torch) of standard networks at ImageNet size.
 
-These drive dense design-space studies and benchmarks the way SCALE-Sim topology files do;
+The transformer encoders (``vit``, ``bert``) list their projections and the two attention
+matmuls per layer, named as the zoo's torch models name them. These drive dense design-space studies and benchmarks the way SCALE-Sim topology files do;
 traces of real tensors come from :mod:`sparsesim.workloads.capture`. Convs carry their real padding.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sparsesim.workloads.ops import Conv2d, Linear, Op
+from sparsesim.workloads.ops import Conv2d, Linear, Matmul, Op
 from sparsesim.workloads.registry import Registry
 
 NETWORKS: Registry[Callable[[int], list[Op]]] = Registry("network")
@@ -92,4 +93,42 @@ def mobilenetv2(batch: int = 1) -> list[Op]:
             c, idx = k, idx + 1
     ops.append(_conv(f"features.{idx}", batch, c, 1280, hw, 1))
     ops.append(Linear(name="classifier", tokens=batch, in_features=1280, out_features=1000))
+    return ops
+
+
+def _encoder_layer(prefix: str, names: tuple[str, ...], batch: int, tokens: int, dim: int, heads: int,
+                   hidden: int) -> list[Op]:
+    """One encoder layer: Q, K, V, the two attention matmuls, output projection, MLP."""
+    q, k, v, attn, out, fc1, fc2 = names
+    rows, hd = batch * tokens, dim // heads
+    return [Linear(name=f"{prefix}.{q}", tokens=rows, in_features=dim, out_features=dim),
+            Linear(name=f"{prefix}.{k}", tokens=rows, in_features=dim, out_features=dim),
+            Linear(name=f"{prefix}.{v}", tokens=rows, in_features=dim, out_features=dim),
+            Matmul(name=f"{prefix}.{attn}.matmul0", batch=batch * heads, m=tokens, k=hd, n=tokens),
+            Matmul(name=f"{prefix}.{attn}.matmul1", batch=batch * heads, m=tokens, k=tokens, n=hd),
+            Linear(name=f"{prefix}.{out}", tokens=rows, in_features=dim, out_features=dim),
+            Linear(name=f"{prefix}.{fc1}", tokens=rows, in_features=dim, out_features=hidden),
+            Linear(name=f"{prefix}.{fc2}", tokens=rows, in_features=hidden, out_features=dim)]
+
+
+@NETWORKS.register("vit")
+def vit(batch: int = 1) -> list[Op]:
+    """ViT-S/16 (Dosovitskiy et al. 2021; DeiT-S width), 224x224 input, 197 tokens, 12 layers."""
+    ops: list[Op] = [_conv("patch_embed", batch, 3, 384, 224, 16, 16, 0)]
+    names = ("attn.q", "attn.k", "attn.v", "attn", "attn.proj", "fc1", "fc2")
+    for i in range(12):
+        ops += _encoder_layer(f"blocks.{i}", names, batch, 197, 384, 6, 1536)
+    ops.append(Linear(name="head", tokens=batch, in_features=384, out_features=1000))
+    return ops
+
+
+@NETWORKS.register("bert")
+def bert(batch: int = 1) -> list[Op]:
+    """BERT-base (Devlin et al. 2019), sequence 128, 12 layers, d=768, and the pooler."""
+    names = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.self",
+             "attention.output.dense", "intermediate.dense", "output.dense")
+    ops: list[Op] = []
+    for i in range(12):
+        ops += _encoder_layer(f"encoder.layer.{i}", names, batch, 128, 768, 12, 3072)
+    ops.append(Linear(name="pooler.dense", tokens=batch, in_features=768, out_features=768))
     return ops

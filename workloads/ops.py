@@ -16,6 +16,7 @@ bwd_weight    dW = X^T . dY           (C/g)*R*S             K/g                 
 ============  ======================  ====================  ==================  =============
 
 ``bwd_data`` produces the im2col-shaped gradient that a col2im scatter folds back into dX.
+``prefill`` and ``decode`` (LLM inference) lower like ``fwd``.
 The im2col correspondence itself (which input element feeds which row/column of ``A``) is
 :func:`im2col`, used when real tensors are replayed.
 """
@@ -28,7 +29,7 @@ from typing import ClassVar, Protocol
 import numpy as np
 
 from sparsesim.workloads.errors import field_error
-from sparsesim.workloads.gemm import PHASES, Gemm, Phase
+from sparsesim.workloads.gemm import ALL_PHASES, Gemm, Phase
 
 
 def _positive(op: object, *names: str) -> None:
@@ -99,14 +100,14 @@ class Conv2d:
 
     @property
     def phases(self) -> tuple[Phase, ...]:
-        return PHASES
+        return ALL_PHASES
 
     def gemm(self, phase: Phase) -> Gemm:
         g = self.groups
         pixels = self.batch * self.out_h * self.out_w
         window = (self.in_channels // g) * self.kernel_h * self.kernel_w
         filters = self.out_channels // g
-        if phase is Phase.FWD:
+        if phase.forward:
             return Gemm(pixels, filters, window, g)
         if phase is Phase.BWD_DATA:
             return Gemm(pixels, window, filters, g)
@@ -140,10 +141,10 @@ class Linear:
 
     @property
     def phases(self) -> tuple[Phase, ...]:
-        return PHASES
+        return ALL_PHASES
 
     def gemm(self, phase: Phase) -> Gemm:
-        if phase is Phase.FWD:
+        if phase.forward:
             return Gemm(self.tokens, self.out_features, self.in_features)
         if phase is Phase.BWD_DATA:
             return Gemm(self.tokens, self.in_features, self.out_features)
@@ -182,10 +183,10 @@ class Matmul:
 
     @property
     def phases(self) -> tuple[Phase, ...]:
-        return PHASES
+        return ALL_PHASES
 
     def gemm(self, phase: Phase) -> Gemm:
-        if phase is Phase.FWD:
+        if phase.forward:
             return Gemm(self.m, self.n, self.k, self.batch)
         if phase is Phase.BWD_DATA:
             return Gemm(self.m, self.k, self.n, self.batch)

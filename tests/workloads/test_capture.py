@@ -218,7 +218,8 @@ def test_capture_zoo_input_errors_name_the_cli_flags(tmp_path):
 
 def test_zoo_catalogue_is_complete():
     assert MODELS.names() == sorted(["resnet18", "resnet50", "vgg16", "mobilenetv2", "transformer", "gru",
-                                     "video_cnn"])
+                                     "video_cnn", "vit", "bert", "llama_tiny", "llama_tiny_relu", "llama_1b",
+                                     "llama_1b_relu"])
 
 
 # ----------------------------------------------------------------------------- BDWP

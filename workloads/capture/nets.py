@@ -145,11 +145,13 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
-    """ResNet (He et al. 2016) with a CIFAR stem; names follow :mod:`sparsesim.workloads.networks`."""
+    """ResNet (He et al. 2016) with a CIFAR stem, or with ``imagenet`` its 7x7/2 stem and 3x3/2
+    max-pool; names follow :mod:`sparsesim.workloads.networks`."""
 
-    def __init__(self, block: type, blocks: list[int], classes: int = CLASSES) -> None:
+    def __init__(self, block: type, blocks: list[int], classes: int = CLASSES, imagenet: bool = False) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False) if imagenet else nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        self.stem_pool = nn.MaxPool2d(3, 2, 1) if imagenet else nn.Identity()
         self.bn1, self.relu = _bn_relu(64)
         cin = 64
         for stage, (n, width) in enumerate(zip(blocks, (64, 128, 256, 512)), start=1):
@@ -161,13 +163,17 @@ class ResNet(nn.Module):
         self.fc = nn.Linear(cin, classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.stem_pool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-def vgg16(classes: int = CLASSES) -> nn.Module:
-    """VGG-16 with batch norm; layer names ``conv1_1`` ... ``fc8`` as in :mod:`sparsesim.workloads.networks`."""
+def vgg16(classes: int = CLASSES, image_size: int = IMAGE_HW) -> nn.Module:
+    """VGG-16 with batch norm; layer names ``conv1_1`` ... ``fc8`` as in :mod:`sparsesim.workloads.networks`.
+
+    At 32x32 the classifier is 512-512-classes; at 224 it is ImageNet's 25088-4096-4096-classes.
+    """
+    flat, width = (512, 512) if image_size == IMAGE_HW else (512 * (image_size // 32) ** 2, 4096)
     layers: list[tuple[str, nn.Module]] = []
     c = 3
     for s, (k, n) in enumerate([(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)], start=1):
@@ -176,8 +182,8 @@ def vgg16(classes: int = CLASSES) -> nn.Module:
                        (f"relu{s}_{i}", nn.ReLU(inplace=True))]
             c = k
         layers.append((f"pool{s}", nn.MaxPool2d(2)))
-    layers += [("flatten", nn.Flatten()), ("fc6", nn.Linear(512, 512)), ("relu6", nn.ReLU(inplace=True)),
-               ("fc7", nn.Linear(512, 512)), ("relu7", nn.ReLU(inplace=True)), ("fc8", nn.Linear(512, classes))]
+    layers += [("flatten", nn.Flatten()), ("fc6", nn.Linear(flat, width)), ("relu6", nn.ReLU(inplace=True)),
+               ("fc7", nn.Linear(width, width)), ("relu7", nn.ReLU(inplace=True)), ("fc8", nn.Linear(width, classes))]
     return nn.Sequential(OrderedDict(layers))
 
 
@@ -207,13 +213,15 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(nn.Module):
-    """MobileNetV2 (Sandler et al. 2018), width 1.0, CIFAR strides (stem and stage 2 at stride 1)."""
+    """MobileNetV2 (Sandler et al. 2018), width 1.0, CIFAR strides (stem and stage 2 at stride 1),
+    or with ``imagenet`` the original strides (both 2)."""
 
-    def __init__(self, classes: int = CLASSES) -> None:
+    def __init__(self, classes: int = CLASSES, imagenet: bool = False) -> None:
         super().__init__()
-        blocks: list[nn.Module] = [ConvBNReLU6(3, 32, 3, 1)]
+        s2 = 2 if imagenet else 1
+        blocks: list[nn.Module] = [ConvBNReLU6(3, 32, 3, s2)]
         c = 32
-        for t, k, n, s in [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+        for t, k, n, s in [(1, 16, 1, 1), (6, 24, 2, s2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
                            (6, 160, 3, 2), (6, 320, 1, 1)]:
             for i in range(n):
                 blocks.append(InvertedResidual(c, k, s if i == 0 else 1, t))
@@ -336,20 +344,27 @@ class Net:
         return torch.optim.SGD(self.model.parameters(), lr=self.lr, momentum=0.9)
 
 
-def resnet18(gen: torch.Generator) -> Net:
-    return Net(ResNet(BasicBlock, [2, 2, 2, 2]), ImageTask(gen), "sgd", 0.005)
+def _classes(image_size: int) -> int:
+    """ImageNet-size models keep ImageNet's 1000-way classifier (the task uses its first 10 classes)."""
+    return CLASSES if image_size == IMAGE_HW else 1000
 
 
-def resnet50(gen: torch.Generator) -> Net:
-    return Net(ResNet(Bottleneck, [3, 4, 6, 3]), ImageTask(gen), "adam", 1e-3)
+def resnet18(gen: torch.Generator, image_size: int = IMAGE_HW) -> Net:
+    return Net(ResNet(BasicBlock, [2, 2, 2, 2], _classes(image_size), image_size != IMAGE_HW),
+               ImageTask(gen, hw=image_size), "sgd", 0.005)
 
 
-def vgg16_net(gen: torch.Generator) -> Net:
-    return Net(vgg16(), ImageTask(gen), "sgd", 0.01)
+def resnet50(gen: torch.Generator, image_size: int = IMAGE_HW) -> Net:
+    return Net(ResNet(Bottleneck, [3, 4, 6, 3], _classes(image_size), image_size != IMAGE_HW),
+               ImageTask(gen, hw=image_size), "adam", 1e-3)
 
 
-def mobilenetv2(gen: torch.Generator) -> Net:
-    return Net(MobileNetV2(), ImageTask(gen), "adam", 1e-3)
+def vgg16_net(gen: torch.Generator, image_size: int = IMAGE_HW) -> Net:
+    return Net(vgg16(_classes(image_size), image_size), ImageTask(gen, hw=image_size), "sgd", 0.01)
+
+
+def mobilenetv2(gen: torch.Generator, image_size: int = IMAGE_HW) -> Net:
+    return Net(MobileNetV2(_classes(image_size), image_size != IMAGE_HW), ImageTask(gen, hw=image_size), "adam", 1e-3)
 
 
 def transformer(gen: torch.Generator) -> Net:

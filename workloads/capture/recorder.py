@@ -211,6 +211,8 @@ class Recorder(TorchFunctionMode):
 
     def record(self, kind: str, func, base: str, args: tuple, kwargs: dict) -> Tensor:
         """Run one ``kind`` GEMM call named ``base``, store its operands and hook its output gradient."""
+        if not self.wants(base):  # outside --layers: run, do not store
+            return func(*args, **kwargs)
         occurrence = self.occurrences[base]
         self.occurrences[base] += 1
         try:
@@ -237,6 +239,10 @@ class Recorder(TorchFunctionMode):
             out.register_hook(keep_grad)
         self.calls.append(call)
         return out
+
+    def wants(self, name: str) -> bool:
+        """Whether to record the op called ``name`` (all here; a subclass may record a subset)."""
+        return True
 
     def _weight(self, w: Tensor, param: Tensor, op: Op, prefix: str, role: str = "weight") -> str:
         """Store ``w`` once per step even if several calls use it (a recurrent cell).

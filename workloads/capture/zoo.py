@@ -8,11 +8,13 @@ factory function plus one entry here.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from sparsesim.workloads.errors import InputError, field_error
+from sparsesim.workloads.llm_networks import DECODERS
 from sparsesim.workloads.registry import Registry
 from sparsesim.workloads.trace.format import STORAGE_DTYPES
 from sparsesim.workloads.trace.writer import check_output_dir
@@ -32,18 +34,30 @@ class ZooModel:
     factory: str  # "module:function" returning a workloads.capture.nets.Net
     sequence: bool = False  # ops run once per time step; their t-th call in a step is time step t
     warmup_steps: int = 20  # training steps on the synthetic task before capture
+    decoder: str | None = None  # an LLM decoder (llm_networks.DECODERS): captured with --mode prefill|decode
+    options: tuple[str, ...] = ()  # factory options it takes: "image_size" (CNNs), "layers" (encoders)
 
 
 MODELS: Registry[ZooModel] = Registry("model")
 for _entry in (
-    ZooModel(name="resnet18", summary="ResNet-18, CIFAR stem", input="3x32x32 image, 10 classes",
-             factory="sparsesim.workloads.capture.nets:resnet18"),
-    ZooModel(name="resnet50", summary="ResNet-50 (bottleneck), CIFAR stem", input="3x32x32 image, 10 classes",
-             factory="sparsesim.workloads.capture.nets:resnet50", warmup_steps=10),
-    ZooModel(name="vgg16", summary="VGG-16 with batch norm, 512-512 classifier", input="3x32x32 image, 10 classes",
-             factory="sparsesim.workloads.capture.nets:vgg16_net", warmup_steps=10),
-    ZooModel(name="mobilenetv2", summary="MobileNetV2 1.0, CIFAR strides, depthwise convs",
-             input="3x32x32 image, 10 classes", factory="sparsesim.workloads.capture.nets:mobilenetv2"),
+    ZooModel(name="resnet18", summary="ResNet-18, CIFAR stem (ImageNet stem at --image-size 224)",
+             input="3x32x32 image, 10 classes", factory="sparsesim.workloads.capture.nets:resnet18",
+             options=("image_size",)),
+    ZooModel(name="resnet50", summary="ResNet-50 (bottleneck), CIFAR stem (ImageNet stem at --image-size 224)",
+             input="3x32x32 image, 10 classes", factory="sparsesim.workloads.capture.nets:resnet50", warmup_steps=10,
+             options=("image_size",)),
+    ZooModel(name="vgg16", summary="VGG-16 with batch norm, 512-512 classifier (4096-4096 at 224)",
+             input="3x32x32 image, 10 classes", factory="sparsesim.workloads.capture.nets:vgg16_net", warmup_steps=10,
+             options=("image_size",)),
+    ZooModel(name="mobilenetv2", summary="MobileNetV2 1.0, CIFAR strides (ImageNet strides at 224), depthwise convs",
+             input="3x32x32 image, 10 classes", factory="sparsesim.workloads.capture.nets:mobilenetv2",
+             options=("image_size",)),
+    ZooModel(name="vit", summary="ViT-S/16: 12 layers, d=384, 6 heads, GELU MLP 1536, 197 tokens",
+             input="3x224x224 image, 10 classes (1000-way head)", factory="sparsesim.workloads.capture.encoders:vit",
+             warmup_steps=2, options=("layers",)),
+    ZooModel(name="bert", summary="BERT-base: 12 layers, d=768, 12 heads, GELU FFN 3072, pooler",
+             input="128 tokens of a 30522-word vocabulary, 4 classes",
+             factory="sparsesim.workloads.capture.encoders:bert", warmup_steps=2, options=("layers",)),
     ZooModel(name="transformer", summary="2-layer encoder, d=64, 4 heads, ReLU MLP, attention matmuls",
              input="16 tokens of 64, 4 classes", factory="sparsesim.workloads.capture.nets:transformer", warmup_steps=40),
     ZooModel(name="gru", summary="GRU cell unrolled with Linear layers, hidden 64 (time steps recorded)",
@@ -51,6 +65,9 @@ for _entry in (
              warmup_steps=40),
     ZooModel(name="video_cnn", summary="3-conv CNN per frame over synthetic video (time steps recorded)",
              input="8 frames of 3x32x32, 4 classes", factory="sparsesim.workloads.capture.nets:video_cnn", sequence=True),
+    *(ZooModel(name=_name, summary=DECODERS.get(_name).summary, input="token ids (--prompt-len, --gen-len)",
+               factory="sparsesim.workloads.capture.llama:build", decoder=_name, warmup_steps=0)
+      for _name in ("llama_tiny", "llama_tiny_relu", "llama_1b", "llama_1b_relu")),
 ):
     MODELS.add(_entry.name, _entry)
 del _entry
@@ -89,9 +106,32 @@ def check_common(*, steps, batch, mode: str, dtype: str, nm: str | None, nm_mode
         raise field_error("--nm-mode", f"unknown mode {nm_mode!r} (choose from {', '.join(NM_MODES)})")
 
 
+IMAGE_SIZES = (32, 224)
+
+
+def model_options(entry: ZooModel, image_size: int | None, layers: int | None) -> dict:
+    """The factory options of ``entry`` that were given, checked: ``image_size`` (32 or 224)
+    for the CNNs, ``layers`` (1 to 12 encoder layers) for ``vit`` and ``bert``."""
+    options = {}
+    if image_size is not None:
+        if "image_size" not in entry.options:
+            raise field_error("--image-size", f"{entry.name} has a fixed input ({entry.input})")
+        if image_size not in IMAGE_SIZES:
+            raise field_error("--image-size", f"choose from {', '.join(map(str, IMAGE_SIZES))}, got {image_size}")
+        options["image_size"] = image_size
+    if layers is not None:
+        if "layers" not in entry.options:
+            raise field_error("--layers", f"{entry.name} has no encoder layers to choose")
+        if isinstance(layers, bool) or not isinstance(layers, int) or not 1 <= layers <= 12:
+            raise field_error("--layers", f"keep 1 to 12 encoder layers, got {layers!r}")
+        options["layers"] = layers
+    return options
+
+
 def capture_zoo(name: str, *, steps: int = 1, batch: int = 8, out: Path | str, mode: str = "train",
                 dtype: str = "fp32", seed: int = 0, warmup_steps: int | None = None, nm: str | None = None,
-                nm_mode: str = "bdwp", threads: int = 1, overwrite: bool = False, progress: bool = True) -> Path:
+                nm_mode: str = "bdwp", threads: int = 1, overwrite: bool = False, progress: bool = True,
+                image_size: int | None = None, layers: int | None = None) -> Path:
     """Build zoo model ``name``, train it briefly on its synthetic task, capture a trace at ``out``.
 
     ``steps`` captured steps (each a fresh batch; in ``train`` mode forward, backward and an
@@ -106,14 +146,19 @@ def capture_zoo(name: str, *, steps: int = 1, batch: int = 8, out: Path | str, m
     recorded in the trace) and the input gradient uses them pruned N:M along output features.
     ``nm_mode="forward"`` instead prunes the weights themselves along input features after
     every update (a statically N:M model; input gradients use that same pruned weight).
+    ``image_size=224`` builds the CNNs with their ImageNet stem and a 1000-way classifier;
+    ``layers`` keeps fewer encoder layers of ``vit``/``bert``.
     ``threads`` intra-op threads (default 1) and deterministic kernels make the capture
     reproducible: same arguments, same tensors, bit for bit. Needs torch. Errors name the CLI
     flags (``--steps``), the message of ``sparsesim trace capture``.
     """
     entry = MODELS.get(name, "--model")
+    if entry.decoder is not None:
+        raise field_error("--mode", f"{name} is an LLM decoder: capture it with --mode prefill or decode")
     check_common(steps=steps, batch=batch, mode=mode, dtype=dtype, nm=nm, nm_mode=nm_mode, threads=threads)
     warmup = entry.warmup_steps if warmup_steps is None else warmup_steps
     check_positive("--warmup-steps", warmup, minimum=0)
+    options = model_options(entry, image_size, layers)
     nm_pair = parse_nm(nm)
     check_output_dir(Path(out), overwrite)
     try:
@@ -124,7 +169,10 @@ def capture_zoo(name: str, *, steps: int = 1, batch: int = 8, out: Path | str, m
 
     module, function = entry.factory.split(":")
     factory = getattr(importlib.import_module(module), function)
-    settings = {"model": name, "input": entry.input, "steps": steps, "batch": batch, "mode": mode, "dtype": dtype,
+    if options:
+        factory = functools.partial(factory, **options)
+    shown = entry.input.replace("32x32", f"{image_size}x{image_size}") if image_size else entry.input
+    settings = {"model": name, **options, "input": shown, "steps": steps, "batch": batch, "mode": mode, "dtype": dtype,
                 "seed": seed, "warmup_steps": warmup, "nm": None if nm_pair is None else f"{nm_pair[0]}:{nm_pair[1]}",
                 "nm_mode": None if nm_pair is None else nm_mode, "threads": threads}
     return train_and_capture(factory, Path(out), settings=settings, sequence=entry.sequence, nm=nm_pair,

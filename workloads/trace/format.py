@@ -15,7 +15,7 @@ A trace is a directory::
               "step": 0, "time_step": null | 0, 1, ...,
               "params": {the Conv2d/Linear/Matmul fields except name},
               "tensors": {"input": NAME, "weight": NAME, "grad_output": NAME},
-              "phases": ["fwd", "bwd_data", "bwd_weight"]}, ...],
+              "phases": ["fwd", "bwd_data", "bwd_weight"] | ["prefill"] | ["decode"]}, ...],
      "files": {"tensors-00000.safetensors": {"bytes": 123, "sha256": "..."}}}
 
 ``capture`` is free-form (readers must not rely on a key being there), but PyTorch captures
@@ -44,6 +44,16 @@ Tensors have the canonical shapes of :mod:`sparsesim.workloads.ops`: ``input`` i
 ``grad_output`` is ``op.output_shape`` (dY, the gradient of the op's output). Several ops may
 name the same tensor (a weight shared by the time steps of a recurrent layer).
 
+LLM inference traces (``trace capture --mode prefill|decode``) use the phases ``prefill`` and
+``decode`` (forward GEMMs; they need ``input`` and ``weight``). All their ops are in step 0;
+a ``decode`` op's ``time_step`` is its decode step (0 for the first generated token), a
+``prefill`` op's is null. A projection's weight is stored once per trace and every op that
+uses it, prefill and each decode step, names that one tensor (``s0/<op>#0/weight``); so a
+trace of G decode steps holds the weights once plus the activations of G + 1 forward passes.
+The attention matmuls of a decode step read the KV cache at its length then: ``q . K^T`` is
+``(batch*heads, 1, head_dim) x (head_dim, prompt + t + 1)``. Older readers reject these
+phases by name; readers of this version accept every older trace unchanged.
+
 Storage: ``fp32`` and ``fp16`` use safetensors' ``F32``/``F16``. NumPy has no bfloat16, and
 safetensors' NumPy API cannot read ``BF16``, so ``bf16`` tensors are stored as their raw bit
 patterns with dtype ``U16`` (the upper half of the float32 bits, rounded to nearest even);
@@ -61,7 +71,7 @@ from enum import Enum
 import numpy as np
 
 from sparsesim.workloads.errors import InputError
-from sparsesim.workloads.gemm import PHASES, Phase
+from sparsesim.workloads.gemm import ALL_PHASES, PHASES, Phase
 from sparsesim.workloads.ops import Conv2d, Linear, Matmul, Op
 from sparsesim.workloads.registry import Registry, suggest
 
@@ -89,6 +99,8 @@ PHASE_OPERANDS: dict[Phase, tuple[Operand, Operand]] = {
     Phase.FWD: (Operand.INPUT, Operand.WEIGHT),
     Phase.BWD_DATA: (Operand.GRAD_OUTPUT, Operand.WEIGHT),
     Phase.BWD_WEIGHT: (Operand.INPUT, Operand.GRAD_OUTPUT),
+    Phase.PREFILL: (Operand.INPUT, Operand.WEIGHT),
+    Phase.DECODE: (Operand.INPUT, Operand.WEIGHT),
 }
 """The two tensors each phase's GEMM reads (DESIGN section 1)."""
 
@@ -254,11 +266,11 @@ def parse_op_entry(entry, index: int, where: str) -> OpRecord:
         try:
             phase = Phase(text)
         except ValueError:
-            choices = suggest(str(text), [str(p) for p in PHASES])
+            choices = suggest(str(text), [str(p) for p in ALL_PHASES])
             raise InputError(f"{at}.phases[{j}]: unknown phase {text!r}{choices}") from None
         for role in PHASE_OPERANDS[phase]:
             if role not in roles:
                 raise InputError(f"{at}.tensors: phase {phase} needs tensor {str(role)!r}, which is not named")
         phases.append(phase)
-    phases = tuple(p for p in PHASES if p in phases)  # canonical order, no duplicates
+    phases = tuple(p for p in ALL_PHASES if p in phases)  # canonical order, no duplicates
     return OpRecord(index=index, op=op, step=step, time_step=time_step, tensors=roles, phases=phases)

@@ -13,12 +13,12 @@ from collections import defaultdict
 
 import numpy as np
 
-from sparsesim.workloads.gemm import PHASES
+from sparsesim.workloads.gemm import ALL_PHASES, PHASES
 from sparsesim.workloads.trace.format import Operand
 from sparsesim.workloads.trace.reader import Trace
 
 DELTA_THRESHOLDS: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1)
-_PHASE_LETTER = {"fwd": "F", "bwd_data": "D", "bwd_weight": "W"}
+_PHASE_LETTER = {"fwd": "F", "bwd_data": "D", "bwd_weight": "W", "prefill": "P", "decode": "G"}
 
 
 def delta_density(prev: np.ndarray, now: np.ndarray, threshold: float) -> float:
@@ -65,6 +65,13 @@ def _gemm_text(op, phase) -> str:
     return f"{g.M}x{g.N}x{g.K}" + (f"*{g.count}" if g.count > 1 else "")
 
 
+def _columns(phases) -> tuple:
+    """The phases shown in the fwd, bwd_data and bwd_weight columns: an inference op's
+    forward GEMM (prefill or decode) goes in the fwd column."""
+    forward = next((p for p in phases if p.forward), PHASES[0])
+    return (forward, *PHASES[1:])
+
+
 def describe(trace: Trace) -> str:
     """The summary table of ``trace`` as text (several lines, no trailing newline)."""
     total_bytes = sum(trace.file_bytes.values())
@@ -101,13 +108,13 @@ def describe(trace: Trace) -> str:
                 zero[name] = float((trace.tensor(name) == 0).mean())
             fractions.append(f"{zero[name]:.1%}")
         rows.append((r.name, r.op.kind, str(r.step), *(["-" if r.time_step is None else str(r.time_step)] * show_t),
-                     "".join(_PHASE_LETTER[str(p)] if p in r.phases else "-" for p in PHASES),
-                     *(_gemm_text(r.op, p) if p in r.phases else "-" for p in PHASES),
+                     "".join(_PHASE_LETTER[str(p)] for p in ALL_PHASES if p in r.phases),
+                     *(_gemm_text(r.op, p) if p in r.phases else "-" for p in _columns(r.phases)),
                      f"{own_bytes / 1024:,.1f}", *fractions))
     head = ("op", "kind", "step", *(["t"] * show_t), "phases", "fwd MxNxK", "bwd_data MxNxK", "bwd_weight MxNxK",
             "KiB", "zero in", "zero w", "zero dY")
     lines += _table(head, rows)
-    lines.append("phases: F fwd, D bwd_data, W bwd_weight; MxNxK*c is c GEMMs (groups or batch); "
+    lines.append("phases: F fwd, D bwd_data, W bwd_weight, P prefill, G decode (its GEMM in the fwd column); MxNxK*c is c GEMMs (groups or batch); "
                  "KiB counts a shared tensor at its first op")
 
     if show_t:
@@ -116,9 +123,10 @@ def describe(trace: Trace) -> str:
         layers = defaultdict(list)
         for r in trace.ops:
             if r.time_step is not None and Operand.INPUT in r.tensors:
-                layers[(r.name, r.step)].append(r)
+                # an input that changes shape between steps (attention over a growing KV cache) has no delta
+                layers[(r.name, r.step, r.op.input_shape)].append(r)
         drows = []
-        for (name, step), recs in layers.items():
+        for (name, step, _), recs in layers.items():
             recs.sort(key=lambda r: r.time_step)
             if len(recs) < 2:
                 continue

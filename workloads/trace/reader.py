@@ -17,7 +17,7 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 
 from sparsesim.workloads.errors import InputError
-from sparsesim.workloads.gemm import PHASES, Phase
+from sparsesim.workloads.gemm import ALL_PHASES, Phase
 from sparsesim.workloads.ops import Workload
 from sparsesim.workloads.trace.format import (MANIFEST, METADATA_STORAGE_KEY, PHASE_OPERANDS, SCHEMA_VERSION, STORAGE_DTYPES,
                                     Operand, OpRecord, StorageDtype, from_storage, nonfinite, operand_shape,
@@ -108,7 +108,7 @@ class Trace:
         """The trace's ops (optionally only some ``steps``) as a :class:`~sparsesim.workloads.ops.Workload`.
 
         ``phases=None`` means the phases recorded: their union over ops, in fwd, bwd_data,
-        bwd_weight order (``meta["phases_by_op"]`` has each op's own, e.g. no ``bwd_data``
+        bwd_weight, prefill, decode order (``meta["phases_by_op"]`` has each op's own, e.g. no ``bwd_data``
         for a first layer whose input needs no gradient). Explicit phases must have their
         tensors recorded for every op. ``time_steps`` is aligned with the ops, and one layer
         keeps its name across time steps (delta replay keys its state by name); op names
@@ -120,7 +120,7 @@ class Trace:
         if not records:
             raise InputError(f"{self.path}: no ops in steps {list(steps or [])}")
         if phases is None:
-            phases = tuple(p for p in PHASES if any(p in r.phases for r in records))
+            phases = tuple(p for p in ALL_PHASES if any(p in r.phases for r in records))
         else:
             phases = tuple(Phase(p) for p in phases)
             for r in records:

@@ -19,7 +19,7 @@ from safetensors.numpy import save_file
 
 from sparsesim.workloads.atomic import default_file_mode, replace_dir, temp_dir
 from sparsesim.workloads.errors import InputError
-from sparsesim.workloads.gemm import PHASES, Phase
+from sparsesim.workloads.gemm import ALL_PHASES, PHASES, Phase
 from sparsesim.workloads.ops import Op
 from sparsesim.workloads.trace.format import (MANIFEST, METADATA_STORAGE_KEY, PHASE_OPERANDS, SCHEMA_VERSION, STORAGE_DTYPES,
                                     TENSOR_FILE_SUFFIX, Operand, nonfinite, op_entry, operand_shape, to_storage)
@@ -135,7 +135,7 @@ class TraceWriter:
             if self._shapes[name] != operand_shape(op, role):
                 raise ValueError(f"{op.name}: tensor {name!r} ({role}) has shape {self._shapes[name]}, "
                                  f"the op needs {operand_shape(op, role)}")
-        phases = tuple(p for p in PHASES if p in {Phase(q) for q in phases})
+        phases = tuple(p for p in ALL_PHASES if p in {Phase(q) for q in phases})
         self._ops.append(op_entry(op, step=step, time_step=time_step, tensors=roles, phases=phases))
 
     def close(self) -> Path:
