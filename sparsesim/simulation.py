@@ -26,20 +26,27 @@ PROGRESS_AFTER_S = 10.0
 """A trace replay still running after this many seconds logs a line at every further tenth of its ops."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _ReplayProgress:
-    """The trace's tensor source, logging ``replaying NAME: i/n ops`` at every tenth of the ops
-    once the replay has run for :data:`PROGRESS_AFTER_S` (short replays stay quiet)."""
+    """The trace's tensor source, logging what is being replayed once the replay has run for
+    :data:`PROGRESS_AFTER_S`, then ``replaying NAME: i/n ops`` at every tenth of the ops. Short
+    replays stay quiet, so a command that fails early prints only its ``error:`` line."""
 
     source: TensorSource
     name: str
     total: int
+    about: str  # what the first line says beside the name: ops, GEMMs, features, hardware
     start_s: float = field(default_factory=time.monotonic)
+    announced: bool = False
 
     def tensors(self, index: int) -> dict:
-        step = -(-self.total // 10)
-        if index and index % step == 0 and time.monotonic() - self.start_s >= PROGRESS_AFTER_S:
-            log.info("replaying %s: %d/%d ops", self.name, index, self.total)
+        if time.monotonic() - self.start_s >= PROGRESS_AFTER_S:
+            if not self.announced:
+                self.announced = True
+                log.info("replaying %s: %s", self.name, self.about)
+            step = -(-self.total // 10)
+            if index and index % step == 0:
+                log.info("replaying %s: %d/%d ops", self.name, index, self.total)
         return self.source.tensors(index)
 
 
@@ -57,10 +64,9 @@ def simulate(workload: Workload, cfg: AccelConfig, dataflow: str, *, progress: b
     if features:
         if progress and workload.source is not None:  # real tensors: the replay reads them all, which can take minutes
             pairs = sum(len(op_phases(workload, i)) for i in range(len(workload.ops)))
-            log.info("replaying %s: %d ops, %d (op, phase) GEMMs, %s on %s, dataflow %s", workload.name,
-                     len(workload.ops), pairs, label, cfg.name, dataflow)
+            about = f"{len(workload.ops)} ops, {pairs} (op, phase) GEMMs, {label} on {cfg.name}, dataflow {dataflow}"
             workload = dataclasses.replace(
-                workload, source=_ReplayProgress(workload.source, workload.name, len(workload.ops)))
+                workload, source=_ReplayProgress(workload.source, workload.name, len(workload.ops), about))
         return repeat_rows(workload, Replay(workload, cfg, dataflow, features, table).rows())
     rows = []
     for index, op in enumerate(workload.ops):

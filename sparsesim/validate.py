@@ -29,7 +29,7 @@ from sparsesim.accel.presets import load_accel
 from sparsesim.accel.reference import ArraySpec, DeltaEncoder, ZeroLogic, nm_prune_columns, run_array, weight_slots
 from sparsesim.accel.sparsity import cli_sparsity
 from sparsesim.simulation import simulate
-from sparsesim.workloads.gemm import Phase
+from sparsesim.workloads.gemm import PHASES, Phase
 from sparsesim.workloads.lowering import OPERAND_ROLES
 from sparsesim.workloads.ops import Linear, Workload
 
@@ -106,7 +106,7 @@ def draw_case(seed: int, index: int) -> Case:
         action = str(rng.choice(["gating", "skipping"]))
         features.append(f"zero_skip:{target}:{action}")
         if kind == "zero_skip":
-            phase = Phase(str(rng.choice([p.value for p in Phase])))
+            phase = Phase(str(rng.choice([p.value for p in PHASES])))
     steps = 1
     if "delta" in kind:
         features.append(f"delta:{rng.choice([0, 1, 2, 2.5]):g}")

@@ -94,8 +94,10 @@ def test_replay_of_a_long_trace_reports_progress_in_lines(capsys, tmp_path, monk
     assert [line.split("replaying gemm: ")[1] for line in lines[1:]] == [f"{i}/20 ops" for i in range(2, 20, 2)]
 
 
-def test_a_short_replay_logs_one_line(capsys, tmp_path):
+def test_a_short_replay_is_quiet(capsys, tmp_path):
+    # progress starts only once a replay has run PROGRESS_AFTER_S, so a short one (or one that
+    # fails at once on bad input) leaves stderr to its result or its one error line
     assert main(["trace", "synth", "--gemm", "16,8,8", "--gemm", "8,8,16", "--out", str(tmp_path / "t")]) == 0
     capsys.readouterr()
     assert main(["run", "--trace", str(tmp_path / "t"), "--accel", "edge32", "--sparsity", "nm:2:4"]) == 0
-    assert len(capsys.readouterr().err.splitlines()) == 1
+    assert capsys.readouterr().err == ""
