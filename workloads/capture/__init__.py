@@ -1,8 +1,8 @@
 """PyTorch capture: record real activations, weights and gradients of a model into a trace.
 
 This package is the only place that imports torch, and only in :mod:`.recorder`,
-:mod:`.bdwp`, :mod:`.nets`, :mod:`.llama`, :mod:`.inference`, :mod:`.decompose` and
-:mod:`.coverage`, :mod:`.hf` (transformers too), and in :mod:`.user_model` and :mod:`.api` once
+:mod:`.bdwp`, :mod:`.nets`, :mod:`.encoders`, :mod:`.llama`, :mod:`.inference`, :mod:`.decompose`,
+:mod:`.coverage`, :mod:`.stats`, :mod:`.hf` (transformers too), and in :mod:`.user_model` and :mod:`.api` once
 a capture runs; importing the package itself, :mod:`.zoo` (the model catalogue and
 :func:`capture_zoo`) or :mod:`.llm` (LLM inference capture, :func:`capture_llm`) does not, so
 ``sparsesim list`` works without torch. :func:`capture_model` captures the user's own

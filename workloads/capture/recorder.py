@@ -1,4 +1,4 @@
-"""Recording real tensors from a PyTorch model into a trace (the only torch code besides the zoo).
+"""Recording real tensors from a PyTorch model into a trace (torch only here).
 
 A :class:`~torch.overrides.TorchFunctionMode` intercepts every ``conv2d``, ``linear`` and
 ``matmul``/``bmm``/``mm`` call during the forward pass, whether it comes from an
