@@ -61,6 +61,7 @@ class EventCounts:
     macs_performed: int = 0  # multiplies that ran (dense or effectual, by the datapath)
     macs_gated: int = 0  # MAC slots clock-gated because an operand was zero (cycle kept)
     rf_accesses: int = 0  # PE register-file/pipeline-register accesses
+    accumulator_rmw: int = 0  # of which accumulator read-modify-writes (priced at accumulator width)
     sram_a_bytes: int = 0  # bytes read from + written to the A buffer
     sram_b_bytes: int = 0  # bytes read from + written to the B buffer
     sram_out_bytes: int = 0  # bytes read from + written to the output buffer

@@ -63,13 +63,20 @@ def dram_reader(env: simpy.Environment, channel: simpy.Resource, sched: TileSche
 
 def pe_array(env: simpy.Environment, sched: TileSchedule, loaded: list[simpy.Event],
              consumed: list[simpy.Event], computed: list[simpy.Event]):
-    """Compute tiles in order, each once its operands are on chip."""
+    """Compute tiles in order, each once its operands are on chip.
+
+    A tile's outputs are ready for the store only when the array has drained them: the last
+    tile's results leave after the epilogue (the last fold's fill/drain, and for ws/is its
+    preload), so the final store never overlaps the drain (its operand buffers are free as
+    soon as the streaming ends)."""
+    last = len(sched) - 1
     for t, cycles in enumerate(sched.compute_cycles.tolist()):
         yield loaded[t]
         yield env.timeout(cycles)
         consumed[t].succeed()
+        if t == last:
+            yield env.timeout(sched.epilogue_cycles)
         computed[t].succeed()
-    yield env.timeout(sched.epilogue_cycles)
 
 
 def dram_writer(env: simpy.Environment, channel: simpy.Resource, sched: TileSchedule,
