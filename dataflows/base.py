@@ -216,14 +216,22 @@ class SystolicDataflow(Dataflow):
                                  work.scale_a if work is not None else 1.0, work.scale_b if work is not None else 1.0,
                                  work.out_reserved_bytes if work is not None else 0)
         compulsory, bound = mapper.dram_bounds(space)
+        other = "col" if self.outer == "row" else "row"
         if cfg.mapper.policy == "legacy":
-            other = "col" if self.outer == "row" else "row"
             plans = [self._plan(gemm, cfg, work, self.outer), self._plan(gemm, cfg, work, other)]
             best = min(plans, key=lambda p: p.counts.dram_read_bytes + p.counts.dram_write_bytes)
             return dataclasses.replace(best, mapping=f"legacy outer={best.outer_dim}",
                                        dram_compulsory_bytes=compulsory, dram_lower_bound_bytes=bound)
         ev = mapper.choose(space)
-        return self._mapped_plan(space, ev, work, compulsory, bound)
+        mapped = self._mapped_plan(space, ev, work, compulsory, bound)
+        if mapper.pinned(cfg, space):
+            return mapped
+        # the legacy schedule competes as one more candidate: it keeps part of an operand that
+        # does not fit on chip across revisits ("pin what fits"), which the nests cannot express
+        legacy = [dataclasses.replace(p, mapping=f"legacy outer={p.outer_dim}", dram_compulsory_bytes=compulsory,
+                                      dram_lower_bound_bytes=bound)
+                  for p in (self._plan(gemm, cfg, work, self.outer), self._plan(gemm, cfg, work, other))]
+        return mapper.pick_plan(space, [mapped] + legacy)
 
     def _mapped_plan(self, space, ev, work: SparseWork | None, compulsory: int, bound: int) -> Plan:
         """The :class:`Plan` of an evaluated nest: its schedule, DRAM traffic and on-chip events."""

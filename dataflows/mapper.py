@@ -61,6 +61,8 @@ from sparsesim.workloads.gemm import Gemm
 DIMS = ("M", "N", "K")
 OPERAND_DIMS = {"A": ("M", "K"), "B": ("K", "N"), "Out": ("M", "N")}
 ORDERS = tuple("".join(p) for p in itertools.permutations(DIMS))
+EXHAUSTIVE = 512
+"""Tile-size combinations up to which every legal size is a candidate (else the pruned lists)."""
 MAX_TILES = 200_000
 """Largest tile count of a searched candidate (pinned nests may exceed it)."""
 
@@ -202,6 +204,15 @@ class NestSpace:
             counts.add(max(1, -(-folds // k)))
         return sorted({min(c * b, D) for c in counts})
 
+    def all_tiles(self, dim: str) -> list[int]:
+        """Every legal tile size along ``dim`` (the exhaustive space of small GEMMs)."""
+        D, b = self.D[dim], self.block[dim]
+        if dim != self.df.time_dim:
+            return sorted({min(c * b, D) for c in range(1, -(-D // b) + 1)})
+        if self.df.time_dim != "K" and not self.overlap:
+            return [D]
+        return [t for t in range(1, D + 1) if t == D or (t >= (self.R if dim != "K" else 1) and self.chunk_ok(D, t))]
+
     def _chunk_candidates(self, D: int) -> list[int]:
         if self.df.time_dim != "K" and not self.overlap:
             return [D]  # without fold overlap every chunk would pay its own fill and drain
@@ -264,7 +275,10 @@ class NestSpace:
         """Every nest of the space, pinned sizes and order respected."""
         mc = self.cfg.mapper
         pinned = {"M": mc.tiles.M, "N": mc.tiles.N, "K": mc.tiles.K}
-        sizes = {d: ([min(pinned[d], self.D[d])] if pinned[d] else self.tile_candidates(d)) for d in DIMS}
+        every = {d: self.all_tiles(d) for d in DIMS}
+        small = math.prod(len(v) for v in every.values()) <= EXHAUSTIVE
+        sizes = {d: ([min(pinned[d], self.D[d])] if pinned[d] else every[d] if small else self.tile_candidates(d))
+                 for d in DIMS}
         out = []
         over: list[dict] = []
         fewest = MAX_TILES + 1
@@ -295,10 +309,18 @@ class NestSpace:
         return out
 
     def legal(self, tiles: dict[str, int]) -> bool:
-        """Nests the tile model describes faithfully: a chunked os reduction leaves one fold per
-        tile (the PEs hold its partial sums until its last chunk); an output tile that fits
-        nowhere holds one block of the reduction (its partial sums spill after every fold)."""
+        """Nests the tile model describes faithfully: an operand tile that spans several folds
+        fits its buffer half (or the whole operand its buffer), since the folds reuse it; a
+        chunked os reduction leaves one fold per tile (the PEs hold its partial sums until its
+        last chunk); an output tile that fits nowhere holds one block of the reduction (its
+        partial sums spill after every fold)."""
         df = self.df
+        one_fold = tiles[df.row_dim] <= self.R and tiles[df.col_dim] <= self.C
+        probe = Mapping(tiles["M"], tiles["N"], tiles["K"], "MNK")
+        for op in ("A", "B"):  # a tile reused across its folds must be on chip to be reused
+            resident, reusable = self._fits(op, probe)
+            if not (resident or reusable or one_fold):
+                return False
         if df.time_dim == "K" and tiles["K"] < self.D["K"]:
             if tiles[df.row_dim] > self.R or tiles[df.col_dim] > self.C:
                 return False
@@ -351,7 +373,8 @@ class NestSpace:
     def traffic(self, m: Mapping) -> Traffic:
         n = {d: -(-self.D[d] // m.tile(d)) for d in DIMS}
         resident = tuple(op for op in ("A", "B", "Out") if self._fits(op, m)[0])
-        read_a = self._sum_a(m) * self._visits("A", m, n)
+        # a resident conv input is its feature map once (halos shared by tiles stay on chip)
+        read_a = self.operand_total("A") if resident and "A" in resident else self._sum_a(m) * self._visits("A", m, n)
         read_b = self.operand_total("B") * self._visits("B", m, n)
         out_elems = self.D["M"] * self.D["N"]
         spills = self._visits("Out", m, n) - 1
@@ -411,6 +434,10 @@ def evaluate(space: NestSpace, m: Mapping, *, timed: bool = True) -> Evaluation:
     b_tile = np.ceil(ext["K"][idx["K"]] * ext["N"][idx["N"]] * space.width["B"]).astype(np.int64)
     out_tile = ext["M"][idx["M"]] * ext["N"][idx["N"]]
     load_a = np.where(fetched("A"), a_tile, 0)
+    if space._fits("A", m)[0] and space.conv is not None:  # resident feature map: fetched once in all
+        share = np.cumsum(np.where(fetched("A"), ext["M"][idx["M"]] * ext["K"][idx["K"]], 0))
+        cum = (space.operand_total("A") * share) // max(int(share[-1]), 1)
+        load_a = np.diff(np.concatenate([[0], cum])).astype(np.int64)
     load_b = np.where(fetched("B"), b_tile, 0)
     out_res, out_fit = space._fits("Out", m)
     last_k = idx["K"] == n["K"] - 1
@@ -574,6 +601,34 @@ def _search_cached(df_name: str, gemm: Gemm, cfg: AccelConfig, stream_key: tuple
         stream = np.frombuffer(raw, dtype=np.int64).reshape(shape)
     space = NestSpace(DATAFLOWS.get(df_name), gemm, cfg, stream, scale_a, scale_b, out_reserved)
     return search(space).mapping
+
+
+def pinned(cfg: AccelConfig, space: NestSpace) -> bool:
+    """Whether the config or a mapping file pins this GEMM's nest (then nothing competes)."""
+    mc = cfg.mapper
+    return bool(mc.order or mc.tiles.M or mc.tiles.N or mc.tiles.K or _from_file(space) is not None)
+
+
+def pick_plan(space: NestSpace, plans: list):
+    """The best of whole plans (the searched nest and the legacy schedules) by the same
+    objective and rules as :func:`search`."""
+    cfg = space.cfg
+    mc = cfg.mapper
+
+    def cycles(p) -> int:
+        s = p.schedule
+        if cfg.dram.ideal:
+            return s.compute_total_cycles
+        return pipeline_cycles(s.load_bytes, s.compute_cycles, s.store_bytes, float(cfg.dram.bandwidth_bytes_per_cycle),
+                               int(cfg.dram.latency_cycles), int(s.epilogue_cycles))
+
+    scored = [(cycles(p), p.counts.dram_read_bytes + p.counts.dram_write_bytes, i, p) for i, p in enumerate(plans)]
+    if mc.objective == "dram_bytes":
+        return min(scored, key=lambda r: (r[1], r[0], r[2]))[3]
+    if mc.objective == "energy":
+        return min(scored, key=lambda r: (_energy(space, r[3].counts, r[0]), r[1], r[2]))[3]
+    limit = min(r[0] for r in scored) * (1.0 + mc.cycles_tolerance)
+    return min((r for r in scored if r[0] <= limit), key=lambda r: (r[1], r[0], r[2]))[3]
 
 
 def choose(space: NestSpace) -> Evaluation:

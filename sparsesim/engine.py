@@ -53,6 +53,19 @@ class OpOutcome:
     tiles: int
     extra: dict = field(default_factory=dict)  # feature-specific result columns
     overhead_cycles: int = 0  # serialized work beside the array (e.g. N:M pre-generation)
+    memory: dict = field(default_factory=dict)  # the mapping used and its DRAM bounds (memory_columns)
+
+
+def memory_columns(plans: list) -> dict:
+    """Row columns of the mapper (:mod:`sparsesim.dataflows.mapper`) for the plans of one (op,
+    phase), one per repetition: the nest used, as text, and the DRAM bytes it cannot go below."""
+    texts = sorted({p.mapping for p in plans})
+    return {
+        "mapping": texts[0] if len(texts) == 1 else " | ".join(texts),
+        "dram_compulsory_bytes": sum(p.dram_compulsory_bytes for p in plans),
+        "dram_lower_bound_bytes": sum(p.dram_lower_bound_bytes for p in plans),
+        "psum_spill_bytes": sum(p.psum_spill_bytes for p in plans),
+    }
 
 
 def time_schedule(schedule: TileSchedule, cfg: AccelConfig) -> tuple[int, int, int]:
@@ -73,7 +86,8 @@ def run_gemm(gemm: Gemm, cfg: AccelConfig, dataflow: str) -> OpOutcome:
     n = gemm.count
     cycles, compute, stall = time_schedule(back_to_back([plan.schedule] * n), cfg)
     return OpOutcome(plan.dataflow, cycles, compute, stall, plan.counts.scaled(n),
-                     plan.macs_dense * n, plan.macs_effectual * n, plan.folds * n, len(plan.schedule) * n)
+                     plan.macs_dense * n, plan.macs_effectual * n, plan.folds * n, len(plan.schedule) * n,
+                     memory=memory_columns([plan] * n))
 
 
 def supported_dataflows(cfg: AccelConfig) -> list[str]:
@@ -149,6 +163,8 @@ def make_row(op: Op, phase: Phase, gemm: Gemm, out: OpOutcome, dense: OpOutcome,
         "energy_breakdown_pj": breakdown,
         "events": counts.as_dict(),
         **out.extra,
+        **{"mapping": "", "dram_compulsory_bytes": 0, "dram_lower_bound_bytes": 0, "psum_spill_bytes": 0},
+        **out.memory,
     }
 
 

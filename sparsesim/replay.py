@@ -31,7 +31,7 @@ from sparsesim.accel.sparsity.nm import NMConfig, prune_rows
 from sparsesim.accel.sparsity.zero_skip import ZeroSkipConfig
 from sparsesim.dataflows import DATAFLOWS
 from sparsesim.dataflows.sparse import OperandMasks, sparse_work
-from sparsesim.engine import OpOutcome, best_of, make_row, op_phases, run_gemm, time_schedule
+from sparsesim.engine import OpOutcome, best_of, make_row, memory_columns, op_phases, run_gemm, time_schedule
 from sparsesim.workloads.errors import InputError
 from sparsesim.workloads.gemm import Gemm, Phase
 from sparsesim.workloads.lowering import OPERAND_ROLES, gemm_operands, weight_matrix
@@ -151,14 +151,15 @@ class Replay:
         df = DATAFLOWS.get(name)
         cfg = self.cfg
         gemm1 = op.gemm(phase)
-        gemm1 = Gemm(gemm1.M, gemm1.N, gemm1.K)
+        gemm1 = dataclasses.replace(gemm1, count=1)  # one group; keeps the conv geometry
         total = EventCounts(dram_read_bytes=state_bytes[0], dram_write_bytes=state_bytes[1])
         dense_macs = eff = folds = 0
-        schedules = []
+        schedules, plans = [], []
         for g in range(A.shape[0]):  # groups run back to back, each with its own masks
             masks = OperandMasks((A[g] != 0).view(np.uint8), (B[g] != 0).view(np.uint8))
             work = sparse_work(df, gemm1, cfg, masks, nm=nm, **flags)
             plan = df.plan(gemm1, cfg, work)
+            plans.append(plan)
             schedules.append(plan.schedule)
             total = total + plan.counts
             dense_macs += plan.macs_dense
@@ -168,7 +169,8 @@ class Replay:
         if any(state_bytes):
             schedule = _with_side_traffic(schedule, state_bytes, spread=self.delta is None)
         cycles, compute, stall = time_schedule(schedule, cfg)
-        return OpOutcome(name, cycles, compute, stall, total, dense_macs, eff, folds, len(schedule))
+        return OpOutcome(name, cycles, compute, stall, total, dense_macs, eff, folds, len(schedule),
+                         memory=memory_columns(plans))
 
     def _op_phase(self, index: int, op: Op, phase: Phase, tensors: dict) -> dict:
         cfg = self.cfg
@@ -213,7 +215,7 @@ class Replay:
         out = best_of(self.dataflow, lambda name: self._attempt(name, op, phase, A, B, nm, flags, state), cfg)
         out = OpOutcome(out.dataflow, out.cycles + overhead, out.compute_cycles, out.stall_cycles,
                         out.counts + side, out.macs_dense, out.macs_effectual, out.folds, out.tiles, extra,
-                        overhead_cycles=overhead)
+                        overhead_cycles=overhead, memory=out.memory)
         gemm = op.gemm(phase)
         dense = best_of(self.dataflow, lambda name: run_gemm(gemm, cfg, name), cfg)
         return make_row(op, phase, gemm, out, dense, cfg, self.table, self.label)
