@@ -242,27 +242,30 @@ def pipeline_cycles_ref(load: np.ndarray, compute: np.ndarray, store: np.ndarray
     """Cycles of the load -> compute -> store tile pipeline as an event recurrence.
 
     The same model as :func:`sparsesim.accel.timing.simulate_tiles` (which is its reference):
-    tile ``t`` loads once tile ``t - 2`` is consumed (double buffering), computes once loaded
-    and once tile ``t - 1`` is done, and stores once computed (the last one after the drain);
-    reads and writes share one channel granted in request order (a read first on a tie), each
-    transfer taking ``ceil(bytes / bandwidth)`` cycles and arriving ``latency`` later.
-    The mapper scores candidate nests with it; runs are timed by SimPy.
+    tile ``t`` loads once tile ``t - 2`` is consumed and computes once loaded, once tile ``t - 1``
+    is done and once tile ``t - 2``'s store has left (double-buffered operand and output
+    buffers); it stores once computed (the last one after the drain). Reads and writes share
+    one channel granted in request order (on a tie, the request whose trigger fired first),
+    each transfer taking ``ceil(bytes / bandwidth)`` cycles and arriving ``latency`` later.
+    ``compute`` holds each tile's array cycles, SRAM-port stalls included. The mapper scores
+    candidate nests with it; runs are timed by SimPy.
     """
     n = compute.size
     if n == 0:
         return 0
     loaded = np.zeros(n)
     done = np.zeros(n)
-    r = w = 0
-    known = 0  # done[] is final for tiles < known
+    stored = np.zeros(n)
+    r = w = known = 0  # next read, next write; done[] is final for tiles < known
     chan = rready = wready = last_store = 0.0
     while r < n or w < n:
-        while known < r:  # tiles whose load time is known
+        while known < r and (known < 2 or w > known - 2):
             prev = done[known - 1] if known else 0.0
-            done[known] = max(prev, loaded[known]) + compute[known]
+            free = stored[known - 2] if known >= 2 else 0.0
+            done[known] = max(prev, loaded[known], free) + compute[known]
             known += 1
         rq = -1.0
-        if r < n:
+        if r < n and r - 2 < known:
             rq = max(rready, done[r - 2] if r >= 2 else 0.0)
             if load[r] == 0:
                 loaded[r] = rq
@@ -270,14 +273,14 @@ def pipeline_cycles_ref(load: np.ndarray, compute: np.ndarray, store: np.ndarray
                 r += 1
                 continue
         wq = -1.0
-        if w < n and w < r and w < known:
+        if w < n and w < known:
+            ready = done[w] + (epilogue if w == n - 1 else 0)
             if store[w] == 0:
+                wready = max(wready, ready)
+                stored[w] = wready
                 w += 1
                 continue
-            ready = done[w] + (epilogue if w == n - 1 else 0)
             wq = max(wready, ready)
-        # on a tie, the request whose trigger (tile r - 2 consumed, tile w computed) came
-        # first in event order goes first; the reader on equal tiles (consumed fires first)
         if rq >= 0 and (wq < 0 or rq < wq or (rq == wq and r - 2 <= w)):
             chan = max(chan, rq) + math.ceil(load[r] / bandwidth)
             loaded[r] = chan + latency
@@ -286,14 +289,11 @@ def pipeline_cycles_ref(load: np.ndarray, compute: np.ndarray, store: np.ndarray
         elif wq >= 0:
             chan = max(chan, wq) + math.ceil(store[w] / bandwidth)
             wready = chan
+            stored[w] = chan
             last_store = chan + latency
             w += 1
-        else:  # the writer waits for tiles the reader has not reached: cannot happen
+        else:  # pragma: no cover - every state lets the reader or the writer move
             raise AssertionError("pipeline recurrence stuck")
-    while known < n:
-        prev = done[known - 1] if known else 0.0
-        done[known] = max(prev, loaded[known]) + compute[known]
-        known += 1
     return int(math.ceil(max(done[n - 1] + epilogue, last_store)))
 
 
@@ -306,6 +306,7 @@ def pipeline_cycles(load: np.ndarray, compute: np.ndarray, store: np.ndarray, ba
         return 0
     loaded = np.zeros(n)
     done = np.zeros(n)
+    stored = np.zeros(n)
     r = 0
     w = 0
     known = 0
@@ -314,12 +315,13 @@ def pipeline_cycles(load: np.ndarray, compute: np.ndarray, store: np.ndarray, ba
     wready = 0.0
     last_store = 0.0
     while r < n or w < n:
-        while known < r:
+        while known < r and (known < 2 or w > known - 2):
             prev = done[known - 1] if known > 0 else 0.0
-            done[known] = max(prev, loaded[known]) + compute[known]
+            free = stored[known - 2] if known >= 2 else 0.0
+            done[known] = max(max(prev, loaded[known]), free) + compute[known]
             known += 1
         rq = -1.0
-        if r < n:
+        if r < n and r - 2 < known:
             rq = max(rready, done[r - 2] if r >= 2 else 0.0)
             if load[r] == 0:
                 loaded[r] = rq
@@ -327,11 +329,13 @@ def pipeline_cycles(load: np.ndarray, compute: np.ndarray, store: np.ndarray, ba
                 r += 1
                 continue
         wq = -1.0
-        if w < n and w < r and w < known:
+        if w < n and w < known:
+            ready = done[w] + (epilogue if w == n - 1 else 0)
             if store[w] == 0:
+                wready = max(wready, ready)
+                stored[w] = wready
                 w += 1
                 continue
-            ready = done[w] + (epilogue if w == n - 1 else 0)
             wq = max(wready, ready)
         if rq >= 0 and (wq < 0 or rq < wq or (rq == wq and r - 2 <= w)):
             chan = max(chan, rq) + math.ceil(load[r] / bandwidth)
@@ -341,12 +345,9 @@ def pipeline_cycles(load: np.ndarray, compute: np.ndarray, store: np.ndarray, ba
         elif wq >= 0:
             chan = max(chan, wq) + math.ceil(store[w] / bandwidth)
             wready = chan
+            stored[w] = chan
             last_store = chan + latency
             w += 1
         else:
             return -1
-    while known < n:
-        prev = done[known - 1] if known > 0 else 0.0
-        done[known] = max(prev, loaded[known]) + compute[known]
-        known += 1
     return int(math.ceil(max(done[n - 1] + epilogue, last_store)))

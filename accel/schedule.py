@@ -26,6 +26,12 @@ class TileSchedule:
     compute_cycles: np.ndarray  # int64 per tile
     store_bytes: np.ndarray  # int64 per tile, on-chip -> DRAM (outputs, psum spills)
     epilogue_cycles: int
+    port_stall_cycles: np.ndarray | None = None  # int64 per tile: the array waits for SRAM ports
+
+    @property
+    def ports(self) -> np.ndarray:
+        """Per-tile SRAM-port stall cycles (zeros when the ports keep up)."""
+        return self.port_stall_cycles if self.port_stall_cycles is not None else np.zeros(len(self), dtype=np.int64)
 
     @property
     def compute_total_cycles(self) -> int:
@@ -47,8 +53,9 @@ def back_to_back(schedules: list[TileSchedule]) -> TileSchedule:
         if i < len(schedules) - 1 and cycles.size:
             cycles[-1] += sched.epilogue_cycles
         compute.append(cycles)
+    ports = None if all(s.port_stall_cycles is None for s in schedules) else np.concatenate([s.ports for s in schedules])
     return TileSchedule(np.concatenate([s.load_bytes for s in schedules]), np.concatenate(compute),
-                        np.concatenate([s.store_bytes for s in schedules]), schedules[-1].epilogue_cycles)
+                        np.concatenate([s.store_bytes for s in schedules]), schedules[-1].epilogue_cycles, ports)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ sums that do not fit in the output buffer spill to DRAM and are read back.
 from __future__ import annotations
 
 import dataclasses
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -90,6 +91,25 @@ class FoldGrid:
     @property
     def shape(self) -> tuple[int, int]:
         return self.rows_used.shape
+
+
+def with_ports(plan: Plan, cfg: AccelConfig) -> Plan:
+    """``plan`` with the stalls of its SRAM ports: each buffer delivers ``banks * word_bytes``
+    bytes a cycle (one word per bank and cycle, fills from DRAM and drains included); where
+    the array's reads and writes of a buffer need more cycles than the compute takes, the
+    array waits the difference, spread over the tiles in proportion to their compute."""
+    sched, counts = plan.schedule, plan.counts
+    busy = int(sched.compute_cycles.sum())
+    if busy == 0:
+        return plan
+    buf = cfg.buffers
+    need = max(math.ceil((counts.sram_a_bytes + counts.metadata_a_bytes) / (buf.a.banks * buf.a.word_bytes)),
+               math.ceil((counts.sram_b_bytes + counts.metadata_b_bytes) / (buf.b.banks * buf.b.word_bytes)),
+               math.ceil(counts.sram_out_bytes / (buf.out.banks * buf.out.word_bytes)))
+    if need <= busy:
+        return plan
+    ports = np.ceil(sched.compute_cycles * ((need - busy) / busy)).astype(np.int64)
+    return dataclasses.replace(plan, schedule=dataclasses.replace(sched, port_stall_cycles=ports))
 
 
 class Dataflow(ABC):
@@ -212,6 +232,7 @@ class SystolicDataflow(Dataflow):
         from sparsesim.dataflows import mapper
 
         run = work.gemm if work is not None else gemm
+        self._check_folds(run, cfg)
         space = mapper.NestSpace(self, run, cfg, work.stream if work is not None else None,
                                  work.scale_a if work is not None else 1.0, work.scale_b if work is not None else 1.0,
                                  work.out_reserved_bytes if work is not None else 0)
@@ -220,18 +241,25 @@ class SystolicDataflow(Dataflow):
         if cfg.mapper.policy == "legacy":
             plans = [self._plan(gemm, cfg, work, self.outer), self._plan(gemm, cfg, work, other)]
             best = min(plans, key=lambda p: p.counts.dram_read_bytes + p.counts.dram_write_bytes)
-            return dataclasses.replace(best, mapping=f"legacy outer={best.outer_dim}",
-                                       dram_compulsory_bytes=compulsory, dram_lower_bound_bytes=bound)
+            return with_ports(dataclasses.replace(best, mapping=f"legacy outer={best.outer_dim}",
+                                                  dram_compulsory_bytes=compulsory, dram_lower_bound_bytes=bound), cfg)
         ev = mapper.choose(space)
-        mapped = self._mapped_plan(space, ev, work, compulsory, bound)
+        mapped = with_ports(self._mapped_plan(space, ev, work, compulsory, bound), cfg)
         if mapper.pinned(cfg, space):
             return mapped
         # the legacy schedule competes as one more candidate: it keeps part of an operand that
         # does not fit on chip across revisits ("pin what fits"), which the nests cannot express
-        legacy = [dataclasses.replace(p, mapping=f"legacy outer={p.outer_dim}", dram_compulsory_bytes=compulsory,
-                                      dram_lower_bound_bytes=bound)
+        legacy = [with_ports(dataclasses.replace(p, mapping=f"legacy outer={p.outer_dim}",
+                                                 dram_compulsory_bytes=compulsory, dram_lower_bound_bytes=bound), cfg)
                   for p in (self._plan(gemm, cfg, work, self.outer), self._plan(gemm, cfg, work, other))]
         return mapper.pick_plan(space, [mapped] + legacy)
+
+    def _check_folds(self, gemm: Gemm, cfg: AccelConfig) -> None:
+        R, C = cfg.array.rows, cfg.array.cols
+        folds = int(np.prod(self.fold_shape(gemm, R, C)))
+        if folds > MAX_FOLDS:
+            raise InputError(f"GEMM {gemm.M}x{gemm.N}x{gemm.K}: {folds:,} folds on a {R}x{C} array; this "
+                             f"simulator plans at most {MAX_FOLDS:,} folds per GEMM (use a bigger array or split it)")
 
     def _mapped_plan(self, space, ev, work: SparseWork | None, compulsory: int, bound: int) -> Plan:
         """The :class:`Plan` of an evaluated nest: its schedule, DRAM traffic and on-chip events."""
@@ -264,10 +292,7 @@ class SystolicDataflow(Dataflow):
         if work is not None:
             gemm = work.gemm
         R, C = cfg.array.rows, cfg.array.cols
-        folds = int(np.prod(self.fold_shape(gemm, R, C)))
-        if folds > MAX_FOLDS:
-            raise InputError(f"GEMM {gemm.M}x{gemm.N}x{gemm.K}: {folds:,} folds on a {R}x{C} array; this "
-                             f"simulator plans at most {MAX_FOLDS:,} folds per GEMM (use a bigger array or split it)")
+        self._check_folds(gemm, cfg)
         grid = self.fold_grid(gemm, R, C, outer)
         stream = work.stream if work is not None else None
         if stream is not None and outer == "col":  # SparseWork keeps (row block, column block)

@@ -43,6 +43,7 @@ and the I/O lower bound of blocked matrix multiplication for these partitioned b
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ from sparsesim.accel.config import AccelConfig, read_mapping
 from sparsesim.accel.energy import energy_breakdown_pj, energy_table
 from sparsesim.accel.kernels import pipeline_cycles
 from sparsesim.accel.schedule import EventCounts, TileSchedule
-from sparsesim.workloads.errors import field_error
+from sparsesim.workloads.errors import InputError, field_error
 from sparsesim.workloads.gemm import Gemm
 
 DIMS = ("M", "N", "K")
@@ -302,6 +303,11 @@ class NestSpace:
                 if math.prod(-(-self.D[d] // tiles[d]) for d in DIMS) == fewest and self.legal(tiles):
                     out.extend(Mapping(tiles["M"], tiles["N"], tiles["K"], o)
                                for o in ([mc.order] if mc.order else self.orders_for(tiles)))
+        smallest = math.prod(-(-self.D[d] // min(sizes[d])) for d in DIMS)
+        if not out and not any(pinned.values()) and (not over or smallest > MAX_TILES):
+            g = self.gemm
+            raise InputError(f"GEMM {g.M}x{g.N}x{g.K}: every loop nest on the {self.R}x{self.C} array needs more "
+                             f"than {MAX_TILES:,} tiles (folds cut to fit the buffers); split it or use a bigger array")
         if not out:  # nothing fits: the smallest tiles, streaming through the buffers
             tiles = {d: min(sizes[d]) for d in DIMS}
             out = [Mapping(tiles["M"], tiles["N"], tiles["K"], mc.order or o) for o in
@@ -481,7 +487,7 @@ def evaluate(space: NestSpace, m: Mapping, *, timed: bool = True) -> Evaluation:
     if timed:
         cfg = space.cfg
         cycles = space.compute_total if cfg.dram.ideal else pipeline_cycles(
-            schedule.load_bytes, schedule.compute_cycles, schedule.store_bytes,
+            schedule.load_bytes, schedule.compute_cycles + schedule.ports, schedule.store_bytes,
             float(cfg.dram.bandwidth_bytes_per_cycle), int(cfg.dram.latency_cycles), int(schedule.epilogue_cycles))
         energy = _energy(space, counts, cycles)
     return Evaluation(m, schedule, counts, traffic, cycles, energy)
@@ -619,7 +625,7 @@ def pick_plan(space: NestSpace, plans: list):
         s = p.schedule
         if cfg.dram.ideal:
             return s.compute_total_cycles
-        return pipeline_cycles(s.load_bytes, s.compute_cycles, s.store_bytes, float(cfg.dram.bandwidth_bytes_per_cycle),
+        return pipeline_cycles(s.load_bytes, s.compute_cycles + s.ports, s.store_bytes, float(cfg.dram.bandwidth_bytes_per_cycle),
                                int(cfg.dram.latency_cycles), int(s.epilogue_cycles))
 
     scored = [(cycles(p), p.counts.dram_read_bytes + p.counts.dram_write_bytes, i, p) for i, p in enumerate(plans)]
@@ -650,7 +656,8 @@ def choose(space: NestSpace) -> Evaluation:
             probe[d] = min(t, space.D[d])
             space.check(Mapping(probe["M"], probe["N"], probe["K"], mc.order or "MNK"))
     stream_key = None if space.dense_stream else (space.stream.shape, space.stream.tobytes())
-    m = _search_cached(space.df.name, space.gemm, space.cfg, stream_key, space.width["A"] / space.elem,
+    hardware = dataclasses.replace(space.cfg, sparsity=(), name="", description="")  # what the nest depends on
+    m = _search_cached(space.df.name, space.gemm, hardware, stream_key, space.width["A"] / space.elem,
                        space.width["B"] / space.elem, space.cfg.buffers.out.size_bytes - space.full["Out"])
     return evaluate(space, m, timed=False)  # the run times it
 
