@@ -85,6 +85,7 @@ class Replay:
         self.policy: ActivationPolicyConfig | None = by_kind.get("act_policy")
         self.source = workload.source or SyntheticTensors(workload.ops, cfg.seed)
         self.refs: dict[str, np.ndarray] = {}  # delta reference state per layer name
+        self.out_reserved = 0  # output-buffer bytes the current op's delta state holds
         if self.delta is not None:
             if workload.time_steps is None or all(t is None for t in workload.time_steps):
                 raise InputError("sparsity.delta: the workload has no time axis; delta replay needs a "
@@ -158,6 +159,8 @@ class Replay:
         for g in range(A.shape[0]):  # groups run back to back, each with its own masks
             masks = OperandMasks((A[g] != 0).view(np.uint8), (B[g] != 0).view(np.uint8))
             work = sparse_work(df, gemm1, cfg, masks, nm=nm, **flags)
+            if self.out_reserved:  # delta state kept in the output buffer: the GEMM maps around it
+                work = dataclasses.replace(work, out_reserved_bytes=self.out_reserved)
             plan = df.plan(gemm1, cfg, work)
             plans.append(plan)
             schedules.append(plan.schedule)
@@ -203,6 +206,7 @@ class Replay:
                   ("act_policy", self.policy is not None and x is not None and phase is not Phase.BWD_DATA)]
         extra["features_active"] = "+".join(name for name, on in acting if on) or "none"
         state = (0, 0)
+        self.out_reserved = 0
         side = EventCounts()  # work beside the GEMM: delta encoding and state, N:M pre-generation
         overhead = 0
         if is_delta:
@@ -269,7 +273,10 @@ class Replay:
         fired = int(np.count_nonzero(d))
         reads = n_in * elem + touched * acc
         writes = fired * elem + touched * acc
+        # the state shares the output buffer with the GEMM's own double-buffered output tiles:
+        # it may take at most half, and the GEMM is then mapped into what is left
         on_chip = n_in * elem + n_out * acc <= cfg.buffers.out.size_bytes // 2
+        self.out_reserved = n_in * elem + n_out * acc if on_chip else 0
         counts = EventCounts(delta_state_bytes=reads + writes, encode_ops=2 * n_in)
         extra["delta_state_on_chip"] = on_chip
         extra["delta_state_bytes"] = n_in * elem + n_out * acc

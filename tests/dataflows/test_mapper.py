@@ -210,3 +210,19 @@ def test_final_store_waits_for_the_drain():
     out = run_gemm(Gemm(32, 32, 32), strict, "os")
     assert out.memory["mapping"].startswith("order=MNK tiles=M:32,N:32,K:2")
     assert out.cycles == 184
+
+
+def test_delta_state_in_the_output_buffer_shrinks_what_the_gemm_may_use():
+    """A 64x32x32 ws GEMM's partial sums (64*32*4 = 8 KiB) stay whole in a 12 KiB output
+    buffer; with 6 KiB of delta state beside them they no longer do."""
+    import dataclasses
+
+    from sparsesim.dataflows.sparse import SparseWork
+
+    gemm = Gemm(64, 32, 32)
+    cfg = load_accel("edge32", ["buffers.out.size_bytes=12288"])
+    work = SparseWork(gemm, None, gemm.M * gemm.N * gemm.K, gemm.M * gemm.N * gemm.K, False)
+    alone = DATAFLOWS.get("ws").plan(gemm, cfg, work)
+    shared = DATAFLOWS.get("ws").plan(gemm, cfg, dataclasses.replace(work, out_reserved_bytes=6144))
+    assert "Out" in alone.mapping.split("resident=")[-1]
+    assert "Out" not in shared.mapping.split("resident=")[-1]
