@@ -366,7 +366,7 @@ class NestSpace:
         if resident:
             return 1
         deps = OPERAND_DIMS[op]
-        if not reusable:
+        if not reusable and op == "Out":
             return math.prod(n[d] for d in DIMS if d not in deps)
         inner = max((i for i, d in enumerate(m.order) if d in deps and n[d] > 1), default=-1)
         return math.prod(n[d] for d in m.order[:max(inner, 0)] if d not in deps) if inner >= 0 else 1
@@ -380,12 +380,32 @@ class NestSpace:
         n = {d: -(-self.D[d] // m.tile(d)) for d in DIMS}
         resident = tuple(op for op in ("A", "B", "Out") if self._fits(op, m)[0])
         # a resident conv input is its feature map once (halos shared by tiles stay on chip)
-        read_a = self.operand_total("A") if resident and "A" in resident else self._sum_a(m) * self._visits("A", m, n)
+        read_a = self.operand_total("A") if "A" in resident else self._sum_a(m) * self._visits("A", m, n)
         read_b = self.operand_total("B") * self._visits("B", m, n)
+        # a tile larger than its buffer half keeps what fits across consecutive uses and
+        # refetches the rest each time (the legacy schedule's rule)
+        tiles = math.prod(n.values())
+        for op in ("A", "B"):
+            if op not in resident and not self._fits(op, m)[1]:
+                again = tiles // math.prod(n[d] for d in OPERAND_DIMS[op]) - self._visits(op, m, n)
+                extra = again * self._sum_excess(op, m)
+                read_a, read_b = (read_a + extra, read_b) if op == "A" else (read_a, read_b + extra)
         out_elems = self.D["M"] * self.D["N"]
         spills = self._visits("Out", m, n) - 1
         return Traffic(read_a, read_b, spills * out_elems * self.acc, out_elems * self.elem,
                        spills * out_elems * self.acc, resident)
+
+    def _sum_excess(self, op: str, m: Mapping) -> int:
+        """Bytes by which the tiles of ``op`` exceed its buffer half, summed over its tiles."""
+        key = ("excess", op, m.tile_M, m.tile_N, m.tile_K)
+        if key not in self._memo:
+            em, en, ek = (_extents(self.D[d], m.tile(d)) for d in DIMS)
+            if op == "A":
+                sizes = self.a_bytes(em[:, None], ek[None, :])
+            else:
+                sizes = np.ceil(ek[:, None] * en[None, :] * self.width["B"]).astype(np.int64)
+            self._memo[key] = int(np.maximum(sizes - self.half[op], 0).sum())
+        return self._memo[key]
 
     def _sum_a(self, m: Mapping) -> int:
         """Bytes of all A tiles of the nest (more than A once where feature-map halos overlap)."""
@@ -431,20 +451,29 @@ def evaluate(space: NestSpace, m: Mapping, *, timed: bool = True) -> Evaluation:
         deps = OPERAND_DIMS[op]
         if resident:  # first touch of each tile: every loop it does not depend on at 0
             return np.logical_and.reduce([idx[d] == 0 for d in DIMS if d not in deps] or [np.ones(T, bool)])
-        if not reusable:
+        if not reusable and op == "Out":
             return np.ones(T, dtype=bool)
         k = key(op)
         return np.concatenate([[True], k[1:] != k[:-1]])
 
+    def loads(op: str, tile: np.ndarray) -> np.ndarray:
+        """New bytes per tile: a fetched tile whole; a tile too big for its half, used again
+        right away, brings back what did not stay."""
+        new = fetched(op)
+        out = np.where(new, tile, 0)
+        if not any(space._fits(op, m)):
+            out = out + np.where(new, 0, np.maximum(tile - space.half[op], 0))
+        return out
+
     a_tile = space.a_bytes(ext["M"][idx["M"]], ext["K"][idx["K"]])
     b_tile = np.ceil(ext["K"][idx["K"]] * ext["N"][idx["N"]] * space.width["B"]).astype(np.int64)
     out_tile = ext["M"][idx["M"]] * ext["N"][idx["N"]]
-    load_a = np.where(fetched("A"), a_tile, 0)
+    load_a = loads("A", a_tile)
     if space._fits("A", m)[0] and space.conv is not None:  # resident feature map: fetched once in all
         share = np.cumsum(np.where(fetched("A"), ext["M"][idx["M"]] * ext["K"][idx["K"]], 0))
         cum = (space.operand_total("A") * share) // max(int(share[-1]), 1)
         load_a = np.diff(np.concatenate([[0], cum])).astype(np.int64)
-    load_b = np.where(fetched("B"), b_tile, 0)
+    load_b = loads("B", b_tile)
     out_res, out_fit = space._fits("Out", m)
     last_k = idx["K"] == n["K"] - 1
     if out_res:
