@@ -12,20 +12,26 @@ behind a whole fold's, and the array's compute cycles of a dense GEMM never chan
 
 Like ZigZag's stages, three jobs are kept apart:
 
-* :class:`NestSpace` *enumerates* the legal nests (tile-size candidates per dimension: powers
-  of two of the block, equal splits and the whole dimension; loop orders less those that are
-  equivalent because a loop runs once) and *prunes* them with lower bounds;
+* :class:`NestSpace` *enumerates* the legal nests (every legal tile size on small GEMMs, else
+  powers of two of the block, halves, thirds and the whole dimension; loop orders less those
+  that are equivalent because a loop runs once) and *prunes* those the tile model cannot run;
 * :func:`evaluate` is the *cost model*: it builds the tile schedule and event counts of one nest
-  (the same :class:`~sparsesim.accel.schedule.TileSchedule` the run then times with SimPy);
-* :func:`search` *picks*: candidates ranked by a lower bound of the objective are timed
-  exactly in that order until the next bound cannot beat the best (branch and bound, at most
-  ``mapper.max_evaluations`` timings), so the chosen nest is the best of all legal nests when
-  the budget is not exhausted (exactly so whenever ``dram.ideal``, or the bounds are tight).
+  (the same :class:`~sparsesim.accel.schedule.TileSchedule` the run then times with SimPy) and
+  times it with the exact event recurrence of that SimPy pipeline
+  (:func:`~sparsesim.accel.kernels.pipeline_cycles`, Numba, held to SimPy by the tests);
+* :func:`search` *picks*: candidates ranked by a closed-form lower bound of the objective are
+  evaluated in that order until the next bound cannot beat the best (branch and bound, at most
+  ``mapper.max_evaluations`` evaluations), so the chosen nest is the best of all legal nests
+  when the budget is not exhausted (the tests check it against brute force).
+
+The legacy schedule (``mapper.policy: legacy``) competes with the searched nest in
+:meth:`~sparsesim.dataflows.base.SystolicDataflow.plan`, unless a nest is pinned.
 
 Buffer rules. An operand whose whole (compressed) size fits its whole buffer stays resident
 and is fetched once. Otherwise it streams through double buffering: a tile of it may be
 reused across the loops inside its innermost own loop only if the tile fits half the buffer;
-a tile that does not fit is fetched again on every visit. Partial sums stay in the output
+a tile that does not fit keeps what fits across consecutive uses and refetches the rest (and
+spans one fold only, since its folds could not reuse it). Partial sums stay in the output
 buffer while the reduction loop runs inside the output tile's loops and the tile (at
 accumulator width) fits half the output buffer (all of it when the whole output fits); only
 otherwise are they spilled, written and read back at accumulator width.
