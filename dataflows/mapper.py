@@ -68,7 +68,7 @@ from sparsesim.workloads.gemm import Gemm
 DIMS = ("M", "N", "K")
 OPERAND_DIMS = {"A": ("M", "K"), "B": ("K", "N"), "Out": ("M", "N")}
 ORDERS = tuple("".join(p) for p in itertools.permutations(DIMS))
-EXHAUSTIVE = 512
+EXHAUSTIVE = 96
 """Tile-size combinations up to which every legal size is a candidate (else the pruned lists)."""
 MAX_TILES = 200_000
 """Largest tile count of a searched candidate (pinned nests may exceed it)."""
@@ -207,8 +207,7 @@ class NestSpace:
         while p < folds:
             counts.add(p)
             p *= 2
-        for k in (2, 3):
-            counts.add(max(1, -(-folds // k)))
+        counts.add(max(1, -(-folds // 2)))
         return sorted({min(c * b, D) for c in counts})
 
     def all_tiles(self, dim: str) -> list[int]:
@@ -229,8 +228,7 @@ class NestSpace:
         while c < D:
             sizes.add(c)
             c *= 2
-        for k in (2, 3):
-            sizes.add(-(-D // k))
+        sizes.add(-(-D // 2))
         return sorted(t for t in sizes if t == D or (t >= lo and self.chunk_ok(D, t)))
 
     def chunk_ok(self, D: int, t: int) -> bool:
@@ -638,8 +636,8 @@ def _search_cached(df_name: str, gemm: Gemm, cfg: AccelConfig, stream_key: tuple
 
     stream = None
     if stream_key is not None:
-        shape, raw = stream_key
-        stream = np.frombuffer(raw, dtype=np.int64).reshape(shape)
+        shape, length = stream_key
+        stream = np.full(shape, length, dtype=np.int64)
     space = NestSpace(DATAFLOWS.get(df_name), gemm, cfg, stream, scale_a, scale_b, out_reserved)
     return search(space).mapping
 
@@ -690,11 +688,19 @@ def choose(space: NestSpace) -> Evaluation:
             probe = {x: space.D[x] for x in DIMS}
             probe[d] = min(t, space.D[d])
             space.check(Mapping(probe["M"], probe["N"], probe["K"], mc.order or "MNK"))
-    stream_key = None if space.dense_stream else (space.stream.shape, space.stream.tobytes())
+    # A sparse GEMM is searched with its stored sizes (rounded up to 1/16) and dense streaming,
+    # so it shares the search of its dense twin where the sizes agree (zero-skipping without
+    # compression); its real per-fold stream lengths are evaluated in the chosen nest.
+    stream_key = None
     hardware = dataclasses.replace(space.cfg, sparsity=(), name="", description="")  # what the nest depends on
-    m = _search_cached(space.df.name, space.gemm, hardware, stream_key, space.width["A"] / space.elem,
-                       space.width["B"] / space.elem, space.cfg.buffers.out.size_bytes - space.full["Out"])
+    m = _search_cached(space.df.name, space.gemm, hardware, stream_key, _rounded(space.width["A"] / space.elem),
+                       _rounded(space.width["B"] / space.elem), space.cfg.buffers.out.size_bytes - space.full["Out"])
     return evaluate(space, m, timed=False)  # the run times it
+
+
+def _rounded(scale: float) -> float:
+    """A stored-size ratio rounded up to 1/16 (a search key; never below the real size)."""
+    return math.ceil(scale * 16) / 16
 
 
 def _from_file(space: NestSpace) -> Mapping | None:
@@ -760,19 +766,27 @@ def dram_bounds(space: NestSpace) -> tuple[int, int]:
     cfg = space.cfg
     compulsory = space.operand_total("A") + space.operand_total("B") + space.operand_total("Out")
     D = space.D
-    macs = D["M"] * D["N"] * D["K"]
     expand = space.conv.kernel_taps if space.conv is not None else 1
-    # per-byte element rates: x_i = (base_i + q_i) * rate_i
-    rate = np.array([expand / space.width["A"], 1.0 / space.width["B"], 1.0 / space.elem])
-    base = np.array([cfg.buffers.a.size_bytes, cfg.buffers.b.size_bytes,
-                     2 * cfg.buffers.out.size_bytes * space.elem / space.acc], dtype=np.float64)
+    best = _io_bound(D["M"] * D["N"] * D["K"], expand / space.width["A"], 1.0 / space.width["B"], 1.0 / space.elem,
+                     cfg.buffers.a.size_bytes, cfg.buffers.b.size_bytes,
+                     2 * cfg.buffers.out.size_bytes * space.elem / space.acc)
+    return compulsory, max(compulsory, best)
+
+
+@lru_cache(maxsize=4096)
+def _io_bound(macs: int, rate_a: float, rate_b: float, rate_c: float, base_a: float, base_b: float,
+              base_c: float) -> int:
+    """Step 5 of :func:`dram_bounds`: the best ``T * (ceil(MNK / F(T)) - 1)`` over ``T``, where
+    the operand ``i`` segment holds ``(base_i + q_i) * rate_i`` elements."""
+    base = np.array([base_a, base_b, base_c], dtype=np.float64)
+    rate = rate_a * rate_b * rate_c
     best = 0.0
     s_total = float(base.sum())
-    for T in s_total * np.geomspace(1 / 64, 64, 49):
-        f = _max_product(base, T) * float(np.prod(rate))
+    for T in s_total * np.geomspace(1 / 64, 64, 25):
+        f = _max_product(base, T) * rate
         segments = math.ceil(macs / math.sqrt(f)) - 1
         best = max(best, T * segments)
-    return compulsory, max(compulsory, int(best))
+    return int(best)
 
 
 def _max_product(base: np.ndarray, T: float) -> float:
