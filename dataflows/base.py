@@ -390,7 +390,7 @@ class SystolicDataflow(Dataflow):
         )
         macs_dense, eff = (base.macs_performed, base.macs_performed) if work is None else (work.macs_dense, work.macs_effectual)
         outer_dim = self.row_dim if outer == "row" else self.col_dim
-        spills = int(psum_read.sum()) + int(store.sum()) - int((out_elems * elem).sum())
+        spills = int(psum_read.sum()) + int(store.sum()) - gemm.M * gemm.N * elem  # beyond the outputs once
         return Plan(self.name, gemm, schedule, counts, macs_dense, eff, fo * fi, outer_dim, psum_spill_bytes=spills)
 
     def _array_counts(self, grid: FoldGrid, stream: np.ndarray, work: SparseWork | None, cfg: AccelConfig,

@@ -228,7 +228,8 @@ class NestSpace:
         while c < D:
             sizes.add(c)
             c *= 2
-        sizes.add(-(-D // 2))
+        for k in range(2, 9):  # equal splits: small GEMMs pipeline best in a few even chunks
+            sizes.add(-(-D // k))
         return sorted(t for t in sizes if t == D or (t >= lo and self.chunk_ok(D, t)))
 
     def chunk_ok(self, D: int, t: int) -> bool:
