@@ -689,19 +689,20 @@ def choose(space: NestSpace) -> Evaluation:
             probe = {x: space.D[x] for x in DIMS}
             probe[d] = min(t, space.D[d])
             space.check(Mapping(probe["M"], probe["N"], probe["K"], mc.order or "MNK"))
-    # A sparse GEMM is searched with its stored sizes (rounded up to 1/16) and dense streaming,
+    # A sparse GEMM is searched with its stored sizes (rounded up to 1/8) and dense streaming,
     # so it shares the search of its dense twin where the sizes agree (zero-skipping without
     # compression); its real per-fold stream lengths are evaluated in the chosen nest.
     stream_key = None
     hardware = dataclasses.replace(space.cfg, sparsity=(), name="", description="")  # what the nest depends on
-    m = _search_cached(space.df.name, space.gemm, hardware, stream_key, _rounded(space.width["A"] / space.elem),
+    m = _search_cached(space.df.name, dataclasses.replace(space.gemm, count=1), hardware, stream_key, _rounded(space.width["A"] / space.elem),
                        _rounded(space.width["B"] / space.elem), space.cfg.buffers.out.size_bytes - space.full["Out"])
     return evaluate(space, m, timed=False)  # the run times it
 
 
 def _rounded(scale: float) -> float:
-    """A stored-size ratio rounded up to 1/16 (a search key; never below the real size)."""
-    return math.ceil(scale * 16) / 16
+    """A stored-size ratio rounded up to 1/8 (a search key; never below the real size, so the
+    searched tiles still fit)."""
+    return math.ceil(scale * 8) / 8
 
 
 def _from_file(space: NestSpace) -> Mapping | None:
