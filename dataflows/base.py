@@ -244,15 +244,15 @@ class SystolicDataflow(Dataflow):
             return with_ports(dataclasses.replace(best, mapping=f"legacy outer={best.outer_dim}",
                                                   dram_compulsory_bytes=compulsory, dram_lower_bound_bytes=bound), cfg)
         ev = mapper.choose(space)
-        mapped = with_ports(self._mapped_plan(space, ev, work, compulsory, bound), cfg)
-        if mapper.pinned(cfg, space):
-            return mapped
+        mapped = [] if ev is None else [with_ports(self._mapped_plan(space, ev, work, compulsory, bound), cfg)]
+        if mapped and mapper.pinned(cfg, space):
+            return mapped[0]
         # the legacy schedule competes as one more candidate: it keeps part of an operand that
         # does not fit on chip across revisits ("pin what fits"), which the nests cannot express
         legacy = [with_ports(dataclasses.replace(p, mapping=f"legacy outer={p.outer_dim}",
                                                  dram_compulsory_bytes=compulsory, dram_lower_bound_bytes=bound), cfg)
                   for p in (self._plan(gemm, cfg, work, self.outer), self._plan(gemm, cfg, work, other))]
-        return mapper.pick_plan(space, [mapped] + legacy)
+        return mapper.pick_plan(space, mapped + legacy)
 
     def _check_folds(self, gemm: Gemm, cfg: AccelConfig) -> None:
         R, C = cfg.array.rows, cfg.array.cols

@@ -62,7 +62,7 @@ from sparsesim.accel.config import AccelConfig, read_mapping
 from sparsesim.accel.energy import energy_breakdown_pj, energy_table
 from sparsesim.accel.kernels import pipeline_cycles
 from sparsesim.accel.schedule import EventCounts, TileSchedule
-from sparsesim.workloads.errors import InputError, field_error
+from sparsesim.workloads.errors import field_error
 from sparsesim.workloads.gemm import Gemm
 
 DIMS = ("M", "N", "K")
@@ -295,11 +295,11 @@ class NestSpace:
                     tiles_n = math.prod(-(-self.D[d] // tiles[d]) for d in DIMS)
                     if tiles_n > MAX_TILES and not any(pinned.values()):
                         continue
+                    if not self.legal(tiles):
+                        continue
                     if tiles_n > mc.max_tiles and not any(pinned.values()):
                         fewest = min(fewest, tiles_n)
                         over.append(tiles)
-                        continue
-                    if not self.legal(tiles):
                         continue
                     orders = [mc.order] if mc.order else self.orders_for(tiles)
                     out.extend(Mapping(tm, tn, tk, o) for o in orders)
@@ -310,9 +310,7 @@ class NestSpace:
                                for o in ([mc.order] if mc.order else self.orders_for(tiles)))
         smallest = math.prod(-(-self.D[d] // min(sizes[d])) for d in DIMS)
         if not out and not any(pinned.values()) and (not over or smallest > MAX_TILES):
-            g = self.gemm
-            raise InputError(f"GEMM {g.M}x{g.N}x{g.K}: every loop nest on the {self.R}x{self.C} array needs more "
-                             f"than {MAX_TILES:,} tiles (folds cut to fit the buffers); split it or use a bigger array")
+            return []  # no nest the search may afford: the plan falls back to the legacy schedule
         if not out:  # nothing fits: the smallest tiles, streaming through the buffers
             tiles = {d: min(sizes[d]) for d in DIMS}
             out = [Mapping(tiles["M"], tiles["N"], tiles["K"], mc.order or o) for o in
@@ -575,7 +573,10 @@ def search(space: NestSpace) -> Evaluation:
     mc = cfg.mapper
     budget = mc.max_evaluations
     rows = []
-    for m in space.candidates():
+    cands = space.candidates()
+    if not cands:
+        return None
+    for m in cands:
         tr = space.traffic(m)
         tiles = math.prod(-(-space.D[d] // m.tile(d)) for d in DIMS)
         rows.append((_cycles_bound(space, m, tr), tr, tiles, m))
@@ -640,7 +641,8 @@ def _search_cached(df_name: str, gemm: Gemm, cfg: AccelConfig, stream_key: tuple
         shape, length = stream_key
         stream = np.full(shape, length, dtype=np.int64)
     space = NestSpace(DATAFLOWS.get(df_name), gemm, cfg, stream, scale_a, scale_b, out_reserved)
-    return search(space).mapping
+    best = search(space)
+    return None if best is None else best.mapping
 
 
 def pinned(cfg: AccelConfig, space: NestSpace) -> bool:
@@ -671,7 +673,7 @@ def pick_plan(space: NestSpace, plans: list):
     return min((r for r in scored if r[0] <= limit), key=lambda r: (r[1], r[0], r[2]))[3]
 
 
-def choose(space: NestSpace) -> Evaluation:
+def choose(space: NestSpace) -> Evaluation | None:
     """The nest the run uses: pinned by the mapping file or config, else searched (cached by
     shape, hardware, dataflow and sparse sizes)."""
     pinned = _from_file(space)
@@ -696,6 +698,8 @@ def choose(space: NestSpace) -> Evaluation:
     hardware = dataclasses.replace(space.cfg, sparsity=(), name="", description="")  # what the nest depends on
     m = _search_cached(space.df.name, dataclasses.replace(space.gemm, count=1), hardware, stream_key, _rounded(space.width["A"] / space.elem),
                        _rounded(space.width["B"] / space.elem), space.cfg.buffers.out.size_bytes - space.full["Out"])
+    if m is None:  # no affordable nest (more than MAX_TILES tiles in every one)
+        return None
     return evaluate(space, m, timed=False)  # the run times it
 
 
