@@ -166,7 +166,7 @@ class MapperConfig:
                                      default=0.01, minimum=0.0, maximum=1.0)
     max_tiles: int = _param("searched nests have at most this many tiles per GEMM (pipelining gains little "
                             "beyond it and the run's SimPy timing costs time per tile; pinned nests may have more)",
-                            default=64, minimum=1, maximum=1 << 20)
+                            default=256, minimum=1, maximum=1 << 20)
     max_evaluations: int = _param("largest number of candidate nests evaluated exactly per GEMM and pass "
                                   "after the lower-bound ranking (branch and bound stops earlier when it can)",
                                   default=4, minimum=1, maximum=1 << 20)
