@@ -137,6 +137,44 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MapperTilesConfig:
+    """Pinned SRAM-level tile sizes in GEMM elements (0: searched)."""
+
+    M: int = _param("tile size along M (rows of A and Out), elements; 0: searched", default=0,
+                    minimum=0, maximum=2**40)
+    N: int = _param("tile size along N (columns of B and Out), elements; 0: searched", default=0,
+                    minimum=0, maximum=2**40)
+    K: int = _param("tile size along the reduction K, elements; 0: searched", default=0,
+                    minimum=0, maximum=2**40)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MapperConfig:
+    """The mapper: how each GEMM's SRAM-level loop nest is chosen (:mod:`sparsesim.dataflows.mapper`)."""
+
+    policy: str = _param("search: the mapper searches tile sizes and loop order per GEMM; legacy: the "
+                         "old schedule (greedy runs of folds, one of two fold orders, half buffers only)",
+                         default="search", choices=("search", "legacy"))
+    objective: str = _param("what the search minimizes per GEMM (`--dataflow best` still picks the "
+                            "dataflow by cycles)", default="cycles", choices=("cycles", "energy", "dram_bytes"))
+    tiles: MapperTilesConfig = _param("pinned tile sizes; a size pinned here is not searched",
+                                      default_factory=MapperTilesConfig)
+    order: str = _param("pinned loop order of the tiles, outermost first, a permutation of MNK "
+                        "(empty: searched)", default="", choices=("", "MNK", "MKN", "NMK", "NKM", "KMN", "KNM"))
+    file: str = _param("YAML mapping file pinning tiles/order per GEMM shape (see docs/mapper.md; empty: none)",
+                       default="")
+    cycles_tolerance: float = _param("objective cycles: nests within this fraction of the fastest count as "
+                                     "equally fast, and the one moving the fewest DRAM bytes among them wins",
+                                     default=0.01, minimum=0.0, maximum=1.0)
+    max_tiles: int = _param("searched nests have at most this many tiles per GEMM (pipelining gains little "
+                            "beyond it and the run's SimPy timing costs time per tile; pinned nests may have more)",
+                            default=256, minimum=1, maximum=1 << 20)
+    max_evaluations: int = _param("largest number of candidate nests evaluated exactly per GEMM and pass "
+                                  "after the lower-bound ranking (branch and bound stops earlier when it can)",
+                                  default=4, minimum=1, maximum=1 << 20)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AccelConfig:
     """A whole accelerator: array, buffers, DRAM, clock, energy table and sparsity features."""
 
@@ -147,6 +185,7 @@ class AccelConfig:
     buffers: BuffersConfig
     dram: DramConfig
     training: TrainingConfig = _param("N:M training support", default_factory=TrainingConfig)
+    mapper: MapperConfig = _param("SRAM-level mapping of each GEMM", default_factory=MapperConfig)
     energy_table: str = _param("name of the energy/area table (see `sparsesim list`)", default="horowitz45")
     sparsity: tuple = _param("sparsity features switched on for this run (list of mappings)",
                              default_factory=tuple)

@@ -119,7 +119,10 @@ def energy_breakdown_pj(counts: EventCounts, cfg: AccelConfig, cycles: int,
     return {
         "mac": counts.macs_performed * mac,
         "mac_gated": counts.macs_gated * mac * table.gated_mac_fraction,
-        "register_file": counts.rf_accesses * cfg.array.element_bytes * table.rf_pj_per_byte,
+        # operand register reads at operand width; the accumulator's read-modify-write moves
+        # a partial sum in and out at accumulator width
+        "register_file": ((counts.rf_accesses - counts.accumulator_rmw) * cfg.array.element_bytes
+                          + counts.accumulator_rmw * 2 * cfg.array.accumulator_bytes) * table.rf_pj_per_byte,
         "sram_a": counts.sram_a_bytes * a_pj,
         "sram_b": counts.sram_b_bytes * b_pj,
         "sram_out": counts.sram_out_bytes * out_pj,

@@ -26,6 +26,12 @@ class TileSchedule:
     compute_cycles: np.ndarray  # int64 per tile
     store_bytes: np.ndarray  # int64 per tile, on-chip -> DRAM (outputs, psum spills)
     epilogue_cycles: int
+    port_stall_cycles: np.ndarray | None = None  # int64 per tile: the array waits for SRAM ports
+
+    @property
+    def ports(self) -> np.ndarray:
+        """Per-tile SRAM-port stall cycles (zeros when the ports keep up)."""
+        return self.port_stall_cycles if self.port_stall_cycles is not None else np.zeros(len(self), dtype=np.int64)
 
     @property
     def compute_total_cycles(self) -> int:
@@ -47,8 +53,9 @@ def back_to_back(schedules: list[TileSchedule]) -> TileSchedule:
         if i < len(schedules) - 1 and cycles.size:
             cycles[-1] += sched.epilogue_cycles
         compute.append(cycles)
+    ports = None if all(s.port_stall_cycles is None for s in schedules) else np.concatenate([s.ports for s in schedules])
     return TileSchedule(np.concatenate([s.load_bytes for s in schedules]), np.concatenate(compute),
-                        np.concatenate([s.store_bytes for s in schedules]), schedules[-1].epilogue_cycles)
+                        np.concatenate([s.store_bytes for s in schedules]), schedules[-1].epilogue_cycles, ports)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +68,7 @@ class EventCounts:
     macs_performed: int = 0  # multiplies that ran (dense or effectual, by the datapath)
     macs_gated: int = 0  # MAC slots clock-gated because an operand was zero (cycle kept)
     rf_accesses: int = 0  # PE register-file/pipeline-register accesses
+    accumulator_rmw: int = 0  # of which accumulator read-modify-writes (priced at accumulator width)
     sram_a_bytes: int = 0  # bytes read from + written to the A buffer
     sram_b_bytes: int = 0  # bytes read from + written to the B buffer
     sram_out_bytes: int = 0  # bytes read from + written to the output buffer

@@ -8,7 +8,12 @@ created per run:
   consumed by the array.
 * :func:`pe_array` computes tile ``t`` once its operands have arrived. Any cycle it spends
   waiting is a *stall*.
-* :func:`dram_writer` writes tile ``t``'s outputs (and partial-sum spills) back.
+* :func:`dram_writer` writes tile ``t``'s outputs (and partial-sum spills) back. The output
+  buffer is double-buffered too: tile ``t`` computes only once tile ``t - 2``'s store has left
+  (back-pressure from a full output buffer).
+
+SRAM ports: a tile may carry ``port_stall_cycles``, the cycles the array waits because the
+buffers' banks cannot deliver what it reads and writes per cycle; they are stalls.
 
 Reads and writes share the DRAM channel (a SimPy resource held for ``ceil(bytes /
 bandwidth)`` cycles per transfer); the access latency is paid per transfer but pipelined, i.e.
@@ -62,19 +67,30 @@ def dram_reader(env: simpy.Environment, channel: simpy.Resource, sched: TileSche
 
 
 def pe_array(env: simpy.Environment, sched: TileSchedule, loaded: list[simpy.Event],
-             consumed: list[simpy.Event], computed: list[simpy.Event]):
-    """Compute tiles in order, each once its operands are on chip."""
+             consumed: list[simpy.Event], computed: list[simpy.Event], stored: list[simpy.Event]):
+    """Compute tiles in order, each once its operands are on chip and its output half is free.
+
+    A tile's outputs are ready for the store only when the array has drained them: the last
+    tile's results leave after the epilogue (the last fold's fill/drain, and for ws/is its
+    preload), so the final store never overlaps the drain (its operand buffers are free as
+    soon as the streaming ends)."""
+    last = len(sched) - 1
+    ports = sched.ports.tolist()
     for t, cycles in enumerate(sched.compute_cycles.tolist()):
         yield loaded[t]
-        yield env.timeout(cycles)
+        if t >= 2:  # back-pressure: tile t writes the output half that tile t - 2's store frees
+            yield stored[t - 2]
+        yield env.timeout(cycles + ports[t])
         consumed[t].succeed()
+        if t == last:
+            yield env.timeout(sched.epilogue_cycles)
         computed[t].succeed()
-    yield env.timeout(sched.epilogue_cycles)
 
 
 def dram_writer(env: simpy.Environment, channel: simpy.Resource, sched: TileSchedule,
-                bandwidth: float, latency: int, computed: list[simpy.Event]):
-    """Write each tile's outputs back once the array has produced them."""
+                bandwidth: float, latency: int, computed: list[simpy.Event], stored: list[simpy.Event]):
+    """Write each tile's outputs back once the array has produced them; the output half is
+    free again when the data has left it."""
     last = env.event().succeed()
     for t, nbytes in enumerate(sched.store_bytes.tolist()):
         yield computed[t]
@@ -83,6 +99,7 @@ def dram_writer(env: simpy.Environment, channel: simpy.Resource, sched: TileSche
                 yield req
                 yield env.timeout(_transfer_cycles(nbytes, bandwidth))
             last = env.process(_arrive(env, latency, env.event()))
+        stored[t].succeed()
     yield last
 
 
@@ -98,9 +115,10 @@ def simulate_tiles(sched: TileSchedule, *, bandwidth_bytes_per_cycle: float, lat
     loaded = [env.event() for _ in range(n)]
     consumed = [env.event() for _ in range(n)]
     computed = [env.event() for _ in range(n)]
+    stored = [env.event() for _ in range(n)]
     env.process(dram_reader(env, channel, sched, bandwidth_bytes_per_cycle, latency_cycles, loaded, consumed))
-    array = env.process(pe_array(env, sched, loaded, consumed, computed))
-    writer = env.process(dram_writer(env, channel, sched, bandwidth_bytes_per_cycle, latency_cycles, computed))
+    array = env.process(pe_array(env, sched, loaded, consumed, computed, stored))
+    writer = env.process(dram_writer(env, channel, sched, bandwidth_bytes_per_cycle, latency_cycles, computed, stored))
     env.run(until=simpy.AllOf(env, [array, writer]))
     total = int(math.ceil(env.now))
     busy = sum(_transfer_cycles(int(b), bandwidth_bytes_per_cycle) for b in sched.load_bytes.tolist())

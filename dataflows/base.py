@@ -37,6 +37,8 @@ sums that do not fit in the output buffer spill to DRAM and are read back.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -71,7 +73,11 @@ class Plan:
     macs_dense: int
     macs_effectual: int
     folds: int
-    outer_dim: str  # GEMM dimension of the outer fold loop (the loop order chosen)
+    outer_dim: str  # GEMM dimension of the outermost loop of the nest (the loop order chosen)
+    mapping: str = ""  # the SRAM-level nest used, as text (see sparsesim.dataflows.mapper)
+    dram_compulsory_bytes: int = 0  # each operand read once, the output written once
+    dram_lower_bound_bytes: int = 0  # communication lower bound for these buffers
+    psum_spill_bytes: int = 0  # partial sums written to and read back from DRAM
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +91,25 @@ class FoldGrid:
     @property
     def shape(self) -> tuple[int, int]:
         return self.rows_used.shape
+
+
+def with_ports(plan: Plan, cfg: AccelConfig) -> Plan:
+    """``plan`` with the stalls of its SRAM ports: each buffer delivers ``banks * word_bytes``
+    bytes a cycle (one word per bank and cycle, fills from DRAM and drains included); where
+    the array's reads and writes of a buffer need more cycles than the compute takes, the
+    array waits the difference, spread over the tiles in proportion to their compute."""
+    sched, counts = plan.schedule, plan.counts
+    busy = int(sched.compute_cycles.sum())
+    if busy == 0:
+        return plan
+    buf = cfg.buffers
+    need = max(math.ceil((counts.sram_a_bytes + counts.metadata_a_bytes) / (buf.a.banks * buf.a.word_bytes)),
+               math.ceil((counts.sram_b_bytes + counts.metadata_b_bytes) / (buf.b.banks * buf.b.word_bytes)),
+               math.ceil(counts.sram_out_bytes / (buf.out.banks * buf.out.word_bytes)))
+    if need <= busy:
+        return plan
+    ports = np.ceil(sched.compute_cycles * ((need - busy) / busy)).astype(np.int64)
+    return dataclasses.replace(plan, schedule=dataclasses.replace(sched, port_stall_cycles=ports))
 
 
 class Dataflow(ABC):
@@ -199,22 +224,75 @@ class SystolicDataflow(Dataflow):
         return deps
 
     def plan(self, gemm: Gemm, cfg: AccelConfig, work: SparseWork | None = None) -> Plan:
-        """Plan both loop orders (row blocks outside, or column blocks outside) and keep the
-        one that moves fewer DRAM bytes, as a mapper would; ties keep the class's ``outer``.
-        The order changes traffic and tiles, never the stall-free compute time of a dense GEMM.
-        """
-        other = "col" if self.outer == "row" else "row"
-        plans = [self._plan(gemm, cfg, work, self.outer), self._plan(gemm, cfg, work, other)]
-        return min(plans, key=lambda p: p.counts.dram_read_bytes + p.counts.dram_write_bytes)
+        """Map ``gemm`` with the mapper (:mod:`sparsesim.dataflows.mapper`), or with the legacy
+        policy (``mapper.policy: legacy``): both fold loop orders, greedy runs of folds into
+        the free buffer halves, the one moving fewer DRAM bytes kept (ties: the class's
+        ``outer``). Either changes traffic and tiles, never the stall-free compute time of a
+        dense GEMM."""
+        from sparsesim.dataflows import mapper
 
-    def _plan(self, gemm: Gemm, cfg: AccelConfig, work: SparseWork | None, outer: str) -> Plan:
-        if work is not None:
-            gemm = work.gemm
+        run = work.gemm if work is not None else gemm
+        self._check_folds(run, cfg)
+        space = mapper.NestSpace(self, run, cfg, work.stream if work is not None else None,
+                                 work.scale_a if work is not None else 1.0, work.scale_b if work is not None else 1.0,
+                                 work.out_reserved_bytes if work is not None else 0)
+        compulsory, bound = mapper.dram_bounds(space)
+        other = "col" if self.outer == "row" else "row"
+        if cfg.mapper.policy == "legacy":
+            plans = [self._plan(gemm, cfg, work, self.outer), self._plan(gemm, cfg, work, other)]
+            best = min(plans, key=lambda p: p.counts.dram_read_bytes + p.counts.dram_write_bytes)
+            return with_ports(dataclasses.replace(best, mapping=f"legacy outer={best.outer_dim}",
+                                                  dram_compulsory_bytes=compulsory, dram_lower_bound_bytes=bound), cfg)
+        ev = mapper.choose(space)
+        mapped = [] if ev is None else [with_ports(self._mapped_plan(space, ev, work, compulsory, bound), cfg)]
+        if mapped and mapper.pinned(cfg, space):
+            return mapped[0]
+        # the legacy schedule competes as one more candidate: it keeps part of an operand that
+        # does not fit on chip across revisits ("pin what fits"), which the nests cannot express
+        legacy = [with_ports(dataclasses.replace(p, mapping=f"legacy outer={p.outer_dim}",
+                                                 dram_compulsory_bytes=compulsory, dram_lower_bound_bytes=bound), cfg)
+                  for p in (self._plan(gemm, cfg, work, self.outer), self._plan(gemm, cfg, work, other))]
+        return mapper.pick_plan(space, mapped + legacy)
+
+    def _check_folds(self, gemm: Gemm, cfg: AccelConfig) -> None:
         R, C = cfg.array.rows, cfg.array.cols
         folds = int(np.prod(self.fold_shape(gemm, R, C)))
         if folds > MAX_FOLDS:
             raise InputError(f"GEMM {gemm.M}x{gemm.N}x{gemm.K}: {folds:,} folds on a {R}x{C} array; this "
                              f"simulator plans at most {MAX_FOLDS:,} folds per GEMM (use a bigger array or split it)")
+
+    def _mapped_plan(self, space, ev, work: SparseWork | None, compulsory: int, bound: int) -> Plan:
+        """The :class:`Plan` of an evaluated nest: its schedule, DRAM traffic and on-chip events."""
+        from sparsesim.dataflows.mapper import mapping_text
+
+        cfg, gemm, m = space.cfg, space.gemm, ev.mapping
+        R, C = space.R, space.C
+        grid = self.fold_grid(gemm, R, C, "row")
+        stream = space.stream
+        chunks = -(-space.D[self.time_dim] // m.tile(self.time_dim))
+        tr = ev.traffic
+        base = self._array_counts(grid, stream, work, cfg, "row", stationary_repeats=chunks)
+        counts = dataclasses.replace(
+            base,
+            sram_a_bytes=base.sram_a_bytes + tr.read_a,
+            sram_b_bytes=base.sram_b_bytes + tr.read_b,
+            # DRAM fills write the buffers; stores and spills read the output buffer, and
+            # partial sums read back from DRAM are written into it
+            sram_out_bytes=base.sram_out_bytes + tr.write_out + tr.write_spill + tr.read_psum,
+            dram_read_bytes=ev.counts.dram_read_bytes,
+            dram_write_bytes=ev.counts.dram_write_bytes,
+        )
+        macs_dense, eff = (base.macs_performed, base.macs_performed) if work is None else (work.macs_dense, work.macs_effectual)
+        folds = int(grid.rows_used.size) * chunks
+        return Plan(self.name, gemm, ev.schedule, counts, macs_dense, eff, folds, m.order[0],
+                    mapping=mapping_text(m, tr.resident), dram_compulsory_bytes=compulsory,
+                    dram_lower_bound_bytes=bound, psum_spill_bytes=tr.read_psum + tr.write_spill)
+
+    def _plan(self, gemm: Gemm, cfg: AccelConfig, work: SparseWork | None, outer: str) -> Plan:
+        if work is not None:
+            gemm = work.gemm
+        R, C = cfg.array.rows, cfg.array.cols
+        self._check_folds(gemm, cfg)
         grid = self.fold_grid(gemm, R, C, outer)
         stream = work.stream if work is not None else None
         if stream is not None and outer == "col":  # SparseWork keeps (row block, column block)
@@ -301,6 +379,30 @@ class SystolicDataflow(Dataflow):
             epilogue_cycles=int(epilogue),
         )
 
+        base = self._array_counts(grid, stream, work, cfg, outer)
+        counts = dataclasses.replace(
+            base,
+            sram_a_bytes=base.sram_a_bytes + int(load["A"].sum()),
+            sram_b_bytes=base.sram_b_bytes + int(load["B"].sum()),
+            sram_out_bytes=base.sram_out_bytes + int(store.sum()) + int(psum_read.sum()),
+            dram_read_bytes=int(loads.sum()),
+            dram_write_bytes=int(store.sum()),
+        )
+        macs_dense, eff = (base.macs_performed, base.macs_performed) if work is None else (work.macs_dense, work.macs_effectual)
+        outer_dim = self.row_dim if outer == "row" else self.col_dim
+        spills = int(psum_read.sum()) + int(store.sum()) - gemm.M * gemm.N * elem  # beyond the outputs once
+        return Plan(self.name, gemm, schedule, counts, macs_dense, eff, fo * fi, outer_dim, psum_spill_bytes=spills)
+
+    def _array_counts(self, grid: FoldGrid, stream: np.ndarray, work: SparseWork | None, cfg: AccelConfig,
+                      outer: str, stationary_repeats: int = 1) -> EventCounts:
+        """On-chip events of the array's own reads and writes (no DRAM fills), in fold order
+        ``outer``. ``stationary_repeats``: how often each stationary block is read into the
+        PEs (once per time chunk of the nest)."""
+        rows_u, cols_u = grid.rows_used, grid.cols_used
+        elem = cfg.array.element_bytes
+        acc = cfg.array.accumulator_bytes
+        reduction_inner = self.time_dim != "K"
+        scale = {"A": work.scale_a, "B": work.scale_b} if work is not None else {"A": 1.0, "B": 1.0}
         # SRAM traffic (elements -> bytes): stationary blocks once per fold, streamed ones per
         # streamed step; an operand kept compressed is read as its compressed block, whole.
         axes = self._operand_axes()
@@ -311,7 +413,7 @@ class SystolicDataflow(Dataflow):
             s = axes[op]
             steps = grid.stream if compressed[op] else stream
             if len(s) == 2:
-                n = rows_u * cols_u
+                n = rows_u * cols_u * (stationary_repeats if op != "Out" else 1)
             elif "row" in s:
                 n = rows_u * steps
             else:
@@ -335,17 +437,14 @@ class SystolicDataflow(Dataflow):
         if work is not None:  # the metadata share of the on-chip reads, priced on its own
             meta_a, meta_b = int(sram_a * work.meta_a), int(sram_b * work.meta_b)
             sram_a, sram_b = sram_a - meta_a, sram_b - meta_b
-        counts = EventCounts(
+        return EventCounts(
             macs_performed=performed,
             macs_gated=gated,
             rf_accesses=3 * performed,  # two operand registers read, accumulator read-modify-write
-            sram_a_bytes=sram_a + int(load["A"].sum()),
-            sram_b_bytes=sram_b + int(load["B"].sum()),
-            sram_out_bytes=out_bytes + int(store.sum()),
-            dram_read_bytes=int(loads.sum()),
-            dram_write_bytes=int(store.sum()),
+            accumulator_rmw=performed,
+            sram_a_bytes=sram_a,
+            sram_b_bytes=sram_b,
+            sram_out_bytes=out_bytes,
             metadata_a_bytes=meta_a,
             metadata_b_bytes=meta_b,
         )
-        outer_dim = self.row_dim if outer == "row" else self.col_dim
-        return Plan(self.name, gemm, schedule, counts, macs_dense, eff, fo * fi, outer_dim)

@@ -54,6 +54,7 @@ class SparseWork:
     meta_b: float = 0.0
     compressed_a: bool = False  # stored as values + bitmap: on-chip reads are the compressed block
     compressed_b: bool = False
+    out_reserved_bytes: int = 0  # output-buffer bytes held by other state (delta reference/accumulators)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +126,7 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
     if nm is not None and k_eff >= K:  # groups no longer than n: nothing to compact
         nm = None
         k_eff = K
-    run = Gemm(M, N, k_eff)
+    run = Gemm(M, N, k_eff, 1, gemm.conv if k_eff == K else None)  # the feature map behind A, unless K is compacted
     decoupled = cfg.array.lanes == "decoupled"
     window = cfg.array.sync_window_steps
 

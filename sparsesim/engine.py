@@ -59,6 +59,19 @@ class OpOutcome:
     tiles: int
     extra: dict = field(default_factory=dict)  # feature-specific result columns
     overhead_cycles: int = 0  # serialized work beside the array (e.g. N:M pre-generation)
+    memory: dict = field(default_factory=dict)  # the mapping used and its DRAM bounds (memory_columns)
+
+
+def memory_columns(plans: list) -> dict:
+    """Row columns of the mapper (:mod:`sparsesim.dataflows.mapper`) for the plans of one (op,
+    phase), one per repetition: the nest used, as text, and the DRAM bytes it cannot go below."""
+    texts = sorted({p.mapping for p in plans})
+    return {
+        "mapping": texts[0] if len(texts) == 1 else " | ".join(texts),
+        "dram_compulsory_bytes": sum(p.dram_compulsory_bytes for p in plans),
+        "dram_lower_bound_bytes": sum(p.dram_lower_bound_bytes for p in plans),
+        "psum_spill_bytes": sum(p.psum_spill_bytes for p in plans),
+    }
 
 
 def time_schedule(schedule: TileSchedule, cfg: AccelConfig) -> tuple[int, int, int]:
@@ -119,13 +132,14 @@ def run_gemm(gemm: Gemm, cfg: AccelConfig, dataflow: str,
     (the next one's loads overlap this one's compute), with ``side`` work included.
     """
     df = DATAFLOWS.get(dataflow, "--dataflow")
-    one = Gemm(gemm.M, gemm.N, gemm.K)
+    one = dataclasses.replace(gemm, count=1)  # one repetition; keeps the conv geometry
     if work is None:
         plan = df.plan(one, cfg)
         n = gemm.count
         schedule = back_to_back([plan.schedule] * n)
         counts = plan.counts.scaled(n)
         dense_macs, eff, folds = plan.macs_dense * n, plan.macs_effectual * n, plan.folds * n
+        plans = [plan] * n
     else:
         plans = [df.plan(one, cfg, w) for w in work(df)]
         schedule = back_to_back([p.schedule for p in plans])
@@ -143,7 +157,8 @@ def run_gemm(gemm: Gemm, cfg: AccelConfig, dataflow: str,
         short = side.select_cycles + tail - cycles
         if short > 0:
             cycles, stall = cycles + short, stall + short
-    return OpOutcome(df.name, cycles, compute, stall, counts, dense_macs, eff, folds, len(schedule))
+    return OpOutcome(df.name, cycles, compute, stall, counts, dense_macs, eff, folds, len(schedule),
+                     memory=memory_columns(plans))
 
 
 def supported_dataflows(cfg: AccelConfig) -> list[str]:
@@ -221,6 +236,8 @@ def make_row(op: Op, phase: Phase, gemm: Gemm, out: OpOutcome, dense: OpOutcome,
         "energy_breakdown_pj": breakdown,
         "events": counts.as_dict(),
         **out.extra,
+        **{"mapping": "", "dram_compulsory_bytes": 0, "dram_lower_bound_bytes": 0, "psum_spill_bytes": 0},
+        **out.memory,
     }
 
 
@@ -235,7 +252,7 @@ def op_phases(workload: Workload, index: int) -> list[Phase]:
 REPEATED = ("cycles", "compute_cycles", "stall_cycles", "overhead_cycles", "dense_cycles", "dense_compute_cycles",
             "mac_bound_cycles", "bw_bound_cycles", "bound_cycles", "macs_dense", "macs_effectual", "folds", "tiles",
             "dram_bytes", "dram_read_bytes", "dram_write_bytes", "sram_bytes", "latency_s", "energy_pj",
-            "dense_energy_pj")
+            "dense_energy_pj", "dram_compulsory_bytes", "dram_lower_bound_bytes", "psum_spill_bytes")
 """Row fields that are per instance and scale with a row's ``repeat`` count."""
 
 

@@ -72,6 +72,7 @@ class Replay:
         self.refs: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}  # delta reference state
         self.accs: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}  # the sum of the deltas sent so far
         self.dense: dict[Gemm, OpOutcome] = {}  # the dense run of each GEMM shape, which depends on nothing else
+        self.out_reserved = 0  # output-buffer bytes the current op's delta state holds
         if self.delta is not None:
             if workload.time_steps is None or all(t is None for t in workload.time_steps):
                 raise InputError("sparsity.delta: the workload has no time axis; delta replay needs a "
@@ -165,6 +166,7 @@ class Replay:
         extra["features_active"] = "+".join(name for name, on in acting if on) or "none"
         side = SideWork()
         counts = EventCounts()  # work beside the GEMM: delta encoding and state, N:M selection
+        self.out_reserved = 0
         overhead = 0
         job = 0
         if is_delta:
@@ -178,10 +180,14 @@ class Replay:
                 and cfg.training.charge_pregen and isinstance(op, (Conv2d, Linear)):
             side, counts, overhead, job = self._pregen_costs(op, w, extra)
         gemm1 = op.gemm(phase)
+        reserved = self.out_reserved
 
         def work(df) -> list:
-            return [sparse_work(df, gemm1, cfg, OperandMasks((A[g] != 0).view(np.uint8), (B[g] != 0).view(np.uint8)),
-                                nm=nm, **flags) for g in range(A.shape[0])]
+            works = [sparse_work(df, gemm1, cfg, OperandMasks((A[g] != 0).view(np.uint8), (B[g] != 0).view(np.uint8)),
+                                 nm=nm, **flags) for g in range(A.shape[0])]
+            if reserved:  # delta state kept in the output buffer: the GEMM maps around it
+                works = [dataclasses.replace(w, out_reserved_bytes=reserved) for w in works]
+            return works
 
         out = best_of(self.dataflow, lambda name: run_gemm(gemm1, cfg, name, work, side), cfg)
         out = dataclasses.replace(out, cycles=out.cycles + overhead, counts=out.counts + counts, extra=extra,
@@ -267,7 +273,10 @@ class Replay:
         fired = int(np.count_nonzero(d))
         reads = n_in * elem + touched * acc
         writes = fired * elem + touched * acc
+        # the state shares the output buffer with the GEMM's own double-buffered output tiles:
+        # it may take at most half, and the GEMM is then mapped into what is left
         on_chip = n_in * elem + n_out * acc <= cfg.buffers.out.size_bytes // 2
+        self.out_reserved = n_in * elem + n_out * acc if on_chip else 0
         counts = EventCounts(delta_state_bytes=reads + writes, encode_ops=2 * n_in)
         extra["delta_state_on_chip"] = on_chip
         extra["delta_state_bytes"] = n_in * elem + n_out * acc

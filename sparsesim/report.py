@@ -322,8 +322,37 @@ def build_sections(meta: dict, rows, sweep_dir: Path, fig_dir: Path) -> list[Sec
 
     # roofline and per-layer cycles of the fastest design
     sections.extend(_roofline_sections(view, summary, rows, dims, fig_dir, title_suffix, fixed_note))
+    mapping = _mapping_section(rows)
+    if mapping is not None:
+        sections.append(mapping)
     sections.append(_notes(meta, summary, table_text))
     return sections
+
+
+def _mapping_section(rows) -> Section | None:
+    """DRAM bytes each layer moved against its two bounds (the mapper's columns), largest gap
+    first; None for results written before the mapper existed."""
+    need = ("dram_bytes", "dram_lower_bound_bytes", "dram_compulsory_bytes", "mapping")
+    if rows.empty or any(c not in rows.columns for c in need):
+        return None
+    data = rows.copy()
+    data["gap"] = data["dram_bytes"] / data["dram_lower_bound_bytes"].clip(lower=1) - 1.0
+    data = data.sort_values(["gap", "dram_bytes"], ascending=False, kind="stable")
+    header = ("workload", "dataflow", "layer", "phase", "DRAM MB", "lower bound MB", "compulsory MB",
+              "above bound", "mapping")
+    table = tuple((str(r["workload"]), str(r["dataflow"]), str(r["name"]), str(r["phase"]), f"{r['dram_bytes'] / 1e6:.3g}",
+                   f"{r['dram_lower_bound_bytes'] / 1e6:.3g}", f"{r['dram_compulsory_bytes'] / 1e6:.3g}",
+                   f"{r['gap']:.1%}", str(r["mapping"])) for _, r in data.head(MAX_TABLE_ROWS).iterrows())
+    total, bound = float(data["dram_bytes"].sum()), float(data["dram_lower_bound_bytes"].sum())
+    at_bound = int((data["gap"] <= 1e-9).sum())
+    legacy = int(data["mapping"].astype(str).str.startswith("legacy").sum())
+    text = (f"Over all {len(data)} rows the accelerators moved {total / 1e6:.4g} MB to and from DRAM against a "
+            f"communication lower bound of {bound / 1e6:.4g} MB ({total / max(bound, 1) - 1:.1%} above it); "
+            f"{at_bound} rows sit on their bound. The bound is the larger of the compulsory bytes (each operand "
+            "once, the output once) and the I/O bound of blocked matrix multiplication for the buffers as "
+            f"partitioned (docs/mapper.md). {legacy} rows kept the legacy schedule because it beat every searched "
+            f"nest. The table lists the {min(len(data), MAX_TABLE_ROWS)} rows furthest above their bound.")
+    return Section("Mapping: DRAM bytes against their bounds", (text,), None, (header,) + table)
 
 
 def _overview(meta: dict, summary, dims: list[Dim], sweep_dir: Path, table_text: str) -> Section:

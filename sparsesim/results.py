@@ -17,7 +17,8 @@ from sparsesim.workloads.errors import InputError
 
 ADDITIVE = ("cycles", "compute_cycles", "stall_cycles", "overhead_cycles", "dense_cycles", "dense_compute_cycles", "mac_bound_cycles", "bw_bound_cycles", "bound_cycles",
             "macs_dense", "macs_effectual", "folds", "tiles", "dram_bytes", "dram_read_bytes", "dram_write_bytes",
-            "sram_bytes", "latency_s", "energy_pj")
+            "sram_bytes", "latency_s", "energy_pj", "dram_compulsory_bytes", "dram_lower_bound_bytes",
+            "psum_spill_bytes")
 """Row fields that add up across ops and phases."""
 
 
@@ -36,6 +37,8 @@ def check_row(row: dict) -> None:
         problems.append("cycles != compute_cycles + stall_cycles + overhead_cycles")
     if row["cycles"] < row["bound_cycles"]:
         problems.append(f"cycles {row['cycles']} below the bound {row['bound_cycles']} (MAC and DRAM bounds)")
+    if not row.get("dram_compulsory_bytes", 0) <= row.get("dram_lower_bound_bytes", 0) <= row["dram_bytes"]:
+        problems.append("dram_bytes below the DRAM lower bound (or the bound below the compulsory bytes)")
     for key in ("cycles", "compute_cycles", "stall_cycles", "dense_cycles", "dram_bytes"):
         if not isinstance(row[key], int):
             problems.append(f"{key} is not a whole number")

@@ -54,13 +54,65 @@ def parse_phase(text: str, field: str = "phase") -> Phase:
 
 
 @dataclass(frozen=True, slots=True)
+class ConvGeometry:
+    """How a convolution's A operand is the im2col expansion of a stored feature map.
+
+    Conv vocabulary (say which where both meet): the feature map is ``batch x channels x
+    in_h x in_w`` (one group's channels), filters are ``kernel_h x kernel_w``, output
+    ``out_h x out_w``. ``pixels_dim`` names the GEMM dimension that runs over output pixels
+    (``"M"`` in fwd, ``"K"`` in bwd_weight); the other dimension of A runs over the window
+    ``channels * kernel_h * kernel_w``. Used by the mapper to count the DRAM bytes a tile of A
+    needs as feature-map pixels (halo included) rather than as im2col rows.
+    """
+
+    batch: int
+    channels: int
+    in_h: int
+    in_w: int
+    kernel_h: int
+    kernel_w: int
+    stride_h: int
+    dilation_h: int
+    out_h: int
+    out_w: int
+    pixels_dim: str = "M"
+
+    @property
+    def kernel_taps(self) -> int:
+        """Largest number of im2col entries one input element feeds."""
+        return self.kernel_h * self.kernel_w
+
+    def footprint(self, ext_m, ext_k):
+        """Feature-map elements an A tile of ``ext_m x ext_k`` (broadcast arrays) touches: the
+        channels of its window columns times the input rows its output pixels need (a pixel
+        run may straddle one more output row; whole images beyond one image), full width."""
+        import numpy as np
+
+        pix, win = (ext_m, ext_k) if self.pixels_dim == "M" else (ext_k, ext_m)
+        pix = np.asarray(pix, dtype=np.int64)
+        win = np.asarray(win, dtype=np.int64)
+        taps = self.kernel_h * self.kernel_w
+        chans = np.minimum(self.channels, (win + taps - 1) // taps + (win % taps != 0))
+        image = self.out_h * self.out_w
+        out_rows = np.minimum(self.out_h, -(-pix // self.out_w) + 1)
+        band = np.minimum(self.in_h, (out_rows - 1) * self.stride_h + (self.kernel_h - 1) * self.dilation_h + 1)
+        images = np.minimum(self.batch, -(-pix // image) + (pix % image != 0))
+        rows = np.where(pix >= image, images * self.in_h, band)
+        return chans * rows * self.in_w
+
+
+@dataclass(frozen=True, slots=True)
 class Gemm:
-    """``count`` independent GEMMs ``Out[M x N] = A[M x K] . B[K x N]``."""
+    """``count`` independent GEMMs ``Out[M x N] = A[M x K] . B[K x N]``.
+
+    ``conv`` (optional) tells the mapper that A is the im2col expansion of a feature map.
+    """
 
     M: int
     N: int
     K: int
     count: int = 1
+    conv: ConvGeometry | None = None
 
     def __post_init__(self) -> None:
         for name in ("M", "N", "K", "count"):

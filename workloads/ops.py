@@ -29,7 +29,7 @@ from typing import ClassVar, Protocol
 import numpy as np
 
 from sparsesim.workloads.errors import field_error
-from sparsesim.workloads.gemm import ALL_PHASES, Gemm, Phase
+from sparsesim.workloads.gemm import ALL_PHASES, ConvGeometry, Gemm, Phase
 
 
 def _positive(op: object, *names: str) -> None:
@@ -108,10 +108,15 @@ class Conv2d:
         window = (self.in_channels // g) * self.kernel_h * self.kernel_w
         filters = self.out_channels // g
         if phase.forward:
-            return Gemm(pixels, filters, window, g)
+            return Gemm(pixels, filters, window, g, self.geometry("M"))
         if phase is Phase.BWD_DATA:
             return Gemm(pixels, window, filters, g)
-        return Gemm(window, filters, pixels, g)
+        return Gemm(window, filters, pixels, g, self.geometry("K"))
+
+    def geometry(self, pixels_dim: str) -> ConvGeometry:
+        """The input feature map behind the im2col A operand (for the mapper's DRAM bytes)."""
+        return ConvGeometry(self.batch, self.in_channels // self.groups, self.in_h, self.in_w, self.kernel_h,
+                            self.kernel_w, self.stride_h, self.dilation_h, self.out_h, self.out_w, pixels_dim)
 
     @property
     def weight_shape(self) -> tuple[int, ...]:

@@ -114,3 +114,15 @@ def test_plots_is_the_only_module_importing_matplotlib():
             if path.name != "plots.py":
                 assert "import matplotlib" not in path.read_text() and "from matplotlib" not in path.read_text(), path
 
+
+
+def test_report_has_a_mapping_section_from_the_rows(sweep_dir, tmp_path):
+    """The mapping section's totals are the rows' own sums, and no row is below its bound."""
+    from sparsesim.sweep import collect_results
+
+    rows = collect_results(sweep_dir)
+    assert (rows["dram_bytes"] >= rows["dram_lower_bound_bytes"]).all()
+    text = write_report(sweep_dir, tmp_path / "rep").read_text()
+    assert "## Mapping: DRAM bytes against their bounds" in text
+    assert f"moved {rows['dram_bytes'].sum() / 1e6:.4g} MB" in text
+    assert f"lower bound of {rows['dram_lower_bound_bytes'].sum() / 1e6:.4g} MB" in text

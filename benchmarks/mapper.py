@@ -1,0 +1,62 @@
+"""The mapper: search cost per GEMM, and DRAM bytes against both bounds.
+
+Prints (1) the search's own cost per distinct GEMM of ResNet-50 (224x224, batch 1, fwd) on
+``edge32`` for each dataflow (candidates, exact evaluations, milliseconds), uncached; and (2)
+per conv layer of ResNet-18 (224x224, batch 1) on ``edge32`` and every dataflow, the DRAM
+bytes of the legacy schedule and of the mapper, the compulsory bytes and the communication
+lower bound, and the cycles of both. Run: ``python benchmarks/mapper.py``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from sparsesim.accel.presets import load_accel
+from sparsesim.dataflows import DATAFLOWS
+from sparsesim.dataflows import mapper as mp
+from sparsesim.simulation import simulate
+from sparsesim.workloads.gemm import Phase
+from sparsesim.workloads.networks import NETWORKS
+from sparsesim.workloads.ops import Conv2d, Workload
+
+
+def search_cost() -> None:
+    cfg = load_accel("edge32")
+    gemms = sorted({op.gemm(Phase.FWD) for op in NETWORKS.get("resnet50")(1)}, key=lambda g: (g.M, g.N, g.K))
+    print(f"1. search cost per distinct GEMM, ResNet-50 fwd ({len(gemms)} GEMMs), edge32, uncached")
+    print(f"   {'dataflow':8s} {'candidates':>10s} {'ms mean':>8s} {'ms max':>8s}")
+    for name in DATAFLOWS.names():
+        times, cands = [], []
+        for g in gemms:
+            space = mp.NestSpace(DATAFLOWS.get(name), g, cfg)
+            t0 = time.perf_counter()
+            cands.append(len(space.candidates()))
+            mp.search(space)
+            times.append(1e3 * (time.perf_counter() - t0))
+        print(f"   {name:8s} {statistics.mean(cands):10.0f} {statistics.mean(times):8.1f} {max(times):8.1f}")
+
+
+def bytes_vs_bounds() -> None:
+    convs = tuple(op for op in NETWORKS.get("resnet18")(1) if isinstance(op, Conv2d))
+    wl = Workload("resnet18", convs)
+    print("\n2. ResNet-18 convs, 224x224, batch 1, edge32: DRAM MB (legacy, mapper, lower bound, compulsory)")
+    for name in DATAFLOWS.names():
+        new = simulate(wl, load_accel("edge32"), name)
+        old = simulate(wl, load_accel("edge32", ["mapper.policy=legacy"]), name)
+        print(f"   {name}: {'layer':18s} {'legacy':>7s} {'mapper':>7s} {'bound':>7s} {'compul':>7s} "
+              f"{'old cyc':>9s} {'new cyc':>9s}  mapping")
+        for n, o in zip(new, old):
+            print(f"       {n['name']:18s} {o['dram_bytes'] / 1e6:7.2f} {n['dram_bytes'] / 1e6:7.2f} "
+                  f"{n['dram_lower_bound_bytes'] / 1e6:7.2f} {n['dram_compulsory_bytes'] / 1e6:7.2f} "
+                  f"{o['cycles']:9d} {n['cycles']:9d}  {n['mapping']}")
+        tot = {k: sum(r[k] for r in new) for k in ("dram_bytes", "dram_lower_bound_bytes", "cycles")}
+        print(f"       {'total':18s} {sum(r['dram_bytes'] for r in old) / 1e6:7.2f} {tot['dram_bytes'] / 1e6:7.2f} "
+              f"{tot['dram_lower_bound_bytes'] / 1e6:7.2f} {sum(r['dram_compulsory_bytes'] for r in new) / 1e6:7.2f} "
+              f"{sum(r['cycles'] for r in old):9d} {tot['cycles']:9d}  gap to bound "
+              f"{100 * (tot['dram_bytes'] / tot['dram_lower_bound_bytes'] - 1):.1f}%")
+
+
+if __name__ == "__main__":
+    search_cost()
+    bytes_vs_bounds()
