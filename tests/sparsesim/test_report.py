@@ -118,7 +118,7 @@ def test_plots_is_the_only_module_importing_matplotlib():
 
 def test_report_has_a_mapping_section_from_the_rows(sweep_dir, tmp_path):
     """The mapping section's totals are the rows' own sums, and no row is below its bound."""
-    from sparsesim.sweep import collect_results
+    from sparsesim.sweeps import collect_results
 
     rows = collect_results(sweep_dir)
     assert (rows["dram_bytes"] >= rows["dram_lower_bound_bytes"]).all()
