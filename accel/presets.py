@@ -1,6 +1,6 @@
 """Accelerator presets: YAML files in ``configs/presets/``, loaded by name or by path.
 
-A preset describes hardware only; sparsity features are switched on per run (DESIGN 3.1).
+A preset describes hardware only; sparsity features are switched on per run (docs/design.md section 3.1).
 """
 
 from __future__ import annotations

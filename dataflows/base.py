@@ -1,7 +1,7 @@
 """Shared tiling and scheduling of a GEMM on a systolic array; the dataflow registry.
 
 A dataflow is a *mapping*: which GEMM dimension goes to the PE rows, which to the columns,
-and which is streamed through time (DESIGN section 3.2):
+and which is streamed through time (docs/design.md section 3.2):
 
 =====  ========  ========  ===========  ================================================
 name   rows      cols      time         stationary in the PEs
@@ -187,7 +187,7 @@ class SystolicDataflow(Dataflow):
         return spacing, max(0, preload + last + skew - int(spacing.flat[-1]))
 
     def compute_cycles(self, gemm: Gemm, rows: int, cols: int, overlap: bool) -> int:
-        """Stall-free dense compute cycles of one repetition (closed form, DESIGN section 3.2)."""
+        """Stall-free dense compute cycles of one repetition (closed form, docs/design.md section 3.2)."""
         fo, fi = self.fold_shape(gemm, rows, cols)
         folds = fo * fi
         L = self.dims(gemm)[self.time_dim]

@@ -1,7 +1,7 @@
 """Sparse mapping: from the real zero masks of a GEMM's operands to per-fold stream lengths.
 
 Which cycles a zero can remove depends on the dataflow, because the dataflow decides which
-PEs move in lockstep (DESIGN section 1):
+PEs move in lockstep (docs/design.md section 1):
 
 * ``os`` streams both A (along PE rows) and B (along PE columns) through K. A step of K is
   skippable for a fold only if no PE of the fold has an effectual MAC in it: the fold's

@@ -1,4 +1,4 @@
-"""The ``sparsesim`` command line (DESIGN 3.1).
+"""The ``sparsesim`` command line (docs/design.md section 3.1).
 
 Exit codes: 0 ok; 2 bad input, with one ``error: ...`` line on stderr and no traceback;
 1 internal error. Bare ``sparsesim`` prints the help and exits 0. Progress of long commands

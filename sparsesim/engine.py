@@ -188,7 +188,7 @@ def best_of(dataflow: str, attempt, cfg: AccelConfig) -> OpOutcome:
 
 def make_row(op: Op, phase: Phase, gemm: Gemm, out: OpOutcome, dense: OpOutcome, cfg: AccelConfig,
              table: EnergyTable, sparsity: str) -> dict:
-    """The result row of one (op, phase): contract fields of DESIGN 3.1 and more."""
+    """The result row of one (op, phase): contract fields of docs/design.md section 3.1 and more."""
     counts = out.counts
     breakdown = energy_breakdown_pj(counts, cfg, out.cycles, table)
     dram_bytes = counts.dram_read_bytes + counts.dram_write_bytes

@@ -1,4 +1,4 @@
-"""Figures (PNG) of result tables: the only module that imports matplotlib (DESIGN 2).
+"""Figures (PNG) of result tables: the only module that imports matplotlib (docs/design.md section 2).
 
 Every function takes a pandas DataFrame of result rows (:func:`sparsesim.results.to_frame`
 columns) or of per-point summaries, writes one PNG and returns its path. Figures are drawn on

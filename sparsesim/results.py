@@ -1,4 +1,4 @@
-"""The result table (DESIGN 3.4): one row per (run, op, phase), fixed schema, checked.
+"""The result table (docs/design.md section 3.4): one row per (run, op, phase), fixed schema, checked.
 
 Rows from :func:`sparsesim.simulation.simulate` are checked for the engine's invariants, then
 stamped with the run's identity (``run_id``, preset name, energy table) and the flattened
@@ -112,7 +112,7 @@ def write_table(frame, path: Path) -> None:
 
 
 def to_json(rows: list[dict], total: dict) -> str:
-    """``{"layers": [...], "total": {...}}`` (DESIGN 3.1)."""
+    """``{"layers": [...], "total": {...}}`` (docs/design.md section 3.1)."""
     return json.dumps({"layers": rows, "total": total}, indent=1, default=_json_default)
 
 

@@ -1,4 +1,4 @@
-"""The ``sweep`` and ``report`` subcommands (DESIGN 3.1), added to the ``sparsesim`` parser.
+"""The ``sweep`` and ``report`` subcommands (docs/design.md section 3.1), added to the ``sparsesim`` parser.
 
 ``sparsesim sweep SPEC.yaml --out DIR`` validates the whole spec, then computes the points
 missing from ``DIR`` on a Dask cluster (resuming by default); ``sparsesim report DIR --out

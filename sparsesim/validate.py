@@ -16,7 +16,7 @@ workload whose tensor source returns the drawn tensors, with ``dram.ideal`` so i
 product under the features' semantics exactly (``A @ B``, N:M-pruned ``B``, accumulated
 deltas), the fast model's delta output error equals the one measured from what the reference
 accumulated, and, for dense cases without fold overlap, the reference's cycles equal
-SCALE-Sim's closed form (DESIGN section 3.2).
+SCALE-Sim's closed form (docs/design.md section 3.2).
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def fast_rows(case: Case) -> list[dict]:
 
 
 def _operands(case: Case, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(A, B)`` of the case's phase (DESIGN section 1), B before any N:M pruning."""
+    """``(A, B)`` of the case's phase (docs/design.md section 1), B before any N:M pruning."""
     w, dy = case.weight.astype(np.int64), case.grad.astype(np.int64)
     if case.phase is Phase.FWD:
         return x, w.T
@@ -196,7 +196,7 @@ def zero_logic(case: Case) -> tuple[ZeroLogic, tuple[int, int] | None]:
 
 
 def closed_form_cycles(dataflow: str, M: int, N: int, K: int, R: int, C: int) -> int:
-    """SCALE-Sim v3's dense cycles without fold overlap (DESIGN section 3.2)."""
+    """SCALE-Sim v3's dense cycles without fold overlap (docs/design.md section 3.2)."""
     def ceil(a: int, b: int) -> int:
         return -(-a // b)
     if dataflow == "os":

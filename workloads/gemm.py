@@ -1,7 +1,7 @@
 """GEMMs, the unit of work the simulator schedules, and the training phases.
 
 Every conv, linear and matmul op lowers to ``Out[M x N] = A[M x K] . B[K x N]`` with ``K``
-the reduction dimension (DESIGN section 1). ``count`` independent GEMMs of the same shape
+the reduction dimension (docs/design.md section 1). ``count`` independent GEMMs of the same shape
 stand for conv groups or the batch of a ``bmm``; they run one after another on the array.
 """
 
@@ -14,7 +14,7 @@ from sparsesim.workloads.errors import field_error
 
 
 class Phase(str, Enum):
-    """Phase of a GEMM: the three training phases (DESIGN section 1) and the two of LLM inference.
+    """Phase of a GEMM: the three training phases (docs/design.md section 1) and the two of LLM inference.
 
     ``prefill`` and ``decode`` are forward GEMMs (``Y = X . W``, reduction over input
     features) lowered exactly like ``fwd``; they only say which part of autoregressive

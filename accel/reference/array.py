@@ -1,6 +1,6 @@
 """The PE array, cycle by cycle: feeders, fold sequencer and PEs moving real values.
 
-Mapping (DESIGN section 3.2), with ``s`` a compacted reduction slot (a plain ``k`` when the
+Mapping (docs/design.md section 3.2), with ``s`` a compacted reduction slot (a plain ``k`` when the
 weights are dense; see :mod:`.operands`):
 
 =====  ==============  ==============  =========  =====================================

@@ -3,7 +3,7 @@
 In every group of ``m`` consecutive weights along a GEMM's reduction dimension at most ``n``
 are nonzero. The hardware stores the ``n`` values plus ``ceil(log2 m)``-bit indices and each
 sparse MAC unit multiplexes the matching ``n`` activations out of ``m``, so the reduction is
-``m/n`` times shorter (Fang et al., IEEE TCAD 2023, arXiv 2309.13015; DESIGN section 1).
+``m/n`` times shorter (Fang et al., IEEE TCAD 2023, arXiv 2309.13015; docs/design.md section 1).
 
 Bidirectional weight pruning (BDWP): ``fwd`` uses the dense weights pruned N:M along the
 input-feature dimension, ``bwd_data`` a second N:M pruning of the same dense weights along

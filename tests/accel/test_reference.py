@@ -83,7 +83,7 @@ def test_is_2x2_two_folds():
 
 @pytest.mark.parametrize("df", ["os", "ws", "is"])
 def test_dense_matches_scalesim_closed_form_and_product(df):
-    """Dense, no overlap: SCALE-Sim v3's closed form (DESIGN 3.2) on shapes with ragged edges,
+    """Dense, no overlap: SCALE-Sim v3's closed form (docs/design.md section 3.2) on shapes with ragged edges,
     square and non-square arrays; the outputs are A @ B exactly."""
     rng = np.random.default_rng(4)
     for R, C, M, N, K in ((1, 1, 3, 2, 5), (3, 5, 7, 11, 4), (4, 2, 9, 3, 10), (8, 8, 17, 9, 13), (2, 7, 1, 15, 1)):

@@ -2,7 +2,7 @@
 
 SAT trains N:M sparse networks with BDWP (Fang et al., "Efficient N:M Sparse DNN Training
 Using Algorithm, Architecture, and Dataflow Co-Design", IEEE TCAD 2023, arXiv 2309.13015;
-DESIGN section 1). Every conv2d and linear layer keeps a *dense* master weight ``W`` and, at
+docs/design.md section 1). Every conv2d and linear layer keeps a *dense* master weight ``W`` and, at
 every forward call, derives two N:M copies from it:
 
 * ``W_fwd``: ``W`` pruned N:M along the input features, the reduction of the forward GEMM

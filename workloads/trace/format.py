@@ -102,7 +102,7 @@ PHASE_OPERANDS: dict[Phase, tuple[Operand, Operand]] = {
     Phase.PREFILL: (Operand.INPUT, Operand.WEIGHT),
     Phase.DECODE: (Operand.INPUT, Operand.WEIGHT),
 }
-"""The two tensors each phase's GEMM reads (DESIGN section 1)."""
+"""The two tensors each phase's GEMM reads (docs/design.md section 1)."""
 
 
 def operand_shape(op: Op, operand: Operand) -> tuple[int, ...]:

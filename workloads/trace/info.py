@@ -4,7 +4,7 @@ Reads every tensor once. Zero fractions are exact counts of ``x == 0``. For sequ
 the delta density of a layer's input at threshold θ is the fraction of elements with
 ``|x_t - x_{t-1}| >= θ`` over all pairs of consecutive time steps of the same layer in the
 same step; an element that did not change at all is never counted, so θ = 0 gives the
-fraction that changed (DESIGN section 1: an unchanged element sends nothing even at θ = 0).
+fraction that changed (docs/design.md section 1: an unchanged element sends nothing even at θ = 0).
 """
 
 from __future__ import annotations
