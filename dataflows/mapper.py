@@ -317,6 +317,86 @@ class NestSpace:
                    ([mc.order] if mc.order else self.orders_for(tiles))]
         return out
 
+    def candidate_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The nests of :meth:`candidates` as arrays ``(tile_M, tile_N, tile_K, order index into
+        ORDERS)``, built with one array pass over the tile-size grid instead of a loop per size
+        (the search's hot path; the tests hold it to :meth:`candidates`)."""
+        mc = self.cfg.mapper
+        pinned = {"M": mc.tiles.M, "N": mc.tiles.N, "K": mc.tiles.K}
+        free = not any(pinned.values())
+        every = {d: self.all_tiles(d) for d in DIMS}
+        small = math.prod(len(v) for v in every.values()) <= EXHAUSTIVE
+        sizes = {d: ([min(pinned[d], self.D[d])] if pinned[d] else every[d] if small else self.tile_candidates(d))
+                 for d in DIMS}
+        tm, tn, tk = (g.ravel() for g in np.meshgrid(*(np.asarray(sizes[d], dtype=np.int64) for d in DIMS),
+                                                      indexing="ij"))
+        t = {"M": tm, "N": tn, "K": tk}
+        n = {d: -(-self.D[d] // t[d]) for d in DIMS}
+        tiles_n = n["M"] * n["N"] * n["K"]
+        legal = self._legal_array(t)
+        if free:
+            legal &= tiles_n <= MAX_TILES
+            over = legal & (tiles_n > mc.max_tiles)
+        else:
+            over = np.zeros_like(legal)
+        ok = legal & ~over
+        if not ok.any() and over.any():  # every nest has more than mapper.max_tiles tiles: the fewest
+            ok = over & (tiles_n == tiles_n[over].min())
+        if not ok.any():
+            smallest = math.prod(-(-self.D[d] // min(sizes[d])) for d in DIMS)
+            if free and (not over.any() or smallest > MAX_TILES):
+                return tuple(np.zeros(0, dtype=np.int64) for _ in range(4))
+            ok = (tm == min(sizes["M"])) & (tn == min(sizes["N"])) & (tk == min(sizes["K"]))
+        sel = np.flatnonzero(ok)
+        pattern = (n["M"][sel] > 1) * 4 + (n["N"][sel] > 1) * 2 + (n["K"][sel] > 1)
+        per = [self._orders_by_pattern(p) for p in range(8)]
+        counts = np.array([len(o) for o in per], dtype=np.int64)[pattern]
+        rep = np.repeat(sel, counts)
+        order_idx = np.concatenate([np.asarray(per[p], dtype=np.int64) for p in pattern]) if sel.size \
+            else np.zeros(0, dtype=np.int64)
+        return tm[rep], tn[rep], tk[rep], order_idx
+
+    def _orders_by_pattern(self, pattern: int) -> list[int]:
+        """ORDERS indices of :meth:`orders_for` for tiles whose loops run more than once as the
+        bits of ``pattern`` (M 4, N 2, K 1) say (or the pinned order)."""
+        mc = self.cfg.mapper
+        if mc.order:
+            return [ORDERS.index(mc.order)] if mc.order in ORDERS else []
+        probe = {d: (1 if pattern & bit else self.D[d]) for d, bit in zip(DIMS, (4, 2, 1))}
+        return [ORDERS.index(o) for o in self.orders_for(probe)]
+
+    def _legal_array(self, t: dict[str, np.ndarray]) -> np.ndarray:
+        """:meth:`legal` over arrays of tile sizes."""
+        df = self.df
+        one_fold = (t[df.row_dim] <= self.R) & (t[df.col_dim] <= self.C)
+        ok = np.ones(t["M"].shape, dtype=bool)
+        for op in ("A", "B"):
+            resident, reusable = self._fits_array(op, t)
+            ok &= resident | reusable | one_fold
+        if df.time_dim == "K":
+            ok &= ~((t["K"] < self.D["K"]) & ((t[df.row_dim] > self.R) | (t[df.col_dim] > self.C)))
+        out_whole = self.D["M"] * self.D["N"] * self.acc <= self.full["Out"]
+        if df.time_dim != "K" and not out_whole:
+            big = np.minimum(t["M"], self.D["M"]) * np.minimum(t["N"], self.D["N"]) * self.acc > self.half["Out"]
+            ok &= ~(big & (t["K"] > self.R) & (t["K"] < self.D["K"]))
+            if self.D["K"] > self.R:
+                ok &= ~(big & (t["K"] >= self.D["K"]))
+        return ok
+
+    def _fits_array(self, op: str, t: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_fits` over arrays of tile sizes (the resident flag is the same for all)."""
+        D = self.D
+        if op == "Out":
+            whole = D["M"] * D["N"] * self.acc <= self.full["Out"]
+            tile = np.minimum(t["M"], D["M"]) * np.minimum(t["N"], D["N"]) * self.acc
+        elif op == "A":
+            whole = self.operand_total("A") <= self.full["A"]
+            tile = self.a_bytes(np.minimum(t["M"], D["M"]), np.minimum(t["K"], D["K"]))
+        else:
+            whole = self.operand_total("B") <= self.full["B"]
+            tile = np.ceil(np.minimum(t["K"], D["K"]) * np.minimum(t["N"], D["N"]) * self.width["B"]).astype(np.int64)
+        return np.full(tile.shape, whole, dtype=bool), tile <= self.half[op]
+
     def legal(self, tiles: dict[str, int]) -> bool:
         """Nests the tile model describes faithfully: an operand tile that spans several folds
         fits its buffer half (or the whole operand its buffer), since the folds reuse it; a
@@ -555,7 +635,96 @@ def _cycles_bound(space: NestSpace, m: Mapping, traffic: Traffic) -> int:
     return max(chain, math.ceil(traffic.total / bw), math.floor(pairs))
 
 
-def search(space: NestSpace) -> Evaluation:
+_ORDER_POS = np.array([[order.index(d) for d in DIMS] for order in ORDERS], dtype=np.int64)
+"""Position of M, N, K (columns) in each loop order of ORDERS (rows), outermost 0."""
+
+
+def _tile_sum(f, total_x: int, tile_x: np.ndarray, total_y: int, tile_y: np.ndarray) -> np.ndarray:
+    """``sum f(ext_x, ext_y)`` over the tile grid of every candidate, for an elementwise ``f``:
+    every extent is the tile but the last, so the grid holds four kinds of tile."""
+    nx, ny = -(-total_x // tile_x), -(-total_y // tile_y)
+    lx, ly = total_x - (nx - 1) * tile_x, total_y - (ny - 1) * tile_y
+    return ((nx - 1) * (ny - 1) * f(tile_x, tile_y) + (nx - 1) * f(tile_x, ly) + (ny - 1) * f(lx, tile_y)
+            + f(lx, ly))
+
+
+def score(space: NestSpace, tm: np.ndarray, tn: np.ndarray, tk: np.ndarray, order_idx: np.ndarray) -> dict:
+    """The closed form of :meth:`NestSpace.traffic`, :meth:`NestSpace.fetch_events` and
+    :func:`_cycles_bound` for arrays of candidates at once (one array pass instead of a Python
+    call per nest; the tests hold it to the per-nest functions). Returns arrays ``bound``,
+    ``total``, ``reads``, ``writes`` and ``tiles``."""
+    D, cfg = space.D, space.cfg
+    t = {"M": tm, "N": tn, "K": tk}
+    n = {d: -(-D[d] // t[d]) for d in DIMS}
+    pos = {d: _ORDER_POS[order_idx, i] for i, d in enumerate(DIMS)}
+    tiles = n["M"] * n["N"] * n["K"]
+    fits = {op: space._fits_array(op, t) for op in ("A", "B", "Out")}
+
+    def visits(op: str) -> np.ndarray:
+        resident, reusable = fits[op]
+        deps = OPERAND_DIMS[op]
+        other = next(d for d in DIMS if d not in deps)
+        # the tile is refetched once per iteration of the other loop if that loop is outside a
+        # loop of its own that runs more than once (see NestSpace._visits)
+        again = np.zeros(tm.shape, dtype=bool)
+        for d in deps:
+            again |= (n[d] > 1) & (pos[d] > pos[other])
+        v = np.where(again, n[other], 1)
+        if op == "Out":
+            v = np.where(reusable, v, n[other])
+        return np.where(resident, 1, v)
+
+    vis = {op: visits(op) for op in ("A", "B", "Out")}
+    a_res = bool(space.operand_total("A") <= space.full["A"])
+    if a_res:
+        read_a = np.full(tm.shape, space.operand_total("A"), dtype=np.int64)
+    else:
+        read_a = _tile_sum(space.a_bytes, D["M"], tm, D["K"], tk) * vis["A"]
+    read_b = space.operand_total("B") * vis["B"]
+    wb = space.width["B"]
+
+    def b_bytes(ek, en):
+        return np.ceil(ek * en * wb).astype(np.int64)
+
+    def excess(f, half):
+        return lambda x, y: np.maximum(f(x, y) - half, 0)
+
+    for op in ("A", "B"):
+        resident, reusable = fits[op]
+        spill = ~resident & ~reusable
+        if not spill.any():
+            continue
+        d1, d2 = OPERAND_DIMS[op]
+        again = tiles // (n[d1] * n[d2]) - vis[op]
+        if op == "A":
+            extra = again * _tile_sum(excess(space.a_bytes, space.half["A"]), D["M"], tm, D["K"], tk)
+            read_a = read_a + np.where(spill, extra, 0)
+        else:
+            extra = again * _tile_sum(excess(b_bytes, space.half["B"]), D["K"], tk, D["N"], tn)
+            read_b = read_b + np.where(spill, extra, 0)
+    out_elems = D["M"] * D["N"]
+    spills = vis["Out"] - 1
+    read_psum = spills * out_elems * space.acc
+    write_out = out_elems * space.elem
+    reads = read_a + read_b + read_psum
+    writes = write_out + read_psum
+    total = reads + writes
+    if cfg.dram.ideal:
+        bound = np.full(tm.shape, space.compute_total, dtype=np.int64)
+    else:
+        bw, lat = cfg.dram.bandwidth_bytes_per_cycle, cfg.dram.latency_cycles
+        ctm, ctn, ctk = (np.minimum(t[d], D[d]) for d in DIMS)
+        first = space.a_bytes(ctm, ctk) + b_bytes(ctk, ctn)
+        last = (D["M"] - (n["M"] - 1) * ctm) * (D["N"] - (n["N"] - 1) * ctn) * space.elem
+        chain = np.ceil(first / bw).astype(np.int64) + lat + space.compute_total + np.where(
+            last > 0, np.ceil(last / bw).astype(np.int64) + lat, 0)
+        fetches = np.maximum(vis["A"] * n["M"] * n["K"], vis["B"] * n["K"] * n["N"])
+        pairs = (reads / bw + fetches * lat + space.compute_total - space.epilogue) / 2
+        bound = np.maximum(np.maximum(chain, np.ceil(total / bw).astype(np.int64)), np.floor(pairs).astype(np.int64))
+    return {"bound": bound, "total": total, "reads": reads, "writes": writes, "tiles": tiles}
+
+
+def search(space: NestSpace, *, reference: bool = False) -> Evaluation | None:
     """The best nest of ``space`` for ``mapper.objective``.
 
     ``cycles``: fewest cycles, where nests within ``mapper.cycles_tolerance`` of the fastest
@@ -572,14 +741,9 @@ def search(space: NestSpace) -> Evaluation:
     cfg = space.cfg
     mc = cfg.mapper
     budget = mc.max_evaluations
-    rows = []
-    cands = space.candidates()
-    if not cands:
+    rows = _rows_reference(space) if reference else _rows(space)
+    if not rows:
         return None
-    for m in cands:
-        tr = space.traffic(m)
-        tiles = math.prod(-(-space.D[d] // m.tile(d)) for d in DIMS)
-        rows.append((_cycles_bound(space, m, tr), tr, tiles, m))
     done: dict[Mapping, Evaluation] = {}
 
     def exact(m: Mapping) -> Evaluation:
@@ -592,7 +756,7 @@ def search(space: NestSpace) -> Evaluation:
 
     def fastest_of(pool) -> Evaluation:
         best = None
-        for r in sorted(pool, key=lambda r: (r[0], r[1].total, tie(r))):
+        for r in sorted(pool, key=lambda r: (r[0], r[1], tie(r))):
             if best is not None and (r[0] > best.cycles or len(done) >= budget):
                 break
             ev = exact(r[3])
@@ -602,14 +766,15 @@ def search(space: NestSpace) -> Evaluation:
         return best
 
     if mc.objective == "dram_bytes":
-        least = min(r[1].total for r in rows)
-        return fastest_of([r for r in rows if r[1].total == least])
+        least = min(r[1] for r in rows)
+        return fastest_of([r for r in rows if r[1] == least])
     if mc.objective == "energy":
+        bounds = {r[3]: _energy(space, EventCounts(dram_read_bytes=r[4], dram_write_bytes=r[5]), r[0]) for r in rows}
+
         def energy_bound(r):
-            return _energy(space, EventCounts(dram_read_bytes=r[1].read_a + r[1].read_b + r[1].read_psum,
-                                              dram_write_bytes=r[1].write_out + r[1].write_spill), r[0])
+            return bounds[r[3]]
         best = None
-        for r in sorted(rows, key=lambda r: (energy_bound(r), r[1].total, tie(r))):
+        for r in sorted(rows, key=lambda r: (energy_bound(r), r[1], tie(r))):
             if best is not None and (energy_bound(r) > best.energy_pj or len(done) >= budget):
                 break
             ev = exact(r[3])
@@ -621,14 +786,37 @@ def search(space: NestSpace) -> Evaluation:
     limit = fastest.cycles * (1.0 + mc.cycles_tolerance)
     own = (fastest.dram_bytes, len(fastest.schedule))
     spent = 0
-    for r in sorted((r for r in rows if r[0] <= limit), key=lambda r: (r[1].total, r[2], tie(r))):
-        if (r[1].total, r[2]) >= own or spent >= budget:
+    for r in sorted((r for r in rows if r[0] <= limit), key=lambda r: (r[1], r[2], tie(r))):
+        if (r[1], r[2]) >= own or spent >= budget:
             break
         spent += r[3] not in done
         ev = exact(r[3])
         if ev.cycles <= limit:
             return ev
     return fastest
+
+
+def _rows(space: NestSpace) -> list[tuple]:
+    """``(cycle bound, total bytes, tiles, nest, read bytes, write bytes)`` of every candidate,
+    scored in one array pass."""
+    tm, tn, tk, oi = space.candidate_table()
+    if not tm.size:
+        return []
+    s = score(space, tm, tn, tk, oi)
+    nests = [Mapping(a, b, c, ORDERS[o]) for a, b, c, o in zip(tm.tolist(), tn.tolist(), tk.tolist(), oi.tolist())]
+    return list(zip(s["bound"].tolist(), s["total"].tolist(), s["tiles"].tolist(), nests, s["reads"].tolist(),
+                    s["writes"].tolist()))
+
+
+def _rows_reference(space: NestSpace) -> list[tuple]:
+    """:func:`_rows` one nest at a time with the per-nest closed forms (the slow reference)."""
+    rows = []
+    for m in space.candidates():
+        tr = space.traffic(m)
+        tiles = math.prod(-(-space.D[d] // m.tile(d)) for d in DIMS)
+        rows.append((_cycles_bound(space, m, tr), tr.total, tiles, m, tr.read_a + tr.read_b + tr.read_psum,
+                     tr.write_out + tr.write_spill))
+    return rows
 
 
 @lru_cache(maxsize=8192)
