@@ -219,6 +219,25 @@ class NestSpace:
             return [D]
         return [t for t in range(1, D + 1) if t == D or (t >= (self.R if dim != "K" else 1) and self.chunk_ok(D, t))]
 
+    def _all_tiles_count_small(self) -> dict[str, list[int]] | None:
+        """:meth:`all_tiles` of every dimension if their combinations number at most EXHAUSTIVE,
+        else None (without listing a long streamed dimension size by size)."""
+        lengths = {d: -(-self.D[d] // self.block[d]) for d in DIMS if d != self.df.time_dim}
+        if math.prod(lengths.values()) > EXHAUSTIVE:
+            return None
+        every = {d: self.all_tiles(d) for d in lengths}
+        tdim = self.df.time_dim
+        D = self.D[tdim]
+        if tdim != "K" and not self.overlap:
+            every[tdim] = [D]
+        elif tdim == "K":
+            every[tdim] = list(range(1, D + 1))
+        else:  # ws/is: every chunk, the last too, at least R long
+            t = np.arange(self.R, D + 1, dtype=np.int64)
+            last = D - (-(-D // t) - 1) * t
+            every[tdim] = sorted(set(t[last >= self.R].tolist()) | {D})
+        return every if math.prod(len(v) for v in every.values()) <= EXHAUSTIVE else None
+
     def _chunk_candidates(self, D: int) -> list[int]:
         if self.df.time_dim != "K" and not self.overlap:
             return [D]  # without fold overlap every chunk would pay its own fill and drain
@@ -324,9 +343,8 @@ class NestSpace:
         mc = self.cfg.mapper
         pinned = {"M": mc.tiles.M, "N": mc.tiles.N, "K": mc.tiles.K}
         free = not any(pinned.values())
-        every = {d: self.all_tiles(d) for d in DIMS}
-        small = math.prod(len(v) for v in every.values()) <= EXHAUSTIVE
-        sizes = {d: ([min(pinned[d], self.D[d])] if pinned[d] else every[d] if small else self.tile_candidates(d))
+        every = self._all_tiles_count_small()
+        sizes = {d: ([min(pinned[d], self.D[d])] if pinned[d] else every[d] if every else self.tile_candidates(d))
                  for d in DIMS}
         tm, tn, tk = (g.ravel() for g in np.meshgrid(*(np.asarray(sizes[d], dtype=np.int64) for d in DIMS),
                                                       indexing="ij"))
@@ -637,6 +655,8 @@ def _cycles_bound(space: NestSpace, m: Mapping, traffic: Traffic) -> int:
 
 _ORDER_POS = np.array([[order.index(d) for d in DIMS] for order in ORDERS], dtype=np.int64)
 """Position of M, N, K (columns) in each loop order of ORDERS (rows), outermost 0."""
+_ORDER_RANK = np.array([sorted(ORDERS).index(o) for o in ORDERS], dtype=np.int64)
+"""Rank of each loop order of ORDERS as text (the search's tie-break compares orders as text)."""
 
 
 def _tile_sum(f, total_x: int, tile_x: np.ndarray, total_y: int, tile_y: np.ndarray) -> np.ndarray:
@@ -737,11 +757,83 @@ def search(space: NestSpace, *, reference: bool = False) -> Evaluation | None:
     (:func:`_cycles_bound`) and evaluated exactly in that order until the next bound cannot
     beat the best found, at most ``mapper.max_evaluations`` of them (so on small spaces the
     result is the best of all legal nests; on large ones the budget can end the search first).
+
+    The candidates are scored in one array pass (:func:`score`) and ranked with ``np.lexsort``
+    on the same keys as the reference (:func:`_search_reference`, per-nest scoring and Python
+    sorts; ``reference=True`` runs it), so both pick the same nest (the tests check it); only
+    the nests evaluated exactly become :class:`Mapping` objects.
     """
+    if reference:
+        return _search_reference(space)
+    mc = space.cfg.mapper
+    budget = mc.max_evaluations
+    tm, tn, tk, oi = space.candidate_table()
+    if not tm.size:
+        return None
+    s = score(space, tm, tn, tk, oi)
+    bound, total, tiles = s["bound"], s["total"], s["tiles"]
+    tie = (tk, tn, tm, _ORDER_RANK[oi], tiles)  # np.lexsort keys, last primary: tiles, order, M, N, K
+    done: dict[Mapping, Evaluation] = {}
+
+    def exact(i: int) -> Evaluation:
+        m = Mapping(int(tm[i]), int(tn[i]), int(tk[i]), ORDERS[oi[i]])
+        if m not in done:
+            done[m] = evaluate(space, m)
+        return done[m]
+
+    def ranked(keys: tuple, pool: np.ndarray | None = None) -> list[int]:
+        """Candidate indices sorted by ``keys`` (primary first), then the tie keys."""
+        idx = np.arange(tm.size) if pool is None else np.flatnonzero(pool)
+        order = np.lexsort(tuple(k[idx] for k in tie + tuple(reversed(keys))))
+        return idx[order].tolist()
+
+    def fastest_of(pool: np.ndarray | None) -> Evaluation:
+        best = None
+        for i in ranked((bound, total), pool):
+            if best is not None and (int(bound[i]) > best.cycles or len(done) >= budget):
+                break
+            ev = exact(i)
+            if best is None or (ev.cycles, ev.dram_bytes, len(ev.schedule)) < (best.cycles, best.dram_bytes,
+                                                                               len(best.schedule)):
+                best = ev
+        return best
+
+    if mc.objective == "dram_bytes":
+        return fastest_of(total == total.min())
+    if mc.objective == "energy":
+        energy = np.array([_energy(space, EventCounts(dram_read_bytes=r, dram_write_bytes=w), b) for r, w, b in
+                           zip(s["reads"].tolist(), s["writes"].tolist(), bound.tolist())], dtype=np.float64)
+        best = None
+        for i in ranked((energy, total)):
+            if best is not None and (energy[i] > best.energy_pj or len(done) >= budget):
+                break
+            ev = exact(i)
+            if best is None or (ev.energy_pj, ev.dram_bytes) < (best.energy_pj, best.dram_bytes):
+                best = ev
+        return best
+    # cycles: the fastest time first, then the fewest bytes (and tiles) within the tolerance
+    fastest = fastest_of(None)
+    limit = fastest.cycles * (1.0 + mc.cycles_tolerance)
+    own = (fastest.dram_bytes, len(fastest.schedule))
+    spent = 0
+    for i in ranked((total, tiles), bound <= limit):
+        if (int(total[i]), int(tiles[i])) >= own or spent >= budget:
+            break
+        m = Mapping(int(tm[i]), int(tn[i]), int(tk[i]), ORDERS[oi[i]])
+        spent += m not in done
+        ev = exact(i)
+        if ev.cycles <= limit:
+            return ev
+    return fastest
+
+
+def _search_reference(space: NestSpace) -> Evaluation | None:
+    """:func:`search` as first written: every candidate scored one nest at a time and ranked
+    with Python sorts (slow; the tests hold the fast path to it)."""
     cfg = space.cfg
     mc = cfg.mapper
     budget = mc.max_evaluations
-    rows = _rows_reference(space) if reference else _rows(space)
+    rows = _rows_reference(space)
     if not rows:
         return None
     done: dict[Mapping, Evaluation] = {}

@@ -5,6 +5,7 @@ shapes, buffers, sparse sizes, dataflows and objectives."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -66,6 +67,9 @@ def _check(df_name, cfg, gemm, scales, reserved):
                 space.check(mp.Mapping(probe["M"], probe["N"], probe["K"], "MNK"))
             except InputError:
                 return 0
+    every = {d: space.all_tiles(d) for d in mp.DIMS}
+    small = math.prod(len(v) for v in every.values()) <= mp.EXHAUSTIVE
+    assert space._all_tiles_count_small() == (every if small else None)
     reference = mp._rows_reference(space)
     fast = mp._rows(space)
     assert _rows_by_nest(fast) == _rows_by_nest(reference), (df_name, gemm, scales)
