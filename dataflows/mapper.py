@@ -975,12 +975,22 @@ def choose(space: NestSpace) -> Evaluation | None:
     # so it shares the search of its dense twin where the sizes agree (zero-skipping without
     # compression); its real per-fold stream lengths are evaluated in the chosen nest.
     stream_key = None
-    hardware = dataclasses.replace(space.cfg, sparsity=(), name="", description="")  # what the nest depends on
-    m = _search_cached(space.df.name, dataclasses.replace(space.gemm, count=1), hardware, stream_key, _rounded(space.width["A"] / space.elem),
-                       _rounded(space.width["B"] / space.elem), space.cfg.buffers.out.size_bytes - space.full["Out"])
+    m = _search_cached(space.df.name, dataclasses.replace(space.gemm, count=1), search_hardware(space.cfg), stream_key,
+                       _rounded(space.width["A"] / space.elem), _rounded(space.width["B"] / space.elem),
+                       space.cfg.buffers.out.size_bytes - space.full["Out"])
     if m is None:  # no affordable nest (more than MAX_TILES tiles in every one)
         return None
     return evaluate(space, m, timed=False)  # the run times it
+
+
+def search_hardware(cfg: AccelConfig) -> AccelConfig:
+    """The config as the search cache key: the fields a dense-streamed search never reads are
+    set to fixed values, so runs that differ only there share their searches (the sparsity
+    features, names, and the array's lane organisation, sync window, N:M ratios and dataflow
+    list, which act only on sparse streams and the choice of dataflow, never on a nest's
+    dense-streamed schedule, bytes, cycles or energy)."""
+    array = dataclasses.replace(cfg.array, lanes="systolic", sync_window_steps=1, nm_ratios=(), dataflows=())
+    return dataclasses.replace(cfg, sparsity=(), name="", description="", array=array)
 
 
 def _rounded(scale: float) -> float:

@@ -94,3 +94,20 @@ def test_array_scoring_picks_what_the_per_nest_reference_picks_on_random_cases()
 def test_array_scoring_picks_what_the_per_nest_reference_picks_on_conv_layers(df_name):
     for cfg, gemm, scales, reserved in _resnet_cases():
         _check(df_name, cfg, gemm, scales, reserved)
+
+
+def test_search_cache_key_drops_only_what_the_search_does_not_read():
+    """Configs that differ in lane organisation, sync window, N:M ratios or dataflow list share
+    one cache key, and searching each uncached gives the same nest; buffers stay in the key."""
+    base = load_accel("edge32")
+    other = load_accel("edge32", ["array.lanes=decoupled", "array.sync_window_steps=16",
+                                  "array.nm_ratios=[\"1:4\"]", "array.dataflows=[ws]"])
+    assert mp.search_hardware(base) == mp.search_hardware(other)
+    assert mp.search_hardware(base) != mp.search_hardware(load_accel("edge32", ["buffers.a.size_bytes=65536"]))
+    gemms = [Gemm(300, 70, 500), Gemm(64, 2000, 96)] + [g for _, g, _, _ in _resnet_cases()][:6]
+    for name in DATAFLOWS.names():
+        for g in gemms:
+            picks = [mp.search(mp.NestSpace(DATAFLOWS.get(name), g, cfg, None, 0.625, 1.0)) for cfg in (base, other)]
+            assert picks[0].mapping == picks[1].mapping
+            assert (picks[0].cycles, picks[0].dram_bytes, picks[0].energy_pj) == \
+                (picks[1].cycles, picks[1].dram_bytes, picks[1].energy_pj)
