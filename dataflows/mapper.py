@@ -60,7 +60,7 @@ import numpy as np
 
 from sparsesim.accel.config import AccelConfig, read_mapping
 from sparsesim.accel.energy import energy_breakdown_pj, energy_table
-from sparsesim.accel.kernels import pipeline_cycles
+from sparsesim.accel.kernels import nest_tiles, pipeline_cycles
 from sparsesim.accel.schedule import EventCounts, TileSchedule
 from sparsesim.workloads.errors import field_error
 from sparsesim.workloads.gemm import Gemm
@@ -535,7 +535,59 @@ class NestSpace:
 def evaluate(space: NestSpace, m: Mapping, *, timed: bool = True) -> Evaluation:
     """Build the tile schedule and event counts of nest ``m`` and time it: the same pipeline
     as the run's SimPy timing (:mod:`sparsesim.accel.timing`), by its exact event recurrence
-    (:func:`~sparsesim.accel.kernels.pipeline_cycles`, checked against SimPy in the tests)."""
+    (:func:`~sparsesim.accel.kernels.pipeline_cycles`, checked against SimPy in the tests).
+    The per-tile loads, computes and stores come from one Numba pass over the tiles
+    (:func:`~sparsesim.accel.kernels.nest_tiles`; :func:`_evaluate_reference` is its NumPy twin)."""
+    df, D = space.df, space.D
+    n = {d: -(-D[d] // m.tile(d)) for d in DIMS}
+    kind = {d: np.array([m.tile(d), D[d] - m.tile(d) * (n[d] - 1)], dtype=np.int64) for d in DIMS}
+    a_kind = space.a_bytes(kind["M"][:, None], kind["K"][None, :])
+    b_kind = np.ceil(kind["K"][:, None] * kind["N"][None, :] * space.width["B"]).astype(np.int64)
+    fits = {op: space._fits(op, m) for op in ("A", "B", "Out")}
+    flags = np.array([*fits["A"], *fits["B"], *fits["Out"], fits["A"][0] and space.conv is not None], dtype=np.bool_)
+    dim_id = {d: i for i, d in enumerate(DIMS)}
+    load, compute, store, sums = nest_tiles(
+        np.array([n[d] for d in m.order], dtype=np.int64), np.array([dim_id[d] for d in m.order], dtype=np.int64),
+        np.ascontiguousarray(a_kind, dtype=np.int64), b_kind, kind["M"][:, None] * kind["N"][None, :],
+        kind["M"][:, None] * kind["K"][None, :], flags, space.half["A"], space.half["B"], space.acc, space.elem,
+        space.operand_total("A"), _chunk_cycles(space, m),
+        np.array([dim_id[df.row_dim], dim_id[df.col_dim], dim_id[df.time_dim]], dtype=np.int64))
+    schedule = TileSchedule(load_bytes=load, compute_cycles=compute, store_bytes=store,
+                            epilogue_cycles=space.epilogue)
+    read_a, read_b, read_psum, write_out, write_spill = (int(x) for x in sums)
+    traffic = Traffic(read_a, read_b, read_psum, write_out, write_spill,
+                      tuple(op for op in ("A", "B", "Out") if fits[op][0]))
+    counts = EventCounts(dram_read_bytes=read_a + read_b + read_psum, dram_write_bytes=write_out + write_spill)
+    cycles = 0
+    energy = 0.0
+    if timed:
+        cfg = space.cfg
+        cycles = space.compute_total if cfg.dram.ideal else pipeline_cycles(
+            schedule.load_bytes, schedule.compute_cycles + schedule.ports, schedule.store_bytes,
+            float(cfg.dram.bandwidth_bytes_per_cycle), int(cfg.dram.latency_cycles), int(schedule.epilogue_cycles))
+        energy = _energy(space, counts, cycles)
+    return Evaluation(m, schedule, counts, traffic, cycles, energy)
+
+
+def _chunk_cycles(space: NestSpace, m: Mapping) -> np.ndarray:
+    """Compute cycles per (row block, column block, time chunk) of nest ``m``: each fold's
+    cycles (the array model's, untouched) split over its time chunks in proportion to the
+    chunk lengths, then summed per tile."""
+    df, D = space.df, space.D
+    tdim = df.time_dim
+    cum = np.concatenate([[0], np.cumsum(_extents(D[tdim], m.tile(tdim)))])
+    split = (space.spacing[:, :, None] * cum[None, None, :]) // D[tdim]
+    chunk = np.diff(split, axis=2)  # (row folds, col folds, chunks)
+    rows_per = max(1, m.tile(df.row_dim) // space.R) if m.tile(df.row_dim) < D[df.row_dim] else chunk.shape[0]
+    cols_per = max(1, m.tile(df.col_dim) // space.C) if m.tile(df.col_dim) < D[df.col_dim] else chunk.shape[1]
+    chunk = np.add.reduceat(chunk, np.arange(0, chunk.shape[0], rows_per), axis=0)
+    chunk = np.add.reduceat(chunk, np.arange(0, chunk.shape[1], cols_per), axis=1)
+    return np.ascontiguousarray(chunk, dtype=np.int64)
+
+
+def _evaluate_reference(space: NestSpace, m: Mapping, *, timed: bool = True) -> Evaluation:
+    """:func:`evaluate` in NumPy array steps, as first written (the readable twin of
+    :func:`~sparsesim.accel.kernels.nest_tiles`; the tests hold both to the same schedule)."""
     df, D = space.df, space.D
     n = {d: -(-D[d] // m.tile(d)) for d in DIMS}
     ext = {d: _extents(D[d], m.tile(d)) for d in DIMS}
