@@ -359,7 +359,8 @@ def pipeline_cycles(load: np.ndarray, compute: np.ndarray, store: np.ndarray, ba
 @njit(cache=True, nogil=True)
 def nest_tiles(n_loop: np.ndarray, dim_of_loop: np.ndarray, a_kind: np.ndarray, b_kind: np.ndarray,
                out_kind: np.ndarray, a_elems_kind: np.ndarray, flags: np.ndarray, half_a: int, half_b: int,
-               acc: int, elem: int, total_a: int, chunk: np.ndarray, spatial: np.ndarray):
+               acc: int, elem: int, total_a: int, spacing: np.ndarray, chunk_len: int, time_len: int,
+               fold_groups: np.ndarray, spatial: np.ndarray):
     """Per-tile DRAM loads, compute cycles and stores of one loop nest, and its traffic sums.
 
     Tiles are visited in loop order: loop ``j`` (outermost first) runs ``n_loop[j]`` times over
@@ -378,6 +379,17 @@ def nest_tiles(n_loop: np.ndarray, dim_of_loop: np.ndarray, a_kind: np.ndarray, 
     n = np.zeros(3, dtype=np.int64)
     for j in range(3):
         n[dim_of_loop[j]] = n_loop[j]
+    fr, fc = spacing.shape
+    chunks = n[spatial[2]]
+    chunk = np.zeros((n[spatial[0]], n[spatial[1]], chunks), dtype=np.int64)
+    for r in range(fr):
+        for c in range(fc):
+            prev = 0
+            for j in range(chunks):
+                end = min((j + 1) * chunk_len, time_len)
+                cut = (spacing[r, c] * end) // time_len
+                chunk[r // fold_groups[0], c // fold_groups[1], j] += cut - prev
+                prev = cut
     idx = np.zeros((T, 3), dtype=np.int64)
     c = np.zeros(3, dtype=np.int64)
     for t in range(T):

@@ -550,7 +550,9 @@ def evaluate(space: NestSpace, m: Mapping, *, timed: bool = True) -> Evaluation:
         np.array([n[d] for d in m.order], dtype=np.int64), np.array([dim_id[d] for d in m.order], dtype=np.int64),
         np.ascontiguousarray(a_kind, dtype=np.int64), b_kind, kind["M"][:, None] * kind["N"][None, :],
         kind["M"][:, None] * kind["K"][None, :], flags, space.half["A"], space.half["B"], space.acc, space.elem,
-        space.operand_total("A"), _chunk_cycles(space, m),
+        space.operand_total("A"), space.spacing, m.tile(df.time_dim), D[df.time_dim],
+        np.array([_fold_group(m.tile(df.row_dim), D[df.row_dim], space.R, space.spacing.shape[0]),
+                  _fold_group(m.tile(df.col_dim), D[df.col_dim], space.C, space.spacing.shape[1])], dtype=np.int64),
         np.array([dim_id[df.row_dim], dim_id[df.col_dim], dim_id[df.time_dim]], dtype=np.int64))
     schedule = TileSchedule(load_bytes=load, compute_cycles=compute, store_bytes=store,
                             epilogue_cycles=space.epilogue)
@@ -569,21 +571,9 @@ def evaluate(space: NestSpace, m: Mapping, *, timed: bool = True) -> Evaluation:
     return Evaluation(m, schedule, counts, traffic, cycles, energy)
 
 
-def _chunk_cycles(space: NestSpace, m: Mapping) -> np.ndarray:
-    """Compute cycles per (row block, column block, time chunk) of nest ``m``: each fold's
-    cycles (the array model's, untouched) split over its time chunks in proportion to the
-    chunk lengths, then summed per tile."""
-    df, D = space.df, space.D
-    tdim = df.time_dim
-    cum = np.concatenate([[0], np.cumsum(_extents(D[tdim], m.tile(tdim)))])
-    split = (space.spacing[:, :, None] * cum[None, None, :]) // D[tdim]
-    chunk = np.diff(split, axis=2)  # (row folds, col folds, chunks)
-    rows_per = max(1, m.tile(df.row_dim) // space.R) if m.tile(df.row_dim) < D[df.row_dim] else chunk.shape[0]
-    cols_per = max(1, m.tile(df.col_dim) // space.C) if m.tile(df.col_dim) < D[df.col_dim] else chunk.shape[1]
-    chunk = np.add.reduceat(chunk, np.arange(0, chunk.shape[0], rows_per), axis=0)
-    chunk = np.add.reduceat(chunk, np.arange(0, chunk.shape[1], cols_per), axis=1)
-    return np.ascontiguousarray(chunk, dtype=np.int64)
-
+def _fold_group(tile: int, total: int, block: int, folds: int) -> int:
+    """How many folds along a spatial dimension one tile spans (all of them for a whole tile)."""
+    return max(1, tile // block) if tile < total else folds
 
 def _evaluate_reference(space: NestSpace, m: Mapping, *, timed: bool = True) -> Evaluation:
     """:func:`evaluate` in NumPy array steps, as first written (the readable twin of
