@@ -367,7 +367,8 @@ class NestSpace:
             ok = (tm == min(sizes["M"])) & (tn == min(sizes["N"])) & (tk == min(sizes["K"]))
         sel = np.flatnonzero(ok)
         pattern = (n["M"][sel] > 1) * 4 + (n["N"][sel] > 1) * 2 + (n["K"][sel] > 1)
-        per = [self._orders_by_pattern(p) for p in range(8)]
+        present = set(pattern.tolist())
+        per = [self._orders_by_pattern(p) if p in present else [] for p in range(8)]
         counts = np.array([len(o) for o in per], dtype=np.int64)[pattern]
         rep = np.repeat(sel, counts)
         order_idx = np.concatenate([np.asarray(per[p], dtype=np.int64) for p in pattern]) if sel.size \
@@ -541,14 +542,17 @@ def evaluate(space: NestSpace, m: Mapping, *, timed: bool = True) -> Evaluation:
     df, D = space.df, space.D
     n = {d: -(-D[d] // m.tile(d)) for d in DIMS}
     kind = {d: np.array([m.tile(d), D[d] - m.tile(d) * (n[d] - 1)], dtype=np.int64) for d in DIMS}
-    a_kind = space.a_bytes(kind["M"][:, None], kind["K"][None, :])
+    key = ("a_kind", m.tile_M, m.tile_K)  # the same A tiles recur across loop orders and N tiles
+    if key not in space._memo:
+        space._memo[key] = np.ascontiguousarray(space.a_bytes(kind["M"][:, None], kind["K"][None, :]), dtype=np.int64)
+    a_kind = space._memo[key]
     b_kind = np.ceil(kind["K"][:, None] * kind["N"][None, :] * space.width["B"]).astype(np.int64)
     fits = {op: space._fits(op, m) for op in ("A", "B", "Out")}
     flags = np.array([*fits["A"], *fits["B"], *fits["Out"], fits["A"][0] and space.conv is not None], dtype=np.bool_)
     dim_id = {d: i for i, d in enumerate(DIMS)}
     load, compute, store, sums = nest_tiles(
         np.array([n[d] for d in m.order], dtype=np.int64), np.array([dim_id[d] for d in m.order], dtype=np.int64),
-        np.ascontiguousarray(a_kind, dtype=np.int64), b_kind, kind["M"][:, None] * kind["N"][None, :],
+        a_kind, b_kind, kind["M"][:, None] * kind["N"][None, :],
         kind["M"][:, None] * kind["K"][None, :], flags, space.half["A"], space.half["B"], space.acc, space.elem,
         space.operand_total("A"), space.spacing, m.tile(df.time_dim), D[df.time_dim],
         np.array([_fold_group(m.tile(df.row_dim), D[df.row_dim], space.R, space.spacing.shape[0]),
