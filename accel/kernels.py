@@ -351,3 +351,129 @@ def pipeline_cycles(load: np.ndarray, compute: np.ndarray, store: np.ndarray, ba
         else:
             return -1
     return int(math.ceil(max(done[n - 1] + epilogue, last_store)))
+
+
+# ---------------------------------------------------------------- a loop nest's tiles (mapper)
+
+
+@njit(cache=True, nogil=True)
+def nest_tiles(n_loop: np.ndarray, dim_of_loop: np.ndarray, a_kind: np.ndarray, b_kind: np.ndarray,
+               out_kind: np.ndarray, a_elems_kind: np.ndarray, flags: np.ndarray, half_a: int, half_b: int,
+               acc: int, elem: int, total_a: int, spacing: np.ndarray, chunk_len: int, time_len: int,
+               fold_groups: np.ndarray, spatial: np.ndarray):
+    """Per-tile DRAM loads, compute cycles and stores of one loop nest, and its traffic sums.
+
+    Tiles are visited in loop order: loop ``j`` (outermost first) runs ``n_loop[j]`` times over
+    GEMM dimension ``dim_of_loop[j]`` (0 M, 1 N, 2 K). ``*_kind[i, j]`` is a tile's size by
+    whether it is the last along its first (``i``) and second (``j``) dimension (A: M, K; B:
+    K, N; Out and ``a_elems_kind``: M, N and M, K). ``flags``: A resident, A tile fits its
+    half, B resident, B fits, Out resident, Out tile fits, conv input resident (its feature map
+    is fetched once, spread over the first touches of its tiles by im2col share). ``chunk`` is
+    the compute cycles per (row block, column block, time chunk) and ``spatial`` the GEMM
+    dimensions of those three axes. The rules are those of
+    :func:`sparsesim.dataflows.mapper._evaluate_reference`, its readable twin.
+
+    Returns ``(load, compute, store, sums)`` with ``sums`` = A, B, partial-sum reads, output
+    and spill writes (bytes)."""
+    T = n_loop[0] * n_loop[1] * n_loop[2]
+    n = np.zeros(3, dtype=np.int64)
+    for j in range(3):
+        n[dim_of_loop[j]] = n_loop[j]
+    fr, fc = spacing.shape
+    chunks = n[spatial[2]]
+    chunk = np.zeros((n[spatial[0]], n[spatial[1]], chunks), dtype=np.int64)
+    for r in range(fr):
+        for c in range(fc):
+            prev = 0
+            for j in range(chunks):
+                end = min((j + 1) * chunk_len, time_len)
+                cut = (spacing[r, c] * end) // time_len
+                chunk[r // fold_groups[0], c // fold_groups[1], j] += cut - prev
+                prev = cut
+    idx = np.zeros((T, 3), dtype=np.int64)
+    c = np.zeros(3, dtype=np.int64)
+    for t in range(T):
+        for j in range(3):
+            idx[t, dim_of_loop[j]] = c[j]
+        j = 2
+        while j >= 0:
+            c[j] += 1
+            if c[j] < n_loop[j]:
+                break
+            c[j] = 0
+            j -= 1
+    a_res, a_fit, b_res, b_fit, o_res, o_fit, conv_res = (flags[0], flags[1], flags[2], flags[3], flags[4],
+                                                            flags[5], flags[6])
+    load = np.zeros(T, dtype=np.int64)
+    compute = np.zeros(T, dtype=np.int64)
+    store = np.zeros(T, dtype=np.int64)
+    sums = np.zeros(5, dtype=np.int64)
+    share = np.zeros(T, dtype=np.int64)  # conv resident A: cumulative im2col elements fetched
+    acc_share = 0
+    for t in range(T):
+        im, i_n, ik = idx[t, 0], idx[t, 1], idx[t, 2]
+        lm, ln, lk = int(im == n[0] - 1), int(i_n == n[1] - 1), int(ik == n[2] - 1)
+        first = t == 0
+        # A (M, K)
+        a_tile = a_kind[lm, lk]
+        if a_res:
+            new_a = i_n == 0
+        else:
+            new_a = first or idx[t - 1, 0] != im or idx[t - 1, 2] != ik
+        if conv_res and a_res:
+            if new_a:
+                acc_share += a_elems_kind[lm, lk]
+            share[t] = acc_share
+            load_a = 0
+        elif new_a:
+            load_a = a_tile
+        elif not (a_res or a_fit):
+            load_a = max(a_tile - half_a, 0)
+        else:
+            load_a = 0
+        # B (K, N)
+        b_tile = b_kind[lk, ln]
+        if b_res:
+            new_b = im == 0
+        else:
+            new_b = first or idx[t - 1, 2] != ik or idx[t - 1, 1] != i_n
+        if new_b:
+            load_b = b_tile
+        elif not (b_res or b_fit):
+            load_b = max(b_tile - half_b, 0)
+        else:
+            load_b = 0
+        # Out (M, N): partial sums in and out
+        out_tile = out_kind[lm, ln]
+        last_k = ik == n[2] - 1
+        enter = False
+        leave_spill = False
+        if not o_res:
+            if o_fit:
+                enter = first or idx[t - 1, 0] != im or idx[t - 1, 1] != i_n
+                leave = t == T - 1 or idx[t + 1, 0] != im or idx[t + 1, 1] != i_n
+            else:
+                enter = True
+                leave = True
+            enter = enter and ik > 0
+            leave_spill = leave and not last_k
+        psum = out_tile * acc if enter else 0
+        out_w = out_tile * elem if last_k else 0
+        spill_w = out_tile * acc if leave_spill else 0
+        load[t] = load_a + load_b + psum
+        store[t] = out_w + spill_w
+        compute[t] = chunk[idx[t, spatial[0]], idx[t, spatial[1]], idx[t, spatial[2]]]
+        sums[0] += load_a
+        sums[1] += load_b
+        sums[2] += psum
+        sums[3] += out_w
+        sums[4] += spill_w
+    if conv_res and a_res:
+        whole = max(acc_share, 1)
+        prev = 0
+        for t in range(T):
+            cum = (total_a * share[t]) // whole
+            load[t] += cum - prev
+            sums[0] += cum - prev
+            prev = cum
+    return load, compute, store, sums

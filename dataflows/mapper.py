@@ -60,7 +60,7 @@ import numpy as np
 
 from sparsesim.accel.config import AccelConfig, read_mapping
 from sparsesim.accel.energy import energy_breakdown_pj, energy_table
-from sparsesim.accel.kernels import pipeline_cycles
+from sparsesim.accel.kernels import nest_tiles, pipeline_cycles
 from sparsesim.accel.schedule import EventCounts, TileSchedule
 from sparsesim.workloads.errors import field_error
 from sparsesim.workloads.gemm import Gemm
@@ -219,6 +219,25 @@ class NestSpace:
             return [D]
         return [t for t in range(1, D + 1) if t == D or (t >= (self.R if dim != "K" else 1) and self.chunk_ok(D, t))]
 
+    def _all_tiles_count_small(self) -> dict[str, list[int]] | None:
+        """:meth:`all_tiles` of every dimension if their combinations number at most EXHAUSTIVE,
+        else None (without listing a long streamed dimension size by size)."""
+        lengths = {d: -(-self.D[d] // self.block[d]) for d in DIMS if d != self.df.time_dim}
+        if math.prod(lengths.values()) > EXHAUSTIVE:
+            return None
+        every = {d: self.all_tiles(d) for d in lengths}
+        tdim = self.df.time_dim
+        D = self.D[tdim]
+        if tdim != "K" and not self.overlap:
+            every[tdim] = [D]
+        elif tdim == "K":
+            every[tdim] = list(range(1, D + 1))
+        else:  # ws/is: every chunk, the last too, at least R long
+            t = np.arange(self.R, D + 1, dtype=np.int64)
+            last = D - (-(-D // t) - 1) * t
+            every[tdim] = sorted(set(t[last >= self.R].tolist()) | {D})
+        return every if math.prod(len(v) for v in every.values()) <= EXHAUSTIVE else None
+
     def _chunk_candidates(self, D: int) -> list[int]:
         if self.df.time_dim != "K" and not self.overlap:
             return [D]  # without fold overlap every chunk would pay its own fill and drain
@@ -316,6 +335,86 @@ class NestSpace:
             out = [Mapping(tiles["M"], tiles["N"], tiles["K"], mc.order or o) for o in
                    ([mc.order] if mc.order else self.orders_for(tiles))]
         return out
+
+    def candidate_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The nests of :meth:`candidates` as arrays ``(tile_M, tile_N, tile_K, order index into
+        ORDERS)``, built with one array pass over the tile-size grid instead of a loop per size
+        (the search's hot path; the tests hold it to :meth:`candidates`)."""
+        mc = self.cfg.mapper
+        pinned = {"M": mc.tiles.M, "N": mc.tiles.N, "K": mc.tiles.K}
+        free = not any(pinned.values())
+        every = self._all_tiles_count_small()
+        sizes = {d: ([min(pinned[d], self.D[d])] if pinned[d] else every[d] if every else self.tile_candidates(d))
+                 for d in DIMS}
+        tm, tn, tk = (g.ravel() for g in np.meshgrid(*(np.asarray(sizes[d], dtype=np.int64) for d in DIMS),
+                                                      indexing="ij"))
+        t = {"M": tm, "N": tn, "K": tk}
+        n = {d: -(-self.D[d] // t[d]) for d in DIMS}
+        tiles_n = n["M"] * n["N"] * n["K"]
+        legal = self._legal_array(t)
+        if free:
+            legal &= tiles_n <= MAX_TILES
+            over = legal & (tiles_n > mc.max_tiles)
+        else:
+            over = np.zeros_like(legal)
+        ok = legal & ~over
+        if not ok.any() and over.any():  # every nest has more than mapper.max_tiles tiles: the fewest
+            ok = over & (tiles_n == tiles_n[over].min())
+        if not ok.any():
+            smallest = math.prod(-(-self.D[d] // min(sizes[d])) for d in DIMS)
+            if free and (not over.any() or smallest > MAX_TILES):
+                return tuple(np.zeros(0, dtype=np.int64) for _ in range(4))
+            ok = (tm == min(sizes["M"])) & (tn == min(sizes["N"])) & (tk == min(sizes["K"]))
+        sel = np.flatnonzero(ok)
+        pattern = (n["M"][sel] > 1) * 4 + (n["N"][sel] > 1) * 2 + (n["K"][sel] > 1)
+        present = set(pattern.tolist())
+        per = [self._orders_by_pattern(p) if p in present else [] for p in range(8)]
+        counts = np.array([len(o) for o in per], dtype=np.int64)[pattern]
+        rep = np.repeat(sel, counts)
+        order_idx = np.concatenate([np.asarray(per[p], dtype=np.int64) for p in pattern]) if sel.size \
+            else np.zeros(0, dtype=np.int64)
+        return tm[rep], tn[rep], tk[rep], order_idx
+
+    def _orders_by_pattern(self, pattern: int) -> list[int]:
+        """ORDERS indices of :meth:`orders_for` for tiles whose loops run more than once as the
+        bits of ``pattern`` (M 4, N 2, K 1) say (or the pinned order)."""
+        mc = self.cfg.mapper
+        if mc.order:
+            return [ORDERS.index(mc.order)] if mc.order in ORDERS else []
+        probe = {d: (1 if pattern & bit else self.D[d]) for d, bit in zip(DIMS, (4, 2, 1))}
+        return [ORDERS.index(o) for o in self.orders_for(probe)]
+
+    def _legal_array(self, t: dict[str, np.ndarray]) -> np.ndarray:
+        """:meth:`legal` over arrays of tile sizes."""
+        df = self.df
+        one_fold = (t[df.row_dim] <= self.R) & (t[df.col_dim] <= self.C)
+        ok = np.ones(t["M"].shape, dtype=bool)
+        for op in ("A", "B"):
+            resident, reusable = self._fits_array(op, t)
+            ok &= resident | reusable | one_fold
+        if df.time_dim == "K":
+            ok &= ~((t["K"] < self.D["K"]) & ((t[df.row_dim] > self.R) | (t[df.col_dim] > self.C)))
+        out_whole = self.D["M"] * self.D["N"] * self.acc <= self.full["Out"]
+        if df.time_dim != "K" and not out_whole:
+            big = np.minimum(t["M"], self.D["M"]) * np.minimum(t["N"], self.D["N"]) * self.acc > self.half["Out"]
+            ok &= ~(big & (t["K"] > self.R) & (t["K"] < self.D["K"]))
+            if self.D["K"] > self.R:
+                ok &= ~(big & (t["K"] >= self.D["K"]))
+        return ok
+
+    def _fits_array(self, op: str, t: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_fits` over arrays of tile sizes (the resident flag is the same for all)."""
+        D = self.D
+        if op == "Out":
+            whole = D["M"] * D["N"] * self.acc <= self.full["Out"]
+            tile = np.minimum(t["M"], D["M"]) * np.minimum(t["N"], D["N"]) * self.acc
+        elif op == "A":
+            whole = self.operand_total("A") <= self.full["A"]
+            tile = self.a_bytes(np.minimum(t["M"], D["M"]), np.minimum(t["K"], D["K"]))
+        else:
+            whole = self.operand_total("B") <= self.full["B"]
+            tile = np.ceil(np.minimum(t["K"], D["K"]) * np.minimum(t["N"], D["N"]) * self.width["B"]).astype(np.int64)
+        return np.full(tile.shape, whole, dtype=bool), tile <= self.half[op]
 
     def legal(self, tiles: dict[str, int]) -> bool:
         """Nests the tile model describes faithfully: an operand tile that spans several folds
@@ -437,7 +536,52 @@ class NestSpace:
 def evaluate(space: NestSpace, m: Mapping, *, timed: bool = True) -> Evaluation:
     """Build the tile schedule and event counts of nest ``m`` and time it: the same pipeline
     as the run's SimPy timing (:mod:`sparsesim.accel.timing`), by its exact event recurrence
-    (:func:`~sparsesim.accel.kernels.pipeline_cycles`, checked against SimPy in the tests)."""
+    (:func:`~sparsesim.accel.kernels.pipeline_cycles`, checked against SimPy in the tests).
+    The per-tile loads, computes and stores come from one Numba pass over the tiles
+    (:func:`~sparsesim.accel.kernels.nest_tiles`; :func:`_evaluate_reference` is its NumPy twin)."""
+    df, D = space.df, space.D
+    n = {d: -(-D[d] // m.tile(d)) for d in DIMS}
+    kind = {d: np.array([m.tile(d), D[d] - m.tile(d) * (n[d] - 1)], dtype=np.int64) for d in DIMS}
+    key = ("a_kind", m.tile_M, m.tile_K)  # the same A tiles recur across loop orders and N tiles
+    if key not in space._memo:
+        space._memo[key] = np.ascontiguousarray(space.a_bytes(kind["M"][:, None], kind["K"][None, :]), dtype=np.int64)
+    a_kind = space._memo[key]
+    b_kind = np.ceil(kind["K"][:, None] * kind["N"][None, :] * space.width["B"]).astype(np.int64)
+    fits = {op: space._fits(op, m) for op in ("A", "B", "Out")}
+    flags = np.array([*fits["A"], *fits["B"], *fits["Out"], fits["A"][0] and space.conv is not None], dtype=np.bool_)
+    dim_id = {d: i for i, d in enumerate(DIMS)}
+    load, compute, store, sums = nest_tiles(
+        np.array([n[d] for d in m.order], dtype=np.int64), np.array([dim_id[d] for d in m.order], dtype=np.int64),
+        a_kind, b_kind, kind["M"][:, None] * kind["N"][None, :],
+        kind["M"][:, None] * kind["K"][None, :], flags, space.half["A"], space.half["B"], space.acc, space.elem,
+        space.operand_total("A"), space.spacing, m.tile(df.time_dim), D[df.time_dim],
+        np.array([_fold_group(m.tile(df.row_dim), D[df.row_dim], space.R, space.spacing.shape[0]),
+                  _fold_group(m.tile(df.col_dim), D[df.col_dim], space.C, space.spacing.shape[1])], dtype=np.int64),
+        np.array([dim_id[df.row_dim], dim_id[df.col_dim], dim_id[df.time_dim]], dtype=np.int64))
+    schedule = TileSchedule(load_bytes=load, compute_cycles=compute, store_bytes=store,
+                            epilogue_cycles=space.epilogue)
+    read_a, read_b, read_psum, write_out, write_spill = (int(x) for x in sums)
+    traffic = Traffic(read_a, read_b, read_psum, write_out, write_spill,
+                      tuple(op for op in ("A", "B", "Out") if fits[op][0]))
+    counts = EventCounts(dram_read_bytes=read_a + read_b + read_psum, dram_write_bytes=write_out + write_spill)
+    cycles = 0
+    energy = 0.0
+    if timed:
+        cfg = space.cfg
+        cycles = space.compute_total if cfg.dram.ideal else pipeline_cycles(
+            schedule.load_bytes, schedule.compute_cycles + schedule.ports, schedule.store_bytes,
+            float(cfg.dram.bandwidth_bytes_per_cycle), int(cfg.dram.latency_cycles), int(schedule.epilogue_cycles))
+        energy = _energy(space, counts, cycles)
+    return Evaluation(m, schedule, counts, traffic, cycles, energy)
+
+
+def _fold_group(tile: int, total: int, block: int, folds: int) -> int:
+    """How many folds along a spatial dimension one tile spans (all of them for a whole tile)."""
+    return max(1, tile // block) if tile < total else folds
+
+def _evaluate_reference(space: NestSpace, m: Mapping, *, timed: bool = True) -> Evaluation:
+    """:func:`evaluate` in NumPy array steps, as first written (the readable twin of
+    :func:`~sparsesim.accel.kernels.nest_tiles`; the tests hold both to the same schedule)."""
     df, D = space.df, space.D
     n = {d: -(-D[d] // m.tile(d)) for d in DIMS}
     ext = {d: _extents(D[d], m.tile(d)) for d in DIMS}
@@ -555,7 +699,98 @@ def _cycles_bound(space: NestSpace, m: Mapping, traffic: Traffic) -> int:
     return max(chain, math.ceil(traffic.total / bw), math.floor(pairs))
 
 
-def search(space: NestSpace) -> Evaluation:
+_ORDER_POS = np.array([[order.index(d) for d in DIMS] for order in ORDERS], dtype=np.int64)
+"""Position of M, N, K (columns) in each loop order of ORDERS (rows), outermost 0."""
+_ORDER_RANK = np.array([sorted(ORDERS).index(o) for o in ORDERS], dtype=np.int64)
+"""Rank of each loop order of ORDERS as text (the search's tie-break compares orders as text)."""
+
+
+def _tile_sum(f, total_x: int, tile_x: np.ndarray, total_y: int, tile_y: np.ndarray) -> np.ndarray:
+    """``sum f(ext_x, ext_y)`` over the tile grid of every candidate, for an elementwise ``f``:
+    every extent is the tile but the last, so the grid holds four kinds of tile."""
+    nx, ny = -(-total_x // tile_x), -(-total_y // tile_y)
+    lx, ly = total_x - (nx - 1) * tile_x, total_y - (ny - 1) * tile_y
+    return ((nx - 1) * (ny - 1) * f(tile_x, tile_y) + (nx - 1) * f(tile_x, ly) + (ny - 1) * f(lx, tile_y)
+            + f(lx, ly))
+
+
+def score(space: NestSpace, tm: np.ndarray, tn: np.ndarray, tk: np.ndarray, order_idx: np.ndarray) -> dict:
+    """The closed form of :meth:`NestSpace.traffic`, :meth:`NestSpace.fetch_events` and
+    :func:`_cycles_bound` for arrays of candidates at once (one array pass instead of a Python
+    call per nest; the tests hold it to the per-nest functions). Returns arrays ``bound``,
+    ``total``, ``reads``, ``writes`` and ``tiles``."""
+    D, cfg = space.D, space.cfg
+    t = {"M": tm, "N": tn, "K": tk}
+    n = {d: -(-D[d] // t[d]) for d in DIMS}
+    pos = {d: _ORDER_POS[order_idx, i] for i, d in enumerate(DIMS)}
+    tiles = n["M"] * n["N"] * n["K"]
+    fits = {op: space._fits_array(op, t) for op in ("A", "B", "Out")}
+
+    def visits(op: str) -> np.ndarray:
+        resident, reusable = fits[op]
+        deps = OPERAND_DIMS[op]
+        other = next(d for d in DIMS if d not in deps)
+        # the tile is refetched once per iteration of the other loop if that loop is outside a
+        # loop of its own that runs more than once (see NestSpace._visits)
+        again = np.zeros(tm.shape, dtype=bool)
+        for d in deps:
+            again |= (n[d] > 1) & (pos[d] > pos[other])
+        v = np.where(again, n[other], 1)
+        if op == "Out":
+            v = np.where(reusable, v, n[other])
+        return np.where(resident, 1, v)
+
+    vis = {op: visits(op) for op in ("A", "B", "Out")}
+    a_res = bool(space.operand_total("A") <= space.full["A"])
+    if a_res:
+        read_a = np.full(tm.shape, space.operand_total("A"), dtype=np.int64)
+    else:
+        read_a = _tile_sum(space.a_bytes, D["M"], tm, D["K"], tk) * vis["A"]
+    read_b = space.operand_total("B") * vis["B"]
+    wb = space.width["B"]
+
+    def b_bytes(ek, en):
+        return np.ceil(ek * en * wb).astype(np.int64)
+
+    def excess(f, half):
+        return lambda x, y: np.maximum(f(x, y) - half, 0)
+
+    for op in ("A", "B"):
+        resident, reusable = fits[op]
+        spill = ~resident & ~reusable
+        if not spill.any():
+            continue
+        d1, d2 = OPERAND_DIMS[op]
+        again = tiles // (n[d1] * n[d2]) - vis[op]
+        if op == "A":
+            extra = again * _tile_sum(excess(space.a_bytes, space.half["A"]), D["M"], tm, D["K"], tk)
+            read_a = read_a + np.where(spill, extra, 0)
+        else:
+            extra = again * _tile_sum(excess(b_bytes, space.half["B"]), D["K"], tk, D["N"], tn)
+            read_b = read_b + np.where(spill, extra, 0)
+    out_elems = D["M"] * D["N"]
+    spills = vis["Out"] - 1
+    read_psum = spills * out_elems * space.acc
+    write_out = out_elems * space.elem
+    reads = read_a + read_b + read_psum
+    writes = write_out + read_psum
+    total = reads + writes
+    if cfg.dram.ideal:
+        bound = np.full(tm.shape, space.compute_total, dtype=np.int64)
+    else:
+        bw, lat = cfg.dram.bandwidth_bytes_per_cycle, cfg.dram.latency_cycles
+        ctm, ctn, ctk = (np.minimum(t[d], D[d]) for d in DIMS)
+        first = space.a_bytes(ctm, ctk) + b_bytes(ctk, ctn)
+        last = (D["M"] - (n["M"] - 1) * ctm) * (D["N"] - (n["N"] - 1) * ctn) * space.elem
+        chain = np.ceil(first / bw).astype(np.int64) + lat + space.compute_total + np.where(
+            last > 0, np.ceil(last / bw).astype(np.int64) + lat, 0)
+        fetches = np.maximum(vis["A"] * n["M"] * n["K"], vis["B"] * n["K"] * n["N"])
+        pairs = (reads / bw + fetches * lat + space.compute_total - space.epilogue) / 2
+        bound = np.maximum(np.maximum(chain, np.ceil(total / bw).astype(np.int64)), np.floor(pairs).astype(np.int64))
+    return {"bound": bound, "total": total, "reads": reads, "writes": writes, "tiles": tiles}
+
+
+def search(space: NestSpace, *, reference: bool = False) -> Evaluation | None:
     """The best nest of ``space`` for ``mapper.objective``.
 
     ``cycles``: fewest cycles, where nests within ``mapper.cycles_tolerance`` of the fastest
@@ -568,18 +803,85 @@ def search(space: NestSpace) -> Evaluation:
     (:func:`_cycles_bound`) and evaluated exactly in that order until the next bound cannot
     beat the best found, at most ``mapper.max_evaluations`` of them (so on small spaces the
     result is the best of all legal nests; on large ones the budget can end the search first).
+
+    The candidates are scored in one array pass (:func:`score`) and ranked with ``np.lexsort``
+    on the same keys as the reference (:func:`_search_reference`, per-nest scoring and Python
+    sorts; ``reference=True`` runs it), so both pick the same nest (the tests check it); only
+    the nests evaluated exactly become :class:`Mapping` objects.
     """
+    if reference:
+        return _search_reference(space)
+    mc = space.cfg.mapper
+    budget = mc.max_evaluations
+    tm, tn, tk, oi = space.candidate_table()
+    if not tm.size:
+        return None
+    s = score(space, tm, tn, tk, oi)
+    bound, total, tiles = s["bound"], s["total"], s["tiles"]
+    tie = (tk, tn, tm, _ORDER_RANK[oi], tiles)  # np.lexsort keys, last primary: tiles, order, M, N, K
+    done: dict[Mapping, Evaluation] = {}
+
+    def exact(i: int) -> Evaluation:
+        m = Mapping(int(tm[i]), int(tn[i]), int(tk[i]), ORDERS[oi[i]])
+        if m not in done:
+            done[m] = evaluate(space, m)
+        return done[m]
+
+    def ranked(keys: tuple, pool: np.ndarray | None = None) -> list[int]:
+        """Candidate indices sorted by ``keys`` (primary first), then the tie keys."""
+        idx = np.arange(tm.size) if pool is None else np.flatnonzero(pool)
+        order = np.lexsort(tuple(k[idx] for k in tie + tuple(reversed(keys))))
+        return idx[order].tolist()
+
+    def fastest_of(pool: np.ndarray | None) -> Evaluation:
+        best = None
+        for i in ranked((bound, total), pool):
+            if best is not None and (int(bound[i]) > best.cycles or len(done) >= budget):
+                break
+            ev = exact(i)
+            if best is None or (ev.cycles, ev.dram_bytes, len(ev.schedule)) < (best.cycles, best.dram_bytes,
+                                                                               len(best.schedule)):
+                best = ev
+        return best
+
+    if mc.objective == "dram_bytes":
+        return fastest_of(total == total.min())
+    if mc.objective == "energy":
+        energy = np.array([_energy(space, EventCounts(dram_read_bytes=r, dram_write_bytes=w), b) for r, w, b in
+                           zip(s["reads"].tolist(), s["writes"].tolist(), bound.tolist())], dtype=np.float64)
+        best = None
+        for i in ranked((energy, total)):
+            if best is not None and (energy[i] > best.energy_pj or len(done) >= budget):
+                break
+            ev = exact(i)
+            if best is None or (ev.energy_pj, ev.dram_bytes) < (best.energy_pj, best.dram_bytes):
+                best = ev
+        return best
+    # cycles: the fastest time first, then the fewest bytes (and tiles) within the tolerance
+    fastest = fastest_of(None)
+    limit = fastest.cycles * (1.0 + mc.cycles_tolerance)
+    own = (fastest.dram_bytes, len(fastest.schedule))
+    spent = 0
+    for i in ranked((total, tiles), bound <= limit):
+        if (int(total[i]), int(tiles[i])) >= own or spent >= budget:
+            break
+        m = Mapping(int(tm[i]), int(tn[i]), int(tk[i]), ORDERS[oi[i]])
+        spent += m not in done
+        ev = exact(i)
+        if ev.cycles <= limit:
+            return ev
+    return fastest
+
+
+def _search_reference(space: NestSpace) -> Evaluation | None:
+    """:func:`search` as first written: every candidate scored one nest at a time and ranked
+    with Python sorts (slow; the tests hold the fast path to it)."""
     cfg = space.cfg
     mc = cfg.mapper
     budget = mc.max_evaluations
-    rows = []
-    cands = space.candidates()
-    if not cands:
+    rows = _rows_reference(space)
+    if not rows:
         return None
-    for m in cands:
-        tr = space.traffic(m)
-        tiles = math.prod(-(-space.D[d] // m.tile(d)) for d in DIMS)
-        rows.append((_cycles_bound(space, m, tr), tr, tiles, m))
     done: dict[Mapping, Evaluation] = {}
 
     def exact(m: Mapping) -> Evaluation:
@@ -592,7 +894,7 @@ def search(space: NestSpace) -> Evaluation:
 
     def fastest_of(pool) -> Evaluation:
         best = None
-        for r in sorted(pool, key=lambda r: (r[0], r[1].total, tie(r))):
+        for r in sorted(pool, key=lambda r: (r[0], r[1], tie(r))):
             if best is not None and (r[0] > best.cycles or len(done) >= budget):
                 break
             ev = exact(r[3])
@@ -602,14 +904,15 @@ def search(space: NestSpace) -> Evaluation:
         return best
 
     if mc.objective == "dram_bytes":
-        least = min(r[1].total for r in rows)
-        return fastest_of([r for r in rows if r[1].total == least])
+        least = min(r[1] for r in rows)
+        return fastest_of([r for r in rows if r[1] == least])
     if mc.objective == "energy":
+        bounds = {r[3]: _energy(space, EventCounts(dram_read_bytes=r[4], dram_write_bytes=r[5]), r[0]) for r in rows}
+
         def energy_bound(r):
-            return _energy(space, EventCounts(dram_read_bytes=r[1].read_a + r[1].read_b + r[1].read_psum,
-                                              dram_write_bytes=r[1].write_out + r[1].write_spill), r[0])
+            return bounds[r[3]]
         best = None
-        for r in sorted(rows, key=lambda r: (energy_bound(r), r[1].total, tie(r))):
+        for r in sorted(rows, key=lambda r: (energy_bound(r), r[1], tie(r))):
             if best is not None and (energy_bound(r) > best.energy_pj or len(done) >= budget):
                 break
             ev = exact(r[3])
@@ -621,14 +924,37 @@ def search(space: NestSpace) -> Evaluation:
     limit = fastest.cycles * (1.0 + mc.cycles_tolerance)
     own = (fastest.dram_bytes, len(fastest.schedule))
     spent = 0
-    for r in sorted((r for r in rows if r[0] <= limit), key=lambda r: (r[1].total, r[2], tie(r))):
-        if (r[1].total, r[2]) >= own or spent >= budget:
+    for r in sorted((r for r in rows if r[0] <= limit), key=lambda r: (r[1], r[2], tie(r))):
+        if (r[1], r[2]) >= own or spent >= budget:
             break
         spent += r[3] not in done
         ev = exact(r[3])
         if ev.cycles <= limit:
             return ev
     return fastest
+
+
+def _rows(space: NestSpace) -> list[tuple]:
+    """``(cycle bound, total bytes, tiles, nest, read bytes, write bytes)`` of every candidate,
+    scored in one array pass."""
+    tm, tn, tk, oi = space.candidate_table()
+    if not tm.size:
+        return []
+    s = score(space, tm, tn, tk, oi)
+    nests = [Mapping(a, b, c, ORDERS[o]) for a, b, c, o in zip(tm.tolist(), tn.tolist(), tk.tolist(), oi.tolist())]
+    return list(zip(s["bound"].tolist(), s["total"].tolist(), s["tiles"].tolist(), nests, s["reads"].tolist(),
+                    s["writes"].tolist()))
+
+
+def _rows_reference(space: NestSpace) -> list[tuple]:
+    """:func:`_rows` one nest at a time with the per-nest closed forms (the slow reference)."""
+    rows = []
+    for m in space.candidates():
+        tr = space.traffic(m)
+        tiles = math.prod(-(-space.D[d] // m.tile(d)) for d in DIMS)
+        rows.append((_cycles_bound(space, m, tr), tr.total, tiles, m, tr.read_a + tr.read_b + tr.read_psum,
+                     tr.write_out + tr.write_spill))
+    return rows
 
 
 @lru_cache(maxsize=8192)
@@ -695,12 +1021,22 @@ def choose(space: NestSpace) -> Evaluation | None:
     # so it shares the search of its dense twin where the sizes agree (zero-skipping without
     # compression); its real per-fold stream lengths are evaluated in the chosen nest.
     stream_key = None
-    hardware = dataclasses.replace(space.cfg, sparsity=(), name="", description="")  # what the nest depends on
-    m = _search_cached(space.df.name, dataclasses.replace(space.gemm, count=1), hardware, stream_key, _rounded(space.width["A"] / space.elem),
-                       _rounded(space.width["B"] / space.elem), space.cfg.buffers.out.size_bytes - space.full["Out"])
+    m = _search_cached(space.df.name, dataclasses.replace(space.gemm, count=1), search_hardware(space.cfg), stream_key,
+                       _rounded(space.width["A"] / space.elem), _rounded(space.width["B"] / space.elem),
+                       space.cfg.buffers.out.size_bytes - space.full["Out"])
     if m is None:  # no affordable nest (more than MAX_TILES tiles in every one)
         return None
     return evaluate(space, m, timed=False)  # the run times it
+
+
+def search_hardware(cfg: AccelConfig) -> AccelConfig:
+    """The config as the search cache key: the fields a dense-streamed search never reads are
+    set to fixed values, so runs that differ only there share their searches (the sparsity
+    features, names, and the array's lane organisation, sync window, N:M ratios and dataflow
+    list, which act only on sparse streams and the choice of dataflow, never on a nest's
+    dense-streamed schedule, bytes, cycles or energy)."""
+    array = dataclasses.replace(cfg.array, lanes="systolic", sync_window_steps=1, nm_ratios=(), dataflows=())
+    return dataclasses.replace(cfg, sparsity=(), name="", description="", array=array)
 
 
 def _rounded(scale: float) -> float:
