@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
 
 import numpy as np
 
@@ -34,7 +35,8 @@ from sparsesim.accel.sparsity.activation_policy import ActivationPolicyConfig
 from sparsesim.accel.sparsity.delta import DeltaConfig
 from sparsesim.accel.sparsity.nm import NMConfig, prune_rows
 from sparsesim.accel.sparsity.zero_skip import ZeroSkipConfig
-from sparsesim.dataflows.sparse import OperandMasks, sparse_work
+from sparsesim.dataflows import DATAFLOWS
+from sparsesim.dataflows.sparse import OperandMasks, SparseWork, sparse_work
 from sparsesim.engine import OpOutcome, SideWork, best_of, make_row, op_phases, run_gemm
 from sparsesim.workloads.errors import InputError
 from sparsesim.workloads.gemm import PHASES, Gemm, Phase
@@ -45,6 +47,9 @@ from sparsesim.workloads.synthetic_operands import SyntheticTensors
 
 MAX_REPLAY_ELEMENTS = 400_000_000
 """Largest A plus B operand (elements, all groups) one op may have in a sparse replay."""
+
+MAX_TIMED = 100_000
+"""Distinct sparse GEMM outcomes a replay keeps for reuse (a few hundred bytes each)."""
 
 WEIGHT_CACHE_BYTES = 2 << 30
 """Memory the replay may keep of what it derived from weights shared between ops (a
@@ -124,6 +129,10 @@ class Replay:
         self.refs: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}  # delta reference state
         self.accs: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}  # the sum of the deltas sent so far
         self.dense: dict[Gemm, OpOutcome] = {}  # the dense run of each GEMM shape, which depends on nothing else
+        # the timed outcome of each distinct sparse GEMM (shape, dataflow, side work and what the
+        # features made of every group): a decode step whose masks give the same stream lengths
+        # as an earlier step's (dense activations, for one) is not planned and timed again
+        self.timed: collections.OrderedDict[tuple, OpOutcome] = collections.OrderedDict()
         self.shared = _WeightCache(weight_cache_bytes)
         self.names = getattr(self.source, "tensor_names", None)  # only sources that share tensors name them
         self.shared_names: set[str] = set()  # tensors that more than one op uses
@@ -268,7 +277,17 @@ class Replay:
             return [sparse_work(df, gemm1, cfg, OperandMasks(a, None if b_masks is None else b_masks[g]), nm=nm,
                                 **flags) for g, a in enumerate(a_masks)]
 
-        out = best_of(self.dataflow, lambda name: run_gemm(gemm1, cfg, name, work, side), cfg)
+        def timed(name: str) -> OpOutcome:
+            works = work(DATAFLOWS.get(name, "--dataflow"))
+            key = (gemm1, name, side, tuple(_work_key(w) for w in works))
+            found = self.timed.get(key)
+            if found is None:
+                found = self.timed[key] = run_gemm(gemm1, cfg, name, lambda df: works, side)
+                if len(self.timed) > MAX_TIMED:
+                    self.timed.popitem(last=False)
+            return found
+
+        out = best_of(self.dataflow, timed, cfg)
         out = dataclasses.replace(out, cycles=out.cycles + overhead, counts=out.counts + counts, extra=extra,
                                   overhead_cycles=overhead)
         dense = self.dense.get(gemm1)
@@ -422,6 +441,17 @@ class Replay:
                                           extra={**out.extra, "pregen_cycles": exposed[i]})
             rows.append(make_row(p.op, p.phase, p.op.gemm(p.phase), out, p.dense, self.cfg, self.table, self.label))
         return rows
+
+
+def _work_key(work: SparseWork) -> tuple:
+    """Everything of a :class:`SparseWork` that planning and timing read, hashable: its scalars,
+    and the stream lengths by a 128-bit digest (their bytes would make the key as large as the
+    fold grid)."""
+    stream = work.stream
+    digest = None if stream is None else (stream.shape, stream.dtype.str,
+                                          hashlib.blake2b(np.ascontiguousarray(stream).data, digest_size=16).digest())
+    return (work.gemm, digest, work.macs_dense, work.macs_effectual, work.zero_aware, work.scale_a, work.scale_b,
+            work.meta_a, work.meta_b, work.compressed_a, work.compressed_b)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

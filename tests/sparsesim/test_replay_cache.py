@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 from sparsesim.accel.energy import energy_table  # noqa: E402
 from sparsesim.accel.sparsity import parse_features  # noqa: E402
 from sparsesim.api import accel_config  # noqa: E402
+from sparsesim import replay as replay_module  # noqa: E402
 from sparsesim.replay import WEIGHT_CACHE_BYTES, Replay  # noqa: E402
 from sparsesim.workloads.capture.llm import InferenceCapture, capture_llm  # noqa: E402
 from sparsesim.workloads.trace import load_trace  # noqa: E402
@@ -40,7 +41,11 @@ class CountingSource:
         return out
 
 
-def replay(path, sparsity, dataflow, cache_bytes):
+def replay(path, sparsity, dataflow, cache_bytes, monkeypatch=None):
+    """Rows and weight reads; ``cache_bytes`` 0 and ``monkeypatch`` given: no cache at all (the
+    timed outcomes are dropped as soon as they are stored)."""
+    if monkeypatch is not None:
+        monkeypatch.setattr(replay_module, "MAX_TIMED", 0)
     workload = load_trace(path).workload()
     source = CountingSource(workload.source)
     workload = type(workload)(workload.name, workload.ops, workload.phases, time_steps=workload.time_steps,
@@ -65,8 +70,9 @@ def same(a, b) -> bool:
     (["nm:2:4", "zero_skip:input:gating"], "ws"),  # pruned weights' masks
     (["delta:0.05"], "is"),  # the delta error needs the weights themselves
 ])
-def test_cached_replay_equals_uncached(decode_trace, sparsity, dataflow):
-    plain, reads_plain = replay(decode_trace, sparsity, dataflow, 0)
+def test_cached_replay_equals_uncached(decode_trace, sparsity, dataflow, monkeypatch):
+    with monkeypatch.context() as patch:
+        plain, reads_plain = replay(decode_trace, sparsity, dataflow, 0, patch)
     cached, reads_cached = replay(decode_trace, sparsity, dataflow, WEIGHT_CACHE_BYTES)
     tight, reads_tight = replay(decode_trace, sparsity, dataflow, 40_000)  # a few masks: evicts all the time
     assert len(plain) == len(cached) == len(tight) > 0
