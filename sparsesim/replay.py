@@ -16,6 +16,12 @@ and reports the dense run of the same op on the same hardware beside it. Once ev
 timed, overlapped N:M pre-generation is placed on the run's pruning-unit timeline
 (:func:`_exposed_pregen`) and what no work hides is added to the rows. Per-run state (the
 delta references and sums) lives in the :class:`Replay` object, never in the module.
+
+What repeats is derived once per run, so a decode trace costs about its distinct work, not
+steps x weights: what a row needs of a weight other ops share (a trace stores a decoder's
+weights once; :class:`_WeightCache`, bounded in bytes, and the weight is then not read again),
+the dense run of each GEMM shape, and the planned and timed outcome of each distinct sparse
+GEMM (same shape, dataflow, side work and stream lengths). None of them changes a number.
 """
 
 from __future__ import annotations
