@@ -450,14 +450,17 @@ class Replay:
 
 
 def _work_key(work: SparseWork) -> tuple:
-    """Everything of a :class:`SparseWork` that planning and timing read, hashable: its scalars,
-    and the stream lengths by a 128-bit digest (their bytes would make the key as large as the
-    fold grid)."""
-    stream = work.stream
-    digest = None if stream is None else (stream.shape, stream.dtype.str,
-                                          hashlib.blake2b(np.ascontiguousarray(stream).data, digest_size=16).digest())
-    return (work.gemm, digest, work.macs_dense, work.macs_effectual, work.zero_aware, work.scale_a, work.scale_b,
-            work.meta_a, work.meta_b, work.compressed_a, work.compressed_b)
+    """Every field of a :class:`SparseWork` (all that planning and timing read of it), hashable:
+    arrays (the stream lengths) by shape, dtype and a 128-bit digest, since their bytes would
+    make the key as large as the fold grid."""
+    key = []
+    for f in dataclasses.fields(work):
+        value = getattr(work, f.name)
+        if isinstance(value, np.ndarray):
+            value = (value.shape, value.dtype.str,
+                     hashlib.blake2b(np.ascontiguousarray(value).data, digest_size=16).digest())
+        key.append(value)
+    return tuple(key)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
