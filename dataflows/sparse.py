@@ -62,7 +62,7 @@ class OperandMasks:
     """Nonzero masks (uint8) of one GEMM's operands after every replay-time transformation."""
 
     a: np.ndarray  # (M, K)
-    b: np.ndarray  # (K, N)
+    b: np.ndarray | None  # (K, N); None where no switched-on feature looks at B's zeros (all taken as nonzero)
 
 
 def _spans(total: int, block: int) -> tuple[np.ndarray, np.ndarray]:
@@ -88,9 +88,13 @@ def _group_counts_rows(nz: np.ndarray, m: int) -> np.ndarray:
     return padded.reshape(g, m, n).sum(axis=1)
 
 
-def effectual_macs(a_nz: np.ndarray, b_nz: np.ndarray) -> int:
-    """MACs with both operands nonzero: ``sum_k nnz(A[:, k]) * nnz(B[k, :])`` (exact)."""
-    return int(a_nz.sum(axis=0, dtype=np.int64) @ b_nz.sum(axis=1, dtype=np.int64))
+def _per_k_nonzeros(mask: np.ndarray | None, k: int, other: int, axis: int) -> np.ndarray:
+    """Nonzeros of each reduction index ``k`` of an operand mask (``axis``: the non-K axis), or
+    ``other`` for every ``k`` when its zeros are not looked at (an all-ones mask, never built:
+    for a decode GEMV's weight it would be as large as the weight)."""
+    if mask is None:
+        return np.full(k, other, dtype=np.int64)
+    return mask.sum(axis=axis, dtype=np.int64)
 
 
 def _compressed_scale(density: float, elem: int) -> tuple[float, float]:
@@ -118,9 +122,12 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
     elem = cfg.array.element_bytes
     M, N, K = gemm.M, gemm.N, gemm.K
     a_nz, b_nz = masks.a, masks.b
-    ones_a = np.ones((M, K), dtype=np.uint8) if not aware_a else a_nz
-    ones_b = np.ones((K, N), dtype=np.uint8) if not (aware_b or nm) else b_nz
-    macs_eff = effectual_macs(ones_a, ones_b)
+    if b_nz is None and (aware_b or skip_b or nm or (compress_b and density_b is None)):
+        raise ValueError("sparse_work: the features switched on need the B mask")
+    # MACs with both operands nonzero, sum_k nnz(A[:, k]) * nnz(B[k, :]) (exact); an operand
+    # whose zeros are not detected counts as all ones
+    macs_eff = int(_per_k_nonzeros(a_nz if aware_a else None, K, M, 0)
+                   @ _per_k_nonzeros(b_nz if (aware_b or nm) else None, K, N, 1))
     # MAC slots per output under N:M: n per group of m, fewer in a short last group
     k_eff = K if nm is None else (K // nm[1]) * nm[0] + min(nm[0], K % nm[1])
     if nm is not None and k_eff >= K:  # groups no longer than n: nothing to compact
@@ -134,19 +141,21 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
     if skip_a or skip_b:
         if df.time_dim == "K":  # os: time units are single k, or N:M groups costing n cycles
             if nm is None:
-                a_units, b_units = a_nz, np.ascontiguousarray(b_nz.T)
+                a_units = a_nz
+                b_units = np.ascontiguousarray(b_nz.T) if skip_b else None
                 cost = np.ones(K, dtype=np.int64)
             else:
                 a_units = _group_any_cols(a_nz, nm[1])
-                b_units = _group_any_cols(np.ascontiguousarray(b_nz.T), nm[1])
+                b_units = _group_any_cols(np.ascontiguousarray(b_nz.T), nm[1]) if skip_b else None
                 cost = np.full(a_units.shape[1], nm[0], dtype=np.int64)
                 cost[-1] = k_eff - nm[0] * (cost.size - 1)  # the short last group
             n_units = cost.size
             if not skip_a:
                 a_units = np.ones((M, n_units), dtype=np.uint8)
-            if not skip_b:
-                b_units = np.ones((N, n_units), dtype=np.uint8)
-            col_alive = block_any(b_units, *_spans(N, C))
+            if skip_b:
+                col_alive = block_any(b_units, *_spans(N, C))
+            else:  # every unit alive in every column block (what block_any of all ones gives)
+                col_alive = np.ones((-(-N // C), n_units), dtype=np.uint8)
             if decoupled:
                 # lanes count MAC slots: a unit (one k, or one N:M group) repeated for its cost
                 lanes = np.ascontiguousarray(np.repeat(a_units, cost, axis=1))

@@ -16,11 +16,19 @@ and reports the dense run of the same op on the same hardware beside it. Once ev
 timed, overlapped N:M pre-generation is placed on the run's pruning-unit timeline
 (:func:`_exposed_pregen`) and what no work hides is added to the rows. Per-run state (the
 delta references and sums) lives in the :class:`Replay` object, never in the module.
+
+What repeats is derived once per run, so a decode trace costs about its distinct work, not
+steps x weights: what a row needs of a weight other ops share (a trace stores a decoder's
+weights once; :class:`_WeightCache`, bounded in bytes, and the weight is then not read again),
+the dense run of each GEMM shape, and the planned and timed outcome of each distinct sparse
+GEMM (same shape, dataflow, side work and stream lengths). None of them changes a number.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import hashlib
 
 import numpy as np
 
@@ -33,17 +41,72 @@ from sparsesim.accel.sparsity.activation_policy import ActivationPolicyConfig
 from sparsesim.accel.sparsity.delta import DeltaConfig
 from sparsesim.accel.sparsity.nm import NMConfig, prune_rows
 from sparsesim.accel.sparsity.zero_skip import ZeroSkipConfig
-from sparsesim.dataflows.sparse import OperandMasks, sparse_work
+from sparsesim.dataflows import DATAFLOWS
+from sparsesim.dataflows.sparse import OperandMasks, SparseWork, sparse_work
 from sparsesim.engine import OpOutcome, SideWork, best_of, make_row, op_phases, run_gemm
 from sparsesim.workloads.errors import InputError
 from sparsesim.workloads.gemm import PHASES, Gemm, Phase
-from sparsesim.workloads.lowering import OPERAND_ROLES, gemm_operands, weight_matrix
+from sparsesim.workloads.lowering import OPERAND_ROLES, a_operand, b_operand, gemm_operands, weight_matrix
 from sparsesim.workloads.ops import Conv2d, Linear, Op, Workload
 from sparsesim.workloads.synthetic_operands import SyntheticTensors
 
 
 MAX_REPLAY_ELEMENTS = 400_000_000
 """Largest A plus B operand (elements, all groups) one op may have in a sparse replay."""
+
+MAX_TIMED = 100_000
+"""Distinct sparse GEMM outcomes a replay keeps for reuse (a few hundred bytes each)."""
+
+WEIGHT_CACHE_BYTES = 2 << 30
+"""Memory the replay may keep of what it derived from weights shared between ops (a
+decoder's weights serve every decode step): see :class:`_WeightCache`."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Operand:
+    """What one (op, phase) needs of its B operand: the N:M pattern the GEMM sees along K,
+    the nonzero masks (None when no switched-on feature looks at B's zeros), the nonzero
+    fraction of the stored tensor (None when no compression needs it) and, for delta replay's
+    error, the weights this phase sees (else None)."""
+
+    nm: tuple[int, int, int] | None
+    masks: tuple[np.ndarray, ...] | None  # per group, (K, N) uint8
+    density: float | None
+    seen: np.ndarray | None
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (*(self.masks or ()), self.seen) if a is not None)
+
+
+class _WeightCache:
+    """Least-recently-used store of :class:`_Operand` derived from shared weights, keyed by
+    (tensor name, phase, GEMM), holding at most ``max_bytes`` of arrays.
+
+    A trace stores a decoder's weights once and every decode step's ops name them, so without
+    it each step re-reads, converts, checks and masks every weight. Bounded: the oldest entries
+    go first, and a weight whose entry went is read (and checked for NaN/Inf) again.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.entries: collections.OrderedDict[tuple, _Operand] = collections.OrderedDict()
+        self.held_bytes = 0
+
+    def get(self, key: tuple) -> _Operand | None:
+        found = self.entries.get(key)
+        if found is not None:
+            self.entries.move_to_end(key)
+        return found
+
+    def put(self, key: tuple, value: _Operand) -> None:
+        if value.nbytes > self.max_bytes:
+            return
+        self.entries[key] = value
+        self.held_bytes += value.nbytes
+        while self.held_bytes > self.max_bytes:
+            _, old = self.entries.popitem(last=False)
+            self.held_bytes -= old.nbytes
 
 
 def _channel_axis(op: Op) -> int:
@@ -54,7 +117,7 @@ class Replay:
     """One sparse replay run. Create, call :meth:`rows` once."""
 
     def __init__(self, workload: Workload, cfg: AccelConfig, dataflow: str, features: tuple,
-                 table: EnergyTable) -> None:
+                 table: EnergyTable, weight_cache_bytes: int = WEIGHT_CACHE_BYTES) -> None:
         self.workload = workload
         self.cfg = cfg
         self.dataflow = dataflow
@@ -73,6 +136,19 @@ class Replay:
         self.accs: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}  # the sum of the deltas sent so far
         self.dense: dict[Gemm, OpOutcome] = {}  # the dense run of each GEMM shape, which depends on nothing else
         self.out_reserved = 0  # output-buffer bytes the current op's delta state holds
+        # the timed outcome of each distinct sparse GEMM (shape, dataflow, side work and what the
+        # features made of every group): a decode step whose masks give the same stream lengths
+        # as an earlier step's (dense activations, for one) is not planned and timed again
+        self.timed: collections.OrderedDict[tuple, OpOutcome] = collections.OrderedDict()
+        self.shared = _WeightCache(weight_cache_bytes)
+        self.names = getattr(self.source, "tensor_names", None)  # only sources that share tensors name them
+        self.shared_names: set[str] = set()  # tensors that more than one op uses
+        if self.names is not None and weight_cache_bytes > 0:
+            seen: set[str] = set()
+            for index in range(len(workload.ops)):
+                name = (self.names(index) or {}).get("weight")
+                if name is not None:
+                    (self.shared_names if name in seen else seen).add(name)
         if self.delta is not None:
             if workload.time_steps is None or all(t is None for t in workload.time_steps):
                 raise InputError("sparsity.delta: the workload has no time axis; delta replay needs a "
@@ -134,7 +210,23 @@ class Replay:
         return x, x
 
     # ------------------------------------------------------------------ one op
-    def _op_phase(self, index: int, op: Op, phase: Phase, tensors: dict) -> _Pending:
+    def _b_side(self, op: Op, phase: Phase, w: np.ndarray | None, master: np.ndarray | None, dy: np.ndarray | None,
+                aware: bool, compressed: bool, keep_seen: bool) -> _Operand:
+        """What this (op, phase) needs of its B operand (``aware``: its zeros are detected;
+        ``compressed``: its stored density sizes it; ``keep_seen``: delta error needs the weights)."""
+        if OPERAND_ROLES[phase][1] == "weight":
+            seen, nm = self._weights(op, w, master, phase) if w is not None else (w, None)
+        else:
+            seen, nm = dy, None
+        B = b_operand(op, phase, seen, dy)
+        masks = (tuple((B[g] != 0).view(np.uint8) for g in range(B.shape[0]))
+                 if aware or nm is not None else None)
+        density = float(np.count_nonzero(seen)) / seen.size if compressed else None
+        return _Operand(nm, masks, density, seen if keep_seen else None)
+
+    def _op_phase(self, index: int, op: Op, phase: Phase, tensors: dict, key: tuple | None) -> _Pending:
+        """One (op, phase). ``key``: where what it derives from a shared weight is kept (None:
+        the weight is not shared); ``tensors`` then lacks the weight if that is already known."""
         cfg = self.cfg
         extra: dict = {"policy": None, "act_zero_fraction": None, "policy_zeroed_fraction": None,
                        "time_step": None, "delta_threshold": None, "delta_fired_fraction": None,
@@ -144,20 +236,27 @@ class Replay:
         x_seen = x
         if x is not None and phase is not Phase.BWD_DATA:
             x_policy, x_seen = self._input(index, op, x, phase, extra)
-        w_seen, nm = (self._weights(op, w, tensors.get("master_weight"), phase) if w is not None else (w, None))
-        A, B = gemm_operands(op, phase, x_seen, w_seen, dy)
         roles = OPERAND_ROLES[phase]
         on_a, on_b = self.zs.roles(roles) if self.zs else (False, False)
         skipping = self.zs is not None and self.zs.action == "skipping"
         compress = self.zs is not None and self.zs.compressed
         is_delta = self.delta is not None and phase.forward
-        stored = {"input": x_seen, "weight": w_seen, "grad": dy}
-        density = [float(np.count_nonzero(stored[r])) / stored[r].size if stored[r] is not None else None
-                   for r in roles]
-        flags = {"density_a": density[0], "density_b": density[1],
+        compress_a, compress_b = (on_a and compress) or is_delta, on_b and compress
+        b_side = self.shared.get(key) if key is not None else None
+        if b_side is None:
+            b_side = self._b_side(op, phase, w, tensors.get("master_weight"), dy, on_b, compress_b, is_delta)
+            if key is not None:
+                self.shared.put(key, b_side)
+        nm = b_side.nm
+        A = a_operand(op, phase, x_seen, dy)
+        a_masks = [(A[g] != 0).view(np.uint8) for g in range(A.shape[0])]
+        stored_a = {"input": x_seen, "grad": dy}[roles[0]]
+        # the stored densities size compressed operands only
+        flags = {"density_a": float(np.count_nonzero(stored_a)) / stored_a.size if compress_a else None,
+                 "density_b": b_side.density,
                  "skip_a": (on_a and skipping) or is_delta, "skip_b": on_b and skipping,
                  "aware_a": on_a or is_delta, "aware_b": on_b,
-                 "compress_a": (on_a and compress) or is_delta, "compress_b": on_b and compress}
+                 "compress_a": compress_a, "compress_b": compress_b}
         flags["nm_stored_dense"] = nm is not None and not cfg.training.pregen
         # which switched-on features act on this row (N:M skips matmuls and bwd_weight; a
         # zero-skip target may be absent from a phase; delta is fwd only)
@@ -169,27 +268,38 @@ class Replay:
         self.out_reserved = 0
         overhead = 0
         job = 0
+        gemm1 = op.gemm(phase)
         if is_delta:
-            touched = sum(int(np.count_nonzero((A[g] != 0).any(axis=1))) for g in range(A.shape[0])) * B.shape[2]
+            touched = sum(int(np.count_nonzero(m.any(axis=1))) for m in a_masks) * gemm1.N
             state, counts = self._delta_costs(op, x_seen, touched, extra)
             side = SideWork(read_bytes=state[0], write_bytes=state[1])
-            self._delta_error(op, phase, x_seen, x_policy, w_seen, extra)
+            self._delta_error(op, phase, x_seen, x_policy, b_side.seen, extra)
         if flags["nm_stored_dense"] and cfg.training.charge_pregen:
             side, counts = self._on_the_fly_costs(op, phase, extra)
         if phase is Phase.BWD_WEIGHT and self.nm is not None and w is not None and cfg.training.pregen \
                 and cfg.training.charge_pregen and isinstance(op, (Conv2d, Linear)):
             side, counts, overhead, job = self._pregen_costs(op, w, extra)
-        gemm1 = op.gemm(phase)
         reserved = self.out_reserved
+        b_masks = b_side.masks
 
         def work(df) -> list:
-            works = [sparse_work(df, gemm1, cfg, OperandMasks((A[g] != 0).view(np.uint8), (B[g] != 0).view(np.uint8)),
-                                 nm=nm, **flags) for g in range(A.shape[0])]
+            works = [sparse_work(df, gemm1, cfg, OperandMasks(a, None if b_masks is None else b_masks[g]), nm=nm,
+                                 **flags) for g, a in enumerate(a_masks)]
             if reserved:  # delta state kept in the output buffer: the GEMM maps around it
                 works = [dataclasses.replace(w, out_reserved_bytes=reserved) for w in works]
             return works
 
-        out = best_of(self.dataflow, lambda name: run_gemm(gemm1, cfg, name, work, side), cfg)
+        def timed(name: str) -> OpOutcome:
+            works = work(DATAFLOWS.get(name, "--dataflow"))
+            key = (gemm1, name, side, tuple(_work_key(w) for w in works))
+            found = self.timed.get(key)
+            if found is None:
+                found = self.timed[key] = run_gemm(gemm1, cfg, name, lambda df: works, side)
+                if len(self.timed) > MAX_TIMED:
+                    self.timed.popitem(last=False)
+            return found
+
+        out = best_of(self.dataflow, timed, cfg)
         out = dataclasses.replace(out, cycles=out.cycles + overhead, counts=out.counts + counts, extra=extra,
                                   overhead_cycles=overhead)
         dense = self.dense.get(gemm1)
@@ -309,6 +419,16 @@ class Replay:
         extra["delta_err_mean"] = total / count if count else 0.0
 
     # ------------------------------------------------------------------ run
+    def _shared_keys(self, index: int, op: Op, phases: list[Phase]) -> dict[Phase, tuple]:
+        """Cache keys of the phases of op ``index`` whose B operand is a weight other ops share:
+        (tensor name, phase, GEMM); empty when its weight is its own."""
+        if not self.shared_names:
+            return {}
+        name = self.names(index).get("weight")
+        if name not in self.shared_names:
+            return {}
+        return {p: (name, p, op.gemm(p)) for p in phases if OPERAND_ROLES[p][1] == "weight"}
+
     def rows(self) -> list[dict]:
         pending = []
         for index, op in enumerate(self.workload.ops):
@@ -319,9 +439,14 @@ class Replay:
             if biggest > MAX_REPLAY_ELEMENTS:
                 raise InputError(f"{op.name}: its GEMM operands hold {biggest:,} elements; sparse replay "
                                  f"handles at most {MAX_REPLAY_ELEMENTS:,} per op (the dense engine has no such limit)")
-            tensors = self.source.tensors(index)
+            keys = self._shared_keys(index, op, phases)
+            known = {phase: key is not None and self.shared.get(key) is not None for phase, key in keys.items()}
+            if keys and all(known.values()) and Phase.BWD_WEIGHT not in phases:
+                tensors = self.source.tensors(index, frozenset({"input", "grad"}))  # the weight is not needed
+            else:
+                tensors = self.source.tensors(index)
             for phase in phases:
-                pending.append(self._op_phase(index, op, phase, tensors))
+                pending.append(self._op_phase(index, op, phase, tensors, keys.get(phase)))
         exposed = _exposed_pregen(pending)
         rows = []
         for i, p in enumerate(pending):
@@ -331,6 +456,20 @@ class Replay:
                                           extra={**out.extra, "pregen_cycles": exposed[i]})
             rows.append(make_row(p.op, p.phase, p.op.gemm(p.phase), out, p.dense, self.cfg, self.table, self.label))
         return rows
+
+
+def _work_key(work: SparseWork) -> tuple:
+    """Every field of a :class:`SparseWork` (all that planning and timing read of it), hashable:
+    arrays (the stream lengths) by shape, dtype and a 128-bit digest, since their bytes would
+    make the key as large as the fold grid."""
+    key = []
+    for f in dataclasses.fields(work):
+        value = getattr(work, f.name)
+        if isinstance(value, np.ndarray):
+            value = (value.shape, value.dtype.str,
+                     hashlib.blake2b(np.ascontiguousarray(value).data, digest_size=16).digest())
+        key.append(value)
+    return tuple(key)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -39,7 +39,11 @@ class _ReplayProgress:
     start_s: float = field(default_factory=time.monotonic)
     announced: bool = False
 
-    def tensors(self, index: int) -> dict:
+    def tensor_names(self, index: int) -> dict | None:
+        names = getattr(self.source, "tensor_names", None)
+        return None if names is None else names(index)
+
+    def tensors(self, index: int, roles: frozenset[str] | None = None) -> dict:
         if time.monotonic() - self.start_s >= PROGRESS_AFTER_S:
             if not self.announced:
                 self.announced = True
@@ -47,7 +51,7 @@ class _ReplayProgress:
             step = -(-self.total // 10)
             if index and index % step == 0:
                 log.info("replaying %s: %d/%d ops", self.name, index, self.total)
-        return self.source.tensors(index)
+        return self.source.tensors(index) if roles is None else self.source.tensors(index, roles)
 
 
 def simulate(workload: Workload, cfg: AccelConfig, dataflow: str, *, progress: bool = True) -> list[dict]:

@@ -64,21 +64,39 @@ def gemm_operands(op: Op, phase: Phase, x: np.ndarray | None, w: np.ndarray | No
 
     ``w`` is already the weight this phase sees (N:M pruned along its reduction if asked).
     """
-    need = (x, w) if phase.forward else {Phase.BWD_DATA: (dy, w), Phase.BWD_WEIGHT: (x, dy)}[phase]
-    if any(t is None for t in need):
+    return a_operand(op, phase, x, dy), b_operand(op, phase, w, dy)
+
+
+def _require(op: Op, phase: Phase, tensor: np.ndarray | None) -> None:
+    if tensor is None:
         raise field_error(op.name, f"trace lacks the tensors of the {phase} phase")
+
+
+def a_operand(op: Op, phase: Phase, x: np.ndarray | None, dy: np.ndarray | None) -> np.ndarray:
+    """The A operand of :func:`gemm_operands` alone (it never depends on the weight), for a
+    replay that already holds what it needs of B."""
+    _require(op, phase, dy if phase is Phase.BWD_DATA else x)
     if isinstance(op, Matmul):
-        a_in, b_in = x.reshape(op.input_shape), w.reshape(op.weight_shape)
-        if phase.forward:
-            return a_in, b_in
-        d = dy.reshape(op.output_shape)
         if phase is Phase.BWD_DATA:
-            return d, b_in.transpose(0, 2, 1)
-        return a_in.transpose(0, 2, 1), d
+            return dy.reshape(op.output_shape)
+        a_in = x.reshape(op.input_shape)
+        return a_in if phase.forward else a_in.transpose(0, 2, 1)
     if phase is Phase.BWD_DATA:
-        wm = weight_matrix(op, w)  # (g, Kg, CgRS): B = W_g, reduction over Kg
-        return _grad_rows(op, dy), wm
+        return _grad_rows(op, dy)
     xa = im2col(x, op) if isinstance(op, Conv2d) else x.reshape(1, op.tokens, op.in_features)
+    return xa if phase.forward else xa.transpose(0, 2, 1)
+
+
+def b_operand(op: Op, phase: Phase, w: np.ndarray | None, dy: np.ndarray | None) -> np.ndarray:
+    """The B operand of :func:`gemm_operands` alone."""
+    _require(op, phase, dy if phase is Phase.BWD_WEIGHT else w)
+    if isinstance(op, Matmul):
+        if phase is Phase.BWD_WEIGHT:
+            return dy.reshape(op.output_shape)
+        b_in = w.reshape(op.weight_shape)
+        return b_in if phase.forward else b_in.transpose(0, 2, 1)
+    if phase is Phase.BWD_DATA:
+        return weight_matrix(op, w)  # (g, Kg, CgRS): B = W_g, reduction over Kg
     if phase.forward:
-        return xa, weight_matrix(op, w).transpose(0, 2, 1)
-    return xa.transpose(0, 2, 1), _grad_rows(op, dy)
+        return weight_matrix(op, w).transpose(0, 2, 1)
+    return _grad_rows(op, dy)

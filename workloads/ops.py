@@ -252,7 +252,13 @@ class TensorSource(Protocol):
     """Where a workload's real tensors come from (a trace, or synthetic operands)."""
 
     def tensors(self, index: int) -> dict[str, np.ndarray | None]:
-        """Tensors of op ``index`` by role: ``input``, ``weight``, ``grad`` (None if absent)."""
+        """Tensors of op ``index`` by role: ``input``, ``weight``, ``grad`` (None if absent).
+
+        A source whose ops share stored tensors (a trace stores each weight once) also has
+        ``tensor_names(index)`` (the stored name of each role's tensor) and takes
+        ``tensors(index, roles)`` to read only those roles; the replay then derives what it
+        needs of a shared weight once (see :class:`sparsesim.replay.Replay`).
+        """
 
 
 @dataclass(frozen=True, slots=True)

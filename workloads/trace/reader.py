@@ -149,11 +149,21 @@ class TraceTensors:
         self.trace = trace
         self.records = records
 
-    def tensors(self, index: int) -> dict[str, np.ndarray | None]:
+    _ROLES = {"input": Operand.INPUT, "weight": Operand.WEIGHT, "grad": Operand.GRAD_OUTPUT,
+              "master_weight": Operand.MASTER_WEIGHT}
+
+    def tensors(self, index: int, roles: frozenset[str] | None = None) -> dict[str, np.ndarray | None]:
+        """The tensors of op ``index`` by role; with ``roles``, only those are read (the others
+        are None), for a replay that already holds what it needs of a shared weight."""
         record = self.records[index]
-        x, w, dy = self.trace.op_tensors(record)
-        return {"input": x, "weight": w, "grad": dy,
-                "master_weight": self.trace.operand(record, Operand.MASTER_WEIGHT)}
+        return {role: self.trace.operand(record, operand) if roles is None or role in roles else None
+                for role, operand in self._ROLES.items()}
+
+    def tensor_names(self, index: int) -> dict[str, str | None]:
+        """The stored name of each role's tensor (None if not recorded): a weight stored once
+        per trace has the same name in every op that uses it (every decode step)."""
+        record = self.records[index]
+        return {role: record.tensors.get(operand) for role, operand in self._ROLES.items()}
 
 
 def _load_manifest(path: Path) -> dict:

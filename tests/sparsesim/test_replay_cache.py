@@ -1,0 +1,101 @@
+"""The replay's cache of what it derives from shared weights changes no number, and is used."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from sparsesim.accel.energy import energy_table  # noqa: E402
+from sparsesim.accel.sparsity import parse_features  # noqa: E402
+from sparsesim.api import accel_config  # noqa: E402
+from sparsesim import replay as replay_module  # noqa: E402
+from sparsesim.replay import WEIGHT_CACHE_BYTES, Replay  # noqa: E402
+from sparsesim.workloads.capture.llm import InferenceCapture, capture_llm  # noqa: E402
+from sparsesim.workloads.trace import load_trace  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def decode_trace(tmp_path_factory):
+    spec = InferenceCapture(mode="decode", prompt_len=5, gen_len=4, batch=1)
+    out = tmp_path_factory.mktemp("cache") / "relu"
+    return capture_llm(out=out, spec=spec, model="llama_tiny_relu", progress=False)
+
+
+class CountingSource:
+    """The trace's tensor source, counting how often a weight is read."""
+
+    def __init__(self, source):
+        self.source = source
+        self.weight_reads = 0
+
+    def tensor_names(self, index):
+        return self.source.tensor_names(index)
+
+    def tensors(self, index, roles=None):
+        out = self.source.tensors(index) if roles is None else self.source.tensors(index, roles)
+        self.weight_reads += out["weight"] is not None
+        return out
+
+
+def replay(path, sparsity, dataflow, cache_bytes, monkeypatch=None):
+    """Rows and weight reads; ``cache_bytes`` 0 and ``monkeypatch`` given: no cache at all (the
+    timed outcomes are dropped as soon as they are stored)."""
+    if monkeypatch is not None:
+        monkeypatch.setattr(replay_module, "MAX_TIMED", 0)
+    workload = load_trace(path).workload()
+    source = CountingSource(workload.source)
+    workload = type(workload)(workload.name, workload.ops, workload.phases, time_steps=workload.time_steps,
+                              source=source, meta=workload.meta)
+    cfg = accel_config("edge32", sparsity=sparsity)
+    rows = Replay(workload, cfg, dataflow, parse_features(cfg.sparsity), energy_table(cfg.energy_table),
+                  weight_cache_bytes=cache_bytes).rows()
+    return rows, source.weight_reads
+
+
+def same(a, b) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, float) and math.isnan(a):
+        return isinstance(b, float) and math.isnan(b)
+    return type(a) is type(b) and a == b
+
+
+@pytest.mark.parametrize("sparsity, dataflow", [
+    (["zero_skip:input:skipping"], "best"),
+    (["zero_skip:both:skipping"], "os"),  # B masks and the weights' stored density come from the cache
+    (["nm:2:4", "zero_skip:input:gating"], "ws"),  # pruned weights' masks
+    (["delta:0.05"], "is"),  # the delta error needs the weights themselves
+])
+def test_cached_replay_equals_uncached(decode_trace, sparsity, dataflow, monkeypatch):
+    with monkeypatch.context() as patch:
+        plain, reads_plain = replay(decode_trace, sparsity, dataflow, 0, patch)
+    cached, reads_cached = replay(decode_trace, sparsity, dataflow, WEIGHT_CACHE_BYTES)
+    tight, reads_tight = replay(decode_trace, sparsity, dataflow, 40_000)  # a few masks: evicts all the time
+    assert len(plain) == len(cached) == len(tight) > 0
+    for p, c, t in zip(plain, cached, tight):
+        assert same(p, c) and same(p, t), p["name"]
+    trace = load_trace(decode_trace)
+    linear = [r for r in trace.ops if r.op.kind == "linear"]
+    # what a row derives from a weight depends on the weight and the GEMM's shape (prefill or
+    # decode, and its tokens)
+    uses = {(r.tensors.get("weight"), r.phases, r.op.tokens) for r in linear}
+    assert len({r.tensors.get("weight") for r in linear}) < len(uses) < len(linear)
+    # uncached: every op reads its weight; cached: once per use (matmuls read their KV operand)
+    assert reads_plain == len(trace.ops)
+    assert reads_cached == len(trace.ops) - len(linear) + len(uses)
+    assert reads_cached <= reads_tight <= reads_plain
+
+
+def test_weight_masks_are_not_built_when_no_feature_reads_them(decode_trace):
+    """Input zero-skipping never looks at the weights' zeros: the cache holds no arrays."""
+    workload = load_trace(decode_trace).workload()
+    cfg = accel_config("edge32", sparsity=["zero_skip:input:skipping"])
+    run = Replay(workload, cfg, "os", parse_features(cfg.sparsity), energy_table(cfg.energy_table))
+    run.rows()
+    assert run.shared.entries and run.shared.held_bytes == 0
+    assert all(e.masks is None and e.seen is None for e in run.shared.entries.values())
+    assert np.isfinite([r["cycles"] for r in run.rows()]).all()
