@@ -274,8 +274,10 @@ class Replay:
             state, counts = self._delta_costs(op, x_seen, touched, extra)
             side = SideWork(read_bytes=state[0], write_bytes=state[1])
             self._delta_error(op, phase, x_seen, x_policy, b_side.seen, extra)
-        if flags["nm_stored_dense"] and cfg.training.charge_pregen:
-            side, counts = self._on_the_fly_costs(op, phase, extra)
+        if flags["nm_stored_dense"] and cfg.training.charge_pregen:  # beside any delta charges
+            select, select_counts = self._on_the_fly_costs(op, phase, extra)
+            side = dataclasses.replace(side, select_cycles=select.select_cycles)
+            counts = counts + select_counts
         if phase is Phase.BWD_WEIGHT and self.nm is not None and w is not None and cfg.training.pregen \
                 and cfg.training.charge_pregen and isinstance(op, (Conv2d, Linear)):
             side, counts, overhead, job = self._pregen_costs(op, w, extra)

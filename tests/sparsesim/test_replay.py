@@ -408,3 +408,21 @@ def test_delta_error_sees_deltas_that_were_sent_wrong(monkeypatch):
                                                                                         "threshold": 0.0}]}), "os")
     # step 0 sends x_0 / 2: error max |x_0| / 2 = 12 / 2; step 1 accumulates (x_0 + (x_1 - x_0)) / 2
     assert [r["delta_err_max"] for r in rows] == [6.0, 12.0]
+
+
+def test_delta_with_n_m_pruned_on_the_fly_keeps_both_charges():
+    # delta state and the on-the-fly N:M selection both act on a fwd GEMM: neither charge may
+    # replace the other (the row carries the delta state traffic and the selection work)
+    rng = np.random.default_rng(12)
+    frames = np.cumsum(rng.integers(-1, 2, (3, 5, 16)) * (rng.random((3, 5, 16)) < 0.5), axis=0).astype(float)
+    w = rng.integers(-2, 3, (8, 16)).astype(float)
+    wl = linear_sequence(frames, w)
+    both = [{"kind": "delta", "threshold": 0.0}, {"kind": "nm", "target": "weight", "n": 2, "m": 4}]
+    rows = simulate(wl, load_accel("edge32", ["training.pregen=false"], {"sparsity": both}), "os")
+    delta_only = simulate(wl, load_accel("edge32", [], {"sparsity": both[:1]}), "os")
+    for r, d in zip(rows, delta_only):
+        assert r["events"]["delta_state_bytes"] == d["events"]["delta_state_bytes"] > 0
+        assert r["events"]["encode_ops"] == d["events"]["encode_ops"] > 0
+        # 8 rows x 4 groups of 4 along K, each M=4 comparisons of log2(4)=2 bits
+        assert r["events"]["pregen_ops"] == 8 * 4 * 4 * 2
+        assert r["nm_select_cycles"] > 0
