@@ -39,12 +39,16 @@ _USER_MODEL_FLAGS = (("input_shape", "--input-shape"), ("input_dtype", "--input-
 """Flags that describe the user's own model; zoo models bring their own inputs and time axis."""
 
 
-
-
 def cmd_capture_llm(args) -> int:
     """``--mode prefill|decode`` of a zoo decoder, ``--hf DIR`` or ``--hf-config FILE.json``."""
     from sparsesim.workloads.capture.llm import InferenceCapture, capture_llm
 
+    if not (args.model or args.hf or args.hf_config):
+        raise InputError("trace capture: give --model NAME, --hf DIR or --hf-config FILE.json")
+    for attr, flag in _USER_MODEL_FLAGS:
+        if getattr(args, attr) not in (None, False):
+            raise InputError(f"{flag}: only with --model FILE.py:NAME or package.module:NAME "
+                             "(an LLM decoder brings its own token inputs)")
     if args.image_size is not None:
         raise InputError("--image-size: only for the zoo CNNs")
     for flag, given in (("--nm", args.nm), ("--nm-mode", args.nm_mode), ("--warmup-steps", args.warmup_steps),

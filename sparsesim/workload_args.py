@@ -19,6 +19,8 @@ from sparsesim.workloads.gemm import PHASES, Phase, parse_phase
 from sparsesim.workloads.ops import Workload, gemm_op
 
 WORKLOAD_KINDS = ("network", "gemm", "topology", "trace")
+LLM_KEYS = ("prompt_len", "gen_len", "act_sparsity")
+"""Workload settings only the LLM networks take (prompt tokens, decode steps, activation zero fraction)."""
 MAX_DIM = 2**31
 """Largest GEMM dimension accepted (anything larger is a typo, and overflows the kernels)."""
 
@@ -46,7 +48,13 @@ class WorkloadSpec:
     @property
     def label(self) -> str:
         """Short human name, e.g. ``resnet18 b1 fwd``."""
-        if self.kind == "network":
+        llm = self.kind == "network" and any(v is not None for v in (self.prompt_len, self.gen_len, self.act_sparsity)) \
+            or self.kind == "network" and _is_decoder(self.source)
+        if llm:  # the LLM networks' own settings, with their defaults (see build_workload)
+            base = (f"{self.source} b{self.batch} p{128 if self.prompt_len is None else self.prompt_len}"
+                    f" g{32 if self.gen_len is None else self.gen_len}"
+                    + ("" if self.act_sparsity is None else f" s{self.act_sparsity:g}"))
+        elif self.kind == "network":
             base = f"{self.source} b{self.batch}"
         elif self.kind == "gemm":
             base = ("gemm " + "x".join(map(str, self.gemms[0])) if len(self.gemms) == 1
@@ -54,7 +62,7 @@ class WorkloadSpec:
         else:
             base = Path(self.source).name
         if self.phases is None:
-            return f"{base} {'recorded' if self.kind == 'trace' else 'fwd'}"
+            return f"{base} {'recorded' if self.kind == 'trace' else 'prefill+decode' if llm else 'fwd'}"
         phases = "train" if self.phases == tuple(str(p) for p in PHASES) else "+".join(self.phases)
         return f"{base} {phases}"
 
@@ -64,6 +72,13 @@ class WorkloadSpec:
                 "gemms": [list(g) for g in self.gemms],
                 "phases": None if self.phases is None else list(self.phases), "digest": self.digest,
                 "prompt_len": self.prompt_len, "gen_len": self.gen_len, "act_sparsity": self.act_sparsity}
+
+
+def _is_decoder(name: str) -> bool:
+    """Whether ``name`` is one of the shape-only LLM networks (:mod:`sparsesim.workloads.llm_networks`)."""
+    from sparsesim.workloads.llm_networks import DECODERS
+
+    return name in DECODERS
 
 
 def build_workload(spec: WorkloadSpec) -> Workload:

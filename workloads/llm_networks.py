@@ -246,8 +246,9 @@ def llm_workload(name: str, *, batch: int = 1, prompt_len: int = 128, gen_len: i
     synthetic operands a sparse replay draws) goes to ``meta["act_sparsity"]``.
     """
     shape = DECODERS.get(name, "--network")
-    if act_sparsity is not None and not 0.0 <= act_sparsity < 1.0:
-        raise field_error("--act-sparsity", f"must be in [0, 1), got {act_sparsity}")
+    if act_sparsity is not None and (isinstance(act_sparsity, bool) or not isinstance(act_sparsity, (int, float))
+                                     or not 0.0 <= act_sparsity < 1.0):
+        raise field_error("--act-sparsity", f"must be a number in [0, 1), got {act_sparsity!r}")
     items = [x for x in inference_ops(shape, batch=batch, prompt_len=prompt_len, gen_len=gen_len)
              if x.phase in phases]
     if not items:

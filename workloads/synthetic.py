@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from sparsesim.workloads.errors import InputError, field_error
-from sparsesim.workloads.gemm import PHASES, Phase
+from sparsesim.workloads.gemm import ALL_PHASES, PHASES, Phase
 from sparsesim.workloads.ops import Conv2d, Linear, Matmul, Op
 from sparsesim.workloads.registry import suggest
 from sparsesim.workloads.trace.format import PHASE_OPERANDS, Operand
@@ -212,7 +212,7 @@ def synthesize(ops: Sequence[Op], spec: SparsitySpec, out: Path | str, *, seed: 
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
         raise InputError(f"synth: op name {duplicate!r} appears twice; op names must be unique")
-    phases = tuple(p for p in PHASES if p in spec.phases)
+    phases = tuple(p for p in ALL_PHASES if p in spec.phases)
     needed = {o for p in phases for o in PHASE_OPERANDS[p]}
     recorded = {"model": name, "source": "synthetic", "seed": seed, "dtype": dtype, "input": spec.input.label(),
                 "weight": spec.weight.label(), "grad_output": spec.grad_output.label(),

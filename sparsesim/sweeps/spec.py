@@ -48,7 +48,7 @@ import numpy as np
 
 from sparsesim.accel.config import AccelConfig, apply_overrides, build, parse_override, read_mapping, schema_paths, to_dict
 from sparsesim.accel.sparsity import check_hardware, cli_sparsity, feature_labels, parse_features
-from sparsesim.workload_args import WORKLOAD_KINDS, WorkloadSpec
+from sparsesim.workload_args import LLM_KEYS, WORKLOAD_KINDS, WorkloadSpec
 from sparsesim.workloads.errors import InputError
 from sparsesim.workloads.gemm import PHASES, parse_phase
 from sparsesim.workloads.registry import suggest
@@ -391,9 +391,10 @@ def _parse_workloads(raw: Any, base_dir: Path, where: str) -> list[WorkloadSpec]
         if not isinstance(item, dict):
             raise InputError(f"{at}: expected a mapping like {{network: resnet18, batch: 1}}, got {item!r}")
         kinds = [k for k in item if k in WORKLOAD_KINDS]
+        allowed = WORKLOAD_KINDS + ("batch", "phases") + LLM_KEYS
         for key in item:
-            if key not in WORKLOAD_KINDS + ("batch", "phases"):
-                raise InputError(f"{at}.{key}: unknown key{suggest(str(key), WORKLOAD_KINDS + ('batch', 'phases'))}")
+            if key not in allowed:
+                raise InputError(f"{at}.{key}: unknown key{suggest(str(key), allowed)}")
         if len(kinds) != 1:
             raise InputError(f"{at}: give exactly one of {', '.join(WORKLOAD_KINDS)}")
         kind = kinds[0]
@@ -401,15 +402,32 @@ def _parse_workloads(raw: Any, base_dir: Path, where: str) -> list[WorkloadSpec]
         if "batch" in item and kind != "network":
             raise InputError(f"{at}.batch: only network workloads take a batch size")
         value = item[kind]
+        llm = {key: item[key] for key in LLM_KEYS if key in item}
+        if llm and kind != "network":
+            raise InputError(f"{at}.{next(iter(llm))}: only for the LLM networks")
         if kind == "network":
+            from sparsesim.workloads.llm_networks import DECODERS
             from sparsesim.workloads.networks import NETWORKS
 
-            if not isinstance(value, str) or value not in NETWORKS:
-                raise InputError(f"{at}.network: unknown network {value!r}{suggest(str(value), NETWORKS.names())}")
+            names = NETWORKS.names() + DECODERS.names()
+            if not isinstance(value, str) or value not in names:
+                raise InputError(f"{at}.network: unknown network {value!r}{suggest(str(value), names)}")
+            if llm and value not in DECODERS:
+                raise InputError(f"{at}.{next(iter(llm))}: only for the LLM networks ({', '.join(DECODERS.names())})")
             batch = item.get("batch", 1)
             if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
                 raise InputError(f"{at}.batch: expected a positive integer, got {batch!r}")
-            out.append(WorkloadSpec(kind=kind, source=value, batch=batch, phases=phases))
+            for key in ("prompt_len", "gen_len"):
+                v = llm.get(key)
+                if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0 or (key == "prompt_len" and v < 1)):
+                    raise InputError(f"{at}.{key}: expected a {'positive' if key == 'prompt_len' else 'non-negative'} "
+                                     f"integer, got {v!r}")
+            zeros = llm.get("act_sparsity")
+            if zeros is not None and (isinstance(zeros, bool) or not isinstance(zeros, (int, float)) or not 0 <= zeros < 1):
+                raise InputError(f"{at}.act_sparsity: expected a number in [0, 1), got {zeros!r}")
+            if value in DECODERS and item.get("phases") is None:
+                phases = None  # an LLM network's own phases: prefill and decode
+            out.append(WorkloadSpec(kind=kind, source=value, batch=batch, phases=phases, **llm))
         elif kind == "gemm":
             gemms = value if isinstance(value, list) and value and isinstance(value[0], list) else [value]
             dims = []

@@ -255,3 +255,8 @@ def test_capture_forwards_to_the_capture_package(monkeypatch, tmp_path):
     monkeypatch.setattr(capture_package, "capture_model", fake)
     assert sparsesim.capture("m", ["batch"], out=tmp_path / "t", mode="infer", steps=2) == tmp_path / "t"
     assert calls == [("m", ["batch"], tmp_path / "t", "infer", {"steps": 2})]
+
+
+def test_llm_network_settings_of_the_wrong_type_are_input_errors():
+    with pytest.raises(sparsesim.InputError, match="act-sparsity"):
+        sparsesim.simulate(sparsesim.network("llama_tiny", act_sparsity="0.5"), accel="edge32")

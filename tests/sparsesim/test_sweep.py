@@ -358,3 +358,17 @@ def test_existing_scheduler_and_worker_from_the_dask_cli(tmp_path):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def test_a_sweep_takes_the_llm_networks_and_their_settings(tmp_path):
+    # the same WorkloadSpec as `run --network llama_tiny --prompt-len 8 --gen-len 2` and the API
+    import sparsesim
+    from sparsesim.sweeps.spec import _parse_workloads
+
+    (spec,) = _parse_workloads([{"network": "llama_tiny", "prompt_len": 8, "gen_len": 2}], tmp_path, "s")
+    assert spec == sparsesim.network("llama_tiny", prompt_len=8, gen_len=2)
+    assert spec.label == "llama_tiny b1 p8 g2 prefill+decode"
+    for bad, field in (({"network": "resnet18", "gen_len": 2}, "gen_len"), ({"gemm": [8, 8, 8], "prompt_len": 4}, "prompt_len"),
+                       ({"network": "llama_tiny", "act_sparsity": 1.5}, "act_sparsity")):
+        with pytest.raises(InputError, match=field):
+            _parse_workloads([bad], tmp_path, "s")

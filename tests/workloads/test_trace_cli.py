@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -137,3 +138,22 @@ def test_a_trace_holding_nan_is_refused_the_same_way_on_every_path(tmp_path, cap
                  ["trace", "validate", str(out_dir)]):
         code, out, err = _run(capsys, *argv)
         assert (code, out, err) == (2, "", want), argv
+
+
+def test_inference_phases_synthesise_replay_and_refuse_unrecorded_ones(tmp_path, capsys):
+    out_dir = str(tmp_path / "p")
+    assert _run(capsys, "trace", "synth", "--gemm", "8,8,8", "--phases", "prefill", "--out", out_dir)[0] == 0
+    code, out, err = _run(capsys, "run", "--trace", out_dir, "--accel", "edge32", "--json")
+    assert code == 0 and [r["phase"] for r in json.loads(out)["layers"]] == ["prefill"]
+    # a phase the trace did not record is an error, not an empty table
+    code, out, err = _run(capsys, "run", "--trace", out_dir, "--accel", "edge32", "--phases", "fwd")
+    assert (code, out) == (2, "") and err.startswith("error: --phases:") and "recorded prefill" in err
+
+
+def test_llm_capture_without_a_model_or_with_own_model_flags_is_one_error(tmp_path, capsys):
+    code, out, err = _run(capsys, "trace", "capture", "--mode", "decode", "--out", str(tmp_path / "x"))
+    assert (code, out) == (2, "") and err.startswith("error: trace capture: give --model")
+    code, out, err = _run(capsys, "trace", "capture", "--model", "llama_tiny", "--input-shape", "3,4",
+                          "--out", str(tmp_path / "y"))
+    assert (code, out) == (2, "") and err.startswith("error: --input-shape:")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

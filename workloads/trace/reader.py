@@ -132,8 +132,13 @@ class Trace:
         several_steps = len({r.step for r in records}) > 1
         ops = tuple(dataclasses.replace(r.op, name=f"{r.op.name}@s{r.step}") if several_steps else r.op
                     for r in records)
+        phases_by_op = tuple(tuple(p for p in r.phases if p in phases) for r in records)
+        if not any(phases_by_op):
+            recorded = sorted({str(p) for r in records for p in r.phases})
+            raise InputError(f"--phases: {self.path} recorded {', '.join(recorded)}, not "
+                             f"{', '.join(map(str, phases))}")
         meta = {"trace": self, "records": records, "path": str(self.path), "capture": self.capture,
-                "phases_by_op": tuple(tuple(p for p in r.phases if p in phases) for r in records)}
+                "phases_by_op": phases_by_op}
         return Workload(self.name, ops, phases, time_steps=tuple(r.time_step for r in records),
                         source=TraceTensors(self, records), meta=meta)
 
