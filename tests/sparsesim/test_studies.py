@@ -26,7 +26,7 @@ def _delta_summary(saving: float, err0: float) -> pd.DataFrame:
                          "bound_speedup": 3.0, "compute_speedup": 1.2 + 0.1 * i, "compute_bound_speedup": 4.0,
                          "work_ratio": 2.0 + i, "energy_saving": saving, "state_share": 0.01,
                          "err_mean": (err0 if theta == 0 else 0.01 * i), "err_max": (err0 if theta == 0 else 0.1 * i),
-                         "stall_cycles": 50, "cycles": 100})
+                         "stall_cycles": 50, "cycles": 100, "state_on_chip": model != delta.MODELS[0]})
     return pd.DataFrame(rows)
 
 
@@ -38,3 +38,6 @@ def test_delta_text_is_computed_from_its_table():
     assert "1.00e-03" in bad
     assert "saves energy at every θ" in good and "costs energy" not in good
     assert "costs energy" in bad and "-3.0%" in bad
+    # the reason given follows the table: state kept in DRAM for one model, on chip for the other
+    assert f"{delta.MODELS[0]} at θ = 0 to" in bad and "crosses DRAM every step" in bad
+    assert "so little is skipped" in bad
