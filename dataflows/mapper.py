@@ -564,14 +564,7 @@ def evaluate(space: NestSpace, m: Mapping, *, timed: bool = True) -> Evaluation:
     traffic = Traffic(read_a, read_b, read_psum, write_out, write_spill,
                       tuple(op for op in ("A", "B", "Out") if fits[op][0]))
     counts = EventCounts(dram_read_bytes=read_a + read_b + read_psum, dram_write_bytes=write_out + write_spill)
-    cycles = 0
-    energy = 0.0
-    if timed:
-        cfg = space.cfg
-        cycles = space.compute_total if cfg.dram.ideal else pipeline_cycles(
-            schedule.load_bytes, schedule.compute_cycles + schedule.ports, schedule.store_bytes,
-            float(cfg.dram.bandwidth_bytes_per_cycle), int(cfg.dram.latency_cycles), int(schedule.epilogue_cycles))
-        energy = _energy(space, counts, cycles)
+    cycles, energy = _timed(space, schedule, counts) if timed else (0, 0.0)
     return Evaluation(m, schedule, counts, traffic, cycles, energy)
 
 
@@ -658,15 +651,19 @@ def _evaluate_reference(space: NestSpace, m: Mapping, *, timed: bool = True) -> 
                       int(np.where(leave_spill, out_tile * space.acc, 0).sum()),
                       tuple(op for op in ("A", "B", "Out") if space._fits(op, m)[0]))
     counts = EventCounts(dram_read_bytes=int(schedule.load_bytes.sum()), dram_write_bytes=int(store.sum()))
-    cycles = 0
-    energy = 0.0
-    if timed:
-        cfg = space.cfg
-        cycles = space.compute_total if cfg.dram.ideal else pipeline_cycles(
-            schedule.load_bytes, schedule.compute_cycles + schedule.ports, schedule.store_bytes,
-            float(cfg.dram.bandwidth_bytes_per_cycle), int(cfg.dram.latency_cycles), int(schedule.epilogue_cycles))
-        energy = _energy(space, counts, cycles)
+    cycles, energy = _timed(space, schedule, counts) if timed else (0, 0.0)
     return Evaluation(m, schedule, counts, traffic, cycles, energy)
+
+
+def _timed(space: NestSpace, schedule: TileSchedule, counts: EventCounts) -> tuple[int, float]:
+    """``(cycles, energy_pj)`` of one evaluated nest: the pipeline recurrence that equals the
+    SimPy timing (:func:`sparsesim.accel.kernels.pipeline_cycles`), SRAM port stalls included,
+    and the energy of its counts over that time."""
+    cfg = space.cfg
+    cycles = space.compute_total if cfg.dram.ideal else pipeline_cycles(
+        schedule.load_bytes, schedule.compute_cycles + schedule.ports, schedule.store_bytes,
+        float(cfg.dram.bandwidth_bytes_per_cycle), int(cfg.dram.latency_cycles), int(schedule.epilogue_cycles))
+    return cycles, _energy(space, counts, cycles)
 
 
 def _energy(space: NestSpace, counts: EventCounts, cycles: int) -> float:
