@@ -113,19 +113,9 @@ def _sparsity(sparsity) -> list[dict] | None:
     """CLI strings (``"nm:2:4"``) and config mappings -> config mappings; ``None`` keeps the config's."""
     if sparsity is None:
         return None
-    if isinstance(sparsity, (str, Mapping)):
-        sparsity = [sparsity]
-    from sparsesim.accel.sparsity import cli_sparsity
+    from sparsesim.accel.sparsity import feature_list
 
-    out: list[dict] = []
-    for item in sparsity:
-        if isinstance(item, str):
-            out.extend(cli_sparsity([item]))
-        elif isinstance(item, Mapping):
-            out.append(dict(item))
-        else:
-            raise field_error("sparsity", f"expected \"nm:2:4\"-style strings or feature mappings, got {item!r}")
-    return out
+    return feature_list(sparsity, "sparsity")
 
 
 def _sets(sets) -> list[tuple[str, Any]]:

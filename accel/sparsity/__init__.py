@@ -32,6 +32,27 @@ def parse_features(raw: tuple) -> tuple:
     return tuple(out)
 
 
+def feature_list(items, field: str) -> list[dict]:
+    """Sparsity features given as CLI strings (``"nm:2:4"``) and/or config mappings -> config
+    mappings (one item or a list of them); anything else is refused naming ``field``. The one
+    normalisation behind the Python API's ``sparsity=`` and a sweep spec's sparsity settings."""
+    from collections.abc import Mapping
+
+    if isinstance(items, (str, Mapping)):
+        items = [items]
+    if not isinstance(items, (list, tuple)):
+        raise field_error(field, f"expected \"nm:2:4\"-style strings or feature mappings, got {items!r}")
+    out: list[dict] = []
+    for item in items:
+        if isinstance(item, str):
+            out.extend(cli_sparsity([item]))
+        elif isinstance(item, Mapping):
+            out.append(dict(item))
+        else:
+            raise field_error(field, f"expected \"nm:2:4\"-style strings or feature mappings, got {item!r}")
+    return out
+
+
 def cli_sparsity(texts: list[str]) -> list[dict]:
     """``["nm:2:4", "zero_skip:input:skipping", "delta:0.05"]`` -> config mappings."""
     out = []

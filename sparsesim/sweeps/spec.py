@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from sparsesim.accel.config import AccelConfig, apply_overrides, build, parse_override, read_mapping, schema_paths, to_dict
-from sparsesim.accel.sparsity import check_hardware, cli_sparsity, feature_labels, parse_features
+from sparsesim.accel.sparsity import check_hardware, feature_labels, feature_list, parse_features
 from sparsesim.workload_args import LLM_KEYS, WORKLOAD_KINDS, WorkloadSpec
 from sparsesim.workloads.errors import InputError
 from sparsesim.workloads.gemm import PHASES, parse_phase
@@ -341,19 +341,9 @@ def _parse_sparsity(raw: Any, where: str) -> list[list] | None:
         at = f"{where}: sparsity[{i}]"
         if setting in (None, "dense", "none"):
             setting = []
-        if isinstance(setting, (str, dict)):
-            setting = [setting]
-        if not isinstance(setting, list):
+        if not isinstance(setting, (str, dict, list)):
             raise InputError(f"{at}: expected dense, a feature mapping or a list of them, got {setting!r}")
-        features = []
-        for feat in setting:
-            if isinstance(feat, str):
-                features.extend(cli_sparsity([feat]))
-            elif isinstance(feat, dict):
-                features.append(dict(feat))
-            else:
-                raise InputError(f"{at}: expected a feature mapping like {{kind: nm, n: 2, m: 4}}, got {feat!r}")
-        settings.append(features)
+        settings.append(feature_list(setting, at))
     return settings
 
 
