@@ -54,6 +54,26 @@ def trace_for(model: str, traces: Path, *, mode: str, batch: int, steps: int = 1
                        warmup_steps=warmup_steps, threads=1, progress=False)
 
 
+def llm_trace_for(model: str, traces: Path, *, prompt_len: int, gen_len: int, layers: str | None = None,
+                  sample_steps: int = 1, seed: int = 0) -> Path:
+    """Capture zoo decoder ``model``'s prefill and ``gen_len`` decode steps into ``traces/<key>``
+    once (``layers``: regular expression of the op names recorded); later calls reuse it."""
+    from sparsesim.workloads.capture.llm import InferenceCapture, capture_llm
+    from sparsesim.workloads.trace import load_trace
+
+    spec = InferenceCapture(mode="decode", prompt_len=prompt_len, gen_len=gen_len, layers=layers,
+                            sample_steps=sample_steps, seed=seed)
+    key = hashlib.sha256(json.dumps({"model": model, **spec.settings()}, sort_keys=True).encode()).hexdigest()[:10]
+    path = traces / f"{model}-decode-p{prompt_len}g{gen_len}-{key}"
+    if (path / "manifest.json").exists():
+        load_trace(path)  # structure check; tensors are validated as they are read
+        return path
+    traces.mkdir(parents=True, exist_ok=True)
+    log.info("capturing %s (prompt %d, %d decode steps, ops %s) into %s", model, prompt_len, gen_len,
+             layers or "all", path)
+    return capture_llm(out=path, spec=spec, model=model, progress=False)
+
+
 def run_workload(workload: Workload, accel: str, *, sets: tuple[str, ...] = (), sparsity: list[dict] | None = None,
                  dataflow: str = "best"):
     """Simulate ``workload`` on preset ``accel`` with overrides and features: the result frame."""

@@ -1,0 +1,555 @@
+"""Case study: activation sparsity in LLM decode, where a zero saves a weight row's DRAM bytes.
+
+Decode is a matrix-vector product per sequence: every weight is read from DRAM once per
+token and multiplied with one activation vector, so it runs on the bandwidth roof and a
+zero activation is worth the weight row it would have fetched more than the MAC it skips.
+This study measures that, dense against activation-sparse, on an edge and a datacenter
+preset:
+
+* captured decoders (random-init ``llama_1b`` shapes, a few layers recorded): the ReLU-fied
+  FFN (ProSparse-style ``relu(gate) * up``), whose zeros are exact and where the data puts
+  them, and SwiGLU with CATS thresholds (calibrated on the prompt's gate activations to a
+  target sparsity) and CHESS per-channel thresholds (``act_policy``; on the gate output when
+  the build has ``site: swiglu_gate``, else on each op's input);
+* the shape-only Llama-2-7B at a swept activation sparsity (synthetic i.i.d. zeros, the
+  size that matters);
+* prefill against decode, a roofline of the decode GEMVs, and what DRAM burst granularity,
+  the weight layout and the gather bitmap take of the gain (where the build has
+  ``dram.burst_bytes``).
+
+Three jobs, one function each: :func:`compute` runs the captures and replays and builds the
+tables, :func:`plot` draws the figures, :func:`write` states what the tables show; every
+claim in the text is computed from them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sparsesim import plots
+from sparsesim.accel.config import DramConfig
+from sparsesim.accel.presets import load_accel
+from sparsesim.accel.sparsity.activation_policy import ActivationPolicyConfig
+from sparsesim.accel.sparsity.zero_skip import ZeroSkipConfig
+from sparsesim.studies.common import (STUDIES, Study, llm_trace_for, md_table, relation, run_trace, run_workload,
+                                      span, trend, write_report)
+from sparsesim.workloads.gemm import Phase
+from sparsesim.workloads.llm_networks import llm_workload
+
+PRESETS = ("edge32", "dc128")
+BURST_PRESET = "edge32"
+FETCH_COLUMNS = ("weight_bytes_skipped", "weight_fetch_bound_bytes", "skip_bitmap_bytes")
+"""Weight-fetch skipping's columns; a build without it has none of them (read as 0)."""
+SUM_COLUMNS = ("cycles", "dense_cycles", "compute_cycles", "stall_cycles", "bound_cycles", "mac_bound_cycles",
+               "bw_bound_cycles", "macs_dense", "macs_effectual", "dram_bytes", "dram_lower_bound_bytes",
+               "energy_pj", "dense_energy_pj", "b_bytes", "a_elements", "a_zero_elements", "down_elements",
+               "down_zero_elements") + FETCH_COLUMNS
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Setup:
+    """What the study runs (``quick``: the tiny decoders, for tests)."""
+
+    relu_model: str
+    swiglu_model: str
+    layers: str | None  # op names recorded by the capture (regular expression)
+    prompt_len: int
+    gen_len: int
+    network: str  # shape-only decoder of the sparsity sweep
+    net_prompt_len: int
+    net_gen_len: int
+    sparsities: tuple[float, ...]  # synthetic activation sparsity of the sweep
+    targets: tuple[float, ...]  # CATS target sparsities (threshold = that quantile of |act(gate)|)
+    chess: tuple[float, ...]  # CHESS per-channel sparsities
+    bursts: tuple[int, ...]
+    burst_sparsity: float  # synthetic sparsity of the network in the burst table
+
+
+FULL = Setup(relu_model="llama_1b_relu", swiglu_model="llama_1b", layers=r"layers\.(0|10|21)\.", prompt_len=64,
+             gen_len=8, network="llama2_7b", net_prompt_len=128, net_gen_len=4,
+             sparsities=(0.0, 0.5, 0.7, 0.8, 0.9, 0.95), targets=(0.5, 0.7, 0.9), chess=(0.7,),
+             bursts=(64, 256, 1024), burst_sparsity=0.9)
+QUICK = Setup(relu_model="llama_tiny_relu", swiglu_model="llama_tiny", layers=None, prompt_len=8, gen_len=3,
+              network="llama_tiny", net_prompt_len=8, net_gen_len=2, sparsities=(0.0, 0.5, 0.9), targets=(0.5, 0.9),
+              chess=(0.7,), bursts=(64, 256), burst_sparsity=0.9)
+
+
+@dataclass(frozen=True, slots=True)
+class Data:
+    """What the study measured."""
+
+    rows: pd.DataFrame  # every result row (captured decoders and the network sweep)
+    summary: pd.DataFrame  # per (workload, preset, config, phase)
+    roofline: pd.DataFrame  # per (workload, preset, config, op kind), decode only
+    burst: pd.DataFrame  # per (workload, layout, burst), decode only, on BURST_PRESET (empty without bursts)
+    setup: Setup
+    gate_site: bool  # act_policy acted on the SwiGLU gate output (else on each op's input)
+    peaks: dict  # preset -> (PEs, DRAM bytes per cycle)
+
+
+def _has_field(cls, name: str) -> bool:
+    return name in {f.name for f in dataclasses.fields(cls)}
+
+
+def _zs(**extra) -> dict:
+    return {"kind": "zero_skip", "target": "input", "action": "skipping", **extra}
+
+
+def _policy(method: str, value: float, gate_site: bool) -> dict:
+    key = {"threshold": "threshold", "channel_threshold": "sparsity"}[method]
+    return {"kind": "act_policy", "method": method, key: value, **({"site": "swiglu_gate"} if gate_site else {})}
+
+
+def gate_thresholds(trace: Path, targets: tuple[float, ...], act: str) -> dict[float, float]:
+    """CATS calibration (Lee et al. 2024, section 3.2): the threshold of each target sparsity is
+    that quantile of ``|act(x W_gate)|`` over the prompt's tokens (every recorded layer)."""
+    from sparsesim.workloads.trace import load_trace
+
+    tr = load_trace(trace)
+    mags = []
+    for r in tr.ops:
+        if r.op.name.endswith("mlp.gate_proj") and Phase.PREFILL in r.phases:
+            x, w = tr.operand(r, "input"), tr.operand(r, "weight")
+            g = x.reshape(-1, x.shape[-1]).astype(np.float64) @ w.astype(np.float64).T
+            mags.append(np.abs(g / (1.0 + np.exp(-g)) if act == "silu" else np.maximum(g, 0.0)).ravel())
+    if not mags:
+        raise ValueError(f"{trace}: no prefill gate_proj recorded to calibrate CATS thresholds on")
+    values = np.concatenate(mags)
+    return {t: float(np.quantile(values, t)) for t in targets}
+
+
+def op_kind(name: str) -> str:
+    """The role of a decoder op, from its Hugging Face name."""
+    for pattern, kind in ((r"self_attn\.[qkvo]_proj", "attention proj"), (r"mlp\.(gate|up)_proj", "gate/up"),
+                          (r"mlp\.down_proj", "down"), (r"self_attn\.matmul", "attention matmul"),
+                          (r"lm_head", "lm_head")):
+        if re.search(pattern, name):
+            return kind
+    return "other"
+
+
+def _prepare(frame: pd.DataFrame, element_bytes: int) -> pd.DataFrame:
+    """Add the fetch columns a build may lack, each row's dense B bytes and its A zero counts."""
+    for col in FETCH_COLUMNS:
+        if col not in frame:
+            frame[col] = 0
+    frame[list(FETCH_COLUMNS)] = frame[list(FETCH_COLUMNS)].fillna(0)
+    reps = frame["count"] * frame["repeat"]
+    frame["b_bytes"] = frame["K"] * frame["N"] * element_bytes * reps
+    frame["a_elements"] = frame["M"] * frame["K"] * reps
+    zero = frame["act_zero_fraction"].fillna(0.0) if "act_zero_fraction" in frame else 0.0
+    frame["a_zero_elements"] = frame["a_elements"] * zero
+    frame["kind_of_op"] = frame["name"].map(op_kind)
+    down = frame["kind_of_op"] == "down"
+    frame["down_elements"] = frame["a_elements"].where(down, 0)
+    frame["down_zero_elements"] = frame["a_zero_elements"].where(down, 0)
+    return frame
+
+
+def totals(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Sums per group and the ratios recomputed from the sums (never averaged ratios)."""
+    g = frame.groupby(by, sort=False)[list(SUM_COLUMNS)].sum().reset_index()
+    g["speedup"] = g["dense_cycles"] / g["cycles"]
+    g["bound_speedup"] = g["dense_cycles"] / g["bound_cycles"]
+    g["act_zero"] = g["a_zero_elements"] / g["a_elements"]
+    g["down_zero"] = g["down_zero_elements"] / g["down_elements"].where(g["down_elements"] > 0)
+    g["stall_share"] = g["stall_cycles"] / g["cycles"]
+    g["intensity"] = g["macs_effectual"] / g["dram_bytes"].clip(lower=1)
+    g["macs_per_cycle"] = g["macs_effectual"] / g["cycles"].clip(lower=1)
+    return g
+
+
+def compute(traces: Path, quick: bool) -> Data:
+    """Capture the decoders, replay every configuration, and tabulate."""
+    s = QUICK if quick else FULL
+    gate_site = _has_field(ActivationPolicyConfig, "site")
+    has_burst = _has_field(DramConfig, "burst_bytes")
+    has_fetch_switch = _has_field(ZeroSkipConfig, "weight_fetch")
+    peaks, ebytes = {}, {}
+    for preset in PRESETS:
+        cfg = load_accel(preset)
+        peaks[preset] = (cfg.array.rows * cfg.array.cols, cfg.dram.bandwidth_bytes_per_cycle)
+        ebytes[preset] = cfg.array.element_bytes
+    runs = []
+
+    def tag(frame, **labels):
+        frame = _prepare(frame, ebytes[labels["preset"]])
+        for key, value in labels.items():
+            frame[key] = value
+        runs.append(frame)
+
+    # captured decoders: real zero patterns (random-init weights)
+    relu = llm_trace_for(s.relu_model, traces, prompt_len=s.prompt_len, gen_len=s.gen_len, layers=s.layers)
+    swiglu = llm_trace_for(s.swiglu_model, traces, prompt_len=s.prompt_len, gen_len=s.gen_len, layers=s.layers)
+    thresholds = gate_thresholds(swiglu, s.targets, "silu")
+    configs = [(s.relu_model, relu, "dense", None, None), (s.relu_model, relu, "ReLU zeros", None, [_zs()]),
+               (s.swiglu_model, swiglu, "dense", None, None)]
+    configs += [(s.swiglu_model, swiglu, f"CATS {t:.0%}", t, [_policy("threshold", thresholds[t], gate_site), _zs()])
+                for t in s.targets]
+    configs += [(s.swiglu_model, swiglu, f"CHESS {c:.0%}", c, [_policy("channel_threshold", c, gate_site), _zs()])
+                for c in s.chess]
+    for preset in PRESETS:
+        for model, trace, label, target, sparsity in configs:
+            f = run_trace(trace, preset, sparsity=sparsity, dataflow="best", label=label)
+            tag(f, workload=model, source="captured", preset=preset, target=target)
+
+    # the shape-only network at swept synthetic sparsity (i.i.d. zeros in every op's input)
+    def network(act):
+        return llm_workload(s.network, prompt_len=s.net_prompt_len, gen_len=s.net_gen_len, act_sparsity=act)
+
+    for preset in PRESETS:
+        tag(run_workload(network(None), preset, dataflow="best").assign(config="dense"),
+            workload=s.network, source="synthetic", preset=preset, target=None)
+        for act in s.sparsities:
+            f = run_workload(network(act), preset, sparsity=[_zs()], dataflow="best").assign(config=f"i.i.d. {act:g}")
+            tag(f, workload=s.network, source="synthetic", preset=preset, target=act)
+    df = pd.concat(runs, ignore_index=True)
+    by = ["workload", "source", "preset", "config", "target", "phase"]
+    summary = totals(df.assign(target=df["target"].fillna(-1.0)), by)
+    summary["target"] = summary["target"].where(summary["target"] >= 0)
+    same = ["workload", "source", "preset", "phase"]
+    dense = summary[summary["config"] == "dense"][same + ["dram_bytes", "energy_pj"]]
+    summary = summary.merge(dense.rename(columns={"dram_bytes": "dense_dram_bytes", "energy_pj": "dense_run_pj"}),
+                            on=same)
+    summary["dram_ratio"] = summary["dram_bytes"] / summary["dense_dram_bytes"]
+    summary["dram_bound_ratio"] = summary["dram_lower_bound_bytes"] / summary["dense_dram_bytes"]
+    summary["fetch_bound_ratio"] = summary["weight_fetch_bound_bytes"] / summary["b_bytes"]
+    summary["skipped_ratio"] = summary["weight_bytes_skipped"] / summary["b_bytes"]
+    summary["energy_saving"] = 1 - summary["energy_pj"] / summary["dense_run_pj"]
+
+    decode = df[df["phase"] == str(Phase.DECODE)]
+    roofline = totals(decode, ["workload", "source", "preset", "config", "kind_of_op"])
+    roofline["roof"] = [min(peaks[p][0], peaks[p][1] * i) for p, i in zip(roofline["preset"], roofline["intensity"])]
+    roofline["of_roof"] = roofline["macs_per_cycle"] / roofline["roof"]
+    roofline["peak"] = [peaks[p][0] for p in roofline["preset"]]
+
+    burst_runs = []
+    if has_burst:
+        relu_decode = dict(trace=relu, workload=s.relu_model, target=None)
+        net = dict(trace=None, workload=s.network, target=s.burst_sparsity)
+        variants = [(layout, b, [_zs()]) for layout in ("k_major", "n_major") for b in s.bursts]
+        if has_fetch_switch:
+            variants.append(("k_major", s.bursts[0], [_zs(weight_fetch=False)]))
+        for src in (relu_decode, net):
+            for layout, b, sparsity in variants:
+                sets = (f"dram.burst_bytes={b}", f"dram.weight_layout={layout}")
+                fetch = sparsity[0].get("weight_fetch", True)
+                label = f"{layout} {b} B" + ("" if fetch else ", no fetch skipping")
+                if src["trace"] is not None:
+                    f = run_trace(src["trace"], BURST_PRESET, sets=sets, sparsity=sparsity, phases=(Phase.DECODE,),
+                                  label=label)
+                else:
+                    w = llm_workload(s.network, prompt_len=s.net_prompt_len, gen_len=s.net_gen_len,
+                                     phases=(Phase.DECODE,), act_sparsity=s.burst_sparsity)
+                    f = run_workload(w, BURST_PRESET, sets=sets, sparsity=sparsity).assign(config=label)
+                f = _prepare(f, ebytes[BURST_PRESET])
+                f["workload"], f["layout"], f["burst_bytes"], f["weight_fetch"] = src["workload"], layout, b, fetch
+                burst_runs.append(f)
+    if burst_runs:
+        burst = totals(pd.concat(burst_runs, ignore_index=True),
+                       ["workload", "config", "layout", "burst_bytes", "weight_fetch"])
+        skippable = (burst["b_bytes"] - burst["weight_fetch_bound_bytes"]).clip(lower=1)
+        burst["skippable_share"] = (burst["b_bytes"] - burst["weight_fetch_bound_bytes"]) / burst["b_bytes"]
+        burst["captured"] = burst["weight_bytes_skipped"] / skippable
+        burst["bitmap_per_skipped"] = burst["skip_bitmap_bytes"] / burst["weight_bytes_skipped"].clip(lower=1)
+    else:
+        burst = pd.DataFrame()
+    return Data(df, summary, roofline, burst, s, gate_site, peaks)
+
+
+def plot(data: Data, out: Path) -> dict[str, Path]:
+    """The report's figures."""
+    sweep = data.summary[(data.summary["source"] == "synthetic") & (data.summary["config"] != "dense")
+                         & (data.summary["phase"] == str(Phase.DECODE))].copy()
+    long = pd.concat([sweep.assign(measure=name, value=sweep[col]) for name, col in
+                      (("achieved", "speedup"), ("bound", "bound_speedup"))])
+    figs = {
+        "speedup": plots.plot_lines(long, out / "speedup_vs_sparsity.png", x="target", y="value", series="preset",
+                                    style="measure", reference=1.0,
+                                    title=f"{data.setup.network} decode: speedup over dense vs activation sparsity",
+                                    xlabel="activation sparsity (synthetic, i.i.d.)", ylabel="speedup over dense (x)"),
+    }
+    bytes_long = pd.concat([sweep.assign(measure=name, value=sweep[col]) for name, col in
+                            (("DRAM bytes", "dram_ratio"), ("DRAM lower bound", "dram_bound_ratio"),
+                             ("weight fetch bound", "fetch_bound_ratio"))])
+    figs["bytes"] = plots.plot_lines(bytes_long, out / "dram_vs_sparsity.png", x="target", y="value",
+                                     series="preset", style="measure", logy=False,
+                                     title=f"{data.setup.network} decode: DRAM bytes vs activation sparsity",
+                                     xlabel="activation sparsity (synthetic, i.i.d.)",
+                                     ylabel="fraction of the dense bytes")
+    for preset in PRESETS:
+        layers = data.rows[(data.rows["phase"] == str(Phase.DECODE)) & (data.rows["preset"] == preset)
+                           & (data.rows["workload"] == data.setup.relu_model)]
+        figs[f"roofline_{preset}"] = plots.plot_roofline(
+            layers.assign(series=layers["config"]), out / f"roofline_{preset}.png", series="series",
+            peak_macs_per_cycle=data.peaks[preset][0], bandwidth_bytes_per_cycle=data.peaks[preset][1],
+            title=f"{data.setup.relu_model} decode GEMVs on {preset}")
+    return figs
+
+
+# ---------------------------------------------------------------- prose from data
+
+
+def _pick(frame: pd.DataFrame, **where) -> pd.DataFrame:
+    for key, value in where.items():
+        frame = frame[frame[key] == value]
+    return frame
+
+
+def _fetch_text(summary: pd.DataFrame) -> str:
+    """Whether weight-fetch skipping acted, from the skipped bytes in the table."""
+    sparse = summary[(summary["config"] != "dense") & (summary["phase"] == str(Phase.DECODE))]
+    if not (sparse["weight_bytes_skipped"] > 0).any():
+        return ("No weight byte is skipped in any run (`weight_bytes_skipped` is 0 throughout): in this "
+                "build a zero activation saves MAC cycles and activation bytes, never the weight row's "
+                "fetch, so decode stays where dense decode is.")
+    return (f"Weight-fetch skipping leaves {span(1 - sparse['skipped_ratio'], '.0%', '')} of the decode "
+            "weight bytes to fetch across the sparse runs.")
+
+
+def _sweep_text(summary: pd.DataFrame, network: str) -> str:
+    parts = []
+    for preset in PRESETS:
+        s = _pick(summary, source="synthetic", preset=preset, phase=str(Phase.DECODE))
+        s = s[s["config"] != "dense"].sort_values("target")
+        if s.empty:
+            continue
+        lo, hi = s.iloc[0], s.iloc[-1]
+        parts.append(
+            f"On `{preset}` the decode speedup {trend(s['speedup'], 0.005)} with the sparsity, from "
+            f"{lo['speedup']:.2f}x at {lo['target']:.0%} to {hi['speedup']:.2f}x at {hi['target']:.0%} "
+            f"(bound {lo['bound_speedup']:.2f}x to {hi['bound_speedup']:.2f}x); its DRAM bytes go from "
+            f"{lo['dram_ratio']:.0%} to {hi['dram_ratio']:.0%} of dense, against a weight-fetch bound of "
+            f"{lo['fetch_bound_ratio']:.0%} to {hi['fetch_bound_ratio']:.0%} of the weight bytes.")
+    return " ".join(parts)
+
+
+def _captured_text(summary: pd.DataFrame, setup: Setup, gate_site: bool) -> str:
+    parts = []
+    for preset in PRESETS:
+        d = _pick(summary, source="captured", preset=preset, phase=str(Phase.DECODE))
+        relu = _pick(d, workload=setup.relu_model, config="ReLU zeros")
+        if not relu.empty:
+            r = relu.iloc[0]
+            parts.append(f"On `{preset}`, the ReLU decoder's `down` inputs are {r['down_zero']:.0%} zeros "
+                         f"({r['act_zero']:.0%} of all decode inputs); skipping "
+                         f"them gives {r['speedup']:.2f}x (bound {r['bound_speedup']:.2f}x) and moves "
+                         f"{r['dram_ratio']:.0%} of the dense DRAM bytes.")
+        cats = d[(d["workload"] == setup.swiglu_model) & d["config"].str.startswith("CATS")].sort_values("target")
+        if not cats.empty:
+            parts.append(f"SwiGLU with CATS thresholds at {span(cats['target'], '.0%', '')} target sparsity zeroes "
+                         f"{span(cats['down_zero'], '.0%', '')} of `down`'s decode inputs "
+                         f"({span(cats['act_zero'], '.0%', '')} of all) and gives "
+                         f"{span(cats['speedup'])} (bound {span(cats['bound_speedup'])}).")
+        chess = d[(d["workload"] == setup.swiglu_model) & d["config"].str.startswith("CHESS")]
+        for _, c in chess.iterrows():
+            pre = _pick(summary, source="captured", preset=preset, phase=str(Phase.PREFILL), config=c["config"])
+            pre_zero = float(pre["act_zero"].iloc[0]) if not pre.empty else float("nan")
+            if c["act_zero"] < 0.5 * c["target"] and pre_zero >= 0.5 * c["target"]:
+                parts.append(f"{c['config']} zeroes {pre_zero:.0%} of the prefill inputs but only "
+                             f"{c['act_zero']:.0%} in decode: its per-channel quantile is taken over the "
+                             "tokens of one GEMM, and a decode GEMV has one token per channel, so no "
+                             f"threshold is learnt there ({c['speedup']:.2f}x).")
+            else:
+                parts.append(f"{c['config']} zeroes {c['act_zero']:.0%} of the decode inputs and gives "
+                             f"{c['speedup']:.2f}x.")
+    where = ("the policy acts on the gate output act(x W_gate) (`site: swiglu_gate`), so `up`'s dead "
+             "output columns and `down`'s dead input rows are skipped" if gate_site else
+             "this build's `act_policy` acts on each op's input (no gate coupling), so the thresholds also "
+             "zero the inputs of the attention projections and matmuls, which CATS leaves dense")
+    return " ".join(parts) + f" For SwiGLU, {where}."
+
+
+def _phase_text(summary: pd.DataFrame) -> str:
+    parts = []
+    for (workload, preset), g in summary[summary["config"] == "dense"].groupby(["workload", "preset"], sort=False):
+        pre, dec = _pick(g, phase=str(Phase.PREFILL)), _pick(g, phase=str(Phase.DECODE))
+        if pre.empty or dec.empty:
+            continue
+        p, d = pre.iloc[0], dec.iloc[0]
+        parts.append(f"`{workload}` on `{preset}`: prefill {p['intensity']:.1f} MACs/byte at {p['macs_per_cycle']:.0f} "
+                     f"MACs/cycle, decode {d['intensity']:.2f} MACs/byte at {d['macs_per_cycle']:.1f} MACs/cycle")
+    sparse = summary[(summary["config"] != "dense")]
+    gains = []
+    for phase in (str(Phase.PREFILL), str(Phase.DECODE)):
+        g = sparse[sparse["phase"] == phase]
+        if not g.empty:
+            gains.append(f"{phase} {span(g['speedup'])}")
+    return ("Dense, " + "; ".join(parts) + ". Across the sparse runs the speedup is " + ", ".join(gains) + ".")
+
+
+def _roofline_text(roofline: pd.DataFrame, peaks: dict, relu_model: str) -> str:
+    gemv = roofline[(roofline["kind_of_op"] != "attention matmul") & (roofline["config"] == "dense")]
+    parts = []
+    for preset in PRESETS:
+        r = gemv[gemv["preset"] == preset]
+        if r.empty:
+            continue
+        pes, bw = peaks[preset]
+        ridge = pes / bw
+        below = bool((r["intensity"] < ridge).all())
+        parts.append(f"On `{preset}` ({pes} PEs, {bw:g} B/cycle, ridge at {ridge:.0f} MACs/byte) the dense decode "
+                     f"projections sit at {span(r['intensity'], '.2f', '')} MACs/byte, "
+                     + ("all below the ridge, so the bandwidth roof is their limit" if below else
+                        "some at or above the ridge")
+                     + f", and reach {span(r['of_roof'], '.0%', '')} of it "
+                     f"({span(r['macs_per_cycle'], '.1f', '')} MACs/cycle of {pes}).")
+        down = roofline[(roofline["preset"] == preset) & (roofline["kind_of_op"] == "down")
+                        & (roofline["workload"] == relu_model) & (roofline["source"] == "captured")]
+        d, z = _pick(down, config="dense"), _pick(down, config="ReLU zeros")
+        if d.empty or z.empty:
+            continue
+        before, after = float(d["intensity"].iloc[0]), float(z["intensity"].iloc[0])
+        parts.append(f"Skipping the ReLU zeros moves `down` from {before:.2f} to {after:.2f} effectual MACs/byte"
+                     + (": fewer MACs over the same bytes, as the zeros' weight rows are still fetched."
+                        if after < 0.9 * before else
+                        ": the MACs and the weight bytes of the zeros go together."))
+    return " ".join(parts)
+
+
+def _burst_text(burst: pd.DataFrame) -> str:
+    if burst.empty:
+        return ("Not measured: this build has no `dram.burst_bytes` (DRAM moves bytes, not bursts, and "
+                "no weight row is skipped), so neither burst granularity nor the gather bitmap can take "
+                "anything.")
+    parts = []
+    for workload, g in burst.groupby("workload", sort=False):
+        on = g[g["weight_fetch"]]
+        k = on[on["layout"] == "k_major"].sort_values("burst_bytes")
+        n = on[on["layout"] == "n_major"].sort_values("burst_bytes")
+        text = (f"`{workload}`: {k['skippable_share'].iloc[0]:.0%} of the decode weight bytes sit behind zero "
+                f"activations. With the K-major layout bursts of {span(k['burst_bytes'], 'g', ' B')} skip "
+                f"{span(k['captured'], '.0%', '')} of them ({span(k['speedup'])})")
+        if not n.empty:
+            text += (f"; with PyTorch's N-major layout they skip {span(n['captured'], '.0%', '')} "
+                     f"({span(n['speedup'])}), {trend(n['captured'], 0.005)} as the burst grows, since a "
+                     "burst is skipped only when every input feature it covers is dead")
+        text += (f". The gather bitmap costs {span(on['bitmap_per_skipped'], '.2%', '')} of the bytes it "
+                 "saves.")
+        off = g[~g["weight_fetch"]]
+        if not off.empty:
+            o = off.iloc[0]
+            text += (f" Without fetch skipping the same zeros give {o['speedup']:.2f}x "
+                     f"({relation(o['speedup'], float(k['speedup'].iloc[0]), 0.01)} the "
+                     f"{float(k['speedup'].iloc[0]):.2f}x with it).")
+        parts.append(text)
+    return " ".join(parts)
+
+
+def write(data: Data, figs: dict[str, Path]) -> str:
+    """The report text: every number and every comparison in it comes from ``data``."""
+    s, summary = data.setup, data.summary
+    cols = {"workload": "workload", "preset": "preset", "config": "zeros", "phase": "phase",
+            "act_zero": "input zeros", "down_zero": "down input zeros", "speedup": "speedup", "bound_speedup": "bound", "dram_ratio": "DRAM / dense",
+            "dram_bound_ratio": "DRAM bound / dense", "fetch_bound_ratio": "weight fetch bound",
+            "skipped_ratio": "weight bytes skipped", "stall_share": "stalls", "energy_saving": "energy saved"}
+    fmt = {"act_zero": ".1%", "down_zero": ".1%", "speedup": ".2f", "bound_speedup": ".2f", "dram_ratio": ".1%",
+           "dram_bound_ratio": ".1%", "fetch_bound_ratio": ".1%", "skipped_ratio": ".1%", "stall_share": ".0%",
+           "energy_saving": ".1%"}
+    captured = summary[summary["source"] == "captured"]
+    sweep = summary[(summary["source"] == "synthetic") & (summary["phase"] == str(Phase.DECODE))]
+    roof_cols = {"workload": "workload", "preset": "preset", "config": "zeros", "kind_of_op": "ops",
+                 "intensity": "MACs/byte", "macs_per_cycle": "MACs/cycle", "roof": "roof", "of_roof": "of roof"}
+    roof_fmt = {"intensity": ".2f", "macs_per_cycle": ".1f", "roof": ".1f", "of_roof": ".0%"}
+    roof = data.roofline[data.roofline["config"].isin(["dense", "ReLU zeros"])
+                         | data.roofline["config"].str.startswith("i.i.d. 0.9")]
+    beaten = summary[summary["speedup"] > summary["bound_speedup"] + 1e-9]
+    bound_text = ("No achieved speedup passes its bound." if beaten.empty else
+                  f"{len(beaten)} totals pass their bound: a defect of the simulator.")
+    burst_table = ""
+    if not data.burst.empty:
+        burst_table = md_table(data.burst, {"workload": "workload", "layout": "layout", "burst_bytes": "burst (B)",
+                                            "weight_fetch": "fetch skipping", "skippable_share": "skippable",
+                                            "captured": "skipped of skippable", "bitmap_per_skipped": "bitmap / skipped",
+                                            "speedup": "speedup", "bound_speedup": "bound"},
+                               {"skippable_share": ".1%", "captured": ".1%", "bitmap_per_skipped": ".2%",
+                                "speedup": ".2f", "bound_speedup": ".2f"})
+    layers = f"the ops matching `{s.layers}`" if s.layers else "every op"
+    head = (data.rows[data.rows["source"] == "captured"]["kind_of_op"] == "lm_head").any()
+    layers += (" (the LM head included)" if head else
+               " (the LM head is not, so the totals are those of decoder layers)")
+    roofs = "\n\n".join(f"![roofline {p}]({figs[f'roofline_{p}'].name})" for p in PRESETS)
+
+    return f"""# Activation sparsity in LLM decode: dense vs sparse on an edge and a datacenter preset
+
+Regenerate: `sparsesim study llm-decode --out reports/llm-decode`.
+
+**Why decode.** A decode step multiplies every weight with one activation vector per
+sequence (a GEMV), so it is bound by the weight bytes DRAM delivers, not by MACs: a zero
+activation is worth the weight row it lets the accelerator leave in DRAM.
+
+**Workloads.** *Captured*: `{s.relu_model}` (ProSparse-style ReLU-fied FFN `relu(gate) * up`)
+and `{s.swiglu_model}` (SwiGLU), both **random-init** (no trained weights are available here,
+so the zero patterns are those of random weights, not of a trained model), prompt
+{s.prompt_len} tokens then {s.gen_len} decode steps, batch 1; {layers} recorded. *Shape-only*: `{s.network}`, prompt
+{s.net_prompt_len} tokens and {s.net_gen_len} decode steps, with synthetic activations whose
+zeros are drawn i.i.d. at the given sparsity in every op's input: scattered zeros are a
+pessimistic pattern (a trained ReLU model's zeros cluster in neurons that stay off across
+tokens, which bursts and tiles can exploit).
+
+**Configurations.** *ReLU zeros*: the captured zeros, skipped (`zero_skip:input:skipping`).
+*CATS p*: a magnitude threshold on `|act(gate)|` (Lee et al. 2024) calibrated as the p-quantile
+over the prompt's tokens of every recorded layer, then skipped. *CHESS p*: a per-channel
+threshold zeroing the fraction p of each channel (`act_policy: channel_threshold`). Each run is
+timed on `edge32` and `dc128` with `--dataflow best`; *bound* is dense cycles over
+max(effectual MACs / PEs, DRAM lower bound / bandwidth). *Weight fetch bound*: the bytes of
+weight rows whose activation is nonzero, as a fraction of the weight bytes.
+
+## Captured decoders
+
+{md_table(captured, cols, fmt)}
+
+{_captured_text(summary, s, data.gate_site)} {_fetch_text(summary)} {bound_text}
+
+## `{s.network}` decode vs activation sparsity
+
+{md_table(sweep, cols, fmt)}
+
+![speedup]({figs['speedup'].name})
+
+![bytes]({figs['bytes'].name})
+
+{_sweep_text(summary, s.network)}
+
+## Prefill vs decode
+
+{_phase_text(summary)} Prefill reuses each weight over the prompt's tokens, so it is
+compute-bound and a zero saves a MAC cycle; decode reuses it once, so only the bytes count.
+
+## Roofline of the decode GEMVs
+
+Effectual MACs per DRAM byte against effectual MACs per cycle, per op kind (`roofline.csv` has
+every configuration).
+
+{md_table(roof, roof_cols, roof_fmt)}
+
+{roofs}
+
+{_roofline_text(data.roofline, data.peaks, s.relu_model)}
+
+## Where burst granularity and the gather bitmap eat the gain
+
+On `{BURST_PRESET}`, decode only; the shape-only network at {s.burst_sparsity:.0%} i.i.d. sparsity.
+
+{burst_table}
+
+{_burst_text(data.burst)}
+"""
+
+
+def run(out: Path, traces: Path, quick: bool) -> Path:
+    data = compute(traces, quick)
+    figs = plot(data, out)
+    tables = {"summary.csv": data.summary, "roofline.csv": data.roofline}
+    if not data.burst.empty:
+        tables["burst.csv"] = data.burst
+    return write_report(out, write(data, figs), tables)
+
+
+STUDIES.add("llm-decode", Study("llm-decode", "activation-sparse LLM decode: weight bytes, roofline, bursts", run))
