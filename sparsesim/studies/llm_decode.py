@@ -199,9 +199,12 @@ def compute(traces: Path, quick: bool) -> Data:
             f = run_trace(trace, preset, sparsity=sparsity, dataflow="best", label=label)
             tag(f, workload=model, source="captured", preset=preset, target=target)
 
-    # the shape-only network at swept synthetic sparsity (i.i.d. zeros in every op's input)
+    # the shape-only network at swept synthetic sparsity (i.i.d. zeros in every op's input); its
+    # prefill, the costly part of a sparse replay, only dense and at the burst table's sparsity
     def network(act):
-        return llm_workload(s.network, prompt_len=s.net_prompt_len, gen_len=s.net_gen_len, act_sparsity=act)
+        both = act is None or act == s.burst_sparsity
+        return llm_workload(s.network, prompt_len=s.net_prompt_len, gen_len=s.net_gen_len, act_sparsity=act,
+                            phases=(Phase.PREFILL, Phase.DECODE) if both else (Phase.DECODE,))
 
     for preset in PRESETS:
         tag(run_workload(network(None), preset, dataflow="best").assign(config="dense"),

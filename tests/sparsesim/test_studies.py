@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sparsesim.studies import delta
+from sparsesim.studies import delta, llm_decode
 from sparsesim.studies.common import relation, span, trend
 
 
@@ -41,3 +41,113 @@ def test_delta_text_is_computed_from_its_table():
     # the reason given follows the table: state kept in DRAM for one model, on chip for the other
     assert f"{delta.MODELS[0]} at θ = 0 to" in bad and "crosses DRAM every step" in bad
     assert "so little is skipped" in bad
+
+
+# ---------------------------------------------------------------- llm-decode
+
+
+def _llm_data(fetch: bool) -> llm_decode.Data:
+    """Opposite tables: ``fetch`` false is a build whose zeros save no weight bytes (DRAM bytes flat,
+    effectual intensity falling, CHESS idle in decode, no burst table); true the opposite."""
+    s = llm_decode.QUICK
+    rows = []
+    for preset in llm_decode.PRESETS:
+        for phase in ("prefill", "decode"):
+            dense = {"workload": s.relu_model, "source": "captured", "preset": preset, "config": "dense",
+                     "target": None, "phase": phase, "speedup": 1.0, "bound_speedup": 3.0, "act_zero": 0.0,
+                     "down_zero": 0.0, "dram_ratio": 1.0, "dram_bound_ratio": 1.0, "fetch_bound_ratio": 0.0,
+                     "skipped_ratio": 0.0, "stall_share": 0.5, "energy_saving": 0.0, "intensity": 20.0 if
+                     phase == "prefill" else 1.0, "macs_per_cycle": 100.0 if phase == "prefill" else 10.0,
+                     "weight_bytes_skipped": 0}
+            rows.append(dense)
+            rows.append({**dense, "config": "ReLU zeros", "act_zero": 0.15, "down_zero": 0.5,
+                         "speedup": 1.4 if fetch else 1.01, "dram_ratio": 0.7 if fetch else 1.0,
+                         "skipped_ratio": 0.3 if fetch else 0.0, "weight_bytes_skipped": 100 if fetch else 0})
+            for t, z in ((0.5, 0.3), (0.9, 0.45)):
+                rows.append({**dense, "workload": s.swiglu_model, "config": f"CATS {t:.0%}", "target": t,
+                             "act_zero": z, "down_zero": t, "speedup": 1.0 + z,
+                             "weight_bytes_skipped": 100 if fetch else 0})
+            chess_zero = 0.7 if (fetch or phase == "prefill") else 0.0
+            rows.append({**dense, "workload": s.swiglu_model, "config": "CHESS 70%", "target": 0.7,
+                         "act_zero": chess_zero, "down_zero": chess_zero, "speedup": 1.0 + chess_zero})
+            for act in s.sparsities:
+                rows.append({**dense, "workload": s.network, "source": "synthetic", "config": f"i.i.d. {act:g}",
+                             "target": act, "act_zero": act, "speedup": (1 + act) if fetch else 1.0,
+                             "dram_ratio": (1 - act) if fetch else 1.0,
+                             "fetch_bound_ratio": 1 - act if fetch else 0.0})
+    summary = pd.DataFrame(rows)
+    roof = []
+    for preset in llm_decode.PRESETS:
+        for config, intensity in (("dense", 1.0), ("ReLU zeros", 1.0 if fetch else 0.5)):
+            roof.append({"workload": s.relu_model, "source": "captured", "preset": preset, "config": config,
+                         "kind_of_op": "down", "intensity": intensity, "macs_per_cycle": 12.0,
+                         "roof": 25.0, "of_roof": 0.5})
+    burst = pd.DataFrame()
+    if fetch:
+        burst = pd.DataFrame([{"workload": s.network, "config": f"{layout} {b} B", "layout": layout,
+                               "burst_bytes": b, "weight_fetch": True, "skippable_share": 0.9,
+                               "captured": 1.0 if layout == "k_major" else 0.5 / b, "bitmap_per_skipped": 0.001,
+                               "speedup": 2.0 if layout == "k_major" else 1.1, "bound_speedup": 3.0}
+                              for layout in ("k_major", "n_major") for b in (64, 256)]
+                             + [{"workload": s.network, "config": "no fetch", "layout": "k_major", "burst_bytes": 64,
+                                 "weight_fetch": False, "skippable_share": 0.9, "captured": 0.0,
+                                 "bitmap_per_skipped": 0.0, "speedup": 1.05, "bound_speedup": 3.0}])
+    captured_rows = pd.DataFrame({"source": ["captured"], "kind_of_op": ["down" if fetch else "lm_head"]})
+    return llm_decode.Data(captured_rows, summary, pd.DataFrame(roof), burst, s, fetch,
+                           {"edge32": (1024, 25.6), "dc128": (16384, 600.0)})
+
+
+def test_llm_decode_text_is_computed_from_its_tables():
+    figs = {k: Path(f"{k}.png") for k in ("speedup", "bytes", "roofline_edge32", "roofline_dc128")}
+    none = llm_decode.write(_llm_data(False), figs)
+    some = llm_decode.write(_llm_data(True), figs)
+    assert "No weight byte is skipped" in none and "No weight byte is skipped" not in some
+    assert "Weight-fetch skipping leaves" in some
+    # where the policy acts follows the build
+    assert "acts on each op's input" in none and "site: swiglu_gate" in some
+    # the decode sweep: flat without fetch skipping, growing with it
+    assert "decode speedup stays flat with the sparsity" in none
+    assert "decode speedup grows with the sparsity, from 1.00x at 0% to 1.90x at 90%" in some
+    # the roofline: the zeros' weight rows still fetched, or not
+    assert "as the zeros' weight rows are still fetched" in none and "go together" in some
+    # CHESS idle in decode only when the table says so
+    assert "no threshold is learnt there" in none and "no threshold is learnt there" not in some
+    # bursts: measured or not, and the N-major loss follows the table
+    assert "Not measured" in none and "Not measured" not in some
+    assert "with PyTorch's N-major layout they skip 0% to 1%" in some and "falls as the burst grows" in some
+    assert "Without fetch skipping the same zeros give 1.05x (below the 2.00x with it)" in some
+    assert "the LM head included" in none and "the LM head is not" in some
+
+
+def test_llm_decode_quick_end_to_end(tmp_path):
+    """The quick study captures the tiny decoders and writes every table; its totals agree with
+    hand counts: decode MACs from the decoder's shape, and the ReLU zeros from the trace itself."""
+    import numpy as np
+
+    from sparsesim.cli import main
+    from sparsesim.workloads.llm_networks import DECODERS
+    from sparsesim.workloads.trace import load_trace
+
+    out, traces = tmp_path / "report", tmp_path / "traces"
+    assert main(["study", "llm-decode", "--out", str(out), "--traces", str(traces), "--quick"]) == 0
+    text = (out / "README.md").read_text()
+    assert "random-init" in text and "i.i.d." in text
+    summary = pd.read_csv(out / "summary.csv")
+    s = llm_decode.QUICK
+    shape = DECODERS.get(s.relu_model)
+    # every op of a decode step: projections, LM head, and the attention over a cache of P + t + 1
+    macs = sum(shape.macs_per_token(s.prompt_len + t + 1) for t in range(s.gen_len))
+    dense = summary[(summary["workload"] == s.relu_model) & (summary["config"] == "dense")
+                    & (summary["phase"] == "decode")]
+    assert len(dense) == len(llm_decode.PRESETS) and (dense["macs_dense"] == macs).all()
+    # the zero fraction of down_proj's decode inputs, counted in the trace's own tensors
+    (trace,) = [p for p in traces.iterdir() if p.name.startswith(f"{s.relu_model}-")]
+    tr = load_trace(trace)
+    xs = [tr.operand(r, "input") for r in tr.ops if r.op.name.endswith("down_proj") and "decode" in map(str, r.phases)]
+    zero = sum(int((x == 0).sum()) for x in xs) / sum(x.size for x in xs)
+    relu = summary[(summary["workload"] == s.relu_model) & (summary["config"] == "ReLU zeros")
+                   & (summary["phase"] == "decode")]
+    assert np.allclose(relu["down_zero"], zero) and 0.2 < zero < 0.8
+    assert (summary["speedup"] <= summary["bound_speedup"] + 1e-9).all()
+    roof = pd.read_csv(out / "roofline.csv")
+    assert (roof["macs_per_cycle"] <= roof["roof"] * (1 + 1e-9)).all()
