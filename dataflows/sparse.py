@@ -207,3 +207,67 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
         packed_b = scale_b < 1.0
     return SparseWork(run, stream, M * N * K, macs_eff, aware_a or aware_b, scale_a, scale_b, meta_a, meta_b,
                       packed_a, packed_b)
+
+
+@dataclass(frozen=True, slots=True)
+class WeightFetchSkip:
+    """What skipping all-zero activation columns saves of one GEMM's weight (B) fetches.
+
+    ``skipped_bytes``: dense B bytes (``K * N * element_bytes`` per M span) that are not
+    fetched; ``bound_bytes``: the B bytes any schedule must still fetch (see
+    :func:`weight_fetch_skip`); ``bitmap_bytes``: the per-span skip bitmaps that drive the
+    gather (one bit per K row per span, read beside A).
+    """
+
+    skipped_bytes: int
+    bound_bytes: int
+    bitmap_bytes: int
+
+
+def weight_fetch_skip(a_nz: np.ndarray, n_cols: int, element_bytes: int, burst_bytes: int,
+                      m_block: int | None = None) -> WeightFetchSkip:
+    """B bytes not fetched when a weight row whose activations are all zero is skipped.
+
+    ``a_nz``: the (M, K) nonzero mask of A; B is (K, N=``n_cols``). Layout assumption: B is
+    stored K-major and dense, row ``k`` holding bytes ``[k*N*e, (k+1)*N*e)`` of a burst-aligned
+    region, and DRAM moves whole bursts of ``burst_bytes``. For each span of ``m_block`` rows
+    of A (default: all of M, one span), row ``k`` of B is skippable when A's column ``k`` is zero
+    over the span; a burst is not fetched only when every byte of B in it belongs to a
+    skippable row, so contiguous zero columns save whole bursts across row boundaries while
+    scattered ones save only the bursts a single row covers alone (nothing when a row is
+    shorter than a burst). Each span fetches B once (as a tile loop re-reads B per M tile).
+
+    The bound: every row of B whose activation column has a nonzero anywhere in M must cross
+    the DRAM interface at least once, whatever the tiling or burst size, so
+    ``bound_bytes = (nonzero columns of A) * N * e`` bytes is the least any schedule fetches
+    (a dense fetch of B per span minus ``skipped_bytes`` never goes below it).
+    """
+    if burst_bytes < 1:
+        raise ValueError("weight_fetch_skip: burst_bytes must be positive")
+    M, K = a_nz.shape
+    row = n_cols * element_bytes
+    total = K * row
+    block = M if m_block is None else max(1, min(m_block, M))
+    skipped = 0
+    spans = 0
+    for m0 in range(0, max(M, 1), block):
+        spans += 1
+        dead = ~a_nz[m0:m0 + block].any(axis=0) if M else np.ones(K, dtype=bool)
+        if total == 0 or not dead.any():
+            continue
+        # a burst is skipped when no live row overlaps it: count live rows per burst through
+        # the first and last burst each live row touches (difference array over bursts)
+        n_bursts = -(-total // burst_bytes)
+        live = np.flatnonzero(~dead)
+        touched = np.zeros(n_bursts + 1, dtype=np.int64)
+        if live.size:
+            first = (live * row) // burst_bytes
+            last = ((live + 1) * row - 1) // burst_bytes
+            np.add.at(touched, first, 1)
+            np.add.at(touched, last + 1, -1)
+        free = np.cumsum(touched[:n_bursts]) == 0
+        sizes = np.full(n_bursts, burst_bytes, dtype=np.int64)
+        sizes[-1] = total - burst_bytes * (n_bursts - 1)  # the last burst's bytes inside B
+        skipped += int(sizes[free].sum())
+    needed = int(a_nz.any(axis=0).sum()) if M else 0
+    return WeightFetchSkip(skipped, needed * row, spans * (-(-K // 8)))
