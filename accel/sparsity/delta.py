@@ -39,7 +39,7 @@ class DeltaConfig:
             raise InputError(f"--sparsity: delta threshold must be a number, got {fields[0]!r}") from None
 
     def label(self) -> str:
-        return f"delta{self.threshold:g}"
+        return f"delta{self.threshold:g}" + ("" if self.weight_fetch else "-nofetch")
 
 
 FEATURES.add("delta", DeltaConfig)

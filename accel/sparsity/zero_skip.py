@@ -46,7 +46,7 @@ class ZeroSkipConfig:
         return {"kind": "zero_skip", "target": fields[0], "action": fields[1]}
 
     def label(self) -> str:
-        return f"zs-{self.target}-{self.action}"
+        return f"zs-{self.target}-{self.action}" + ("" if self.weight_fetch else "-nofetch")
 
     @property
     def compressed(self) -> bool:

@@ -145,3 +145,16 @@ def test_delta_inputs_that_did_not_fire_skip_their_weight_rows():
 def test_bad_keys_name_the_field(setting, field):
     with pytest.raises(InputError, match=field.replace(".", r"\.")):
         load_accel("edge32", [setting])
+
+
+def test_cli_options_set_feature_keys_and_label_says_so():
+    from sparsesim.accel.sparsity import cli_sparsity, parse_features
+
+    items = cli_sparsity(["zero_skip:input:skipping:weight_fetch=false", "delta:0.5"])
+    assert items[0] == {"kind": "zero_skip", "target": "input", "action": "skipping", "weight_fetch": False}
+    with pytest.raises(InputError, match="one of each kind"):
+        parse_features(tuple(items + items))
+    (zs,) = parse_features((items[0],))
+    assert zs.label() == "zs-input-skipping-nofetch"
+    with pytest.raises(InputError, match=r"sparsity\[0\]\.weight_fetch: expected true or false"):
+        parse_features(tuple(cli_sparsity(["zero_skip:input:skipping:weight_fetch=2"])))
