@@ -42,7 +42,7 @@ from sparsesim.accel.sparsity.delta import DeltaConfig
 from sparsesim.accel.sparsity.nm import NMConfig, prune_rows
 from sparsesim.accel.sparsity.zero_skip import ZeroSkipConfig
 from sparsesim.dataflows import DATAFLOWS
-from sparsesim.dataflows.sparse import OperandMasks, SparseWork, sparse_work
+from sparsesim.dataflows.sparse import OperandMasks, SparseWork, sparse_work, weight_fetch_skip
 from sparsesim.engine import OpOutcome, SideWork, best_of, make_row, op_phases, run_gemm
 from sparsesim.workloads.errors import InputError
 from sparsesim.workloads.gemm import PHASES, Gemm, Phase
@@ -231,7 +231,8 @@ class Replay:
         extra: dict = {"policy": None, "act_zero_fraction": None, "policy_zeroed_fraction": None,
                        "time_step": None, "delta_threshold": None, "delta_fired_fraction": None,
                        "delta_err_max": None, "delta_err_mean": None, "pregen_cycles": None,
-                       "pregen_select_cycles": None, "pregen_dram_bytes": None, "nm_select_cycles": None}
+                       "pregen_select_cycles": None, "pregen_dram_bytes": None, "nm_select_cycles": None,
+                       "weight_bytes_skipped": 0, "weight_fetch_bound_bytes": 0, "skip_bitmap_bytes": 0}
         x, w, dy = tensors.get("input"), tensors.get("weight"), tensors.get("grad")
         x_seen = x
         if x is not None and phase is not Phase.BWD_DATA:
@@ -263,12 +264,16 @@ class Replay:
         acting = [("nm", nm is not None), ("zero_skip", on_a or on_b), ("delta", is_delta),
                   ("act_policy", self.policy is not None and x is not None and phase is not Phase.BWD_DATA)]
         extra["features_active"] = "+".join(name for name, on in acting if on) or "none"
+        gemm1 = op.gemm(phase)
+        fetched = self._weight_fetch(roles, a_masks, gemm1, nm, compress_b,
+                                     (on_a and skipping and self.zs.weight_fetch) or
+                                     (is_delta and self.delta.weight_fetch), extra)
         side = SideWork()
-        counts = EventCounts()  # work beside the GEMM: delta encoding and state, N:M selection
+        # work beside the GEMM: delta encoding and state, N:M selection, the skip bitmaps
+        counts = EventCounts(metadata_a_bytes=extra["skip_bitmap_bytes"])
         self.out_reserved = 0
         overhead = 0
         job = 0
-        gemm1 = op.gemm(phase)
         if is_delta:
             touched = sum(int(np.count_nonzero(m.any(axis=1))) for m in a_masks) * gemm1.N
             state, counts = self._delta_costs(op, x_seen, touched, extra)
@@ -286,7 +291,7 @@ class Replay:
 
         def work(df) -> list:
             works = [sparse_work(df, gemm1, cfg, OperandMasks(a, None if b_masks is None else b_masks[g]), nm=nm,
-                                 **flags) for g, a in enumerate(a_masks)]
+                                 weight_skip=fetched[g], **flags) for g, a in enumerate(a_masks)]
             if reserved:  # delta state kept in the output buffer: the GEMM maps around it
                 works = [dataclasses.replace(w, out_reserved_bytes=reserved) for w in works]
             return works
@@ -308,6 +313,33 @@ class Replay:
         if dense is None:  # identical shapes recur (decode steps, repeated blocks): plan and time once
             dense = self.dense[gemm1] = best_of(self.dataflow, lambda name: run_gemm(gemm1, cfg, name), cfg)
         return _Pending(op, phase, out, dense, job)
+
+    def _weight_fetch(self, roles: tuple[str, str], a_masks: list[np.ndarray], gemm: Gemm,
+                      nm: tuple | None, compress_b: bool, skipping: bool, extra: dict) -> list:
+        """Each group's weight-row skipping (a :class:`WeightFetchSkip`, or None where the weight
+        is fetched whole), and the row's weight-fetch columns.
+
+        With the weights as B, every row gets the bound for its activation sparsity: the bytes
+        of the weight rows whose activation column holds a nonzero (``weight_fetch_bound_bytes``,
+        what any schedule must fetch at least once). Where ``skipping`` (zero-skipping of the
+        activations, or delta encoding, with ``weight_fetch``) applies to a dense stored B, the
+        rows dead over the whole GEMM are skipped at ``dram.burst_bytes`` granularity in
+        ``dram.weight_layout`` (:func:`~sparsesim.dataflows.sparse.weight_fetch_skip`). The
+        dead set is taken over all of M: exact when M fits one tile (a decode GEMV, M = batch);
+        where the mapper splits M, each tile could skip more, so the saving is a lower bound.
+        The skip bitmap (one bit per reduction index) is read once per pass over the weights.
+        """
+        ones = [None] * len(a_masks)
+        if roles[1] != "weight":
+            return ones
+        dram, elem = self.cfg.dram, self.cfg.array.element_bytes
+        skips = [weight_fetch_skip(a, gemm.N, elem, dram.burst_bytes, dram.weight_layout) for a in a_masks]
+        extra["weight_fetch_bound_bytes"] = sum(k.bound_bytes for k in skips)
+        if not skipping or nm is not None or compress_b:  # N:M or compressed weights: no dense rows to skip
+            return ones
+        extra["weight_bytes_skipped"] = sum(k.skipped_bytes for k in skips)
+        extra["skip_bitmap_bytes"] = sum(k.bitmap_bytes for k in skips)
+        return [None if a.any(axis=0).all() else k for k, a in zip(skips, a_masks)]
 
     def _select_cycles(self, groups: int) -> int:
         """Cycles of the pruning unit for ``groups`` groups of M: each of its lanes selects the
