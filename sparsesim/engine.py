@@ -255,6 +255,9 @@ REPEATED = ("cycles", "compute_cycles", "stall_cycles", "overhead_cycles", "dens
             "dense_energy_pj", "dram_compulsory_bytes", "dram_lower_bound_bytes", "psum_spill_bytes")
 """Row fields that are per instance and scale with a row's ``repeat`` count."""
 
+REPEATED_OPTIONAL = ("predictor_macs", "predictor_cycles", "predictor_dram_bytes", "predictor_energy_pj")
+"""Per-instance fields that only some rows have a value for (None elsewhere): scaled where set."""
+
 
 def repeat_rows(workload: Workload, rows: list[dict]) -> list[dict]:
     """Give each row its op's ``repeat`` (``workload.meta["repeats"]``, default 1) and scale
@@ -278,6 +281,9 @@ def repeat_rows(workload: Workload, rows: list[dict]) -> list[dict]:
             continue
         for key in REPEATED:
             row[key] = row[key] * k
+        for key in REPEATED_OPTIONAL:
+            if row.get(key) is not None:
+                row[key] = row[key] * k
         row["energy_breakdown_pj"] = {name: v * k for name, v in row["energy_breakdown_pj"].items()}
         row["events"] = {name: v * k for name, v in row["events"].items()}
     return rows

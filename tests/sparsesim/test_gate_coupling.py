@@ -213,3 +213,18 @@ def test_python_api_matches_the_cli_and_mapping_equals_string(relu_trace, capsys
     gates = frame[frame["mlp_role"] == "gate"]
     assert len(gates) == 4 and (gates["predictor_rank"] == 8).all()
     assert list(gates["cycles"]) == [r["cycles"] for r in cli["layers"] if r["mlp_role"] == "gate"]
+
+
+def test_shape_only_decoder_scales_the_predictor_charge_by_repeat():
+    """A shape-only LLM network's rows stand for ``repeat`` instances; the predictor columns
+    scale with it like the row's cycles (tiny decoder: d = 64, d_ff = 176, rank 16)."""
+    from sparsesim.workloads.llm_networks import llm_workload
+
+    workload = llm_workload("llama_tiny", prompt_len=4, gen_len=3)
+    rows = simulate(workload, cfg(gate_policy(threshold=0.05, predictor="lowrank")), "os")
+    gate = next(r for r in rows if r["mlp_role"] == "gate" and r["phase"] == "decode")
+    assert gate["gate_act"] == "silu"  # from the decoder's name
+    assert gate["repeat"] == 2 * 3  # layers x decode steps
+    # one token: 1 x 64 -> 16 (ceil(16/4) = 4 column folds of 64 + 6) and 1 x 16 -> 176 (44 folds of 16 + 6)
+    assert gate["predictor_cycles"] == 6 * (4 * 70 + 44 * 22)
+    assert gate["predictor_macs"] == 6 * (64 * 16 + 16 * 176)
