@@ -24,7 +24,6 @@ claim in the text is computed from them.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +32,7 @@ import numpy as np
 import pandas as pd
 
 from sparsesim import plots
-from sparsesim.accel.config import DramConfig
 from sparsesim.accel.presets import load_accel
-from sparsesim.accel.sparsity.activation_policy import ActivationPolicyConfig
-from sparsesim.accel.sparsity.zero_skip import ZeroSkipConfig
 from sparsesim.studies.common import (STUDIES, Study, llm_trace_for, md_table, relation, run_trace, run_workload,
                                       span, trend, write_report)
 from sparsesim.workloads.gemm import Phase
@@ -73,7 +69,7 @@ class Setup:
 
 FULL = Setup(relu_model="llama_1b_relu", swiglu_model="llama_1b", layers=r"layers\.(0|10|21)\.", prompt_len=64,
              gen_len=8, network="llama2_7b", net_prompt_len=128, net_gen_len=4,
-             sparsities=(0.0, 0.5, 0.7, 0.8, 0.9, 0.95), targets=(0.5, 0.7, 0.9), chess=(0.7,),
+             sparsities=(0.0, 0.5, 0.7, 0.9, 0.95), targets=(0.5, 0.7, 0.9), chess=(0.7,),
              bursts=(64, 256, 1024), burst_sparsity=0.9)
 QUICK = Setup(relu_model="llama_tiny_relu", swiglu_model="llama_tiny", layers=None, prompt_len=8, gen_len=3,
               network="llama_tiny", net_prompt_len=8, net_gen_len=2, sparsities=(0.0, 0.5, 0.9), targets=(0.5, 0.9),
@@ -89,21 +85,17 @@ class Data:
     roofline: pd.DataFrame  # per (workload, preset, config, op kind), decode only
     burst: pd.DataFrame  # per (workload, layout, burst), decode only, on BURST_PRESET (empty without bursts)
     setup: Setup
-    gate_site: bool  # act_policy acted on the SwiGLU gate output (else on each op's input)
     peaks: dict  # preset -> (PEs, DRAM bytes per cycle)
-
-
-def _has_field(cls, name: str) -> bool:
-    return name in {f.name for f in dataclasses.fields(cls)}
 
 
 def _zs(**extra) -> dict:
     return {"kind": "zero_skip", "target": "input", "action": "skipping", **extra}
 
 
-def _policy(method: str, value: float, gate_site: bool) -> dict:
-    key = {"threshold": "threshold", "channel_threshold": "sparsity"}[method]
-    return {"kind": "act_policy", "method": method, key: value, **({"site": "swiglu_gate"} if gate_site else {})}
+def _gate(method: str, value: float | None = None, **extra) -> dict:
+    """An activation policy on the gate output of each gated MLP block (``site: swiglu_gate``)."""
+    key = {"threshold": "threshold", "channel_threshold": "sparsity", "relu": None}[method]
+    return {"kind": "act_policy", "method": method, "site": "swiglu_gate", **({key: value} if key else {}), **extra}
 
 
 def gate_thresholds(trace: Path, targets: tuple[float, ...], act: str) -> dict[float, float]:
@@ -168,9 +160,6 @@ def totals(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 def compute(traces: Path, quick: bool) -> Data:
     """Capture the decoders, replay every configuration, and tabulate."""
     s = QUICK if quick else FULL
-    gate_site = _has_field(ActivationPolicyConfig, "site")
-    has_burst = _has_field(DramConfig, "burst_bytes")
-    has_fetch_switch = _has_field(ZeroSkipConfig, "weight_fetch")
     peaks, ebytes = {}, {}
     for preset in PRESETS:
         cfg = load_accel(preset)
@@ -188,11 +177,16 @@ def compute(traces: Path, quick: bool) -> Data:
     relu = llm_trace_for(s.relu_model, traces, prompt_len=s.prompt_len, gen_len=s.gen_len, layers=s.layers)
     swiglu = llm_trace_for(s.swiglu_model, traces, prompt_len=s.prompt_len, gen_len=s.gen_len, layers=s.layers)
     thresholds = gate_thresholds(swiglu, s.targets, "silu")
+    # "ReLU zeros" skips them in down's input only; "+ gate" also narrows up to the live neurons
     configs = [(s.relu_model, relu, "dense", None, None), (s.relu_model, relu, "ReLU zeros", None, [_zs()]),
+               (s.relu_model, relu, "ReLU zeros + gate", None, [_gate("relu"), _zs()]),
                (s.swiglu_model, swiglu, "dense", None, None)]
-    configs += [(s.swiglu_model, swiglu, f"CATS {t:.0%}", t, [_policy("threshold", thresholds[t], gate_site), _zs()])
+    configs += [(s.swiglu_model, swiglu, f"CATS {t:.0%}", t, [_gate("threshold", thresholds[t]), _zs()])
                 for t in s.targets]
-    configs += [(s.swiglu_model, swiglu, f"CHESS {c:.0%}", c, [_policy("channel_threshold", c, gate_site), _zs()])
+    mid = s.targets[len(s.targets) // 2]
+    configs.append((s.swiglu_model, swiglu, f"CATS {mid:.0%} + predictor", mid,
+                    [_gate("threshold", thresholds[mid], predictor="lowrank"), _zs()]))
+    configs += [(s.swiglu_model, swiglu, f"CHESS {c:.0%}", c, [_gate("channel_threshold", c), _zs()])
                 for c in s.chess]
     for preset in PRESETS:
         for model, trace, label, target, sparsity in configs:
@@ -222,8 +216,10 @@ def compute(traces: Path, quick: bool) -> Data:
                             on=same)
     summary["dram_ratio"] = summary["dram_bytes"] / summary["dense_dram_bytes"]
     summary["dram_bound_ratio"] = summary["dram_lower_bound_bytes"] / summary["dense_dram_bytes"]
-    summary["fetch_bound_ratio"] = summary["weight_fetch_bound_bytes"] / summary["b_bytes"]
-    summary["skipped_ratio"] = summary["weight_bytes_skipped"] / summary["b_bytes"]
+    # a dense run skips nothing and reports no fetch bound: not applicable there
+    sparse = summary["config"] != "dense"
+    summary["fetch_bound_ratio"] = (summary["weight_fetch_bound_bytes"] / summary["b_bytes"]).where(sparse)
+    summary["skipped_ratio"] = (summary["weight_bytes_skipped"] / summary["b_bytes"]).where(sparse)
     summary["energy_saving"] = 1 - summary["energy_pj"] / summary["dense_run_pj"]
 
     decode = df[df["phase"] == str(Phase.DECODE)]
@@ -232,38 +228,33 @@ def compute(traces: Path, quick: bool) -> Data:
     roofline["of_roof"] = roofline["macs_per_cycle"] / roofline["roof"]
     roofline["peak"] = [peaks[p][0] for p in roofline["preset"]]
 
+    # burst granularity, weight layout and fetch skipping itself, decode only, on one preset
+    net_decode = llm_workload(s.network, prompt_len=s.net_prompt_len, gen_len=s.net_gen_len, phases=(Phase.DECODE,),
+                              act_sparsity=s.burst_sparsity)
+    variants = [(layout, b, True) for layout in ("k_major", "n_major") for b in s.bursts]
+    variants.append(("k_major", s.bursts[0], False))
     burst_runs = []
-    if has_burst:
-        relu_decode = dict(trace=relu, workload=s.relu_model, target=None)
-        net = dict(trace=None, workload=s.network, target=s.burst_sparsity)
-        variants = [(layout, b, [_zs()]) for layout in ("k_major", "n_major") for b in s.bursts]
-        if has_fetch_switch:
-            variants.append(("k_major", s.bursts[0], [_zs(weight_fetch=False)]))
-        for src in (relu_decode, net):
-            for layout, b, sparsity in variants:
-                sets = (f"dram.burst_bytes={b}", f"dram.weight_layout={layout}")
-                fetch = sparsity[0].get("weight_fetch", True)
-                label = f"{layout} {b} B" + ("" if fetch else ", no fetch skipping")
-                if src["trace"] is not None:
-                    f = run_trace(src["trace"], BURST_PRESET, sets=sets, sparsity=sparsity, phases=(Phase.DECODE,),
-                                  label=label)
-                else:
-                    w = llm_workload(s.network, prompt_len=s.net_prompt_len, gen_len=s.net_gen_len,
-                                     phases=(Phase.DECODE,), act_sparsity=s.burst_sparsity)
-                    f = run_workload(w, BURST_PRESET, sets=sets, sparsity=sparsity).assign(config=label)
-                f = _prepare(f, ebytes[BURST_PRESET])
-                f["workload"], f["layout"], f["burst_bytes"], f["weight_fetch"] = src["workload"], layout, b, fetch
-                burst_runs.append(f)
-    if burst_runs:
-        burst = totals(pd.concat(burst_runs, ignore_index=True),
-                       ["workload", "config", "layout", "burst_bytes", "weight_fetch"])
-        skippable = (burst["b_bytes"] - burst["weight_fetch_bound_bytes"]).clip(lower=1)
-        burst["skippable_share"] = (burst["b_bytes"] - burst["weight_fetch_bound_bytes"]) / burst["b_bytes"]
-        burst["captured"] = burst["weight_bytes_skipped"] / skippable
-        burst["bitmap_per_skipped"] = burst["skip_bitmap_bytes"] / burst["weight_bytes_skipped"].clip(lower=1)
-    else:
-        burst = pd.DataFrame()
-    return Data(df, summary, roofline, burst, s, gate_site, peaks)
+    for workload in (s.relu_model, s.network):
+        for layout, b, fetch in variants:
+            sets = (f"dram.burst_bytes={b}", f"dram.weight_layout={layout}")
+            sparsity = [_zs(weight_fetch=fetch)]
+            label = f"{layout} {b} B" + ("" if fetch else ", no fetch skipping")
+            if workload == s.relu_model:
+                f = run_trace(relu, BURST_PRESET, sets=sets, sparsity=sparsity, phases=(Phase.DECODE,), label=label)
+            else:
+                f = run_workload(net_decode, BURST_PRESET, sets=sets, sparsity=sparsity).assign(config=label)
+            f = _prepare(f, ebytes[BURST_PRESET])
+            f["workload"], f["layout"], f["burst_bytes"], f["weight_fetch"] = workload, layout, b, fetch
+            burst_runs.append(f)
+    burst = totals(pd.concat(burst_runs, ignore_index=True), ["workload", "config", "layout", "burst_bytes",
+                                                              "weight_fetch"])
+    skippable = burst["b_bytes"] - burst["weight_fetch_bound_bytes"]
+    burst["skippable_share"] = skippable / burst["b_bytes"]
+    burst["captured"] = burst["weight_bytes_skipped"] / skippable.clip(lower=1)
+    # the bitmap's bytes per byte it saves (none saved: not a ratio)
+    saved = burst["weight_bytes_skipped"]
+    burst["bitmap_per_skipped"] = (burst["skip_bitmap_bytes"] / saved.clip(lower=1)).where(saved > 0)
+    return Data(df, summary, roofline, burst, s, peaks)
 
 
 def plot(data: Data, out: Path) -> dict[str, Path]:
@@ -316,75 +307,104 @@ def _fetch_text(summary: pd.DataFrame) -> str:
             "weight bytes to fetch across the sparse runs.")
 
 
+def _pace_text(dense: pd.Series, what: str) -> str:
+    """What sets the pace of a dense decode total: DRAM bandwidth or the array's compute time."""
+    b, stalls = float(dense["bound_speedup"]), float(dense["stall_share"])
+    if b < 1.1:
+        return (f"Dense, {what} runs within {b:.2f}x of its bound with {stalls:.0%} of its cycles stalled on "
+                "DRAM: it is bandwidth-bound, so only fewer bytes make it faster.")
+    if stalls < 0.25:
+        return (f"Dense, {what} takes {b:.2f}x its bound and stalls only {stalls:.0%} of its cycles: the array's "
+                "compute time sets its pace (a GEMV streams one row through each weight fold, which still pays "
+                "the fold's fill and drain), so skipped MAC steps and cut folds make it faster as well.")
+    return (f"Dense, {what} takes {b:.2f}x its bound with {stalls:.0%} of its cycles stalled: neither DRAM "
+            "bandwidth nor the MACs alone set its pace (short GEMVs pay DRAM latency and the array's fill "
+            "and drain).")
+
+
 def _sweep_text(summary: pd.DataFrame, network: str) -> str:
     parts = []
     for preset in PRESETS:
         s = _pick(summary, source="synthetic", preset=preset, phase=str(Phase.DECODE))
-        s = s[s["config"] != "dense"].sort_values("target")
-        if s.empty:
+        dense, s = s[s["config"] == "dense"], s[s["config"] != "dense"].sort_values("target")
+        if s.empty or dense.empty:
             continue
         lo, hi = s.iloc[0], s.iloc[-1]
         parts.append(
-            f"On `{preset}` the decode speedup {trend(s['speedup'], 0.005)} with the sparsity, from "
+            _pace_text(dense.iloc[0], f"`{network}` decode on `{preset}`")
+            + f" With zeros the speedup {trend(s['speedup'], 0.005)} with the sparsity, from "
             f"{lo['speedup']:.2f}x at {lo['target']:.0%} to {hi['speedup']:.2f}x at {hi['target']:.0%} "
-            f"(bound {lo['bound_speedup']:.2f}x to {hi['bound_speedup']:.2f}x); its DRAM bytes go from "
+            f"(bound {lo['bound_speedup']:.2f}x to {hi['bound_speedup']:.2f}x); the DRAM bytes go from "
             f"{lo['dram_ratio']:.0%} to {hi['dram_ratio']:.0%} of dense, against a weight-fetch bound of "
             f"{lo['fetch_bound_ratio']:.0%} to {hi['fetch_bound_ratio']:.0%} of the weight bytes.")
     return " ".join(parts)
 
 
-def _captured_text(summary: pd.DataFrame, setup: Setup, gate_site: bool) -> str:
+def _captured_text(summary: pd.DataFrame, setup: Setup) -> str:
     parts = []
     for preset in PRESETS:
         d = _pick(summary, source="captured", preset=preset, phase=str(Phase.DECODE))
-        relu = _pick(d, workload=setup.relu_model, config="ReLU zeros")
-        if not relu.empty:
+        dense = _pick(d, workload=setup.relu_model, config="dense")
+        if not dense.empty:
+            parts.append(_pace_text(dense.iloc[0], f"the captured layers' decode on `{preset}`"))
+        for config, what in (("ReLU zeros", "skipping them in `down`'s input"),
+                             ("ReLU zeros + gate", "Computing `up` for the live neurons only as well (gate coupling)")):
+            relu = _pick(d, workload=setup.relu_model, config=config)
+            if relu.empty:
+                continue
             r = relu.iloc[0]
-            parts.append(f"On `{preset}`, the ReLU decoder's `down` inputs are {r['down_zero']:.0%} zeros "
-                         f"({r['act_zero']:.0%} of all decode inputs); skipping "
-                         f"them gives {r['speedup']:.2f}x (bound {r['bound_speedup']:.2f}x) and moves "
+            lead = (f"The ReLU decoder's `down` inputs are {r['down_zero']:.0%} zeros; " if config == "ReLU zeros"
+                    else "")
+            parts.append(f"{lead}{what} gives {r['speedup']:.2f}x (bound {r['bound_speedup']:.2f}x) and moves "
                          f"{r['dram_ratio']:.0%} of the dense DRAM bytes.")
-        cats = d[(d["workload"] == setup.swiglu_model) & d["config"].str.startswith("CATS")].sort_values("target")
+        sw = d[d["workload"] == setup.swiglu_model]
+        cats = sw[sw["config"].str.startswith("CATS") & ~sw["config"].str.contains("predictor")].sort_values("target")
         if not cats.empty:
-            parts.append(f"SwiGLU with CATS thresholds at {span(cats['target'], '.0%', '')} target sparsity zeroes "
-                         f"{span(cats['down_zero'], '.0%', '')} of `down`'s decode inputs "
-                         f"({span(cats['act_zero'], '.0%', '')} of all) and gives "
-                         f"{span(cats['speedup'])} (bound {span(cats['bound_speedup'])}).")
-        chess = d[(d["workload"] == setup.swiglu_model) & d["config"].str.startswith("CHESS")]
-        for _, c in chess.iterrows():
-            pre = _pick(summary, source="captured", preset=preset, phase=str(Phase.PREFILL), config=c["config"])
-            pre_zero = float(pre["act_zero"].iloc[0]) if not pre.empty else float("nan")
-            if c["act_zero"] < 0.5 * c["target"] and pre_zero >= 0.5 * c["target"]:
-                parts.append(f"{c['config']} zeroes {pre_zero:.0%} of the prefill inputs but only "
-                             f"{c['act_zero']:.0%} in decode: its per-channel quantile is taken over the "
+            parts.append(f"SwiGLU with CATS thresholds for {span(cats['target'], '.0%', '')} target sparsity zeroes "
+                         f"{span(cats['down_zero'], '.0%', '')} of `down`'s decode inputs and gives "
+                         f"{span(cats['speedup'])} (bound {span(cats['bound_speedup'])}), moving "
+                         f"{span(cats['dram_ratio'], '.0%', '')} of the dense bytes.")
+        for _, p in sw[sw["config"].str.contains("predictor")].iterrows():
+            base = cats[cats["target"] == p["target"]]
+            if not base.empty:
+                b = float(base["speedup"].iloc[0])
+                parts.append(f"A low-rank predictor that picks the live neurons before the gate (Deja Vu) makes it "
+                             f"{p['speedup']:.2f}x at {p['target']:.0%}, {relation(p['speedup'], b, 0.01)} the "
+                             f"{b:.2f}x of the same threshold with the gate computed dense.")
+        for _, c in sw[sw["config"].str.startswith("CHESS")].iterrows():
+            pre = _pick(summary, source="captured", preset=preset, phase=str(Phase.PREFILL), config=c["config"],
+                        workload=setup.swiglu_model)
+            pre_zero = float(pre["down_zero"].iloc[0]) if not pre.empty else float("nan")
+            if c["down_zero"] < 0.5 * c["target"] and pre_zero >= 0.5 * c["target"]:
+                parts.append(f"{c['config']} zeroes {pre_zero:.0%} of `down`'s prefill inputs but only "
+                             f"{c['down_zero']:.0%} in decode: its per-channel quantile is taken over the "
                              "tokens of one GEMM, and a decode GEMV has one token per channel, so no "
                              f"threshold is learnt there ({c['speedup']:.2f}x).")
             else:
-                parts.append(f"{c['config']} zeroes {c['act_zero']:.0%} of the decode inputs and gives "
+                parts.append(f"{c['config']} zeroes {c['down_zero']:.0%} of `down`'s decode inputs and gives "
                              f"{c['speedup']:.2f}x.")
-    where = ("the policy acts on the gate output act(x W_gate) (`site: swiglu_gate`), so `up`'s dead "
-             "output columns and `down`'s dead input rows are skipped" if gate_site else
-             "this build's `act_policy` acts on each op's input (no gate coupling), so the thresholds also "
-             "zero the inputs of the attention projections and matmuls, which CATS leaves dense")
-    return " ".join(parts) + f" For SwiGLU, {where}."
+    return " ".join(parts)
 
 
-def _phase_text(summary: pd.DataFrame) -> str:
+def _phase_text(summary: pd.DataFrame, peaks: dict) -> str:
     parts = []
     for (workload, preset), g in summary[summary["config"] == "dense"].groupby(["workload", "preset"], sort=False):
         pre, dec = _pick(g, phase=str(Phase.PREFILL)), _pick(g, phase=str(Phase.DECODE))
         if pre.empty or dec.empty:
             continue
         p, d = pre.iloc[0], dec.iloc[0]
-        parts.append(f"`{workload}` on `{preset}`: prefill {p['intensity']:.1f} MACs/byte at {p['macs_per_cycle']:.0f} "
-                     f"MACs/cycle, decode {d['intensity']:.2f} MACs/byte at {d['macs_per_cycle']:.1f} MACs/cycle")
+        ridge = peaks[preset][0] / peaks[preset][1]
+        parts.append(f"`{workload}` on `{preset}` (ridge {ridge:.0f}): prefill {p['intensity']:.1f} MACs/byte "
+                     f"({relation(p['intensity'], ridge, 0.1)} the ridge) at {p['macs_per_cycle']:.0f} MACs/cycle, "
+                     f"decode {d['intensity']:.2f} MACs/byte at {d['macs_per_cycle']:.1f}")
     sparse = summary[(summary["config"] != "dense")]
     gains = []
     for phase in (str(Phase.PREFILL), str(Phase.DECODE)):
         g = sparse[sparse["phase"] == phase]
         if not g.empty:
             gains.append(f"{phase} {span(g['speedup'])}")
-    return ("Dense, " + "; ".join(parts) + ". Across the sparse runs the speedup is " + ", ".join(gains) + ".")
+    return ("Dense, " + "; ".join(parts) + ". Prefill reuses each weight over the prompt's tokens, decode once "
+            "per sequence. Across the sparse runs the speedup is " + ", ".join(gains) + ".")
 
 
 def _roofline_text(roofline: pd.DataFrame, peaks: dict, relu_model: str) -> str:
@@ -399,9 +419,9 @@ def _roofline_text(roofline: pd.DataFrame, peaks: dict, relu_model: str) -> str:
         below = bool((r["intensity"] < ridge).all())
         parts.append(f"On `{preset}` ({pes} PEs, {bw:g} B/cycle, ridge at {ridge:.0f} MACs/byte) the dense decode "
                      f"projections sit at {span(r['intensity'], '.2f', '')} MACs/byte, "
-                     + ("all below the ridge, so the bandwidth roof is their limit" if below else
+                     + ("all below the ridge, under the bandwidth roof" if below else
                         "some at or above the ridge")
-                     + f", and reach {span(r['of_roof'], '.0%', '')} of it "
+                     + f"; they reach {span(r['of_roof'], '.0%', '')} of their roof "
                      f"({span(r['macs_per_cycle'], '.1f', '')} MACs/cycle of {pes}).")
         down = roofline[(roofline["preset"] == preset) & (roofline["kind_of_op"] == "down")
                         & (roofline["workload"] == relu_model) & (roofline["source"] == "captured")]
@@ -417,24 +437,27 @@ def _roofline_text(roofline: pd.DataFrame, peaks: dict, relu_model: str) -> str:
 
 
 def _burst_text(burst: pd.DataFrame) -> str:
-    if burst.empty:
-        return ("Not measured: this build has no `dram.burst_bytes` (DRAM moves bytes, not bursts, and "
-                "no weight row is skipped), so neither burst granularity nor the gather bitmap can take "
-                "anything.")
     parts = []
     for workload, g in burst.groupby("workload", sort=False):
         on = g[g["weight_fetch"]]
         k = on[on["layout"] == "k_major"].sort_values("burst_bytes")
         n = on[on["layout"] == "n_major"].sort_values("burst_bytes")
+        def each(rows):
+            return ", ".join(f"{c:.0%} at {b:g} B ({x:.2f}x)" for c, b, x in
+                             zip(rows["captured"], rows["burst_bytes"], rows["speedup"]))
+
         text = (f"`{workload}`: {k['skippable_share'].iloc[0]:.0%} of the decode weight bytes sit behind zero "
-                f"activations. With the K-major layout bursts of {span(k['burst_bytes'], 'g', ' B')} skip "
-                f"{span(k['captured'], '.0%', '')} of them ({span(k['speedup'])})")
+                f"activations. With the K-major layout the bursts skip {each(k)} of them")
         if not n.empty:
-            text += (f"; with PyTorch's N-major layout they skip {span(n['captured'], '.0%', '')} "
-                     f"({span(n['speedup'])}), {trend(n['captured'], 0.005)} as the burst grows, since a "
-                     "burst is skipped only when every input feature it covers is dead")
-        text += (f". The gather bitmap costs {span(on['bitmap_per_skipped'], '.2%', '')} of the bytes it "
-                 "saves.")
+            text += (f"; with PyTorch's N-major layout {each(n)}, a share that {trend(n['captured'], 0.005)} as "
+                     "the burst grows, since a burst is skipped only when every input feature it covers is dead")
+        saving = on[on["weight_bytes_skipped"] > 0]
+        idle = on[(on["weight_bytes_skipped"] == 0) & (on["skip_bitmap_bytes"] > 0)]
+        text += "."
+        if not saving.empty:
+            text += f" The gather bitmap costs {span(saving['bitmap_per_skipped'], '.3%', '')} of the bytes it saves"
+            text += (f", and is read for nothing where nothing is skipped ({len(idle)} of {len(on)} settings)."
+                     if not idle.empty else ".")
         off = g[~g["weight_fetch"]]
         if not off.empty:
             o = off.iloc[0]
@@ -465,14 +488,12 @@ def write(data: Data, figs: dict[str, Path]) -> str:
     beaten = summary[summary["speedup"] > summary["bound_speedup"] + 1e-9]
     bound_text = ("No achieved speedup passes its bound." if beaten.empty else
                   f"{len(beaten)} totals pass their bound: a defect of the simulator.")
-    burst_table = ""
-    if not data.burst.empty:
-        burst_table = md_table(data.burst, {"workload": "workload", "layout": "layout", "burst_bytes": "burst (B)",
+    burst_table = md_table(data.burst, {"workload": "workload", "layout": "layout", "burst_bytes": "burst (B)",
                                             "weight_fetch": "fetch skipping", "skippable_share": "skippable",
                                             "captured": "skipped of skippable", "bitmap_per_skipped": "bitmap / skipped",
-                                            "speedup": "speedup", "bound_speedup": "bound"},
-                               {"skippable_share": ".1%", "captured": ".1%", "bitmap_per_skipped": ".2%",
-                                "speedup": ".2f", "bound_speedup": ".2f"})
+                                        "speedup": "speedup", "bound_speedup": "bound"},
+                           {"skippable_share": ".1%", "captured": ".1%", "bitmap_per_skipped": ".2%",
+                            "speedup": ".2f", "bound_speedup": ".2f"})
     layers = f"the ops matching `{s.layers}`" if s.layers else "every op"
     head = (data.rows[data.rows["source"] == "captured"]["kind_of_op"] == "lm_head").any()
     layers += (" (the LM head included)" if head else
@@ -484,8 +505,8 @@ def write(data: Data, figs: dict[str, Path]) -> str:
 Regenerate: `sparsesim study llm-decode --out reports/llm-decode`.
 
 **Why decode.** A decode step multiplies every weight with one activation vector per
-sequence (a GEMV), so it is bound by the weight bytes DRAM delivers, not by MACs: a zero
-activation is worth the weight row it lets the accelerator leave in DRAM.
+sequence (a GEMV): each weight byte brought from DRAM serves one MAC per sequence, so a zero
+activation can save the weight row it multiplies, not only the MAC.
 
 **Workloads.** *Captured*: `{s.relu_model}` (ProSparse-style ReLU-fied FFN `relu(gate) * up`)
 and `{s.swiglu_model}` (SwiGLU), both **random-init** (no trained weights are available here,
@@ -496,19 +517,26 @@ zeros are drawn i.i.d. at the given sparsity in every op's input: scattered zero
 pessimistic pattern (a trained ReLU model's zeros cluster in neurons that stay off across
 tokens, which bursts and tiles can exploit).
 
-**Configurations.** *ReLU zeros*: the captured zeros, skipped (`zero_skip:input:skipping`).
-*CATS p*: a magnitude threshold on `|act(gate)|` (Lee et al. 2024) calibrated as the p-quantile
-over the prompt's tokens of every recorded layer, then skipped. *CHESS p*: a per-channel
-threshold zeroing the fraction p of each channel (`act_policy: channel_threshold`). Each run is
-timed on `edge32` and `dc128` with `--dataflow best`; *bound* is dense cycles over
-max(effectual MACs / PEs, DRAM lower bound / bandwidth). *Weight fetch bound*: the bytes of
-weight rows whose activation is nonzero, as a fraction of the weight bytes.
+**Configurations.** Every sparse run skips zero inputs (`zero_skip:input:skipping`), which
+also leaves the weight rows behind inputs that are zero in every row of a GEMM in DRAM
+(`weight_fetch`, K-major weights, 64 B bursts). *ReLU zeros*: the captured zeros, in `down`'s
+input. *+ gate*: the ReLU's zeros also narrow `up` to the live neurons (`act_policy: relu`,
+`site: swiglu_gate`). *CATS p*: a magnitude threshold on `|act(gate)|` (Lee et al. 2024) at the
+gate (`site: swiglu_gate`: `up` computes the live neurons only, `down`'s input holds the
+zeros), calibrated as the p-quantile over the prompt's tokens of every recorded layer;
+*+ predictor*: a Deja Vu-style low-rank predictor picks the live neurons before the gate, so
+the gate GEMM too runs only them (the predictor's GEMMs charged). *CHESS p*: a per-channel
+threshold zeroing the fraction p of each gate channel (`method: channel_threshold`). Each run
+is timed on `edge32` and `dc128` with `--dataflow best`; *bound* is dense cycles over
+max(effectual MACs / PEs, DRAM lower bound / bandwidth). *Input zeros*: over every op's input;
+*down input zeros*: over `down`'s. *Weight fetch bound*: the bytes of weight rows whose
+activation is nonzero, as a fraction of the weight bytes.
 
 ## Captured decoders
 
 {md_table(captured, cols, fmt)}
 
-{_captured_text(summary, s, data.gate_site)} {_fetch_text(summary)} {bound_text}
+{_captured_text(summary, s)} {_fetch_text(summary)} {bound_text}
 
 ## `{s.network}` decode vs activation sparsity
 
@@ -522,8 +550,7 @@ weight rows whose activation is nonzero, as a fraction of the weight bytes.
 
 ## Prefill vs decode
 
-{_phase_text(summary)} Prefill reuses each weight over the prompt's tokens, so it is
-compute-bound and a zero saves a MAC cycle; decode reuses it once, so only the bytes count.
+{_phase_text(summary, data.peaks)}
 
 ## Roofline of the decode GEMVs
 
@@ -549,9 +576,7 @@ On `{BURST_PRESET}`, decode only; the shape-only network at {s.burst_sparsity:.0
 def run(out: Path, traces: Path, quick: bool) -> Path:
     data = compute(traces, quick)
     figs = plot(data, out)
-    tables = {"summary.csv": data.summary, "roofline.csv": data.roofline}
-    if not data.burst.empty:
-        tables["burst.csv"] = data.burst
+    tables = {"summary.csv": data.summary, "roofline.csv": data.roofline, "burst.csv": data.burst}
     return write_report(out, write(data, figs), tables)
 
 

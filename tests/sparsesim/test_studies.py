@@ -54,16 +54,18 @@ def test_delta_text_is_computed_from_its_table():
 
 
 def _llm_data(fetch: bool) -> llm_decode.Data:
-    """Opposite tables: ``fetch`` false is a build whose zeros save no weight bytes (DRAM bytes flat,
-    effectual intensity falling, CHESS idle in decode, no burst table); true the opposite."""
+    """Opposite tables: with ``fetch`` false the zeros save no weight bytes (DRAM bytes flat, effectual
+    intensity falling, no burst skipped, CHESS idle in decode, dense decode at its DRAM bound, the
+    predictor slower); with ``fetch`` true the opposite."""
     s = llm_decode.QUICK
     rows = []
     for preset in llm_decode.PRESETS:
         for phase in ("prefill", "decode"):
             dense = {"workload": s.relu_model, "source": "captured", "preset": preset, "config": "dense",
-                     "target": None, "phase": phase, "speedup": 1.0, "bound_speedup": 3.0, "act_zero": 0.0,
+                     "target": None, "phase": phase, "speedup": 1.0, "bound_speedup": 3.0 if fetch else 1.02,
+                     "act_zero": 0.0,
                      "down_zero": 0.0, "dram_ratio": 1.0, "dram_bound_ratio": 1.0, "fetch_bound_ratio": 0.0,
-                     "skipped_ratio": 0.0, "stall_share": 0.5, "energy_saving": 0.0, "intensity": 20.0 if
+                     "skipped_ratio": 0.0, "stall_share": 0.1 if fetch else 0.5, "energy_saving": 0.0, "intensity": 20.0 if
                      phase == "prefill" else 1.0, "macs_per_cycle": 100.0 if phase == "prefill" else 10.0,
                      "weight_bytes_skipped": 0}
             rows.append(dense)
@@ -74,9 +76,12 @@ def _llm_data(fetch: bool) -> llm_decode.Data:
                 rows.append({**dense, "workload": s.swiglu_model, "config": f"CATS {t:.0%}", "target": t,
                              "act_zero": z, "down_zero": t, "speedup": 1.0 + z,
                              "weight_bytes_skipped": 100 if fetch else 0})
+            rows.append({**dense, "workload": s.swiglu_model, "config": "CATS 50% + predictor", "target": 0.5,
+                         "act_zero": 0.3, "down_zero": 0.5, "speedup": 1.6 if fetch else 1.2})
             chess_zero = 0.7 if (fetch or phase == "prefill") else 0.0
             rows.append({**dense, "workload": s.swiglu_model, "config": "CHESS 70%", "target": 0.7,
                          "act_zero": chess_zero, "down_zero": chess_zero, "speedup": 1.0 + chess_zero})
+            rows.append({**dense, "workload": s.network, "source": "synthetic"})
             for act in s.sparsities:
                 rows.append({**dense, "workload": s.network, "source": "synthetic", "config": f"i.i.d. {act:g}",
                              "target": act, "act_zero": act, "speedup": (1 + act) if fetch else 1.0,
@@ -89,18 +94,19 @@ def _llm_data(fetch: bool) -> llm_decode.Data:
             roof.append({"workload": s.relu_model, "source": "captured", "preset": preset, "config": config,
                          "kind_of_op": "down", "intensity": intensity, "macs_per_cycle": 12.0,
                          "roof": 25.0, "of_roof": 0.5})
-    burst = pd.DataFrame()
-    if fetch:
-        burst = pd.DataFrame([{"workload": s.network, "config": f"{layout} {b} B", "layout": layout,
-                               "burst_bytes": b, "weight_fetch": True, "skippable_share": 0.9,
-                               "captured": 1.0 if layout == "k_major" else 0.5 / b, "bitmap_per_skipped": 0.001,
-                               "speedup": 2.0 if layout == "k_major" else 1.1, "bound_speedup": 3.0}
-                              for layout in ("k_major", "n_major") for b in (64, 256)]
-                             + [{"workload": s.network, "config": "no fetch", "layout": "k_major", "burst_bytes": 64,
-                                 "weight_fetch": False, "skippable_share": 0.9, "captured": 0.0,
-                                 "bitmap_per_skipped": 0.0, "speedup": 1.05, "bound_speedup": 3.0}])
+    burst = pd.DataFrame([{"workload": s.network, "config": f"{layout} {b} B", "layout": layout,
+                           "burst_bytes": b, "weight_fetch": True, "skippable_share": 0.9,
+                           "captured": (1.0 if layout == "k_major" else 0.5 / b) if fetch else 0.0,
+                           "bitmap_per_skipped": 0.001, "bound_speedup": 3.0, "skip_bitmap_bytes": 1,
+                           "weight_bytes_skipped": int((1000 if layout == "k_major" else 0) * fetch),
+                           "speedup": (2.0 if layout == "k_major" else 1.1) if fetch else 1.05}
+                          for layout in ("k_major", "n_major") for b in (64, 256)]
+                         + [{"workload": s.network, "config": "no fetch", "layout": "k_major", "burst_bytes": 64,
+                             "weight_fetch": False, "skippable_share": 0.9, "captured": 0.0,
+                             "bitmap_per_skipped": 0.0, "speedup": 1.05, "bound_speedup": 3.0, "skip_bitmap_bytes": 0,
+                             "weight_bytes_skipped": 0}])
     captured_rows = pd.DataFrame({"source": ["captured"], "kind_of_op": ["down" if fetch else "lm_head"]})
-    return llm_decode.Data(captured_rows, summary, pd.DataFrame(roof), burst, s, fetch,
+    return llm_decode.Data(captured_rows, summary, pd.DataFrame(roof), burst, s,
                            {"edge32": (1024, 25.6), "dc128": (16384, 600.0)})
 
 
@@ -110,19 +116,26 @@ def test_llm_decode_text_is_computed_from_its_tables():
     some = llm_decode.write(_llm_data(True), figs)
     assert "No weight byte is skipped" in none and "No weight byte is skipped" not in some
     assert "Weight-fetch skipping leaves" in some
-    # where the policy acts follows the build
-    assert "acts on each op's input" in none and "site: swiglu_gate" in some
+    # what paces dense decode follows its bound and stalls
+    assert "it is bandwidth-bound" in none and "compute time sets its pace" not in none
+    assert "compute time sets its pace" in some and "it is bandwidth-bound" not in some
     # the decode sweep: flat without fetch skipping, growing with it
-    assert "decode speedup stays flat with the sparsity" in none
-    assert "decode speedup grows with the sparsity, from 1.00x at 0% to 1.90x at 90%" in some
+    assert "With zeros the speedup stays flat with the sparsity" in none
+    assert "With zeros the speedup grows with the sparsity, from 1.00x at 0% to 1.90x at 90%" in some
+    assert "1.20x at 50%, below the 1.30x" in none and "1.60x at 50%, above the 1.30x" in some
     # the roofline: the zeros' weight rows still fetched, or not
     assert "as the zeros' weight rows are still fetched" in none and "go together" in some
     # CHESS idle in decode only when the table says so
     assert "no threshold is learnt there" in none and "no threshold is learnt there" not in some
-    # bursts: measured or not, and the N-major loss follows the table
-    assert "Not measured" in none and "Not measured" not in some
-    assert "with PyTorch's N-major layout they skip 0% to 1%" in some and "falls as the burst grows" in some
+    # bursts: the N-major loss and the fetch switch follow the table
+    assert "with PyTorch's N-major layout 1% at 64 B (1.10x), 0% at 256 B (1.10x)" in some
+    assert "falls as the burst grows" in some
+    assert "stays flat as the burst grows" in none and "falls as the burst grows" not in none
+    assert "gather bitmap costs" not in none
+    assert "The gather bitmap costs 0.100% of the bytes it saves, and is read for nothing where nothing is " \
+           "skipped (2 of 4 settings)" in some
     assert "Without fetch skipping the same zeros give 1.05x (below the 2.00x with it)" in some
+    assert "Without fetch skipping the same zeros give 1.05x (about equal to the 1.05x with it)" in none
     assert "the LM head included" in none and "the LM head is not" in some
 
 
