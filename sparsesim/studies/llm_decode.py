@@ -9,13 +9,13 @@ preset:
 * captured decoders (random-init ``llama_1b`` shapes, a few layers recorded): the ReLU-fied
   FFN (ProSparse-style ``relu(gate) * up``), whose zeros are exact and where the data puts
   them, and SwiGLU with CATS thresholds (calibrated on the prompt's gate activations to a
-  target sparsity) and CHESS per-channel thresholds (``act_policy``; on the gate output when
-  the build has ``site: swiglu_gate``, else on each op's input);
+  target sparsity), a Deja Vu-style predictor, and CHESS per-channel thresholds, all applied
+  to the gate output (``act_policy`` with ``site: swiglu_gate``);
 * the shape-only Llama-2-7B at a swept activation sparsity (synthetic i.i.d. zeros, the
   size that matters);
-* prefill against decode, a roofline of the decode GEMVs, and what DRAM burst granularity,
-  the weight layout and the gather bitmap take of the gain (where the build has
-  ``dram.burst_bytes``).
+* prefill against decode, a roofline of the decode GEMVs, and what DRAM burst granularity
+  (``dram.burst_bytes``), the weight layout (``dram.weight_layout``) and the gather bitmap take
+  of the gain.
 
 Three jobs, one function each: :func:`compute` runs the captures and replays and builds the
 tables, :func:`plot` draws the figures, :func:`write` states what the tables show; every
@@ -41,7 +41,7 @@ from sparsesim.workloads.llm_networks import llm_workload
 PRESETS = ("edge32", "dc128")
 BURST_PRESET = "edge32"
 FETCH_COLUMNS = ("weight_bytes_skipped", "weight_fetch_bound_bytes", "skip_bitmap_bytes")
-"""Weight-fetch skipping's columns; a build without it has none of them (read as 0)."""
+"""Weight-fetch skipping's columns (empty where a run skips nothing: read as 0)."""
 SUM_COLUMNS = ("cycles", "dense_cycles", "compute_cycles", "stall_cycles", "bound_cycles", "mac_bound_cycles",
                "bw_bound_cycles", "macs_dense", "macs_effectual", "dram_bytes", "dram_lower_bound_bytes",
                "energy_pj", "dense_energy_pj", "b_bytes", "a_elements", "a_zero_elements", "down_elements",
@@ -127,10 +127,7 @@ def op_kind(name: str) -> str:
 
 
 def _prepare(frame: pd.DataFrame, element_bytes: int) -> pd.DataFrame:
-    """Add the fetch columns a build may lack, each row's dense B bytes and its A zero counts."""
-    for col in FETCH_COLUMNS:
-        if col not in frame:
-            frame[col] = 0
+    """Fill the fetch columns, add each row's dense B bytes, its A zero counts and its op kind."""
     frame[list(FETCH_COLUMNS)] = frame[list(FETCH_COLUMNS)].fillna(0)
     reps = frame["count"] * frame["repeat"]
     frame["b_bytes"] = frame["K"] * frame["N"] * element_bytes * reps
@@ -341,8 +338,10 @@ def _sweep_text(summary: pd.DataFrame, network: str) -> str:
 
 
 def _captured_text(summary: pd.DataFrame, setup: Setup) -> str:
-    parts = []
+    paragraphs = []
     for preset in PRESETS:
+        parts = []
+        paragraphs.append(parts)
         d = _pick(summary, source="captured", preset=preset, phase=str(Phase.DECODE))
         dense = _pick(d, workload=setup.relu_model, config="dense")
         if not dense.empty:
@@ -383,7 +382,7 @@ def _captured_text(summary: pd.DataFrame, setup: Setup) -> str:
             else:
                 parts.append(f"{c['config']} zeroes {c['down_zero']:.0%} of `down`'s decode inputs and gives "
                              f"{c['speedup']:.2f}x.")
-    return " ".join(parts)
+    return "\n\n".join(" ".join(parts) for parts in paragraphs if parts)
 
 
 def _phase_text(summary: pd.DataFrame, peaks: dict) -> str:
@@ -403,8 +402,24 @@ def _phase_text(summary: pd.DataFrame, peaks: dict) -> str:
         g = sparse[sparse["phase"] == phase]
         if not g.empty:
             gains.append(f"{phase} {span(g['speedup'])}")
-    return ("Dense, " + "; ".join(parts) + ". Prefill reuses each weight over the prompt's tokens, decode once "
+    text = ("Dense, " + "; ".join(parts) + ". Prefill reuses each weight over the prompt's tokens, decode once "
             "per sequence. Across the sparse runs the speedup is " + ", ".join(gains) + ".")
+    # a weight row stays in DRAM only when its input is zero in every row of the GEMM
+    both = sparse[sparse["source"] == "captured"].pivot_table(index=["workload", "preset", "config"],
+                                                              columns="phase", values="fetch_bound_ratio")
+    if {str(Phase.PREFILL), str(Phase.DECODE)} <= set(both.columns) and not both.empty:
+        pre, dec = both[str(Phase.PREFILL)], both[str(Phase.DECODE)]
+        text += (f" A weight row stays in DRAM only when its input is zero for every token of the GEMM: in the "
+                 f"captured decoders' prefill that leaves {span(pre, '.0%', '')} of the weight bytes to fetch, "
+                 f"in decode {span(dec, '.0%', '')}.")
+    pre = sparse[sparse["phase"] == str(Phase.PREFILL)]
+    if not pre.empty:
+        worst = pre.loc[pre["speedup"].idxmin()]
+        if worst["speedup"] < 1.0:
+            text += (f" The slowest prefill is `{worst['workload']}` with {worst['config']} on `{worst['preset']}`, "
+                     f"{worst['speedup']:.2f}x: slower than dense, as its side work costs more than the few "
+                     "all-zero rows save.")
+    return text
 
 
 def _roofline_text(roofline: pd.DataFrame, peaks: dict, relu_model: str) -> str:
@@ -447,9 +462,9 @@ def _burst_text(burst: pd.DataFrame) -> str:
                              zip(rows["captured"], rows["burst_bytes"], rows["speedup"]))
 
         text = (f"`{workload}`: {k['skippable_share'].iloc[0]:.0%} of the decode weight bytes sit behind zero "
-                f"activations. With the K-major layout the bursts skip {each(k)} of them")
+                f"activations. With the K-major layout the bursts skip, of those bytes, {each(k)}")
         if not n.empty:
-            text += (f"; with PyTorch's N-major layout {each(n)}, a share that {trend(n['captured'], 0.005)} as "
+            text += (f"; with PyTorch's N-major layout {each(n)}: a share that {trend(n['captured'], 0.005)} as "
                      "the burst grows, since a burst is skipped only when every input feature it covers is dead")
         saving = on[on["weight_bytes_skipped"] > 0]
         idle = on[(on["weight_bytes_skipped"] == 0) & (on["skip_bitmap_bytes"] > 0)]
@@ -519,7 +534,7 @@ tokens, which bursts and tiles can exploit).
 
 **Configurations.** Every sparse run skips zero inputs (`zero_skip:input:skipping`), which
 also leaves the weight rows behind inputs that are zero in every row of a GEMM in DRAM
-(`weight_fetch`, K-major weights, 64 B bursts). *ReLU zeros*: the captured zeros, in `down`'s
+(`weight_fetch`, in the presets' default weight layout and DRAM bursts). *ReLU zeros*: the captured zeros, in `down`'s
 input. *+ gate*: the ReLU's zeros also narrow `up` to the live neurons (`act_policy: relu`,
 `site: swiglu_gate`). *CATS p*: a magnitude threshold on `|act(gate)|` (Lee et al. 2024) at the
 gate (`site: swiglu_gate`: `up` computes the live neurons only, `down`'s input holds the
