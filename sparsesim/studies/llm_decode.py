@@ -417,8 +417,9 @@ def _phase_text(summary: pd.DataFrame, peaks: dict) -> str:
         worst = pre.loc[pre["speedup"].idxmin()]
         if worst["speedup"] < 1.0:
             text += (f" The slowest prefill is `{worst['workload']}` with {worst['config']} on `{worst['preset']}`, "
-                     f"{worst['speedup']:.2f}x: slower than dense, as its side work costs more than the few "
-                     "all-zero rows save.")
+                     f"{worst['speedup']:.2f}x: slower than dense"
+                     + (", as its predictor GEMMs cost more than the few neurons dead for every prompt token save."
+                        if "predictor" in worst["config"] else "."))
     return text
 
 
@@ -551,7 +552,9 @@ activation is nonzero, as a fraction of the weight bytes.
 
 {md_table(captured, cols, fmt)}
 
-{_captured_text(summary, s)} {_fetch_text(summary)} {bound_text}
+{_captured_text(summary, s)}
+
+{_fetch_text(summary)} {bound_text}
 
 ## `{s.network}` decode vs activation sparsity
 
