@@ -513,7 +513,7 @@ def write(data: Data, figs: dict[str, Path]) -> str:
     layers = f"the ops matching `{s.layers}`" if s.layers else "every op"
     head = (data.rows[data.rows["source"] == "captured"]["kind_of_op"] == "lm_head").any()
     layers += (" (the LM head included)" if head else
-               " (the LM head is not, so the totals are those of decoder layers)")
+               " (not the LM head, so the totals are those of decoder layers)")
     roofs = "\n\n".join(f"![roofline {p}]({figs[f'roofline_{p}'].name})" for p in PRESETS)
 
     return f"""# Activation sparsity in LLM decode: dense vs sparse on an edge and a datacenter preset
@@ -527,7 +527,7 @@ activation can save the weight row it multiplies, not only the MAC.
 **Workloads.** *Captured*: `{s.relu_model}` (ProSparse-style ReLU-fied FFN `relu(gate) * up`)
 and `{s.swiglu_model}` (SwiGLU), both **random-init** (no trained weights are available here,
 so the zero patterns are those of random weights, not of a trained model), prompt
-{s.prompt_len} tokens then {s.gen_len} decode steps, batch 1; {layers} recorded. *Shape-only*: `{s.network}`, prompt
+{s.prompt_len} tokens then {s.gen_len} decode steps, batch 1; recorded: {layers}. *Shape-only*: `{s.network}`, prompt
 {s.net_prompt_len} tokens and {s.net_gen_len} decode steps, with synthetic activations whose
 zeros are drawn i.i.d. at the given sparsity in every op's input: scattered zeros are a
 pessimistic pattern (a trained ReLU model's zeros cluster in neurons that stay off across
