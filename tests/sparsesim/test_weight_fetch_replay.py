@@ -188,3 +188,25 @@ def test_python_api_and_cli_agree_on_a_shape_only_decode(tmp_path):
     layers = json.loads(cli.stdout)["layers"]
     assert [r["weight_bytes_skipped"] for r in layers] == [r["weight_bytes_skipped"] for r in on.rows]
     assert [r["cycles"] for r in layers] == [r["cycles"] for r in on.rows]
+
+
+def test_a_conv_keeps_its_feature_map_reads_and_fetches_fewer_weight_bytes():
+    from sparsesim.workloads.ops import Conv2d
+
+    # input channel 0 all zero: its 3x3 taps (9 weight rows of 8 outputs, 8 B each at int8) are
+    # dead over every output pixel; 8 B bursts, so exactly those 72 bytes are not fetched
+    op = Conv2d(name="c", batch=1, in_channels=4, out_channels=8, in_h=6, in_w=6, kernel_h=3, kernel_w=3)
+    x = np.random.default_rng(5).integers(1, 4, (1, 4, 6, 6)).astype(np.float32)
+    x[:, 0] = 0
+    w = np.random.default_rng(6).integers(-2, 3, op.weight_shape).astype(np.float32)
+    wl = Workload("c", (op,), (Phase.FWD,), source=Tensors([{"input": x, "weight": w, "grad": None}]))
+    rows = {}
+    for fetch in (True, False):
+        cfg = load_accel("edge32", ["dram.burst_bytes=8"], {"sparsity": [{**ZS, "weight_fetch": fetch}]})
+        (rows[fetch],) = simulate(wl, cfg, "ws")
+        check_row(rows[fetch])
+    on, off = rows[True], rows[False]
+    assert on["weight_bytes_skipped"] == 9 * 8
+    assert on["weight_fetch_bound_bytes"] == 27 * 8
+    assert off["dram_read_bytes"] - on["dram_read_bytes"] == 9 * 8  # A read as the same feature map
+    assert on["cycles"] <= off["cycles"]
