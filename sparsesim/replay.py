@@ -144,8 +144,6 @@ class Replay:
         self.policy: ActivationPolicyConfig | None = by_kind.get("act_policy")
         self.gate_policy: ActivationPolicyConfig | None = None  # the policy at site swiglu_gate
         self.blocks: dict[int, tuple[str, MlpBlock]] = {}  # op index -> (role, block) when coupled
-        if self.policy is not None and self.policy.site == "swiglu_gate":
-            self._init_coupling(workload)
         self.source = workload.source or SyntheticTensors(workload.ops, cfg.seed,
                                                           workload.meta.get("act_sparsity"))
         # delta state per layer name and input shape: an input that changes shape (attention
@@ -173,6 +171,8 @@ class Replay:
                                  "sequence trace (e.g. `sparsesim trace capture --model video_cnn`)")
             if any(not p.forward for p in workload.phases):
                 raise InputError("sparsity.delta: delta encoding applies to inference; use --phases fwd")
+        if self.policy is not None and self.policy.site == "swiglu_gate":
+            self._init_coupling(workload)
 
     # ------------------------------------------------------------------ tensors
     def _weights(self, op: Op, w: np.ndarray, master: np.ndarray | None,
@@ -449,6 +449,22 @@ class Replay:
         check_coupling(workload, self.blocks)
         self.gate_act = mlp_activation(workload, self.gate_policy.gate_act)
         self.gate_masks: dict[MlpBlock, np.ndarray] = {}  # live mask of the blocks being replayed
+        # gate and up weights as read, by stored name: a decode trace's steps share them, and the
+        # gate's is needed for its mask and the narrowed GEMMs gather rows of them every step
+        self.coupled_weights = _WeightCache(self.shared.max_bytes)
+
+    def _coupled_tensors(self, index: int) -> dict:
+        """The tensors of a gate or up op, its weight from :attr:`coupled_weights` when it is
+        shared and already read."""
+        name = None if self.names is None else self.names(index).get("weight")
+        name = name if name in self.shared_names else None
+        weight = None if name is None else self.coupled_weights.get(name)
+        if weight is None:
+            tensors = self.source.tensors(index)
+            if name is not None and tensors.get("weight") is not None:
+                self.coupled_weights.put(name, tensors["weight"])
+            return tensors
+        return {**self.source.tensors(index, frozenset({"input", "grad", "master_weight"})), "weight": weight}
 
     def _gate_live(self, block: MlpBlock, index: int, tensors: dict) -> np.ndarray:
         """The ``(M, d_ff)`` live mask of ``block``, recomputed from its gate op's tensors once."""
@@ -568,7 +584,9 @@ class Replay:
                                  f"handles at most {MAX_REPLAY_ELEMENTS:,} per op (the dense engine has no such limit)")
             keys = self._shared_keys(index, op, phases)
             known = {phase: key is not None and self.shared.get(key) is not None for phase, key in keys.items()}
-            if keys and all(known.values()) and Phase.BWD_WEIGHT not in phases and index not in self.blocks:
+            if self.blocks.get(index, ("down",))[0] != "down":  # a gate or up: its weight is read below
+                tensors = self._coupled_tensors(index)
+            elif keys and all(known.values()) and Phase.BWD_WEIGHT not in phases:
                 tensors = self.source.tensors(index, frozenset({"input", "grad"}))  # the weight is not needed
             else:
                 tensors = self.source.tensors(index)
