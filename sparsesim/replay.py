@@ -456,7 +456,7 @@ class Replay:
     def _coupled_tensors(self, index: int) -> dict:
         """The tensors of a gate or up op, its weight from :attr:`coupled_weights` when it is
         shared and already read."""
-        name = None if self.names is None else self.names(index).get("weight")
+        name = None if self.names is None else (self.names(index) or {}).get("weight")
         name = name if name in self.shared_names else None
         weight = None if name is None else self.coupled_weights.get(name)
         if weight is None:
