@@ -116,6 +116,13 @@ class DramConfig:
                                       minimum=0.0, maximum=1e4)
     ideal: bool = _param("infinite bandwidth and zero latency, so memory never stalls the array "
                          "(what SCALE-Sim v3 assumes in its CALC bandwidth mode)", default=False)
+    burst_bytes: int = _param("access granularity: DRAM moves whole bursts of this many bytes, so a "
+                              "skipped weight row saves only the bursts it covers alone (64 B: one DDR4/LPDDR4 "
+                              "x64 burst of 8 beats)", default=64, minimum=1, maximum=1 << 20)
+    weight_layout: str = _param("how weights lie in DRAM: k_major (the weights of one input feature contiguous, "
+                                "as activation-sparse kernels store them) or n_major (PyTorch's [out, in] "
+                                "layout: a dead input's weights are strided over every output)",
+                                default="k_major", choices=("k_major", "n_major"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -23,6 +23,7 @@ streamed weights carry per-column indices), so the fold grid has ``ceil(K/m) * n
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,7 +109,8 @@ def _compressed_scale(density: float, elem: int) -> tuple[float, float]:
 def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a: bool, skip_b: bool,
                 aware_a: bool, aware_b: bool, compress_a: bool, compress_b: bool,
                 nm: tuple[int, int, int] | None, density_a: float | None = None,
-                density_b: float | None = None, nm_stored_dense: bool = False) -> SparseWork:
+                density_b: float | None = None, nm_stored_dense: bool = False,
+                weight_skip: WeightFetchSkip | None = None) -> SparseWork:
     """Per-fold stream lengths and effectual work of one GEMM (one of its ``count`` groups).
 
     ``skip_*``: the operand's zeros may remove cycles; ``aware_*``: its zeros are detected at
@@ -117,11 +119,30 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
     behind each operand (im2col repeats inputs and adds padding, neither of which is stored),
     used for compressed sizes; default: the operand mask's own density. ``nm_stored_dense``:
     the N:M weights are kept dense in memory and pruned while loading (no pre-generation).
+    ``weight_skip``: the weight rows behind all-zero activation columns are skipped
+    (:func:`weight_fetch_skip` of these masks, over all of M): only the live rows are gathered,
+    stored compactly on chip and mapped, so the array runs the GEMM with K cut to the live
+    rows (which removes no effectual MAC, and on ``ws``/``is`` removes whole folds), A keeps
+    its stored bytes, and B is sized by the bytes actually fetched (whole bursts).
     """
     R, C = cfg.array.rows, cfg.array.cols
     elem = cfg.array.element_bytes
     M, N, K = gemm.M, gemm.N, gemm.K
     a_nz, b_nz = masks.a, masks.b
+    K_dense, a_density = K, float(a_nz.mean()) if a_nz.size else 0.0
+    b_fetched_bytes = None
+    if weight_skip is not None:
+        if nm is not None or compress_b:
+            raise ValueError("sparse_work: weight rows are skipped only from a dense B")
+        live = a_nz.any(axis=0)
+        if not live.all():
+            # the gathered live rows (one kept when none is live, so that a GEMM remains)
+            keep = np.flatnonzero(live) if live.any() else np.zeros(1, dtype=np.int64)
+            a_nz = np.ascontiguousarray(a_nz[:, keep])
+            b_nz = None if b_nz is None else np.ascontiguousarray(b_nz[keep])
+            K = keep.size
+            gemm = Gemm(M, N, K, 1, None)  # gathered rows: A is no longer read as a feature map
+            b_fetched_bytes = max(weight_skip.dense_bytes - weight_skip.skipped_bytes, N * cfg.array.element_bytes)
     if b_nz is None and (aware_b or skip_b or nm or (compress_b and density_b is None)):
         raise ValueError("sparse_work: the features switched on need the B mask")
     # MACs with both operands nonzero, sum_k nnz(A[:, k]) * nnz(B[k, :]) (exact); an operand
@@ -189,11 +210,11 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
                 grid = None
         stream = grid
 
-    scale_a = K / k_eff
+    scale_a = K_dense / k_eff
     scale_b, meta_a, meta_b = 1.0, 0.0, 0.0
     packed_a = packed_b = False
     if compress_a:
-        s, meta_a = _compressed_scale(float(a_nz.mean()) if density_a is None else density_a, elem)
+        s, meta_a = _compressed_scale(a_density if density_a is None else density_a, elem)
         scale_a *= s
         packed_a = s < 1.0
     if nm is not None and nm_stored_dense:  # pruned on the fly while loading dense weights
@@ -205,5 +226,107 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
     elif compress_b:
         scale_b, meta_b = _compressed_scale(float(b_nz.mean()) if density_b is None else density_b, elem)
         packed_b = scale_b < 1.0
-    return SparseWork(run, stream, M * N * K, macs_eff, aware_a or aware_b, scale_a, scale_b, meta_a, meta_b,
+    if b_fetched_bytes is not None:  # whole bursts: the live rows and the dead bytes sharing their bursts
+        scale_b = b_fetched_bytes / (K * N * elem)
+    return SparseWork(run, stream, M * N * K_dense, macs_eff, aware_a or aware_b, scale_a, scale_b, meta_a, meta_b,
                       packed_a, packed_b)
+
+
+LAYOUTS = ("k_major", "n_major")
+"""How a weight operand B (K x N) lies in DRAM: ``k_major``, the N weights of one reduction index
+contiguous (what activation-sparse kernels choose so that a dead input skips a contiguous
+row: Deja Vu's and CATS's kernels store the down projection this way); ``n_major``, the K
+weights of one output contiguous (PyTorch's ``[out, in]`` Linear layout), where a dead input's
+weights are strided over every output and a burst is skipped only when every input it
+covers is dead."""
+
+
+@dataclass(frozen=True, slots=True)
+class WeightFetchSkip:
+    """What skipping the weight rows behind all-zero activation columns saves of one GEMM.
+
+    ``skipped_bytes``: bytes of the dense weight (B, ``K * N * element_bytes``) that are not
+    fetched, summed over the spans of M that each fetch B once; ``bound_bytes``: the bytes of
+    the weight rows with a nonzero activation somewhere in M, which any schedule must fetch
+    at least once whatever its tiling or burst size; ``bitmap_bytes``: the skip bitmaps that
+    drive the gather (one bit per reduction index per span).
+    """
+
+    skipped_bytes: int
+    bound_bytes: int
+    bitmap_bytes: int
+    dense_bytes: int  # the weight fetched once per span without skipping
+
+    @property
+    def fetched_fraction(self) -> float:
+        """Fetched bytes over dense bytes (1.0: nothing skipped)."""
+        return 1.0 - self.skipped_bytes / self.dense_bytes if self.dense_bytes else 1.0
+
+
+def _runs(dead: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts, ends)`` of the maximal runs of True in a 1-D bool array."""
+    edges = np.diff(np.concatenate(([0], dead.astype(np.int8), [0])))
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
+def _free_bytes(starts: np.ndarray, ends: np.ndarray, total: int, burst: int) -> int:
+    """Bytes of the bursts (``[j*burst, (j+1)*burst)``, the last one cut at ``total``) that lie
+    wholly inside one of the byte ranges ``[starts, ends)``: the bursts DRAM need not move when
+    only those ranges are dead. A burst touching a live byte is moved whole."""
+    if starts.size == 0:
+        return 0
+    first = -(-starts // burst) * burst  # the first burst boundary at or after each start
+    last = np.where(ends == total, ends, (ends // burst) * burst)  # the final partial burst ends at total
+    return int(np.maximum(last - first, 0).sum())
+
+
+def _skipped_one_span(live: np.ndarray, n_cols: int, elem: int, burst: int, layout: str) -> int:
+    K = live.size
+    dead = ~live
+    if K == 0 or n_cols == 0 or not dead.any():
+        return 0
+    if layout == "k_major":  # row k holds bytes [k*N*e, (k+1)*N*e)
+        row = n_cols * elem
+        s, t = _runs(dead)
+        return _free_bytes(s * row, t * row, K * row, burst)
+    # n_major: output n holds bytes [n*K*e, (n+1)*K*e), every output with the same dead inputs;
+    # after p outputs the pattern is burst-aligned again, so p outputs are computed and repeated
+    row = K * elem
+    p = burst // math.gcd(row, burst)
+
+    def rows(r: int) -> int:
+        if r == 0:
+            return 0
+        s, t = _runs(np.tile(dead, r))
+        return _free_bytes(s * elem, t * elem, r * row, burst)
+
+    return (n_cols // p) * rows(p) + rows(n_cols % p)
+
+
+def weight_fetch_skip(a_nz: np.ndarray, n_cols: int, element_bytes: int, burst_bytes: int,
+                      layout: str = "k_major", m_block: int | None = None) -> WeightFetchSkip:
+    """Weight bytes not fetched when the weights behind all-zero activation columns are skipped.
+
+    ``a_nz``: the (M, K) nonzero mask of A; B is (K, N=``n_cols``), stored dense in ``layout``
+    (:data:`LAYOUTS`) from a burst-aligned address, and DRAM moves whole bursts of
+    ``burst_bytes``. For each span of ``m_block`` rows of A (default all of M: one span), row
+    ``k`` of B is dead when A's column ``k`` is zero over the span, and a burst is not fetched
+    only when every byte of B in it belongs to a dead row. So contiguous dead rows save whole
+    bursts across row boundaries, while scattered ones save only the bursts a dead row covers
+    alone (nothing when a row is shorter than a burst, or, in ``n_major``, when fewer than a
+    burst's worth of consecutive inputs are dead). Each span fetches B once.
+    """
+    if burst_bytes < 1:
+        raise ValueError("weight_fetch_skip: burst_bytes must be positive")
+    if layout not in LAYOUTS:
+        raise ValueError(f"weight_fetch_skip: unknown layout {layout!r}")
+    M, K = a_nz.shape
+    total = K * n_cols * element_bytes
+    block = M if m_block is None else max(1, min(m_block, M))
+    skipped, spans = 0, 0
+    for m0 in range(0, max(M, 1), block):
+        spans += 1
+        live = a_nz[m0:m0 + block].any(axis=0) if M else np.zeros(K, dtype=bool)
+        skipped += _skipped_one_span(live, n_cols, element_bytes, burst_bytes, layout)
+    needed = int(a_nz.any(axis=0).sum()) if M else 0
+    return WeightFetchSkip(skipped, needed * n_cols * element_bytes, spans * (-(-K // 8)), spans * total)

@@ -235,6 +235,8 @@ def make_row(op: Op, phase: Phase, gemm: Gemm, out: OpOutcome, dense: OpOutcome,
                             sum(energy_breakdown_pj(dense.counts, cfg, dense.cycles, table).values())),
         "energy_breakdown_pj": breakdown,
         "events": counts.as_dict(),
+        # weight fetch skipping (sparse replay; 0 where not computed, e.g. the dense engine)
+        "weight_bytes_skipped": 0, "weight_fetch_bound_bytes": 0, "skip_bitmap_bytes": 0,
         **out.extra,
         **{"mapping": "", "dram_compulsory_bytes": 0, "dram_lower_bound_bytes": 0, "psum_spill_bytes": 0},
         **out.memory,
@@ -252,7 +254,8 @@ def op_phases(workload: Workload, index: int) -> list[Phase]:
 REPEATED = ("cycles", "compute_cycles", "stall_cycles", "overhead_cycles", "dense_cycles", "dense_compute_cycles",
             "mac_bound_cycles", "bw_bound_cycles", "bound_cycles", "macs_dense", "macs_effectual", "folds", "tiles",
             "dram_bytes", "dram_read_bytes", "dram_write_bytes", "sram_bytes", "latency_s", "energy_pj",
-            "dense_energy_pj", "dram_compulsory_bytes", "dram_lower_bound_bytes", "psum_spill_bytes")
+            "dense_energy_pj", "dram_compulsory_bytes", "dram_lower_bound_bytes", "psum_spill_bytes",
+            "weight_bytes_skipped", "weight_fetch_bound_bytes", "skip_bitmap_bytes")
 """Row fields that are per instance and scale with a row's ``repeat`` count."""
 
 REPEATED_OPTIONAL = ("predictor_macs", "predictor_cycles", "predictor_dram_bytes", "predictor_energy_pj")

@@ -46,7 +46,7 @@ from sparsesim.accel.sparsity.delta import DeltaConfig
 from sparsesim.accel.sparsity.nm import NMConfig, prune_rows
 from sparsesim.accel.sparsity.zero_skip import ZeroSkipConfig
 from sparsesim.dataflows import DATAFLOWS
-from sparsesim.dataflows.sparse import OperandMasks, SparseWork, sparse_work
+from sparsesim.dataflows.sparse import OperandMasks, SparseWork, sparse_work, weight_fetch_skip
 from sparsesim.engine import OpOutcome, SideWork, best_of, make_row, op_phases, run_gemm
 from sparsesim.gate_coupling import MlpBlock, check_coupling, gate_live, masked_h, mlp_activation, mlp_blocks
 from sparsesim.workloads.errors import InputError
@@ -242,14 +242,18 @@ class Replay:
         density = float(np.count_nonzero(seen)) / seen.size if compressed else None
         return _Operand(nm, masks, density, seen if keep_seen else None)
 
-    def _op_phase(self, index: int, op: Op, phase: Phase, tensors: dict, key: tuple | None) -> _Pending:
+    def _op_phase(self, index: int, op: Op, phase: Phase, tensors: dict, key: tuple | None,
+                  extra_read_bytes: int = 0) -> _Pending:
         """One (op, phase). ``key``: where what it derives from a shared weight is kept (None:
-        the weight is not shared); ``tensors`` then lacks the weight if that is already known."""
+        the weight is not shared); ``tensors`` then lacks the weight if that is already known.
+        ``extra_read_bytes``: DRAM reads beside the GEMM's own, before its first tile (the partial
+        bursts of a gathered weight, see :meth:`_narrowed`)."""
         cfg = self.cfg
         extra: dict = {"policy": None, "act_zero_fraction": None, "policy_zeroed_fraction": None,
                        "time_step": None, "delta_threshold": None, "delta_fired_fraction": None,
                        "delta_err_max": None, "delta_err_mean": None, "pregen_cycles": None,
-                       "pregen_select_cycles": None, "pregen_dram_bytes": None, "nm_select_cycles": None}
+                       "pregen_select_cycles": None, "pregen_dram_bytes": None, "nm_select_cycles": None,
+                       "weight_bytes_skipped": 0, "weight_fetch_bound_bytes": 0, "skip_bitmap_bytes": 0}
         x, w, dy = tensors.get("input"), tensors.get("weight"), tensors.get("grad")
         x_seen = x
         if x is not None and phase is not Phase.BWD_DATA:
@@ -281,12 +285,16 @@ class Replay:
         acting = [("nm", nm is not None), ("zero_skip", on_a or on_b), ("delta", is_delta),
                   ("act_policy", self.policy is not None and x is not None and phase is not Phase.BWD_DATA)]
         extra["features_active"] = "+".join(name for name, on in acting if on) or "none"
-        side = SideWork()
-        counts = EventCounts()  # work beside the GEMM: delta encoding and state, N:M selection
+        gemm1 = op.gemm(phase)
+        fetched = self._weight_fetch(roles, a_masks, gemm1, nm, compress_b,
+                                     (on_a and skipping and self.zs.weight_fetch) or
+                                     (is_delta and self.delta.weight_fetch), extra)
+        side = SideWork(read_bytes=extra_read_bytes)
+        # work beside the GEMM: delta encoding and state, N:M selection, the skip bitmaps
+        counts = EventCounts(metadata_a_bytes=extra["skip_bitmap_bytes"])
         self.out_reserved = 0
         overhead = 0
         job = 0
-        gemm1 = op.gemm(phase)
         if is_delta:
             touched = sum(int(np.count_nonzero(m.any(axis=1))) for m in a_masks) * gemm1.N
             state, counts = self._delta_costs(op, x_seen, touched, extra)
@@ -304,7 +312,7 @@ class Replay:
 
         def work(df) -> list:
             works = [sparse_work(df, gemm1, cfg, OperandMasks(a, None if b_masks is None else b_masks[g]), nm=nm,
-                                 **flags) for g, a in enumerate(a_masks)]
+                                 weight_skip=fetched[g], **flags) for g, a in enumerate(a_masks)]
             if reserved:  # delta state kept in the output buffer: the GEMM maps around it
                 works = [dataclasses.replace(w, out_reserved_bytes=reserved) for w in works]
             return works
@@ -326,6 +334,33 @@ class Replay:
         if dense is None:  # identical shapes recur (decode steps, repeated blocks): plan and time once
             dense = self.dense[gemm1] = best_of(self.dataflow, lambda name: run_gemm(gemm1, cfg, name), cfg)
         return _Pending(op, phase, out, dense, job)
+
+    def _weight_fetch(self, roles: tuple[str, str], a_masks: list[np.ndarray], gemm: Gemm,
+                      nm: tuple | None, compress_b: bool, skipping: bool, extra: dict) -> list:
+        """Each group's weight-row skipping (a :class:`WeightFetchSkip`, or None where the weight
+        is fetched whole), and the row's weight-fetch columns.
+
+        With the weights as B, every row gets the bound for its activation sparsity: the bytes
+        of the weight rows whose activation column holds a nonzero (``weight_fetch_bound_bytes``,
+        what any schedule must fetch at least once). Where ``skipping`` (zero-skipping of the
+        activations, or delta encoding, with ``weight_fetch``) applies to a dense stored B, the
+        rows dead over the whole GEMM are skipped at ``dram.burst_bytes`` granularity in
+        ``dram.weight_layout`` (:func:`~sparsesim.dataflows.sparse.weight_fetch_skip`). The
+        dead set is taken over all of M: exact when M fits one tile (a decode GEMV, M = batch);
+        where the mapper splits M, each tile could skip more, so the saving is a lower bound.
+        The skip bitmap (one bit per reduction index) is read once per pass over the weights.
+        """
+        ones = [None] * len(a_masks)
+        if roles[1] != "weight":
+            return ones
+        dram, elem = self.cfg.dram, self.cfg.array.element_bytes
+        skips = [weight_fetch_skip(a, gemm.N, elem, dram.burst_bytes, dram.weight_layout) for a in a_masks]
+        extra["weight_fetch_bound_bytes"] = sum(k.bound_bytes for k in skips)
+        if not skipping or nm is not None or compress_b:  # N:M or compressed weights: no dense rows to skip
+            return ones
+        extra["weight_bytes_skipped"] = sum(k.skipped_bytes for k in skips)
+        extra["skip_bitmap_bytes"] = sum(k.bitmap_bytes for k in skips)
+        return [None if a.any(axis=0).all() else k for k, a in zip(skips, a_masks)]
 
     def _select_cycles(self, groups: int) -> int:
         """Cycles of the pruning unit for ``groups`` groups of M: each of its lanes selects the
@@ -511,32 +546,41 @@ class Replay:
     def _narrowed(self, index: int, op: Linear, phase: Phase, tensors: dict, columns: np.ndarray,
                   extra: dict) -> _Pending:
         """``op`` computing only its output ``columns``: a GEMM with N = the live columns, whose
-        weight is the gather of those rows of the ``[out, in]`` weight (one contiguous row per
-        neuron, as PyTorch and the gathering kernels of CATS and Deja Vu store it, whatever
-        ``dram.weight_layout`` says of input-sparse weights). The gather is driven by a bitmap
-        of one bit per neuron, read beside the weights. The row keeps the op's shape and dense
-        run; its work is the narrowed GEMM's.
+        weight is the gather of those rows of the ``[out, in]`` weight.
+
+        Layout: one contiguous row per neuron, as PyTorch and the gathering kernels of CATS and
+        Deja Vu store it, whatever ``dram.weight_layout`` says of the weights that input sparsity
+        skips. DRAM moves whole ``dram.burst_bytes`` bursts, so a dead row saves only the bursts
+        no live row shares (:func:`~sparsesim.dataflows.sparse.weight_fetch_skip` over neuron
+        rows); the partial bursts of live rows are read beside the narrowed GEMM. The gather
+        is driven by a bitmap of one bit per neuron, read beside the weights. The row keeps the
+        op's shape and dense run; its work is the narrowed GEMM's, with weight fetch skipping of
+        its own input on top (those columns add to ``weight_bytes_skipped`` and the bitmap).
         """
         gemm = op.gemm(phase)
         dense = self._dense_of(gemm)
         n = int(columns.sum())
-        row_bytes = op.in_features * self.cfg.array.element_bytes
-        bitmap = -(-op.out_features // 8)
-        extra["weight_bytes_skipped"] = (op.out_features - n) * row_bytes * gemm.count
-        extra["weight_fetch_bound_bytes"] = n * row_bytes * gemm.count
-        extra["skip_bitmap_bytes"] = bitmap * gemm.count
+        elem, dram = self.cfg.array.element_bytes, self.cfg.dram
+        rows = weight_fetch_skip(columns[None, :], op.in_features, elem, dram.burst_bytes, "k_major")
+        partial = (rows.dense_bytes - rows.skipped_bytes - rows.bound_bytes) * gemm.count
+        bitmap = rows.bitmap_bytes * gemm.count
         if n == 0:  # every neuron dead: the op does not run
-            out = OpOutcome(dense.dataflow, 0, 0, 0, EventCounts(metadata_b_bytes=bitmap * gemm.count),
-                            dense.macs_dense, 0, 0, 0)
+            extra.update(weight_bytes_skipped=rows.skipped_bytes * gemm.count, weight_fetch_bound_bytes=0,
+                         skip_bitmap_bytes=bitmap)
+            out = OpOutcome(dense.dataflow, 0, 0, 0, EventCounts(metadata_b_bytes=bitmap), dense.macs_dense, 0, 0, 0)
             return _Pending(op, phase, out, dense, 0)
         narrow, sliced = op, tensors
         if n < op.out_features:
             narrow = dataclasses.replace(op, out_features=n)
             sliced = {**tensors, **{role: tensors[role][columns] for role in ("weight", "master_weight")
                                     if tensors.get(role) is not None}}
-        pending = self._op_phase(index, narrow, phase, sliced, None)
+        pending = self._op_phase(index, narrow, phase, sliced, None, extra_read_bytes=partial)
+        own = pending.out.extra  # the narrowed GEMM's own weight fetch skipping, behind its input's zeros
+        extra.update(weight_bytes_skipped=own["weight_bytes_skipped"] + rows.skipped_bytes * gemm.count,
+                     weight_fetch_bound_bytes=own["weight_fetch_bound_bytes"],
+                     skip_bitmap_bytes=own["skip_bitmap_bytes"] + bitmap)
         out = dataclasses.replace(pending.out, macs_dense=dense.macs_dense,
-                                  counts=pending.out.counts + EventCounts(metadata_b_bytes=bitmap * gemm.count))
+                                  counts=pending.out.counts + EventCounts(metadata_b_bytes=bitmap))
         return _Pending(op, phase, out, dense, pending.pregen_job_cycles)
 
     def _with_predictor(self, pending: _Pending, op: Linear, extra: dict) -> _Pending:

@@ -167,6 +167,15 @@ def _operands(case: Case, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.T, dy
 
 
+def gathers_live_rows(case: Case, zeros: ZeroLogic, nm: tuple[int, int] | None) -> bool:
+    """Whether the hardware gathers only the weight rows behind a nonzero activation column
+    (weight fetch skipping, on by default): A skipped (zero-skip of the inputs, or delta),
+    a weight as B, stored dense (neither N:M nor compressed by a skipping weight target)."""
+    compressed_b = any(t.startswith("zero_skip:") and t.split(":")[1] in ("both", OPERAND_ROLES[case.phase][1])
+                       and t.split(":")[2] == "skipping" for t in case.features)
+    return zeros.skip_a and OPERAND_ROLES[case.phase][1] == "weight" and nm is None and not compressed_b
+
+
 def zero_logic(case: Case) -> tuple[ZeroLogic, tuple[int, int] | None]:
     """What the hardware does with zeros in this case, and the N:M ratio of B if any.
 
@@ -239,6 +248,7 @@ class Outcome:
 def run_case(case: Case) -> Outcome:
     """Run both models on ``case`` and compare them."""
     zeros, nm = zero_logic(case)
+    gather = gathers_live_rows(case, zeros, nm)
     spec = ArraySpec(rows=case.rows, cols=case.cols, dataflow=case.dataflow, fold_overlap=case.fold_overlap,
                      lanes=case.lanes, sync_window_steps=case.sync_window_steps)
     delta = next((float(f.split(":")[1]) for f in case.features if f.startswith("delta")), None)
@@ -256,7 +266,12 @@ def run_case(case: Case) -> Outcome:
         if delta is not None:
             encoder = encoder or DeltaEncoder(a.shape, b.shape[1], delta)
             a = encoder.encode(a)
-        ref = run_array(a, slots, b.shape[1], spec, zeros)
+        a_run, slots_run = a, slots
+        live = a.any(axis=0)
+        if gather and not live.all():  # the array sees only the gathered live rows (one if none)
+            keep = np.flatnonzero(live) if live.any() else np.zeros(1, dtype=np.int64)
+            a_run, slots_run = a[:, keep], weight_slots(b[keep], None)
+        ref = run_array(a_run, slots_run, b.shape[1], spec, zeros)
         ref_cycles.append(ref.cycles)
         fast_cycles.append(int(row["compute_cycles"]))
         for name in EVENTS:

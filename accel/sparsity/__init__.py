@@ -54,14 +54,39 @@ def feature_list(items, field: str) -> list[dict]:
 
 
 def cli_sparsity(texts: list[str]) -> list[dict]:
-    """``["nm:2:4", "zero_skip:input:skipping", "delta:0.05"]`` -> config mappings."""
+    """``["nm:2:4", "zero_skip:input:skipping", "delta:0.05"]`` -> config mappings.
+
+    Any field of the form ``key=value`` sets one more option of the feature, as its config
+    mapping would (``zero_skip:input:skipping:weight_fetch=false``); values read as YAML
+    scalars (``true``, ``64``, ``0.5``), and the feature's config checks the key and the type.
+    """
     out = []
     for text in texts:
         kind, *fields = text.split(":")
         if kind not in FEATURES:
             raise InputError(f"--sparsity: unknown feature {kind!r}{suggest(kind, FEATURES.names())}")
-        out.append(FEATURES.get(kind).from_cli(fields))
+        options = [f for f in fields if "=" in f]
+        item = FEATURES.get(kind).from_cli([f for f in fields if "=" not in f])
+        for option in options:
+            key, _, value = option.partition("=")
+            if not key:
+                raise InputError(f"--sparsity: {text!r}: option {option!r} has no name")
+            item[key] = _scalar(value)
+        out.append(item)
     return out
+
+
+def _scalar(text: str):
+    """A CLI option value as YAML would read it: booleans, integers, floats, else the text."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def check_hardware(features: tuple, cfg: AccelConfig) -> None:

@@ -41,7 +41,6 @@ METHODS = ("relu", "threshold", "channel_threshold", "topk")
 SITES = ("input", "swiglu_gate")
 PREDICTORS = ("none", "lowrank")
 GATE_ACTS = ("auto", "silu", "relu")
-_CLI_KEYS = {"site": str, "predictor": str, "predictor_rank": int, "gate_act": str}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,25 +79,11 @@ class ActivationPolicyConfig:
 
     @classmethod
     def from_cli(cls, fields: list[str]) -> dict:
-        """``METHOD[:VALUE][:KEY=VALUE...]``, e.g. ``topk:0.25`` or
-        ``threshold:0.1:site=swiglu_gate:predictor=lowrank:predictor_rank=256``."""
+        """``METHOD[:VALUE]``, e.g. ``topk:0.25``; the other keys come as ``key=value`` fields
+        (``threshold:0.1:site=swiglu_gate:predictor=lowrank``), which the CLI parser adds."""
         if not fields:
-            raise InputError("--sparsity: expected act_policy:METHOD[:VALUE][:KEY=VALUE...], e.g. act_policy:topk:0.25")
-        first_keyed = next((i for i, f in enumerate(fields) if "=" in f), len(fields))
-        fields, keyed = fields[:first_keyed], fields[first_keyed:]
-        if not fields or any("=" not in f for f in keyed):
-            raise InputError("--sparsity: expected act_policy:METHOD[:VALUE][:KEY=VALUE...], e.g. act_policy:topk:0.25")
+            raise InputError("--sparsity: expected act_policy:METHOD[:VALUE], e.g. act_policy:topk:0.25")
         out: dict = {"kind": "act_policy", "method": fields[0]}
-        for item in keyed:
-            key, _, value = item.partition("=")
-            kind = _CLI_KEYS.get(key)
-            if kind is None:
-                raise InputError(f"--sparsity: act_policy has no option {key!r} "
-                                 f"(choose from {', '.join(_CLI_KEYS)})")
-            try:
-                out[key] = kind(value)
-            except ValueError:
-                raise InputError(f"--sparsity: act_policy {key} must be an integer, got {value!r}") from None
         if len(fields) > 2:
             raise InputError("--sparsity: act_policy takes at most one value")
         if len(fields) == 2:

@@ -25,6 +25,9 @@ class DeltaConfig:
     threshold: float = _param("firing threshold theta on |x_t - x_ref| (same units as the activations)",
                               default=0.0, minimum=0.0, maximum=1e30)
     target: str = _param("the tensor that is delta-encoded", default="input", choices=("input",))
+    weight_fetch: bool = _param("skip the weight rows behind activations that are zero in every row of the "
+                                "GEMM: not fetched from DRAM (at dram.burst_bytes granularity), not read from "
+                                "SRAM; the skip bitmap that drives the gather is charged", default=True)
 
     @classmethod
     def from_cli(cls, fields: list[str]) -> dict:
@@ -36,7 +39,7 @@ class DeltaConfig:
             raise InputError(f"--sparsity: delta threshold must be a number, got {fields[0]!r}") from None
 
     def label(self) -> str:
-        return f"delta{self.threshold:g}"
+        return f"delta{self.threshold:g}" + ("" if self.weight_fetch else "-nofetch")
 
 
 FEATURES.add("delta", DeltaConfig)

@@ -35,6 +35,9 @@ class ZeroSkipConfig:
     compress: str = _param("store targeted operands as values + bitmap when smaller: auto (yes for "
                            "skipping, no for gating, so gating changes energy only), true, false",
                            default="auto", choices=("auto", "true", "false"))
+    weight_fetch: bool = _param("skip the weight rows behind activations that are zero in every row of the "
+                                "GEMM: not fetched from DRAM (at dram.burst_bytes granularity), not read from "
+                                "SRAM; the skip bitmap that drives the gather is charged", default=True)
 
     @classmethod
     def from_cli(cls, fields: list[str]) -> dict:
@@ -43,7 +46,7 @@ class ZeroSkipConfig:
         return {"kind": "zero_skip", "target": fields[0], "action": fields[1]}
 
     def label(self) -> str:
-        return f"zs-{self.target}-{self.action}"
+        return f"zs-{self.target}-{self.action}" + ("" if self.weight_fetch else "-nofetch")
 
     @property
     def compressed(self) -> bool:

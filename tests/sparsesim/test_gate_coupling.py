@@ -52,9 +52,10 @@ def linear(x, w, name="l"):
     return Workload("one", (op,), (Phase.PREFILL,), source=Tensors([{"input": x, "weight": w}]))
 
 
-def cfg(*sparsity):
-    # a 4x4 array, no fold overlap, ideal DRAM: os cycles are ceil(M/4)ceil(N/4)(K + 4 + 4 - 2)
-    sets = ["array.rows=4", "array.cols=4", "array.fold_overlap=false", "dram.ideal=true"]
+def cfg(*sparsity, burst=1):
+    # a 4x4 array, no fold overlap, ideal DRAM: os cycles are ceil(M/4)ceil(N/4)(K + 4 + 4 - 2);
+    # int8 weights, by default fetched byte by byte (the hand-worked rows are 2 bytes long)
+    sets = ["array.rows=4", "array.cols=4", "array.fold_overlap=false", "dram.ideal=true", f"dram.burst_bytes={burst}"]
     return load_accel("edge32", sets, {"sparsity": list(sparsity)})
 
 
@@ -95,6 +96,18 @@ def test_silu_threshold_kills_the_neurons_worked_by_hand():
     h_hand = np.array([[1, 0, 0, 1], [0, 0, 0, 1]], dtype=np.float32)
     alone = simulate(linear(h_hand, W_DOWN), cfg(skipping), "os")[0]
     assert down["cycles"] == alone["cycles"] and down["macs_effectual"] == alone["macs_effectual"]
+    # neurons 1 and 2 are dead in both tokens: down's weight rows 1 and 2 (2 int8 weights each) are not fetched
+    assert down["weight_bytes_skipped"] == alone["weight_bytes_skipped"] == 2 * 2
+
+
+def test_dead_neuron_rows_save_only_whole_bursts():
+    """With 64-byte bursts the whole 8-byte up weight is one burst that live rows share: nothing
+    is skipped, and the narrowed GEMM reads the partial burst's other 4 bytes beside its own."""
+    rows = by_role(simulate(mlp(), cfg(gate_policy(threshold=0.2, gate_act="silu"), burst=64), "os"))
+    alone = simulate(linear(X, W_UP[[0, 3]]), cfg(burst=64), "os")[0]
+    assert rows["up"]["weight_bytes_skipped"] == 0
+    assert rows["up"]["dram_bytes"] == alone["dram_bytes"] + 4
+    assert rows["up"]["weight_fetch_bound_bytes"] == 2 * 2
 
 
 def test_relu_gate_keeps_its_natural_zeros_and_silu_has_almost_none():
@@ -164,7 +177,7 @@ def test_cli_without_mlp_blocks_prints_one_error_line(capsys):
     assert code == 2 and len(err) == 1
     assert err[0].startswith("error: sparsity.act_policy.site: swiglu_gate needs gated MLP blocks")
     assert main(["run", "--gemm", "4,4,4", "--accel", "edge32", "--sparsity", "act_policy:threshold:0.1:sight=x"]) == 2
-    assert "no option 'sight'" in capsys.readouterr().err
+    assert "sight: unknown key" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- captured decoders

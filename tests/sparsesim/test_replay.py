@@ -348,9 +348,11 @@ def test_metadata_is_counted_once_and_compressed_reads_are_the_compressed_block(
     row = one(simulate(gemm_workload(A, np.ones((64, 4))), cfg, "os"))
     ev = row["events"]
     # 128 int8 values + a 256-bit bitmap = 160 bytes read on chip once; loaded into the
-    # buffer once more (the DRAM fill, also 160 bytes)
-    assert ev["sram_a_bytes"] + ev["metadata_a_bytes"] == 160 + 160
-    assert ev["metadata_a_bytes"] == 32
+    # buffer once more (the DRAM fill, also 160 bytes); and the 8-byte bitmap (one bit per input
+    # column, half of them dead) that gathers the live weight rows, read once
+    assert ev["sram_a_bytes"] + ev["metadata_a_bytes"] == 160 + 160 + 8
+    assert ev["metadata_a_bytes"] == 32 + 8
+    assert row["skip_bitmap_bytes"] == 8
     assert ev["metadata_b_bytes"] == 0
 
 
