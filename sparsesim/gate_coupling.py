@@ -3,7 +3,7 @@ activation, and the neurons an activation policy on the gate output leaves alive
 
 A Llama-style MLP computes ``h = act(x W_gate^T) * (x W_up^T)`` and ``out = h W_down^T``
 (SwiGLU, Shazeer 2020, ``act`` SiLU; the ProSparse-style ReLU-fied FFN, ``act`` ReLU).
-CATS (Lee et al. 2024, section 3) thresholds ``|act(gate)|``, CHESS thresholds it per
+CATS (Lee et al. 2024) thresholds ``|act(gate)|``, CHESS thresholds it per
 channel, and top-k keeps the largest: where ``act(gate)`` is zeroed, ``h`` is zero whatever
 ``up`` computes, so
 

@@ -585,7 +585,7 @@ class Replay:
 
     def _with_predictor(self, pending: _Pending, op: Linear, extra: dict) -> _Pending:
         """The gate row with the low-rank predictor's two dense GEMMs (``tokens x d -> r`` and
-        ``tokens x r -> d_ff``; Deja Vu, Liu et al. ICML 2023, section 4.2) run before it on
+        ``tokens x r -> d_ff``; Deja Vu, Liu et al. ICML 2023, its MLP sparsity predictor) run before it on
         the same array: their cycles, DRAM traffic (the predictor's weights) and energy are
         added to the row. The predictor is assumed to recall exactly the neurons the policy
         keeps (Deja Vu reports high recall), so the row is an upper bound on the gain."""

@@ -17,12 +17,12 @@ Where the policy acts (``site``):
 * ``input`` (default): each op's own input activations.
 * ``swiglu_gate``: the gate output ``act(x W_gate)`` of each gated MLP block
   ``down(act(gate(x)) * up(x))`` (SwiGLU with ``act`` SiLU, or the ReLU-fied FFN), as CATS
-  (Lee et al. 2024, section 3) and CHESS sparsify it. A neuron zeroed there zeroes the
+  (Lee et al. 2024) and CHESS sparsify it. A neuron zeroed there zeroes the
   matching element of ``h = act(gate) * up``, so ``up`` need not compute that output column
   and ``down``'s input has the zero (see :mod:`sparsesim.gate_coupling`). ``gate_act``
   names the activation (``auto``: from the trace's capture settings or model name).
-  ``predictor: lowrank`` adds a Deja Vu-style predictor (Liu et al., ICML 2023, section
-  4.2: a two-layer low-rank MLP ``d -> predictor_rank -> d_ff`` run before the MLP) that
+  ``predictor: lowrank`` adds a Deja Vu-style predictor (Liu et al., ICML 2023: a
+  two-layer low-rank MLP ``d -> predictor_rank -> d_ff`` run before the MLP) that
   picks the live neurons before the gate is computed, so the gate GEMM too runs only them.
 """
 
