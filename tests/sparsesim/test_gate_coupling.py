@@ -241,3 +241,38 @@ def test_shape_only_decoder_scales_the_predictor_charge_by_repeat():
     # one token: 1 x 64 -> 16 (ceil(16/4) = 4 column folds of 64 + 6) and 1 x 16 -> 176 (44 folds of 16 + 6)
     assert gate["predictor_cycles"] == 6 * (4 * 70 + 44 * 22)
     assert gate["predictor_macs"] == 6 * (64 * 16 + 16 * 176)
+
+
+def _toml(data: dict, prefix: str = "") -> str:
+    """A preset mapping as TOML (scalars and sub-tables; ``sparsity`` as an array of tables)."""
+    def value(v):
+        return json.dumps(v) if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else repr(v)
+
+    lines = [f"{k} = {value(v)}" for k, v in data.items() if not isinstance(v, (dict, list))]
+    for k, v in data.items():
+        if isinstance(v, dict):
+            lines += ["", f"[{prefix}{k}]", _toml(v, f"{prefix}{k}.")]
+        elif isinstance(v, list):
+            for item in v:
+                lines += ["", f"[[{prefix}{k}]]", _toml(item)]
+    return "\n".join(lines)
+
+
+def test_yaml_and_toml_accel_files_equal_the_cli_string(relu_trace, tmp_path, capsys):
+    import yaml
+
+    from sparsesim.accel.presets import preset_mapping
+
+    feature = {"kind": "act_policy", "method": "topk", "keep_fraction": 0.3, "site": "swiglu_gate",
+               "gate_act": "relu"}
+    data = {**preset_mapping("edge32"), "sparsity": [feature]}
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(data))
+    (tmp_path / "a.toml").write_text(_toml(data))
+    totals = []
+    for accel, extra in ((str(tmp_path / "a.yaml"), []), (str(tmp_path / "a.toml"), []),
+                         ("edge32", ["--sparsity", "act_policy:topk:0.3:site=swiglu_gate:gate_act=relu"])):
+        assert main(["run", "--trace", str(relu_trace), "--accel", accel, "--dataflow", "os", *extra, "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert {r["gate_act"] for r in out["layers"] if r["mlp_role"]} == {"relu"}
+        totals.append(out["total"]["cycles"])
+    assert totals[0] == totals[1] == totals[2]
