@@ -1,4 +1,4 @@
-"""Activation sparsification policies applied to the input activations at replay time.
+"""Activation sparsification policies applied at replay, to op inputs or to a gated MLP's gate output.
 
 * ``relu``: the zeros as captured (nothing added; records the zero fraction).
 * ``threshold``: zero every ``|x| < threshold`` (CATS, Lee et al. 2024, magnitude threshold
