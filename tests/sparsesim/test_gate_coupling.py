@@ -151,7 +151,7 @@ def test_rank_defaults_to_a_quarter_of_the_width_capped_at_1024():
     from sparsesim.accel.sparsity.activation_policy import ActivationPolicyConfig
 
     policy = ActivationPolicyConfig(site="swiglu_gate", predictor="lowrank")
-    assert (policy.rank_for(64), policy.rank_for(4096), policy.rank_for(8192), policy.rank_for(2)) == (16, 1024, 1024, 1)
+    assert [policy.rank_for(d) for d in (64, 4096, 8192, 2)] == [16, 1024, 1024, 1]
 
 
 def test_the_activation_is_read_from_the_capture_settings_or_refused():
