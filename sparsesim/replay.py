@@ -297,7 +297,8 @@ class Replay:
         job = 0
         if is_delta:
             touched = sum(int(np.count_nonzero(m.any(axis=1))) for m in a_masks) * gemm1.N
-            state, counts = self._delta_costs(op, x_seen, touched, extra)
+            state, delta_counts = self._delta_costs(op, x_seen, touched, extra)
+            counts = counts + delta_counts
             side = SideWork(read_bytes=state[0], write_bytes=state[1])
             self._delta_error(op, phase, x_seen, x_policy, b_side.seen, extra)
         if flags["nm_stored_dense"] and cfg.training.charge_pregen:  # beside any delta charges
@@ -354,13 +355,14 @@ class Replay:
         if roles[1] != "weight":
             return ones
         dram, elem = self.cfg.dram, self.cfg.array.element_bytes
-        skips = [weight_fetch_skip(a, gemm.N, elem, dram.burst_bytes, dram.weight_layout) for a in a_masks]
+        live = [a.any(axis=0)[None, :] for a in a_masks]  # one pass over each mask: M is one span
+        skips = [weight_fetch_skip(k, gemm.N, elem, dram.burst_bytes, dram.weight_layout) for k in live]
         extra["weight_fetch_bound_bytes"] = sum(k.bound_bytes for k in skips)
         if not skipping or nm is not None or compress_b:  # N:M or compressed weights: no dense rows to skip
             return ones
         extra["weight_bytes_skipped"] = sum(k.skipped_bytes for k in skips)
         extra["skip_bitmap_bytes"] = sum(k.bitmap_bytes for k in skips)
-        return [None if a.any(axis=0).all() else k for k, a in zip(skips, a_masks)]
+        return [None if k.all() else skip for skip, k in zip(skips, live)]
 
     def _select_cycles(self, groups: int) -> int:
         """Cycles of the pruning unit for ``groups`` groups of M: each of its lanes selects the

@@ -138,6 +138,10 @@ def test_delta_inputs_that_did_not_fire_skip_their_weight_rows():
     assert off[1]["weight_bytes_skipped"] == 0
     assert off[1]["dram_read_bytes"] - on[1]["dram_read_bytes"] == 96 * 64
     assert on[1]["delta_err_max"] == 0.0  # skipping rows of unchanged inputs changes no output
+    # the gather's bitmap is charged beside the delta encoder's own work (128 inputs, 16 bytes)
+    assert on[1]["skip_bitmap_bytes"] == 16
+    assert on[1]["events"]["metadata_a_bytes"] - off[1]["events"]["metadata_a_bytes"] == 16
+    assert on[1]["events"]["encode_ops"] == off[1]["events"]["encode_ops"] == 2 * 128
 
 
 @pytest.mark.parametrize("setting, field", [("dram.burst_bytes=0", "dram.burst_bytes"),
