@@ -48,8 +48,9 @@ from sparsesim.accel.sparsity.zero_skip import ZeroSkipConfig
 from sparsesim.dataflows import DATAFLOWS
 from sparsesim.dataflows.sparse import OperandMasks, SparseWork, sparse_work, weight_fetch_skip
 from sparsesim.engine import OpOutcome, SideWork, best_of, make_row, op_phases, run_gemm
-from sparsesim.gate_coupling import MlpBlock, check_coupling, gate_live, masked_h, mlp_activation, mlp_blocks
-from sparsesim.workloads.errors import InputError
+from sparsesim.gate_coupling import (MlpBlock, calibrated_thresholds, check_coupling, gate_live, gate_output, masked_h,
+                                     mlp_activation, mlp_blocks)
+from sparsesim.workloads.errors import InputError, field_error
 from sparsesim.workloads.gemm import PHASES, Gemm, Phase
 from sparsesim.workloads.lowering import OPERAND_ROLES, a_operand, b_operand, gemm_operands, weight_matrix
 from sparsesim.workloads.ops import Conv2d, Linear, Op, Workload
@@ -486,6 +487,7 @@ class Replay:
         check_coupling(workload, self.blocks)
         self.gate_act = mlp_activation(workload, self.gate_policy.gate_act)
         self.gate_masks: dict[MlpBlock, np.ndarray] = {}  # live mask of the blocks being replayed
+        self.gate_thresholds: dict[str, np.ndarray] = {}  # calibrate: prefill, per block name
         # gate and up weights as read, by stored name: a decode trace's steps share them, and the
         # gate's is needed for its mask and the narrowed GEMMs gather rows of them every step
         self.coupled_weights = _WeightCache(self.shared.max_bytes)
@@ -503,12 +505,27 @@ class Replay:
             return tensors
         return {**self.source.tensors(index, frozenset({"input", "grad", "master_weight"})), "weight": weight}
 
-    def _gate_live(self, block: MlpBlock, index: int, tensors: dict) -> np.ndarray:
-        """The ``(M, d_ff)`` live mask of ``block``, recomputed from its gate op's tensors once."""
+    def _gate_live(self, block: MlpBlock, index: int, phase: Phase, tensors: dict) -> np.ndarray:
+        """The ``(M, d_ff)`` live mask of ``block``, recomputed from its gate op's tensors once.
+
+        With ``calibrate: prefill`` the layer's thresholds come from its first prefill pass
+        and hold for every pass after it (refused when a pass comes before any prefill)."""
         live = self.gate_masks.get(block)
         if live is None:
             own = tensors if index == block.gate else self.source.tensors(block.gate)
-            live = self.gate_masks[block] = gate_live(own["input"], own["weight"], self.gate_act, self.gate_policy)
+            h = gate_output(own["input"], own["weight"], self.gate_act)
+            if self.gate_policy.calibrate == "prefill":
+                limit = self.gate_thresholds.get(block.name)
+                if limit is None:
+                    if phase is not Phase.PREFILL:
+                        raise field_error("sparsity.act_policy.calibrate",
+                                          f"prefill: {block.name} has {phase} rows before any prefill pass to "
+                                          "calibrate on (replay the prefill phase too)")
+                    limit = self.gate_thresholds[block.name] = calibrated_thresholds(h, self.gate_policy)
+                live = np.abs(h) > limit
+            else:
+                live = gate_live(h, self.gate_policy)
+            self.gate_masks[block] = live
         return live
 
     def _dense_of(self, gemm: Gemm) -> OpOutcome:
@@ -525,7 +542,7 @@ class Replay:
         input ``h`` with the dead neurons zeroed, so the switched-on features act on the zeros.
         """
         role, block = self.blocks[index]
-        live = self._gate_live(block, index, tensors)
+        live = self._gate_live(block, index, phase, tensors)
         columns = live.any(axis=0)
         extra = {"policy": self.gate_policy.label(), "mlp_role": role, "gate_act": self.gate_act,
                  "gate_live_fraction": float(live.mean()), "gate_live_columns": int(columns.sum())}

@@ -41,6 +41,7 @@ METHODS = ("relu", "threshold", "channel_threshold", "topk")
 SITES = ("input", "swiglu_gate")
 PREDICTORS = ("none", "lowrank")
 GATE_ACTS = ("auto", "silu", "relu")
+CALIBRATIONS = ("none", "prefill")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,6 +62,12 @@ class ActivationPolicyConfig:
                             "its two GEMMs are charged on the gate row)", default="none", choices=PREDICTORS)
     predictor_rank: int = _param("lowrank predictor's hidden size r (0: min(1024, d/4), i.e. 1024 at d=4096)",
                                  default=0, minimum=0, maximum=1 << 20)
+    calibrate: str = _param("swiglu_gate with threshold or channel_threshold: none (threshold as given; "
+                            "channel_threshold counts within each GEMM, so a one-token decode GEMV zeroes "
+                            "nothing) or prefill (thresholds fixed per layer from its prefill gate output, "
+                            "zeroing the `sparsity` fraction of it, per channel for channel_threshold, and "
+                            "applied to every pass, as CATS and CHESS calibrate offline)",
+                            default="none", choices=CALIBRATIONS)
 
     def __post_init__(self) -> None:
         if self.method == "topk" and self.keep_fraction <= 0.0:
@@ -71,6 +78,10 @@ class ActivationPolicyConfig:
                     raise field_error(f"sparsity.act_policy.{key}", "applies only with site: swiglu_gate")
         if self.predictor == "none" and self.predictor_rank:
             raise field_error("sparsity.act_policy.predictor_rank", "applies only with predictor: lowrank")
+        if self.calibrate != "none" and (self.site != "swiglu_gate"
+                                         or self.method not in ("threshold", "channel_threshold")):
+            raise field_error("sparsity.act_policy.calibrate",
+                              "applies only with site: swiglu_gate and method threshold or channel_threshold")
 
     def rank_for(self, dim: int) -> int:
         """The predictor's hidden size for model width ``dim`` (``predictor_rank``, or its default
@@ -101,6 +112,8 @@ class ActivationPolicyConfig:
                  "topk": f"{self.keep_fraction:g}"}[self.method]
         site = "-gate" if self.site == "swiglu_gate" else ""
         predictor = f"-lowrank{self.predictor_rank or 'auto'}" if self.predictor == "lowrank" else ""
+        if self.calibrate == "prefill":
+            value = f"{self.sparsity:g}cal"
         return f"{self.method}{value}{site}{predictor}"
 
     def apply(self, x: np.ndarray, channel_axis: int) -> np.ndarray:

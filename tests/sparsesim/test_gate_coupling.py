@@ -276,3 +276,61 @@ def test_yaml_and_toml_accel_files_equal_the_cli_string(relu_trace, tmp_path, ca
         assert {r["gate_act"] for r in out["layers"] if r["mlp_role"]} == {"relu"}
         totals.append(out["total"]["cycles"])
     assert totals[0] == totals[1] == totals[2]
+
+
+# ---------------------------------------------------------------- calibrated thresholds
+PREFILL_X = np.array([[1, 5, 2, 8], [2, 6, 4, 7], [3, 7, 6, 6], [4, 8, 8, 5]], dtype=np.float32)
+DECODE_X = np.array([[2.5, 6, 5, 9]], dtype=np.float32)
+
+
+def prefill_then_decode(passes=("prefill", "decode")):
+    """One layer (d = d_ff = 4, W_gate = I, ReLU: the gate output is the input) over a 4-token
+    prefill and one decode step."""
+    ops, tensors, steps, phases = [], [], [], []
+    for phase in passes:
+        x = PREFILL_X if phase == "prefill" else DECODE_X
+        for role in ("gate", "up", "down"):
+            ops.append(Linear(name=f"model.layers.0.mlp.{role}_proj", tokens=x.shape[0], in_features=4,
+                              out_features=4))
+            tensors.append({"input": x if role != "down" else np.ones_like(x), "weight": np.eye(4, dtype=np.float32)})
+            steps.append(None if phase == "prefill" else 0)
+            phases.append((Phase(phase),))
+    meta = {"phases_by_op": tuple(phases), "capture": {"mlp_act": "relu"}}
+    return Workload("cal", tuple(ops), tuple(Phase(p) for p in passes), time_steps=tuple(steps),
+                    source=Tensors(tensors), meta=meta)
+
+
+def live_columns(rows, phase):
+    return next(r["gate_live_columns"] for r in rows if r["mlp_role"] == "up" and r["phase"] == phase)
+
+
+def test_chess_thresholds_calibrated_on_prefill_act_in_decode():
+    # per channel, the 2nd smallest of 4 prefill values: [2, 6, 4, 6]; the decode token
+    # [2.5, 6, 5, 9] keeps every neuron but 1 (6 is not above 6)
+    rows = simulate(prefill_then_decode(), cfg({"kind": "act_policy", "method": "channel_threshold",
+                                                "sparsity": 0.5, "site": "swiglu_gate", "calibrate": "prefill"}), "os")
+    assert live_columns(rows, "decode") == 3
+    assert next(r for r in rows if r["mlp_role"] == "down" and r["phase"] == "prefill")["act_zero_fraction"] == 0.5
+    assert rows[0]["policy"] == "channel_threshold0.5cal-gate"
+    # uncalibrated, a one-token GEMM has floor(0.5 * 1) = 0 elements to zero per channel
+    plain = simulate(prefill_then_decode(), cfg({"kind": "act_policy", "method": "channel_threshold",
+                                                 "sparsity": 0.5, "site": "swiglu_gate"}), "os")
+    assert live_columns(plain, "decode") == 4
+
+
+def test_cats_threshold_calibrated_on_prefill():
+    # the 8th smallest of the 16 prefill values is 5: prefill keeps the 8 above it, decode keeps 6 and 9
+    rows = simulate(prefill_then_decode(), cfg({"kind": "act_policy", "method": "threshold", "sparsity": 0.5,
+                                                "site": "swiglu_gate", "calibrate": "prefill"}), "os")
+    gates = {r["phase"]: r for r in rows if r["mlp_role"] == "gate"}
+    assert gates["prefill"]["gate_live_fraction"] == 0.5
+    assert gates["decode"]["gate_live_fraction"] == 0.5 and gates["decode"]["gate_live_columns"] == 2
+
+
+def test_calibration_needs_a_prefill_pass_and_a_threshold_method():
+    with pytest.raises(InputError, match=r"^sparsity\.act_policy\.calibrate: prefill: model\.layers\.0\.mlp has "
+                                         r"decode rows before any prefill"):
+        simulate(prefill_then_decode(("decode",)), cfg({"kind": "act_policy", "method": "threshold",
+                                                        "site": "swiglu_gate", "calibrate": "prefill"}), "os")
+    with pytest.raises(InputError, match=r"^sparsity\.act_policy\.calibrate: applies only with"):
+        cfg({"kind": "act_policy", "method": "topk", "site": "swiglu_gate", "calibrate": "prefill"})
