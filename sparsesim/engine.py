@@ -258,6 +258,9 @@ REPEATED = ("cycles", "compute_cycles", "stall_cycles", "overhead_cycles", "dens
             "weight_bytes_skipped", "weight_fetch_bound_bytes", "skip_bitmap_bytes")
 """Row fields that are per instance and scale with a row's ``repeat`` count."""
 
+REPEATED_OPTIONAL = ("predictor_macs", "predictor_cycles", "predictor_dram_bytes", "predictor_energy_pj")
+"""Per-instance fields that only some rows have a value for (None elsewhere): scaled where set."""
+
 
 def repeat_rows(workload: Workload, rows: list[dict]) -> list[dict]:
     """Give each row its op's ``repeat`` (``workload.meta["repeats"]``, default 1) and scale
@@ -281,6 +284,9 @@ def repeat_rows(workload: Workload, rows: list[dict]) -> list[dict]:
             continue
         for key in REPEATED:
             row[key] = row[key] * k
+        for key in REPEATED_OPTIONAL:
+            if row.get(key) is not None:
+                row[key] = row[key] * k
         row["energy_breakdown_pj"] = {name: v * k for name, v in row["energy_breakdown_pj"].items()}
         row["events"] = {name: v * k for name, v in row["events"].items()}
     return rows

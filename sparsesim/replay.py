@@ -22,6 +22,10 @@ steps x weights: what a row needs of a weight other ops share (a trace stores a 
 weights once; :class:`_WeightCache`, bounded in bytes, and the weight is then not read again),
 the dense run of each GEMM shape, and the planned and timed outcome of each distinct sparse
 GEMM (same shape, dataflow, side work and stream lengths). None of them changes a number.
+
+With the activation policy at ``site: swiglu_gate`` the policy acts on ``act(gate)`` of each
+gated MLP block instead of on op inputs (:mod:`sparsesim.gate_coupling`); the ops of a block
+are replayed by :meth:`Replay._coupled_op_phase` around the same per-(op, phase) step.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import hashlib
 import numpy as np
 
 from sparsesim.accel.config import AccelConfig
-from sparsesim.accel.energy import EnergyTable
+from sparsesim.accel.energy import EnergyTable, energy_breakdown_pj
 from sparsesim.accel.kernels import delta_step
 from sparsesim.accel.schedule import EventCounts
 from sparsesim.accel.sparsity import feature_labels
@@ -44,7 +48,9 @@ from sparsesim.accel.sparsity.zero_skip import ZeroSkipConfig
 from sparsesim.dataflows import DATAFLOWS
 from sparsesim.dataflows.sparse import OperandMasks, SparseWork, sparse_work, weight_fetch_skip
 from sparsesim.engine import OpOutcome, SideWork, best_of, make_row, op_phases, run_gemm
-from sparsesim.workloads.errors import InputError
+from sparsesim.gate_coupling import (MlpBlock, calibrated_thresholds, check_coupling, gate_live, gate_output, masked_h,
+                                     mlp_activation, mlp_blocks)
+from sparsesim.workloads.errors import InputError, field_error
 from sparsesim.workloads.gemm import PHASES, Gemm, Phase
 from sparsesim.workloads.lowering import OPERAND_ROLES, a_operand, b_operand, gemm_operands, weight_matrix
 from sparsesim.workloads.ops import Conv2d, Linear, Op, Workload
@@ -60,6 +66,15 @@ MAX_TIMED = 100_000
 WEIGHT_CACHE_BYTES = 2 << 30
 """Memory the replay may keep of what it derived from weights shared between ops (a
 decoder's weights serve every decode step): see :class:`_WeightCache`."""
+
+COUPLING_COLUMNS = {"mlp_role": None, "gate_act": None, "gate_live_fraction": None, "gate_live_columns": None,
+                    "predictor_rank": None, "predictor_macs": None, "predictor_cycles": None,
+                    "predictor_dram_bytes": None, "predictor_energy_pj": None}
+"""Result columns of the swiglu_gate coupling (None on rows it does not act on):
+``mlp_role`` gate/up/down; ``gate_act`` silu/relu; ``gate_live_fraction`` the fraction of
+``act(gate)`` elements the policy kept; ``gate_live_columns`` the neurons live in some row (the
+N that ``up``, and with a predictor the gate, runs); ``predictor_*`` the low-rank predictor's
+charge on the gate row (its MACs are not in ``macs_effectual``, which counts the layer's own)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -128,6 +143,8 @@ class Replay:
         self.zs: ZeroSkipConfig | None = by_kind.get("zero_skip")
         self.delta: DeltaConfig | None = by_kind.get("delta")
         self.policy: ActivationPolicyConfig | None = by_kind.get("act_policy")
+        self.gate_policy: ActivationPolicyConfig | None = None  # the policy at site swiglu_gate
+        self.blocks: dict[int, tuple[str, MlpBlock]] = {}  # op index -> (role, block) when coupled
         self.source = workload.source or SyntheticTensors(workload.ops, cfg.seed,
                                                           workload.meta.get("act_sparsity"))
         # delta state per layer name and input shape: an input that changes shape (attention
@@ -155,6 +172,8 @@ class Replay:
                                  "sequence trace (e.g. `sparsesim trace capture --model video_cnn`)")
             if any(not p.forward for p in workload.phases):
                 raise InputError("sparsity.delta: delta encoding applies to inference; use --phases fwd")
+        if self.policy is not None and self.policy.site == "swiglu_gate":
+            self._init_coupling(workload)
 
     # ------------------------------------------------------------------ tensors
     def _weights(self, op: Op, w: np.ndarray, master: np.ndarray | None,
@@ -224,9 +243,12 @@ class Replay:
         density = float(np.count_nonzero(seen)) / seen.size if compressed else None
         return _Operand(nm, masks, density, seen if keep_seen else None)
 
-    def _op_phase(self, index: int, op: Op, phase: Phase, tensors: dict, key: tuple | None) -> _Pending:
+    def _op_phase(self, index: int, op: Op, phase: Phase, tensors: dict, key: tuple | None,
+                  extra_read_bytes: int = 0) -> _Pending:
         """One (op, phase). ``key``: where what it derives from a shared weight is kept (None:
-        the weight is not shared); ``tensors`` then lacks the weight if that is already known."""
+        the weight is not shared); ``tensors`` then lacks the weight if that is already known.
+        ``extra_read_bytes``: DRAM reads beside the GEMM's own, before its first tile (the partial
+        bursts of a gathered weight, see :meth:`_narrowed`)."""
         cfg = self.cfg
         extra: dict = {"policy": None, "act_zero_fraction": None, "policy_zeroed_fraction": None,
                        "time_step": None, "delta_threshold": None, "delta_fired_fraction": None,
@@ -268,7 +290,7 @@ class Replay:
         fetched = self._weight_fetch(roles, a_masks, gemm1, nm, compress_b,
                                      (on_a and skipping and self.zs.weight_fetch) or
                                      (is_delta and self.delta.weight_fetch), extra)
-        side = SideWork()
+        side = SideWork(read_bytes=extra_read_bytes)
         # work beside the GEMM: delta encoding and state, N:M selection, the skip bitmaps
         counts = EventCounts(metadata_a_bytes=extra["skip_bitmap_bytes"])
         self.out_reserved = 0
@@ -454,6 +476,154 @@ class Replay:
         extra["delta_err_max"] = worst
         extra["delta_err_mean"] = total / count if count else 0.0
 
+    # ------------------------------------------------------------------ swiglu_gate coupling
+    def _init_coupling(self, workload: Workload) -> None:
+        """Move the policy to the gate outputs: it no longer acts on op inputs (``self.policy``
+        None); find the MLP blocks and their activation, refusing what cannot be coupled."""
+        self.gate_policy, self.policy = self.policy, None
+        if self.delta is not None:
+            raise InputError("sparsity.act_policy.site: swiglu_gate cannot be combined with delta encoding")
+        self.blocks = mlp_blocks(workload)
+        check_coupling(workload, self.blocks)
+        self.gate_act = mlp_activation(workload, self.gate_policy.gate_act)
+        self.gate_masks: dict[MlpBlock, np.ndarray] = {}  # live mask of the blocks being replayed
+        self.gate_thresholds: dict[str, np.ndarray] = {}  # calibrate: prefill, per block name
+        # gate and up weights as read, by stored name: a decode trace's steps share them, and the
+        # gate's is needed for its mask and the narrowed GEMMs gather rows of them every step
+        self.coupled_weights = _WeightCache(self.shared.max_bytes)
+
+    def _coupled_tensors(self, index: int) -> dict:
+        """The tensors of a gate or up op, its weight from :attr:`coupled_weights` when it is
+        shared and already read."""
+        name = None if self.names is None else (self.names(index) or {}).get("weight")
+        name = name if name in self.shared_names else None
+        weight = None if name is None else self.coupled_weights.get(name)
+        if weight is None:
+            tensors = self.source.tensors(index)
+            if name is not None and tensors.get("weight") is not None:
+                self.coupled_weights.put(name, tensors["weight"])
+            return tensors
+        return {**self.source.tensors(index, frozenset({"input", "grad", "master_weight"})), "weight": weight}
+
+    def _gate_live(self, block: MlpBlock, index: int, phase: Phase, tensors: dict) -> np.ndarray:
+        """The ``(M, d_ff)`` live mask of ``block``, recomputed from its gate op's tensors once.
+
+        With ``calibrate: prefill`` the layer's thresholds come from its first prefill pass
+        and hold for every pass after it (refused when a pass comes before any prefill)."""
+        live = self.gate_masks.get(block)
+        if live is None:
+            own = tensors if index == block.gate else self.source.tensors(block.gate)
+            h = gate_output(own["input"], own["weight"], self.gate_act)
+            if self.gate_policy.calibrate == "prefill":
+                limit = self.gate_thresholds.get(block.name)
+                if limit is None:
+                    if phase is not Phase.PREFILL:
+                        raise field_error("sparsity.act_policy.calibrate",
+                                          f"prefill: {block.name} has {phase} rows before any prefill pass to "
+                                          "calibrate on (replay the prefill phase too)")
+                    limit = self.gate_thresholds[block.name] = calibrated_thresholds(h, self.gate_policy)
+                live = np.abs(h) > limit
+            else:
+                live = gate_live(h, self.gate_policy)
+            self.gate_masks[block] = live
+        return live
+
+    def _dense_of(self, gemm: Gemm) -> OpOutcome:
+        dense = self.dense.get(gemm)
+        if dense is None:
+            dense = self.dense[gemm] = best_of(self.dataflow, lambda name: run_gemm(gemm, self.cfg, name), self.cfg)
+        return dense
+
+    def _coupled_op_phase(self, index: int, op: Op, phase: Phase, tensors: dict, key: tuple | None) -> _Pending:
+        """One (op, phase) of a gated MLP block under the swiglu_gate policy.
+
+        gate: run dense (its output is what the policy reads), or, with a predictor, only its
+        live columns plus the predictor's GEMMs; up: only its live columns; down: its recorded
+        input ``h`` with the dead neurons zeroed, so the switched-on features act on the zeros.
+        """
+        role, block = self.blocks[index]
+        live = self._gate_live(block, index, phase, tensors)
+        columns = live.any(axis=0)
+        extra = {"policy": self.gate_policy.label(), "mlp_role": role, "gate_act": self.gate_act,
+                 "gate_live_fraction": float(live.mean()), "gate_live_columns": int(columns.sum())}
+        if role == "down":
+            x = tensors["input"]
+            h = masked_h(x, live)
+            extra["policy_zeroed_fraction"] = float(((h == 0) & (x != 0)).mean())
+            pending = self._op_phase(index, op, phase, {**tensors, "input": h}, key)
+            self.gate_masks.pop(block, None)
+        elif role == "up" or self.gate_policy.predictor != "none":
+            pending = self._narrowed(index, op, phase, tensors, columns, extra)
+            if role == "gate":
+                pending = self._with_predictor(pending, op, extra)
+        else:
+            pending = self._op_phase(index, op, phase, tensors, key)
+        acting = pending.out.extra.get("features_active", "none")
+        extra["features_active"] = "act_policy" if acting == "none" else f"{acting}+act_policy"
+        return dataclasses.replace(pending, out=dataclasses.replace(pending.out, extra={**pending.out.extra, **extra}))
+
+    def _narrowed(self, index: int, op: Linear, phase: Phase, tensors: dict, columns: np.ndarray,
+                  extra: dict) -> _Pending:
+        """``op`` computing only its output ``columns``: a GEMM with N = the live columns, whose
+        weight is the gather of those rows of the ``[out, in]`` weight.
+
+        Layout: one contiguous row per neuron, as PyTorch and the gathering kernels of CATS and
+        Deja Vu store it, whatever ``dram.weight_layout`` says of the weights that input sparsity
+        skips. DRAM moves whole ``dram.burst_bytes`` bursts, so a dead row saves only the bursts
+        no live row shares (:func:`~sparsesim.dataflows.sparse.weight_fetch_skip` over neuron
+        rows); the partial bursts of live rows are read beside the narrowed GEMM. The gather
+        is driven by a bitmap of one bit per neuron, read beside the weights. The row keeps the
+        op's shape and dense run; its work is the narrowed GEMM's, with weight fetch skipping of
+        its own input on top (those columns add to ``weight_bytes_skipped`` and the bitmap).
+        """
+        gemm = op.gemm(phase)
+        dense = self._dense_of(gemm)
+        n = int(columns.sum())
+        elem, dram = self.cfg.array.element_bytes, self.cfg.dram
+        rows = weight_fetch_skip(columns[None, :], op.in_features, elem, dram.burst_bytes, "k_major")
+        partial = (rows.dense_bytes - rows.skipped_bytes - rows.bound_bytes) * gemm.count
+        bitmap = rows.bitmap_bytes * gemm.count
+        if n == 0:  # every neuron dead: the op does not run
+            extra.update(weight_bytes_skipped=rows.skipped_bytes * gemm.count, weight_fetch_bound_bytes=0,
+                         skip_bitmap_bytes=bitmap)
+            out = OpOutcome(dense.dataflow, 0, 0, 0, EventCounts(metadata_b_bytes=bitmap), dense.macs_dense, 0, 0, 0)
+            return _Pending(op, phase, out, dense, 0)
+        narrow, sliced = op, tensors
+        if n < op.out_features:
+            narrow = dataclasses.replace(op, out_features=n)
+            sliced = {**tensors, **{role: tensors[role][columns] for role in ("weight", "master_weight")
+                                    if tensors.get(role) is not None}}
+        pending = self._op_phase(index, narrow, phase, sliced, None, extra_read_bytes=partial)
+        own = pending.out.extra  # the narrowed GEMM's own weight fetch skipping, behind its input's zeros
+        extra.update(weight_bytes_skipped=own["weight_bytes_skipped"] + rows.skipped_bytes * gemm.count,
+                     weight_fetch_bound_bytes=own["weight_fetch_bound_bytes"],
+                     skip_bitmap_bytes=own["skip_bitmap_bytes"] + bitmap)
+        out = dataclasses.replace(pending.out, macs_dense=dense.macs_dense,
+                                  counts=pending.out.counts + EventCounts(metadata_b_bytes=bitmap))
+        return _Pending(op, phase, out, dense, pending.pregen_job_cycles)
+
+    def _with_predictor(self, pending: _Pending, op: Linear, extra: dict) -> _Pending:
+        """The gate row with the low-rank predictor's two dense GEMMs (``tokens x d -> r`` and
+        ``tokens x r -> d_ff``; Deja Vu, Liu et al. ICML 2023, its MLP sparsity predictor) run before it on
+        the same array: their cycles, DRAM traffic (the predictor's weights) and energy are
+        added to the row. The predictor is assumed to recall exactly the neurons the policy
+        keeps (Deja Vu reports high recall), so the row is an upper bound on the gain."""
+        cfg = self.cfg
+        rank = self.gate_policy.rank_for(op.in_features)
+        runs = [self._dense_of(Gemm(op.tokens, rank, op.in_features)),
+                self._dense_of(Gemm(op.tokens, op.out_features, rank))]
+        counts = runs[0].counts + runs[1].counts
+        cycles = sum(r.cycles for r in runs)
+        extra.update(predictor_rank=rank, predictor_macs=sum(r.macs_dense for r in runs), predictor_cycles=cycles,
+                     predictor_dram_bytes=counts.dram_read_bytes + counts.dram_write_bytes,
+                     predictor_energy_pj=sum(sum(energy_breakdown_pj(r.counts, cfg, r.cycles, self.table).values())
+                                             for r in runs))
+        out = pending.out
+        out = dataclasses.replace(out, cycles=out.cycles + cycles, counts=out.counts + counts,
+                                  compute_cycles=out.compute_cycles + sum(r.compute_cycles for r in runs),
+                                  stall_cycles=out.stall_cycles + sum(r.stall_cycles for r in runs))
+        return dataclasses.replace(pending, out=out)
+
     # ------------------------------------------------------------------ run
     def _shared_keys(self, index: int, op: Op, phases: list[Phase]) -> dict[Phase, tuple]:
         """Cache keys of the phases of op ``index`` whose B operand is a weight other ops share:
@@ -477,12 +647,15 @@ class Replay:
                                  f"handles at most {MAX_REPLAY_ELEMENTS:,} per op (the dense engine has no such limit)")
             keys = self._shared_keys(index, op, phases)
             known = {phase: key is not None and self.shared.get(key) is not None for phase, key in keys.items()}
-            if keys and all(known.values()) and Phase.BWD_WEIGHT not in phases:
+            if self.blocks.get(index, ("down",))[0] != "down":  # a gate or up: its weight is read below
+                tensors = self._coupled_tensors(index)
+            elif keys and all(known.values()) and Phase.BWD_WEIGHT not in phases:
                 tensors = self.source.tensors(index, frozenset({"input", "grad"}))  # the weight is not needed
             else:
                 tensors = self.source.tensors(index)
+            replay = self._coupled_op_phase if index in self.blocks else self._op_phase
             for phase in phases:
-                pending.append(self._op_phase(index, op, phase, tensors, keys.get(phase)))
+                pending.append(replay(index, op, phase, tensors, keys.get(phase)))
         exposed = _exposed_pregen(pending)
         rows = []
         for i, p in enumerate(pending):
@@ -490,7 +663,10 @@ class Replay:
             if exposed[i]:
                 out = dataclasses.replace(out, cycles=out.cycles + exposed[i], overhead_cycles=exposed[i],
                                           extra={**out.extra, "pregen_cycles": exposed[i]})
-            rows.append(make_row(p.op, p.phase, p.op.gemm(p.phase), out, p.dense, self.cfg, self.table, self.label))
+            row = make_row(p.op, p.phase, p.op.gemm(p.phase), out, p.dense, self.cfg, self.table, self.label)
+            for column, default in COUPLING_COLUMNS.items():
+                row.setdefault(column, default)
+            rows.append(row)
         return rows
 
 

@@ -1,4 +1,4 @@
-"""Activation sparsification policies applied to the input activations at replay time.
+"""Activation sparsification policies applied at replay, to op inputs or to a gated MLP's gate output.
 
 * ``relu``: the zeros as captured (nothing added; records the zero fraction).
 * ``threshold``: zero every ``|x| < threshold`` (CATS, Lee et al. 2024, magnitude threshold
@@ -11,6 +11,19 @@
   (the Lazy Neuron phenomenon paper, Li et al. ICLR 2023, top-k activations).
 
 The fraction of activations zeroed by the policy and its label go into every result row.
+
+Where the policy acts (``site``):
+
+* ``input`` (default): each op's own input activations.
+* ``swiglu_gate``: the gate output ``act(x W_gate)`` of each gated MLP block
+  ``down(act(gate(x)) * up(x))`` (SwiGLU with ``act`` SiLU, or the ReLU-fied FFN), as CATS
+  (Lee et al. 2024) and CHESS sparsify it. A neuron zeroed there zeroes the
+  matching element of ``h = act(gate) * up``, so ``up`` need not compute that output column
+  and ``down``'s input has the zero (see :mod:`sparsesim.gate_coupling`). ``gate_act``
+  names the activation (``auto``: from the trace's capture settings or model name).
+  ``predictor: lowrank`` adds a Deja Vu-style predictor (Liu et al., ICML 2023: a
+  two-layer low-rank MLP ``d -> predictor_rank -> d_ff`` run before the MLP) that
+  picks the live neurons before the gate is computed, so the gate GEMM too runs only them.
 """
 
 from __future__ import annotations
@@ -25,6 +38,10 @@ from sparsesim.accel.sparsity.base import FEATURES
 from sparsesim.workloads.errors import InputError, field_error
 
 METHODS = ("relu", "threshold", "channel_threshold", "topk")
+SITES = ("input", "swiglu_gate")
+PREDICTORS = ("none", "lowrank")
+GATE_ACTS = ("auto", "silu", "relu")
+CALIBRATIONS = ("none", "prefill")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,13 +52,46 @@ class ActivationPolicyConfig:
     sparsity: float = _param("fraction zeroed per channel for channel_threshold", default=0.5,
                              minimum=0.0, maximum=1.0)
     keep_fraction: float = _param("fraction kept per row for topk", default=0.25, minimum=0.0, maximum=1.0)
+    site: str = _param("where the policy acts: input (each op's input activations) or swiglu_gate "
+                       "(act(gate) of each gated MLP block; up and down then skip the dead neurons)",
+                       default="input", choices=SITES)
+    gate_act: str = _param("swiglu_gate: the MLP's activation; auto reads it from the trace's capture "
+                           "settings or model name", default="auto", choices=GATE_ACTS)
+    predictor: str = _param("swiglu_gate: none (the gate runs dense) or lowrank (a Deja Vu-style low-rank "
+                            "predictor picks the live neurons first, so the gate runs only those; "
+                            "its two GEMMs are charged on the gate row)", default="none", choices=PREDICTORS)
+    predictor_rank: int = _param("lowrank predictor's hidden size r (0: min(1024, d/4), i.e. 1024 at d=4096)",
+                                 default=0, minimum=0, maximum=1 << 20)
+    calibrate: str = _param("swiglu_gate with threshold or channel_threshold: none (threshold as given; "
+                            "channel_threshold counts within each GEMM, so a one-token decode GEMV zeroes "
+                            "nothing) or prefill (thresholds fixed per layer from its prefill gate output, "
+                            "zeroing the `sparsity` fraction of it, per channel for channel_threshold, and "
+                            "applied to every pass, as CATS and CHESS calibrate offline)",
+                            default="none", choices=CALIBRATIONS)
 
     def __post_init__(self) -> None:
         if self.method == "topk" and self.keep_fraction <= 0.0:
             raise field_error("sparsity.act_policy.keep_fraction", "must be > 0 for topk")
+        if self.site != "swiglu_gate":
+            for key, default in (("predictor", "none"), ("gate_act", "auto")):
+                if getattr(self, key) != default:
+                    raise field_error(f"sparsity.act_policy.{key}", "applies only with site: swiglu_gate")
+        if self.predictor == "none" and self.predictor_rank:
+            raise field_error("sparsity.act_policy.predictor_rank", "applies only with predictor: lowrank")
+        if self.calibrate != "none" and (self.site != "swiglu_gate"
+                                         or self.method not in ("threshold", "channel_threshold")):
+            raise field_error("sparsity.act_policy.calibrate",
+                              "applies only with site: swiglu_gate and method threshold or channel_threshold")
+
+    def rank_for(self, dim: int) -> int:
+        """The predictor's hidden size for model width ``dim`` (``predictor_rank``, or its default
+        scaled to the width: Deja Vu's ~1k-wide predictors for 4k-12k-wide models)."""
+        return self.predictor_rank or min(1024, max(1, dim // 4))
 
     @classmethod
     def from_cli(cls, fields: list[str]) -> dict:
+        """``METHOD[:VALUE]``, e.g. ``topk:0.25``; the other keys come as ``key=value`` fields
+        (``threshold:0.1:site=swiglu_gate:predictor=lowrank``), which the CLI parser adds."""
         if not fields:
             raise InputError("--sparsity: expected act_policy:METHOD[:VALUE], e.g. act_policy:topk:0.25")
         out: dict = {"kind": "act_policy", "method": fields[0]}
@@ -60,7 +110,11 @@ class ActivationPolicyConfig:
     def label(self) -> str:
         value = {"relu": "", "threshold": f"{self.threshold:g}", "channel_threshold": f"{self.sparsity:g}",
                  "topk": f"{self.keep_fraction:g}"}[self.method]
-        return f"{self.method}{value}"
+        site = "-gate" if self.site == "swiglu_gate" else ""
+        predictor = f"-lowrank{self.predictor_rank or 'auto'}" if self.predictor == "lowrank" else ""
+        if self.calibrate == "prefill":
+            value = f"{self.sparsity:g}cal"
+        return f"{self.method}{value}{site}{predictor}"
 
     def apply(self, x: np.ndarray, channel_axis: int) -> np.ndarray:
         """Return the sparsified activations (a new array; ``x`` is left alone).

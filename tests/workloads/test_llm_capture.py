@@ -9,6 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import sparsesim  # noqa: E402
 from sparsesim.cli import main  # noqa: E402
 from sparsesim.workloads.capture.llama import build  # noqa: E402
 from sparsesim.workloads.capture.llm import InferenceCapture, capture_llm, estimate_bytes  # noqa: E402
@@ -71,6 +72,10 @@ def test_decode_trace_phases_steps_and_cache_lengths(tiny_decode):
             # (batch * kv_heads) GEMMs, 2 query heads per group as rows, cache at prompt + t + 1
             assert (r.op.batch, r.op.m, r.op.k, r.op.n) == (2 * 2, 2, 16, 6 + r.time_step + 1)
             assert trace.operand(r, "weight").shape == (4, 16, 6 + r.time_step + 1)
+
+
+def test_zoo_capture_records_the_mlp_activation(tiny_decode):
+    assert load_trace(tiny_decode[0]).capture["mlp_act"] == "silu"
 
 
 def test_weights_are_stored_once(tiny_decode):
@@ -155,6 +160,13 @@ def test_hf_config_capture_names_ops_by_module(tmp_path):
     shape = decoder_shape(transformers.AutoConfig.for_model(**TINY_CONFIG), "tiny")
     expected = list(inference_ops(shape, batch=1, prompt_len=5, gen_len=2, attention="repeated"))
     assert [(r.op, r.phases, r.time_step) for r in trace.ops] == [(x.op, (x.phase,), x.time_step) for x in expected]
+    # the MLP activation is recorded, so swiglu_gate coupling finds the blocks by module name and knows it is SiLU
+    assert trace.capture["mlp_act"] == "silu"
+    rows = sparsesim.simulate(sparsesim.trace(out), accel="edge32", dataflow="os",
+                              sparsity=["act_policy:topk:0.25:site=swiglu_gate"]).to_pandas()
+    ups = rows[rows["mlp_role"] == "up"]
+    assert len(ups) == 2 * 3 and (ups["gate_act"] == "silu").all()
+    assert (ups[ups["phase"] == "decode"]["gate_live_columns"] == 12).all()  # top 25% of 48 neurons, one token
 
 
 def test_hf_directory_capture_is_offline(tmp_path):

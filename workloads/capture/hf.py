@@ -109,7 +109,8 @@ def capture_hf(out: Path, spec: InferenceCapture, *, hf_dir, hf_config, overwrit
         return output.logits[:, -1], getattr(output, cache_arg)
 
     settings = {"model": name, "source": "hf_dir" if hf_dir is not None else "hf_config",
-                "params": sum(p.numel() for p in model.parameters()), "attention": "repeated", **spec.settings(),
+                "params": sum(p.numel() for p in model.parameters()), "attention": "repeated",
+                "mlp_act": str(getattr(model.config, "hidden_act", None)), **spec.settings(),
                 "torch": torch.__version__, "transformers": _transformers().__version__,
                 "threads": torch.get_num_threads()}
     return run_inference(model, step, int(model.config.vocab_size), out, spec, settings, overwrite=overwrite,

@@ -90,6 +90,7 @@ def capture_zoo_decoder(shape: DecoderShape, out: Path, spec: InferenceCapture, 
             cache = model.new_cache() if cache is None else cache
             return model(tokens, cache), cache
 
+        # mlp_act: what act() of the gated FFN is, for replay's swiglu_gate coupling
         settings = {"model": shape.name, "source": "zoo", "params": shape.params, "attention": "grouped",
-                    **spec.settings(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+                    "mlp_act": "relu" if shape.ffn == "relu" else "silu", **spec.settings(), "torch": torch.__version__, "threads": torch.get_num_threads()}
         return run_inference(model, step, shape.vocab, out, spec, settings, overwrite=overwrite, progress=progress)
