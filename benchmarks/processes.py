@@ -14,16 +14,23 @@ import tempfile
 import time
 
 
-def timed_process(argv: list[str], timeout_s: float | None = None) -> tuple[float, float, bool]:
+def timed_process(argv: list[str], timeout_s: float | None = None,
+                  stdout_path: str | None = None) -> tuple[float, float, bool]:
     """``(wall seconds, peak RSS in GB, finished)`` of ``sparsesim ARGV``, and a line on stdout
     with its CPU seconds (user + system), which a loaded machine inflates less than wall time.
+    The command's own output goes to ``stdout_path`` if given, else nowhere.
 
     A process still running after ``timeout_s`` is killed (``finished`` False). A process
     that fails ends the benchmark with its stderr.
     """
     t0 = time.perf_counter()
     with tempfile.TemporaryFile(mode="w+") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "sparsesim", *argv], stdout=subprocess.DEVNULL, stderr=err)
+        out = open(stdout_path, "w") if stdout_path else subprocess.DEVNULL
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "sparsesim", *argv], stdout=out, stderr=err)
+        finally:
+            if stdout_path:
+                out.close()  # the child holds its own copy
         finished = True
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)  # this child's own rusage

@@ -123,19 +123,25 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
     (:func:`weight_fetch_skip` of these masks, over all of M): only the live rows are gathered,
     stored compactly on chip and mapped, so the array runs the GEMM with K cut to the live
     rows (which removes no effectual MAC, and on ``ws``/``is`` removes whole folds), A keeps
-    its stored bytes, and B is sized by the bytes actually fetched (whole bursts).
+    its stored bytes, and B is sized by the bytes actually fetched (whole bursts). A
+    convolution keeps its K and its feature-map reads of A; only B shrinks to the fetched bytes.
     """
     R, C = cfg.array.rows, cfg.array.cols
     elem = cfg.array.element_bytes
     M, N, K = gemm.M, gemm.N, gemm.K
     a_nz, b_nz = masks.a, masks.b
     K_dense, a_density = K, float(a_nz.mean()) if a_nz.size else 0.0
-    b_fetched_bytes = None
+    b_fetched_bytes, b_fetched_share = None, 1.0
     if weight_skip is not None:
         if nm is not None or compress_b:
             raise ValueError("sparse_work: weight rows are skipped only from a dense B")
         live = a_nz.any(axis=0)
-        if not live.all():
+        if gemm.conv is not None:
+            # a convolution keeps its K: its input is read as a feature map (with halo), which
+            # gathering the live weight rows does not change; only B's bytes shrink
+            b_fetched_share = max(weight_skip.dense_bytes - weight_skip.skipped_bytes,
+                                  N * cfg.array.element_bytes) / max(weight_skip.dense_bytes, 1)
+        elif not live.all():
             # the gathered live rows (one kept when none is live, so that a GEMM remains)
             keep = np.flatnonzero(live) if live.any() else np.zeros(1, dtype=np.int64)
             a_nz = np.ascontiguousarray(a_nz[:, keep])
@@ -228,6 +234,7 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
         packed_b = scale_b < 1.0
     if b_fetched_bytes is not None:  # whole bursts: the live rows and the dead bytes sharing their bursts
         scale_b = b_fetched_bytes / (K * N * elem)
+    scale_b *= b_fetched_share
     return SparseWork(run, stream, M * N * K_dense, macs_eff, aware_a or aware_b, scale_a, scale_b, meta_a, meta_b,
                       packed_a, packed_b)
 

@@ -3,7 +3,7 @@ activation, and the neurons an activation policy on the gate output leaves alive
 
 A Llama-style MLP computes ``h = act(x W_gate^T) * (x W_up^T)`` and ``out = h W_down^T``
 (SwiGLU, Shazeer 2020, ``act`` SiLU; the ProSparse-style ReLU-fied FFN, ``act`` ReLU).
-CATS (Lee et al. 2024, section 3) thresholds ``|act(gate)|``, CHESS thresholds it per
+CATS (Lee et al. 2024) thresholds ``|act(gate)|``, CHESS thresholds it per
 channel, and top-k keeps the largest: where ``act(gate)`` is zeroed, ``h`` is zero whatever
 ``up`` computes, so
 
@@ -42,11 +42,12 @@ _ACT_NAMES = {"silu": "silu", "swish": "silu", "relu": "relu"}  # Hugging Face h
 @dataclasses.dataclass(frozen=True, slots=True)
 class MlpBlock:
     """One gated MLP block: the op indices of its gate, up and down projections (one forward
-    pass of one layer)."""
+    pass of one layer), and the layer's block name (``model.layers.3.mlp``)."""
 
     gate: int
     up: int
     down: int
+    name: str
 
 
 def mlp_blocks(workload: Workload) -> dict[int, tuple[str, MlpBlock]]:
@@ -67,12 +68,12 @@ def mlp_blocks(workload: Workload) -> dict[int, tuple[str, MlpBlock]]:
         key = (match["block"], match["step"], steps[index])
         seen.setdefault(key, {r: [] for r in ROLES})[match["role"]].append(index)
     out: dict[int, tuple[str, MlpBlock]] = {}
-    for roles in seen.values():
+    for (name, _, _), roles in seen.items():
         for gate, up, down in zip(roles["gate"], roles["up"], roles["down"]):
             g, u, d = (workload.ops[i] for i in (gate, up, down))
             if (g.tokens, g.in_features, g.out_features) == (u.tokens, u.in_features, u.out_features) \
                     and (d.tokens, d.in_features) == (g.tokens, g.out_features):
-                block = MlpBlock(gate, up, down)
+                block = MlpBlock(gate, up, down, name)
                 out.update({gate: ("gate", block), up: ("up", block), down: ("down", block)})
     return out
 
@@ -120,17 +121,32 @@ def activation(act: str, g: np.ndarray) -> np.ndarray:
     return g * (0.5 * (1.0 + np.tanh(0.5 * g)))
 
 
-def gate_live(x: np.ndarray, w: np.ndarray, act: str, policy: ActivationPolicyConfig) -> np.ndarray:
-    """``(M, d_ff)`` bool: True where ``act(x W^T)`` is nonzero after ``policy``.
-
-    ``x``: the gate op's recorded input (``..., d``), ``w`` its ``[d_ff, d]`` weight. The gate
-    output is recomputed in float32 (the captured model's precision). The policy acts per row
-    and per channel (neuron) of the ``M x d_ff`` output as it would on an op's input.
-    """
+def gate_output(x: np.ndarray, w: np.ndarray, act: str) -> np.ndarray:
+    """``act(x W^T)`` as ``(M, d_ff)``: ``x`` the gate op's recorded input (``..., d``), ``w`` its
+    ``[d_ff, d]`` weight, recomputed in float32 (the captured model's precision)."""
     a = np.asarray(x, dtype=np.float32).reshape(-1, w.shape[1])
-    g = a @ np.asarray(w, dtype=np.float32).T
-    h = policy.apply(activation(act, g), channel_axis=-1)
-    return h != 0
+    return activation(act, a @ np.asarray(w, dtype=np.float32).T)
+
+
+def gate_live(h: np.ndarray, policy: ActivationPolicyConfig) -> np.ndarray:
+    """``(M, d_ff)`` bool: True where the gate output ``h`` is nonzero after ``policy``, which
+    acts per row and per channel (neuron) as it would on an op's input."""
+    return policy.apply(h, channel_axis=-1) != 0
+
+
+def calibrated_thresholds(h: np.ndarray, policy: ActivationPolicyConfig) -> np.ndarray:
+    """Magnitude thresholds fixed from a calibration pass ``h`` (``M x d_ff``): one for the
+    layer (``threshold``, as CATS calibrates a layer's threshold to a target sparsity) or one
+    per channel (``channel_threshold``, as CHESS), each the ``k``-th smallest magnitude with
+    ``k = floor(sparsity * n)`` of its ``n`` elements, so that ``|h| <= t`` zeroes at least that
+    fraction of the calibration pass (ties at the threshold go too); -1 (nothing zeroed) where
+    ``k`` is 0."""
+    mags = np.abs(h) if policy.method == "channel_threshold" else np.abs(h).reshape(-1, 1)
+    n = mags.shape[0]
+    k = min(n, int(np.floor(policy.sparsity * n + 1e-9)))
+    if k == 0:
+        return np.full(mags.shape[1], -1.0)
+    return np.partition(mags, k - 1, axis=0)[k - 1]
 
 
 def masked_h(x: np.ndarray, live: np.ndarray) -> np.ndarray:

@@ -48,8 +48,9 @@ from sparsesim.accel.sparsity.zero_skip import ZeroSkipConfig
 from sparsesim.dataflows import DATAFLOWS
 from sparsesim.dataflows.sparse import OperandMasks, SparseWork, sparse_work, weight_fetch_skip
 from sparsesim.engine import OpOutcome, SideWork, best_of, make_row, op_phases, run_gemm
-from sparsesim.gate_coupling import MlpBlock, check_coupling, gate_live, masked_h, mlp_activation, mlp_blocks
-from sparsesim.workloads.errors import InputError
+from sparsesim.gate_coupling import (MlpBlock, calibrated_thresholds, check_coupling, gate_live, gate_output, masked_h,
+                                     mlp_activation, mlp_blocks)
+from sparsesim.workloads.errors import InputError, field_error
 from sparsesim.workloads.gemm import PHASES, Gemm, Phase
 from sparsesim.workloads.lowering import OPERAND_ROLES, a_operand, b_operand, gemm_operands, weight_matrix
 from sparsesim.workloads.ops import Conv2d, Linear, Op, Workload
@@ -144,8 +145,6 @@ class Replay:
         self.policy: ActivationPolicyConfig | None = by_kind.get("act_policy")
         self.gate_policy: ActivationPolicyConfig | None = None  # the policy at site swiglu_gate
         self.blocks: dict[int, tuple[str, MlpBlock]] = {}  # op index -> (role, block) when coupled
-        if self.policy is not None and self.policy.site == "swiglu_gate":
-            self._init_coupling(workload)
         self.source = workload.source or SyntheticTensors(workload.ops, cfg.seed,
                                                           workload.meta.get("act_sparsity"))
         # delta state per layer name and input shape: an input that changes shape (attention
@@ -173,6 +172,8 @@ class Replay:
                                  "sequence trace (e.g. `sparsesim trace capture --model video_cnn`)")
             if any(not p.forward for p in workload.phases):
                 raise InputError("sparsity.delta: delta encoding applies to inference; use --phases fwd")
+        if self.policy is not None and self.policy.site == "swiglu_gate":
+            self._init_coupling(workload)
 
     # ------------------------------------------------------------------ tensors
     def _weights(self, op: Op, w: np.ndarray, master: np.ndarray | None,
@@ -242,9 +243,12 @@ class Replay:
         density = float(np.count_nonzero(seen)) / seen.size if compressed else None
         return _Operand(nm, masks, density, seen if keep_seen else None)
 
-    def _op_phase(self, index: int, op: Op, phase: Phase, tensors: dict, key: tuple | None) -> _Pending:
+    def _op_phase(self, index: int, op: Op, phase: Phase, tensors: dict, key: tuple | None,
+                  extra_read_bytes: int = 0) -> _Pending:
         """One (op, phase). ``key``: where what it derives from a shared weight is kept (None:
-        the weight is not shared); ``tensors`` then lacks the weight if that is already known."""
+        the weight is not shared); ``tensors`` then lacks the weight if that is already known.
+        ``extra_read_bytes``: DRAM reads beside the GEMM's own, before its first tile (the partial
+        bursts of a gathered weight, see :meth:`_narrowed`)."""
         cfg = self.cfg
         extra: dict = {"policy": None, "act_zero_fraction": None, "policy_zeroed_fraction": None,
                        "time_step": None, "delta_threshold": None, "delta_fired_fraction": None,
@@ -286,7 +290,7 @@ class Replay:
         fetched = self._weight_fetch(roles, a_masks, gemm1, nm, compress_b,
                                      (on_a and skipping and self.zs.weight_fetch) or
                                      (is_delta and self.delta.weight_fetch), extra)
-        side = SideWork()
+        side = SideWork(read_bytes=extra_read_bytes)
         # work beside the GEMM: delta encoding and state, N:M selection, the skip bitmaps
         counts = EventCounts(metadata_a_bytes=extra["skip_bitmap_bytes"])
         self.out_reserved = 0
@@ -294,7 +298,8 @@ class Replay:
         job = 0
         if is_delta:
             touched = sum(int(np.count_nonzero(m.any(axis=1))) for m in a_masks) * gemm1.N
-            state, counts = self._delta_costs(op, x_seen, touched, extra)
+            state, delta_counts = self._delta_costs(op, x_seen, touched, extra)
+            counts = counts + delta_counts
             side = SideWork(read_bytes=state[0], write_bytes=state[1])
             self._delta_error(op, phase, x_seen, x_policy, b_side.seen, extra)
         if flags["nm_stored_dense"] and cfg.training.charge_pregen:  # beside any delta charges
@@ -351,13 +356,14 @@ class Replay:
         if roles[1] != "weight":
             return ones
         dram, elem = self.cfg.dram, self.cfg.array.element_bytes
-        skips = [weight_fetch_skip(a, gemm.N, elem, dram.burst_bytes, dram.weight_layout) for a in a_masks]
+        live = [a.any(axis=0)[None, :] for a in a_masks]  # one pass over each mask: M is one span
+        skips = [weight_fetch_skip(k, gemm.N, elem, dram.burst_bytes, dram.weight_layout) for k in live]
         extra["weight_fetch_bound_bytes"] = sum(k.bound_bytes for k in skips)
         if not skipping or nm is not None or compress_b:  # N:M or compressed weights: no dense rows to skip
             return ones
         extra["weight_bytes_skipped"] = sum(k.skipped_bytes for k in skips)
         extra["skip_bitmap_bytes"] = sum(k.bitmap_bytes for k in skips)
-        return [None if a.any(axis=0).all() else k for k, a in zip(skips, a_masks)]
+        return [None if k.all() else skip for skip, k in zip(skips, live)]
 
     def _select_cycles(self, groups: int) -> int:
         """Cycles of the pruning unit for ``groups`` groups of M: each of its lanes selects the
@@ -481,13 +487,45 @@ class Replay:
         check_coupling(workload, self.blocks)
         self.gate_act = mlp_activation(workload, self.gate_policy.gate_act)
         self.gate_masks: dict[MlpBlock, np.ndarray] = {}  # live mask of the blocks being replayed
+        self.gate_thresholds: dict[str, np.ndarray] = {}  # calibrate: prefill, per block name
+        # gate and up weights as read, by stored name: a decode trace's steps share them, and the
+        # gate's is needed for its mask and the narrowed GEMMs gather rows of them every step
+        self.coupled_weights = _WeightCache(self.shared.max_bytes)
 
-    def _gate_live(self, block: MlpBlock, index: int, tensors: dict) -> np.ndarray:
-        """The ``(M, d_ff)`` live mask of ``block``, recomputed from its gate op's tensors once."""
+    def _coupled_tensors(self, index: int) -> dict:
+        """The tensors of a gate or up op, its weight from :attr:`coupled_weights` when it is
+        shared and already read."""
+        name = None if self.names is None else (self.names(index) or {}).get("weight")
+        name = name if name in self.shared_names else None
+        weight = None if name is None else self.coupled_weights.get(name)
+        if weight is None:
+            tensors = self.source.tensors(index)
+            if name is not None and tensors.get("weight") is not None:
+                self.coupled_weights.put(name, tensors["weight"])
+            return tensors
+        return {**self.source.tensors(index, frozenset({"input", "grad", "master_weight"})), "weight": weight}
+
+    def _gate_live(self, block: MlpBlock, index: int, phase: Phase, tensors: dict) -> np.ndarray:
+        """The ``(M, d_ff)`` live mask of ``block``, recomputed from its gate op's tensors once.
+
+        With ``calibrate: prefill`` the layer's thresholds come from its first prefill pass
+        and hold for every pass after it (refused when a pass comes before any prefill)."""
         live = self.gate_masks.get(block)
         if live is None:
             own = tensors if index == block.gate else self.source.tensors(block.gate)
-            live = self.gate_masks[block] = gate_live(own["input"], own["weight"], self.gate_act, self.gate_policy)
+            h = gate_output(own["input"], own["weight"], self.gate_act)
+            if self.gate_policy.calibrate == "prefill":
+                limit = self.gate_thresholds.get(block.name)
+                if limit is None:
+                    if phase is not Phase.PREFILL:
+                        raise field_error("sparsity.act_policy.calibrate",
+                                          f"prefill: {block.name} has {phase} rows before any prefill pass to "
+                                          "calibrate on (replay the prefill phase too)")
+                    limit = self.gate_thresholds[block.name] = calibrated_thresholds(h, self.gate_policy)
+                live = np.abs(h) > limit
+            else:
+                live = gate_live(h, self.gate_policy)
+            self.gate_masks[block] = live
         return live
 
     def _dense_of(self, gemm: Gemm) -> OpOutcome:
@@ -504,7 +542,7 @@ class Replay:
         input ``h`` with the dead neurons zeroed, so the switched-on features act on the zeros.
         """
         role, block = self.blocks[index]
-        live = self._gate_live(block, index, tensors)
+        live = self._gate_live(block, index, phase, tensors)
         columns = live.any(axis=0)
         extra = {"policy": self.gate_policy.label(), "mlp_role": role, "gate_act": self.gate_act,
                  "gate_live_fraction": float(live.mean()), "gate_live_columns": int(columns.sum())}
@@ -527,37 +565,46 @@ class Replay:
     def _narrowed(self, index: int, op: Linear, phase: Phase, tensors: dict, columns: np.ndarray,
                   extra: dict) -> _Pending:
         """``op`` computing only its output ``columns``: a GEMM with N = the live columns, whose
-        weight is the gather of those rows of the ``[out, in]`` weight (one contiguous row per
-        neuron, as PyTorch and the gathering kernels of CATS and Deja Vu store it, whatever
-        ``dram.weight_layout`` says of input-sparse weights). The gather is driven by a bitmap
-        of one bit per neuron, read beside the weights. The row keeps the op's shape and dense
-        run; its work is the narrowed GEMM's.
+        weight is the gather of those rows of the ``[out, in]`` weight.
+
+        Layout: one contiguous row per neuron, as PyTorch and the gathering kernels of CATS and
+        Deja Vu store it, whatever ``dram.weight_layout`` says of the weights that input sparsity
+        skips. DRAM moves whole ``dram.burst_bytes`` bursts, so a dead row saves only the bursts
+        no live row shares (:func:`~sparsesim.dataflows.sparse.weight_fetch_skip` over neuron
+        rows); the partial bursts of live rows are read beside the narrowed GEMM. The gather
+        is driven by a bitmap of one bit per neuron, read beside the weights. The row keeps the
+        op's shape and dense run; its work is the narrowed GEMM's, with weight fetch skipping of
+        its own input on top (those columns add to ``weight_bytes_skipped`` and the bitmap).
         """
         gemm = op.gemm(phase)
         dense = self._dense_of(gemm)
         n = int(columns.sum())
-        row_bytes = op.in_features * self.cfg.array.element_bytes
-        bitmap = -(-op.out_features // 8)
-        extra["weight_bytes_skipped"] = (op.out_features - n) * row_bytes * gemm.count
-        extra["weight_fetch_bound_bytes"] = n * row_bytes * gemm.count
-        extra["skip_bitmap_bytes"] = bitmap * gemm.count
+        elem, dram = self.cfg.array.element_bytes, self.cfg.dram
+        rows = weight_fetch_skip(columns[None, :], op.in_features, elem, dram.burst_bytes, "k_major")
+        partial = (rows.dense_bytes - rows.skipped_bytes - rows.bound_bytes) * gemm.count
+        bitmap = rows.bitmap_bytes * gemm.count
         if n == 0:  # every neuron dead: the op does not run
-            out = OpOutcome(dense.dataflow, 0, 0, 0, EventCounts(metadata_b_bytes=bitmap * gemm.count),
-                            dense.macs_dense, 0, 0, 0)
+            extra.update(weight_bytes_skipped=rows.skipped_bytes * gemm.count, weight_fetch_bound_bytes=0,
+                         skip_bitmap_bytes=bitmap)
+            out = OpOutcome(dense.dataflow, 0, 0, 0, EventCounts(metadata_b_bytes=bitmap), dense.macs_dense, 0, 0, 0)
             return _Pending(op, phase, out, dense, 0)
         narrow, sliced = op, tensors
         if n < op.out_features:
             narrow = dataclasses.replace(op, out_features=n)
             sliced = {**tensors, **{role: tensors[role][columns] for role in ("weight", "master_weight")
                                     if tensors.get(role) is not None}}
-        pending = self._op_phase(index, narrow, phase, sliced, None)
+        pending = self._op_phase(index, narrow, phase, sliced, None, extra_read_bytes=partial)
+        own = pending.out.extra  # the narrowed GEMM's own weight fetch skipping, behind its input's zeros
+        extra.update(weight_bytes_skipped=own["weight_bytes_skipped"] + rows.skipped_bytes * gemm.count,
+                     weight_fetch_bound_bytes=own["weight_fetch_bound_bytes"],
+                     skip_bitmap_bytes=own["skip_bitmap_bytes"] + bitmap)
         out = dataclasses.replace(pending.out, macs_dense=dense.macs_dense,
-                                  counts=pending.out.counts + EventCounts(metadata_b_bytes=bitmap * gemm.count))
+                                  counts=pending.out.counts + EventCounts(metadata_b_bytes=bitmap))
         return _Pending(op, phase, out, dense, pending.pregen_job_cycles)
 
     def _with_predictor(self, pending: _Pending, op: Linear, extra: dict) -> _Pending:
         """The gate row with the low-rank predictor's two dense GEMMs (``tokens x d -> r`` and
-        ``tokens x r -> d_ff``; Deja Vu, Liu et al. ICML 2023, section 4.2) run before it on
+        ``tokens x r -> d_ff``; Deja Vu, Liu et al. ICML 2023, its MLP sparsity predictor) run before it on
         the same array: their cycles, DRAM traffic (the predictor's weights) and energy are
         added to the row. The predictor is assumed to recall exactly the neurons the policy
         keeps (Deja Vu reports high recall), so the row is an upper bound on the gain."""
@@ -600,7 +647,9 @@ class Replay:
                                  f"handles at most {MAX_REPLAY_ELEMENTS:,} per op (the dense engine has no such limit)")
             keys = self._shared_keys(index, op, phases)
             known = {phase: key is not None and self.shared.get(key) is not None for phase, key in keys.items()}
-            if keys and all(known.values()) and Phase.BWD_WEIGHT not in phases and index not in self.blocks:
+            if self.blocks.get(index, ("down",))[0] != "down":  # a gate or up: its weight is read below
+                tensors = self._coupled_tensors(index)
+            elif keys and all(known.values()) and Phase.BWD_WEIGHT not in phases:
                 tensors = self.source.tensors(index, frozenset({"input", "grad"}))  # the weight is not needed
             else:
                 tensors = self.source.tensors(index)

@@ -1,4 +1,4 @@
-"""Activation sparsification policies applied to the input activations at replay time.
+"""Activation sparsification policies applied at replay, to op inputs or to a gated MLP's gate output.
 
 * ``relu``: the zeros as captured (nothing added; records the zero fraction).
 * ``threshold``: zero every ``|x| < threshold`` (CATS, Lee et al. 2024, magnitude threshold
@@ -17,12 +17,12 @@ Where the policy acts (``site``):
 * ``input`` (default): each op's own input activations.
 * ``swiglu_gate``: the gate output ``act(x W_gate)`` of each gated MLP block
   ``down(act(gate(x)) * up(x))`` (SwiGLU with ``act`` SiLU, or the ReLU-fied FFN), as CATS
-  (Lee et al. 2024, section 3) and CHESS sparsify it. A neuron zeroed there zeroes the
+  (Lee et al. 2024) and CHESS sparsify it. A neuron zeroed there zeroes the
   matching element of ``h = act(gate) * up``, so ``up`` need not compute that output column
   and ``down``'s input has the zero (see :mod:`sparsesim.gate_coupling`). ``gate_act``
   names the activation (``auto``: from the trace's capture settings or model name).
-  ``predictor: lowrank`` adds a Deja Vu-style predictor (Liu et al., ICML 2023, section
-  4.2: a two-layer low-rank MLP ``d -> predictor_rank -> d_ff`` run before the MLP) that
+  ``predictor: lowrank`` adds a Deja Vu-style predictor (Liu et al., ICML 2023: a
+  two-layer low-rank MLP ``d -> predictor_rank -> d_ff`` run before the MLP) that
   picks the live neurons before the gate is computed, so the gate GEMM too runs only them.
 """
 
@@ -41,7 +41,7 @@ METHODS = ("relu", "threshold", "channel_threshold", "topk")
 SITES = ("input", "swiglu_gate")
 PREDICTORS = ("none", "lowrank")
 GATE_ACTS = ("auto", "silu", "relu")
-_CLI_KEYS = {"site": str, "predictor": str, "predictor_rank": int, "gate_act": str}
+CALIBRATIONS = ("none", "prefill")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +62,12 @@ class ActivationPolicyConfig:
                             "its two GEMMs are charged on the gate row)", default="none", choices=PREDICTORS)
     predictor_rank: int = _param("lowrank predictor's hidden size r (0: min(1024, d/4), i.e. 1024 at d=4096)",
                                  default=0, minimum=0, maximum=1 << 20)
+    calibrate: str = _param("swiglu_gate with threshold or channel_threshold: none (threshold as given; "
+                            "channel_threshold counts within each GEMM, so a one-token decode GEMV zeroes "
+                            "nothing) or prefill (thresholds fixed per layer from its prefill gate output, "
+                            "zeroing the `sparsity` fraction of it, per channel for channel_threshold, and "
+                            "applied to every pass, as CATS and CHESS calibrate offline)",
+                            default="none", choices=CALIBRATIONS)
 
     def __post_init__(self) -> None:
         if self.method == "topk" and self.keep_fraction <= 0.0:
@@ -72,6 +78,10 @@ class ActivationPolicyConfig:
                     raise field_error(f"sparsity.act_policy.{key}", "applies only with site: swiglu_gate")
         if self.predictor == "none" and self.predictor_rank:
             raise field_error("sparsity.act_policy.predictor_rank", "applies only with predictor: lowrank")
+        if self.calibrate != "none" and (self.site != "swiglu_gate"
+                                         or self.method not in ("threshold", "channel_threshold")):
+            raise field_error("sparsity.act_policy.calibrate",
+                              "applies only with site: swiglu_gate and method threshold or channel_threshold")
 
     def rank_for(self, dim: int) -> int:
         """The predictor's hidden size for model width ``dim`` (``predictor_rank``, or its default
@@ -80,25 +90,11 @@ class ActivationPolicyConfig:
 
     @classmethod
     def from_cli(cls, fields: list[str]) -> dict:
-        """``METHOD[:VALUE][:KEY=VALUE...]``, e.g. ``topk:0.25`` or
-        ``threshold:0.1:site=swiglu_gate:predictor=lowrank:predictor_rank=256``."""
+        """``METHOD[:VALUE]``, e.g. ``topk:0.25``; the other keys come as ``key=value`` fields
+        (``threshold:0.1:site=swiglu_gate:predictor=lowrank``), which the CLI parser adds."""
         if not fields:
-            raise InputError("--sparsity: expected act_policy:METHOD[:VALUE][:KEY=VALUE...], e.g. act_policy:topk:0.25")
-        first_keyed = next((i for i, f in enumerate(fields) if "=" in f), len(fields))
-        fields, keyed = fields[:first_keyed], fields[first_keyed:]
-        if not fields or any("=" not in f for f in keyed):
-            raise InputError("--sparsity: expected act_policy:METHOD[:VALUE][:KEY=VALUE...], e.g. act_policy:topk:0.25")
+            raise InputError("--sparsity: expected act_policy:METHOD[:VALUE], e.g. act_policy:topk:0.25")
         out: dict = {"kind": "act_policy", "method": fields[0]}
-        for item in keyed:
-            key, _, value = item.partition("=")
-            kind = _CLI_KEYS.get(key)
-            if kind is None:
-                raise InputError(f"--sparsity: act_policy has no option {key!r} "
-                                 f"(choose from {', '.join(_CLI_KEYS)})")
-            try:
-                out[key] = kind(value)
-            except ValueError:
-                raise InputError(f"--sparsity: act_policy {key} must be an integer, got {value!r}") from None
         if len(fields) > 2:
             raise InputError("--sparsity: act_policy takes at most one value")
         if len(fields) == 2:
@@ -116,6 +112,8 @@ class ActivationPolicyConfig:
                  "topk": f"{self.keep_fraction:g}"}[self.method]
         site = "-gate" if self.site == "swiglu_gate" else ""
         predictor = f"-lowrank{self.predictor_rank or 'auto'}" if self.predictor == "lowrank" else ""
+        if self.calibrate == "prefill":
+            value = f"{self.sparsity:g}cal"
         return f"{self.method}{value}{site}{predictor}"
 
     def apply(self, x: np.ndarray, channel_axis: int) -> np.ndarray:

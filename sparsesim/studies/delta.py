@@ -127,7 +127,8 @@ def _fetch_text(s: pd.DataFrame, model: str) -> str:
         return f"{head}: {bytes_text}, but its cycles barely move, so the bytes saved were not what bounded it."
     why = []
     if bytes_cut >= 0.1:
-        why.append("the weights it fetched at every step were what bounded it")
+        why.append(f"memory stalls are {hi['stall_cycles'] / hi['cycles']:.0%} of its cycles, so bytes not "
+                   "fetched are cycles saved")
     if compute_gain > 1.01:
         why.append(f"the dead rows also leave the array's folds (compute time {compute_gain:.2f}x shorter than "
                    "with MAC cycles skipped only)")

@@ -52,9 +52,10 @@ def linear(x, w, name="l"):
     return Workload("one", (op,), (Phase.PREFILL,), source=Tensors([{"input": x, "weight": w}]))
 
 
-def cfg(*sparsity):
-    # a 4x4 array, no fold overlap, ideal DRAM: os cycles are ceil(M/4)ceil(N/4)(K + 4 + 4 - 2)
-    sets = ["array.rows=4", "array.cols=4", "array.fold_overlap=false", "dram.ideal=true"]
+def cfg(*sparsity, burst=1):
+    # a 4x4 array, no fold overlap, ideal DRAM: os cycles are ceil(M/4)ceil(N/4)(K + 4 + 4 - 2);
+    # int8 weights, by default fetched byte by byte (the hand-worked rows are 2 bytes long)
+    sets = ["array.rows=4", "array.cols=4", "array.fold_overlap=false", "dram.ideal=true", f"dram.burst_bytes={burst}"]
     return load_accel("edge32", sets, {"sparsity": list(sparsity)})
 
 
@@ -95,6 +96,18 @@ def test_silu_threshold_kills_the_neurons_worked_by_hand():
     h_hand = np.array([[1, 0, 0, 1], [0, 0, 0, 1]], dtype=np.float32)
     alone = simulate(linear(h_hand, W_DOWN), cfg(skipping), "os")[0]
     assert down["cycles"] == alone["cycles"] and down["macs_effectual"] == alone["macs_effectual"]
+    # neurons 1 and 2 are dead in both tokens: down's weight rows 1 and 2 (2 int8 weights each) are not fetched
+    assert down["weight_bytes_skipped"] == alone["weight_bytes_skipped"] == 2 * 2
+
+
+def test_dead_neuron_rows_save_only_whole_bursts():
+    """With 64-byte bursts the whole 8-byte up weight is one burst that live rows share: nothing
+    is skipped, and the narrowed GEMM reads the partial burst's other 4 bytes beside its own."""
+    rows = by_role(simulate(mlp(), cfg(gate_policy(threshold=0.2, gate_act="silu"), burst=64), "os"))
+    alone = simulate(linear(X, W_UP[[0, 3]]), cfg(burst=64), "os")[0]
+    assert rows["up"]["weight_bytes_skipped"] == 0
+    assert rows["up"]["dram_bytes"] == alone["dram_bytes"] + 4
+    assert rows["up"]["weight_fetch_bound_bytes"] == 2 * 2
 
 
 def test_relu_gate_keeps_its_natural_zeros_and_silu_has_almost_none():
@@ -138,7 +151,7 @@ def test_rank_defaults_to_a_quarter_of_the_width_capped_at_1024():
     from sparsesim.accel.sparsity.activation_policy import ActivationPolicyConfig
 
     policy = ActivationPolicyConfig(site="swiglu_gate", predictor="lowrank")
-    assert (policy.rank_for(64), policy.rank_for(4096), policy.rank_for(8192), policy.rank_for(2)) == (16, 1024, 1024, 1)
+    assert [policy.rank_for(d) for d in (64, 4096, 8192, 2)] == [16, 1024, 1024, 1]
 
 
 def test_the_activation_is_read_from_the_capture_settings_or_refused():
@@ -164,8 +177,7 @@ def test_cli_without_mlp_blocks_prints_one_error_line(capsys):
     assert code == 2 and len(err) == 1
     assert err[0].startswith("error: sparsity.act_policy.site: swiglu_gate needs gated MLP blocks")
     assert main(["run", "--gemm", "4,4,4", "--accel", "edge32", "--sparsity", "act_policy:threshold:0.1:sight=x"]) == 2
-    # key=value fields reach the feature's config (the generic --sparsity options), which names the typo
-    assert "sparsity[0].sight: unknown key (did you mean 'site'?)" in capsys.readouterr().err
+    assert "sight: unknown key" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- captured decoders
@@ -229,3 +241,96 @@ def test_shape_only_decoder_scales_the_predictor_charge_by_repeat():
     # one token: 1 x 64 -> 16 (ceil(16/4) = 4 column folds of 64 + 6) and 1 x 16 -> 176 (44 folds of 16 + 6)
     assert gate["predictor_cycles"] == 6 * (4 * 70 + 44 * 22)
     assert gate["predictor_macs"] == 6 * (64 * 16 + 16 * 176)
+
+
+def _toml(data: dict, prefix: str = "") -> str:
+    """A preset mapping as TOML (scalars and sub-tables; ``sparsity`` as an array of tables)."""
+    def value(v):
+        return json.dumps(v) if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else repr(v)
+
+    lines = [f"{k} = {value(v)}" for k, v in data.items() if not isinstance(v, (dict, list))]
+    for k, v in data.items():
+        if isinstance(v, dict):
+            lines += ["", f"[{prefix}{k}]", _toml(v, f"{prefix}{k}.")]
+        elif isinstance(v, list):
+            for item in v:
+                lines += ["", f"[[{prefix}{k}]]", _toml(item)]
+    return "\n".join(lines)
+
+
+def test_yaml_and_toml_accel_files_equal_the_cli_string(relu_trace, tmp_path, capsys):
+    import yaml
+
+    from sparsesim.accel.presets import preset_mapping
+
+    feature = {"kind": "act_policy", "method": "topk", "keep_fraction": 0.3, "site": "swiglu_gate",
+               "gate_act": "relu"}
+    data = {**preset_mapping("edge32"), "sparsity": [feature]}
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(data))
+    (tmp_path / "a.toml").write_text(_toml(data))
+    totals = []
+    for accel, extra in ((str(tmp_path / "a.yaml"), []), (str(tmp_path / "a.toml"), []),
+                         ("edge32", ["--sparsity", "act_policy:topk:0.3:site=swiglu_gate:gate_act=relu"])):
+        assert main(["run", "--trace", str(relu_trace), "--accel", accel, "--dataflow", "os", *extra, "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert {r["gate_act"] for r in out["layers"] if r["mlp_role"]} == {"relu"}
+        totals.append(out["total"]["cycles"])
+    assert totals[0] == totals[1] == totals[2]
+
+
+# ---------------------------------------------------------------- calibrated thresholds
+PREFILL_X = np.array([[1, 5, 2, 8], [2, 6, 4, 7], [3, 7, 6, 6], [4, 8, 8, 5]], dtype=np.float32)
+DECODE_X = np.array([[2.5, 6, 5, 9]], dtype=np.float32)
+
+
+def prefill_then_decode(passes=("prefill", "decode")):
+    """One layer (d = d_ff = 4, W_gate = I, ReLU: the gate output is the input) over a 4-token
+    prefill and one decode step."""
+    ops, tensors, steps, phases = [], [], [], []
+    for phase in passes:
+        x = PREFILL_X if phase == "prefill" else DECODE_X
+        for role in ("gate", "up", "down"):
+            ops.append(Linear(name=f"model.layers.0.mlp.{role}_proj", tokens=x.shape[0], in_features=4,
+                              out_features=4))
+            tensors.append({"input": x if role != "down" else np.ones_like(x), "weight": np.eye(4, dtype=np.float32)})
+            steps.append(None if phase == "prefill" else 0)
+            phases.append((Phase(phase),))
+    meta = {"phases_by_op": tuple(phases), "capture": {"mlp_act": "relu"}}
+    return Workload("cal", tuple(ops), tuple(Phase(p) for p in passes), time_steps=tuple(steps),
+                    source=Tensors(tensors), meta=meta)
+
+
+def live_columns(rows, phase):
+    return next(r["gate_live_columns"] for r in rows if r["mlp_role"] == "up" and r["phase"] == phase)
+
+
+def test_chess_thresholds_calibrated_on_prefill_act_in_decode():
+    # per channel, the 2nd smallest of 4 prefill values: [2, 6, 4, 6]; the decode token
+    # [2.5, 6, 5, 9] keeps every neuron but 1 (6 is not above 6)
+    rows = simulate(prefill_then_decode(), cfg({"kind": "act_policy", "method": "channel_threshold",
+                                                "sparsity": 0.5, "site": "swiglu_gate", "calibrate": "prefill"}), "os")
+    assert live_columns(rows, "decode") == 3
+    assert next(r for r in rows if r["mlp_role"] == "down" and r["phase"] == "prefill")["act_zero_fraction"] == 0.5
+    assert rows[0]["policy"] == "channel_threshold0.5cal-gate"
+    # uncalibrated, a one-token GEMM has floor(0.5 * 1) = 0 elements to zero per channel
+    plain = simulate(prefill_then_decode(), cfg({"kind": "act_policy", "method": "channel_threshold",
+                                                 "sparsity": 0.5, "site": "swiglu_gate"}), "os")
+    assert live_columns(plain, "decode") == 4
+
+
+def test_cats_threshold_calibrated_on_prefill():
+    # the 8th smallest of the 16 prefill values is 5: prefill keeps the 8 above it, decode keeps 6 and 9
+    rows = simulate(prefill_then_decode(), cfg({"kind": "act_policy", "method": "threshold", "sparsity": 0.5,
+                                                "site": "swiglu_gate", "calibrate": "prefill"}), "os")
+    gates = {r["phase"]: r for r in rows if r["mlp_role"] == "gate"}
+    assert gates["prefill"]["gate_live_fraction"] == 0.5
+    assert gates["decode"]["gate_live_fraction"] == 0.5 and gates["decode"]["gate_live_columns"] == 2
+
+
+def test_calibration_needs_a_prefill_pass_and_a_threshold_method():
+    with pytest.raises(InputError, match=r"^sparsity\.act_policy\.calibrate: prefill: model\.layers\.0\.mlp has "
+                                         r"decode rows before any prefill"):
+        simulate(prefill_then_decode(("decode",)), cfg({"kind": "act_policy", "method": "threshold",
+                                                        "site": "swiglu_gate", "calibrate": "prefill"}), "os")
+    with pytest.raises(InputError, match=r"^sparsity\.act_policy\.calibrate: applies only with"):
+        cfg({"kind": "act_policy", "method": "topk", "site": "swiglu_gate", "calibrate": "prefill"})

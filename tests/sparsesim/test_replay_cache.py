@@ -99,3 +99,24 @@ def test_weight_masks_are_not_built_when_no_feature_reads_them(decode_trace):
     assert run.shared.entries and run.shared.held_bytes == 0
     assert all(e.masks is None and e.seen is None for e in run.shared.entries.values())
     assert np.isfinite([r["cycles"] for r in run.rows()]).all()
+
+
+@pytest.mark.parametrize("sparsity", [
+    ["act_policy:threshold:0.01:site=swiglu_gate", "zero_skip:input:skipping"],
+    ["act_policy:topk:0.5:site=swiglu_gate:predictor=lowrank", "zero_skip:both:skipping"],
+])
+def test_swiglu_gate_coupling_cached_equals_uncached(decode_trace, sparsity, monkeypatch):
+    """Gate and up weights are kept by name for the gate mask and the narrowed GEMMs."""
+    with monkeypatch.context() as patch:
+        plain, reads_plain = replay(decode_trace, sparsity, "os", 0, patch)
+    cached, reads_cached = replay(decode_trace, sparsity, "os", WEIGHT_CACHE_BYTES)
+    tight, _ = replay(decode_trace, sparsity, "os", 40_000)
+    assert len(plain) == len(cached) == len(tight) > 0
+    assert any(r["gate_live_columns"] is not None for r in plain)
+    for p, c, t in zip(plain, cached, tight):
+        assert same(p, c) and same(p, t), p["name"]
+    trace = load_trace(decode_trace)
+    mlp = [r for r in trace.ops if r.name.endswith(("gate_proj", "up_proj"))]
+    # gate and up read each of their weights once (then kept); uncached, every op reads its own
+    assert reads_plain == len(trace.ops)
+    assert reads_cached <= len(trace.ops) - len(mlp) + len({r.tensors.get("weight") for r in mlp})

@@ -138,6 +138,10 @@ def test_delta_inputs_that_did_not_fire_skip_their_weight_rows():
     assert off[1]["weight_bytes_skipped"] == 0
     assert off[1]["dram_read_bytes"] - on[1]["dram_read_bytes"] == 96 * 64
     assert on[1]["delta_err_max"] == 0.0  # skipping rows of unchanged inputs changes no output
+    # the gather's bitmap is charged beside the delta encoder's own work (128 inputs, 16 bytes)
+    assert on[1]["skip_bitmap_bytes"] == 16
+    assert on[1]["events"]["metadata_a_bytes"] - off[1]["events"]["metadata_a_bytes"] == 16
+    assert on[1]["events"]["encode_ops"] == off[1]["events"]["encode_ops"] == 2 * 128
 
 
 @pytest.mark.parametrize("setting, field", [("dram.burst_bytes=0", "dram.burst_bytes"),
@@ -158,3 +162,51 @@ def test_cli_options_set_feature_keys_and_label_says_so():
     assert zs.label() == "zs-input-skipping-nofetch"
     with pytest.raises(InputError, match=r"sparsity\[0\]\.weight_fetch: expected true or false"):
         parse_features(tuple(cli_sparsity(["zero_skip:input:skipping:weight_fetch=2"])))
+
+
+def test_python_api_and_cli_agree_on_a_shape_only_decode(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import sparsesim
+
+    wl = sparsesim.network("llama2_7b", phases=["decode"], prompt_len=8, gen_len=1, act_sparsity=0.75)
+    sparsity = ["zero_skip:input:skipping"]
+    on = sparsesim.simulate(wl, accel="edge32", dataflow="ws", sparsity=sparsity)
+    off = sparsesim.simulate(wl, accel="edge32", dataflow="ws",
+                             sparsity=[{"kind": "zero_skip", "target": "input", "action": "skipping",
+                                        "weight_fetch": False}])
+    proj = [r for r in on.rows if r["name"].endswith("q_proj")]
+    assert proj and all(r["weight_bytes_skipped"] > 0 for r in proj)
+    assert on.total["dram_bytes"] < off.total["dram_bytes"]
+    assert on.total["cycles"] < off.total["cycles"]  # decode on edge32 is bound by weight bandwidth
+    cli = subprocess.run([sys.executable, "-m", "sparsesim", "run", "--network", "llama2_7b", "--phases", "decode",
+                          "--prompt-len", "8", "--gen-len", "1", "--act-sparsity", "0.75", "--accel", "edge32",
+                          "--dataflow", "ws", "--sparsity", "zero_skip:input:skipping", "--json"],
+                         capture_output=True, text=True, check=True)
+    layers = json.loads(cli.stdout)["layers"]
+    assert [r["weight_bytes_skipped"] for r in layers] == [r["weight_bytes_skipped"] for r in on.rows]
+    assert [r["cycles"] for r in layers] == [r["cycles"] for r in on.rows]
+
+
+def test_a_conv_keeps_its_feature_map_reads_and_fetches_fewer_weight_bytes():
+    from sparsesim.workloads.ops import Conv2d
+
+    # input channel 0 all zero: its 3x3 taps (9 weight rows of 8 outputs, 8 B each at int8) are
+    # dead over every output pixel; 8 B bursts, so exactly those 72 bytes are not fetched
+    op = Conv2d(name="c", batch=1, in_channels=4, out_channels=8, in_h=6, in_w=6, kernel_h=3, kernel_w=3)
+    x = np.random.default_rng(5).integers(1, 4, (1, 4, 6, 6)).astype(np.float32)
+    x[:, 0] = 0
+    w = np.random.default_rng(6).integers(-2, 3, op.weight_shape).astype(np.float32)
+    wl = Workload("c", (op,), (Phase.FWD,), source=Tensors([{"input": x, "weight": w, "grad": None}]))
+    rows = {}
+    for fetch in (True, False):
+        cfg = load_accel("edge32", ["dram.burst_bytes=8"], {"sparsity": [{**ZS, "weight_fetch": fetch}]})
+        (rows[fetch],) = simulate(wl, cfg, "ws")
+        check_row(rows[fetch])
+    on, off = rows[True], rows[False]
+    assert on["weight_bytes_skipped"] == 9 * 8
+    assert on["weight_fetch_bound_bytes"] == 27 * 8
+    assert off["dram_read_bytes"] - on["dram_read_bytes"] == 9 * 8  # A read as the same feature map
+    assert on["cycles"] <= off["cycles"]
