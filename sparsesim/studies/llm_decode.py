@@ -28,7 +28,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from sparsesim import plots
@@ -92,28 +91,9 @@ def _zs(**extra) -> dict:
     return {"kind": "zero_skip", "target": "input", "action": "skipping", **extra}
 
 
-def _gate(method: str, value: float | None = None, **extra) -> dict:
+def _gate(method: str, **extra) -> dict:
     """An activation policy on the gate output of each gated MLP block (``site: swiglu_gate``)."""
-    key = {"threshold": "threshold", "channel_threshold": "sparsity", "relu": None}[method]
-    return {"kind": "act_policy", "method": method, "site": "swiglu_gate", **({key: value} if key else {}), **extra}
-
-
-def gate_thresholds(trace: Path, targets: tuple[float, ...], act: str) -> dict[float, float]:
-    """CATS calibration (Lee et al. 2024, section 3.2): the threshold of each target sparsity is
-    that quantile of ``|act(x W_gate)|`` over the prompt's tokens (every recorded layer)."""
-    from sparsesim.workloads.trace import load_trace
-
-    tr = load_trace(trace)
-    mags = []
-    for r in tr.ops:
-        if r.op.name.endswith("mlp.gate_proj") and Phase.PREFILL in r.phases:
-            x, w = tr.operand(r, "input"), tr.operand(r, "weight")
-            g = x.reshape(-1, x.shape[-1]).astype(np.float64) @ w.astype(np.float64).T
-            mags.append(np.abs(g / (1.0 + np.exp(-g)) if act == "silu" else np.maximum(g, 0.0)).ravel())
-    if not mags:
-        raise ValueError(f"{trace}: no prefill gate_proj recorded to calibrate CATS thresholds on")
-    values = np.concatenate(mags)
-    return {t: float(np.quantile(values, t)) for t in targets}
+    return {"kind": "act_policy", "method": method, "site": "swiglu_gate", **extra}
 
 
 def op_kind(name: str) -> str:
@@ -173,18 +153,25 @@ def compute(traces: Path, quick: bool) -> Data:
     # captured decoders: real zero patterns (random-init weights)
     relu = llm_trace_for(s.relu_model, traces, prompt_len=s.prompt_len, gen_len=s.gen_len, layers=s.layers)
     swiglu = llm_trace_for(s.swiglu_model, traces, prompt_len=s.prompt_len, gen_len=s.gen_len, layers=s.layers)
-    thresholds = gate_thresholds(swiglu, s.targets, "silu")
     # "ReLU zeros" skips them in down's input only; "+ gate" also narrows up to the live neurons
     configs = [(s.relu_model, relu, "dense", None, None), (s.relu_model, relu, "ReLU zeros", None, [_zs()]),
                (s.relu_model, relu, "ReLU zeros + gate", None, [_gate("relu"), _zs()]),
                (s.swiglu_model, swiglu, "dense", None, None)]
-    configs += [(s.swiglu_model, swiglu, f"CATS {t:.0%}", t, [_gate("threshold", thresholds[t]), _zs()])
-                for t in s.targets]
+    # CATS and CHESS fix their thresholds offline: here per layer (CATS) or per channel (CHESS)
+    # from the prompt's gate outputs, then applied to every decode step (calibrate: prefill);
+    # "per GEMM" counts the fraction within each GEMM instead, as an uncalibrated policy does
+    def cats(t, **extra):
+        return _gate("threshold", sparsity=t, calibrate="prefill", **extra)
+
+    configs += [(s.swiglu_model, swiglu, f"CATS {t:.0%}", t, [cats(t), _zs()]) for t in s.targets]
     mid = s.targets[len(s.targets) // 2]
     configs.append((s.swiglu_model, swiglu, f"CATS {mid:.0%} + predictor", mid,
-                    [_gate("threshold", thresholds[mid], predictor="lowrank"), _zs()]))
-    configs += [(s.swiglu_model, swiglu, f"CHESS {c:.0%}", c, [_gate("channel_threshold", c), _zs()])
-                for c in s.chess]
+                    [cats(mid, predictor="lowrank"), _zs()]))
+    for c in s.chess:
+        configs.append((s.swiglu_model, swiglu, f"CHESS {c:.0%}", c,
+                        [_gate("channel_threshold", sparsity=c, calibrate="prefill"), _zs()]))
+        configs.append((s.swiglu_model, swiglu, f"CHESS {c:.0%} per GEMM", c,
+                        [_gate("channel_threshold", sparsity=c), _zs()]))
     for preset in PRESETS:
         for model, trace, label, target, sparsity in configs:
             f = run_trace(trace, preset, sparsity=sparsity, dataflow="best", label=label)
@@ -539,10 +526,13 @@ also leaves the weight rows behind inputs that are zero in every row of a GEMM i
 input. *+ gate*: the ReLU's zeros also narrow `up` to the live neurons (`act_policy: relu`,
 `site: swiglu_gate`). *CATS p*: a magnitude threshold on `|act(gate)|` (Lee et al. 2024) at the
 gate (`site: swiglu_gate`: `up` computes the live neurons only, `down`'s input holds the
-zeros), calibrated as the p-quantile over the prompt's tokens of every recorded layer;
+zeros), fixed per layer to zero the fraction p of the prompt's gate outputs and applied to
+every decode step (`calibrate: prefill`);
 *+ predictor*: a Deja Vu-style low-rank predictor picks the live neurons before the gate, so
-the gate GEMM too runs only them (the predictor's GEMMs charged). *CHESS p*: a per-channel
-threshold zeroing the fraction p of each gate channel (`method: channel_threshold`). Each run
+the gate GEMM too runs only them (the predictor's GEMMs charged). *CHESS p*: per-channel
+thresholds fixed likewise to zero the fraction p of each gate channel over the prompt
+(`method: channel_threshold`, `calibrate: prefill`); *per GEMM*: the fraction counted within
+each GEMM instead (`calibrate: none`). Each run
 is timed on `edge32` and `dc128` with `--dataflow best`; *bound* is dense cycles over
 max(effectual MACs / PEs, DRAM lower bound / bandwidth). *Input zeros*: over every op's input;
 *down input zeros*: over `down`'s. *Weight fetch bound*: the bytes of weight rows whose
