@@ -54,14 +54,14 @@ def _sat_factors(small: dict, full: dict) -> pd.DataFrame:
 
 def test_sat_size_text_follows_its_table():
     narrow = {"work_ratio": 2.0, "array_efficiency": 0.6, "memory_efficiency": 0.9, "untouched_mac_share": 0.33,
-              "weightless_mac_share": 0.0, "short_share": 0.7, "stall_share": 0.1}
-    wide = {**narrow, "array_efficiency": 0.95, "short_share": 0.05}
+              "weightless_mac_share": 0.0, "short_share": 0.7, "stall_share": 0.1, "median_k": 64}
+    wide = {**narrow, "array_efficiency": 0.95, "short_share": 0.05, "median_k": 384}
     grows = sat.size_text(_sat_factors(narrow, wide), (("tiny", "huge"),), 32)
     falls = sat.size_text(_sat_factors(wide, narrow), (("tiny", "huge"),), 32)
     # 2 x 0.6 x 0.9 = 1.08 and 2 x 0.95 x 0.9 = 1.71: 1.71 / 1.08 - 1 = +58%
     assert "grows (1.08x -> 1.71x, +58%)" in grows and "falls (1.71x -> 1.08x, -37%)" in falls
     assert "array's share of the work saving, which rises by +58%" in grows
-    assert "shorter than the 32-row array shrinks from 70% to 5%" in grows
+    assert "shorter than the 32-row array shrinks from 70% to 5%" in grows and "K = 64 -> 384" in grows
     assert "array's share of the work saving, which falls by -37%" in falls
     assert "shorter than the 32-row array grows from 5% to 70%" in falls
     # a factor whose explaining share moves the other way is not explained by it
@@ -97,3 +97,21 @@ def test_sat_size_factors_by_hand():
     assert abs(f["speedup"] - 340 / 250) < 1e-12
     assert f["untouched_mac_share"] == 800 / 2000 and f["weightless_mac_share"] == 200 / 2000
     assert f["short_share"] == 60 / 160 and f["stall_share"] == 40 / 250
+    assert f["median_k"] == (256 + 64) / 2  # the two pruned rows
+
+
+def test_sat_size_summary_follows_its_tables():
+    def data(small_speedup: float, full_speedup: float) -> sat.Data:
+        step = pd.DataFrame([{"model": "huge", "config": r, "speedup": full_speedup} for r in sat.RATIOS])
+        small = pd.DataFrame([{"model": "tiny", "config": r, "speedup": small_speedup} for r in sat.RATIOS])
+        factors = pd.DataFrame([{"group": "small", "model": "tiny", "speedup": small_speedup},
+                                {"group": "full", "model": "huge", "speedup": full_speedup}])
+        empty = pd.DataFrame()
+        return sat.Data(empty, step, small, empty, empty, factors, empty, (("tiny", "huge"),), 32)
+
+    up = sat._size_summary(data(1.2, 1.9))
+    down = sat._size_summary(data(1.9, 1.2))
+    assert "full-size models average **1.90x**, the small ones 1.20x" in up
+    assert f"full-size average is above the paper's {sat.PUBLISHED_2_8}x and the small one below it" in up
+    assert f"full-size average is below the paper's {sat.PUBLISHED_2_8}x and the small one above it" in down
+    assert "the speedup grows in 1 of the 1 pairs" in up and "the speedup falls in 1 of the 1 pairs" in down
