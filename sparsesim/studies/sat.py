@@ -71,8 +71,9 @@ VGG-16 at 224, 4.3 for ResNet-50 at 224, 2.5 for ViT-S/16 and 3.9 for the three 
 together; the ladder and the ablations took 3.6 more. To fit, the full-size models take 2 N:M
 training steps before the captured one instead of the zoo's 10 for the CNNs: one VGG-16
 capture with 10 took 11 minutes. The warm-up changes which weights are kept, not how many, so
-it changes no cycle count here (ResNet-50 at 224 replays at 2:8 to 51,529,466 cycles after 1
-warm-up step and after 2). All models keep batch 8. The ladder runs on all three full-size
+it changes no cycle count here: at 2:8, VGG-16 at 224 replays to 195,633,523 cycles (and the
+same energy) after 10 warm-up steps and after 2, ResNet-50 at 224 to 51,529,466 after 1 and
+after 2. All models keep batch 8. The ladder runs on all three full-size
 models, the ablations on ResNet-50 and ViT-S/16 only: an N:M replay of a VGG-16 trace at 224
 took about 35 s, and its nine ablation replays would add about 4 minutes. The small models keep the
 settings of the earlier study, so their cached traces stay valid."""
