@@ -179,7 +179,8 @@ def size_factors(rows: pd.DataFrame, step: pd.DataFrame, rows_per_fold: int) -> 
     part of them in matmuls (no weights to prune); ``short_share``: dense compute cycles of
     pruned rows whose compressed reduction is shorter than the array's rows (a fold cannot be
     shorter than its fill and drain); ``stall_share``: stall cycles of the sparse step;
-    ``median_k``: the median reduction length of the pruned rows before compression.
+    ``median_k``: the median reduction length of the pruned rows before compression;
+    ``energy_saving`` and ``pregen_share`` (pre-generation's part of the sparse step's DRAM bytes).
     """
     at = rows[rows["config"] == LADDER_RATIO]
     out = []
@@ -197,6 +198,7 @@ def size_factors(rows: pd.DataFrame, step: pd.DataFrame, rows_per_fold: int) -> 
             "short_share": sub.loc[short, "dense_compute_cycles"].sum() / sub.loc[pruned, "dense_compute_cycles"].sum(),
             "stall_share": s["stall_cycles"] / s["cycles"],
             "median_k": float(sub.loc[pruned, "K"].median()),
+            "energy_saving": s["energy_saving"], "pregen_share": s["pregen_dram_bytes"] / s["dram_bytes"],
         })
     return pd.DataFrame(out)
 
@@ -417,6 +419,12 @@ def size_text(factors: pd.DataFrame, pairs: tuple[tuple[str, str], ...], rows_pe
             text += (f"The largest change is in {FACTORS[main]}, which "
                      f"{'rises' if logs[main] > 0 else 'falls'} by {math.exp(logs[main]) - 1:+.0%}"
                      + _reason(main, a, b, logs[main] > 0, R) + ".")
+        gain = b["energy_saving"] - a["energy_saving"]
+        text += (f" Energy saved {'grows' if gain > 0.01 else 'falls' if gain < -0.01 else 'stays within a point'} "
+                 f"({a['energy_saving']:.1%} -> {b['energy_saving']:.1%}); pre-generation, whose traffic scales "
+                 f"with the weights and not with the activations, "
+                 f"{_move(a['pregen_share'], b['pregen_share'], 'grows', 'shrinks', 'hardly changes')} from "
+                 f"{a['pregen_share']:.0%} to {b['pregen_share']:.0%} of the DRAM bytes.")
         lines.append(text)
     return "\n".join(lines)
 
@@ -488,10 +496,11 @@ def write(data: Data, figs: dict[str, Path]) -> str:
     factor_cols = {"group": "group", "model": "model", "speedup": "step speedup", "work_ratio": "work ratio",
                    "array_efficiency": "array", "memory_efficiency": "memory",
                    "untouched_mac_share": "MACs left dense", "weightless_mac_share": "of which matmuls",
-                   "short_share": f"short reductions (< {data.rows_per_fold})", "stall_share": "stalls"}
+                   "short_share": f"short reductions (< {data.rows_per_fold})", "stall_share": "stalls",
+                   "median_k": "median K", "energy_saving": "energy saved", "pregen_share": "pre-generation bytes"}
     factor_fmt = {"speedup": ".2f", "work_ratio": ".2f", "array_efficiency": ".0%", "memory_efficiency": ".0%",
                   "untouched_mac_share": ".0%", "weightless_mac_share": ".0%", "short_share": ".0%",
-                  "stall_share": ".0%"}
+                  "stall_share": ".0%", "median_k": ".0f", "energy_saving": ".1%", "pregen_share": ".0%"}
     return f"""# SAT-style N:M sparse training, reproduced on full-size workloads
 
 Regenerate: `sparsesim study sat --out reports/sat` (captures its traces into `runs/traces`,
@@ -597,7 +606,9 @@ speedup: what stalls and exposed pre-generation leave). Each is explained by a s
 step: *MACs left dense* (rows N:M does not prune: weight gradients, and attention matmuls,
 which have no weights), *short reductions* (dense compute cycles of pruned rows whose N:M-
 compressed reduction is shorter than the array's {data.rows_per_fold} rows, where a fold cannot shrink below
-its fill and drain) and *stalls* (of the sparse step's cycles).
+its fill and drain; *median K* is the median reduction length of the pruned rows before
+compression) and *stalls* (of the sparse step's cycles). *Pre-generation bytes* are the
+pruning unit's share of the sparse step's DRAM bytes.
 
 {md_table(data.factors, factor_cols, factor_fmt)}
 

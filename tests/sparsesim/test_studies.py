@@ -54,8 +54,10 @@ def _sat_factors(small: dict, full: dict) -> pd.DataFrame:
 
 def test_sat_size_text_follows_its_table():
     narrow = {"work_ratio": 2.0, "array_efficiency": 0.6, "memory_efficiency": 0.9, "untouched_mac_share": 0.33,
-              "weightless_mac_share": 0.0, "short_share": 0.7, "stall_share": 0.1, "median_k": 64}
-    wide = {**narrow, "array_efficiency": 0.95, "short_share": 0.05, "median_k": 384}
+              "weightless_mac_share": 0.0, "short_share": 0.7, "stall_share": 0.1, "median_k": 64,
+              "energy_saving": 0.1, "pregen_share": 0.3}
+    wide = {**narrow, "array_efficiency": 0.95, "short_share": 0.05, "median_k": 384, "energy_saving": 0.25,
+            "pregen_share": 0.05}
     grows = sat.size_text(_sat_factors(narrow, wide), (("tiny", "huge"),), 32)
     falls = sat.size_text(_sat_factors(wide, narrow), (("tiny", "huge"),), 32)
     # 2 x 0.6 x 0.9 = 1.08 and 2 x 0.95 x 0.9 = 1.71: 1.71 / 1.08 - 1 = +58%
@@ -63,6 +65,8 @@ def test_sat_size_text_follows_its_table():
     assert "array's share of the work saving, which rises by +58%" in grows
     assert "shorter than the 32-row array shrinks from 70% to 5%" in grows and "K = 64 -> 384" in grows
     assert "array's share of the work saving, which falls by -37%" in falls
+    assert "Energy saved grows (10.0% -> 25.0%)" in grows and "shrinks from 30% to 5% of the DRAM bytes" in grows
+    assert "Energy saved falls (25.0% -> 10.0%)" in falls and "grows from 5% to 30% of the DRAM bytes" in falls
     assert "shorter than the 32-row array grows from 5% to 70%" in falls
     # a factor whose explaining share moves the other way is not explained by it
     stalled = {**narrow, "memory_efficiency": 0.5, "stall_share": 0.05}
