@@ -319,8 +319,10 @@ def _per_layer_text(data: Data) -> str:
         examples = "; ".join(f"{r['model']} {r['name']} {r['phase']} (K = {r['K']} -> "
                              f"{_nm_slots(int(r['K']), LADDER_RATIO)} MAC slots, {r['compute_speedup']:.2f}x)"
                              for _, r in flat.head(4).iterrows())
-        text += (f"Of the {len(pruned)} pruned rows, {len(flat)} gain less than 1.1x in compute, e.g. {examples}. "
-                 f"{len(floor)} of them have a compressed reduction shorter than the array's {R} rows: a fold "
+        text += (f"Of the {len(pruned)} pruned rows, {len(flat)} {'gains' if len(flat) == 1 else 'gain'} less "
+                 f"than 1.1x in compute, e.g. {examples}. "
+                 + (f"{len(floor)} of them have" if len(flat) > 1 else "It has" if len(floor) else "It does not have")
+                 + f" a compressed reduction shorter than the array's {R} rows: a fold "
                  f"cannot take fewer than the {R} cycles it needs to drain (os) or preload (ws) the array, so "
                  "the shorter reduction saves little or nothing.")
     else:
@@ -339,7 +341,8 @@ def _ladder_text(ladder: pd.DataFrame) -> str:
                 for m in models]
         cost[below.replace("\n", " ")] = drop
     why = {
-        "work ratio: dense dW phase": "the weight-gradient GEMM stays dense under BDWP",
+        "work ratio: dense dW phase": "the weight-gradient GEMM stays dense under BDWP (and so do matmuls, "
+                                      "which have no weights, in every phase)",
         "+ array fill/drain, quantization": "a fold still pays the array's fill and drain and edge folds use "
                                             "part of the array; both weigh more once N:M shortens the reduction",
         "+ memory": "sparse phases need the same activations in fewer cycles, so layers near their bandwidth "
