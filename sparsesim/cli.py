@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--out", required=True, metavar="DIR", help="report directory, e.g. reports/sat")
     study.add_argument("--traces", default="runs/traces", metavar="DIR",
                        help="where traces are captured and reused (default runs/traces; `study sat` "
-                            "leaves about 1 GB there)")
+                            "leaves about 8 GB there)")
     study.add_argument("--quick", action="store_true", help="smaller batches (for tests)")
     study.add_argument("--overwrite", action="store_true", help="regenerate into a non-empty directory")
     study.set_defaults(func=cmd_study)

@@ -34,8 +34,13 @@ STUDIES: Registry[Study] = Registry("study")
 
 
 def trace_for(model: str, traces: Path, *, mode: str, batch: int, steps: int = 1, nm: str | None = None,
-              seed: int = 0, warmup_steps: int | None = None) -> Path:
-    """Capture zoo ``model`` into ``traces/<key>`` once; later calls reuse the directory."""
+              seed: int = 0, warmup_steps: int | None = None, image_size: int | None = None,
+              layers: int | None = None, dtype: str = "fp32") -> Path:
+    """Capture zoo ``model`` into ``traces/<key>`` once; later calls reuse the directory.
+
+    ``image_size``, ``layers`` and ``dtype`` are :func:`capture_zoo`'s; they enter the cache key
+    only when they differ from the defaults, so traces captured before they existed stay valid.
+    """
     from sparsesim.workloads.capture import capture_zoo
     from sparsesim.workloads.trace import load_trace
 
@@ -43,15 +48,19 @@ def trace_for(model: str, traces: Path, *, mode: str, batch: int, steps: int = 1
     # are part of what a cached trace must match
     settings = {"model": model, "mode": mode, "batch": batch, "steps": steps, "nm": nm, "seed": seed,
                 "warmup": warmup_steps, "nm_mode": "bdwp+master" if nm else None, "threads": 1}
+    extra = {"image_size": image_size, "layers": layers, "dtype": None if dtype == "fp32" else dtype}
+    settings.update({k: v for k, v in extra.items() if v is not None})
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
-    path = traces / f"{model}-{mode}-{nm.replace(':', 'of') if nm else 'dense'}-{key}"
+    size = f"-{image_size}" if image_size else ""
+    path = traces / f"{model}{size}-{mode}-{nm.replace(':', 'of') if nm else 'dense'}-{key}"
     if (path / "manifest.json").exists():
         load_trace(path)  # structure check; tensors are validated as they are read
         return path
     traces.mkdir(parents=True, exist_ok=True)
     log.info("capturing %s (%s, batch %d, %s) into %s", model, mode, batch, f"N:M {nm}" if nm else "dense", path)
     return capture_zoo(model, steps=steps, batch=batch, out=path, mode=mode, nm=nm, seed=seed,
-                       warmup_steps=warmup_steps, threads=1, progress=False)
+                       warmup_steps=warmup_steps, threads=1, progress=False, image_size=image_size, layers=layers,
+                       dtype=dtype)
 
 
 def llm_trace_for(model: str, traces: Path, *, prompt_len: int, gen_len: int, layers: str | None = None,
