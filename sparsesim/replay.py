@@ -222,7 +222,6 @@ class Replay:
         if self.delta is not None and phase.forward:
             ref = self.refs.setdefault((op.name, x.shape), np.zeros(x.size, dtype=np.float64))
             d = delta_step(np.ascontiguousarray(x, dtype=np.float64).ravel(), ref, self.delta.threshold)
-            extra["time_step"] = self.workload.time_steps[index]
             extra["delta_threshold"] = self.delta.threshold
             extra["delta_fired_fraction"] = float((d != 0).mean())
             return x, d.reshape(x.shape)
@@ -251,7 +250,8 @@ class Replay:
         bursts of a gathered weight, see :meth:`_narrowed`)."""
         cfg = self.cfg
         extra: dict = {"policy": None, "act_zero_fraction": None, "policy_zeroed_fraction": None,
-                       "time_step": None, "delta_threshold": None, "delta_fired_fraction": None,
+                       "time_step": _time_step(self.workload, index), "delta_threshold": None,
+                       "delta_fired_fraction": None,
                        "delta_err_max": None, "delta_err_mean": None, "pregen_cycles": None,
                        "pregen_select_cycles": None, "pregen_dram_bytes": None, "nm_select_cycles": None,
                        "weight_bytes_skipped": 0, "weight_fetch_bound_bytes": 0, "skip_bitmap_bytes": 0}
@@ -668,6 +668,11 @@ class Replay:
                 row.setdefault(column, default)
             rows.append(row)
         return rows
+
+
+def _time_step(workload: Workload, index: int) -> int | None:
+    """Op ``index``'s time step (a sequence frame, or a decode step), None without a time axis."""
+    return None if workload.time_steps is None else workload.time_steps[index]
 
 
 def _work_key(work: SparseWork) -> tuple:

@@ -81,5 +81,8 @@ def simulate(workload: Workload, cfg: AccelConfig, dataflow: str, *, progress: b
         for phase in op_phases(workload, index):
             gemm = op.gemm(phase)
             out = best_of(dataflow, lambda name, g=gemm: run_gemm(g, cfg, name), cfg)
-            rows.append(make_row(op, phase, gemm, out, out, cfg, table, label))
+            row = make_row(op, phase, gemm, out, out, cfg, table, label)
+            # the sequence frame or decode step, as the replay's rows carry it
+            row["time_step"] = None if workload.time_steps is None else workload.time_steps[index]
+            rows.append(row)
     return repeat_rows(workload, rows)

@@ -101,6 +101,11 @@ def test_replay_of_a_decode_trace_has_prefill_and_decode_rows(tiny_decode, capsy
     rows = json.loads(capsys.readouterr().out)["layers"]
     assert {r["phase"] for r in rows} == {"prefill", "decode"}
     assert len(rows) == len(load_trace(path).ops)
+    # every row says its decode step, sparse or dense, as the trace recorded it
+    steps = [r.time_step for r in load_trace(path).ops]
+    assert [r["time_step"] for r in rows] == steps and set(steps) - {None} == {0, 1, 2}
+    assert main(["run", "--trace", str(path), "--accel", "edge32", "--json"]) == 0
+    assert [r["time_step"] for r in json.loads(capsys.readouterr().out)["layers"]] == steps
 
 
 def test_relu_decoder_down_proj_inputs_are_sparse(tmp_path):
