@@ -98,6 +98,16 @@ def _per_k_nonzeros(mask: np.ndarray | None, k: int, other: int, axis: int) -> n
     return mask.sum(axis=axis, dtype=np.int64)
 
 
+def _exact_scale(nbytes: int, dense_bytes: int) -> float:
+    """``nbytes / dense_bytes`` as the largest float whose product with ``dense_bytes`` does not
+    exceed ``nbytes``: the mapper rounds byte counts up, and a ratio whose product came out a
+    hair above the integer would make its bound one byte more than the tiles it sums."""
+    scale = nbytes / dense_bytes
+    while dense_bytes * scale > nbytes:
+        scale = math.nextafter(scale, 0.0)
+    return scale
+
+
 def _compressed_scale(density: float, elem: int) -> tuple[float, float]:
     """Bytes of values + 1-bit bitmap relative to dense, and the metadata share of them."""
     packed = density + 1.0 / (8 * elem)
@@ -131,7 +141,7 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
     M, N, K = gemm.M, gemm.N, gemm.K
     a_nz, b_nz = masks.a, masks.b
     K_dense, a_density = K, float(a_nz.mean()) if a_nz.size else 0.0
-    b_fetched_bytes, b_fetched_share = None, 1.0
+    b_fetched_bytes = None
     if weight_skip is not None:
         if nm is not None or compress_b:
             raise ValueError("sparse_work: weight rows are skipped only from a dense B")
@@ -139,8 +149,7 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
         if gemm.conv is not None:
             # a convolution keeps its K: its input is read as a feature map (with halo), which
             # gathering the live weight rows does not change; only B's bytes shrink
-            b_fetched_share = max(weight_skip.dense_bytes - weight_skip.skipped_bytes,
-                                  N * cfg.array.element_bytes) / max(weight_skip.dense_bytes, 1)
+            b_fetched_bytes = max(weight_skip.dense_bytes - weight_skip.skipped_bytes, N * cfg.array.element_bytes)
         elif not live.all():
             # the gathered live rows (one kept when none is live, so that a GEMM remains)
             keep = np.flatnonzero(live) if live.any() else np.zeros(1, dtype=np.int64)
@@ -233,8 +242,7 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
         scale_b, meta_b = _compressed_scale(float(b_nz.mean()) if density_b is None else density_b, elem)
         packed_b = scale_b < 1.0
     if b_fetched_bytes is not None:  # whole bursts: the live rows and the dead bytes sharing their bursts
-        scale_b = b_fetched_bytes / (K * N * elem)
-    scale_b *= b_fetched_share
+        scale_b = _exact_scale(b_fetched_bytes, K * N * elem)
     return SparseWork(run, stream, M * N * K_dense, macs_eff, aware_a or aware_b, scale_a, scale_b, meta_a, meta_b,
                       packed_a, packed_b)
 

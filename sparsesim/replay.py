@@ -242,19 +242,24 @@ class Replay:
         density = float(np.count_nonzero(seen)) / seen.size if compressed else None
         return _Operand(nm, masks, density, seen if keep_seen else None)
 
-    def _op_phase(self, index: int, op: Op, phase: Phase, tensors: dict, key: tuple | None,
-                  extra_read_bytes: int = 0) -> _Pending:
-        """One (op, phase). ``key``: where what it derives from a shared weight is kept (None:
-        the weight is not shared); ``tensors`` then lacks the weight if that is already known.
-        ``extra_read_bytes``: DRAM reads beside the GEMM's own, before its first tile (the partial
-        bursts of a gathered weight, see :meth:`_narrowed`)."""
-        cfg = self.cfg
-        extra: dict = {"policy": None, "act_zero_fraction": None, "policy_zeroed_fraction": None,
+    def _extra_defaults(self, index: int) -> dict:
+        """The feature columns of a row of op ``index`` before any feature fills them in."""
+        return {"policy": None, "act_zero_fraction": None, "policy_zeroed_fraction": None,
                        "time_step": _time_step(self.workload, index), "delta_threshold": None,
                        "delta_fired_fraction": None,
                        "delta_err_max": None, "delta_err_mean": None, "pregen_cycles": None,
                        "pregen_select_cycles": None, "pregen_dram_bytes": None, "nm_select_cycles": None,
                        "weight_bytes_skipped": 0, "weight_fetch_bound_bytes": 0, "skip_bitmap_bytes": 0}
+
+    def _op_phase(self, index: int, op: Op, phase: Phase, tensors: dict, key: tuple | None,
+                  extra_read_bytes: int = 0, layout: str | None = None) -> _Pending:
+        """One (op, phase). ``key``: where what it derives from a shared weight is kept (None:
+        the weight is not shared); ``tensors`` then lacks the weight if that is already known.
+        ``extra_read_bytes``: DRAM reads beside the GEMM's own, before its first tile (the partial
+        bursts of a gathered weight, see :meth:`_narrowed`); ``layout``: how its weight lies in
+        DRAM when not as ``dram.weight_layout`` says."""
+        cfg = self.cfg
+        extra = self._extra_defaults(index)
         x, w, dy = tensors.get("input"), tensors.get("weight"), tensors.get("grad")
         x_seen = x
         if x is not None and phase is not Phase.BWD_DATA:
@@ -289,7 +294,7 @@ class Replay:
         gemm1 = op.gemm(phase)
         fetched = self._weight_fetch(roles, a_masks, gemm1, nm, compress_b,
                                      (on_a and skipping and self.zs.weight_fetch) or
-                                     (is_delta and self.delta.weight_fetch), extra)
+                                     (is_delta and self.delta.weight_fetch), extra, layout)
         side = SideWork(read_bytes=extra_read_bytes)
         # work beside the GEMM: delta encoding and state, N:M selection, the skip bitmaps
         counts = EventCounts(metadata_a_bytes=extra["skip_bitmap_bytes"])
@@ -338,7 +343,8 @@ class Replay:
         return _Pending(op, phase, out, dense, job)
 
     def _weight_fetch(self, roles: tuple[str, str], a_masks: list[np.ndarray], gemm: Gemm,
-                      nm: tuple | None, compress_b: bool, skipping: bool, extra: dict) -> list:
+                      nm: tuple | None, compress_b: bool, skipping: bool, extra: dict,
+                      layout: str | None = None) -> list:
         """Each group's weight-row skipping (a :class:`WeightFetchSkip`, or None where the weight
         is fetched whole), and the row's weight-fetch columns.
 
@@ -357,7 +363,7 @@ class Replay:
             return ones
         dram, elem = self.cfg.dram, self.cfg.array.element_bytes
         live = [a.any(axis=0)[None, :] for a in a_masks]  # one pass over each mask: M is one span
-        skips = [weight_fetch_skip(k, gemm.N, elem, dram.burst_bytes, dram.weight_layout) for k in live]
+        skips = [weight_fetch_skip(k, gemm.N, elem, dram.burst_bytes, layout or dram.weight_layout) for k in live]
         extra["weight_fetch_bound_bytes"] = sum(k.bound_bytes for k in skips)
         if not skipping or nm is not None or compress_b:  # N:M or compressed weights: no dense rows to skip
             return ones
@@ -574,33 +580,49 @@ class Replay:
         rows); the partial bursts of live rows are read beside the narrowed GEMM. The gather
         is driven by a bitmap of one bit per neuron, read beside the weights. The row keeps the
         op's shape and dense run; its work is the narrowed GEMM's, with weight fetch skipping of
-        its own input on top (those columns add to ``weight_bytes_skipped`` and the bitmap).
+        its own input on top, strided within the neuron rows as in ``n_major`` (those columns add to
+        ``weight_bytes_skipped`` and the bitmap). N:M-compressed rows count at their stored size.
         """
         gemm = op.gemm(phase)
         dense = self._dense_of(gemm)
         n = int(columns.sum())
         elem, dram = self.cfg.array.element_bytes, self.cfg.dram
         rows = weight_fetch_skip(columns[None, :], op.in_features, elem, dram.burst_bytes, "k_major")
-        partial = (rows.dense_bytes - rows.skipped_bytes - rows.bound_bytes) * gemm.count
+        stored = self._stored_weight_ratio(op.in_features)  # N:M-compressed neuron rows are shorter
+        skipped = int(rows.skipped_bytes * stored) * gemm.count
+        partial = int((rows.dense_bytes - rows.skipped_bytes - rows.bound_bytes) * stored) * gemm.count
         bitmap = rows.bitmap_bytes * gemm.count
         if n == 0:  # every neuron dead: the op does not run
-            extra.update(weight_bytes_skipped=rows.skipped_bytes * gemm.count, weight_fetch_bound_bytes=0,
-                         skip_bitmap_bytes=bitmap)
-            out = OpOutcome(dense.dataflow, 0, 0, 0, EventCounts(metadata_b_bytes=bitmap), dense.macs_dense, 0, 0, 0)
+            extra.update(weight_bytes_skipped=skipped, weight_fetch_bound_bytes=0, skip_bitmap_bytes=bitmap)
+            out = OpOutcome(dense.dataflow, 0, 0, 0, EventCounts(metadata_b_bytes=bitmap), dense.macs_dense, 0, 0, 0,
+                            extra=self._extra_defaults(index))
             return _Pending(op, phase, out, dense, 0)
         narrow, sliced = op, tensors
         if n < op.out_features:
             narrow = dataclasses.replace(op, out_features=n)
             sliced = {**tensors, **{role: tensors[role][columns] for role in ("weight", "master_weight")
                                     if tensors.get(role) is not None}}
-        pending = self._op_phase(index, narrow, phase, sliced, None, extra_read_bytes=partial)
+        # its own input's zeros skip columns of those neuron rows: strided, as in n_major
+        pending = self._op_phase(index, narrow, phase, sliced, None, extra_read_bytes=partial, layout="n_major")
         own = pending.out.extra  # the narrowed GEMM's own weight fetch skipping, behind its input's zeros
-        extra.update(weight_bytes_skipped=own["weight_bytes_skipped"] + rows.skipped_bytes * gemm.count,
+        extra.update(weight_bytes_skipped=own["weight_bytes_skipped"] + skipped,
                      weight_fetch_bound_bytes=own["weight_fetch_bound_bytes"],
                      skip_bitmap_bytes=own["skip_bitmap_bytes"] + bitmap)
         out = dataclasses.replace(pending.out, macs_dense=dense.macs_dense,
                                   counts=pending.out.counts + EventCounts(metadata_b_bytes=bitmap))
         return _Pending(op, phase, out, dense, pending.pregen_job_cycles)
+
+    def _stored_weight_ratio(self, length: int) -> float:
+        """Stored bytes of a weight row of ``length`` reduction elements over its dense bytes:
+        below 1 where N:M pre-generation stores it compressed (values and indices)."""
+        nm = self.nm
+        if nm is None or not self.cfg.training.pregen:
+            return 1.0
+        kept = (length // nm.m) * nm.n + min(nm.n, length % nm.m)
+        if kept >= length:
+            return 1.0
+        elem = self.cfg.array.element_bytes
+        return kept * (elem + nm.index_bits / 8.0) / (length * elem)
 
     def _with_predictor(self, pending: _Pending, op: Linear, extra: dict) -> _Pending:
         """The gate row with the low-rank predictor's two dense GEMMs (``tokens x d -> r`` and

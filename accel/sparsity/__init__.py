@@ -71,6 +71,9 @@ def cli_sparsity(texts: list[str]) -> list[dict]:
             key, _, value = option.partition("=")
             if not key:
                 raise InputError(f"--sparsity: {text!r}: option {option!r} has no name")
+            if key in item:
+                raise InputError(f"--sparsity: {text!r}: {key} is already given ({key}={item[key]!r}); "
+                                 "give each key once")
             item[key] = _scalar(value)
         out.append(item)
     return out

@@ -125,6 +125,36 @@ def test_every_neuron_dead_runs_no_up():
     assert rows["up"]["cycles"] == 0 and rows["up"]["macs_effectual"] == 0
     assert rows["up"]["weight_bytes_skipped"] == 4 * 2
     assert rows["down"]["act_zero_fraction"] == 1.0
+    # the row that does not run still has every column a replay row has
+    assert set(rows["up"]) == set(rows["down"])
+    assert rows["up"]["time_step"] is None and rows["up"]["pregen_cycles"] is None
+
+
+def test_every_neuron_dead_under_n_m_counts_the_compressed_rows():
+    # 2:4 pre-generated weights: a neuron row of K=2 keeps 2 values (groups no longer than n are
+    # kept whole), so it is stored dense: 2 bytes; with K=8 at 2:4 it would be 4 values + indices
+    nm = {"kind": "nm", "n": 2, "m": 4}
+    rows = by_role(simulate(mlp(), cfg(gate_policy(threshold=100.0, gate_act="silu"), nm), "os"))
+    assert rows["up"]["weight_bytes_skipped"] == 4 * 2
+
+
+def test_the_narrowed_up_skips_input_columns_only_where_whole_bursts_die():
+    # up's live neuron rows are contiguous ([out, in]); a zero input of up is a strided column in
+    # them: with 2-byte rows and 1-byte bursts a dead input frees its byte in every live row, with
+    # 2-byte bursts nothing (every burst also holds the live input of the same row)
+    x = np.array([[1.0, 0.0], [2.0, 0.0]], dtype=np.float32)  # input 1 of gate and up is zero
+    wl = mlp()
+    wl = type(wl)(wl.name, wl.ops, wl.phases, source=Tensors([{"input": x, "weight": W_GATE},
+                                                              {"input": x, "weight": W_UP},
+                                                              {"input": H, "weight": W_DOWN}]), meta=wl.meta)
+    zs = {"kind": "zero_skip", "target": "input", "action": "skipping"}
+    # gate = x . W_gate^T: token 0 [2, 0, 0.1, -1], token 1 [4, 0, 0.2, -2]; |silu| >= 0.1 keeps
+    # neurons 0 and 3 in both tokens and neuron 2 in token 1 (silu(0.2) = 0.110): only 1 is dead
+    fine = by_role(simulate(wl, cfg(gate_policy(threshold=0.1, gate_act="silu"), zs, burst=1), "os"))
+    coarse = by_role(simulate(wl, cfg(gate_policy(threshold=0.1, gate_act="silu"), zs, burst=2), "os"))
+    assert fine["up"]["gate_live_columns"] == 3
+    assert fine["up"]["weight_bytes_skipped"] == 2 + 3 * 1  # the dead neuron row, then input 1 of each live one
+    assert coarse["up"]["weight_bytes_skipped"] == 2  # the dead row is a whole 2-byte burst; no more
 
 
 def test_predictor_is_charged_on_the_gate_row_and_narrows_the_gate():
