@@ -25,6 +25,7 @@ the policy, and returns the live mask. The replay (:mod:`sparsesim.replay`) runs
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 
 import numpy as np
@@ -35,7 +36,12 @@ from sparsesim.workloads.llm_networks import DECODERS
 from sparsesim.workloads.ops import Linear, Workload
 
 ROLES = ("gate", "up", "down")
-_NAME = re.compile(r"^(?P<block>.+)\.(?P<role>gate|up|down)_proj(?P<step>@s\d+)?$")
+log = logging.getLogger(__name__)
+
+# Llama-style blocks (``mlp.gate_proj`` ...) and Mixtral's experts (``experts.3.w1`` gate, ``w3``
+# up, ``w2`` down, as Hugging Face names them)
+_NAME = re.compile(r"^(?P<block>.+)\.(?:(?P<role>gate|up|down)_proj|(?P<expert>w1|w3|w2))(?P<step>@s\d+)?$")
+_EXPERT_ROLES = {"w1": "gate", "w3": "up", "w2": "down"}
 _ACT_NAMES = {"silu": "silu", "swish": "silu", "relu": "relu"}  # Hugging Face hidden_act -> ours
 
 
@@ -66,7 +72,8 @@ def mlp_blocks(workload: Workload) -> dict[int, tuple[str, MlpBlock]]:
         if match is None or not isinstance(op, Linear):
             continue
         key = (match["block"], match["step"], steps[index])
-        seen.setdefault(key, {r: [] for r in ROLES})[match["role"]].append(index)
+        role = match["role"] or _EXPERT_ROLES[match["expert"]]
+        seen.setdefault(key, {r: [] for r in ROLES})[role].append(index)
     out: dict[int, tuple[str, MlpBlock]] = {}
     for (name, _, _), roles in seen.items():
         for gate, up, down in zip(roles["gate"], roles["up"], roles["down"]):
@@ -83,10 +90,16 @@ def check_coupling(workload: Workload, blocks: dict) -> None:
     if not blocks:
         raise field_error("sparsity.act_policy.site",
                           f"swiglu_gate needs gated MLP blocks (Linear ops named *.gate_proj, *.up_proj and "
-                          f"*.down_proj of matching shapes); {workload.name} has none")
+                          f"*.down_proj, or Mixtral's experts *.w1, *.w3 and *.w2, of matching shapes); "
+                          f"{workload.name} has none")
     if any(not p.forward for p in workload.phases):
         raise field_error("sparsity.act_policy.site", "swiglu_gate applies to inference (forward passes); "
                           "use --phases fwd, prefill or decode")
+    loose = [op.name for i, op in enumerate(workload.ops)
+             if i not in blocks and isinstance(op, Linear) and _NAME.match(op.name)]
+    if loose:  # a --layers capture that kept part of a block: those ops see no coupling
+        log.warning("act_policy site swiglu_gate: %d MLP op(s) outside a complete gate/up/down block are "
+                    "replayed uncoupled (e.g. %s)", len(loose), loose[0])
 
 
 def mlp_activation(workload: Workload, requested: str) -> str:

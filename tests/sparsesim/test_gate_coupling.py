@@ -364,3 +364,31 @@ def test_calibration_needs_a_prefill_pass_and_a_threshold_method():
                                                         "site": "swiglu_gate", "calibrate": "prefill"}), "os")
     with pytest.raises(InputError, match=r"^sparsity\.act_policy\.calibrate: applies only with"):
         cfg({"kind": "act_policy", "method": "topk", "site": "swiglu_gate", "calibrate": "prefill"})
+
+
+def test_ops_of_an_incomplete_block_are_named_in_a_warning(caplog):
+    wl = mlp()
+    orphan = Linear(name="model.layers.1.mlp.up_proj", tokens=2, in_features=2, out_features=4)
+    wl = Workload(wl.name, (*wl.ops, orphan), wl.phases,
+                  source=Tensors([{"input": X, "weight": W_GATE}, {"input": X, "weight": W_UP},
+                                  {"input": H, "weight": W_DOWN}, {"input": X, "weight": W_UP}]))
+    with caplog.at_level("WARNING", logger="sparsesim"):
+        rows = simulate(wl, cfg(gate_policy(threshold=0.1, gate_act="silu")), "os")
+    assert "1 MLP op(s) outside a complete gate/up/down block" in caplog.text
+    assert "model.layers.1.mlp.up_proj" in caplog.text
+    assert rows[3]["mlp_role"] is None and rows[1]["mlp_role"] == "up"
+
+
+def test_mixtral_experts_are_coupled_by_their_w1_w3_w2_names():
+    import math
+
+    import sparsesim
+
+    wl = sparsesim.network("mixtral_8x7b", phases=["decode"], prompt_len=4, gen_len=1, act_sparsity=0.5)
+    rows = sparsesim.simulate(wl, accel="edge32", dataflow="ws",
+                              sparsity=["act_policy:topk:0.3:site=swiglu_gate"]).rows
+    roles = {r["name"].rsplit(".", 1)[-1]: r for r in rows if ".experts." in r["name"]}
+    assert {k: r["mlp_role"] for k, r in roles.items()} == {"w1": "gate", "w3": "up", "w2": "down"}
+    # top-k keeps ceil(0.3 x 14336) neurons of the one token an expert sees in a decode step
+    assert roles["w3"]["gate_live_columns"] == math.ceil(0.3 * 14336)
+    assert roles["w3"]["weight_bytes_skipped"] > 0.65 * 14336 * 4096 * roles["w3"]["repeat"]
