@@ -237,8 +237,9 @@ def pack_tiles(loads: np.ndarray, caps: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- pipeline timing (SimPy twin)
 
 
-def pipeline_cycles_ref(load: np.ndarray, compute: np.ndarray, store: np.ndarray, bandwidth: float,
-                        latency: int, epilogue: int) -> int:
+@njit(cache=True, nogil=True)
+def pipeline_cycles(load: np.ndarray, compute: np.ndarray, store: np.ndarray, bandwidth: float,
+                    latency: int, epilogue: int) -> int:
     """Cycles of the load -> compute -> store tile pipeline as an event recurrence.
 
     The same model as :func:`sparsesim.accel.timing.simulate_tiles` (which is its reference):
@@ -248,59 +249,9 @@ def pipeline_cycles_ref(load: np.ndarray, compute: np.ndarray, store: np.ndarray
     one channel granted in request order (on a tie, the request whose trigger fired first),
     each transfer taking ``ceil(bytes / bandwidth)`` cycles and arriving ``latency`` later.
     ``compute`` holds each tile's array cycles, SRAM-port stalls included. The mapper scores
-    candidate nests with it; runs are timed by SimPy.
+    candidate nests with it; runs are timed by SimPy. The tests hold it, compiled and as
+    plain Python (``pipeline_cycles.py_func``), to SimPy.
     """
-    n = compute.size
-    if n == 0:
-        return 0
-    loaded = np.zeros(n)
-    done = np.zeros(n)
-    stored = np.zeros(n)
-    r = w = known = 0  # next read, next write; done[] is final for tiles < known
-    chan = rready = wready = last_store = 0.0
-    while r < n or w < n:
-        while known < r and (known < 2 or w > known - 2):
-            prev = done[known - 1] if known else 0.0
-            free = stored[known - 2] if known >= 2 else 0.0
-            done[known] = max(prev, loaded[known], free) + compute[known]
-            known += 1
-        rq = -1.0
-        if r < n and r - 2 < known:
-            rq = max(rready, done[r - 2] if r >= 2 else 0.0)
-            if load[r] == 0:
-                loaded[r] = rq
-                rready = rq
-                r += 1
-                continue
-        wq = -1.0
-        if w < n and w < known:
-            ready = done[w] + (epilogue if w == n - 1 else 0)
-            if store[w] == 0:
-                wready = max(wready, ready)
-                stored[w] = wready
-                w += 1
-                continue
-            wq = max(wready, ready)
-        if rq >= 0 and (wq < 0 or rq < wq or (rq == wq and r - 2 <= w)):
-            chan = max(chan, rq) + math.ceil(load[r] / bandwidth)
-            loaded[r] = chan + latency
-            rready = chan
-            r += 1
-        elif wq >= 0:
-            chan = max(chan, wq) + math.ceil(store[w] / bandwidth)
-            wready = chan
-            stored[w] = chan
-            last_store = chan + latency
-            w += 1
-        else:  # pragma: no cover - every state lets the reader or the writer move
-            raise AssertionError("pipeline recurrence stuck")
-    return int(math.ceil(max(done[n - 1] + epilogue, last_store)))
-
-
-@njit(cache=True, nogil=True)
-def pipeline_cycles(load: np.ndarray, compute: np.ndarray, store: np.ndarray, bandwidth: float,
-                    latency: int, epilogue: int) -> int:
-    """Fast :func:`pipeline_cycles_ref`."""
     n = compute.size
     if n == 0:
         return 0
@@ -348,8 +299,8 @@ def pipeline_cycles(load: np.ndarray, compute: np.ndarray, store: np.ndarray, ba
             stored[w] = chan
             last_store = chan + latency
             w += 1
-        else:
-            return -1
+        else:  # every state lets the reader or the writer move
+            raise AssertionError("pipeline recurrence stuck")
     return int(math.ceil(max(done[n - 1] + epilogue, last_store)))
 
 

@@ -24,7 +24,7 @@ streamed weights carry per-column indices), so the fold grid has ``ceil(K/m) * n
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -140,24 +140,25 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
     elem = cfg.array.element_bytes
     M, N, K = gemm.M, gemm.N, gemm.K
     a_nz, b_nz = masks.a, masks.b
-    K_dense, a_density = K, float(a_nz.mean()) if a_nz.size else 0.0
+    K_dense = K
+    if compress_a and density_a is None:  # the whole A's density, before any rows are gathered
+        density_a = float(a_nz.mean()) if a_nz.size else 0.0
     b_fetched_bytes = None
     if weight_skip is not None:
         if nm is not None or compress_b:
             raise ValueError("sparse_work: weight rows are skipped only from a dense B")
-        live = a_nz.any(axis=0)
-        if gemm.conv is not None:
-            # a convolution keeps its K: its input is read as a feature map (with halo), which
-            # gathering the live weight rows does not change; only B's bytes shrink
-            b_fetched_bytes = max(weight_skip.dense_bytes - weight_skip.skipped_bytes, N * cfg.array.element_bytes)
-        elif not live.all():
+        # whole bursts: the live rows and the dead bytes sharing their bursts (one row at least)
+        b_fetched_bytes = max(weight_skip.dense_bytes - weight_skip.skipped_bytes, N * elem)
+        # a convolution keeps its K: its input is read as a feature map (with halo), which
+        # gathering the live weight rows does not change; only B's bytes shrink
+        if gemm.conv is None:
+            live = weight_skip.live
             # the gathered live rows (one kept when none is live, so that a GEMM remains)
             keep = np.flatnonzero(live) if live.any() else np.zeros(1, dtype=np.int64)
             a_nz = np.ascontiguousarray(a_nz[:, keep])
             b_nz = None if b_nz is None else np.ascontiguousarray(b_nz[keep])
             K = keep.size
             gemm = Gemm(M, N, K, 1, None)  # gathered rows: A is no longer read as a feature map
-            b_fetched_bytes = max(weight_skip.dense_bytes - weight_skip.skipped_bytes, N * cfg.array.element_bytes)
     if b_nz is None and (aware_b or skip_b or nm or (compress_b and density_b is None)):
         raise ValueError("sparse_work: the features switched on need the B mask")
     # MACs with both operands nonzero, sum_k nnz(A[:, k]) * nnz(B[k, :]) (exact); an operand
@@ -229,7 +230,7 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
     scale_b, meta_a, meta_b = 1.0, 0.0, 0.0
     packed_a = packed_b = False
     if compress_a:
-        s, meta_a = _compressed_scale(a_density if density_a is None else density_a, elem)
+        s, meta_a = _compressed_scale(density_a, elem)
         scale_a *= s
         packed_a = s < 1.0
     if nm is not None and nm_stored_dense:  # pruned on the fly while loading dense weights
@@ -241,7 +242,7 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
     elif compress_b:
         scale_b, meta_b = _compressed_scale(float(b_nz.mean()) if density_b is None else density_b, elem)
         packed_b = scale_b < 1.0
-    if b_fetched_bytes is not None:  # whole bursts: the live rows and the dead bytes sharing their bursts
+    if b_fetched_bytes is not None:
         scale_b = _exact_scale(b_fetched_bytes, K * N * elem)
     return SparseWork(run, stream, M * N * K_dense, macs_eff, aware_a or aware_b, scale_a, scale_b, meta_a, meta_b,
                       packed_a, packed_b)
@@ -258,24 +259,20 @@ covers is dead."""
 
 @dataclass(frozen=True, slots=True)
 class WeightFetchSkip:
-    """What skipping the weight rows behind all-zero activation columns saves of one GEMM.
+    """What skipping the weight rows behind all-zero activation columns saves of one pass over
+    a weight B (``K x N``, ``dense_bytes = K * N * element_bytes``).
 
-    ``skipped_bytes``: bytes of the dense weight (B, ``K * N * element_bytes``) that are not
-    fetched, summed over the spans of M that each fetch B once; ``bound_bytes``: the bytes of
-    the weight rows with a nonzero activation somewhere in M, which any schedule must fetch
-    at least once whatever its tiling or burst size; ``bitmap_bytes``: the skip bitmaps that
-    drive the gather (one bit per reduction index per span).
+    ``skipped_bytes``: its bytes not fetched (``live``: which of its rows have a live activation);
+    ``bound_bytes``: the bytes of its rows with a
+    live activation, which any schedule must fetch at least once whatever its tiling or burst
+    size; ``bitmap_bytes``: the skip bitmap that drives the gather (one bit per row).
     """
 
     skipped_bytes: int
     bound_bytes: int
     bitmap_bytes: int
-    dense_bytes: int  # the weight fetched once per span without skipping
-
-    @property
-    def fetched_fraction(self) -> float:
-        """Fetched bytes over dense bytes (1.0: nothing skipped)."""
-        return 1.0 - self.skipped_bytes / self.dense_bytes if self.dense_bytes else 1.0
+    dense_bytes: int
+    live: np.ndarray = field(compare=False, repr=False)  # (K,) bool: the rows fetched
 
 
 def _runs(dead: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -295,7 +292,8 @@ def _free_bytes(starts: np.ndarray, ends: np.ndarray, total: int, burst: int) ->
     return int(np.maximum(last - first, 0).sum())
 
 
-def _skipped_one_span(live: np.ndarray, n_cols: int, elem: int, burst: int, layout: str) -> int:
+def _skipped(live: np.ndarray, n_cols: int, elem: int, burst: int, layout: str) -> int:
+    """Bytes of a weight whose rows ``~live`` are dead that lie in wholly dead bursts."""
     K = live.size
     dead = ~live
     if K == 0 or n_cols == 0 or not dead.any():
@@ -318,30 +316,25 @@ def _skipped_one_span(live: np.ndarray, n_cols: int, elem: int, burst: int, layo
     return (n_cols // p) * rows(p) + rows(n_cols % p)
 
 
-def weight_fetch_skip(a_nz: np.ndarray, n_cols: int, element_bytes: int, burst_bytes: int,
-                      layout: str = "k_major", m_block: int | None = None) -> WeightFetchSkip:
+def weight_fetch_skip(live: np.ndarray, n_cols: int, element_bytes: int, burst_bytes: int,
+                      layout: str = "k_major") -> WeightFetchSkip:
     """Weight bytes not fetched when the weights behind all-zero activation columns are skipped.
 
-    ``a_nz``: the (M, K) nonzero mask of A; B is (K, N=``n_cols``), stored dense in ``layout``
-    (:data:`LAYOUTS`) from a burst-aligned address, and DRAM moves whole bursts of
-    ``burst_bytes``. For each span of ``m_block`` rows of A (default all of M: one span), row
-    ``k`` of B is dead when A's column ``k`` is zero over the span, and a burst is not fetched
-    only when every byte of B in it belongs to a dead row. So contiguous dead rows save whole
-    bursts across row boundaries, while scattered ones save only the bursts a dead row covers
-    alone (nothing when a row is shorter than a burst, or, in ``n_major``, when fewer than a
-    burst's worth of consecutive inputs are dead). Each span fetches B once.
+    ``live``: per reduction index ``k`` of B (``K x N=n_cols``), whether its activation column
+    holds a nonzero over the rows of A that share one fetch of B (the whole GEMM, for the
+    replay). B is stored dense in ``layout`` (:data:`LAYOUTS`) from a burst-aligned address,
+    and DRAM moves whole bursts of ``burst_bytes``: a burst is not fetched only when every byte
+    of B in it belongs to a dead row. So contiguous dead rows save whole bursts across row
+    boundaries, while scattered ones save only the bursts a dead row covers alone (nothing when
+    a row is shorter than a burst, or, in ``n_major``, when fewer than a burst's worth of
+    consecutive inputs are dead).
     """
     if burst_bytes < 1:
         raise ValueError("weight_fetch_skip: burst_bytes must be positive")
     if layout not in LAYOUTS:
         raise ValueError(f"weight_fetch_skip: unknown layout {layout!r}")
-    M, K = a_nz.shape
-    total = K * n_cols * element_bytes
-    block = M if m_block is None else max(1, min(m_block, M))
-    skipped, spans = 0, 0
-    for m0 in range(0, max(M, 1), block):
-        spans += 1
-        live = a_nz[m0:m0 + block].any(axis=0) if M else np.zeros(K, dtype=bool)
-        skipped += _skipped_one_span(live, n_cols, element_bytes, burst_bytes, layout)
-    needed = int(a_nz.any(axis=0).sum()) if M else 0
-    return WeightFetchSkip(skipped, needed * n_cols * element_bytes, spans * (-(-K // 8)), spans * total)
+    live = np.asarray(live, dtype=bool)
+    K = live.size
+    row = n_cols * element_bytes
+    return WeightFetchSkip(_skipped(live, n_cols, element_bytes, burst_bytes, layout), int(live.sum()) * row,
+                           -(-K // 8), K * row, live)

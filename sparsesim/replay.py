@@ -362,14 +362,14 @@ class Replay:
         if roles[1] != "weight":
             return ones
         dram, elem = self.cfg.dram, self.cfg.array.element_bytes
-        live = [a.any(axis=0)[None, :] for a in a_masks]  # one pass over each mask: M is one span
+        live = [a.any(axis=0) for a in a_masks]  # over all of M, which shares one fetch of B
         skips = [weight_fetch_skip(k, gemm.N, elem, dram.burst_bytes, layout or dram.weight_layout) for k in live]
         extra["weight_fetch_bound_bytes"] = sum(k.bound_bytes for k in skips)
         if not skipping or nm is not None or compress_b:  # N:M or compressed weights: no dense rows to skip
             return ones
         extra["weight_bytes_skipped"] = sum(k.skipped_bytes for k in skips)
         extra["skip_bitmap_bytes"] = sum(k.bitmap_bytes for k in skips)
-        return [None if k.all() else skip for skip, k in zip(skips, live)]
+        return [None if skip.live.all() else skip for skip in skips]
 
     def _select_cycles(self, groups: int) -> int:
         """Cycles of the pruning unit for ``groups`` groups of M: each of its lanes selects the
@@ -587,7 +587,7 @@ class Replay:
         dense = self._dense_of(gemm)
         n = int(columns.sum())
         elem, dram = self.cfg.array.element_bytes, self.cfg.dram
-        rows = weight_fetch_skip(columns[None, :], op.in_features, elem, dram.burst_bytes, "k_major")
+        rows = weight_fetch_skip(columns, op.in_features, elem, dram.burst_bytes, "k_major")
         stored = self._stored_weight_ratio(op.in_features)  # N:M-compressed neuron rows are shorter
         skipped = int(rows.skipped_bytes * stored) * gemm.count
         partial = int((rows.dense_bytes - rows.skipped_bytes - rows.bound_bytes) * stored) * gemm.count

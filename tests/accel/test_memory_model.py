@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sparsesim.accel.energy import energy_breakdown_pj, energy_table
-from sparsesim.accel.kernels import pipeline_cycles, pipeline_cycles_ref
+from sparsesim.accel.kernels import pipeline_cycles
 from sparsesim.accel.presets import load_accel
 from sparsesim.accel.schedule import EventCounts, TileSchedule
 from sparsesim.accel.timing import simulate_tiles
@@ -30,7 +30,7 @@ def test_pipeline_recurrence_equals_simpy(n, data, bw, lat, epilogue):
     sched = TileSchedule(load, compute, store, epilogue)
     expected = simulate_tiles(sched, bandwidth_bytes_per_cycle=bw, latency_cycles=lat).total_cycles
     assert pipeline_cycles(load, compute, store, bw, lat, epilogue) == expected
-    assert pipeline_cycles_ref(load, compute, store, bw, lat, epilogue) == expected
+    assert pipeline_cycles.py_func(load, compute, store, bw, lat, epilogue) == expected  # the same code, uncompiled
 
 
 def test_full_output_buffer_holds_the_array_back():
