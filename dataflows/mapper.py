@@ -125,6 +125,13 @@ def mapping_text(m: Mapping, resident: tuple[str, ...]) -> str:
     return text + (f" resident={'+'.join(resident)}" if resident else "")
 
 
+def _snap(width: float) -> float:
+    """A byte width computed through a ratio, snapped to the nearest 1e-9 when it is within
+    rounding error of it (so that ``ceil`` of a whole byte count does not gain a byte)."""
+    snapped = round(width, 9)
+    return snapped if abs(width - snapped) < 1e-12 else width
+
+
 def _extents(total: int, block: int) -> np.ndarray:
     n = -(-total // block)
     sizes = np.full(n, block, dtype=np.int64)
@@ -154,6 +161,11 @@ class NestSpace:
         self.half = {k: v // 2 for k, v in self.full.items()}
         self.overlap = cfg.array.fold_overlap
         self.conv = gemm.conv
+        # bytes of one stored feature-map element: A's width without the N:M compaction of K
+        # (a compacted K slot stands for m/n stored activations, a feature-map element for one)
+        self.fm_width = self.width["A"]
+        if self.conv is not None and self.conv.compacted is not None:
+            self.fm_width = _snap(self.width["A"] * gemm.K / self.conv.k_dense)
         grid_stream = stream
         fr, fc = -(-self.D[df.row_dim] // self.R), -(-self.D[df.col_dim] // self.C)
         if grid_stream is None:
@@ -174,7 +186,7 @@ class NestSpace:
         dense = ext_m * ext_k * self.width["A"]
         if self.conv is None:
             return np.ceil(dense).astype(np.int64)
-        return np.ceil(np.minimum(dense, self.conv.footprint(ext_m, ext_k) * self.width["A"])).astype(np.int64)
+        return np.ceil(np.minimum(dense, self.conv.footprint(ext_m, ext_k) * self.fm_width)).astype(np.int64)
 
     def a_tile(self, tm: int, tk: int) -> int:
         """Bytes of one A tile of ``tm x tk`` (cached per space)."""
@@ -1106,7 +1118,7 @@ def dram_bounds(space: NestSpace) -> tuple[int, int]:
     compulsory = space.operand_total("A") + space.operand_total("B") + space.operand_total("Out")
     D = space.D
     expand = space.conv.kernel_taps if space.conv is not None else 1
-    best = _io_bound(D["M"] * D["N"] * D["K"], expand / space.width["A"], 1.0 / space.width["B"], 1.0 / space.elem,
+    best = _io_bound(D["M"] * D["N"] * D["K"], expand / space.fm_width, 1.0 / space.width["B"], 1.0 / space.elem,
                      cfg.buffers.a.size_bytes, cfg.buffers.b.size_bytes,
                      2 * cfg.buffers.out.size_bytes * space.elem / space.acc)
     return compulsory, max(compulsory, best)

@@ -23,6 +23,7 @@ streamed weights carry per-column indices), so the fold grid has ``ceil(K/m) * n
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -170,7 +171,12 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
     if nm is not None and k_eff >= K:  # groups no longer than n: nothing to compact
         nm = None
         k_eff = K
-    run = Gemm(M, N, k_eff, 1, gemm.conv if k_eff == K else None)  # the feature map behind A, unless K is compacted
+    # A stays the feature map behind a convolution when N:M compacts K: the multiplexers pick
+    # among activations already on chip, so DRAM reads them as for the dense GEMM
+    conv = gemm.conv
+    if conv is not None and k_eff < K:
+        conv = dataclasses.replace(conv, compacted=(nm[0], nm[1]))
+    run = Gemm(M, N, k_eff, 1, conv)
     decoupled = cfg.array.lanes == "decoupled"
     window = cfg.array.sync_window_steps
 

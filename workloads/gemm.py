@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+import numpy as np
+
 from sparsesim.workloads.errors import field_error
 
 
@@ -63,6 +65,13 @@ class ConvGeometry:
     (``"M"`` in fwd, ``"K"`` in bwd_weight); the other dimension of A runs over the window
     ``channels * kernel_h * kernel_w``. Used by the mapper to count the DRAM bytes a tile of A
     needs as feature-map pixels (halo included) rather than as im2col rows.
+
+    ``compacted`` ``(n, m)``: the GEMM's K runs over N:M-compacted MAC slots (``n`` per group of
+    ``m`` reduction indices, B's kept weights), while A is still the whole feature map: N:M
+    selects among activations already on chip (the sparse MAC unit's multiplexer picks ``n``
+    of the ``m`` buffered activations, docs/design.md section 1); it does not change what is
+    fetched from DRAM. A tile of ``k`` compacted slots therefore reads the activations of ``ceil(k/n)``
+    whole groups, ``ceil(k/n) * m`` reduction indices of the dense operand.
     """
 
     batch: int
@@ -76,6 +85,23 @@ class ConvGeometry:
     out_h: int
     out_w: int
     pixels_dim: str = "M"
+    compacted: tuple[int, int] | None = None
+
+    @property
+    def k_dense(self) -> int:
+        """Length of the dense reduction dimension (window or pixels) behind the GEMM's K."""
+        if self.pixels_dim == "M":
+            return self.channels * self.kernel_h * self.kernel_w
+        return self.batch * self.out_h * self.out_w
+
+    def dense_k_extent(self, ext_k):
+        """Reduction indices of the dense operand behind ``ext_k`` of the GEMM's K (``ext_k``
+        itself unless K is N:M-compacted; at most :attr:`k_dense`)."""
+        ext_k = np.asarray(ext_k, dtype=np.int64)
+        if self.compacted is None:
+            return ext_k
+        n, m = self.compacted
+        return np.minimum(self.k_dense, -(-ext_k // n) * m)
 
     @property
     def kernel_taps(self) -> int:
@@ -83,11 +109,11 @@ class ConvGeometry:
         return self.kernel_h * self.kernel_w
 
     def footprint(self, ext_m, ext_k):
-        """Feature-map elements an A tile of ``ext_m x ext_k`` (broadcast arrays) touches: the
+        """Feature-map elements an A tile of ``ext_m x ext_k`` (broadcast arrays, GEMM extents:
+        compacted K slots where :attr:`compacted` is set) touches: the
         channels of its window columns times the input rows its output pixels need (a pixel
         run may straddle one more output row; whole images beyond one image), full width."""
-        import numpy as np
-
+        ext_k = self.dense_k_extent(ext_k)
         pix, win = (ext_m, ext_k) if self.pixels_dim == "M" else (ext_k, ext_m)
         pix = np.asarray(pix, dtype=np.int64)
         win = np.asarray(win, dtype=np.int64)
