@@ -1107,7 +1107,8 @@ def dram_bounds(space: NestSpace) -> tuple[int, int]:
     element feeds at most ``R*S`` im2col entries, so ``xA`` is multiplied by ``R*S``);
     likewise ``xB = (SB + qB) / wB``; and it can only touch outputs whose partial sums were in
     the output buffer at the start or the end of the segment, or crossed the interface in it:
-    ``xC = 2 * SC / acc + qC / elem``. By the Loomis-Whitney inequality the MACs of a segment
+    ``xC = 2 * SC / acc + qC / elem``. The ``R*C`` PEs hold one element of each operand
+    (two operand registers and an accumulator), so each count also gains ``R*C`` elements. By the Loomis-Whitney inequality the MACs of a segment
     number at most ``F(T) = max sqrt(xA * xB * xC)`` over the split of ``T`` (solved by
     water-filling). Every segment but the last is full, so the run moves at least
     ``T * (ceil(MNK / F(T)) - 1)`` bytes; the bound is the best such value over a range of
@@ -1118,9 +1119,13 @@ def dram_bounds(space: NestSpace) -> tuple[int, int]:
     compulsory = space.operand_total("A") + space.operand_total("B") + space.operand_total("Out")
     D = space.D
     expand = space.conv.kernel_taps if space.conv is not None else 1
+    # the PE array holds data too: each PE's two operand registers and its accumulator (one
+    # element of each operand), which a tiny buffer would otherwise leave out of the count
+    pes = space.R * space.C
     best = _io_bound(D["M"] * D["N"] * D["K"], expand / space.fm_width, 1.0 / space.width["B"], 1.0 / space.elem,
-                     cfg.buffers.a.size_bytes, cfg.buffers.b.size_bytes,
-                     2 * cfg.buffers.out.size_bytes * space.elem / space.acc)
+                     cfg.buffers.a.size_bytes + pes * space.fm_width / expand,
+                     cfg.buffers.b.size_bytes + pes * space.width["B"],
+                     (2 * cfg.buffers.out.size_bytes / space.acc + pes) * space.elem)
     return compulsory, max(compulsory, best)
 
 
