@@ -341,9 +341,11 @@ def apply_overrides(data: dict, overrides: list[tuple[str, Any]], cls: type = Ac
 def read_mapping(path: Path) -> dict:
     """Read a YAML or TOML file into a mapping, with errors that name the file."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}); a config is a YAML or TOML file") from None
     try:
         if path.suffix == ".toml":
             data = tomllib.loads(text)
