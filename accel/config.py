@@ -345,7 +345,7 @@ def read_mapping(path: Path) -> dict:
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     try:
-        if path.suffix == ".toml":
+        if path.suffix.lower() == ".toml":
             data = tomllib.loads(text)
         else:
             data = yaml.safe_load(text)
