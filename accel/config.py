@@ -347,7 +347,7 @@ def read_mapping(path: Path) -> dict:
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text (byte {exc.start}); a config is a YAML or TOML file") from None
     try:
-        if path.suffix == ".toml":
+        if path.suffix.lower() == ".toml":
             data = tomllib.loads(text)
         else:
             data = yaml.safe_load(text)

@@ -1,6 +1,8 @@
 """Accelerator presets: YAML files in ``configs/presets/``, loaded by name or by path.
 
 A preset describes hardware only; sparsity features are switched on per run (docs/design.md section 3.1).
+A file is YAML or TOML with the keys of :class:`~sparsesim.accel.config.AccelConfig`, or a SCALE-Sim v3
+``.cfg`` (:mod:`sparsesim.accel.scalesim_config`).
 """
 
 from __future__ import annotations
@@ -9,7 +11,11 @@ from pathlib import Path
 
 from sparsesim.accel.config import AccelConfig, apply_overrides, build, parse_override, read_mapping
 from sparsesim.accel.datafiles import builtin_names, read_builtin
+from sparsesim.accel.scalesim_config import read_scalesim_config
 from sparsesim.workloads.errors import field_error
+
+FILE_SUFFIXES = (".yaml", ".yml", ".toml", ".cfg")
+"""Accelerator config files: YAML or TOML with our keys, or a SCALE-Sim ``.cfg``."""
 
 
 def preset_names() -> list[str]:
@@ -17,13 +23,20 @@ def preset_names() -> list[str]:
     return builtin_names("presets")
 
 
+def read_accel_file(path: Path) -> dict:
+    """The raw mapping of an accelerator config file, by its suffix (one of :data:`FILE_SUFFIXES`)."""
+    if path.suffix.lower() == ".cfg":
+        return read_scalesim_config(path)
+    return read_mapping(path)
+
+
 def preset_mapping(spec: str) -> dict:
-    """The raw mapping of preset ``spec`` (a name, or a path to a YAML/TOML file)."""
+    """The raw mapping of preset ``spec`` (a name, or a path to a YAML/TOML/SCALE-Sim .cfg file)."""
     path = Path(spec)
-    if path.suffix in (".yaml", ".yml", ".toml"):
+    if path.suffix.lower() in FILE_SUFFIXES:
         if not path.exists():
             raise field_error("--accel", f"no such file {spec!r}")
-        return read_mapping(path)
+        return read_accel_file(path)
     return read_builtin("presets", spec, read_mapping, field="--accel", kind="preset")
 
 

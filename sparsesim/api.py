@@ -32,9 +32,6 @@ from sparsesim.workloads.gemm import PHASES
 
 log = logging.getLogger(__name__)
 
-CONFIG_SUFFIXES = (".yaml", ".yml", ".toml")
-"""Accelerator config files ``accel`` accepts (the loader reads YAML and TOML only)."""
-
 
 # ---------------------------------------------------------------------------------------------
 # workloads
@@ -128,9 +125,10 @@ def _sets(sets) -> list[tuple[str, Any]]:
 
 def accel_config(accel, *, sparsity=None, sets: Mapping[str, Any] | None = None):
     """A validated :class:`~sparsesim.accel.config.AccelConfig` from a preset name, a YAML/TOML
-    file or a config object, with ``sets`` (``--set``) overrides and ``sparsity`` features."""
+    file, a SCALE-Sim ``.cfg`` file or a config object, with ``sets`` (``--set``) overrides and
+    ``sparsity`` features."""
     from sparsesim.accel.config import AccelConfig, apply_overrides, build, to_dict
-    from sparsesim.accel.presets import preset_mapping, preset_names
+    from sparsesim.accel.presets import FILE_SUFFIXES, preset_mapping, preset_names
     from sparsesim.accel.sparsity import check_hardware, parse_features
 
     pairs = _sets(sets)
@@ -141,12 +139,13 @@ def accel_config(accel, *, sparsity=None, sets: Mapping[str, Any] | None = None)
         data = to_dict(accel)
     elif isinstance(accel, (str, Path)):
         path = Path(accel)
-        if path.suffix and path.suffix.lower() not in CONFIG_SUFFIXES and str(accel) not in preset_names():
-            raise field_error("--accel", f"{accel}: only YAML (.yaml, .yml) or TOML (.toml) config files "
-                                         "are accepted, or a preset name (see `sparsesim list`)")
+        if path.suffix and path.suffix.lower() not in FILE_SUFFIXES and str(accel) not in preset_names():
+            raise field_error("--accel", f"{accel}: only YAML (.yaml, .yml), TOML (.toml) or SCALE-Sim (.cfg) "
+                                         "config files are accepted, or a preset name (see `sparsesim list`)")
         data = preset_mapping(str(accel))
     else:
-        raise field_error("--accel", f"expected a preset name, a YAML/TOML file or an AccelConfig, got {accel!r}")
+        raise field_error("--accel", f"expected a preset name, a YAML/TOML/SCALE-Sim .cfg file or an AccelConfig, "
+                                     f"got {accel!r}")
     cfg = build(AccelConfig, apply_overrides(data, pairs))
     check_hardware(parse_features(cfg.sparsity), cfg)
     return cfg
@@ -202,10 +201,11 @@ def simulate(workload, *, accel, dataflow: str = "best", sparsity=None,
 
     ``workload``: from :func:`gemm`, :func:`network`, :func:`topology`, :func:`trace`, or a
     built :class:`~sparsesim.workloads.ops.Workload`. ``accel``: a preset name, a YAML/TOML
-    file or an :class:`~sparsesim.accel.config.AccelConfig`. ``sparsity``: features as the
-    command line writes them (``"nm:2:8"``, ``"zero_skip:input:skipping"``, ``"delta:0.05"``)
-    or as config mappings (``{"kind": "nm", "n": 2, "m": 8}``); ``None`` keeps the config's
-    own list, ``[]`` is dense. ``sets``: ``{"array.rows": 16}``, the ``--set`` overrides.
+    file, a SCALE-Sim ``.cfg`` file (:mod:`sparsesim.accel.scalesim_config`) or an
+    :class:`~sparsesim.accel.config.AccelConfig`. ``sparsity``: features as the command line
+    writes them (``"nm:2:8"``, ``"zero_skip:input:skipping"``, ``"delta:0.05"``) or as config
+    mappings (``{"kind": "nm", "n": 2, "m": 8}``); ``None`` keeps the config's own list,
+    ``[]`` is dense. ``sets``: ``{"array.rows": 16}``, the ``--set`` overrides.
     """
     from sparsesim.engine import run_id
     from sparsesim.results import stamp, total_row

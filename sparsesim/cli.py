@@ -169,8 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--gen-len", type=int, metavar="G", help="LLM networks: generated tokens, the decode steps (default 32)")
     run.add_argument("--act-sparsity", type=float, metavar="S",
                      help="LLM networks: fraction of zero input activations in the synthetic operands of a sparse run")
-    run.add_argument("--accel", required=True, metavar="PRESET|FILE.yaml",
-                     help="accelerator preset (see `sparsesim list`) or a YAML/TOML config file")
+    run.add_argument("--accel", required=True, metavar="PRESET|FILE.yaml|FILE.cfg",
+                     help="accelerator preset (see `sparsesim list`), a YAML/TOML config file or a "
+                          "SCALE-Sim v3 .cfg file")
     run.add_argument("--dataflow", default="best", choices=dataflow_choices(),
                      help="default: best, which picks per op and phase the dataflow with the fewest cycles "
                           "(it may cost more energy than another)")

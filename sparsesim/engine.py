@@ -175,7 +175,8 @@ def check_dataflow(cfg: AccelConfig, dataflow: str) -> None:
         raise field_error("--dataflow", f"unknown dataflow {dataflow!r} (choose from {', '.join(dataflow_choices())})")
     if dataflow != BEST and dataflow not in supported_dataflows(cfg):
         raise field_error("--dataflow", f"{dataflow!r} is not supported by {cfg.name} "
-                          f"(array.dataflows: {', '.join(cfg.array.dataflows)})")
+                          f"(array.dataflows: {', '.join(cfg.array.dataflows)}; "
+                          "--set array.dataflows=[] allows every dataflow)")
 
 
 def best_of(dataflow: str, attempt, cfg: AccelConfig) -> OpOutcome:

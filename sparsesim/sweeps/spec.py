@@ -190,7 +190,7 @@ def plan_sweep(data: dict, spec_path: Path) -> SweepPlan:
 
 def _parse_base(raw: Any, base_dir: Path, where: str) -> tuple[str, dict, list[tuple[str, Any]]]:
     """``base: edge32`` or ``base: {accel: FILE|NAME, set: {path: value} | [path=value, ...]}``."""
-    from sparsesim.accel.presets import preset_mapping, preset_names
+    from sparsesim.accel.presets import FILE_SUFFIXES, preset_mapping, preset_names, read_accel_file
 
     if raw is None:
         raise InputError(f"{where}: base: missing (a preset name or {{accel: ..., set: ...}})")
@@ -204,12 +204,12 @@ def _parse_base(raw: Any, base_dir: Path, where: str) -> tuple[str, dict, list[t
     accel = raw.get("accel")
     if not isinstance(accel, str) or not accel:
         raise InputError(f"{where}: base.accel: expected a preset name or a config file, got {accel!r}")
-    if Path(accel).suffix in (".yaml", ".yml", ".toml"):
+    if Path(accel).suffix.lower() in FILE_SUFFIXES:
         file = (base_dir / accel).resolve()
         if not file.is_file():
             raise InputError(f"{where}: base.accel: no such file {str(file)!r}")
         accel = str(file)
-        data = read_mapping(file)
+        data = read_accel_file(file)
     else:
         names = preset_names()
         if accel not in names:

@@ -41,7 +41,7 @@ def test_accel_file_of_another_type_is_refused(capsys, tmp_path, name):
     (tmp_path / name).write_text("{}")
     assert main(["run", "--gemm", "4,4,4", "--accel", str(tmp_path / name)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: --accel: ") and "only YAML (.yaml, .yml) or TOML (.toml)" in err
+    assert err.startswith("error: --accel: ") and "only YAML (.yaml, .yml), TOML (.toml) or SCALE-Sim (.cfg)" in err
     assert len(err.splitlines()) == 1
 
 

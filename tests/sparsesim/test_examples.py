@@ -1,4 +1,4 @@
-"""Every shipped preset, example sweep spec and the demo are executed."""
+"""Every shipped preset, example sweep spec, example SCALE-Sim config and the demo are executed."""
 
 from __future__ import annotations
 
@@ -30,6 +30,23 @@ def test_every_sweep_spec_is_valid(spec):
 
     plan = load_spec(spec)
     assert len(plan.points) > 0
+
+
+def test_scalesim_example_cfg_runs_the_readme_command(capsys):
+    """README, "From SCALE-Sim": the example topology on configs/scalesim/example.cfg."""
+    import json
+
+    from sparsesim.cli import main
+
+    assert main(["run", "--topology", str(ROOT / "configs/topologies/example.csv"),
+                 "--accel", str(ROOT / "configs/scalesim/example.cfg"), "--set", "array.fold_overlap=false",
+                 "--json"]) == 0
+    out = capsys.readouterr()
+    rows = json.loads(out.out)["layers"]
+    assert out.err == "" and {r["dataflow"] for r in rows} == {"os"}  # the cfg's dataflow
+    assert rows[0]["accel"] == "example_32x32_os (array.fold_overlap=False)"
+    # conv1 lowers to M=32.32, N=32, K=3.3.3 on 32x32, os: ceil(1024/32).ceil(32/32).(27+32+32-2)
+    assert (rows[0]["M"], rows[0]["N"], rows[0]["K"], rows[0]["cycles"]) == (1024, 32, 27, 32 * 1 * 89)
 
 
 def test_demo_writes_its_run_directory(tmp_path):
