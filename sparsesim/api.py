@@ -246,14 +246,19 @@ def sweep(spec: str | Path, out: str | Path, scheduler: str | None = None, *, wo
 
 
 def run_sweep_spec(spec: str | Path, out: str | Path, scheduler: str | None = None, *, workers: int | None = None,
-                   force_new_spec: bool = False, progress: bool = False):
+                   force_new_spec: bool = False, progress: bool = False, out_field: str = "out"):
     """What :func:`sweep` does, returning the validated plan and the run's
-    :class:`~sparsesim.sweeps.runner.SweepSummary` instead of the table (the ``sweep`` command)."""
-    from sparsesim.sweeps import load_spec, run_sweep
+    :class:`~sparsesim.sweeps.runner.SweepSummary` instead of the table (the ``sweep`` command).
 
+    ``out`` is checked before the spec is read (messages name it ``out_field``, ``--out``
+    for the command line), so a bad output path costs nothing."""
+    from sparsesim.sweeps import load_spec, run_sweep
+    from sparsesim.workloads.outputs import check_output_path
+
+    check_output_path(out, field=out_field, kind="dir", inputs=[("spec", spec)])
     plan = load_spec(spec)
     summary = run_sweep(plan, Path(out), scheduler=scheduler, workers=workers, force_new_spec=force_new_spec,
-                        progress=progress)
+                        progress=progress, out_field=out_field)
     return plan, summary
 
 

@@ -49,7 +49,8 @@ def cmd_run(args) -> int:
 
     out = Path(args.out) if args.out else None
     if out:
-        check_writable(out, args.overwrite)
+        check_writable(out, args.overwrite, inputs=[("--topology", args.topology), ("--trace", args.trace),
+                                                    ("--accel", args.accel)])
     workload = spec_from_args(args)
     sets = dict(parse_override(s) for s in args.set or [])
     res = simulate(workload, accel=args.accel, dataflow=args.dataflow, sparsity=args.sparsity, sets=sets)
@@ -130,7 +131,10 @@ def cmd_list(args) -> int:
 
 def cmd_demo(args) -> int:
     from sparsesim.demo import run_demo
+    from sparsesim.workloads.outputs import check_output_path
 
+    if args.out:
+        check_output_path(args.out, field="--out", kind="dir")
     print(run_demo(Path(args.out) if args.out else None))
     return 0
 
@@ -138,9 +142,11 @@ def cmd_demo(args) -> int:
 def cmd_study(args) -> int:
     from sparsesim.studies import STUDIES
     from sparsesim.studies.common import prepare_out
+    from sparsesim.workloads.outputs import check_output_path
 
     study = STUDIES.get(args.name, "study")
     out = Path(args.out)
+    check_output_path(args.traces, field="--traces", kind="dir")  # captures are written there
     prepare_out(out, args.overwrite)
     report = study.run(out, Path(args.traces), args.quick)
     print(f"wrote {report}")

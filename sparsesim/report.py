@@ -32,6 +32,7 @@ from sparsesim.results import ADDITIVE
 from sparsesim.sweeps import SweepDir, collect_results, read_meta
 from sparsesim.workloads.atomic import replace_dir, temp_dir
 from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.outputs import check_output_path
 
 MAX_FACETS = 6
 MAX_BARS = 40
@@ -230,24 +231,31 @@ def _relative_speedup(view: View):
 # the report
 
 
+REPORT_FILES = ("report.md", "index.html", "summary.csv", "speedup.png", "energy_breakdown.png", "utilization.png",
+                "pareto.png", "roofline.png", "cycles_by_layer.png")
+"""Every file :func:`write_report` may write; ``--overwrite`` replaces a directory holding only these."""
+
+
 def write_report(sweep_dir: Path, out_dir: Path, overwrite: bool = False) -> Path:
     """Write the report of ``sweep_dir`` into ``out_dir``; returns the path of ``report.md``.
 
-    ``out_dir`` must not exist, be empty, or (with ``overwrite``) hold an earlier report; the
-    report is built in a temporary sibling directory and moved into place when complete.
+    ``out_dir`` must not exist, be empty, or (with ``overwrite``) hold an earlier report and
+    nothing else (replacing it deletes the directory, so a file of the user's is refused by
+    name); it may not be or hold ``sweep_dir``. The report is built in a temporary sibling
+    directory and moved into place when complete.
     """
     sweep_dir, out_dir = Path(sweep_dir), Path(out_dir)
+    check_output_path(out_dir, field="--out", kind="dir", inputs=[("DIR", sweep_dir)], replaces_dir=True)
     meta = read_meta(sweep_dir)
-    if out_dir.resolve() == sweep_dir.resolve():
-        raise InputError(f"--out: {out_dir} is the sweep directory itself; choose another directory")
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise InputError(f"--out: {out_dir} exists and is not a directory")
-        if any(out_dir.iterdir()):
-            if not overwrite:
-                raise InputError(f"--out: {out_dir} exists; pass --overwrite to replace the report in it")
-            if not (out_dir / "report.md").exists():
-                raise InputError(f"--out: {out_dir} is not empty and holds no report.md; refusing to replace it")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise InputError(f"--out: {out_dir} exists; pass --overwrite to replace the report in it")
+        if not (out_dir / "report.md").exists():
+            raise InputError(f"--out: {out_dir} is not empty and holds no report.md; refusing to replace it")
+        foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in REPORT_FILES)
+        if foreign:
+            raise InputError(f"--out: {out_dir} holds {foreign[0]!r}, which is not part of a report; refusing to "
+                             "replace the directory (move it out first)")
     rows = collect_results(sweep_dir)
     if rows.empty or "cycles" not in rows.columns:
         raise InputError(f"{sweep_dir}: no finished points yet; run `sparsesim sweep` first")

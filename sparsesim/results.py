@@ -14,6 +14,7 @@ from pathlib import Path
 from sparsesim.accel.config import AccelConfig, flatten, to_dict
 from sparsesim.workloads.atomic import atomic_write
 from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.outputs import check_output_path
 
 ADDITIVE = ("cycles", "compute_cycles", "stall_cycles", "overhead_cycles", "dense_cycles", "dense_compute_cycles", "mac_bound_cycles", "bw_bound_cycles", "bound_cycles",
             "macs_dense", "macs_effectual", "folds", "tiles", "dram_bytes", "dram_read_bytes", "dram_write_bytes",
@@ -93,14 +94,17 @@ def to_frame(rows: list[dict], cfg: AccelConfig):
     return pd.DataFrame.from_records(records)
 
 
-def check_writable(path: Path, overwrite: bool) -> None:
-    """Refuse a target we may not write, before any work is done."""
+def check_writable(path: Path, overwrite: bool, *, field: str = "--out", inputs=()) -> None:
+    """Refuse a table file we may not write, before any work is done.
+
+    ``inputs``: the run's ``(flag, path)`` inputs, which the table may not replace
+    (:func:`sparsesim.workloads.outputs.check_output_path`).
+    """
     if path.suffix not in (".parquet", ".csv"):
-        raise InputError(f"--out: {path}: expected a .parquet or .csv file name")
+        raise InputError(f"{field}: {path}: expected a .parquet or .csv file name")
+    check_output_path(path, field=field, kind="file", inputs=inputs, parent_must_exist=True)
     if path.exists() and not overwrite:
-        raise InputError(f"--out: {path} exists; pass --overwrite to replace it")
-    if not path.parent.exists():
-        raise InputError(f"--out: directory {path.parent} does not exist")
+        raise InputError(f"{field}: {path} exists; pass --overwrite to replace it")
 
 
 def write_table(frame, path: Path) -> None:

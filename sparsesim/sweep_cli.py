@@ -23,7 +23,7 @@ def cmd_sweep(args) -> int:
         raise InputError(f"--workers: must be a positive integer, got {args.workers}")
     out = Path(args.out)
     plan, summary = run_sweep_spec(args.spec, out, args.scheduler, workers=args.workers,
-                                   force_new_spec=args.force_new_spec, progress=not args.quiet)
+                                   force_new_spec=args.force_new_spec, progress=not args.quiet, out_field="--out")
     done = summary.already_done + summary.computed
     print(f"# {done}/{summary.total} points done ({summary.computed} computed now, {summary.already_done} "
           f"reused), {len(summary.failed)} failed, {summary.elapsed_s:.1f} s; wrote {summary.results_path}")
@@ -66,5 +66,6 @@ def add_sweep_commands(subparsers) -> None:
                                            "breakdown, utilization, Pareto front, roofline.")
     rp.add_argument("dir", metavar="DIR", help="sweep directory (the --out of `sparsesim sweep`)")
     rp.add_argument("--out", required=True, metavar="DIR", help="report directory to create")
-    rp.add_argument("--overwrite", action="store_true", help="replace an existing report directory")
+    rp.add_argument("--overwrite", action="store_true",
+                    help="replace an existing report directory (one holding nothing but a report)")
     rp.set_defaults(func=cmd_report)

@@ -34,6 +34,14 @@ def parse_bytes(text: str, field: str) -> int:
     return int(value)
 
 
+def _check_out(out: Path, overwrite: bool, inputs=()) -> Path:
+    """Refuse a bad ``--out`` trace directory before any work (the writer checks again, naming ``out``)."""
+    from sparsesim.workloads.trace.writer import check_output_dir
+
+    check_output_dir(out, overwrite, field="--out", inputs=inputs)
+    return out
+
+
 _USER_MODEL_FLAGS = (("input_shape", "--input-shape"), ("input_dtype", "--input-dtype"), ("vocab", "--vocab"),
                      ("sequence", "--sequence"), ("strict", "--strict"))
 """Flags that describe the user's own model; zoo models bring their own inputs and time axis."""
@@ -62,7 +70,8 @@ def cmd_capture_llm(args) -> int:
                             layers=args.layers, sample_steps=args.sample_steps,
                             max_bytes=None if args.max_bytes is None else parse_bytes(args.max_bytes, "--max-bytes"))
     label = args.model or Path(args.hf or args.hf_config).stem
-    out = Path(args.out or f"traces/{label}-{mode}")
+    out = _check_out(Path(args.out or f"traces/{label}-{mode}"), args.overwrite,
+                     [("--hf", args.hf), ("--hf-config", args.hf_config)])
     start = time.perf_counter()
     path = capture_llm(out=out, spec=spec, model=args.model, hf_dir=args.hf, hf_config=args.hf_config,
                        overwrite=args.overwrite, progress=not args.no_progress)
@@ -109,14 +118,15 @@ def cmd_capture(args) -> int:
             if getattr(args, attr) not in (None, False):
                 raise InputError(f"{flag}: only with --model FILE.py:NAME or package.module:NAME "
                                  f"(zoo model {args.model!r} brings its own inputs)")
-        out = Path(args.out or f"traces/{args.model}-{args.mode}")
+        out = _check_out(Path(args.out or f"traces/{args.model}-{args.mode}"), args.overwrite)
         path = capture_zoo(args.model, out=out, warmup_steps=args.warmup_steps, image_size=args.image_size,
                            layers=layers, **common)
     else:
         for flag, given in (("--image-size", args.image_size), ("--layers", layers)):
             if given is not None:
                 raise InputError(f"{flag}: only for zoo models")
-        out = Path(args.out or f"traces/{ref.name}-{args.mode}")
+        out = _check_out(Path(args.out or f"traces/{ref.name}-{args.mode}"), args.overwrite,
+                         [("--model", ref.source if ref.is_file else None)])
         path = capture_user_model(args.model, out=out, warmup_steps=args.warmup_steps or 0,
                                   input_shape=args.input_shape, input_dtype=args.input_dtype or "float",
                                   vocab=args.vocab, sequence=args.sequence, strict=args.strict, **common)
@@ -151,6 +161,7 @@ def cmd_validate(args) -> int:
 def cmd_import(args) -> int:
     from sparsesim.workloads.importers import import_trace
 
+    _check_out(Path(args.out), args.overwrite, [("FILE", args.file)])
     path = import_trace(args.format, args.file, args.out, seed=args.seed, dtype=args.dtype, training=args.training,
                         overwrite=args.overwrite)
     print(f"wrote {path} ({_size_mib(path):.1f} MiB)")
@@ -168,6 +179,7 @@ def cmd_synth(args) -> int:
     sources = [bool(args.gemm), bool(args.topology), bool(args.network)]
     if sum(sources) != 1:
         raise InputError("trace synth: give exactly one of --gemm, --topology or --network")
+    _check_out(Path(args.out), args.overwrite, [("--topology", args.topology)])
     if args.gemm:
         ops, name = [gemm_op(f"gemm{i}", *parse_gemm(g, i)) for i, g in enumerate(args.gemm)], "gemm"
     elif args.topology:
@@ -241,7 +253,8 @@ def add_trace_commands(subparsers) -> None:
                      help="bdwp (default): SAT bidirectional pruning of dense weights, N:M along input features "
                           "forward and along output features for the input gradient, dense weight update; "
                           "forward: prune the weights themselves along input features after every update")
-    cap.add_argument("--overwrite", action="store_true", help="replace an existing trace directory")
+    cap.add_argument("--overwrite", action="store_true",
+                     help="replace an existing trace directory (one holding nothing but a trace)")
     cap.add_argument("--no-progress", action="store_true", help="no progress bar")
     cap.set_defaults(func=cmd_capture)
 
@@ -263,7 +276,8 @@ def add_trace_commands(subparsers) -> None:
     imp.add_argument("--seed", type=int, default=0, help="seed for synthesised operands (default 0)")
     imp.add_argument("--dtype", choices=DTYPES, default="fp32", help="storage dtype (default fp32)")
     imp.add_argument("--training", action="store_true", help="scalesim: also synthesise gradients (all phases)")
-    imp.add_argument("--overwrite", action="store_true", help="replace an existing trace directory")
+    imp.add_argument("--overwrite", action="store_true",
+                     help="replace an existing trace directory (one holding nothing but a trace)")
     imp.set_defaults(func=cmd_import)
 
     syn = sub.add_parser("synth", help="write a synthetic trace with controlled sparsity",
@@ -284,5 +298,6 @@ def add_trace_commands(subparsers) -> None:
     syn.add_argument("--change", type=float, default=0.1, help="fraction of inputs redrawn per time step (default 0.1)")
     syn.add_argument("--seed", type=int, default=0)
     syn.add_argument("--dtype", choices=DTYPES, default="fp32", help="storage dtype (default fp32)")
-    syn.add_argument("--overwrite", action="store_true", help="replace an existing trace directory")
+    syn.add_argument("--overwrite", action="store_true",
+                     help="replace an existing trace directory (one holding nothing but a trace)")
     syn.set_defaults(func=cmd_synth)

@@ -16,6 +16,7 @@ from sparsesim.simulation import simulate
 from sparsesim.workloads.errors import InputError
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.ops import Workload
+from sparsesim.workloads.outputs import check_output_path
 from sparsesim.workloads.registry import Registry
 
 
@@ -120,7 +121,12 @@ def md_table(frame, columns: dict[str, str], formats: dict[str, str] | None = No
 
 
 def prepare_out(out: Path, overwrite: bool) -> None:
-    """Refuse to mix a report into a directory that holds something else."""
+    """Refuse an output directory we cannot write, or one that holds something else without ``overwrite``.
+
+    With ``overwrite`` the study writes its files over those of an earlier run and leaves
+    every other file in ``out`` alone (nothing is deleted).
+    """
+    check_output_path(out, field="--out", kind="dir")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise InputError(f"--out: {out} is not empty; pass --overwrite to regenerate the report there")
     out.mkdir(parents=True, exist_ok=True)

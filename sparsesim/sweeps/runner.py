@@ -74,12 +74,13 @@ class SweepSummary:
 
 def run_sweep(plan: SweepPlan, out_dir: str | Path, *, scheduler: str | None = None, workers: int | None = None,
               force_new_spec: bool = False, progress: bool = True,
-              connect_timeout_s: float = CONNECT_TIMEOUT_S) -> SweepSummary:
+              connect_timeout_s: float = CONNECT_TIMEOUT_S, out_field: str = "out") -> SweepSummary:
     """Compute every point of ``plan`` missing from ``out_dir``, then rebuild ``results.parquet``.
 
     Points run as Dask futures, consumed with ``as_completed``; each finished point is written
     atomically as it completes, a point that raises is recorded in ``failed/`` and the others
     go on. Progress (points done/total, failures, ETA) goes to stderr when ``progress``.
+    ``out_field`` names ``out_dir`` in messages (``--out`` for the command line).
     """
     if workers is not None and workers < 1:
         raise InputError(f"--workers: must be a positive integer, got {workers}")
@@ -87,7 +88,7 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, *, scheduler: str | None = N
         raise InputError("--workers: applies to the embedded cluster only; the cluster at --scheduler "
                          "has its own workers")
     start = time.monotonic()
-    out = prepare_out_dir(plan, Path(out_dir), force_new_spec)
+    out = prepare_out_dir(plan, Path(out_dir), force_new_spec, out_field)
     done = {p.point_id for p in plan.points if out.point(p.point_id).exists()}
     todo = [p for p in plan.points if p.point_id not in done]
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

@@ -19,6 +19,7 @@ import datetime as _dt
 import itertools
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from pathlib import Path
 from sparsesim.sweeps.spec import FORMAT_VERSION, Point, SweepPlan
 from sparsesim.workloads.atomic import atomic_write, atomic_write_text
 from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.outputs import check_output_path
 
 log = logging.getLogger(__name__)
 
@@ -78,22 +80,32 @@ def read_meta(root: Path) -> dict:
     return data
 
 
-def prepare_out_dir(plan: SweepPlan, root: Path, force_new_spec: bool) -> SweepDir:
-    """Create or reopen ``root`` for ``plan``; refuse another spec's directory or a foreign one."""
+_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")
+"""The names :mod:`sparsesim.workloads.atomic` gives its temporary files (a user's own are left alone)."""
+
+
+def prepare_out_dir(plan: SweepPlan, root: Path, force_new_spec: bool, field: str = "out") -> SweepDir:
+    """Create or reopen ``root`` for ``plan``; refuse another spec's directory or a foreign one.
+
+    ``field`` names ``root`` in messages (``out`` in the Python API). Nothing the user put in
+    a sweep directory is deleted: a resumed sweep adds and rewrites only its own files.
+    """
+    cli = field.startswith("--")
     out = SweepDir(root)
-    if root.exists() and not root.is_dir():
-        raise InputError(f"--out: {root} exists and is not a directory")
+    check_output_path(root, field=field, kind="dir", inputs=[("spec", plan.spec_path)])
     if out.meta.exists():
         old = read_meta(root)
         if old["spec_hash"] != plan.spec_hash and not force_new_spec:
-            raise InputError(f"--out: {root} holds a different sweep spec ({old.get('name', '?')}, "
-                             f"hash {old['spec_hash'][:12]}); use another --out or pass --force-new-spec")
+            raise InputError(f"{field}: {root} holds a different sweep spec ({old.get('name', '?')}, "
+                             f"hash {old['spec_hash'][:12]}); use another {field} or pass "
+                             f"{'--force-new-spec' if cli else 'force_new_spec=True'}")
     elif root.exists() and any(root.iterdir()):
-        raise InputError(f"--out: {root} is not empty and holds no sweep.json; choose a new or empty directory")
+        raise InputError(f"{field}: {root} is not empty and holds no sweep.json; choose a new or empty directory")
     for d in (out.root, out.points, out.failed):
         d.mkdir(parents=True, exist_ok=True)
     for stale in itertools.chain(out.points.glob(".*.tmp"), out.failed.glob(".*.tmp"), out.root.glob(".*.tmp")):
-        stale.unlink(missing_ok=True)  # left by a writer killed between write and rename
+        if _TEMPORARY.fullmatch(stale.name):  # left by a writer killed between write and rename
+            stale.unlink(missing_ok=True)
     return out
 
 

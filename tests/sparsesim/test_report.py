@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sparsesim import plots
-from sparsesim.report import write_report
+from sparsesim.report import REPORT_FILES, write_report
 from sparsesim.results import stamp, to_frame
 from sparsesim.engine import run_id
 from sparsesim.simulation import simulate
@@ -63,6 +63,8 @@ def test_report_has_every_figure_and_names_the_energy_table(sweep_dir, tmp_path)
     html = (md.parent / "index.html").read_text()
     assert all(f'src="{fig}"' in html for fig in FIGURES)
     assert (md.parent / "summary.csv").exists()
+    # --overwrite replaces a directory holding only these, so they must be every file written
+    assert {p.name for p in md.parent.iterdir()} <= set(REPORT_FILES)
     # what the report draws as a bound is one: no point beats it
     import pandas as pd
 

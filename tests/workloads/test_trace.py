@@ -116,6 +116,18 @@ def test_writer_refuses_existing_output_unless_overwrite(tmp_path):
     assert (tmp_path / "notes" / "keep.txt").exists()
 
 
+def test_writer_overwrite_replaces_only_what_a_writer_wrote(tmp_path):
+    write_trace(tmp_path / "t", seed=1)
+    (tmp_path / "t" / "tensors-00007.safetensors").write_bytes(b"")  # a shard of an older, longer trace
+    write_trace(tmp_path / "t", seed=2, overwrite=True)
+    (tmp_path / "t" / "NOTES.txt").write_text("mine")
+    before = sorted(p.name for p in (tmp_path / "t").iterdir())
+    with pytest.raises(InputError, match=r"^out: .*t holds 'NOTES.txt', which is not part of a trace; refusing"):
+        write_trace(tmp_path / "t", seed=3, overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == before
+    assert (tmp_path / "t" / "NOTES.txt").read_text() == "mine"
+
+
 def test_writer_leaves_nothing_on_error(tmp_path):
     with pytest.raises(RuntimeError):
         with TraceWriter(tmp_path / "t") as w:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +22,7 @@ from sparsesim.workloads.atomic import default_file_mode, replace_dir, temp_dir
 from sparsesim.workloads.errors import InputError
 from sparsesim.workloads.gemm import ALL_PHASES, PHASES, Phase
 from sparsesim.workloads.ops import Op
+from sparsesim.workloads.outputs import check_output_path
 from sparsesim.workloads.trace.format import (MANIFEST, METADATA_STORAGE_KEY, PHASE_OPERANDS, SCHEMA_VERSION, STORAGE_DTYPES,
                                     TENSOR_FILE_SUFFIX, Operand, nonfinite, op_entry, operand_shape, to_storage)
 
@@ -37,14 +39,40 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_output_dir(out: Path, overwrite: bool) -> None:
-    """Refuse an existing ``out`` unless ``overwrite`` and it is a trace or an empty directory."""
+_TENSOR_FILE = re.compile(r"tensors-\d{5,}" + re.escape(TENSOR_FILE_SUFFIX))
+"""Names of the tensor files :meth:`TraceWriter._flush` writes."""
+
+
+def written_by_writer(name: str) -> bool:
+    """Whether a file named ``name`` in a trace directory is one a :class:`TraceWriter` writes."""
+    return name == MANIFEST or _TENSOR_FILE.fullmatch(name) is not None
+
+
+def check_output_dir(out: Path, overwrite: bool, *, field: str = "out", inputs=()) -> None:
+    """Refuse an ``out`` we may not write or replace, before any work.
+
+    The path must be writable and not one of the ``(field, path)`` ``inputs``, nor hold one
+    (:func:`~sparsesim.workloads.outputs.check_output_path`). An existing ``out`` is replaced
+    only with ``overwrite``, and only when it is empty or holds a trace and nothing else:
+    replacing deletes the directory, so a file no trace writer wrote (a user's notes) is
+    refused by name rather than lost. ``field`` names ``out`` in messages (``--out`` on the
+    command line).
+    """
+    check_output_path(out, field=field, kind="dir", inputs=inputs, replaces_dir=True)
     if not out.exists() and not out.is_symlink():
         return
     if not overwrite:
-        raise InputError(f"{out}: already exists (pass --overwrite to replace it)")
-    if not out.is_dir() or not ((out / MANIFEST).exists() or not any(out.iterdir())):
-        raise InputError(f"{out}: exists and is not a trace directory; refusing to replace it")
+        hint = "--overwrite" if field.startswith("--") else "overwrite=True"
+        raise InputError(f"{field}: {out}: already exists (pass {hint} to replace it)")
+    names = sorted(p.name for p in out.iterdir())
+    if not names:
+        return
+    if MANIFEST not in names:
+        raise InputError(f"{field}: {out}: exists and is not a trace directory; refusing to replace it")
+    foreign = [name for name in names if not written_by_writer(name)]
+    if foreign:
+        raise InputError(f"{field}: {out} holds {foreign[0]!r}, which is not part of a trace; refusing to replace "
+                         "the directory (move it out first)")
 
 
 class TraceWriter:
