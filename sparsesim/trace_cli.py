@@ -125,6 +125,8 @@ def cmd_capture(args) -> int:
         for flag, given in (("--image-size", args.image_size), ("--layers", layers)):
             if given is not None:
                 raise InputError(f"{flag}: only for zoo models")
+        if ref.is_file and not Path(ref.source).is_file():  # before torch loads (seconds to a minute)
+            raise InputError(f"--model: {ref.source}: no such file")
         out = _check_out(Path(args.out or f"traces/{ref.name}-{args.mode}"), args.overwrite,
                          [("--model", ref.source if ref.is_file else None)])
         path = capture_user_model(args.model, out=out, warmup_steps=args.warmup_steps or 0,
