@@ -38,7 +38,7 @@ import pytest
 if __name__ == "__main__":  # run as a script: tests/sparsesim/ must not shadow the package
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-TIMEOUT_S = 30
+TIMEOUT_S = 60
 """A case still running after this long is a hang."""
 
 
