@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sparsesim.workload_args import WorkloadSpec, build_workload, check_dims, phase_names
-from sparsesim.workloads.errors import field_error
+from sparsesim.workloads.errors import arg_error, field_error
 from sparsesim.workloads.gemm import PHASES
 
 log = logging.getLogger(__name__)
@@ -71,10 +71,18 @@ def network(name: str, *, training: bool = False, batch: int = 1, phases: Iterab
     from sparsesim.workloads.llm_networks import DECODERS
     from sparsesim.workloads.networks import NETWORKS
 
-    if str(name) not in DECODERS:
+    if str(name) in DECODERS:
+        if training:
+            raise arg_error("network.training", f"{name} is an LLM network: inference only (its phases are "
+                                                "prefill and decode)")
+    else:
         NETWORKS.get(str(name), "network")
+        given = [key for key, value in (("prompt_len", prompt_len), ("gen_len", gen_len),
+                                         ("act_sparsity", act_sparsity)) if value is not None]
+        if given:
+            raise arg_error(f"network.{given[0]}", f"only for the LLM networks ({', '.join(DECODERS.names())})")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise field_error("network.batch", f"must be a positive integer, got {batch!r}")
+        raise arg_error("network.batch", f"must be a positive integer, got {batch!r}")
     return WorkloadSpec(kind="network", source=str(name), batch=batch,
                         phases=_phases(training, phases, "network.phases"),
                         prompt_len=prompt_len, gen_len=gen_len, act_sparsity=act_sparsity)
@@ -136,6 +144,9 @@ def accel_config(accel, *, sparsity=None, sets: Mapping[str, Any] | None = None)
     pairs = _sets(sets)
     features = _sparsity(sparsity)
     if features is not None:
+        if any(key == "sparsity" for key, _ in pairs):
+            raise arg_error("sparsity", "given twice: as sparsity= and as sets={'sparsity': ...}; give the "
+                                        "features one way")
         pairs.append(("sparsity", features))
     if isinstance(accel, AccelConfig):
         data = to_dict(accel)

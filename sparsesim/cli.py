@@ -52,6 +52,9 @@ def cmd_run(args) -> int:
         check_writable(out, args.overwrite)
     workload = spec_from_args(args)
     sets = dict(parse_override(s) for s in args.set or [])
+    if args.sparsity and "sparsity" in sets:  # which one would win is not for the header to hide
+        raise InputError(f"--sparsity: conflicts with --set sparsity={sets['sparsity']!r}; give the features "
+                         "one way (repeated --sparsity, or one --set sparsity=[...])")
     res = simulate(workload, accel=args.accel, dataflow=args.dataflow, sparsity=args.sparsity, sets=sets)
     rows, cfg = list(res.rows), res.config
     if out:
@@ -163,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--gemm", metavar="M,N,K", action="append", help="a GEMM Out[MxN]=A[MxK].B[KxN]; repeatable")
     src.add_argument("--topology", metavar="FILE.csv", help="SCALE-Sim topology CSV (conv or GEMM rows)")
     src.add_argument("--network", metavar="NAME", help="built-in layer list (see `sparsesim list`)")
-    run.add_argument("--batch", type=int, default=1, help="batch size for --network (default 1)")
+    run.add_argument("--batch", type=int, help="batch size for --network (default 1); refused with the other "
+                                               "workloads, which fix their own")
     run.add_argument("--prompt-len", type=int, metavar="P",
                      help="LLM networks: prompt tokens per sequence, the prefill rows (default 128)")
     run.add_argument("--gen-len", type=int, metavar="G", help="LLM networks: generated tokens, the decode steps (default 32)")
@@ -177,11 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", metavar="dotted.key=value", help="override a config field; repeatable")
     run.add_argument("--sparsity", action="append", metavar="FEATURE",
                      help="switch on a sparsity feature: nm:N:M, zero_skip:TARGET:ACTION, delta:THETA, "
-                          "act_policy:METHOD[:VALUE]; repeatable")
+                          "act_policy:METHOD[:VALUE]; repeatable; not with --set sparsity=[...]")
     run.add_argument("--phases", metavar="fwd,bwd_data,bwd_weight",
                      help="phases to simulate (default: fwd for --gemm, --network and --topology; "
-                          "prefill,decode for the LLM networks; a --trace replays every phase it recorded)")
-    run.add_argument("--training", action="store_true", help="simulate all three training phases")
+                          "prefill,decode for the LLM networks; a --trace replays every phase it recorded); "
+                          "a phase the workload does not have is refused, one listed twice runs once")
+    run.add_argument("--training", action="store_true",
+                     help="simulate all three training phases (not with --phases, nor with an LLM network)")
     run.add_argument("--out", metavar="FILE.parquet|.csv", help="write the result table")
     run.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     run.add_argument("--json", action="store_true", help='print {"layers": [...], "total": {...}}')
@@ -216,7 +222,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+FLAG_DESTS = {"sets": "set", "hf_dir": "hf"}
+"""API argument names whose command-line flag is spelt otherwise (``sets`` is ``--set``)."""
+
+
+def cli_message(exc: InputError, args) -> str:
+    """The ``error:`` text of ``exc`` as the command line says it: a message that starts with a
+    library argument (:func:`~sparsesim.workloads.errors.arg_error`, e.g. ``network.batch``)
+    names the flag of this command instead (``--batch``); one the command has no flag for
+    (a sweep spec's ``prompt_len``) keeps the library's name."""
+    arg = getattr(exc, "arg", None)
+    text = str(exc)
+    if arg is None or args is None or not text.startswith(arg):
+        return text
+    dest = FLAG_DESTS.get(arg, arg.rsplit(".", 1)[-1])
+    if not hasattr(args, dest):
+        return text
+    return "--" + dest.replace("_", "-") + text[len(arg):]
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -226,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         show_progress()
         return args.func(args)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {cli_message(exc, args)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

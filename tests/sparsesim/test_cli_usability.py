@@ -101,3 +101,62 @@ def test_a_short_replay_is_quiet(capsys, tmp_path):
     capsys.readouterr()
     assert main(["run", "--trace", str(tmp_path / "t"), "--accel", "edge32", "--sparsity", "nm:2:4"]) == 0
     assert capsys.readouterr().err == ""
+
+
+# --- conflicting flags of `run` (issue 16, 3): refused with one line naming both, before any work
+
+EXAMPLE = str(REPO / "configs/topologies/example.csv")
+NM24 = "sparsity=[{kind: nm, n: 2, m: 4}]"
+
+
+@pytest.fixture
+def fwd_trace(tmp_path, capsys):
+    """A one-GEMM trace that recorded fwd only."""
+    assert main(["trace", "synth", "--gemm", "16,8,8", "--out", str(tmp_path / "t")]) == 0
+    capsys.readouterr()
+    return str(tmp_path / "t")
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--gemm", "8,8,8", "--training", "--phases", "fwd"], ["--training:", "--phases"]),
+    (["--gemm", "8,8,8", "--batch", "4"], ["--batch:", "--gemm"]),
+    (["--topology", EXAMPLE, "--batch", "4"], ["--batch:", "--topology"]),
+    (["--trace", "TRACE", "--batch", "2"], ["--batch:", "--trace"]),
+    (["--gemm", "8,8,8", "--phases", "prefill"], ["--phases:", "prefill is not a phase of a GEMM"]),
+    (["--topology", EXAMPLE, "--phases", "prefill"], ["--phases:", "prefill is not a phase of a topology"]),
+    (["--network", "resnet18", "--phases", "decode,fwd"], ["--phases:", "decode is not a phase of resnet18"]),
+    (["--gemm", "8,8,8", "--phases", "decode,fwd"], ["--phases:", "decode is not a phase of a GEMM"]),
+    (["--network", "llama_tiny", "--phases", "decode,fwd"], ["--phases:", "fwd is not a phase of llama_tiny"]),
+    (["--network", "llama_tiny", "--training"], ["--training:", "llama_tiny is an LLM network"]),
+    (["--trace", "TRACE", "--phases", "fwd,prefill"], ["--phases:", "recorded fwd, not prefill"]),
+    (["--gemm", "8,8,8", "--set", NM24, "--sparsity", "nm:2:8"], ["--sparsity:", "--set sparsity="]),
+])
+def test_conflicting_run_flags_are_refused_naming_both(capsys, fwd_trace, flags, named):
+    flags = [fwd_trace if f == "TRACE" else f for f in flags]
+    assert main(["run", *flags, "--accel", "edge32"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: {named[0]}") and all(n in err for n in named[1:]), err
+
+
+def test_a_phase_given_twice_runs_once(capsys):
+    # the meaning the API and sweep specs already give it: each phase once, in the order first given
+    assert main(["run", "--gemm", "8,8,8", "--accel", "edge32", "--phases", "bwd_data,fwd,bwd_data", "--json"]) == 0
+    assert [r["phase"] for r in json.loads(capsys.readouterr().out)["layers"]] == ["bwd_data", "fwd"]
+
+
+@pytest.mark.parametrize("call, prefix", [
+    (lambda s: s.simulate(s.gemm(8, 8, 8, phases=["prefill"]), accel="edge32"), "phases: prefill is not a phase"),
+    (lambda s: s.simulate(s.network("llama_tiny", phases=["decode", "fwd"]), accel="edge32"),
+     "phases: fwd is not a phase of llama_tiny"),
+    (lambda s: s.network("llama_tiny", training=True), "network.training: llama_tiny is an LLM network"),
+    (lambda s: s.network("resnet18", prompt_len=4), "network.prompt_len: only for the LLM networks"),
+    (lambda s: s.simulate(s.gemm(8, 8, 8), accel="edge32", sparsity=["nm:2:8"], sets={"sparsity": []}),
+     "sparsity: given twice"),
+])
+def test_the_api_refuses_the_same_conflicts_in_its_own_names(call, prefix):
+    import sparsesim
+
+    with pytest.raises(sparsesim.InputError) as caught:
+        call(sparsesim)
+    assert str(caught.value).startswith(prefix)
