@@ -8,6 +8,7 @@ goes to stderr (:mod:`sparsesim.progress`). Outputs are written only after the w
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -241,11 +242,25 @@ def cli_message(exc: InputError, args) -> str:
     return "--" + dest.replace("_", "-") + text[len(arg):]
 
 
+def negative_values(argv: list[str]) -> list[str]:
+    """``--gemm -8,8,8`` as ``--gemm=-8,8,8``: argparse takes a value that starts with ``-`` for
+    a flag unless it is a plain negative number, and says "expected one argument". No flag of
+    ours starts with a digit, so such a value is the value of the flag before it, and the check
+    of that flag says what is wrong with it (``--gemm[0].M: must be a positive integer``)."""
+    out: list[str] = []
+    for text in argv:
+        if out and re.match(r"-\.?\d", text) and out[-1].startswith("--") and "=" not in out[-1]:
+            out[-1] = f"{out[-1]}={text}"
+        else:
+            out.append(text)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = None
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args = parser.parse_args(negative_values(sys.argv[1:] if argv is None else list(argv)))
         if args.command is None:  # bare `sparsesim`: the help, on stdout, exit 0
             parser.print_help()
             return 0

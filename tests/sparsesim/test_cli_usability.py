@@ -160,3 +160,18 @@ def test_the_api_refuses_the_same_conflicts_in_its_own_names(call, prefix):
     with pytest.raises(sparsesim.InputError) as caught:
         call(sparsesim)
     assert str(caught.value).startswith(prefix)
+
+
+# --- misleading messages (issue 16, 3)
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--gemm", "-8,8,8"], "error: --gemm[0].M: must be a positive integer, got -8"),
+    (["--gemm", "8,8,8", "--gemm", "-1,2,3"], "error: --gemm[1].M: must be a positive integer, got -1"),
+    (["--network", "resnet18", "--batch", "-2"], "error: --batch: must be a positive integer, got -2"),
+    (["--network", "llama_tiny", "--act-sparsity", "-.5"], "error: --act-sparsity: must be a number in [0, 1)"),
+])
+def test_a_value_that_starts_with_a_minus_is_the_flags_value(capsys, flags, expected):
+    # argparse alone reads "-8,8,8" as an unknown flag and says "--gemm: expected one argument"
+    assert main(["run", *flags, "--accel", "edge32"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(expected) and len(err.splitlines()) == 1, err
