@@ -10,7 +10,9 @@ import::
 
 The ``run`` and ``sweep`` commands are thin layers over :func:`simulate` and
 :func:`run_sweep_spec` (what :func:`sweep` runs), so both give the same numbers. Bad input raises :class:`~sparsesim.workloads.errors.InputError`
-(also ``sparsesim.InputError``) whose message is the command line's ``error:`` line.
+(also ``sparsesim.InputError``) whose message is the command line's ``error:`` line, except that
+it names this module's arguments (``prompt_len``, ``sets``) where the command line names its
+flags (``--prompt-len``, ``--set``).
 
 Workload constructors (:func:`gemm`, :func:`network`, :func:`topology`, :func:`trace`) return a
 :class:`~sparsesim.workload_args.WorkloadSpec`: it names the workload and is built when it is
@@ -123,14 +125,14 @@ def _sparsity(sparsity) -> list[dict] | None:
         return None
     from sparsesim.accel.sparsity import feature_list
 
-    return feature_list(sparsity, "sparsity")
+    return feature_list(sparsity, "sparsity", arg=True)
 
 
 def _sets(sets) -> list[tuple[str, Any]]:
     if sets is None:
         return []
     if not isinstance(sets, Mapping):
-        raise field_error("--set", f"expected a mapping of dotted.key: value, got {sets!r}")
+        raise arg_error("sets", f"expected a mapping of dotted.key: value, got {sets!r}")
     return [(str(k), v) for k, v in sets.items()]
 
 
@@ -153,11 +155,11 @@ def accel_config(accel, *, sparsity=None, sets: Mapping[str, Any] | None = None)
     elif isinstance(accel, (str, Path)):
         path = Path(accel)
         if path.suffix and path.suffix.lower() not in CONFIG_SUFFIXES and str(accel) not in preset_names():
-            raise field_error("--accel", f"{accel}: only YAML (.yaml, .yml) or TOML (.toml) config files "
-                                         "are accepted, or a preset name (see `sparsesim list`)")
+            raise arg_error("accel", f"{accel}: only YAML (.yaml, .yml) or TOML (.toml) config files "
+                                       "are accepted, or a preset name (see `sparsesim list`)")
         data = preset_mapping(str(accel))
     else:
-        raise field_error("--accel", f"expected a preset name, a YAML/TOML file or an AccelConfig, got {accel!r}")
+        raise arg_error("accel", f"expected a preset name, a YAML/TOML file or an AccelConfig, got {accel!r}")
     cfg = build(AccelConfig, apply_overrides(data, pairs))
     check_hardware(parse_features(cfg.sparsity), cfg)
     return cfg

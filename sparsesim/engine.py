@@ -26,7 +26,7 @@ from sparsesim.accel.timing import simulate_tiles
 from sparsesim.dataflows import DATAFLOWS
 from sparsesim.dataflows.base import Dataflow
 from sparsesim.dataflows.sparse import SparseWork
-from sparsesim.workloads.errors import field_error
+from sparsesim.workloads.errors import arg_error, field_error
 from sparsesim.workloads.gemm import Gemm, Phase
 from sparsesim.workloads.ops import Op, Workload
 
@@ -131,7 +131,7 @@ def run_gemm(gemm: Gemm, cfg: AccelConfig, dataflow: str,
     (each with its own masks). Either way they run back to back and are timed as one pipeline
     (the next one's loads overlap this one's compute), with ``side`` work included.
     """
-    df = DATAFLOWS.get(dataflow, "--dataflow")
+    df = DATAFLOWS.get(dataflow, "dataflow")
     one = dataclasses.replace(gemm, count=1)  # one repetition; keeps the conv geometry
     if work is None:
         plan = df.plan(one, cfg)
@@ -172,10 +172,10 @@ def check_dataflow(cfg: AccelConfig, dataflow: str) -> None:
         if name not in DATAFLOWS:
             raise field_error("array.dataflows", f"unknown dataflow {name!r} (choose from {', '.join(DATAFLOWS.names())})")
     if dataflow != BEST and dataflow not in DATAFLOWS:
-        raise field_error("--dataflow", f"unknown dataflow {dataflow!r} (choose from {', '.join(dataflow_choices())})")
+        raise arg_error("dataflow", f"unknown dataflow {dataflow!r} (choose from {', '.join(dataflow_choices())})")
     if dataflow != BEST and dataflow not in supported_dataflows(cfg):
-        raise field_error("--dataflow", f"{dataflow!r} is not supported by {cfg.name} "
-                          f"(array.dataflows: {', '.join(cfg.array.dataflows)})")
+        raise arg_error("dataflow", f"{dataflow!r} is not supported by {cfg.name} "
+                                    f"(array.dataflows: {', '.join(cfg.array.dataflows)})")
 
 
 def best_of(dataflow: str, attempt, cfg: AccelConfig) -> OpOutcome:

@@ -171,7 +171,7 @@ class Replay:
                 raise InputError("sparsity.delta: the workload has no time axis; delta replay needs a "
                                  "sequence trace (e.g. `sparsesim trace capture --model video_cnn`)")
             if any(not p.forward for p in workload.phases):
-                raise InputError("sparsity.delta: delta encoding applies to inference; use --phases fwd")
+                raise InputError("sparsity.delta: delta encoding applies to inference; simulate forward phases only")
         if self.policy is not None and self.policy.site == "swiglu_gate":
             self._init_coupling(workload)
 
@@ -325,7 +325,7 @@ class Replay:
             return works
 
         def timed(name: str) -> OpOutcome:
-            works = work(DATAFLOWS.get(name, "--dataflow"))
+            works = work(DATAFLOWS.get(name, "dataflow"))
             key = (gemm1, name, side, tuple(_work_key(w) for w in works))
             found = self.timed.get(key)
             if found is None:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sparsesim.sweeps.spec import FORMAT_VERSION, Point, SweepPlan
 from sparsesim.workloads.atomic import atomic_write, atomic_write_text
-from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.errors import InputError, arg_error
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +82,15 @@ def prepare_out_dir(plan: SweepPlan, root: Path, force_new_spec: bool) -> SweepD
     """Create or reopen ``root`` for ``plan``; refuse another spec's directory or a foreign one."""
     out = SweepDir(root)
     if root.exists() and not root.is_dir():
-        raise InputError(f"--out: {root} exists and is not a directory")
+        raise arg_error("out", f"{root} exists and is not a directory")
     if out.meta.exists():
         old = read_meta(root)
         if old["spec_hash"] != plan.spec_hash and not force_new_spec:
-            raise InputError(f"--out: {root} holds a different sweep spec ({old.get('name', '?')}, "
-                             f"hash {old['spec_hash'][:12]}); use another --out or pass --force-new-spec")
+            raise arg_error("out", f"{root} holds a different sweep spec ({old.get('name', '?')}, "
+                                   f"hash {old['spec_hash'][:12]}); use another directory or force the new spec "
+                                   "(--force-new-spec; from Python force_new_spec=True)")
     elif root.exists() and any(root.iterdir()):
-        raise InputError(f"--out: {root} is not empty and holds no sweep.json; choose a new or empty directory")
+        raise arg_error("out", f"{root} is not empty and holds no sweep.json; choose a new or empty directory")
     for d in (out.root, out.points, out.failed):
         d.mkdir(parents=True, exist_ok=True)
     for stale in itertools.chain(out.points.glob(".*.tmp"), out.failed.glob(".*.tmp"), out.root.glob(".*.tmp")):

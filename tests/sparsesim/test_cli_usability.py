@@ -175,3 +175,70 @@ def test_a_value_that_starts_with_a_minus_is_the_flags_value(capsys, flags, expe
     assert main(["run", *flags, "--accel", "edge32"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(expected) and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("sparsity, expected", [
+    ("act_policy:magic:0.1", "error: --sparsity: act_policy: unknown policy 'magic' "
+                             "(policies: relu, threshold, channel_threshold, topk)"),
+    ("act_policy:thresold:0.1", "error: --sparsity: act_policy: unknown policy 'thresold' (did you mean 'threshold'?"),
+    ("act_policy:magic", "error: --sparsity: act_policy: unknown policy 'magic'"),
+])
+def test_an_unknown_act_policy_is_named_as_such(capsys, sparsity, expected):
+    assert main(["run", "--gemm", "8,8,8", "--accel", "edge32", "--sparsity", sparsity]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(expected) and len(err.splitlines()) == 1, err
+
+
+def _user_model_without_inputs(s, tmp_path):
+    import torch
+
+    return s.capture(torch.nn.Linear(4, 4), None, out=tmp_path / "c")
+
+
+@pytest.mark.parametrize("call, prefix", [
+    (lambda s, t: s.simulate(s.network("llama_tiny", prompt_len=0), accel="edge32"), "prompt_len: must be an integer"),
+    (lambda s, t: s.simulate(s.network("llama_tiny", act_sparsity=2.0), accel="edge32"), "act_sparsity: must be"),
+    (lambda s, t: s.simulate(s.gemm(8, 8, 8), accel="edge33"), "accel: unknown preset 'edge33'"),
+    (lambda s, t: s.simulate(s.gemm(8, 8, 8), accel="x.json"), "accel: x.json: only YAML"),
+    (lambda s, t: s.simulate(s.gemm(8, 8, 8), accel="edge32", dataflow="xx"), "dataflow: unknown dataflow 'xx'"),
+    (lambda s, t: s.simulate(s.gemm(8, 8, 8), accel="edge32", sets=["array.rows=4"]), "sets: expected a mapping"),
+    (lambda s, t: s.simulate(s.gemm(8, 8, 8), accel="edge32", sparsity="act_policy:magic:0.1"),
+     "sparsity: act_policy: unknown policy 'magic'"),
+    (lambda s, t: s.simulate(s.gemm(8, 8, 8), accel="edge32", sparsity="nm:2"), "sparsity: expected nm:N:M"),
+    (lambda s, t: s.sweep(REPO / "configs/sweeps/array_buffer_resnet18.yaml", t / "sw", workers=0),
+     "workers: must be a positive integer"),
+    (_user_model_without_inputs, "input_shape: required when no inputs are given"),
+])
+def test_api_errors_name_the_api_arguments_not_cli_flags(tmp_path, call, prefix):
+    import sparsesim
+
+    with pytest.raises(sparsesim.InputError) as caught:
+        call(sparsesim, tmp_path)
+    assert str(caught.value).startswith(prefix)
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--network", "llama_tiny", "--prompt-len", "0"], "error: --prompt-len: must be an integer >= 1"),
+    (["--network", "llama_tiny", "--act-sparsity", "2"], "error: --act-sparsity: must be a number in [0, 1)"),
+    (["--gemm", "8,8,8", "--accel", "edge33"], "error: --accel: unknown preset 'edge33'"),
+    (["--gemm", "8,8,8", "--sparsity", "nm:2"], "error: --sparsity: expected nm:N:M"),
+    (["--gemm", "8,8,8", "--set", "array.dataflows=[os]", "--dataflow", "ws"], "error: --dataflow: 'ws' is not"),
+])
+def test_the_cli_names_its_flags_for_the_same_errors(capsys, flags, expected):
+    argv = ["run", *flags] + ([] if "--accel" in flags else ["--accel", "edge32"])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(expected) and len(err.splitlines()) == 1, err
+
+
+def test_a_sweep_spec_names_its_own_keys_not_run_flags(tmp_path):
+    from sparsesim.sweeps import load_spec
+    from sparsesim.workloads.errors import InputError
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: s\nbase: edge32\nworkloads: [{gemm: [8, 8, 8]}]\ndataflows: [os]\n"
+                    "sparsity: [\"act_policy:magic:0.1\"]\n")
+    with pytest.raises(InputError) as caught:
+        load_spec(spec)
+    assert "sparsity[0]: act_policy: unknown policy 'magic'" in str(caught.value)
+    assert "--sparsity" not in str(caught.value)
