@@ -242,3 +242,40 @@ def test_a_sweep_spec_names_its_own_keys_not_run_flags(tmp_path):
         load_spec(spec)
     assert "sparsity[0]: act_policy: unknown policy 'magic'" in str(caught.value)
     assert "--sparsity" not in str(caught.value)
+
+
+# --- an activation policy whose zeros nothing acts on (issue 16, 3)
+
+def _run_json(capsys, *flags):
+    assert main(["run", "--gemm", "64,64,64", "--accel", "edge32", "--dataflow", "os", *flags, "--json"]) == 0
+    out, err = capsys.readouterr()
+    return json.loads(out), err
+
+
+@pytest.mark.parametrize("extra", [[], ["--sparsity", "zero_skip:weight:skipping"]])
+def test_act_policy_alone_warns_and_says_so_in_the_row(capsys, extra):
+    dense, _ = _run_json(capsys)
+    doc, err = _run_json(capsys, "--sparsity", "act_policy:threshold:0.1", *extra)
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: act_policy threshold0.1 zeroes input activations, "
+                                                   "but no switched-on feature acts on those zeros"), err
+    (row,) = doc["layers"]
+    assert row["policy_inert"] is True and row["policy_zeroed_fraction"] > 0
+    if not extra:  # what the warning claims: the costs are the dense run's
+        for key in ("cycles", "dram_bytes", "energy_pj"):
+            assert row[key] == dense["layers"][0][key]
+
+
+@pytest.mark.parametrize("acting", ["zero_skip:input:skipping", "zero_skip:both:gating"])
+def test_act_policy_with_a_feature_on_its_zeros_is_quiet(capsys, acting):
+    doc, err = _run_json(capsys, "--sparsity", "act_policy:threshold:0.1", "--sparsity", acting)
+    assert err == "" and doc["layers"][0]["policy_inert"] is False
+
+
+def test_a_gate_coupled_policy_is_not_inert(capsys):
+    # at site swiglu_gate the policy narrows `up` itself, so it changes the costs alone
+    assert main(["run", "--network", "llama_tiny", "--phases", "decode", "--prompt-len", "4", "--gen-len", "1",
+                 "--accel", "edge32", "--sparsity", "act_policy:threshold:0.1:site=swiglu_gate", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "warning" not in err
+    assert all(r["policy_inert"] is None for r in json.loads(out)["layers"])
