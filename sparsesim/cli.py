@@ -24,6 +24,11 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(f"{self.prog}: {message}")
 
 
+def _ratio(value: float) -> str:
+    """``1.23x``; ``inf`` for a ratio over nothing (``work_ratio`` when no MAC is effectual)."""
+    return "inf" if value == float("inf") else f"{value:.2f}x"
+
+
 def _fmt_table(rows: list[dict], total: dict) -> str:
     head = ("name", "phase", "M", "N", "K", "dataflow", "cycles", "stall", "util", "speedup", "bound", "work",
             "DRAM_KiB", "energy_uJ")
@@ -31,7 +36,8 @@ def _fmt_table(rows: list[dict], total: dict) -> str:
     for r in rows + [total]:
         lines.append((str(r["name"]), str(r["phase"]), str(r["M"] or ""), str(r["N"] or ""), str(r["K"] or ""),
                       r["dataflow"], f"{r['cycles']:,}", f"{r['stall_cycles']:,}", f"{r['utilization']:.1%}",
-                      f"{r['speedup']:.2f}x", f"{r['bound_speedup']:.2f}x", f"{r['work_ratio']:.2f}x", f"{r['dram_bytes'] / 1024:,.0f}", f"{r['energy_pj'] / 1e6:,.2f}"))
+                      _ratio(r["speedup"]), _ratio(r["bound_speedup"]), _ratio(r["work_ratio"]),
+                      f"{r['dram_bytes'] / 1024:,.0f}", f"{r['energy_pj'] / 1e6:,.2f}"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = []
     for i, line in enumerate(lines):
@@ -191,7 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="simulate all three training phases (not with --phases, nor with an LLM network)")
     run.add_argument("--out", metavar="FILE.parquet|.csv", help="write the result table")
     run.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    run.add_argument("--json", action="store_true", help='print {"layers": [...], "total": {...}}')
+    run.add_argument("--json", action="store_true",
+                     help='print {"layers": [...], "total": {...}} (a ratio over nothing, work_ratio with no '
+                          'effectual MAC, is null there and inf in the table)')
     run.set_defaults(func=cmd_run)
 
     lst = sub.add_parser("list", help="print every registry: presets, dataflows, energy tables, models")

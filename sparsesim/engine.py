@@ -26,6 +26,7 @@ from sparsesim.accel.timing import simulate_tiles
 from sparsesim.dataflows import DATAFLOWS
 from sparsesim.dataflows.base import Dataflow
 from sparsesim.dataflows.sparse import SparseWork
+from sparsesim.results import work_ratio
 from sparsesim.workloads.errors import arg_error, field_error
 from sparsesim.workloads.gemm import Gemm, Phase
 from sparsesim.workloads.ops import Op, Workload
@@ -215,7 +216,7 @@ def make_row(op: Op, phase: Phase, gemm: Gemm, out: OpOutcome, dense: OpOutcome,
         "compute_speedup": dense.compute_cycles / max(out.compute_cycles, 1),
         # the work ratio is not a limit: fold quantization of the dense baseline can let a row
         # beat it; the bound (cycles >= bound_cycles, checked) is one
-        "work_ratio": out.macs_dense / max(out.macs_effectual, 1),
+        "work_ratio": work_ratio(out.macs_dense, out.macs_effectual),
         "bound_speedup": dense.cycles / max(mac_bound, bw_bound, 1),
         "mac_bound_cycles": mac_bound,
         "bw_bound_cycles": bw_bound,

@@ -279,3 +279,76 @@ def test_a_gate_coupled_policy_is_not_inert(capsys):
     out, err = capsys.readouterr()
     assert "warning" not in err
     assert all(r["policy_inert"] is None for r in json.loads(out)["layers"])
+
+
+# --- work_ratio when no MAC is effectual (issue 16, 3)
+
+# threshold 1e9 zeroes every input activation; zero-skipping then skips every MAC
+NO_WORK = ["--gemm", "64,64,64", "--accel", "edge32", "--sparsity", "act_policy:threshold:1e9",
+           "--sparsity", "zero_skip:input:skipping"]
+
+
+def _strict_json(text: str):
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_work_ratio_with_no_effectual_mac_is_inf_in_the_table_and_null_in_json(capsys):
+    assert main(["run", *NO_WORK, "--json"]) == 0
+    doc = _strict_json(capsys.readouterr().out)
+    assert doc["layers"][0]["macs_effectual"] == 0 == doc["total"]["macs_effectual"]
+    assert doc["layers"][0]["work_ratio"] is None and doc["total"]["work_ratio"] is None
+    assert main(["run", *NO_WORK]) == 0
+    table = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith(("gemm0", "total"))]
+    assert [cells[-3] for cells in table] == ["inf", "inf"]  # the columns end with work, DRAM_KiB, energy_uJ
+
+
+def test_work_ratio_with_no_effectual_mac_is_inf_from_python():
+    import math
+
+    import sparsesim
+
+    res = sparsesim.simulate(sparsesim.gemm(64, 64, 64), accel="edge32",
+                             sparsity=["act_policy:threshold:1e9", "zero_skip:input:skipping"])
+    assert res.rows[0]["work_ratio"] == math.inf == res.total["work_ratio"]
+    assert _strict_json(res.to_json())["total"]["work_ratio"] is None
+
+
+def test_json_writes_every_non_finite_number_as_null():
+    import numpy as np
+
+    from sparsesim.results import to_json
+
+    doc = _strict_json(to_json([{"a": np.float64("inf"), "b": [float("nan"), 1.5], "c": np.int64(3)}],
+                               {"a": float("-inf")}))
+    assert doc == {"layers": [{"a": None, "b": [None, 1.5], "c": 3}], "total": {"a": None}}
+
+
+def test_a_sweep_summary_has_an_inf_work_ratio_where_no_mac_is_effectual():
+    import pandas as pd
+
+    from sparsesim.report import point_summary
+    from sparsesim.results import ADDITIVE
+
+    rows = pd.DataFrame([{**{k: 1 for k in ADDITIVE}, "macs_dense": 100, "macs_effectual": eff, "point_id": p,
+                          "cfg.array.rows": 2, "cfg.array.cols": 2, "area_um2": 1.0}
+                         for p, eff in (("a", 0), ("b", 25))])
+    meta = {"points": [{"point_id": "a", "index": 0}, {"point_id": "b", "index": 1}]}
+    assert point_summary(rows, meta)["work_ratio"].tolist() == [float("inf"), 4.0]
+
+
+def test_speedup_bars_draw_an_inf_ratio_without_a_warning(tmp_path):
+    import warnings
+
+    import pandas as pd
+
+    from sparsesim.plots import plot_speedup_bars
+
+    data = pd.DataFrame({"x": ["a", "b"], "g": ["s", "s"], "work_ratio": [2.0, float("inf")],
+                         "bound_speedup": [3.0, 3.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plot_speedup_bars(data, tmp_path / "b.png", x="x", group="g", title="t",
+                                 achieved="work_ratio").is_file()
