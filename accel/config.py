@@ -308,10 +308,10 @@ def schema_paths(cls: type = AccelConfig, prefix: str = "") -> dict[str, datacla
     return paths
 
 
-def parse_override(text: str) -> tuple[str, Any]:
-    """Split ``"array.rows=64"`` into a path and a YAML-parsed value."""
+def parse_override(text: str, field: str = "--set") -> tuple[str, Any]:
+    """Split ``"array.rows=64"`` into a path and a YAML-parsed value (errors name ``field``)."""
     if "=" not in text:
-        raise field_error("--set", f"expected dotted.key=value, got {text!r}")
+        raise field_error(field, f"expected dotted.key=value, got {text!r}")
     key, raw = text.split("=", 1)
     key = key.strip()
     try:

@@ -12,7 +12,8 @@ from pathlib import Path
 from sparsesim.accel.config import AccelConfig, apply_overrides, build, parse_override, read_mapping
 from sparsesim.accel.datafiles import builtin_names, read_builtin
 from sparsesim.accel.scalesim_config import read_scalesim_config
-from sparsesim.workloads.errors import field_error
+from sparsesim.workloads.errors import arg_error
+from sparsesim.workloads.registry import suggest
 
 FILE_SUFFIXES = (".yaml", ".yml", ".toml", ".cfg")
 """Accelerator config files: YAML or TOML with our keys, or a SCALE-Sim ``.cfg``."""
@@ -35,9 +36,12 @@ def preset_mapping(spec: str) -> dict:
     path = Path(spec)
     if path.suffix.lower() in FILE_SUFFIXES:
         if not path.exists():
-            raise field_error("--accel", f"no such file {spec!r}")
+            raise arg_error("accel", f"no such file {spec!r}")
         return read_accel_file(path)
-    return read_builtin("presets", spec, read_mapping, field="--accel", kind="preset")
+    names = preset_names()
+    if spec not in names:  # named as the API's argument; the command line says --accel
+        raise arg_error("accel", f"unknown preset {spec!r}{suggest(spec, names)}")
+    return read_builtin("presets", spec, read_mapping, field="accel", kind="preset")
 
 
 def load_accel(spec: str, overrides: list[str] | tuple[str, ...] = (), extra: dict | None = None) -> AccelConfig:

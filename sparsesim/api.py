@@ -10,7 +10,9 @@ import::
 
 The ``run`` and ``sweep`` commands are thin layers over :func:`simulate` and
 :func:`run_sweep_spec` (what :func:`sweep` runs), so both give the same numbers. Bad input raises :class:`~sparsesim.workloads.errors.InputError`
-(also ``sparsesim.InputError``) whose message is the command line's ``error:`` line.
+(also ``sparsesim.InputError``) whose message is the command line's ``error:`` line, except that
+it names this module's arguments (``prompt_len``, ``sets``) where the command line names its
+flags (``--prompt-len``, ``--set``).
 
 Workload constructors (:func:`gemm`, :func:`network`, :func:`topology`, :func:`trace`) return a
 :class:`~sparsesim.workload_args.WorkloadSpec`: it names the workload and is built when it is
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sparsesim.workload_args import WorkloadSpec, build_workload, check_dims, phase_names
-from sparsesim.workloads.errors import field_error
+from sparsesim.workloads.errors import arg_error, field_error
 from sparsesim.workloads.gemm import PHASES
 
 log = logging.getLogger(__name__)
@@ -68,10 +70,18 @@ def network(name: str, *, training: bool = False, batch: int = 1, phases: Iterab
     from sparsesim.workloads.llm_networks import DECODERS
     from sparsesim.workloads.networks import NETWORKS
 
-    if str(name) not in DECODERS:
+    if str(name) in DECODERS:
+        if training:
+            raise arg_error("network.training", f"{name} is an LLM network: inference only (its phases are "
+                                                "prefill and decode)")
+    else:
         NETWORKS.get(str(name), "network")
+        given = [key for key, value in (("prompt_len", prompt_len), ("gen_len", gen_len),
+                                         ("act_sparsity", act_sparsity)) if value is not None]
+        if given:
+            raise arg_error(f"network.{given[0]}", f"only for the LLM networks ({', '.join(DECODERS.names())})")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise field_error("network.batch", f"must be a positive integer, got {batch!r}")
+        raise arg_error("network.batch", f"must be a positive integer, got {batch!r}")
     return WorkloadSpec(kind="network", source=str(name), batch=batch,
                         phases=_phases(training, phases, "network.phases"),
                         prompt_len=prompt_len, gen_len=gen_len, act_sparsity=act_sparsity)
@@ -112,14 +122,14 @@ def _sparsity(sparsity) -> list[dict] | None:
         return None
     from sparsesim.accel.sparsity import feature_list
 
-    return feature_list(sparsity, "sparsity")
+    return feature_list(sparsity, "sparsity", arg=True)
 
 
 def _sets(sets) -> list[tuple[str, Any]]:
     if sets is None:
         return []
     if not isinstance(sets, Mapping):
-        raise field_error("--set", f"expected a mapping of dotted.key: value, got {sets!r}")
+        raise arg_error("sets", f"expected a mapping of dotted.key: value, got {sets!r}")
     return [(str(k), v) for k, v in sets.items()]
 
 
@@ -134,18 +144,21 @@ def accel_config(accel, *, sparsity=None, sets: Mapping[str, Any] | None = None)
     pairs = _sets(sets)
     features = _sparsity(sparsity)
     if features is not None:
+        if any(key == "sparsity" for key, _ in pairs):
+            raise arg_error("sparsity", "given twice: as sparsity= and as sets={'sparsity': ...}; give the "
+                                        "features one way")
         pairs.append(("sparsity", features))
     if isinstance(accel, AccelConfig):
         data = to_dict(accel)
     elif isinstance(accel, (str, Path)):
         path = Path(accel)
         if path.suffix and path.suffix.lower() not in FILE_SUFFIXES and str(accel) not in preset_names():
-            raise field_error("--accel", f"{accel}: only YAML (.yaml, .yml), TOML (.toml) or SCALE-Sim (.cfg) "
-                                         "config files are accepted, or a preset name (see `sparsesim list`)")
+            raise arg_error("accel", f"{accel}: only YAML (.yaml, .yml), TOML (.toml) or SCALE-Sim (.cfg) "
+                                     "config files are accepted, or a preset name (see `sparsesim list`)")
         data = preset_mapping(str(accel))
     else:
-        raise field_error("--accel", f"expected a preset name, a YAML/TOML/SCALE-Sim .cfg file or an AccelConfig, "
-                                     f"got {accel!r}")
+        raise arg_error("accel", f"expected a preset name, a YAML/TOML/SCALE-Sim .cfg file or an AccelConfig, "
+                                 f"got {accel!r}")
     cfg = build(AccelConfig, apply_overrides(data, pairs))
     check_hardware(parse_features(cfg.sparsity), cfg)
     return cfg

@@ -8,6 +8,7 @@ goes to stderr (:mod:`sparsesim.progress`). Outputs are written only after the w
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -23,6 +24,11 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(f"{self.prog}: {message}")
 
 
+def _ratio(value: float) -> str:
+    """``1.23x``; ``inf`` for a ratio over nothing (``work_ratio`` when no MAC is effectual)."""
+    return "inf" if value == float("inf") else f"{value:.2f}x"
+
+
 def _fmt_table(rows: list[dict], total: dict) -> str:
     head = ("name", "phase", "M", "N", "K", "dataflow", "cycles", "stall", "util", "speedup", "bound", "work",
             "DRAM_KiB", "energy_uJ")
@@ -30,7 +36,8 @@ def _fmt_table(rows: list[dict], total: dict) -> str:
     for r in rows + [total]:
         lines.append((str(r["name"]), str(r["phase"]), str(r["M"] or ""), str(r["N"] or ""), str(r["K"] or ""),
                       r["dataflow"], f"{r['cycles']:,}", f"{r['stall_cycles']:,}", f"{r['utilization']:.1%}",
-                      f"{r['speedup']:.2f}x", f"{r['bound_speedup']:.2f}x", f"{r['work_ratio']:.2f}x", f"{r['dram_bytes'] / 1024:,.0f}", f"{r['energy_pj'] / 1e6:,.2f}"))
+                      _ratio(r["speedup"]), _ratio(r["bound_speedup"]), _ratio(r["work_ratio"]),
+                      f"{r['dram_bytes'] / 1024:,.0f}", f"{r['energy_pj'] / 1e6:,.2f}"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = []
     for i, line in enumerate(lines):
@@ -53,6 +60,9 @@ def cmd_run(args) -> int:
                                                     ("--accel", args.accel)])
     workload = spec_from_args(args)
     sets = dict(parse_override(s) for s in args.set or [])
+    if args.sparsity and "sparsity" in sets:  # which one would win is not for the header to hide
+        raise InputError(f"--sparsity: conflicts with --set sparsity={sets['sparsity']!r}; give the features "
+                         "one way (repeated --sparsity, or one --set sparsity=[...])")
     res = simulate(workload, accel=args.accel, dataflow=args.dataflow, sparsity=args.sparsity, sets=sets)
     rows, cfg = list(res.rows), res.config
     if out:
@@ -169,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--gemm", metavar="M,N,K", action="append", help="a GEMM Out[MxN]=A[MxK].B[KxN]; repeatable")
     src.add_argument("--topology", metavar="FILE.csv", help="SCALE-Sim topology CSV (conv or GEMM rows)")
     src.add_argument("--network", metavar="NAME", help="built-in layer list (see `sparsesim list`)")
-    run.add_argument("--batch", type=int, default=1, help="batch size for --network (default 1)")
+    run.add_argument("--batch", type=int, help="batch size for --network (default 1); refused with the other "
+                                               "workloads, which fix their own")
     run.add_argument("--prompt-len", type=int, metavar="P",
                      help="LLM networks: prompt tokens per sequence, the prefill rows (default 128)")
     run.add_argument("--gen-len", type=int, metavar="G", help="LLM networks: generated tokens, the decode steps (default 32)")
@@ -184,14 +195,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", metavar="dotted.key=value", help="override a config field; repeatable")
     run.add_argument("--sparsity", action="append", metavar="FEATURE",
                      help="switch on a sparsity feature: nm:N:M, zero_skip:TARGET:ACTION, delta:THETA, "
-                          "act_policy:METHOD[:VALUE]; repeatable")
+                          "act_policy:METHOD[:VALUE]; repeatable; not with --set sparsity=[...]")
     run.add_argument("--phases", metavar="fwd,bwd_data,bwd_weight",
                      help="phases to simulate (default: fwd for --gemm, --network and --topology; "
-                          "prefill,decode for the LLM networks; a --trace replays every phase it recorded)")
-    run.add_argument("--training", action="store_true", help="simulate all three training phases")
+                          "prefill,decode for the LLM networks; a --trace replays every phase it recorded); "
+                          "a phase the workload does not have is refused, one listed twice runs once")
+    run.add_argument("--training", action="store_true",
+                     help="simulate all three training phases (not with --phases, nor with an LLM network)")
     run.add_argument("--out", metavar="FILE.parquet|.csv", help="write the result table")
     run.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    run.add_argument("--json", action="store_true", help='print {"layers": [...], "total": {...}}')
+    run.add_argument("--json", action="store_true",
+                     help='print {"layers": [...], "total": {...}} (a ratio over nothing, work_ratio with no '
+                          'effectual MAC, is null there and inf in the table)')
     run.set_defaults(func=cmd_run)
 
     lst = sub.add_parser("list", help="print every registry: presets, dataflows, energy tables, models")
@@ -223,17 +238,51 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+FLAG_DESTS = {"sets": "set", "hf_dir": "hf"}
+"""API argument names whose command-line flag is spelt otherwise (``sets`` is ``--set``)."""
+
+
+def cli_message(exc: InputError, args) -> str:
+    """The ``error:`` text of ``exc`` as the command line says it: a message that starts with a
+    library argument (:func:`~sparsesim.workloads.errors.arg_error`, e.g. ``network.batch``)
+    names the flag of this command instead (``--batch``); one the command has no flag for
+    (a sweep spec's ``prompt_len``) keeps the library's name."""
+    arg = getattr(exc, "arg", None)
+    text = str(exc)
+    if arg is None or args is None or not text.startswith(arg):
+        return text
+    dest = FLAG_DESTS.get(arg, arg.rsplit(".", 1)[-1])
+    if not hasattr(args, dest):
+        return text
+    return "--" + dest.replace("_", "-") + text[len(arg):]
+
+
+def negative_values(argv: list[str]) -> list[str]:
+    """``--gemm -8,8,8`` as ``--gemm=-8,8,8``: argparse takes a value that starts with ``-`` for
+    a flag unless it is a plain negative number, and says "expected one argument". No flag of
+    ours starts with a digit, so such a value is the value of the flag before it, and the check
+    of that flag says what is wrong with it (``--gemm[0].M: must be a positive integer``)."""
+    out: list[str] = []
+    for text in argv:
+        if out and re.match(r"-\.?\d", text) and out[-1].startswith("--") and "=" not in out[-1]:
+            out[-1] = f"{out[-1]}={text}"
+        else:
+            out.append(text)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = None
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args = parser.parse_args(negative_values(sys.argv[1:] if argv is None else list(argv)))
         if args.command is None:  # bare `sparsesim`: the help, on stdout, exit 0
             parser.print_help()
             return 0
         show_progress()
         return args.func(args)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {cli_message(exc, args)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

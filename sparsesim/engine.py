@@ -26,7 +26,8 @@ from sparsesim.accel.timing import simulate_tiles
 from sparsesim.dataflows import DATAFLOWS
 from sparsesim.dataflows.base import Dataflow
 from sparsesim.dataflows.sparse import SparseWork
-from sparsesim.workloads.errors import field_error
+from sparsesim.results import work_ratio
+from sparsesim.workloads.errors import arg_error, field_error
 from sparsesim.workloads.gemm import Gemm, Phase
 from sparsesim.workloads.ops import Op, Workload
 
@@ -131,7 +132,7 @@ def run_gemm(gemm: Gemm, cfg: AccelConfig, dataflow: str,
     (each with its own masks). Either way they run back to back and are timed as one pipeline
     (the next one's loads overlap this one's compute), with ``side`` work included.
     """
-    df = DATAFLOWS.get(dataflow, "--dataflow")
+    df = DATAFLOWS.get(dataflow, "dataflow")
     one = dataclasses.replace(gemm, count=1)  # one repetition; keeps the conv geometry
     if work is None:
         plan = df.plan(one, cfg)
@@ -172,11 +173,11 @@ def check_dataflow(cfg: AccelConfig, dataflow: str) -> None:
         if name not in DATAFLOWS:
             raise field_error("array.dataflows", f"unknown dataflow {name!r} (choose from {', '.join(DATAFLOWS.names())})")
     if dataflow != BEST and dataflow not in DATAFLOWS:
-        raise field_error("--dataflow", f"unknown dataflow {dataflow!r} (choose from {', '.join(dataflow_choices())})")
+        raise arg_error("dataflow", f"unknown dataflow {dataflow!r} (choose from {', '.join(dataflow_choices())})")
     if dataflow != BEST and dataflow not in supported_dataflows(cfg):
-        raise field_error("--dataflow", f"{dataflow!r} is not supported by {cfg.name} "
-                          f"(array.dataflows: {', '.join(cfg.array.dataflows)}; "
-                          "--set array.dataflows=[] allows every dataflow)")
+        raise arg_error("dataflow", f"{dataflow!r} is not supported by {cfg.name} "
+                                    f"(array.dataflows: {', '.join(cfg.array.dataflows)}; "
+                                    "--set array.dataflows=[] allows every dataflow)")
 
 
 def best_of(dataflow: str, attempt, cfg: AccelConfig) -> OpOutcome:
@@ -216,7 +217,7 @@ def make_row(op: Op, phase: Phase, gemm: Gemm, out: OpOutcome, dense: OpOutcome,
         "compute_speedup": dense.compute_cycles / max(out.compute_cycles, 1),
         # the work ratio is not a limit: fold quantization of the dense baseline can let a row
         # beat it; the bound (cycles >= bound_cycles, checked) is one
-        "work_ratio": out.macs_dense / max(out.macs_effectual, 1),
+        "work_ratio": work_ratio(out.macs_dense, out.macs_effectual),
         "bound_speedup": dense.cycles / max(mac_bound, bw_bound, 1),
         "mac_bound_cycles": mac_bound,
         "bw_bound_cycles": bw_bound,

@@ -94,7 +94,7 @@ def check_coupling(workload: Workload, blocks: dict) -> None:
                           f"{workload.name} has none")
     if any(not p.forward for p in workload.phases):
         raise field_error("sparsity.act_policy.site", "swiglu_gate applies to inference (forward passes); "
-                          "use --phases fwd, prefill or decode")
+                          "simulate forward phases only (fwd, prefill or decode)")
     loose = [op.name for i, op in enumerate(workload.ops)
              if i not in blocks and isinstance(op, Linear) and _NAME.match(op.name)]
     if loose:  # a --layers capture that kept part of a block: those ops see no coupling

@@ -498,11 +498,13 @@ def plot_speedup_bars(data, path: str | Path, *, x: str, group: str, title: str,
             sub = data[data[group] == g].set_index(x)
             pos = [i + (j - (len(groups) - 1) / 2) * width for i in range(len(xs))]
             vals = [float(sub[achieved].get(v, np.nan)) for v in xs]
-            ax.bar(pos, vals, width * 0.92, color=colors[str(g)], label=str(g))
+            # a ratio over nothing (work_ratio with no effectual MAC) is inf: no bar, its value written
+            ax.bar(pos, [v if np.isfinite(v) else np.nan for v in vals], width * 0.92, color=colors[str(g)],
+                   label=str(g))
             for p, v in zip(pos, vals):
-                if np.isfinite(v):
-                    ax.annotate(f"{v:.2f}", (p, v), ha="center", va="bottom", fontsize=8, xytext=(0, 2),
-                                textcoords="offset points")
+                if np.isfinite(v) or v == np.inf:
+                    ax.annotate(f"{v:.2f}" if np.isfinite(v) else "inf", (p, v if np.isfinite(v) else 0),
+                                ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
             if bound in sub:
                 ids = [float(sub[bound].get(v, np.nan)) for v in xs]
                 ax.scatter(pos, ids, marker="_", s=260, color="black", linewidths=2.2, zorder=3,

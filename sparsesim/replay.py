@@ -33,6 +33,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
+import logging
 
 import numpy as np
 
@@ -56,6 +57,7 @@ from sparsesim.workloads.lowering import OPERAND_ROLES, a_operand, b_operand, ge
 from sparsesim.workloads.ops import Conv2d, Linear, Op, Workload
 from sparsesim.workloads.synthetic_operands import SyntheticTensors
 
+log = logging.getLogger(__name__)
 
 MAX_REPLAY_ELEMENTS = 400_000_000
 """Largest A plus B operand (elements, all groups) one op may have in a sparse replay."""
@@ -171,9 +173,14 @@ class Replay:
                 raise InputError("sparsity.delta: the workload has no time axis; delta replay needs a "
                                  "sequence trace (e.g. `sparsesim trace capture --model video_cnn`)")
             if any(not p.forward for p in workload.phases):
-                raise InputError("sparsity.delta: delta encoding applies to inference; use --phases fwd")
+                raise InputError("sparsity.delta: delta encoding applies to inference; simulate forward phases only")
         if self.policy is not None and self.policy.site == "swiglu_gate":
             self._init_coupling(workload)
+        elif self.policy is not None and self.delta is None and not (self.zs and self.zs.target in ("input", "both")):
+            # the zeros it makes reach no feature: every cost is the run's without the policy
+            log.warning("act_policy %s zeroes input activations, but no switched-on feature acts on those zeros "
+                        "(add zero_skip on the input, or delta): cycles, bytes and energy are as without it; "
+                        "only the zero fractions change (rows: policy_inert)", self.policy.label())
 
     # ------------------------------------------------------------------ tensors
     def _weights(self, op: Op, w: np.ndarray, master: np.ndarray | None,
@@ -244,7 +251,7 @@ class Replay:
 
     def _extra_defaults(self, index: int) -> dict:
         """The feature columns of a row of op ``index`` before any feature fills them in."""
-        return {"policy": None, "act_zero_fraction": None, "policy_zeroed_fraction": None,
+        return {"policy": None, "act_zero_fraction": None, "policy_zeroed_fraction": None, "policy_inert": None,
                        "time_step": _time_step(self.workload, index), "delta_threshold": None,
                        "delta_fired_fraction": None,
                        "delta_err_max": None, "delta_err_mean": None, "pregen_cycles": None,
@@ -288,9 +295,11 @@ class Replay:
         flags["nm_stored_dense"] = nm is not None and not cfg.training.pregen
         # which switched-on features act on this row (N:M skips matmuls and bwd_weight; a
         # zero-skip target may be absent from a phase; delta is fwd only)
-        acting = [("nm", nm is not None), ("zero_skip", on_a or on_b), ("delta", is_delta),
-                  ("act_policy", self.policy is not None and x is not None and phase is not Phase.BWD_DATA)]
+        policy_acts = self.policy is not None and x is not None and phase is not Phase.BWD_DATA
+        acting = [("nm", nm is not None), ("zero_skip", on_a or on_b), ("delta", is_delta), ("act_policy", policy_acts)]
         extra["features_active"] = "+".join(name for name, on in acting if on) or "none"
+        if policy_acts:  # the policy's zeros are in A (the input); inert unless a feature looks at A's zeros
+            extra["policy_inert"] = not flags["aware_a"]
         gemm1 = op.gemm(phase)
         fetched = self._weight_fetch(roles, a_masks, gemm1, nm, compress_b,
                                      (on_a and skipping and self.zs.weight_fetch) or
@@ -325,7 +334,7 @@ class Replay:
             return works
 
         def timed(name: str) -> OpOutcome:
-            works = work(DATAFLOWS.get(name, "--dataflow"))
+            works = work(DATAFLOWS.get(name, "dataflow"))
             key = (gemm1, name, side, tuple(_work_key(w) for w in works))
             found = self.timed.get(key)
             if found is None:

@@ -86,7 +86,9 @@ def point_summary(rows, meta: dict):
     summary = summary.reset_index()
     cycles = summary["cycles"].clip(lower=1)
     summary["speedup"] = summary["dense_cycles"] / cycles
-    summary["work_ratio"] = summary["macs_dense"] / summary["macs_effectual"].clip(lower=1)
+    # inf where no MAC is effectual (as a row's work_ratio), not the dense count over 1
+    summary["work_ratio"] = (summary["macs_dense"] / summary["macs_effectual"].clip(lower=1)).where(
+        summary["macs_effectual"] > 0, float("inf"))
     summary["bound_speedup"] = summary["dense_cycles"] / summary["bound_cycles"].clip(lower=1)
     pes = summary["cfg.array.rows"] * summary["cfg.array.cols"]
     summary["utilization"] = summary["macs_effectual"] / (cycles * pes)

@@ -9,6 +9,7 @@ existing file is never replaced unless the caller says so.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from sparsesim.accel.config import AccelConfig, flatten, to_dict
@@ -21,6 +22,14 @@ ADDITIVE = ("cycles", "compute_cycles", "stall_cycles", "overhead_cycles", "dens
             "sram_bytes", "latency_s", "energy_pj", "dram_compulsory_bytes", "dram_lower_bound_bytes",
             "psum_spill_bytes")
 """Row fields that add up across ops and phases."""
+
+
+def work_ratio(macs_dense: int, macs_effectual: int) -> float:
+    """``macs_dense / macs_effectual``; ``inf`` when no MAC is effectual (an all-zero operand that
+    zero-skipping removes whole), not the dense count over 1 that would read as a real ratio."""
+    if macs_effectual:
+        return macs_dense / macs_effectual
+    return math.inf if macs_dense else 1.0
 
 
 class ResultInvariantError(AssertionError):
@@ -57,7 +66,7 @@ def total_row(rows: list[dict], cfg: AccelConfig) -> dict:
     cycles = total["cycles"] or 1
     total["speedup"] = total["dense_cycles"] / cycles
     total["compute_speedup"] = total["dense_compute_cycles"] / max(total["compute_cycles"], 1)
-    total["work_ratio"] = total["macs_dense"] / max(total["macs_effectual"], 1)
+    total["work_ratio"] = work_ratio(total["macs_dense"], total["macs_effectual"])
     # ops run one after another, so the sum of the rows' bounds bounds the total
     total["bound_speedup"] = total["dense_cycles"] / max(total["bound_cycles"], 1)
     total["utilization"] = total["macs_effectual"] / (cycles * cfg.array.pes)
@@ -116,8 +125,24 @@ def write_table(frame, path: Path) -> None:
 
 
 def to_json(rows: list[dict], total: dict) -> str:
-    """``{"layers": [...], "total": {...}}`` (docs/design.md section 3.1)."""
-    return json.dumps({"layers": rows, "total": total}, indent=1, default=_json_default)
+    """``{"layers": [...], "total": {...}}`` (docs/design.md section 3.1).
+
+    A number that is not finite (``work_ratio`` when no MAC is effectual is ``inf``) is written
+    as ``null``: JSON has no Infinity, and strict parsers refuse Python's bare ``Infinity``.
+    """
+    return json.dumps(_finite({"layers": rows, "total": total}), indent=1, default=_json_default, allow_nan=False)
+
+
+def _finite(value):
+    """``value`` with every non-finite float (Python or NumPy) replaced by ``None``."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) or (hasattr(value, "dtype") and getattr(value.dtype, "kind", "") == "f"
+                                    and getattr(value, "ndim", 1) == 0):
+        return None if not math.isfinite(float(value)) else value
+    return value
 
 
 def _json_default(value):

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sparsesim.workloads.errors import InputError, field_error
-from sparsesim.workloads.gemm import PHASES, Phase, parse_phase
+from sparsesim.workloads.errors import InputError, arg_error, field_error
+from sparsesim.workloads.gemm import INFERENCE_PHASES, PHASES, Phase, parse_phase
 from sparsesim.workloads.ops import Workload, gemm_op
 
 WORKLOAD_KINDS = ("network", "gemm", "topology", "trace")
@@ -82,25 +82,31 @@ def _is_decoder(name: str) -> bool:
 
 
 def build_workload(spec: WorkloadSpec) -> Workload:
-    """The :class:`~sparsesim.workloads.ops.Workload` that ``spec`` names (reads files it refers to)."""
+    """The :class:`~sparsesim.workloads.ops.Workload` that ``spec`` names (reads files it refers to).
+
+    A phase the workload does not have is refused (``phases``): the training phases for an
+    LLM network, ``prefill``/``decode`` for the others; a trace refuses phases it did not record.
+    """
     phases = None if spec.phases is None else tuple(Phase(p) for p in spec.phases)
     if spec.kind == "trace":
         from sparsesim.workloads.trace import load_trace
 
         return load_trace(Path(spec.source)).workload(phases)
-    if spec.kind == "network":
-        from sparsesim.workloads.llm_networks import DECODERS, llm_workload
+    decoder = spec.kind == "network" and _is_decoder(spec.source)
+    if phases is not None:
+        _check_phases(phases, INFERENCE_PHASES if decoder else PHASES, spec)
+    if decoder:
+        from sparsesim.workloads.llm_networks import llm_workload
 
-        if spec.source in DECODERS:
-            return llm_workload(spec.source, batch=spec.batch,
-                                prompt_len=128 if spec.prompt_len is None else spec.prompt_len,
-                                gen_len=32 if spec.gen_len is None else spec.gen_len,
-                                act_sparsity=spec.act_sparsity, **({"phases": phases} if phases else {}))
-    for flag in ("prompt_len", "gen_len", "act_sparsity"):
+        return llm_workload(spec.source, batch=spec.batch,
+                            prompt_len=128 if spec.prompt_len is None else spec.prompt_len,
+                            gen_len=32 if spec.gen_len is None else spec.gen_len,
+                            act_sparsity=spec.act_sparsity, **({"phases": phases} if phases else {}))
+    for flag in LLM_KEYS:
         if getattr(spec, flag) is not None:
             from sparsesim.workloads.llm_networks import DECODERS
 
-            raise field_error(f"--{flag.replace('_', '-')}", f"only for the LLM networks ({', '.join(DECODERS.names())})")
+            raise arg_error(flag, f"only for the LLM networks ({', '.join(DECODERS.names())})")
     phases = phases or (Phase.FWD,)
     if spec.kind == "network":
         from sparsesim.workloads.networks import NETWORKS
@@ -115,6 +121,18 @@ def build_workload(spec: WorkloadSpec) -> Workload:
         path = Path(spec.source)
         return Workload(path.stem, tuple(read_topology(path)), phases)
     raise InputError(f"workload: unknown kind {spec.kind!r} (choose from {', '.join(WORKLOAD_KINDS)})")
+
+
+def _check_phases(phases: tuple[Phase, ...], allowed: tuple[Phase, ...], spec: WorkloadSpec) -> None:
+    """Refuse a phase the workload of ``spec`` does not have, naming it and the ones it has."""
+    wrong = [str(p) for p in phases if p not in allowed]
+    if not wrong:
+        return
+    what = {"gemm": "a GEMM", "topology": "a topology"}.get(spec.kind, spec.source)
+    other = ("fwd, bwd_data and bwd_weight are training phases" if allowed == INFERENCE_PHASES
+             else "prefill and decode belong to the LLM networks")
+    raise arg_error("phases", f"{' and '.join(wrong)} {'is not a phase' if len(wrong) == 1 else 'are not phases'} "
+                              f"of {what}: its phases are {', '.join(map(str, allowed))} ({other})")
 
 
 def check_dims(values, field: str) -> tuple[int, int, int]:
@@ -147,15 +165,18 @@ def parse_gemm(text: str, index: int) -> tuple[int, int, int]:
 
 
 def parse_phases(text: str | None, training: bool) -> tuple[Phase, ...] | None:
-    """``--phases fwd,bwd_data`` or ``--training`` (all three); ``None`` means the default."""
+    """``--phases fwd,bwd_data`` or ``--training`` (all three); ``None`` means the default.
+
+    A phase given twice is simulated once (in the order first given), as the API and sweep
+    specs read it; ``--training`` with ``--phases`` is refused (two answers to one question).
+    """
     if training:
+        if text is not None:
+            raise field_error("--training", f"give --training or --phases, not both (--training is "
+                                            f"--phases {','.join(map(str, PHASES))}; got --phases {text})")
         return PHASES
-    if text is None:
-        return None
-    phases = tuple(parse_phase(p.strip(), "--phases") for p in text.split(",") if p.strip())
-    if not phases:
-        raise field_error("--phases", "empty list")
-    return phases
+    names = phase_names(text, "--phases")
+    return None if names is None else tuple(Phase(p) for p in names)
 
 
 def phase_names(phases, field: str) -> tuple[str, ...] | None:
@@ -171,27 +192,40 @@ def phase_names(phases, field: str) -> tuple[str, ...] | None:
 
 
 def spec_from_args(args) -> WorkloadSpec:
-    """The workload of the ``run`` command: ``--gemm``, ``--topology``, ``--network`` or ``--trace``."""
+    """The workload of the ``run`` command: ``--gemm``, ``--topology``, ``--network`` or ``--trace``.
+
+    Flags that the chosen workload would ignore are refused, naming both: ``--batch`` other
+    than with ``--network`` (a GEMM's M, a topology's rows and a trace's tensors fix their own
+    batch), the LLM settings other than with an LLM network, ``--training`` with an LLM network.
+    """
     parsed = parse_phases(args.phases, args.training)
     phases = None if parsed is None else tuple(str(p) for p in parsed)
-    if not args.network:
+    source = "--gemm" if args.gemm else "--topology" if args.topology else "--trace" if args.trace else None
+    if source is not None:
         for flag in ("prompt_len", "gen_len", "act_sparsity"):
             if getattr(args, flag, None) is not None:
-                raise field_error(f"--{flag.replace('_', '-')}", "only for the LLM networks (--network)")
+                raise field_error(f"--{flag.replace('_', '-')}", f"only for the LLM networks (--network), not {source}")
+        if args.batch is not None:
+            raise field_error("--batch", f"only for --network; {source} fixes its own batch "
+                                         "(a GEMM's M, a topology's rows, a trace's recorded tensors)")
     if args.gemm:
         gemms = tuple(parse_gemm(g, i) for i, g in enumerate(args.gemm))
         return WorkloadSpec(kind="gemm", source="gemm", gemms=gemms, phases=phases)
     if args.topology:
         return WorkloadSpec(kind="topology", source=str(args.topology), phases=phases)
     if args.network:
-        if args.batch < 1:
-            raise field_error("--batch", f"must be a positive integer, got {args.batch}")
+        batch = 1 if args.batch is None else args.batch
+        if batch < 1:
+            raise field_error("--batch", f"must be a positive integer, got {batch}")
         from sparsesim.workloads.llm_networks import DECODERS
         from sparsesim.workloads.networks import NETWORKS
 
         if args.network not in DECODERS:
             NETWORKS.get(args.network, "--network")  # the flag's name in the error, not the API's
-        return WorkloadSpec(kind="network", source=args.network, batch=args.batch, phases=phases,
+        elif args.training:
+            raise field_error("--training", f"{args.network} is an LLM network: inference only "
+                                            "(its phases are prefill and decode; see --phases)")
+        return WorkloadSpec(kind="network", source=args.network, batch=batch, phases=phases,
                             prompt_len=args.prompt_len, gen_len=args.gen_len, act_sparsity=args.act_sparsity)
     if args.trace:
         return WorkloadSpec(kind="trace", source=str(args.trace), phases=phases)

@@ -13,9 +13,23 @@ class InputError(ValueError):
 
     The message is one line and names the offending field or file, e.g.
     ``array.rows: must be a positive integer, got 0``.
+
+    ``arg`` is set when the message starts with the name of a Python API argument
+    (``prompt_len: ...``, see :func:`arg_error`): the command line then names its own flag
+    (``--prompt-len: ...``) where the command has one, so each face names what its user typed.
     """
+
+    def __init__(self, message: str, *, arg: str | None = None) -> None:
+        super().__init__(message)
+        self.arg = arg
 
 
 def field_error(field: str, message: str) -> InputError:
     """Build an :class:`InputError` whose message starts with the dotted field name."""
     return InputError(f"{field}: {message}")
+
+
+def arg_error(arg: str, message: str) -> InputError:
+    """An :class:`InputError` naming argument ``arg`` of a library function (``prompt_len``,
+    ``network.batch``), as the Python API spells it; the command line prints its flag instead."""
+    return InputError(f"{arg}: {message}", arg=arg)

@@ -53,7 +53,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sparsesim.workloads.errors import field_error
+from sparsesim.workloads.errors import arg_error, field_error
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.ops import Linear, Matmul, Op, Workload
 from sparsesim.workloads.registry import Registry
@@ -169,9 +169,9 @@ class InferenceOp:
 
 
 def _check(batch: int, prompt_len: int, gen_len: int) -> None:
-    for key, value, low in (("--batch", batch, 1), ("--prompt-len", prompt_len, 1), ("--gen-len", gen_len, 0)):
+    for key, value, low in (("batch", batch, 1), ("prompt_len", prompt_len, 1), ("gen_len", gen_len, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise field_error(key, f"must be an integer >= {low}, got {value!r}")
+            raise arg_error(key, f"must be an integer >= {low}, got {value!r}")
 
 
 def _layer_ops(shape: DecoderShape, i: int, batch: int, new: int, context: int, attention: str,
@@ -245,16 +245,16 @@ def llm_workload(name: str, *, batch: int = 1, prompt_len: int = 128, gen_len: i
     kept in ``meta["repeats"]``. ``act_sparsity`` (fraction of zero input activations of the
     synthetic operands a sparse replay draws) goes to ``meta["act_sparsity"]``.
     """
-    shape = DECODERS.get(name, "--network")
+    shape = DECODERS.get(name, "network")
     if act_sparsity is not None and (isinstance(act_sparsity, bool) or not isinstance(act_sparsity, (int, float))
                                      or not 0.0 <= act_sparsity < 1.0):
-        raise field_error("--act-sparsity", f"must be a number in [0, 1), got {act_sparsity!r}")
+        raise arg_error("act_sparsity", f"must be a number in [0, 1), got {act_sparsity!r}")
     items = [x for x in inference_ops(shape, batch=batch, prompt_len=prompt_len, gen_len=gen_len)
              if x.phase in phases]
     if not items:
         wanted = ", ".join(map(str, phases))
-        raise field_error("--phases", f"no GEMMs in {wanted}: an LLM network has the phases prefill and decode "
-                          "(decode needs --gen-len >= 1)")
+        raise arg_error("phases", f"no GEMMs in {wanted}: an LLM network has the phases prefill and decode "
+                                  "(decode needs at least one generated token)")
     if aggregate:
         merged: dict[tuple, list] = {}
         for x in items:

@@ -32,48 +32,59 @@ def parse_features(raw: tuple) -> tuple:
     return tuple(out)
 
 
-def feature_list(items, field: str) -> list[dict]:
+def feature_list(items, field: str, *, arg: bool = False) -> list[dict]:
     """Sparsity features given as CLI strings (``"nm:2:4"``) and/or config mappings -> config
     mappings (one item or a list of them); anything else is refused naming ``field``. The one
-    normalisation behind the Python API's ``sparsity=`` and a sweep spec's sparsity settings."""
+    normalisation behind the Python API's ``sparsity=`` and a sweep spec's sparsity settings.
+    ``arg``: ``field`` is the name of a Python API argument (see :func:`cli_sparsity`)."""
     from collections.abc import Mapping
 
     if isinstance(items, (str, Mapping)):
         items = [items]
     if not isinstance(items, (list, tuple)):
-        raise field_error(field, f"expected \"nm:2:4\"-style strings or feature mappings, got {items!r}")
+        raise InputError(f"{field}: expected \"nm:2:4\"-style strings or feature mappings, got {items!r}",
+                         arg=field if arg else None)
     out: list[dict] = []
     for item in items:
         if isinstance(item, str):
-            out.extend(cli_sparsity([item]))
+            out.extend(cli_sparsity([item], field, arg=arg))
         elif isinstance(item, Mapping):
             out.append(dict(item))
         else:
-            raise field_error(field, f"expected \"nm:2:4\"-style strings or feature mappings, got {item!r}")
+            raise InputError(f"{field}: expected \"nm:2:4\"-style strings or feature mappings, got {item!r}",
+                             arg=field if arg else None)
     return out
 
 
-def cli_sparsity(texts: list[str]) -> list[dict]:
+def cli_sparsity(texts: list[str], field: str = "--sparsity", *, arg: bool = False) -> list[dict]:
     """``["nm:2:4", "zero_skip:input:skipping", "delta:0.05"]`` -> config mappings.
 
     Any field of the form ``key=value`` sets one more option of the feature, as its config
     mapping would (``zero_skip:input:skipping:weight_fetch=false``); values read as YAML
     scalars (``true``, ``64``, ``0.5``), and the feature's config checks the key and the type.
+    Errors start with ``field``: the flag, a sweep spec's key, or (``arg``) the name of a
+    Python API argument, which the command line turns back into its flag.
     """
+
+    def error(message: str) -> InputError:
+        return InputError(f"{field}: {message}", arg=field if arg else None)
+
     out = []
     for text in texts:
         kind, *fields = text.split(":")
         if kind not in FEATURES:
-            raise InputError(f"--sparsity: unknown feature {kind!r}{suggest(kind, FEATURES.names())}")
+            raise error(f"unknown feature {kind!r}{suggest(kind, FEATURES.names())}")
         options = [f for f in fields if "=" in f]
-        item = FEATURES.get(kind).from_cli([f for f in fields if "=" not in f])
+        try:
+            item = FEATURES.get(kind).from_cli([f for f in fields if "=" not in f])
+        except InputError as exc:  # the feature says what is wrong; the field is the caller's
+            raise error(str(exc)) from None
         for option in options:
             key, _, value = option.partition("=")
             if not key:
-                raise InputError(f"--sparsity: {text!r}: option {option!r} has no name")
+                raise error(f"{text!r}: option {option!r} has no name")
             if key in item:
-                raise InputError(f"--sparsity: {text!r}: {key} is already given ({key}={item[key]!r}); "
-                                 "give each key once")
+                raise error(f"{text!r}: {key} is already given ({key}={item[key]!r}); give each key once")
             item[key] = _scalar(value)
         out.append(item)
     return out

@@ -28,6 +28,7 @@ Where the policy acts (``site``):
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -93,18 +94,23 @@ class ActivationPolicyConfig:
         """``METHOD[:VALUE]``, e.g. ``topk:0.25``; the other keys come as ``key=value`` fields
         (``threshold:0.1:site=swiglu_gate:predictor=lowrank``), which the CLI parser adds."""
         if not fields:
-            raise InputError("--sparsity: expected act_policy:METHOD[:VALUE], e.g. act_policy:topk:0.25")
-        out: dict = {"kind": "act_policy", "method": fields[0]}
+            raise InputError("expected act_policy:METHOD[:VALUE], e.g. act_policy:topk:0.25")
+        method = fields[0]
+        if method not in METHODS:  # before the value: "magic:0.1" is an unknown policy, not a misplaced value
+            close = difflib.get_close_matches(method, METHODS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise InputError(f"act_policy: unknown policy {method!r} ({hint}policies: {', '.join(METHODS)})")
+        out: dict = {"kind": "act_policy", "method": method}
         if len(fields) > 2:
-            raise InputError("--sparsity: act_policy takes at most one value")
+            raise InputError("act_policy takes at most one value")
         if len(fields) == 2:
             key = {"threshold": "threshold", "channel_threshold": "sparsity", "topk": "keep_fraction"}.get(fields[0])
             if key is None:
-                raise InputError(f"--sparsity: act_policy:{fields[0]} takes no value")
+                raise InputError(f"act_policy:{fields[0]} takes no value")
             try:
                 out[key] = float(fields[1])
             except ValueError:
-                raise InputError(f"--sparsity: act_policy value must be a number, got {fields[1]!r}") from None
+                raise InputError(f"act_policy value must be a number, got {fields[1]!r}") from None
         return out
 
     def label(self) -> str:

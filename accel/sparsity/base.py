@@ -21,7 +21,9 @@ class FeatureConfig(Protocol):
 
     @classmethod
     def from_cli(cls, fields: list[str]) -> dict:
-        """The mapping for ``--sparsity KIND:field:field...`` (fields after the kind)."""
+        """The mapping for ``--sparsity KIND:field:field...`` (fields after the kind); bad fields
+        raise :class:`InputError` saying why, without a field name (the caller prefixes its own:
+        ``--sparsity``, the API's ``sparsity``, a sweep spec's key)."""
 
     def label(self) -> str:
         """A short human label, e.g. ``nm2:4`` (used in tables and plot legends)."""

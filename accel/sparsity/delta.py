@@ -32,11 +32,11 @@ class DeltaConfig:
     @classmethod
     def from_cli(cls, fields: list[str]) -> dict:
         if len(fields) != 1:
-            raise InputError("--sparsity: expected delta:THRESHOLD, e.g. delta:0.05")
+            raise InputError("expected delta:THRESHOLD, e.g. delta:0.05")
         try:
             return {"kind": "delta", "threshold": float(fields[0])}
         except ValueError:
-            raise InputError(f"--sparsity: delta threshold must be a number, got {fields[0]!r}") from None
+            raise InputError(f"delta threshold must be a number, got {fields[0]!r}") from None
 
     def label(self) -> str:
         return f"delta{self.threshold:g}" + ("" if self.weight_fetch else "-nofetch")

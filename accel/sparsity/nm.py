@@ -46,11 +46,11 @@ class NMConfig:
     @classmethod
     def from_cli(cls, fields: list[str]) -> dict:
         if len(fields) not in (2, 3):
-            raise InputError("--sparsity: expected nm:N:M[:declared], e.g. nm:2:4")
+            raise InputError("expected nm:N:M[:declared], e.g. nm:2:4")
         try:
             out = {"kind": "nm", "n": int(fields[0]), "m": int(fields[1])}
         except ValueError:
-            raise InputError(f"--sparsity: nm:N:M needs integers, got {':'.join(fields)!r}") from None
+            raise InputError(f"nm:N:M needs integers, got {':'.join(fields)!r}") from None
         if len(fields) == 3:
             out["mode"] = fields[2]
         return out

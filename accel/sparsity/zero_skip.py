@@ -42,7 +42,7 @@ class ZeroSkipConfig:
     @classmethod
     def from_cli(cls, fields: list[str]) -> dict:
         if len(fields) != 2:
-            raise InputError("--sparsity: expected zero_skip:TARGET:ACTION, e.g. zero_skip:input:skipping")
+            raise InputError("expected zero_skip:TARGET:ACTION, e.g. zero_skip:input:skipping")
         return {"kind": "zero_skip", "target": fields[0], "action": fields[1]}
 
     def label(self) -> str:

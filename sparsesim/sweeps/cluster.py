@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.errors import arg_error
 
 CONNECT_TIMEOUT_S = 5.0
 """How long ``--scheduler`` may take to answer before the address is reported unreachable."""
@@ -92,8 +92,8 @@ def connect(scheduler: str | None, workers: int | None,
             cluster.close()
         return
     if workers is not None:
-        raise InputError("--workers: applies to the embedded cluster only; the cluster at --scheduler "
-                         "has its own workers")
+        raise arg_error("workers", f"applies to the embedded cluster only; the cluster at {scheduler} "
+                                   "has its own workers")
     kwargs: dict[str, Any]
     if Path(scheduler).is_file():
         kwargs = {"scheduler_file": scheduler}
@@ -102,15 +102,15 @@ def connect(scheduler: str | None, workers: int | None,
     try:
         client = Client(timeout=connect_timeout_s, **kwargs)
     except (OSError, TimeoutError) as exc:
-        raise InputError(f"--scheduler: cannot reach {scheduler} within {connect_timeout_s:g} s "
+        raise arg_error("scheduler", f"cannot reach {scheduler} within {connect_timeout_s:g} s "
                          f"({type(exc).__name__})") from None
     except ValueError as exc:
-        raise InputError(f"--scheduler: bad address {scheduler!r} ({exc})") from None
+        raise arg_error("scheduler", f"bad address {scheduler!r} ({exc})") from None
     try:
         try:
             client.wait_for_workers(1, timeout=WORKER_WAIT_S)
         except TimeoutError:
-            raise InputError(f"--scheduler: the cluster at {scheduler} has no workers "
+            raise arg_error("scheduler", f"the cluster at {scheduler} has no workers "
                              f"(waited {WORKER_WAIT_S:g} s)") from None
         # workers elsewhere use their own user cache directory
         client.register_plugin(_numba_cache_plugin(None))

@@ -24,7 +24,7 @@ from sparsesim.sweeps.spec import Point, SweepPlan
 from sparsesim.sweeps.store import (SweepDir, collect_results, meta_record, prepare_out_dir, record_failure, write_json,
                                     write_point)
 from sparsesim.workload_args import build_workload
-from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.errors import arg_error
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +83,10 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, *, scheduler: str | None = N
     ``out_field`` names ``out_dir`` in messages (``--out`` for the command line).
     """
     if workers is not None and workers < 1:
-        raise InputError(f"--workers: must be a positive integer, got {workers}")
+        raise arg_error("workers", f"must be a positive integer, got {workers}")
     if workers is not None and scheduler is not None:
-        raise InputError("--workers: applies to the embedded cluster only; the cluster at --scheduler "
-                         "has its own workers")
+        raise arg_error("workers", f"applies to the embedded cluster only; the cluster at {scheduler} "
+                                   "has its own workers")
     start = time.monotonic()
     out = prepare_out_dir(plan, Path(out_dir), force_new_spec, out_field)
     done = {p.point_id for p in plan.points if out.point(p.point_id).exists()}

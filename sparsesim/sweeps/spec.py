@@ -219,7 +219,7 @@ def _parse_base(raw: Any, base_dir: Path, where: str) -> tuple[str, dict, list[t
     if isinstance(sets, dict):
         pairs = list(sets.items())
     elif isinstance(sets, list) and all(isinstance(s, str) for s in sets):
-        pairs = [parse_override(s) for s in sets]
+        pairs = [parse_override(s, f"{where}: base.set") for s in sets]
     else:
         raise InputError(f"{where}: base.set: expected a mapping of dotted.path: value, got {sets!r}")
     try:

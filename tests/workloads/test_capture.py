@@ -199,21 +199,36 @@ def test_prune_nm_handles_ragged_groups():
     assert full.max() == 1 and ((w[:, 24:] != 0).sum(-1) <= 1).all()
 
 
-def test_capture_zoo_input_errors_name_the_cli_flags(tmp_path):
-    with pytest.raises(InputError, match=r"--model: unknown model 'resnt18' \(did you mean 'resnet18'\?\)"):
+def test_capture_zoo_input_errors_name_its_arguments(tmp_path):
+    with pytest.raises(InputError, match=r"^model: unknown zoo model 'resnt18' \(did you mean 'resnet18'\?\)"):
         capture_zoo("resnt18", out=tmp_path / "x")
-    with pytest.raises(InputError, match="--batch: must be a positive integer"):
+    with pytest.raises(InputError, match="^batch: must be a positive integer"):
         capture_zoo("gru", out=tmp_path / "x", batch=0)
-    with pytest.raises(InputError, match="--dtype: unknown storage dtype 'fp8'"):
+    with pytest.raises(InputError, match="^dtype: unknown storage dtype 'fp8'"):
         capture_zoo("gru", out=tmp_path / "x", dtype="fp8")
-    with pytest.raises(InputError, match=r"--nm: need 0 < N <= M"):
+    with pytest.raises(InputError, match=r"^nm: need 0 < N <= M"):
         capture_zoo("gru", out=tmp_path / "x", nm="4:2")
-    with pytest.raises(InputError, match=r"--nm-mode: unknown mode 'both' \(choose from bdwp, forward\)"):
+    with pytest.raises(InputError, match=r"^nm_mode: unknown mode 'both' \(choose from bdwp, forward\)"):
         capture_zoo("gru", out=tmp_path / "x", nm="2:4", nm_mode="both")
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "f").write_text("")
     with pytest.raises(InputError, match="already exists"):
         capture_zoo("gru", out=tmp_path / "x")
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--batch", "0"], "error: --batch: must be a positive integer"),
+    (["--steps", "0"], "error: --steps: must be a positive integer"),
+    (["--warmup-steps", "-1"], "error: --warmup-steps: must be a non-negative integer"),
+    (["--nm", "4:2"], "error: --nm: need 0 < N <= M"),
+])
+def test_trace_capture_names_its_flags_for_the_same_errors(capsys, tmp_path, flags, expected):
+    from sparsesim.cli import main
+
+    assert main(["trace", "capture", "--model", "gru", *flags, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(expected) and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "x").exists()
 
 
 def test_zoo_catalogue_is_complete():

@@ -61,9 +61,9 @@ def test_image_size_224_gives_the_imagenet_stem(tmp_path):
 
 
 def test_size_options_are_checked():
-    with pytest.raises(InputError, match="--image-size"):
+    with pytest.raises(InputError, match="^image_size: "):
         capture_zoo("gru", out="unused", image_size=224)
-    with pytest.raises(InputError, match="--image-size"):
+    with pytest.raises(InputError, match="^image_size: "):
         capture_zoo("resnet18", out="unused", image_size=64)
-    with pytest.raises(InputError, match="--layers"):
+    with pytest.raises(InputError, match="^layers: "):
         capture_zoo("bert", out="unused", layers=13)

@@ -139,9 +139,9 @@ def test_max_bytes_refuses_before_capturing(tmp_path, capsys):
 
 
 def test_mode_checks():
-    with pytest.raises(InputError, match="--gen-len"):
+    with pytest.raises(InputError, match="^gen_len: "):
         InferenceCapture(mode="prefill", gen_len=3)
-    with pytest.raises(InputError, match="--layers"):
+    with pytest.raises(InputError, match="^layers: "):
         InferenceCapture(layers="(")
 
 

@@ -310,7 +310,7 @@ def test_conv3d_is_recorded_as_its_im2col_gemm(tmp_path):
     (["--model", f"{HERE}:make_model", "--input-shape", "3,8,8", "--steps", "0"],
      "error: --steps: must be a positive integer, got 0"),
     (["--model", f"{HERE}:make_model", "--input-shape", "3,8,8", "--input-dtype", "long"],
-     "error: --vocab: required with --input-dtype long"),
+     "error: --vocab: required with input dtype long"),
     (["--model", f"{HERE}:make_model", "--input-shape", "3,8,8", "--threads", "0"],
      "error: --threads: must be a positive integer, got 0"),
     (["--model", f"{HERE}:make_tuple_output", "--input-shape", "4"],

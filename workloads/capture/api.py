@@ -3,8 +3,8 @@
 ``sparsesim trace capture --model FILE.py:NAME`` loads ``NAME`` (:mod:`.user_model`), builds
 it under the seed and calls the same code as :func:`capture_model`, so the CLI and Python
 give identical traces for the same model, inputs and options. Options and their errors
-carry the CLI's flag names (``--steps: must be a positive integer, got 0``): an error
-raised here is the CLI's ``error:`` line.
+name the arguments (``steps: must be a positive integer, got 0``); the CLI names its flags
+instead (``--steps``, see :class:`~sparsesim.workloads.errors.InputError`).
 
 What a capture does (every choice is recorded in the manifest's ``capture`` settings):
 
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from sparsesim.workloads.capture.user_model import UserModel, load_user_model, parse_model_ref
 from sparsesim.workloads.capture.zoo import NM_MODES, check_common, check_positive, parse_nm
-from sparsesim.workloads.errors import InputError, field_error
+from sparsesim.workloads.errors import InputError, arg_error, field_error
 from sparsesim.workloads.trace.writer import check_output_dir
 
 INPUT_DTYPES = ("float", "long")
@@ -41,7 +41,7 @@ DEFAULT_LR = 0.01
 DEFAULT_MOMENTUM = 0.9
 
 
-def parse_shape(text: str | Sequence[int] | None, flag: str = "--input-shape") -> tuple[int, ...] | None:
+def parse_shape(text: str | Sequence[int] | None, arg: str = "input_shape") -> tuple[int, ...] | None:
     """``"3,32,32"`` (or a sequence of ints) -> ``(3, 32, 32)``; every entry a positive integer."""
     if text is None:
         return None
@@ -51,7 +51,7 @@ def parse_shape(text: str | Sequence[int] | None, flag: str = "--input-shape") -
     except (TypeError, ValueError):
         shape = ()
     if len(shape) != len(parts) or not shape or min(shape) < 1:
-        raise field_error(flag, f"expected positive integers separated by commas (one sample, no batch), got {text!r}")
+        raise arg_error(arg, f"expected positive integers separated by commas (one sample, no batch), got {text!r}")
     return shape
 
 
@@ -65,15 +65,15 @@ def _torch():
 
 @contextlib.contextmanager
 def _users_code(label: str):
-    """Turn an exception from the model's forward, loss or optimizer into one ``--model`` error line."""
+    """Turn an exception from the model's forward, loss or optimizer into one ``model`` error line."""
     try:
         yield
     except InputError:
         raise
     except (RuntimeError, ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
         message = (str(exc).strip().splitlines() or [""])[0]
-        raise field_error("--model", f"{label} raised {type(exc).__name__}" + (f": {message}" if message else "")
-                          + " (check --input-shape, --input-dtype and --batch)") from None
+        raise arg_error("model", f"{label} raised {type(exc).__name__}" + (f": {message}" if message else "")
+                        + " (check the input shape, input dtype and batch)") from None
 
 
 class _Batches:
@@ -132,7 +132,7 @@ class _Loss:
         else:
             if not isinstance(output, torch.Tensor) or not output.is_floating_point():
                 got = type(output).__name__ if not isinstance(output, torch.Tensor) else f"a {output.dtype} tensor"
-                raise field_error("--model", f"{self.label}: the default loss needs one floating-point tensor as the "
+                raise arg_error("model", f"{self.label}: the default loss needs one floating-point tensor as the "
                                              f"model's output, got {got}; give a loss (a dict with 'loss')")
             rows = inputs[0].shape[0] if inputs[0].dim() else 1
             if output.dim() == 2 and output.shape[0] == rows and output.shape[1] > 1:
@@ -142,10 +142,10 @@ class _Loss:
             else:
                 loss, kind = output.float().square().mean(), "mean of the squared output"
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise field_error("--model", f"{self.label}: the loss must be a scalar tensor, got {type(loss).__name__}")
+            raise arg_error("model", f"{self.label}: the loss must be a scalar tensor, got {type(loss).__name__}")
         if not loss.requires_grad:
-            raise field_error("--mode", f"train: {self.label}'s loss does not depend on any trainable parameter "
-                                        "(use --mode infer)")
+            raise arg_error("mode", f"train: {self.label}'s loss does not depend on any trainable parameter "
+                                    "(capture in infer mode)")
         if kind not in self.used:
             self.used.append(kind)
         return loss
@@ -163,7 +163,7 @@ def _optimizer(torch, model, optimizer, label: str):
     with _users_code(f"{label}: optimizer(parameters)"):
         made = optimizer(model.parameters())
     if not isinstance(made, torch.optim.Optimizer):
-        raise field_error("--model", f"{label}: optimizer(parameters) returned {type(made).__name__}, "
+        raise arg_error("model", f"{label}: optimizer(parameters) returned {type(made).__name__}, "
                                      "not a torch optimizer")
     return made, type(made).__name__
 
@@ -219,7 +219,7 @@ def capture_user_model(ref: str, *, out: Path | str, mode: str = "train", steps:
     """
     model_ref = parse_model_ref(ref)
     if model_ref is None:
-        raise field_error("--model", f"expected FILE.py:NAME or package.module:NAME, got {ref!r}")
+        raise arg_error("model", f"expected FILE.py:NAME or package.module:NAME, got {ref!r}")
     _check(mode=mode, steps=steps, batch=batch, input_shape=input_shape, input_dtype=input_dtype, vocab=vocab,
            warmup_steps=warmup_steps, nm=nm, nm_mode=nm_mode, dtype=dtype, threads=threads, given=False)
     check_output_dir(Path(out), overwrite)
@@ -231,7 +231,7 @@ def capture_user_model(ref: str, *, out: Path | str, mode: str = "train", steps:
     with deterministic(seed, threads):
         user = load_user_model(model_ref)
     if input_shape is None and user.inputs is None:
-        raise field_error("--input-shape", f"required: {model_ref.name} returns no 'inputs' to draw batches with")
+        raise arg_error("input_shape", f"required: {model_ref.name} returns no 'inputs' to draw batches with")
     return _capture(user, None, out=Path(out), label=model_ref.name, recorded={"model": str(model_ref)}, mode=mode,
                     steps=steps, batch=batch, input_shape=input_shape, input_dtype=input_dtype, vocab=vocab,
                     warmup_steps=warmup_steps, nm=nm, nm_mode=nm_mode, dtype=dtype, seed=seed, threads=threads,
@@ -240,21 +240,21 @@ def capture_user_model(ref: str, *, out: Path | str, mode: str = "train", steps:
 
 def _check(*, mode, steps, batch, input_shape, input_dtype, vocab, warmup_steps, nm, nm_mode, dtype, threads,
            given: bool) -> None:
-    """Every option, before torch loads or anything runs; errors name the CLI flags."""
+    """Every option, before torch loads or anything runs; errors name the arguments."""
     check_common(steps=1 if steps is None else steps, batch=batch, mode=mode, dtype=dtype, nm=nm, nm_mode=nm_mode,
                  threads=threads)
-    check_positive("--warmup-steps", warmup_steps, minimum=0)
+    check_positive("warmup_steps", warmup_steps, minimum=0)
     if input_dtype not in INPUT_DTYPES:
-        raise field_error("--input-dtype", f"unknown {input_dtype!r} (choose from {', '.join(INPUT_DTYPES)})")
+        raise arg_error("input_dtype", f"unknown {input_dtype!r} (choose from {', '.join(INPUT_DTYPES)})")
     if given and input_shape is not None:
-        raise field_error("--input-shape", "not with explicit inputs (the shape is theirs)")
+        raise arg_error("input_shape", "not with explicit inputs (the shape is theirs)")
     parse_shape(input_shape)
     if input_dtype == "long" and not given:
         if vocab is None:
-            raise field_error("--vocab", "required with --input-dtype long (token ids are drawn below it)")
-        check_positive("--vocab", vocab)
+            raise arg_error("vocab", "required with input dtype long (token ids are drawn below it)")
+        check_positive("vocab", vocab)
     elif vocab is not None and input_dtype != "long":
-        raise field_error("--vocab", "only with --input-dtype long")
+        raise arg_error("vocab", "only with input dtype long (token ids)")
 
 
 def _capture(user: UserModel, given, *, out: Path, label: str, recorded: dict, mode: str, steps: int | None,
@@ -272,7 +272,7 @@ def _capture(user: UserModel, given, *, out: Path, label: str, recorded: dict, m
 
     shape = parse_shape(input_shape)
     if given is None and user.inputs is None and shape is None:
-        raise field_error("--input-shape", "required when no inputs are given")
+        raise arg_error("input_shape", "required when no inputs are given")
     nm_pair = parse_nm(nm)
     model = user.model
     with deterministic(seed, threads):

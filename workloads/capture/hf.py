@@ -22,7 +22,7 @@ from torch import Tensor
 
 from sparsesim.workloads.capture.inference import run_inference
 from sparsesim.workloads.capture.llm import InferenceCapture, check_budget, estimate_bytes
-from sparsesim.workloads.errors import InputError, field_error
+from sparsesim.workloads.errors import InputError, arg_error
 from sparsesim.workloads.llm_networks import DecoderShape
 
 _FFN = {"silu": "swiglu", "relu": "relu"}
@@ -32,7 +32,7 @@ def _transformers():
     try:
         import transformers
     except ImportError:
-        raise InputError("--hf/--hf-config need transformers: pip install 'sparsesim[hf]'") from None
+        raise InputError("capturing a Hugging Face model needs transformers: pip install 'sparsesim[hf]'") from None
     return transformers
 
 
@@ -66,32 +66,32 @@ def load_model(hf_dir: Path | str | None, hf_config: Path | str | None, seed: in
     if hf_dir is not None:
         path = Path(hf_dir)
         if not path.is_dir():
-            raise field_error("--hf", f"{path}: not a directory")
+            raise arg_error("hf_dir", f"{path}: not a directory")
         if not (path / "config.json").is_file():
-            raise field_error("--hf", f"{path}: no config.json (expected a save_pretrained directory)")
+            raise arg_error("hf_dir", f"{path}: no config.json (expected a save_pretrained directory)")
         try:
             model = tf.AutoModelForCausalLM.from_pretrained(path, local_files_only=True, attn_implementation="eager")
         except (OSError, ValueError) as exc:
-            raise field_error("--hf", f"{path}: cannot load ({_first_line(exc)})") from None
-        return model.float().eval(), path.name  # computed in fp32; --dtype sets the storage
+            raise arg_error("hf_dir", f"{path}: cannot load ({_first_line(exc)})") from None
+        return model.float().eval(), path.name  # computed in fp32; dtype sets the storage
     path = Path(hf_config)
     try:
         raw = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise field_error("--hf-config", f"{path}: cannot read JSON ({_first_line(exc)})") from None
+        raise arg_error("hf_config", f"{path}: cannot read JSON ({_first_line(exc)})") from None
     if not isinstance(raw, dict) or "model_type" not in raw:
-        raise field_error("--hf-config", f"{path}: expected a config object with a model_type")
+        raise arg_error("hf_config", f"{path}: expected a config object with a model_type")
     try:
         config = tf.AutoConfig.for_model(**raw)
     except (ValueError, KeyError, TypeError) as exc:
-        raise field_error("--hf-config", f"{path}: {_first_line(exc)}") from None
+        raise arg_error("hf_config", f"{path}: {_first_line(exc)}") from None
     config._attn_implementation = "eager"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         try:
             model = tf.AutoModelForCausalLM.from_config(config, attn_implementation="eager")
         except ValueError as exc:
-            raise field_error("--hf-config", f"{path}: {_first_line(exc)}") from None
+            raise arg_error("hf_config", f"{path}: {_first_line(exc)}") from None
     return model.float().eval(), path.stem
 
 

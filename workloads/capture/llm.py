@@ -21,9 +21,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sparsesim.workloads.errors import InputError, field_error
+from sparsesim.workloads.errors import InputError, arg_error
 from sparsesim.workloads.llm_networks import DECODERS, DecoderShape, inference_ops
 from sparsesim.workloads.ops import Linear
+from sparsesim.workloads.registry import suggest
 from sparsesim.workloads.trace.format import STORAGE_DTYPES
 from sparsesim.workloads.trace.writer import check_output_dir
 
@@ -47,23 +48,25 @@ class InferenceCapture:
 
     def __post_init__(self) -> None:
         if self.mode not in LLM_MODES:
-            raise field_error("--mode", f"unknown LLM mode {self.mode!r} (choose from {', '.join(LLM_MODES)})")
+            raise arg_error("mode", f"unknown LLM mode {self.mode!r} (choose from {', '.join(LLM_MODES)})")
         for key, low in (("prompt_len", 1), ("gen_len", 0), ("batch", 1), ("sample_steps", 1)):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise field_error(f"--{key.replace('_', '-')}", f"must be an integer >= {low}, got {value!r}")
+                raise arg_error(key, f"must be an integer >= {low}, got {value!r}")
         if self.mode == "prefill" and self.gen_len:
-            raise field_error("--gen-len", "only with --mode decode (prefill records the prompt alone)")
+            raise arg_error("gen_len", "only in decode mode (prefill records the prompt alone)")
         if self.mode == "decode" and not self.gen_len:
-            raise field_error("--gen-len", "--mode decode needs at least one decode step")
-        STORAGE_DTYPES.get(self.dtype, "--dtype")
+            raise arg_error("gen_len", "decode mode needs at least one decode step")
+        if self.dtype not in STORAGE_DTYPES:
+            raise arg_error("dtype", f"unknown storage dtype {self.dtype!r}"
+                                     f"{suggest(self.dtype, STORAGE_DTYPES.names())}")
         if self.layers is not None:
             try:
                 re.compile(self.layers)
             except re.error as exc:
-                raise field_error("--layers", f"not a regular expression: {exc}") from None
+                raise arg_error("layers", f"not a regular expression: {exc}") from None
         if self.max_bytes is not None and (isinstance(self.max_bytes, bool) or self.max_bytes < 1):
-            raise field_error("--max-bytes", f"must be a positive number of bytes, got {self.max_bytes!r}")
+            raise arg_error("max_bytes", f"must be a positive number of bytes, got {self.max_bytes!r}")
 
     def records(self, name: str) -> bool:
         """Whether ops called ``name`` are recorded (``layers``)."""
@@ -112,11 +115,12 @@ def check_budget(estimate: int | None, spec: InferenceCapture, what: str) -> Non
     if spec.max_bytes is None:
         return
     if estimate is None:
-        raise field_error("--max-bytes", f"cannot estimate the size of {what} (not a Llama-style config)")
+        raise arg_error("max_bytes", f"cannot estimate the size of {what} (not a Llama-style config)")
     if estimate > spec.max_bytes:
-        raise field_error("--max-bytes", f"the capture of {what} would write about {estimate:,} bytes "
-                          f"({estimate / 2**30:.2f} GiB) > {spec.max_bytes:,}; record fewer ops (--layers REGEX, "
-                          "--sample-steps K), a shorter prompt or fewer steps, or --dtype fp16")
+        raise arg_error("max_bytes", f"the capture of {what} would write about {estimate:,} bytes "
+                                     f"({estimate / 2**30:.2f} GiB) > {spec.max_bytes:,}; record fewer ops (a layers "
+                                     "regular expression, sampled decode steps), a shorter prompt or fewer steps, "
+                                     "or store fp16")
 
 
 def capture_llm(*, out: Path | str, spec: InferenceCapture, model: str | None = None, hf_dir: Path | str | None = None,
@@ -128,11 +132,14 @@ def capture_llm(*, out: Path | str, spec: InferenceCapture, model: str | None = 
     ``local_files_only``.
     """
     if sum(x is not None for x in (model, hf_dir, hf_config)) != 1:
-        raise InputError("trace capture: give exactly one of --model, --hf or --hf-config")
+        raise InputError("give exactly one of model, hf_dir or hf_config (trace capture: --model, --hf or "
+                         "--hf-config)")
     if model is not None:
-        shape = DECODERS.get(model, "--model")
+        if model not in DECODERS:
+            raise arg_error("model", f"unknown LLM decoder {model!r}{suggest(model, DECODERS.names())}")
+        shape = DECODERS.get(model)
         if shape.moe:
-            raise field_error("--model", f"{model} is a mixture of experts: shape-only (use run --network {model})")
+            raise arg_error("model", f"{model} is a mixture of experts: shape-only (use run --network {model})")
     check_output_dir(Path(out), overwrite)
     try:
         import torch  # noqa: F401

@@ -46,7 +46,7 @@ from sparsesim.workloads.capture import bdwp
 from sparsesim.workloads.capture import progress as _progress
 from sparsesim.workloads.capture.coverage import RECORDED, MacCounter, coverage_summary
 from sparsesim.workloads.capture.decompose import DECOMPOSITIONS, NOT_LOWERED
-from sparsesim.workloads.errors import InputError, field_error
+from sparsesim.workloads.errors import InputError, arg_error
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.ops import Conv2d, Linear, Matmul, Op
 from sparsesim.workloads.trace.format import Operand
@@ -330,9 +330,9 @@ def capture_module(model: nn.Module, batches: Sequence[tuple], out: Path | str, 
                                                                  len(batches))
         if strict and coverage["skipped"]:
             first = coverage["skipped"][0]
-            raise field_error("--strict", f"{first['module']}: {first['function']} does {first['macs_fwd']:,} forward "
-                                          f"MACs that the recorder cannot lower ({len(coverage['skipped'])} such call "
-                                          "site(s); without --strict they are listed in the trace as skipped)")
+            raise arg_error("strict", f"{first['module']}: {first['function']} does {first['macs_fwd']:,} forward "
+                                      f"MACs that the recorder cannot lower ({len(coverage['skipped'])} such call "
+                                      "site(s); not strict, they are listed in the trace as skipped)")
         if train and callable(getattr(loss_fn, "describe", None)):  # a loss chosen from the output says which
             writer.capture["loss"] = loss_fn.describe()
         _progress.stage(f"{label}: writing {out}", progress)

@@ -28,10 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sparsesim.workloads.errors import InputError, field_error
+from sparsesim.workloads.errors import InputError, arg_error
 from sparsesim.workloads.registry import suggest
 
-FLAG = "--model"
+ARG = "model"  # the argument these errors name (the command line says --model)
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DICT_KEYS = ("model", "inputs", "loss", "optimizer")
 
@@ -52,20 +52,20 @@ def parse_model_ref(text: str) -> ModelRef | None:
     """``"path/net.py:make"`` or ``"pkg.mod:make"`` -> :class:`ModelRef`; a zoo name (no ``:``) -> ``None``."""
     if ":" not in text:
         if text.endswith(".py") or "/" in text or "\\" in text:
-            raise field_error(FLAG, f"{text}: name the model in it, as {text}:NAME")
+            raise arg_error(ARG, f"{text}: name the model in it, as {text}:NAME")
         return None
     source, _, name = text.rpartition(":")
     if not source or not _IDENTIFIER.fullmatch(name):
-        raise field_error(FLAG, f"expected FILE.py:NAME or package.module:NAME, got {text!r}")
+        raise arg_error(ARG, f"expected FILE.py:NAME or package.module:NAME, got {text!r}")
     is_file = source.endswith(".py") or "/" in source or "\\" in source
     if not is_file and not all(_IDENTIFIER.fullmatch(part) for part in source.split(".")):
-        raise field_error(FLAG, f"{source!r} is neither a .py file nor a dotted module name")
+        raise arg_error(ARG, f"{source!r} is neither a .py file nor a dotted module name")
     return ModelRef(source=source, name=name, is_file=is_file)
 
 
 def _raised(what: str, exc: BaseException) -> InputError:
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return field_error(FLAG, f"{what} raised {type(exc).__name__}" + (f": {message}" if message else ""))
+    return arg_error(ARG, f"{what} raised {type(exc).__name__}" + (f": {message}" if message else ""))
 
 
 def _import(ref: ModelRef) -> object:
@@ -75,17 +75,17 @@ def _import(ref: ModelRef) -> object:
             return importlib.import_module(ref.source)
         except ModuleNotFoundError as exc:
             if exc.name and ref.source.startswith(exc.name):  # the module itself, not one it imports
-                raise field_error(FLAG, f"no module named {ref.source!r} (is it on PYTHONPATH?)") from None
+                raise arg_error(ARG, f"no module named {ref.source!r} (is it on PYTHONPATH?)") from None
             raise _raised(f"importing {ref.source}", exc) from None
         except Exception as exc:  # the user's module failed at import: report it as their input
             raise _raised(f"importing {ref.source}", exc) from None
     path = Path(ref.source)
     if not path.is_file():
-        raise field_error(FLAG, f"{path}: no such file")
+        raise arg_error(ARG, f"{path}: no such file")
     module_name = f"_sparsesim_user_model_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
-        raise field_error(FLAG, f"{path}: cannot be imported as Python")
+        raise arg_error(ARG, f"{path}: cannot be imported as Python")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # dataclasses and pickling look their module up here
     try:
@@ -101,7 +101,7 @@ def find_callable(ref: ModelRef) -> object:
     module = _import(ref)
     if not hasattr(module, ref.name):
         public = [n for n in vars(module) if not n.startswith("_")]
-        raise field_error(FLAG, f"{ref.source} has no {ref.name!r}{suggest(ref.name, public)}")
+        raise arg_error(ARG, f"{ref.source} has no {ref.name!r}{suggest(ref.name, public)}")
     return getattr(module, ref.name)
 
 
@@ -122,7 +122,7 @@ def build_user_model(obj: object, label: str) -> UserModel:
     if isinstance(obj, nn.Module):
         return UserModel(model=obj)
     if not callable(obj):
-        raise field_error(FLAG, f"{label} is a {type(obj).__name__}, not an nn.Module or a callable returning one")
+        raise arg_error(ARG, f"{label} is a {type(obj).__name__}, not an nn.Module or a callable returning one")
     try:
         made = obj()
     except Exception as exc:  # the user's code: its failure is bad input, reported in one line
@@ -132,17 +132,17 @@ def build_user_model(obj: object, label: str) -> UserModel:
     if isinstance(made, dict):
         unknown = sorted(set(made) - set(DICT_KEYS))
         if unknown:
-            raise field_error(FLAG, f"{label}() returned a dict with unknown key {unknown[0]!r}"
+            raise arg_error(ARG, f"{label}() returned a dict with unknown key {unknown[0]!r}"
                                     f"{suggest(unknown[0], DICT_KEYS)}")
         if not isinstance(made.get("model"), nn.Module):
-            raise field_error(FLAG, f"{label}() returned a dict whose 'model' is "
+            raise arg_error(ARG, f"{label}() returned a dict whose 'model' is "
                                     f"{type(made.get('model')).__name__}, not an nn.Module")
         for key in DICT_KEYS[1:]:
             if made.get(key) is not None and not callable(made[key]):
-                raise field_error(FLAG, f"{label}() returned a dict whose {key!r} is not callable")
+                raise arg_error(ARG, f"{label}() returned a dict whose {key!r} is not callable")
         return UserModel(model=made["model"], inputs=made.get("inputs"), loss=made.get("loss"),
                          optimizer=made.get("optimizer"))
-    raise field_error(FLAG, f"{label}() returned a {type(made).__name__}, not an nn.Module or a dict with 'model'")
+    raise arg_error(ARG, f"{label}() returned a {type(made).__name__}, not an nn.Module or a dict with 'model'")
 
 
 def load_user_model(ref: ModelRef) -> UserModel:

@@ -13,9 +13,9 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from sparsesim.workloads.errors import InputError, field_error
+from sparsesim.workloads.errors import InputError, arg_error
 from sparsesim.workloads.llm_networks import DECODERS
-from sparsesim.workloads.registry import Registry
+from sparsesim.workloads.registry import Registry, suggest
 from sparsesim.workloads.trace.format import STORAGE_DTYPES
 from sparsesim.workloads.trace.writer import check_output_dir
 
@@ -73,37 +73,39 @@ for _entry in (
 del _entry
 
 
-def parse_nm(text: str | None, field: str = "--nm") -> tuple[int, int] | None:
+def parse_nm(text: str | None, arg: str = "nm") -> tuple[int, int] | None:
     """``"2:4"`` -> ``(2, 4)``; ``None`` stays ``None``."""
     if text is None:
         return None
     parts = str(text).split(":")
     if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise field_error(field, f"expected N:M such as 2:4, got {text!r}")
+        raise arg_error(arg, f"expected N:M such as 2:4, got {text!r}")
     n, m = int(parts[0]), int(parts[1])
     if not 0 < n <= m:
-        raise field_error(field, f"need 0 < N <= M, got {n}:{m}")
+        raise arg_error(arg, f"need 0 < N <= M, got {n}:{m}")
     return n, m
 
 
-def check_positive(flag: str, value, minimum: int = 1) -> None:
-    """``value`` must be an integer >= ``minimum``; the error names the CLI ``flag``."""
+def check_positive(arg: str, value, minimum: int = 1) -> None:
+    """``value`` must be an integer >= ``minimum``; the error names argument ``arg`` (the
+    command line names its flag, see :class:`~sparsesim.workloads.errors.InputError`)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         kind = "a positive" if minimum == 1 else "a non-negative"
-        raise field_error(flag, f"must be {kind} integer, got {value!r}")
+        raise arg_error(arg, f"must be {kind} integer, got {value!r}")
 
 
 def check_common(*, steps, batch, mode: str, dtype: str, nm: str | None, nm_mode: str, threads) -> None:
-    """The options every capture shares, checked before torch loads; errors name the CLI flags."""
-    check_positive("--steps", steps)
-    check_positive("--batch", batch)
-    check_positive("--threads", threads)
+    """The options every capture shares, checked before torch loads; errors name the arguments."""
+    check_positive("steps", steps)
+    check_positive("batch", batch)
+    check_positive("threads", threads)
     if mode not in MODES:
-        raise field_error("--mode", f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
-    STORAGE_DTYPES.get(dtype, "--dtype")
+        raise arg_error("mode", f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
+    if dtype not in STORAGE_DTYPES:
+        raise arg_error("dtype", f"unknown storage dtype {dtype!r}{suggest(dtype, STORAGE_DTYPES.names())}")
     parse_nm(nm)
     if nm_mode not in NM_MODES:
-        raise field_error("--nm-mode", f"unknown mode {nm_mode!r} (choose from {', '.join(NM_MODES)})")
+        raise arg_error("nm_mode", f"unknown mode {nm_mode!r} (choose from {', '.join(NM_MODES)})")
 
 
 IMAGE_SIZES = (32, 224)
@@ -115,15 +117,15 @@ def model_options(entry: ZooModel, image_size: int | None, layers: int | None) -
     options = {}
     if image_size is not None:
         if "image_size" not in entry.options:
-            raise field_error("--image-size", f"{entry.name} has a fixed input ({entry.input})")
+            raise arg_error("image_size", f"{entry.name} has a fixed input ({entry.input})")
         if image_size not in IMAGE_SIZES:
-            raise field_error("--image-size", f"choose from {', '.join(map(str, IMAGE_SIZES))}, got {image_size}")
+            raise arg_error("image_size", f"choose from {', '.join(map(str, IMAGE_SIZES))}, got {image_size}")
         options["image_size"] = image_size
     if layers is not None:
         if "layers" not in entry.options:
-            raise field_error("--layers", f"{entry.name} has no encoder layers to choose")
+            raise arg_error("layers", f"{entry.name} has no encoder layers to choose")
         if isinstance(layers, bool) or not isinstance(layers, int) or not 1 <= layers <= 12:
-            raise field_error("--layers", f"keep 1 to 12 encoder layers, got {layers!r}")
+            raise arg_error("layers", f"keep 1 to 12 encoder layers, got {layers!r}")
         options["layers"] = layers
     return options
 
@@ -149,15 +151,18 @@ def capture_zoo(name: str, *, steps: int = 1, batch: int = 8, out: Path | str, m
     ``image_size=224`` builds the CNNs with their ImageNet stem and a 1000-way classifier;
     ``layers`` keeps fewer encoder layers of ``vit``/``bert``.
     ``threads`` intra-op threads (default 1) and deterministic kernels make the capture
-    reproducible: same arguments, same tensors, bit for bit. Needs torch. Errors name the CLI
-    flags (``--steps``), the message of ``sparsesim trace capture``.
+    reproducible: same arguments, same tensors, bit for bit. Needs torch. Errors name the
+    arguments (``steps: must be a positive integer``); ``sparsesim trace capture`` names its
+    flags instead (``--steps``).
     """
-    entry = MODELS.get(name, "--model")
+    if name not in MODELS:
+        raise arg_error("model", f"unknown zoo model {name!r}{suggest(name, MODELS.names())}")
+    entry = MODELS.get(name)
     if entry.decoder is not None:
-        raise field_error("--mode", f"{name} is an LLM decoder: capture it with --mode prefill or decode")
+        raise arg_error("mode", f"{name} is an LLM decoder: capture it in prefill or decode mode")
     check_common(steps=steps, batch=batch, mode=mode, dtype=dtype, nm=nm, nm_mode=nm_mode, threads=threads)
     warmup = entry.warmup_steps if warmup_steps is None else warmup_steps
-    check_positive("--warmup-steps", warmup, minimum=0)
+    check_positive("warmup_steps", warmup, minimum=0)
     options = model_options(entry, image_size, layers)
     nm_pair = parse_nm(nm)
     check_output_dir(Path(out), overwrite)

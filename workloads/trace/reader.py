@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from safetensors import SafetensorError, safe_open
 
-from sparsesim.workloads.errors import InputError
+from sparsesim.workloads.errors import InputError, arg_error
 from sparsesim.workloads.gemm import ALL_PHASES, Phase
 from sparsesim.workloads.ops import Workload
 from sparsesim.workloads.trace.format import (MANIFEST, METADATA_STORAGE_KEY, PHASE_OPERANDS, SCHEMA_VERSION, STORAGE_DTYPES,
@@ -128,15 +128,15 @@ class Trace:
                     missing = [str(o) for o in PHASE_OPERANDS[phase] if o not in r.tensors]
                     if missing:
                         raise InputError(f"{self.path / MANIFEST}: ops[{r.index}].tensors: phase {phase} needs "
-                                         f"{' and '.join(missing)}, not recorded (capture with --mode train)")
+                                         f"{' and '.join(missing)}, not recorded (capture in train mode)")
         several_steps = len({r.step for r in records}) > 1
         ops = tuple(dataclasses.replace(r.op, name=f"{r.op.name}@s{r.step}") if several_steps else r.op
                     for r in records)
         phases_by_op = tuple(tuple(p for p in r.phases if p in phases) for r in records)
-        if not any(phases_by_op):
-            recorded = sorted({str(p) for r in records for p in r.phases})
-            raise InputError(f"--phases: {self.path} recorded {', '.join(recorded)}, not "
-                             f"{', '.join(map(str, phases))}")
+        unrecorded = [str(p) for p in phases if not any(p in r.phases for r in records)]
+        if unrecorded:  # a phase no op has would be dropped without a word
+            recorded = [str(p) for p in ALL_PHASES if any(p in r.phases for r in records)]
+            raise arg_error("phases", f"{self.path} recorded {', '.join(recorded)}, not {', '.join(unrecorded)}")
         meta = {"trace": self, "records": records, "path": str(self.path), "capture": self.capture,
                 "phases_by_op": phases_by_op}
         return Workload(self.name, ops, phases, time_steps=tuple(r.time_step for r in records),
