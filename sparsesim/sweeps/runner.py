@@ -1,7 +1,8 @@
 """Running a sweep: the points missing from the output directory, computed on a Dask cluster.
 
-:func:`run_sweep` submits the missing points of a :class:`~sparsesim.sweeps.spec.SweepPlan`
-through a bounded window of futures (:mod:`.cluster`), stores each as it completes
+:func:`run_sweep` builds every point of a :class:`~sparsesim.sweeps.spec.SweepPlan` once to
+validate it (keeping only its summary), then builds the missing ones again as a bounded window
+of futures takes them (:mod:`.cluster`), stores each as it completes
 (:mod:`.store`) and rebuilds ``results.parquet`` at the end; :func:`run_point` is the work of
 one point on a worker. Progress goes to stderr: a bar on a terminal, else a line every tenth
 of the points (:mod:`sparsesim.progress`).
@@ -14,6 +15,7 @@ import itertools
 import logging
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,7 +79,8 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, *, scheduler: str | None = N
               connect_timeout_s: float = CONNECT_TIMEOUT_S) -> SweepSummary:
     """Compute every point of ``plan`` missing from ``out_dir``, then rebuild ``results.parquet``.
 
-    Points run as Dask futures, consumed with ``as_completed``; each finished point is written
+    Every point is built (and its config validated) once before anything is written, then built
+    again as it is submitted, so no list of points with their configs is ever held. Points run as Dask futures, consumed with ``as_completed``; each finished point is written
     atomically as it completes, a point that raises is recorded in ``failed/`` and the others
     go on. Progress (points done/total, failures, ETA) goes to stderr when ``progress``.
     """
@@ -87,40 +90,49 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, *, scheduler: str | None = N
         raise InputError("--workers: applies to the embedded cluster only; the cluster at --scheduler "
                          "has its own workers")
     start = time.monotonic()
+    if plan.count >= 1000:
+        log.info("sweep %s: checking the configs of %d points", plan.name, plan.count)
+    # a first pass builds (and so validates) every point before the directory is touched or a
+    # cluster started; only each point's summary is kept, never its config
+    listing = [p.describe() for p in plan.iter_points()]
+    ids = [d["point_id"] for d in listing]
+    total = len(ids)
     out = prepare_out_dir(plan, Path(out_dir), force_new_spec)
-    done = {p.point_id for p in plan.points if out.point(p.point_id).exists()}
-    todo = [p for p in plan.points if p.point_id not in done]
+    done = {pid for pid in ids if out.point(pid).exists()}
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    write_json(out.meta, meta_record(plan, {"state": "running", "started": started,
-                                              "done": len(done), "total": len(plan)}))
+    write_json(out.meta, meta_record(plan, listing, {"state": "running", "started": started,
+                                                       "done": len(done), "total": total}))
     failed: list[str] = []
     computed = 0
-    if todo:
-        log.info("sweep %s: %d of %d points to compute (spec hash %s) -> %s", plan.name, len(todo), len(plan),
+    if len(done) < total:
+        log.info("sweep %s: %d of %d points to compute (spec hash %s) -> %s", plan.name, total - len(done), total,
                  plan.spec_hash[:12], out.root)
+        # the second pass builds the points again as the window of futures takes them
+        todo = (p for p in plan.iter_points() if p.point_id not in done)
         with connect(scheduler, workers, connect_timeout_s) as client:
-            computed, failed = _compute(client, todo, out, len(plan), len(done), progress)
-    frame = collect_results(out.root, [p.point_id for p in plan.points])
+            computed, failed = _compute(client, todo, out, total, len(done), progress)
+    frame = collect_results(out.root, ids)
     from sparsesim.results import write_table
 
     write_table(frame, out.results)
     finished = len(done) + computed
-    write_json(out.meta, meta_record(plan, {
-        "state": "complete" if finished == len(plan) else "incomplete", "started": started,
+    write_json(out.meta, meta_record(plan, listing, {
+        "state": "complete" if finished == total else "incomplete", "started": started,
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "done": finished, "failed": len(failed), "total": len(plan)}))
-    return SweepSummary(out_dir=out.root, total=len(plan), already_done=len(done), computed=computed,
+        "done": finished, "failed": len(failed), "total": total}))
+    return SweepSummary(out_dir=out.root, total=total, already_done=len(done), computed=computed,
                         failed=tuple(failed), elapsed_s=time.monotonic() - start, results_path=out.results)
 
 
-def _compute(client, todo: list[Point], out: SweepDir, total: int, done: int, progress: bool) -> tuple[int, list]:
-    """Submit ``todo`` through a bounded window of futures and persist each as it completes."""
+def _compute(client, todo: Iterator[Point], out: SweepDir, total: int, done: int, progress: bool) -> tuple[int, list]:
+    """Submit ``todo`` through a bounded window of futures (taking points from it only as the
+    window frees) and persist each as it completes."""
     from distributed import as_completed
 
     threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()) or 1
     window = max(8, 4 * threads)  # keeps every worker busy; a kill loses at most this many
     by_key: dict[str, Point] = {}
-    queue = iter(todo)
+    queue = todo
 
     def submit(point: Point):
         fut = client.submit(run_point, point, key=f"sparsesim-point-{point.point_id}", pure=False)
