@@ -4,7 +4,7 @@
 validate it (keeping only its summary), then builds the missing ones again as a bounded window
 of futures takes them (:mod:`.cluster`), stores each as it completes
 (:mod:`.store`) and rebuilds ``results.parquet`` at the end; :func:`run_point` is the work of
-one point on a worker. Progress goes to stderr: a bar on a terminal, else a line every tenth
+one point on a worker, and :func:`attempt_point` turns what it raises into a recorded failure. Progress goes to stderr: a bar on a terminal, else a line every tenth
 of the points (:mod:`sparsesim.progress`).
 """
 
@@ -55,6 +55,28 @@ def run_point(point: Point):
         frame[key] = value
     front = ["point_id", "sweep_workload", "sweep_dataflow", "sweep_sparsity"]
     return frame[front + [c for c in frame.columns if c not in front]]
+
+
+@dataclass(frozen=True, slots=True)
+class PointFailure:
+    """What a point raised on its worker, returned as the task's result."""
+
+    error: str
+    message: str
+    traceback: str
+
+
+def attempt_point(point: Point):
+    """:func:`run_point`, or the :class:`PointFailure` it raised.
+
+    The task a worker runs: a point's exception becomes its result, so Dask neither logs it
+    on the worker (a multi-line "Compute Failed" on the terminal) nor re-raises it here, and
+    the client records it in ``failed/`` like any other outcome.
+    """
+    try:
+        return run_point(point)
+    except Exception as exc:  # not swallowed: recorded in failed/<id>.json and logged in one line
+        return PointFailure(type(exc).__name__, str(exc), traceback.format_exc())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,7 +157,7 @@ def _compute(client, todo: Iterator[Point], out: SweepDir, total: int, done: int
     queue = todo
 
     def submit(point: Point):
-        fut = client.submit(run_point, point, key=f"sparsesim-point-{point.point_id}", pure=False)
+        fut = client.submit(attempt_point, point, key=f"sparsesim-point-{point.point_id}", pure=False)
         by_key[fut.key] = point
         return fut
 
@@ -146,10 +168,14 @@ def _compute(client, todo: Iterator[Point], out: SweepDir, total: int, done: int
         ac = as_completed([submit(p) for p in itertools.islice(queue, window)])
         for fut in ac:
             point = by_key.pop(fut.key)
-            if fut.status == "finished":
-                write_point(out, point.point_id, fut.result())
+            result = fut.result() if fut.status == "finished" else None
+            if isinstance(result, PointFailure):
+                record_failure(out, point, result.error, result.message, result.traceback)
+                failed.append(point.point_id)
+            elif fut.status == "finished":
+                write_point(out, point.point_id, result)
                 computed += 1
-            else:
+            else:  # the task itself failed: its worker died, or the result did not reach us
                 _record_failure(out, point, fut)
                 failed.append(point.point_id)
             fut.release()
@@ -163,7 +189,7 @@ def _compute(client, todo: Iterator[Point], out: SweepDir, total: int, done: int
 
 
 def _record_failure(out: SweepDir, point: Point, fut) -> None:
-    """Record why a future did not finish (its exception, or a cancellation by the scheduler)."""
+    """Record why a future did not finish (a lost worker's error, or a cancellation by the scheduler)."""
     if fut.status == "error":
         exc = fut.exception()
         tb = "".join(traceback.format_exception(type(exc), exc, fut.traceback()))

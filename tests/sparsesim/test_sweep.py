@@ -360,6 +360,31 @@ def test_failing_point_is_recorded_and_the_rest_finish(tmp_path, capsys):
     assert all(json.loads(SweepDir(out).failure(pid).read_text())["attempts"] == 2 for pid in bad)
 
 
+@pytest.mark.parametrize("quiet", [True, False], ids=["quiet", "progress"])
+def test_a_failing_point_is_one_line_on_the_terminal_and_its_record_keeps_the_rest(tmp_path, quiet):
+    broken = tmp_path / "broken_trace"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{ this is not a manifest")  # found only when a worker reads it
+    spec = write_spec(tmp_path, {"name": "one-fails", "base": "edge32", "dataflows": ["os"],
+                                 "workloads": [{"gemm": [16, 16, 16]}, {"trace": "broken_trace"}]})
+    out = tmp_path / "out"
+    proc = subprocess.run([str(BIN / "sparsesim"), "sweep", str(spec), "--out", str(out), "--workers", "1"]
+                          + (["--quiet"] if quiet else []), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    (bad,) = [p.point_id for p in load_spec(spec).points if p.workload.kind == "trace"]
+    # nothing from Dask's loggers, no traceback: one line for the point, one for the command
+    assert "Traceback" not in proc.stderr and "distributed" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if not line.startswith("# [")]  # progress lines
+    assert len(lines) == 2, proc.stderr
+    assert lines[0].startswith(f"warning: point {bad} (broken_trace fwd, os) failed: InputError: ")
+    assert "not valid JSON" in lines[0]
+    assert lines[1].startswith("error: 1 points failed")
+    record = json.loads(SweepDir(out).failure(bad).read_text())
+    assert record["error_type"] == "InputError" and "not valid JSON" in record["error"]
+    assert "load_trace" in record["traceback"] and record["attempts"] == 1
+    assert len(rows_of(out)) == 1  # the GEMM point finished
+
+
 def test_different_spec_is_refused_unless_forced(tmp_path, capsys):
     out = tmp_path / "out"
     spec_a = write_spec(tmp_path, {**TINY, "dataflows": ["os"]}, "a.yaml")
