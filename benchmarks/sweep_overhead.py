@@ -98,7 +98,8 @@ def plan_figures(root: Path) -> None:
     message, seconds, peak = _traced(refuse)
     print(f"refusing 1e9 random samples: {seconds * 1e3:.0f} ms, peak {peak / 2**10:.0f} KiB ({message})")
     plan, seconds, peak = _traced(lambda: plan_sweep(TEN_MILLION, root / "ten-million.yaml"))
-    print(f"planning {plan.count:,} grid points (max_points raised): {seconds * 1e3:.0f} ms, peak {peak / 2**10:.0f} KiB")
+    print(f"planning {plan.count:,} grid points (max_points raised): {seconds * 1e3:.0f} ms, "
+          f"peak {peak / 2**10:.0f} KiB")
     for k in (10, 1000):
         _, _, peak = _traced(lambda: sum(1 for _ in itertools.islice(plan.iter_points(), k)))
         t0 = time.perf_counter()  # timed apart: tracing slows every allocation

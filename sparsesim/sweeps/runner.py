@@ -2,10 +2,10 @@
 
 :func:`run_sweep` builds every point of a :class:`~sparsesim.sweeps.spec.SweepPlan` once to
 validate it (keeping only its summary), then builds the missing ones again as a bounded window
-of futures takes them (:mod:`.cluster`), stores each as it completes
-(:mod:`.store`) and rebuilds ``results.parquet`` at the end; :func:`run_point` is the work of
-one point on a worker, and :func:`attempt_point` turns what it raises into a recorded failure. Progress goes to stderr: a bar on a terminal, else a line every tenth
-of the points (:mod:`sparsesim.progress`).
+of futures takes them (:mod:`.cluster`), stores each as it completes (:mod:`.store`) and
+rebuilds ``results.parquet`` at the end. :func:`run_point` is the work of one point on a
+worker; :func:`attempt_point` turns what it raises into a recorded failure. Progress goes to
+stderr: a bar on a terminal, else a line every tenth of the points (:mod:`sparsesim.progress`).
 """
 
 from __future__ import annotations
@@ -102,9 +102,10 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, *, scheduler: str | None = N
     """Compute every point of ``plan`` missing from ``out_dir``, then rebuild ``results.parquet``.
 
     Every point is built (and its config validated) once before anything is written, then built
-    again as it is submitted, so no list of points with their configs is ever held. Points run as Dask futures, consumed with ``as_completed``; each finished point is written
-    atomically as it completes, a point that raises is recorded in ``failed/`` and the others
-    go on. Progress (points done/total, failures, ETA) goes to stderr when ``progress``.
+    again as it is submitted, so no list of points with their configs is ever held. Points run
+    as Dask futures, consumed with ``as_completed``; each finished point is written atomically
+    as it completes, a point that raises is recorded in ``failed/`` and the others go on.
+    Progress (points done/total, failures, ETA) goes to stderr when ``progress``.
     """
     if workers is not None and workers < 1:
         raise InputError(f"--workers: must be a positive integer, got {workers}")
