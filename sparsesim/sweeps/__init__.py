@@ -10,11 +10,11 @@ The package is ``sweeps`` (plural) because ``sparsesim.sweep`` is the public API
 
 from sparsesim.sweeps.cluster import CONNECT_TIMEOUT_S, WORKER_WAIT_S, connect, default_workers, numba_cache_dir
 from sparsesim.sweeps.runner import SweepSummary, run_point, run_sweep
-from sparsesim.sweeps.spec import (AXIS_KINDS, FORMAT_VERSION, SPEC_KEYS, WORKLOAD_KINDS, AxisGroup, Point, SweepPlan,
-                                   WorkloadSpec, load_spec, plan_sweep, sparsity_label)
+from sparsesim.sweeps.spec import (AXIS_KINDS, DEFAULT_MAX_POINTS, FORMAT_VERSION, SPEC_KEYS, WORKLOAD_KINDS, AxisGroup,
+                                   Distribution, Point, SweepPlan, WorkloadSpec, load_spec, plan_sweep, sparsity_label)
 from sparsesim.sweeps.store import SweepDir, collect_results, prepare_out_dir, read_meta
 
-__all__ = ["AXIS_KINDS", "CONNECT_TIMEOUT_S", "FORMAT_VERSION", "SPEC_KEYS", "WORKER_WAIT_S", "WORKLOAD_KINDS",
-           "AxisGroup", "Point", "SweepDir", "SweepPlan", "SweepSummary", "WorkloadSpec", "collect_results",
-           "connect", "default_workers", "load_spec", "numba_cache_dir", "plan_sweep", "prepare_out_dir",
-           "read_meta", "run_point", "run_sweep", "sparsity_label"]
+__all__ = ["AXIS_KINDS", "CONNECT_TIMEOUT_S", "DEFAULT_MAX_POINTS", "FORMAT_VERSION", "SPEC_KEYS", "WORKER_WAIT_S",
+           "WORKLOAD_KINDS", "AxisGroup", "Distribution", "Point", "SweepDir", "SweepPlan", "SweepSummary",
+           "WorkloadSpec", "collect_results", "connect", "default_workers", "load_spec", "numba_cache_dir",
+           "plan_sweep", "prepare_out_dir", "read_meta", "run_point", "run_sweep", "sparsity_label"]

@@ -79,8 +79,11 @@ def connect(scheduler: str | None, workers: int | None,
     if scheduler is None:
         n = workers or default_workers()
         cache.mkdir(parents=True, exist_ok=True)
+        # distributed's own log lines (a lost worker, a slow event loop) would reach the terminal
+        # from the scheduler, nannies and workers; the runner records and reports every failed
+        # point itself, so only critical ones get through
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
-                               silence_logs=logging.ERROR, env={"NUMBA_CACHE_DIR": str(cache)})
+                               silence_logs=logging.CRITICAL, env={"NUMBA_CACHE_DIR": str(cache)})
         try:
             client = Client(cluster)
             try:

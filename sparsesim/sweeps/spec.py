@@ -11,6 +11,7 @@ Spec (paths are relative to the spec file)::
     name: array-buffer
     base: {accel: edge32, set: {array.fold_overlap: false}}   # or just  base: edge32
     seed: 0                                  # for random axes
+    max_points: 100000                       # refuse a larger plan (the default; raise it if you mean it)
     axes:                                    # a mapping is one grid; a list holds groups
       - {kind: grid, values: {buffers.a.size_bytes: [65536, 262144]}}
       - {kind: zip, values: {array.rows: [16, 32], array.cols: [16, 32]}}
@@ -29,6 +30,17 @@ Groups combine as a cartesian product, as do sparsity settings, workloads and da
 point id hashes the *fully resolved* config (defaults filled in), the workload (including a
 digest of a topology file or trace manifest) and the dataflow, so equal points share results
 and a changed preset or trace yields new points rather than stale ones.
+
+Size. The plan counts its points before building any: the product of every group's length (a
+grid group's value lists multiplied, a zip group's list length, a random group's ``samples``)
+times the sparsity settings, the workloads and the dataflows (a workload's phases are rows of
+its points, not points). A spec above ``max_points`` (default 100000, :data:`DEFAULT_MAX_POINTS`)
+is refused with that count; give ``max_points: N`` in the spec to raise the limit. The points
+themselves are produced lazily, in a fixed order, by :meth:`SweepPlan.iter_points`; building a
+point resolves and validates its config, so a bad value is reported when the point is reached
+(:func:`sparsesim.sweeps.runner.run_sweep` walks every point once before it writes or runs
+anything). Random row ``i`` of group ``g`` is drawn from its own generator seeded with
+``(seed, g, i)``: the same spec and seed give the same samples, whoever reads how many of them.
 """
 
 from __future__ import annotations
@@ -36,10 +48,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
-import itertools
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,13 +64,17 @@ from sparsesim.workloads.errors import InputError
 from sparsesim.workloads.gemm import PHASES, parse_phase
 from sparsesim.workloads.registry import suggest
 
-SPEC_KEYS = ("name", "description", "base", "seed", "axes", "workloads", "dataflows", "sparsity")
+SPEC_KEYS = ("name", "description", "base", "seed", "max_points", "axes", "workloads", "dataflows", "sparsity")
 AXIS_KINDS = ("grid", "zip", "random")
 FORMAT_VERSION = 1
 """Version of the normalized spec and of ``sweep.json``."""
+DEFAULT_MAX_POINTS = 100_000
+"""Largest plan a spec may expand to unless it sets ``max_points`` (a guard against a typo in
+``samples`` or a grid that multiplies out to millions of points, not a limit of the runner)."""
 
-__all__ = ["AXIS_KINDS", "FORMAT_VERSION", "SPEC_KEYS", "WORKLOAD_KINDS", "AxisGroup", "Point", "SweepPlan",
-           "WorkloadSpec", "load_spec", "stable_hash", "plain", "plan_sweep", "sparsity_label"]
+__all__ = ["AXIS_KINDS", "DEFAULT_MAX_POINTS", "FORMAT_VERSION", "SPEC_KEYS", "WORKLOAD_KINDS", "AxisGroup",
+           "Distribution", "Point", "SweepPlan", "WorkloadSpec", "load_spec", "stable_hash", "plain", "plan_sweep",
+           "sparsity_label"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,37 +98,149 @@ class Point:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Distribution:
+    """What a random axis draws for one path: one of ``choices``, or a number in [low, high]
+    (uniform, or uniform in log space when ``log``; rounded to an integer when ``integer``)."""
+
+    choices: tuple[Any, ...] | None = None
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    integer: bool = False
+
+    def draw(self, rng: np.random.Generator) -> Any:
+        if self.choices is not None:
+            return self.choices[int(rng.integers(0, len(self.choices)))]
+        if self.log:
+            value = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+        else:
+            value = float(rng.uniform(self.low, self.high))
+        if self.integer:
+            return int(min(max(round(value), self.low), self.high))
+        return float(f"{value:.6g}")
+
+    def normalized(self) -> dict:
+        if self.choices is not None:
+            return {"choices": plain(list(self.choices))}
+        return {"min": self.low, "max": self.high, "log": self.log}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AxisGroup:
-    """A group of axes: ``grid`` paths vary independently, ``zip``/``random`` paths together."""
+    """A group of axes: ``grid`` paths vary independently, ``zip``/``random`` paths together.
+
+    Nothing is expanded: :meth:`step` computes the group's ``i``-th assignment on demand, so a
+    group of a billion random samples costs no more memory than one of ten.
+    """
 
     kind: str
     paths: tuple[str, ...]
-    rows: tuple[tuple[Any, ...], ...]  # for zip/random: one tuple per step; for grid: unused
+    values: tuple[tuple[Any, ...], ...] = ()  # grid: each path's value list
+    rows: tuple[tuple[Any, ...], ...] = ()  # zip: one tuple per step
+    dists: tuple[Distribution, ...] = ()  # random: one distribution per path
+    samples: int = 0  # random
+    seed: tuple[int, ...] = ()  # random: (spec seed, group index)
 
-    def assignments(self, grid_values: dict[str, list]) -> list[tuple[tuple[str, Any], ...]]:
+    @property
+    def size(self) -> int:
+        """How many steps the group has (a grid's value lists multiplied)."""
         if self.kind == "grid":
-            combos = itertools.product(*(grid_values[p] for p in self.paths))
-            return [tuple(zip(self.paths, c)) for c in combos]
-        return [tuple(zip(self.paths, row)) for row in self.rows]
+            return math.prod(len(v) for v in self.values)
+        if self.kind == "zip":
+            return len(self.rows)
+        return self.samples
+
+    def step(self, i: int) -> tuple[tuple[str, Any], ...]:
+        """The ``i``-th assignment ``((path, value), ...)``, in ``itertools.product`` order for a grid."""
+        if self.kind == "grid":
+            picked = []
+            for vals in reversed(self.values):  # the last path varies fastest
+                i, j = divmod(i, len(vals))
+                picked.append(vals[j])
+            return tuple(zip(self.paths, reversed(picked)))
+        if self.kind == "zip":
+            return tuple(zip(self.paths, self.rows[i]))
+        # a generator per sample, seeded by (spec seed, group index, sample index): a sample never
+        # depends on how many were drawn before it, and adding a group never changes another's
+        # (no global RNG, STYLE: seeds in the config)
+        rng = np.random.default_rng([*self.seed, i])
+        return tuple(zip(self.paths, (d.draw(rng) for d in self.dists)))
+
+    def normalized(self) -> dict:
+        """The group as it enters the normalized spec (and its hash)."""
+        if self.kind == "grid":
+            return {"kind": self.kind, "paths": list(self.paths), "values": [plain(list(v)) for v in self.values]}
+        if self.kind == "zip":
+            return {"kind": self.kind, "paths": list(self.paths), "values": [plain(list(r)) for r in self.rows]}
+        return {"kind": self.kind, "paths": list(self.paths), "samples": self.samples,
+                "values": [d.normalized() for d in self.dists]}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SweepPlan:
-    """A validated sweep: the normalized spec, its hash and every point."""
+    """A sweep: the normalized spec, its hash, its size, and the parts its points are made of.
+
+    :meth:`iter_points` yields the points one at a time; :attr:`points` holds them all (for
+    small plans: tests, examples).
+    """
 
     name: str
     spec_path: Path
     spec: dict = field(compare=False)
     spec_hash: str
     groups: tuple[dict, ...]  # [{"kind", "paths"}] in spec order, for reports
-    points: tuple[Point, ...]
+    count: int  # combinations the spec expands to; equal points among them are produced once
+    axes: tuple[AxisGroup, ...] = field(compare=False, repr=False)
+    base: dict = field(compare=False, repr=False)  # base config mapping the axes are applied to
+    sparsity_steps: tuple[Any, ...] = field(compare=False, repr=False)  # (None,) without a sparsity list
+    workloads: tuple[WorkloadSpec, ...] = field(compare=False, repr=False)
+    dataflows: tuple[str, ...] = field(compare=False, repr=False)
+    where: str = field(compare=False, repr=False)  # the spec's file name, for messages
 
-    def __len__(self) -> int:
-        return len(self.points)
+    def iter_points(self) -> Iterator[Point]:
+        """Every point in plan order (``index`` 0, 1, ...), built as it is reached.
+
+        Resolving a point's config validates it, so this raises :class:`InputError` at the first
+        bad one. Besides the point being built, the only state is the set of ids already
+        produced (equal configs are one point): about a hundred bytes a point.
+        """
+        seen: set[str] = set()
+        for assignment in _combinations(self.axes):
+            for setting in self.sparsity_steps:
+                pairs = list(assignment) + ([] if setting is None else [("sparsity", setting)])
+                config, label = _resolve_config(self.base, pairs, self.where)
+                kinds = tuple(str(f.get("kind")) for f in config.get("sparsity", []) if isinstance(f, dict))
+                axes = assignment + ((("sparsity", label),) if setting is not None else ())
+                for wl in self.workloads:
+                    for df in self.dataflows:
+                        pid = stable_hash({"config": config, "workload": wl.identity(), "dataflow": df})[:16]
+                        if pid in seen:  # e.g. two random samples that drew the same values
+                            continue
+                        seen.add(pid)
+                        yield Point(point_id=pid, index=len(seen) - 1, config=config, workload=wl,
+                                    dataflow=df, sparsity=label, sparsity_kinds=kinds, axes=axes)
+
+    @property
+    def points(self) -> tuple[Point, ...]:
+        """Every point, in memory (each holds its whole config): for small plans only."""
+        return tuple(self.iter_points())
+
+
+def _combinations(groups: Sequence[AxisGroup]) -> Iterator[tuple[tuple[str, Any], ...]]:
+    """The cartesian product of the groups' steps (last group fastest), one at a time;
+    ``itertools.product`` would first expand every group into a list."""
+    if not groups:
+        yield ()
+        return
+    first, rest = groups[0], groups[1:]
+    for i in range(first.size):
+        head = first.step(i)
+        for tail in _combinations(rest):
+            yield head + tail
 
 
 def load_spec(path: str | Path) -> SweepPlan:
-    """Read a sweep spec file and expand it into a validated :class:`SweepPlan`."""
+    """Read a sweep spec file and turn it into a :class:`SweepPlan` (no point is built yet)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such sweep spec file")
@@ -121,7 +248,8 @@ def load_spec(path: str | Path) -> SweepPlan:
 
 
 def plan_sweep(data: dict, spec_path: Path) -> SweepPlan:
-    """Validate spec mapping ``data`` (read from ``spec_path``) and expand every point."""
+    """Validate spec mapping ``data`` (read from ``spec_path``), count its points and refuse
+    more than ``max_points``; the points are built by :meth:`SweepPlan.iter_points`."""
     spec_path = Path(spec_path)
     where = spec_path.name
     base_dir = spec_path.resolve().parent
@@ -134,15 +262,30 @@ def plan_sweep(data: dict, spec_path: Path) -> SweepPlan:
     seed = data.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InputError(f"{where}: seed: expected a non-negative integer, got {seed!r}")
+    max_points = data.get("max_points", DEFAULT_MAX_POINTS)
+    if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 1:
+        raise InputError(f"{where}: max_points: expected a positive integer, got {max_points!r}")
 
     base_name, base_data, base_set = _parse_base(data.get("base"), base_dir, where)
     paths = schema_paths(AccelConfig)
-    groups, grid_values = _parse_axes(data.get("axes"), paths, seed, where)
+    groups = _parse_axes(data.get("axes"), paths, seed, where)
     sparsity = _parse_sparsity(data.get("sparsity"), where)
     if sparsity is not None and any("sparsity" in g.paths for g in groups):
         raise InputError(f"{where}: sparsity: given both as a top-level list and as an axis; use one")
     workloads = _parse_workloads(data.get("workloads"), base_dir, where)
     dataflows = _parse_dataflows(data.get("dataflows", ["best"]), where)
+    sparsity_steps = (None,) if sparsity is None else tuple(sparsity)
+
+    factors = [(f"axes[{gi}] {g.kind}", g.size) for gi, g in enumerate(groups)]
+    factors += [("sparsity settings", len(sparsity_steps))] if sparsity is not None else []
+    factors += [("workloads", len(workloads)), ("dataflows", len(dataflows))]
+    count = math.prod(n for _, n in factors)
+    if count == 0:
+        raise InputError(f"{where}: the sweep has no points")
+    if count > max_points:
+        shown = " x ".join(f"{what} {n:,}" for what, n in factors)
+        raise InputError(f"{where}: the sweep expands to {count:,} points ({shown}), above max_points "
+                         f"{max_points:,}; set max_points: {count} in the spec if you mean it")
 
     normalized = {
         "format": FORMAT_VERSION,
@@ -150,42 +293,20 @@ def plan_sweep(data: dict, spec_path: Path) -> SweepPlan:
         "description": str(data.get("description", "")),
         "base": {"accel": base_name, "set": [[k, plain(v)] for k, v in base_set]},
         "seed": seed,
-        "axes": [{"kind": g.kind, "paths": list(g.paths),
-                  "values": ([plain(grid_values[p]) for p in g.paths] if g.kind == "grid"
-                             else [plain(list(r)) for r in g.rows])} for g in groups],
+        "axes": [g.normalized() for g in groups],
         "sparsity": None if sparsity is None else [plain(s) for s in sparsity],
         # file digests stay out of the spec hash: a re-captured trace makes new points, not a new spec
         "workloads": [{k: v for k, v in w.identity().items() if k != "digest"} for w in workloads],
         "dataflows": list(dataflows),
-    }
+    }  # max_points stays out: raising the limit does not change a point
     spec_hash = stable_hash(normalized)
 
-    config_steps = [g.assignments(grid_values) for g in groups]
-    sparsity_steps = [None] if sparsity is None else sparsity
-    points: list[Point] = []
-    seen: set[str] = set()
-    for combo in itertools.product(*config_steps):
-        assignment = tuple(pair for step in combo for pair in step)
-        for setting in sparsity_steps:
-            pairs = list(assignment) + ([] if setting is None else [("sparsity", setting)])
-            config, label = _resolve_config(base_data, pairs, where)
-            kinds = tuple(str(f.get("kind")) for f in config.get("sparsity", []) if isinstance(f, dict))
-            axes = assignment + ((("sparsity", label),) if setting is not None else ())
-            for wl in workloads:
-                for df in dataflows:
-                    pid = stable_hash({"config": config, "workload": wl.identity(), "dataflow": df})[:16]
-                    if pid in seen:  # e.g. two random samples that drew the same values
-                        continue
-                    seen.add(pid)
-                    points.append(Point(point_id=pid, index=len(points), config=config, workload=wl,
-                                        dataflow=df, sparsity=label, sparsity_kinds=kinds, axes=axes))
-    if not points:
-        raise InputError(f"{where}: the sweep has no points")
     group_info = tuple({"kind": g.kind, "paths": list(g.paths)} for g in groups)
     if sparsity is not None and len(sparsity) > 1:
         group_info += ({"kind": "grid", "paths": ["sparsity"]},)
     return SweepPlan(name=name, spec_path=spec_path.resolve(), spec=normalized, spec_hash=spec_hash,
-                     groups=group_info, points=tuple(points))
+                     groups=group_info, count=count, axes=tuple(groups), base=base_data,
+                     sparsity_steps=sparsity_steps, workloads=tuple(workloads), dataflows=dataflows, where=where)
 
 
 def _parse_base(raw: Any, base_dir: Path, where: str) -> tuple[str, dict, list[tuple[str, Any]]]:
@@ -236,16 +357,15 @@ def _check_path(path: Any, paths: dict, where: str) -> str:
     return path
 
 
-def _parse_axes(raw: Any, paths: dict, seed: int, where: str) -> tuple[list[AxisGroup], dict[str, list]]:
-    """Axis groups in spec order plus the value list of every grid path."""
+def _parse_axes(raw: Any, paths: dict, seed: int, where: str) -> list[AxisGroup]:
+    """Axis groups in spec order (nothing sampled or expanded)."""
     if raw is None or raw == {} or raw == []:
-        return [], {}
+        return []
     if isinstance(raw, dict):  # shorthand: one grid group
         raw = [{"kind": "grid", "values": raw}]
     if not isinstance(raw, list):
         raise InputError(f"{where}: axes: expected a list of axis groups or a mapping path: [values]")
     groups: list[AxisGroup] = []
-    grid_values: dict[str, list] = {}
     used: set[str] = set()
     for gi, group in enumerate(raw):
         at = f"{where}: axes[{gi}]"
@@ -270,11 +390,8 @@ def _parse_axes(raw: Any, paths: dict, seed: int, where: str) -> tuple[list[Axis
             samples = group.get("samples")
             if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
                 raise InputError(f"{at}.samples: expected a non-negative integer, got {samples!r}")
-            # one generator per group, seeded by (spec seed, group index): adding a group never
-            # changes the samples of another (no global RNG, STYLE: seeds in the config)
-            rng = np.random.default_rng([seed, gi])
-            columns = [_sample(values[p], samples, rng, f"{at}.values.{p}") for p in group_paths]
-            groups.append(AxisGroup(kind=kind, paths=group_paths, rows=tuple(zip(*columns))))
+            dists = tuple(_distribution(values[p], f"{at}.values.{p}") for p in group_paths)
+            groups.append(AxisGroup(kind=kind, paths=group_paths, dists=dists, samples=samples, seed=(seed, gi)))
             continue
         if "samples" in group:
             raise InputError(f"{at}.samples: only random axes take samples")
@@ -283,7 +400,7 @@ def _parse_axes(raw: Any, paths: dict, seed: int, where: str) -> tuple[list[Axis
             vals = values[path]
             if not isinstance(vals, list):
                 raise InputError(f"{at}.values.{path}: expected a list of values, got {vals!r}")
-            lists[path] = vals
+            lists[path] = tuple(vals)
         if kind == "zip":
             lengths = {len(v) for v in lists.values()}
             if len(lengths) > 1:
@@ -291,13 +408,12 @@ def _parse_axes(raw: Any, paths: dict, seed: int, where: str) -> tuple[list[Axis
                                  + ", ".join(f"{p}: {len(v)}" for p, v in lists.items()))
             groups.append(AxisGroup(kind=kind, paths=group_paths, rows=tuple(zip(*lists.values()))))
         else:
-            grid_values.update(lists)
-            groups.append(AxisGroup(kind=kind, paths=group_paths, rows=()))
-    return groups, grid_values
+            groups.append(AxisGroup(kind=kind, paths=group_paths, values=tuple(lists.values())))
+    return groups
 
 
-def _sample(dist: Any, n: int, rng: np.random.Generator, at: str) -> list:
-    """``n`` draws from a list (uniform choice), ``{choices: [...]}`` or ``{min, max[, log]}``."""
+def _distribution(dist: Any, at: str) -> Distribution:
+    """A list (uniform choice), ``{choices: [...]}`` or ``{min, max[, log]}``."""
     if isinstance(dist, list):
         dist = {"choices": dist}
     if not isinstance(dist, dict):
@@ -309,7 +425,7 @@ def _sample(dist: Any, n: int, rng: np.random.Generator, at: str) -> list:
         choices = dist["choices"]
         if not isinstance(choices, list) or not choices or len(dist) > 1:
             raise InputError(f"{at}.choices: expected a non-empty list (and no min/max), got {choices!r}")
-        return [choices[int(i)] for i in rng.integers(0, len(choices), size=n)]
+        return Distribution(choices=tuple(choices))
     lo, hi, use_log = dist.get("min"), dist.get("max"), dist.get("log", False)
     for name, value in (("min", lo), ("max", hi)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -320,14 +436,7 @@ def _sample(dist: Any, n: int, rng: np.random.Generator, at: str) -> list:
         raise InputError(f"{at}: min {lo} is above max {hi}")
     if use_log and lo <= 0:
         raise InputError(f"{at}.min: must be > 0 for a log range, got {lo}")
-    integer = isinstance(lo, int) and isinstance(hi, int)
-    if use_log:
-        draws = np.exp(rng.uniform(math.log(lo), math.log(hi), size=n))
-    else:
-        draws = rng.uniform(lo, hi, size=n)
-    if integer:
-        return [int(min(max(round(float(d)), lo), hi)) for d in draws]
-    return [float(f"{float(d):.6g}") for d in draws]
+    return Distribution(low=lo, high=hi, log=use_log, integer=isinstance(lo, int) and isinstance(hi, int))
 
 
 def _parse_sparsity(raw: Any, where: str) -> list[list] | None:

@@ -109,13 +109,14 @@ def prepare_out_dir(plan: SweepPlan, root: Path, force_new_spec: bool, field: st
     return out
 
 
-def meta_record(plan: SweepPlan, status: dict) -> dict:
+def meta_record(plan: SweepPlan, points: Sequence[dict], status: dict) -> dict:
+    """The ``sweep.json`` of ``plan``: ``points`` are the summaries (``Point.describe()``) in plan order."""
     from sparsesim import __version__
 
     return {"format": FORMAT_VERSION, "name": plan.name, "spec_path": str(plan.spec_path),
             "spec_hash": plan.spec_hash, "spec": plan.spec, "groups": list(plan.groups),
             "sparsesim_version": __version__, "status": status,
-            "points": [p.describe() for p in plan.points]}
+            "points": list(points)}
 
 
 def collect_results(root: Path, point_ids: Sequence[str] | None = None):

@@ -81,8 +81,8 @@ def test_plan_expands_grid_zip_random_and_ids_are_stable(tmp_path):
         {"kind": "random", "samples": 3, "values": {"dram.bandwidth_bytes_per_cycle": {"min": 4, "max": 64.0,
                                                                                         "log": True}}}]}
     plan = plan_sweep(spec, tmp_path / "s.yaml")
-    assert len(plan) == 3 * 2 * 3 * 2
-    assert len({p.point_id for p in plan.points}) == len(plan)
+    assert len(plan.points) == plan.count == 3 * 2 * 3 * 2
+    assert len({p.point_id for p in plan.points}) == len(plan.points)
     again = plan_sweep(spec, tmp_path / "s.yaml")
     assert [p.point_id for p in again.points] == [p.point_id for p in plan.points]
     assert again.spec_hash == plan.spec_hash
@@ -135,7 +135,136 @@ def test_every_example_spec_validates():
     assert len(specs) >= 3
     for spec in specs:
         plan = load_spec(spec)
-        assert 0 < len(plan) <= 200, spec
+        assert 0 < len(plan.points) <= 200, spec
+
+
+def test_no_example_spec_claims_a_running_time():
+    # the claims were measured nowhere (bandwidth.yaml said 20 s and took 83 s on an idle
+    # machine, issue 16); a sweep's time depends on the machine, and the runner prints an ETA
+    import re
+
+    claim = re.compile(r"\b\d+(\.\d+)?\s*(s|sec|seconds?|min|minutes?|h|hours?)\b")
+    for spec in sorted(SWEEPS.glob("*.yaml")):
+        comments = [line for line in spec.read_text().splitlines() if line.lstrip().startswith("#")]
+        assert not [c for c in comments if claim.search(c)], spec
+
+
+HUGE_RANDOM = {**TINY, "axes": [{"kind": "random", "samples": 1_000_000_000,
+                                  "values": {"dram.bandwidth_bytes_per_cycle": {"min": 4, "max": 64}}}],
+               "workloads": [{"gemm": [8, 8, 8]}], "dataflows": ["os"]}
+BUFFER_SIZES = [65536 + 1024 * i for i in range(63)]
+HUGE_GRID = {**TINY, "axes": {"dram.bandwidth_bytes_per_cycle": list(range(1, 64)),
+                              "dram.latency_cycles": list(range(1, 64)), "buffers.a.size_bytes": BUFFER_SIZES,
+                              "buffers.b.size_bytes": BUFFER_SIZES},
+             "workloads": [{"gemm": [8, 8, 8]}], "dataflows": ["os"]}  # 63**4 = 15,752,961 points
+
+
+def in_capped_process(code: str, spec: dict, tmp_path: Path) -> dict:
+    """Run ``code`` in a fresh interpreter whose address space is capped at 1 GiB above what the
+    imports took (a regression then fails with MemoryError instead of eating the machine);
+    ``code`` sees ``spec`` and ``path`` and leaves its findings in the dict ``found``."""
+    spec_file = write_spec(tmp_path, spec, "capped.yaml")
+    script = (
+        "import json, resource, sys, time, tracemalloc\n"
+        "import itertools\n"
+        "from sparsesim.sweeps import load_spec, plan_sweep\n"
+        "from sparsesim.workloads.errors import InputError\n"
+        "from sparsesim.accel.config import read_mapping\n"
+        "vm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmSize')) * 1024\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (vm + 2**30, vm + 2**30))\n"
+        "from pathlib import Path\n"
+        "path = Path(sys.argv[1]); spec = read_mapping(path); found = {}\n"
+        + code + "\nprint(json.dumps(found))\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(spec_file)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+REFUSE = """
+try:  # warm: the imports a first parse does
+    plan_sweep({**spec, "max_points": 1}, path)
+except InputError:
+    pass
+tracemalloc.start()
+t0 = time.perf_counter()
+try:
+    plan_sweep(spec, path)
+except InputError as exc:
+    found["message"] = str(exc)
+found["seconds"] = time.perf_counter() - t0
+found["peak"] = tracemalloc.get_traced_memory()[1]
+"""
+
+
+@pytest.mark.parametrize("spec, count, shown", [
+    (HUGE_RANDOM, "1,000,000,000 points", "axes[0] random 1,000,000,000 x workloads 1 x dataflows 1"),
+    (HUGE_GRID, "15,752,961 points", "axes[0] grid 15,752,961 x workloads 1"),
+], ids=["random-1e9", "grid-15.7M"])
+def test_a_huge_spec_is_refused_at_once_with_its_count(tmp_path, capsys, spec, count, shown):
+    found = in_capped_process(REFUSE, spec, tmp_path)
+    message = found.get("message", "")
+    assert count in message and shown in message and "above max_points 100,000" in message, found
+    assert "set max_points: " in message
+    assert found["seconds"] < 0.5 and found["peak"] < 2 * 2**20, found  # nothing was expanded
+    # the command and the API refuse it with the same line, before anything is written
+    spec_file = write_spec(tmp_path, spec)
+    capsys.readouterr()
+    assert run_cli(["sweep", str(spec_file), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and count in err, err
+    import sparsesim
+
+    with pytest.raises(InputError) as api:
+        sparsesim.sweep(spec_file, tmp_path / "out")
+    assert f"error: {api.value}\n" == err
+    assert not (tmp_path / "out").exists()
+
+
+LAZY = """
+next(plan_sweep(spec, path).iter_points())  # warm: the imports a first point does
+tracemalloc.start()
+t0 = time.perf_counter()
+plan = plan_sweep(spec, path)
+first = [p.describe() for p in itertools.islice(plan.iter_points(), 10)]
+found["seconds"] = time.perf_counter() - t0
+found["peak"] = tracemalloc.get_traced_memory()[1]
+found["count"] = plan.count
+found["first"] = first
+"""
+
+
+def test_a_large_plan_builds_its_points_lazily_and_samples_do_not_depend_on_how_many(tmp_path):
+    spec = {**HUGE_RANDOM, "max_points": 10_000_000,
+            "axes": [{"kind": "random", "samples": 10_000_000, "values": {
+                "dram.bandwidth_bytes_per_cycle": {"min": 4, "max": 64}, "array.rows": {"choices": [8, 16, 32]}}}]}
+    found = in_capped_process(LAZY, spec, tmp_path)
+    assert found["count"] == 10_000_000 and len(found["first"]) == 10
+    assert found["peak"] < 4 * 2**20, found  # a few points, not ten million
+    # the first ten of ten million samples are the ten samples of the same spec asking for ten
+    small = plan_sweep({**spec, "axes": [{**spec["axes"][0], "samples": 10}]}, tmp_path / "s.yaml")
+    assert [p.describe() for p in small.iter_points()] == found["first"]
+    # the same spec and seed give the same points in the same order; another seed others
+    again = plan_sweep({**spec, "axes": [{**spec["axes"][0], "samples": 10}]}, tmp_path / "s.yaml")
+    assert [p.point_id for p in again.points] == [p.point_id for p in small.points]
+    other = plan_sweep({**spec, "seed": 3, "axes": [{**spec["axes"][0], "samples": 10}]}, tmp_path / "s.yaml")
+    assert [p.point_id for p in other.points] != [p.point_id for p in small.points]
+    # a grid of 10 million points is lazy too
+    grid = {**HUGE_GRID, "max_points": 16_000_000}
+    found = in_capped_process(LAZY, grid, tmp_path)
+    assert found["count"] == 63 ** 4 and found["peak"] < 4 * 2**20, found
+    assert [p["axes"]["buffers.b.size_bytes"] for p in found["first"]] == BUFFER_SIZES[:10]  # last path fastest
+
+
+def test_max_points_is_checked_and_raising_it_keeps_the_spec(tmp_path):
+    spec = {**TINY, "max_points": 7}  # TINY has 8 points
+    with pytest.raises(InputError, match=r"expands to 8 points \(axes\[0\] grid 4 x workloads 1 x dataflows 2\)"):
+        plan_sweep(spec, tmp_path / "s.yaml")
+    assert plan_sweep({**TINY, "max_points": 8}, tmp_path / "s.yaml").spec_hash == plan_sweep(
+        TINY, tmp_path / "s.yaml").spec_hash  # raising the limit resumes the same sweep directory
+    for bad in (0, -1, True, 2.5, "many"):
+        with pytest.raises(InputError, match="max_points: expected a positive integer"):
+            plan_sweep({**TINY, "max_points": bad}, tmp_path / "s.yaml")
 
 
 def test_unreachable_scheduler_is_bad_input_and_quick(tmp_path, capsys):
@@ -161,12 +290,12 @@ def test_example_spec_end_to_end_and_rerun_computes_nothing(tmp_path, capsys):
     plan = load_spec(spec)
     assert_complete(out, plan)
     df = rows_of(out)
-    assert len(df) == len(plan) * 21  # ResNet-18: 20 convs and fc, forward only
+    assert len(df) == len(plan.points) * 21  # ResNet-18: 20 convs and fc, forward only
     # not a terminal: progress is a few whole lines (one per tenth of the points), no \r bar updates
     err = capsys.readouterr().err
     assert "\r" not in err
     progress = [line for line in err.splitlines() if "] sweep: " in line]
-    assert progress[-1].endswith(f"sweep: {len(plan)}/{len(plan)} points")
+    assert progress[-1].endswith(f"sweep: {len(plan.points)}/{len(plan.points)} points")
     assert 5 <= len(progress) <= 11
 
     # the Python API resumes the same directory (nothing left to compute) and returns the table
@@ -204,7 +333,7 @@ def test_resume_computes_only_missing_points(tmp_path):
     plan = plan_sweep(TINY, write_spec(tmp_path, TINY))
     out = tmp_path / "out"
     first = run_sweep(plan, out, workers=2, progress=False)
-    assert first.computed == len(plan) == 8
+    assert first.computed == len(plan.points) == 8
     before = rows_of(out)
     lost = [p.point_id for p in plan.points[2:5]]
     for pid in lost:
@@ -240,6 +369,31 @@ def test_failing_point_is_recorded_and_the_rest_finish(tmp_path, capsys):
     assert run_cli(["sweep", str(spec), "--out", str(out), "--quiet"]) == 1
     assert "(0 computed now, 2 reused), 2 failed" in capsys.readouterr().out
     assert all(json.loads(SweepDir(out).failure(pid).read_text())["attempts"] == 2 for pid in bad)
+
+
+@pytest.mark.parametrize("quiet", [True, False], ids=["quiet", "progress"])
+def test_a_failing_point_is_one_line_on_the_terminal_and_its_record_keeps_the_rest(tmp_path, quiet):
+    broken = tmp_path / "broken_trace"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{ this is not a manifest")  # found only when a worker reads it
+    spec = write_spec(tmp_path, {"name": "one-fails", "base": "edge32", "dataflows": ["os"],
+                                 "workloads": [{"gemm": [16, 16, 16]}, {"trace": "broken_trace"}]})
+    out = tmp_path / "out"
+    proc = subprocess.run([str(BIN / "sparsesim"), "sweep", str(spec), "--out", str(out), "--workers", "1"]
+                          + (["--quiet"] if quiet else []), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    (bad,) = [p.point_id for p in load_spec(spec).points if p.workload.kind == "trace"]
+    # nothing from Dask's loggers, no traceback: one line for the point, one for the command
+    assert "Traceback" not in proc.stderr and "distributed" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if not line.startswith("# [")]  # progress lines
+    assert len(lines) == 2, proc.stderr
+    assert lines[0].startswith(f"warning: point {bad} (broken_trace fwd, os) failed: InputError: ")
+    assert "not valid JSON" in lines[0]
+    assert lines[1].startswith("error: 1 points failed")
+    record = json.loads(SweepDir(out).failure(bad).read_text())
+    assert record["error_type"] == "InputError" and "not valid JSON" in record["error"]
+    assert "load_trace" in record["traceback"] and record["attempts"] == 1
+    assert len(rows_of(out)) == 1  # the GEMM point finished
 
 
 def test_different_spec_is_refused_unless_forced(tmp_path, capsys):
@@ -322,9 +476,9 @@ def test_sigkill_of_the_client_loses_only_in_flight_points(tmp_path):
         except ProcessLookupError:
             pass
     written = len(list((out / "points").glob("*.parquet")))
-    assert 5 <= written < len(plan)
+    assert 5 <= written < len(plan.points)
     summary = run_sweep(plan, out, workers=2, progress=False)
-    assert summary.already_done == written and summary.computed == len(plan) - written
+    assert summary.already_done == written and summary.computed == len(plan.points) - written
     assert_complete(out, plan)
     assert not list(out.rglob(".*.tmp"))
 
