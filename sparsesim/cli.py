@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="phases to simulate (default: fwd for --gemm, --network and --topology; "
                           "prefill,decode for the LLM networks; a --trace replays every phase it recorded)")
     run.add_argument("--training", action="store_true", help="simulate all three training phases")
+    run.add_argument("--no-verify", action="store_true",
+                     help="--trace: skip checking each tensor file's SHA-256 against the manifest (checked by "
+                          "default, once per file as the replay first reads it)")
     run.add_argument("--out", metavar="FILE.parquet|.csv", help="write the result table")
     run.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     run.add_argument("--json", action="store_true", help='print {"layers": [...], "total": {...}}')
