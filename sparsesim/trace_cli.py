@@ -145,8 +145,10 @@ def cmd_validate(args) -> int:
 
     with load_trace(args.dir) as trace:
         validate(trace, full=True)
+        unchecked = sum("sha256" not in listed for listed in trace.manifest["files"].values())
         print(f"ok: {args.dir}: {len(trace.ops)} ops, {len(trace.entries)} tensors, "
-              f"{sum(trace.file_bytes.values()) / 2**20:.1f} MiB")
+              f"{sum(trace.file_bytes.values()) / 2**20:.1f} MiB"
+              + (f"; {unchecked} file(s) record no sha256, their bytes were not checked" if unchecked else ""))
     return 0
 
 

@@ -218,3 +218,18 @@ def test_the_api_verifies_a_trace_unless_told_not_to(tmp_path, capsys):
                         (lambda: sparsesim.load_trace(out_dir, verify=0), "load_trace.verify")):
         with pytest.raises(sparsesim.InputError, match=rf"^{field}: expected True or False"):
             call()
+
+
+def test_a_trace_without_checksums_replays_with_a_warning_and_validate_says_so(tmp_path, capsys):
+    out_dir = tmp_path / "t"
+    assert _run(capsys, "trace", "synth", "--gemm", "16,16,16", "--out", str(out_dir))[0] == 0
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    (name, listed), = manifest["files"].items()
+    del listed["sha256"]
+    (out_dir / "manifest.json").write_text(json.dumps(manifest))
+    code, out, err = _run(capsys, "run", "--trace", str(out_dir), "--accel", "edge32", "--dataflow", "os")
+    assert code == 0 and "gemm0" in out
+    assert [line for line in err.splitlines() if not line.startswith("#")] == [
+        f"warning: {out_dir / name}: manifest.json files.{name} records no sha256; its data are read unverified"]
+    code, out, _ = _run(capsys, "trace", "validate", str(out_dir))
+    assert code == 0 and out.rstrip().endswith("; 1 file(s) record no sha256, their bytes were not checked")
