@@ -96,20 +96,26 @@ def topology(csv: str | Path, *, training: bool = False, phases: Iterable[str] |
     return WorkloadSpec(kind="topology", source=str(path), phases=_phases(training, phases, "topology.phases"))
 
 
-def trace(directory: str | Path, *, phases: Iterable[str] | None = None) -> WorkloadSpec:
+def trace(directory: str | Path, *, phases: Iterable[str] | None = None, verify: bool = True) -> WorkloadSpec:
     """A captured or imported trace (``run --trace DIR``): its real tensors, every recorded
-    phase unless ``phases`` picks some."""
+    phase unless ``phases`` picks some. ``verify``: check each tensor file's recorded SHA-256
+    on its first read and refuse a mismatch; ``False`` trusts the bytes (``run --no-verify``)."""
     path = Path(directory)
     if not (path / "manifest.json").is_file():
         raise field_error("trace", f"{str(path)!r} is not a trace directory (no manifest.json)")
-    return WorkloadSpec(kind="trace", source=str(path), phases=phase_names(phases, "trace.phases"))
+    if not isinstance(verify, bool):
+        raise field_error("trace.verify", f"expected True or False, got {verify!r}")
+    return WorkloadSpec(kind="trace", source=str(path), phases=phase_names(phases, "trace.phases"), verify=verify)
 
 
-def load_trace(directory: str | Path):
-    """Open a trace directory: :func:`sparsesim.workloads.trace.load_trace` (checks its structure)."""
+def load_trace(directory: str | Path, *, verify: bool = True):
+    """Open a trace directory: :func:`sparsesim.workloads.trace.load_trace` (checks its structure;
+    with ``verify``, each file's SHA-256 on the first read from it)."""
     from sparsesim.workloads.trace import load_trace as _load
 
-    return _load(Path(directory))
+    if not isinstance(verify, bool):
+        raise field_error("load_trace.verify", f"expected True or False, got {verify!r}")
+    return _load(Path(directory), verify=verify)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -116,21 +116,18 @@ def cmd_list(args) -> int:
               f"{shape.macs_per_token(0) / 1e9:.2f} GMACs per token plus attention")
     from sparsesim.workloads.capture import MODELS
 
-    print("zoo models (trace capture --model; parameters and dense forward MACs computed from the torch model):")
-    try:
-        from sparsesim.workloads.capture.stats import model_stats
-    except ImportError:
-        model_stats = None
+    from sparsesim.workloads.capture.zoo_stats import zoo_stats
+
+    # the figures are the torch models', stored so that listing them imports no torch
+    print("zoo models (trace capture --model; parameters and dense forward MACs of the torch model):")
     for name in MODELS.names():
         entry = MODELS.get(name)
         print(f"  {name:12s} {entry.summary}; input {entry.input}")
-        if model_stats is None:
-            continue
-        sizes = [{}] + ([{"image_size": 224}] if "image_size" in entry.options else [])
-        for options in sizes:
-            st = model_stats(entry, **options)
-            at = " at --image-size 224" if options else ""
-            print(f"  {'':12s}   {st.params:,} params, {st.macs:,} MACs per {st.per}{at}")
+        for size in [None] + ([224] if "image_size" in entry.options else []):
+            st = zoo_stats(entry, size)
+            at = f" at --image-size {size}" if size else ""
+            print(f"  {'':12s}   " + (f"{st.params:,} params, {st.macs:,} MACs per {st.per}{at}" if st else
+                                      f"parameters and MACs{at} not yet stored (tools/zoo_stats.py)"))
     from sparsesim.studies import STUDIES
 
     print("case studies (study NAME --out reports/NAME):")
@@ -202,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "a phase the workload does not have is refused, one listed twice runs once")
     run.add_argument("--training", action="store_true",
                      help="simulate all three training phases (not with --phases, nor with an LLM network)")
+    run.add_argument("--no-verify", action="store_true",
+                     help="--trace: skip checking each tensor file's SHA-256 against the manifest (checked by "
+                          "default, once per file as the replay first reads it)")
     run.add_argument("--out", metavar="FILE.parquet|.csv", help="write the result table")
     run.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     run.add_argument("--json", action="store_true",

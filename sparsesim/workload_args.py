@@ -44,6 +44,8 @@ class WorkloadSpec:
     prompt_len: int | None = None
     gen_len: int | None = None
     act_sparsity: float | None = None
+    # traces only: check each tensor file's recorded SHA-256 on its first read (False trusts the bytes)
+    verify: bool = True
 
     @property
     def label(self) -> str:
@@ -68,10 +70,13 @@ class WorkloadSpec:
 
     def identity(self) -> dict:
         """Everything that defines the workload's result (hashed into a sweep point's id)."""
-        return {"kind": self.kind, "source": self.source, "batch": self.batch,
-                "gemms": [list(g) for g in self.gemms],
-                "phases": None if self.phases is None else list(self.phases), "digest": self.digest,
-                "prompt_len": self.prompt_len, "gen_len": self.gen_len, "act_sparsity": self.act_sparsity}
+        ident = {"kind": self.kind, "source": self.source, "batch": self.batch,
+                 "gemms": [list(g) for g in self.gemms],
+                 "phases": None if self.phases is None else list(self.phases), "digest": self.digest,
+                 "prompt_len": self.prompt_len, "gen_len": self.gen_len, "act_sparsity": self.act_sparsity}
+        if not self.verify:  # an unverified replay is not the verified one (and verified ids stay as they were)
+            ident["verify"] = False
+        return ident
 
 
 def _is_decoder(name: str) -> bool:
@@ -91,7 +96,7 @@ def build_workload(spec: WorkloadSpec) -> Workload:
     if spec.kind == "trace":
         from sparsesim.workloads.trace import load_trace
 
-        return load_trace(Path(spec.source)).workload(phases)
+        return load_trace(Path(spec.source), verify=spec.verify).workload(phases)
     decoder = spec.kind == "network" and _is_decoder(spec.source)
     if phases is not None:
         _check_phases(phases, INFERENCE_PHASES if decoder else PHASES, spec)
@@ -208,6 +213,8 @@ def spec_from_args(args) -> WorkloadSpec:
         if args.batch is not None:
             raise field_error("--batch", f"only for --network; {source} fixes its own batch "
                                          "(a GEMM's M, a topology's rows, a trace's recorded tensors)")
+    if args.no_verify and not args.trace:
+        raise field_error("--no-verify", "only with --trace (it skips the trace files' checksums)")
     if args.gemm:
         gemms = tuple(parse_gemm(g, i) for i, g in enumerate(args.gemm))
         return WorkloadSpec(kind="gemm", source="gemm", gemms=gemms, phases=phases)
@@ -228,7 +235,7 @@ def spec_from_args(args) -> WorkloadSpec:
         return WorkloadSpec(kind="network", source=args.network, batch=batch, phases=phases,
                             prompt_len=args.prompt_len, gen_len=args.gen_len, act_sparsity=args.act_sparsity)
     if args.trace:
-        return WorkloadSpec(kind="trace", source=str(args.trace), phases=phases)
+        return WorkloadSpec(kind="trace", source=str(args.trace), phases=phases, verify=not args.no_verify)
     raise InputError("run: give one of --gemm, --topology, --network or --trace")
 
 

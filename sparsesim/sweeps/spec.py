@@ -25,6 +25,9 @@ Spec (paths are relative to the spec file)::
 A workload's ``phases`` default to ``fwd`` for every kind, traces included (unlike ``run
 --trace``, which replays every recorded phase), so a point's id does not depend on what a
 trace happens to hold; give ``phases: training`` to replay all three.
+A trace workload's files are checked against their recorded SHA-256 as a point first reads
+them; ``verify: false`` skips that (``run --no-verify``) and gives its points ids of their own,
+so a verified sweep never reuses what an unverified one computed.
 
 Groups combine as a cartesian product, as do sparsity settings, workloads and dataflows. The
 point id hashes the *fully resolved* config (defaults filled in), the workload (including a
@@ -490,7 +493,7 @@ def _parse_workloads(raw: Any, base_dir: Path, where: str) -> list[WorkloadSpec]
         if not isinstance(item, dict):
             raise InputError(f"{at}: expected a mapping like {{network: resnet18, batch: 1}}, got {item!r}")
         kinds = [k for k in item if k in WORKLOAD_KINDS]
-        allowed = WORKLOAD_KINDS + ("batch", "phases") + LLM_KEYS
+        allowed = WORKLOAD_KINDS + ("batch", "phases", "verify") + LLM_KEYS
         for key in item:
             if key not in allowed:
                 raise InputError(f"{at}.{key}: unknown key{suggest(str(key), allowed)}")
@@ -500,6 +503,11 @@ def _parse_workloads(raw: Any, base_dir: Path, where: str) -> list[WorkloadSpec]
         phases = _parse_phases(item.get("phases"), f"{at}.phases")
         if "batch" in item and kind != "network":
             raise InputError(f"{at}.batch: only network workloads take a batch size")
+        verify = item.get("verify", True)
+        if "verify" in item and kind != "trace":
+            raise InputError(f"{at}.verify: only trace workloads have checksums to verify")
+        if not isinstance(verify, bool):
+            raise InputError(f"{at}.verify: expected true or false, got {verify!r}")
         value = item[kind]
         llm = {key: item[key] for key in LLM_KEYS if key in item}
         if llm and kind != "network":
@@ -549,7 +557,7 @@ def _parse_workloads(raw: Any, base_dir: Path, where: str) -> list[WorkloadSpec]
                 if not manifest.is_file():
                     raise InputError(f"{at}.trace: {str(path)!r} is not a trace directory (no manifest.json)")
                 digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]
-            out.append(WorkloadSpec(kind=kind, source=str(path), phases=phases, digest=digest))
+            out.append(WorkloadSpec(kind=kind, source=str(path), phases=phases, digest=digest, verify=verify))
     return out
 
 

@@ -32,7 +32,9 @@ def sweep_dir(tmp_path_factory) -> Path:
     out = prepare_out_dir(plan, root / "sweep", False)
     for point in plan.points:
         write_point(out, point.point_id, run_point(point))
-    write_json(out.meta, meta_record(plan, {"state": "complete", "done": len(plan), "total": len(plan)}))
+    listing = [p.describe() for p in plan.points]
+    write_json(out.meta, meta_record(plan, listing, {"state": "complete", "done": len(listing),
+                                                     "total": len(listing)}))
     return out.root
 
 

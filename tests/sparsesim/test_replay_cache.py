@@ -120,3 +120,30 @@ def test_swiglu_gate_coupling_cached_equals_uncached(decode_trace, sparsity, mon
     # gate and up read each of their weights once (then kept); uncached, every op reads its own
     assert reads_plain == len(trace.ops)
     assert reads_cached <= len(trace.ops) - len(mlp) + len({r.tensors.get("weight") for r in mlp})
+
+
+def test_the_cache_never_serves_a_weight_whose_file_changed(decode_trace, tmp_path):
+    """The cache keeps what a replay derived from weights it read, and those reads verify the
+    file first: a weight changed on disk is refused before anything is derived from it, by
+    the cached replay and by a second replay of the same trace alike."""
+    import shutil
+    import struct
+
+    from sparsesim.workloads.errors import InputError
+    from sparsesim.workloads.trace.header import read_header
+
+    copy = tmp_path / "relu"
+    shutil.copytree(decode_trace, copy)
+    assert len(replay(copy, ["zero_skip:both:skipping"], "os", WEIGHT_CACHE_BYTES)[0]) > 0
+    name = next(r.tensors["weight"] for r in load_trace(copy).ops if r.op.kind == "linear")
+    entry = load_trace(copy).entries[name]
+    f = copy / entry.file
+    raw = bytearray(f.read_bytes())
+    (n,) = struct.unpack("<Q", raw[:8])
+    at = 8 + n + entry.begin
+    raw[at: at + 4] = struct.pack("<f", struct.unpack("<f", raw[at: at + 4])[0] + 1.0)
+    f.write_bytes(bytes(raw))
+    assert read_header(f)[0][name] == entry  # same layout: only the checksum tells
+    for cache_bytes in (WEIGHT_CACHE_BYTES, 0):
+        with pytest.raises(InputError, match=rf"^{f}: SHA-256 differs"):
+            replay(copy, ["zero_skip:both:skipping"], "os", cache_bytes)

@@ -253,3 +253,22 @@ def test_sat_size_summary_follows_its_tables():
     assert f"full-size average is above the paper's {sat.PUBLISHED_2_8}x and the small one below it" in up
     assert f"full-size average is below the paper's {sat.PUBLISHED_2_8}x and the small one above it" in down
     assert "the speedup grows in 1 of the 1 pairs" in up and "the speedup falls in 1 of the 1 pairs" in down
+
+
+def test_a_study_refuses_a_reused_trace_whose_tensors_changed(tmp_path):
+    # studies reuse the traces in --traces by their settings; a file changed since it was
+    # captured is refused at replay, not turned into report figures
+    import pytest
+
+    from sparsesim.cli import main
+    from sparsesim.studies.common import run_trace
+    from sparsesim.workloads.errors import InputError
+
+    out = tmp_path / "t"
+    assert main(["trace", "synth", "--gemm", "16,16,16", "--out", str(out)]) == 0
+    f = next(out.glob("*.safetensors"))
+    raw = bytearray(f.read_bytes())
+    raw[-1] ^= 0xFF  # a byte of the last tensor, size unchanged
+    f.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match=rf"^{f}: SHA-256 differs"):
+        run_trace(out, "edge32", dataflow="os")

@@ -526,3 +526,22 @@ def test_a_sweep_takes_the_llm_networks_and_their_settings(tmp_path):
                        ({"network": "llama_tiny", "act_sparsity": 1.5}, "act_sparsity")):
         with pytest.raises(InputError, match=field):
             _parse_workloads([bad], tmp_path, "s")
+
+
+def test_an_unverified_trace_workload_has_points_of_its_own(tmp_path):
+    # sweep points are reused by id: a point replayed with `verify: false` (tampered bytes
+    # trusted) must never stand in for a verified one, and verified ids stay what they were
+    from sparsesim.cli import main
+
+    assert main(["trace", "synth", "--gemm", "16,16,16", "--out", str(tmp_path / "t")]) == 0
+    spec = {**TINY, "axes": {}, "dataflows": ["os"], "workloads": [{"trace": "t"}]}
+    verified = plan_sweep(spec, tmp_path / "s.yaml").points
+    explicit = plan_sweep({**spec, "workloads": [{"trace": "t", "verify": True}]}, tmp_path / "s.yaml").points
+    trusted = plan_sweep({**spec, "workloads": [{"trace": "t", "verify": False}]}, tmp_path / "s.yaml").points
+    assert verified[0].point_id == explicit[0].point_id != trusted[0].point_id
+    assert verified[0].workload.verify and not trusted[0].workload.verify
+    assert "verify" not in verified[0].workload.identity()
+    for workload, message in (({"trace": "t", "verify": "no"}, r"workloads\[0\]\.verify: expected true or false"),
+                              ({"gemm": [8, 8, 8], "verify": False}, r"workloads\[0\]\.verify: only trace workloads")):
+        with pytest.raises(InputError, match=message):
+            plan_sweep({**spec, "workloads": [workload]}, tmp_path / "s.yaml")

@@ -234,6 +234,70 @@ def test_checksum_mismatch(tmp_path):
         _load_and_validate(tmp_path / "t")
 
 
+def test_a_tensor_file_changed_in_place_is_refused_on_read(tmp_path):
+    # same size, other bytes: the header and sizes still check out, only the checksum differs
+    write_trace(tmp_path / "t")
+    f = _poke(tmp_path / "t", "fc.input", 123.0)
+    trace = load_trace(tmp_path / "t")  # no data read yet
+    for name in ("fc.input", "conv.weight"):  # any tensor of the file, not only the changed one
+        with pytest.raises(InputError, match=rf"^{f}: SHA-256 differs from manifest.json files.{f.name}.sha256"):
+            trace.tensor(name)
+    unverified = load_trace(tmp_path / "t", verify=False)
+    assert unverified.tensor("fc.input").flat[0] == 123.0  # the bytes on disk, trusted
+
+
+def test_each_file_is_hashed_once_per_trace_however_many_tensors_are_read(tmp_path, monkeypatch):
+    from sparsesim.workloads.trace import reader
+
+    rng = np.random.default_rng(0)
+    with TraceWriter(tmp_path / "t", shard_bytes=1) as w:  # one file per tensor
+        for op in (CONV, LINEAR, MATMUL):
+            w.add_op(op, tensors={role: w.add_tensor(f"{op.name}.{role}", x) for role, x in _tensors(op, rng).items()})
+    hashed = []
+    real = reader.sha256_file
+    monkeypatch.setattr(reader, "sha256_file", lambda path: hashed.append(path.name) or real(path))
+    trace = load_trace(tmp_path / "t")
+    assert len(trace.file_bytes) == 9 and hashed == []  # loading reads no data
+    for _ in range(3):
+        for r in trace.ops:
+            trace.op_tensors(r)
+    assert sorted(hashed) == sorted(trace.file_bytes)
+    validate(trace)  # a full validation hashes every file itself, and its reads do not hash again
+    assert sorted(hashed) == sorted(list(trace.file_bytes) * 2)
+    again = pickle.loads(pickle.dumps(trace))  # another process reads the files itself: verified again
+    again.tensor("fc.input")
+    assert len(hashed) == 19
+    hashed.clear()
+    unverified = load_trace(tmp_path / "t", verify=False)
+    for r in unverified.ops:
+        unverified.op_tensors(r)
+    assert hashed == []
+
+
+def test_a_file_without_a_recorded_checksum_is_read_with_one_warning(tmp_path, caplog):
+    # TraceWriter(checksums=False) writes no sha256: nothing to verify against, so the data
+    # are read (schema 1 makes the field optional) and the log says they were not verified
+    data = write_trace(tmp_path / "t", checksums=False)
+    trace = load_trace(tmp_path / "t")
+    with caplog.at_level("WARNING", logger="sparsesim"):
+        for name, x in data.items():
+            assert np.array_equal(trace.tensor(name), x)
+    f = next((tmp_path / "t").glob("*.safetensors"))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{f}: manifest.json files.{f.name} records no sha256; its data are read unverified"]
+
+
+@pytest.mark.parametrize("value", [123, "abc", "A" * 64, ["0" * 64]])
+def test_a_malformed_checksum_is_refused_without_reading_data(tmp_path, value):
+    write_trace(tmp_path / "t")
+    m = _manifest(tmp_path / "t")
+    name = next(iter(m["files"]))
+    m["files"][name]["sha256"] = value
+    _save_manifest(tmp_path / "t", m)
+    with pytest.raises(InputError, match=rf"manifest.json: files.{name}.sha256: expected 64 lowercase hex digits"):
+        load_trace(tmp_path / "t")
+
+
 @pytest.mark.parametrize("version", [2, 0, "1", None])
 def test_unknown_schema_version(tmp_path, version):
     write_trace(tmp_path / "t")

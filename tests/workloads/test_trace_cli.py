@@ -157,3 +157,79 @@ def test_llm_capture_without_a_model_or_with_own_model_flags_is_one_error(tmp_pa
                           "--out", str(tmp_path / "y"))
     assert (code, out) == (2, "") and err.startswith("error: --input-shape:")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def _overwrite_input(trace_dir):
+    """Zero the input tensor's bytes in place (the file keeps its size and header)."""
+    import struct
+
+    from sparsesim.workloads.trace.header import read_header
+
+    f = next(trace_dir.glob("*.safetensors"))
+    entries, _ = read_header(f)
+    entry = next(e for n, e in entries.items() if n.endswith("input"))
+    raw = bytearray(f.read_bytes())
+    (n,) = struct.unpack("<Q", raw[:8])
+    raw[8 + n + entry.begin: 8 + n + entry.end] = bytes(entry.nbytes)
+    f.write_bytes(bytes(raw))
+    return f
+
+
+def test_a_tensor_file_overwritten_in_place_is_refused_unless_no_verify(tmp_path, capsys):
+    # issue 16: the overwritten input replayed silently and showed a speedup it does not have
+    out_dir = tmp_path / "t"
+    assert _run(capsys, "trace", "synth", "--gemm", "64,64,64", "--input", "uniform:0.9", "--out", str(out_dir))[0] == 0
+    run = ("run", "--trace", str(out_dir), "--accel", "edge32", "--dataflow", "os",
+           "--sparsity", "zero_skip:input:skipping", "--json")
+    code, out, _ = _run(capsys, *run)
+    speedup = json.loads(out)["total"]["speedup"]
+    f = _overwrite_input(out_dir)
+    want = (f"error: {f}: SHA-256 differs from manifest.json files.{f.name}.sha256 (file corrupted or changed "
+            "since it was written)\n")
+    for argv in (run, run[:-3], ("trace", "info", str(out_dir)), ("trace", "info", str(out_dir), "--validate"),
+                 ("trace", "validate", str(out_dir))):
+        assert _run(capsys, *argv) == (2, "", want), argv
+    code, out, err = _run(capsys, *run, "--no-verify")  # the user's choice: the bytes on disk
+    assert (code, err) == (0, "") and json.loads(out)["total"]["speedup"] > speedup
+    code, out, err = _run(capsys, "trace", "info", str(out_dir), "--no-verify")
+    assert (code, err) == (0, "") and "100.0%" in out  # the zeroed input
+    code, out, err = _run(capsys, "trace", "info", str(out_dir), "--no-verify", "--validate")
+    assert (code, out, err) == (2, "", "error: --no-verify: not with --validate, which checks every checksum\n")
+    code, out, err = _run(capsys, "run", "--gemm", "8,8,8", "--accel", "edge32", "--no-verify")
+    assert (code, out, err) == (2, "", "error: --no-verify: only with --trace (it skips the trace files' checksums)\n")
+
+
+def test_the_api_verifies_a_trace_unless_told_not_to(tmp_path, capsys):
+    import sparsesim
+
+    out_dir = tmp_path / "t"
+    assert _run(capsys, "trace", "synth", "--gemm", "16,16,16", "--out", str(out_dir))[0] == 0
+    f = _overwrite_input(out_dir)
+    with pytest.raises(sparsesim.InputError, match=rf"^{f}: SHA-256 differs"):
+        sparsesim.simulate(sparsesim.trace(out_dir), accel="edge32", dataflow="os")
+    trace = sparsesim.load_trace(out_dir)
+    with pytest.raises(sparsesim.InputError, match=rf"^{f}: SHA-256 differs"):
+        trace.op_tensors(trace.ops[0])
+    res = sparsesim.simulate(sparsesim.trace(out_dir, verify=False), accel="edge32", dataflow="os")
+    assert res.total["cycles"] > 0
+    unverified = sparsesim.load_trace(out_dir, verify=False)
+    assert not unverified.op_tensors(unverified.ops[0])[0].any()  # the zeroed input, as on disk
+    for call, field in ((lambda: sparsesim.trace(out_dir, verify="no"), "trace.verify"),
+                        (lambda: sparsesim.load_trace(out_dir, verify=0), "load_trace.verify")):
+        with pytest.raises(sparsesim.InputError, match=rf"^{field}: expected True or False"):
+            call()
+
+
+def test_a_trace_without_checksums_replays_with_a_warning_and_validate_says_so(tmp_path, capsys):
+    out_dir = tmp_path / "t"
+    assert _run(capsys, "trace", "synth", "--gemm", "16,16,16", "--out", str(out_dir))[0] == 0
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    (name, listed), = manifest["files"].items()
+    del listed["sha256"]
+    (out_dir / "manifest.json").write_text(json.dumps(manifest))
+    code, out, err = _run(capsys, "run", "--trace", str(out_dir), "--accel", "edge32", "--dataflow", "os")
+    assert code == 0 and "gemm0" in out
+    assert [line for line in err.splitlines() if not line.startswith("#")] == [
+        f"warning: {out_dir / name}: manifest.json files.{name} records no sha256; its data are read unverified"]
+    code, out, _ = _run(capsys, "trace", "validate", str(out_dir))
+    assert code == 0 and out.rstrip().endswith("; 1 file(s) record no sha256, their bytes were not checked")

@@ -4,8 +4,9 @@ This package is the only place that imports torch, and only in :mod:`.recorder`,
 :mod:`.bdwp`, :mod:`.nets`, :mod:`.encoders`, :mod:`.llama`, :mod:`.inference`, :mod:`.decompose`,
 :mod:`.coverage`, :mod:`.stats`, :mod:`.hf` (transformers too), and in :mod:`.user_model` and :mod:`.api` once
 a capture runs; importing the package itself, :mod:`.zoo` (the model catalogue and
-:func:`capture_zoo`) or :mod:`.llm` (LLM inference capture, :func:`capture_llm`) does not, so
-``sparsesim list`` works without torch. :func:`capture_model` captures the user's own
+:func:`capture_zoo`), :mod:`.zoo_stats` (the models' parameter and MAC counts, stored) or
+:mod:`.llm` (LLM inference capture, :func:`capture_llm`) does not, so ``sparsesim list`` works
+without torch and does not load it. :func:`capture_model` captures the user's own
 ``nn.Module`` (the Python face of ``trace capture --model FILE.py:NAME``). The torch-side names
 (:func:`capture_module`, :func:`prune_nm_`) load on first use.
 """

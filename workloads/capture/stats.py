@@ -6,29 +6,22 @@ while the recorder's lowering counts the dense MACs of every conv2d, linear and 
 call, exactly the ops a capture records. (A task that cannot draw its sample on ``meta``,
 the video clips, builds its small model on the CPU instead.) LLM decoders report their shape's figures
 (:class:`~sparsesim.workloads.llm_networks.DecoderShape`; their torch model has the same
-parameter count, which the tests check).
+parameter count, which the tests check). ``sparsesim list`` prints the same figures without
+torch, from :mod:`.zoo_stats` (stored by ``tools/zoo_stats.py``, checked against this by the tests).
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
-from dataclasses import dataclass
 
 import torch
 from torch.overrides import TorchFunctionMode
 
 from sparsesim.workloads.capture.recorder import _KINDS, _LOWER
 from sparsesim.workloads.capture.zoo import ZooModel
+from sparsesim.workloads.capture.zoo_stats import ModelStats, zoo_stats
 from sparsesim.workloads.gemm import Phase
-from sparsesim.workloads.llm_networks import DECODERS
-
-
-@dataclass(frozen=True, slots=True)
-class ModelStats:
-    params: int
-    macs: int  # dense forward MACs per sample (LLM decoders: per token, attention aside)
-    per: str  # "sample" or "token"
 
 
 class _MacCounter(TorchFunctionMode):
@@ -48,9 +41,8 @@ class _MacCounter(TorchFunctionMode):
 def model_stats(entry: ZooModel, **options) -> ModelStats:
     """Parameters and forward MACs per sample of zoo model ``entry`` built with ``options``
     (``image_size``, ``layers``)."""
-    if entry.decoder is not None:
-        shape = DECODERS.get(entry.decoder)
-        return ModelStats(shape.params, shape.active_params_per_token, "token")
+    if entry.decoder is not None:  # the shape's figures, which need no model
+        return zoo_stats(entry)
     module, function = entry.factory.split(":")
     factory = functools.partial(getattr(importlib.import_module(module), function), **options)
     gen = torch.Generator().manual_seed(0)

@@ -18,6 +18,11 @@ A trace is a directory::
               "phases": ["fwd", "bwd_data", "bwd_weight"] | ["prefill"] | ["decode"]}, ...],
      "files": {"tensors-00000.safetensors": {"bytes": 123, "sha256": "..."}}}
 
+``files`` gives each tensor file's size and the hex SHA-256 of its bytes; ``sha256`` is optional
+(``TraceWriter(checksums=False)`` leaves it out). Readers check the size on load and the
+checksum, where recorded, before their first read from the file
+(:mod:`sparsesim.workloads.trace.reader`).
+
 ``capture`` is free-form (readers must not rely on a key being there), but PyTorch captures
 write these keys: ``model`` (zoo name, or ``FILE.py:NAME`` / ``package.module:NAME`` / class
 name for the user's own model), ``mode``, ``steps``, ``batch``, ``dtype``, ``seed``,

@@ -1,16 +1,24 @@
 """Loading and validating a trace directory; tensors are read lazily, never unpickled.
 
 :func:`load_trace` checks everything that needs no tensor data (manifest schema, file sizes,
-safetensors headers, tensor names, dtypes and shapes against the op parameters), which costs
-one small read per file. Tensor data are read on demand through ``safetensors.safe_open``
-(memory-mapped) and checked for NaN/Inf on every read; :func:`validate` with ``full=True``
-reads everything once and checks the recorded SHA-256 sums.
+the form of each recorded SHA-256, safetensors headers, tensor names, dtypes and shapes
+against the op parameters), which costs one small read per file. Tensor data are read on
+demand through ``safetensors.safe_open`` (memory-mapped). The first read from a file checks
+the file's recorded SHA-256 (streamed in 1 MiB chunks, once per file and :class:`Trace`, so a
+replay hashes each file once however many of its tensors it reads); every read checks the
+tensor for NaN/Inf. ``load_trace(path, verify=False)`` skips the checksum (the replay then
+trusts the bytes on disk); a file whose manifest entry records no ``sha256`` (a trace written
+with ``TraceWriter(checksums=False)``) cannot be verified: it is read, with one warning per
+file on the ``sparsesim`` logger. :func:`validate` with ``full=True`` reads everything once
+and checks every recorded SHA-256 whatever ``verify`` says.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,23 +33,30 @@ from sparsesim.workloads.trace.format import (MANIFEST, METADATA_STORAGE_KEY, PH
 from sparsesim.workloads.trace.header import TensorEntry, read_header
 from sparsesim.workloads.trace.writer import sha256_file
 
+log = logging.getLogger(__name__)
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
 
 class Trace:
     """A loaded trace: its ops, capture settings and lazily read tensors.
 
     Open file handles are cached; use ``with load_trace(p) as trace:`` or :meth:`close` to
-    release them early.
+    release them early. With ``verify`` (the default) the first read from each file checks
+    its SHA-256 against the manifest.
     """
 
     def __init__(self, path: Path, manifest: dict, ops: tuple[OpRecord, ...], storage: StorageDtype,
-                 entries: dict[str, TensorEntry], file_bytes: dict[str, int]) -> None:
+                 entries: dict[str, TensorEntry], file_bytes: dict[str, int], verify: bool = True) -> None:
         self.path = path
         self.manifest = manifest
         self.ops = ops
         self.storage = storage
         self.entries = entries
         self.file_bytes = file_bytes
+        self.verify = verify
         self._handles: dict[str, object] = {}
+        self._verified: set[str] = set()  # files whose checksum was checked (or is not recorded)
 
     @property
     def capture(self) -> dict:
@@ -70,8 +85,9 @@ class Trace:
         self._handles.clear()  # safe_open handles unmap when dropped
 
     def __getstate__(self) -> dict:
-        # Picklable for process-pool sweeps: open file handles are not, and reopen lazily.
-        return {**self.__dict__, "_handles": {}}
+        # Picklable for process-pool sweeps: open file handles are not, and reopen lazily (and
+        # are verified again: the receiving process reads the files itself).
+        return {**self.__dict__, "_handles": {}, "_verified": set()}
 
     def tensor(self, name: str) -> np.ndarray:
         """The tensor ``name`` as a float32 array; :class:`InputError` if it holds NaN or Inf."""
@@ -80,6 +96,9 @@ class Trace:
             raise KeyError(name)
         path = self.path / entry.file
         try:
+            if self.verify and entry.file not in self._verified:  # once per file, before its first read
+                _check_sha256(path, self.manifest["files"][entry.file], warn=True)
+                self._verified.add(entry.file)
             handle = self._handles.get(entry.file)
             if handle is None:
                 handle = self._handles[entry.file] = safe_open(str(path), framework="numpy")
@@ -204,10 +223,30 @@ def _check_file(path: Path, listed: dict, where: str) -> None:
     size = path.stat().st_size
     if size != listed["bytes"]:
         raise InputError(f"{path}: size {size} bytes, but {MANIFEST} files.{path.name}.bytes says {listed['bytes']}")
+    want = listed.get("sha256")
+    if want is not None and not (isinstance(want, str) and _SHA256.fullmatch(want)):
+        raise InputError(f"{where}: files.{path.name}.sha256: expected 64 lowercase hex digits, got {want!r}")
 
 
-def load_trace(path: Path | str) -> Trace:
-    """Open a trace directory and check its structure; tensors are read later, lazily."""
+def _check_sha256(path: Path, listed: dict, warn: bool = False) -> None:
+    """Refuse ``path`` if its SHA-256 differs from the manifest's; a file recorded without one
+    passes (with a warning if ``warn``: its data cannot be verified)."""
+    want = listed.get("sha256")
+    if want is None:
+        if warn:
+            log.warning("%s: %s files.%s records no sha256; its data are read unverified", path, MANIFEST, path.name)
+        return
+    if sha256_file(path) != want:
+        raise InputError(f"{path}: SHA-256 differs from {MANIFEST} files.{path.name}.sha256 (file corrupted or "
+                         "changed since it was written)")
+
+
+def load_trace(path: Path | str, verify: bool = True) -> Trace:
+    """Open a trace directory and check its structure; tensors are read later, lazily.
+
+    ``verify``: check each file's recorded SHA-256 on the first read from it (see the module
+    docstring); ``False`` trusts the bytes on disk.
+    """
     path = Path(path)
     manifest = _load_manifest(path)
     where = str(path / MANIFEST)
@@ -248,7 +287,7 @@ def load_trace(path: Path | str) -> Trace:
             if entry.shape != want:
                 raise InputError(f"{where}: ops[{r.index}].tensors.{role}: tensor {name!r} in {entry.file} has shape "
                                  f"{list(entry.shape)}, but the op's params give {list(want)}")
-    return Trace(path, manifest, ops, storage, entries, file_bytes)
+    return Trace(path, manifest, ops, storage, entries, file_bytes, verify=verify)
 
 
 def validate(trace: Trace, full: bool = True) -> None:
@@ -261,9 +300,9 @@ def validate(trace: Trace, full: bool = True) -> None:
         fpath = trace.path / fname
         _check_file(fpath, listed, where)
         read_header(fpath)
-        want = listed.get("sha256")
-        if full and want is not None and sha256_file(fpath) != want:
-            raise InputError(f"{fpath}: SHA-256 differs from {MANIFEST} files.{fname}.sha256 (file corrupted)")
+        if full:
+            _check_sha256(fpath, listed)
+            trace._verified.add(fname)  # the tensor reads below need not hash it again
     if full:
         for name in trace.entries:
             trace.tensor(name)
