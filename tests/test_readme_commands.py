@@ -26,6 +26,7 @@ NOT_RUN = {
     r"llama_1b_relu": "a 1B-parameter decoder: minutes",
     r"mynet\.py|mypkg\.models|layers\.csv|tensors\.npz|llama_config\.json|path/to/saved_model":
         "the user's own model or file, which the README only names",
+    r"traces/mine( |$)": "reads the trace of the user's own model, captured from a file above",
     r"--scheduler tcp://": "a Dask scheduler on another machine",
     r"^sparsesim study ": "regenerates a curated report: minutes (tests/sparsesim/test_studies.py runs --quick)",
     r"sweep configs/sweeps/bandwidth\.yaml": "64 points, over a minute (tests/sparsesim/test_sweep.py runs sweeps)",
