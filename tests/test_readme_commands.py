@@ -17,7 +17,6 @@ import re
 import shlex
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
