@@ -128,10 +128,6 @@ def _capture_dir_with_notes(d: Path) -> None:
     (d / "cap" / "NOTES.txt").write_text("my notes\n")
 
 
-def _api(fn: Callable[..., object]) -> Callable[[Path], object]:
-    return fn
-
-
 def _sim(**kw):
     import sparsesim
 
@@ -383,7 +379,7 @@ def _cases() -> list[Case]:
         ("load_trace of a missing directory", "nodir", lambda d: sparsesim.load_trace(d / "nodir")),
     ]
     for what, names, fn in api:
-        cases.append(Case("API", what, names, api=_api(fn)))
+        cases.append(Case("API", what, names, api=fn))
     return cases
 
 

@@ -1,7 +1,7 @@
 """Output paths of every writing command and API call: refused up front with one line, and
 nothing the user had is replaced or deleted (issue 16, sections 2 and 4).
 
-The runs as root: a ``chmod 0555`` directory is writable then, so the read-only cases use
+The tests run as root: a ``chmod 0555`` directory is writable then, so the read-only cases use
 ``/proc``, which refuses new files whatever its mode bits say.
 """
 
@@ -197,6 +197,9 @@ def test_overwrite_replaces_a_trace_holding_only_its_own_files(tmp_path, capsys)
     assert main(["trace", "synth", "--gemm", "8,8,8", "--out", str(trace)]) == 0
     assert main(["trace", "synth", "--gemm", "16,16,16", "--out", str(trace), "--overwrite"]) == 0
     assert "1 ops" in capsys.readouterr().out
+    import sparsesim  # the replaced trace is the new one (16x16x16), not the old 8x8x8
+
+    assert sparsesim.simulate(sparsesim.trace(trace), accel="edge32", dataflow="os").rows[0]["M"] == 16
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]  # no temporary or probe file left behind
 
 

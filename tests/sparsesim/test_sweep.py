@@ -206,7 +206,9 @@ def test_a_huge_spec_is_refused_at_once_with_its_count(tmp_path, capsys, spec, c
     message = found.get("message", "")
     assert count in message and shown in message and "above max_points 100,000" in message, found
     assert "set max_points: " in message
-    assert found["seconds"] < 0.5 and found["peak"] < 2 * 2**20, found  # nothing was expanded
+    # nothing was expanded: the memory says so; the time only guards against minutes of work
+    # (a loaded 2-core machine can take a second or two for what takes 0.1 s idle)
+    assert found["seconds"] < 10 and found["peak"] < 2 * 2**20, found
     # the command and the API refuse it with the same line, before anything is written
     spec_file = write_spec(tmp_path, spec)
     capsys.readouterr()
