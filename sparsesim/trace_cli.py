@@ -185,15 +185,22 @@ def cmd_synth(args) -> int:
     sources = [bool(args.gemm), bool(args.topology), bool(args.network)]
     if sum(sources) != 1:
         raise InputError("trace synth: give exactly one of --gemm, --topology or --network")
+    if args.training and args.phases is not None:
+        raise InputError(f"--training: give --training or --phases, not both (--training is --phases "
+                         f"fwd,bwd_data,bwd_weight; got --phases {args.phases})")
+    if args.gemm and args.batch is not None:
+        raise InputError("--batch: only for --network and the conv rows of --topology; --gemm fixes its own "
+                         "batch (its M)")
+    batch = 1 if args.batch is None else args.batch
+    if batch < 1:
+        raise InputError(f"--batch: must be a positive integer, got {batch}")
     _check_out(Path(args.out), args.overwrite, [("--topology", args.topology)])
     if args.gemm:
         ops, name = [gemm_op(f"gemm{i}", *parse_gemm(g, i)) for i, g in enumerate(args.gemm)], "gemm"
     elif args.topology:
-        ops, name = read_topology(args.topology, batch=args.batch), Path(args.topology).stem
+        ops, name = read_topology(args.topology, batch=batch), Path(args.topology).stem
     else:
-        if args.batch < 1:
-            raise InputError(f"--batch: must be a positive integer, got {args.batch}")
-        ops, name = NETWORKS.get(args.network, "--network")(args.batch), args.network
+        ops, name = NETWORKS.get(args.network, "--network")(batch), args.network
     phases = parse_phases(args.phases, False) or (PHASES if args.training else (Phase.FWD,))
     spec = SparsitySpec(input=OperandSparsity.parse(args.input, "--input"),
                         weight=OperandSparsity.parse(args.weight, "--weight"),
@@ -294,13 +301,14 @@ def add_trace_commands(subparsers) -> None:
     syn.add_argument("--gemm", metavar="M,N,K", action="append", help="a GEMM; repeatable")
     syn.add_argument("--topology", metavar="FILE.csv", help="SCALE-Sim topology CSV")
     syn.add_argument("--network", metavar="NAME", help="built-in layer list (see `sparsesim list`)")
-    syn.add_argument("--batch", type=int, default=1, help="batch for --network and conv rows of --topology")
+    syn.add_argument("--batch", type=int, help="batch for --network and conv rows of --topology (default 1; "
+                                               "not with --gemm)")
     syn.add_argument("--out", required=True, metavar="DIR")
     syn.add_argument("--input", default="uniform:0.5", metavar="SPEC", help="input activations (default uniform:0.5)")
     syn.add_argument("--weight", default="dense", metavar="SPEC", help="weights (default dense)")
     syn.add_argument("--grad", default="uniform:0.5", metavar="SPEC", help="output gradients (default uniform:0.5)")
     syn.add_argument("--phases", metavar="fwd,bwd_data,bwd_weight", help="phases to record (default fwd)")
-    syn.add_argument("--training", action="store_true", help="record all three phases")
+    syn.add_argument("--training", action="store_true", help="record all three phases (not with --phases)")
     syn.add_argument("--steps", type=int, default=1, help="independent steps (default 1)")
     syn.add_argument("--time-steps", type=int, metavar="T", help="make the input a sequence of T time steps")
     syn.add_argument("--change", type=float, default=0.1, help="fraction of inputs redrawn per time step (default 0.1)")

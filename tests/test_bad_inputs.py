@@ -279,6 +279,9 @@ def _cases() -> list[Case]:
     add("trace synth", "zero time steps", "time_steps", *T, "--gemm", "8,8,8", "--time-steps", "0")
     add("trace synth", "change above 1", "change", *T, "--gemm", "8,8,8", "--time-steps", "2", "--change", "2")
     add("trace synth", "no workload", "--gemm", *T)
+    add("trace synth", "training and phases", "--training", *T, "--gemm", "8,8,8", "--training", "--phases", "fwd")
+    add("trace synth", "batch with a GEMM", "--batch", *T, "--gemm", "8,8,8", "--batch", "4")
+    add("trace synth", "batch zero", "--batch", *T, "--network", "resnet18", "--batch", "0")
 
     # --- capture (every refusal comes before torch does any work)
     C = ("trace", "capture", "--out", "cap")
