@@ -59,7 +59,12 @@ def cmd_run(args) -> int:
         check_writable(out, args.overwrite, inputs=[("--topology", args.topology), ("--trace", args.trace),
                                                     ("--accel", args.accel)])
     workload = spec_from_args(args)
-    sets = dict(parse_override(s) for s in args.set or [])
+    sets: dict = {}
+    for text in args.set or []:
+        key, value = parse_override(text)
+        if key in sets:  # the last would win silently, the first one lost
+            raise InputError(f"--set: {key} given twice ({key}={sets[key]!r} and {text!r}); give it once")
+        sets[key] = value
     if args.sparsity and "sparsity" in sets:  # which one would win is not for the header to hide
         raise InputError(f"--sparsity: conflicts with --set sparsity={sets['sparsity']!r}; give the features "
                          "one way (repeated --sparsity, or one --set sparsity=[...])")

@@ -189,6 +189,7 @@ def _cases() -> list[Case]:
     add("--set", "unknown precision", "array.precision", *G, "--set", "array.precision=int3")
     add("--set", "impossible array", "array", *G, "--set", "array.rows=1000000", "--set", "array.cols=1000000")
     add("--set", "buffer too small", "buffers.a.size_bytes", *G, "--set", "buffers.a.size_bytes=1")
+    add("--set", "a key twice", "array.rows", *G, "--set", "array.rows=4", "--set", "array.rows=8")
     add("--set", "sparsity twice", "sparsity", *G, "--set", "sparsity=[{kind: nm, n: 2, m: 4}]",
         "--sparsity", "nm:2:8")
 
