@@ -63,8 +63,8 @@ FULL = (
 )
 # Why the full-size settings are what they are, as the report states it (no measured figure:
 # the times behind the choice are in benchmarks/full_size.py and the closing note of issue 11).
-BUDGET_NOTE = """To keep the study to about 40 minutes from an empty trace cache on a 2-core
-machine, the full-size models take 2 N:M training steps before the captured one instead of the
+BUDGET_NOTE = """To keep the study short on a 2-core machine (its run time depends on what else
+runs there: `benchmarks/full_size.py` times the parts), the full-size models take 2 N:M training steps before the captured one instead of the
 zoo's 10 for the CNNs, and the ablations run on ResNet-50 and ViT-S/16 only (VGG-16 at 224 is
 the slowest to replay). The warm-up changes which weights N:M keeps, not how many, and no
 feature in these runs skips on the values of activations or gradients, so it changes no cycle
