@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from sparsesim.accel.presets import load_accel
+from sparsesim.hardware.presets import load_accel
 from sparsesim.dataflows import DATAFLOWS
-from sparsesim.simulation import simulate
+from sparsesim.simulation.run import simulate
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.networks import NETWORKS
 from sparsesim.workloads.ops import Workload, gemm_op

@@ -5,7 +5,7 @@ peak resident set size:
 
 1. ``run --network llama2_7b --prompt-len 2048 --gen-len 256 --dataflow best`` on ``dc128``:
    every prefill and decode row (aggregated rows with a repeat count, see
-   ``workloads/llm_networks.py``) on every dataflow. Target < 30 s.
+   ``src/sparsesim/workloads/llm_networks.py``) on every dataflow. Target < 30 s.
 2. ``trace capture --model llama_1b --mode decode --prompt-len 128 --gen-len 32`` (fp16
    storage): target < 5 min and < 12 GB peak RSS.
 3. ``run --trace`` of that trace on ``edge32`` with ``zero_skip:input:skipping``: target < 60 s.

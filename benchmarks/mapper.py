@@ -18,10 +18,10 @@ import math
 import statistics
 import time
 
-from sparsesim.accel.presets import load_accel
+from sparsesim.hardware.presets import load_accel
 from sparsesim.dataflows import DATAFLOWS
-from sparsesim.dataflows import mapper as mp
-from sparsesim.simulation import simulate
+from sparsesim.mapping import mapper as mp
+from sparsesim.simulation.run import simulate
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.networks import NETWORKS
 from sparsesim.workloads.ops import Conv2d, Workload
@@ -70,7 +70,7 @@ def bytes_vs_bounds() -> None:
 
 
 def replay_cpu() -> None:
-    from sparsesim.accel.sparsity import cli_sparsity
+    from sparsesim.sparsity import cli_sparsity
     from sparsesim.workloads.gemm import PHASES
 
     ops = tuple(NETWORKS.get("resnet50")(1))

@@ -16,9 +16,9 @@ import argparse
 import resource
 import time
 
-from sparsesim.accel.presets import load_accel
-from sparsesim.accel.sparsity import cli_sparsity
-from sparsesim.simulation import simulate
+from sparsesim.hardware.presets import load_accel
+from sparsesim.sparsity import cli_sparsity
+from sparsesim.simulation.run import simulate
 from sparsesim.workloads.gemm import PHASES, Phase
 from sparsesim.workloads.networks import NETWORKS
 from sparsesim.workloads.ops import Workload, gemm_op

@@ -24,11 +24,11 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from sparsesim.accel.config import AccelConfig, build
-from sparsesim.simulation import simulate
+from sparsesim.hardware.config import AccelConfig, build
+from sparsesim.simulation.run import simulate
 from sparsesim.sweeps import connect, plan_sweep, run_sweep
 from sparsesim.workload_args import build_workload
-from sparsesim.workloads.errors import InputError
+from sparsesim.core.errors import InputError
 
 TRIVIAL = {
     "name": "overhead-trivial",
@@ -123,7 +123,7 @@ def serial_seconds(plan) -> float:
 
 def _warm() -> None:
     """Import what a point needs, on a worker."""
-    import sparsesim.simulation  # noqa: F401
+    import sparsesim.simulation.run  # noqa: F401
     import sparsesim.sweeps  # noqa: F401
 
 

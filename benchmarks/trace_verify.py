@@ -23,9 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from sparsesim.accel.presets import load_accel
-from sparsesim.accel.sparsity import cli_sparsity
-from sparsesim.simulation import simulate
+from sparsesim.hardware.presets import load_accel
+from sparsesim.sparsity import cli_sparsity
+from sparsesim.simulation.run import simulate
 from sparsesim.workloads.trace import load_trace
 from sparsesim.workloads.trace.writer import sha256_file
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from sparsesim.accel.reference import ArraySpec, DeltaEncoder, run_array, weight_slots
+from sparsesim.hardware.reference import ArraySpec, DeltaEncoder, run_array, weight_slots
 from sparsesim.validate import _operands, draw_case, fast_rows, zero_logic
 
 CASES = 200

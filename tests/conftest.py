@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sparsesim.accel.presets import load_accel
+from sparsesim.hardware.presets import load_accel
 
 
 @pytest.fixture

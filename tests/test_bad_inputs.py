@@ -35,7 +35,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
-if __name__ == "__main__":  # run as a script: tests/sparsesim/ must not shadow the package
+if __name__ == "__main__":  # run as a script: tests/app/ must not shadow the package
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 TIMEOUT_S = 60
@@ -61,7 +61,7 @@ class Case:
 
 # ---------------------------------------------------------------- fixtures the cases use
 GOOD_YAML = "name: mine\narray: {rows: 8, cols: 8}\n"
-FULL_YAML = (Path(__file__).resolve().parents[1] / "configs" / "presets" / "edge32.yaml").read_text()
+FULL_YAML = (Path(__file__).resolve().parents[1] / "src" / "sparsesim" / "hardware" / "presets" / "edge32.yaml").read_text()
 """A complete config (edge32's), for cases whose fault is in one key of an otherwise valid file."""
 TOPOLOGY_HEAD = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
 GOOD_TOPOLOGY = TOPOLOGY_HEAD + "conv1, 8, 8, 3, 3, 3, 8, 1,\n"
@@ -70,7 +70,7 @@ GOOD_SPEC = "name: s\nbase: edge32\naxes: {array.rows: [16, 32]}\nworkloads:\n  
 
 def _trace(d: Path, name: str = "t") -> Path:
     """A small valid trace (one 8x8x8 GEMM) written with the project's own synth command."""
-    from sparsesim.cli import main
+    from sparsesim.cli.main import main
 
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert main(["trace", "synth", "--gemm", "8,8,8", "--out", str(d / name)]) == 0
@@ -398,7 +398,7 @@ def _snapshot(d: Path) -> dict[str, str]:
 
 def run_case(case: Case, root: Path) -> tuple[str, str]:
     """``(class, detail)`` of one case, run in a fresh directory under ``root``."""
-    from sparsesim.workloads.errors import InputError
+    from sparsesim.core.errors import InputError
 
     d = Path(tempfile.mkdtemp(dir=root))
     for name, text in case.files.items():
@@ -423,7 +423,7 @@ def run_case(case: Case, root: Path) -> tuple[str, str]:
                 case.api(d)
                 rc = 0
             else:
-                from sparsesim.cli import main
+                from sparsesim.cli.main import main
 
                 rc = main(list(case.argv))
     except _Hang:

@@ -5,7 +5,7 @@ continuations joined) and run in one scratch directory, in order, so a command t
 what an earlier one made (a trace, a sweep) finds it. A command is left out only when it
 matches :data:`NOT_RUN`, each entry with its reason (the user's own files, minutes of work,
 another machine); the test also fails when an entry of :data:`NOT_RUN` no longer matches any
-README line, so the list cannot go stale. The Python blocks run in ``tests/sparsesim/test_api.py``.
+README line, so the list cannot go stale. The Python blocks run in ``tests/app/test_api.py``.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ NOT_RUN = {
         "the user's own model or file, which the README only names",
     r"traces/mine( |$)": "reads the trace of the user's own model, captured from a file above",
     r"--scheduler tcp://": "a Dask scheduler on another machine",
-    r"^sparsesim study ": "regenerates a curated report: minutes (tests/sparsesim/test_studies.py runs --quick)",
-    r"sweep configs/sweeps/bandwidth\.yaml": "64 points, over a minute (tests/sparsesim/test_sweep.py runs sweeps)",
+    r"^sparsesim study ": "regenerates a curated report: minutes (tests/app/test_studies.py runs --quick)",
+    r"sweep configs/sweeps/bandwidth\.yaml": "64 points, over a minute (tests/app/test_sweep.py runs sweeps)",
     r"^sparsesim report runs/bw": "needs the bandwidth sweep above",
-    r"validate reference --cases 2000": "2,000 cases: half a minute (tests/sparsesim/test_validate_cli.py runs it small)",
+    r"validate reference --cases 2000": "2,000 cases: half a minute (tests/app/test_validate_cli.py runs it small)",
     r"--nm 2:8 --out traces/r18-2of8": "N:M-trained warm-up: a minute",
     r"--prompt-len 2048 --gen-len 256": "a 2,048-token prompt on the 7B shape: tens of seconds",
 }
@@ -73,7 +73,7 @@ def test_every_not_run_entry_still_matches_a_readme_command():
 
 
 def test_readme_commands_run_in_order(tmp_path):
-    from sparsesim.cli import main
+    from sparsesim.cli.main import main
 
     (tmp_path / "configs").symlink_to(REPO / "configs")  # the README's paths are relative to a checkout
     ran = []

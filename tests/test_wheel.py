@@ -38,8 +38,7 @@ def wheel(tmp_path_factory) -> Path:
     # build/lib in the repository would put deleted modules into the wheel
     src = tmp_path_factory.mktemp("src") / "sparsesim"
     skip = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    for name in ("sparsesim", "accel", "dataflows", "workloads", "configs"):
-        shutil.copytree(REPO / name, src / name, ignore=skip)
+    shutil.copytree(REPO / "src", src / "src", ignore=skip)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, src / name)
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", out, src],
@@ -53,9 +52,9 @@ def test_wheel_holds_only_the_sparsesim_package(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"sparsesim"}
-    for needed in ("sparsesim/accel/config.py", "sparsesim/dataflows/__init__.py", "sparsesim/workloads/ops.py",
-                   "sparsesim/configs/presets/edge32.yaml", "sparsesim/configs/energy/horowitz45.yaml",
-                   "sparsesim/configs/topologies/example.csv", "sparsesim/sweeps/runner.py"):
+    for needed in ("sparsesim/hardware/config.py", "sparsesim/dataflows/__init__.py", "sparsesim/workloads/ops.py",
+                   "sparsesim/hardware/presets/edge32.yaml", "sparsesim/hardware/energy_tables/horowitz45.yaml",
+                   "sparsesim/sparsity/nm.py", "sparsesim/sweeps/runner.py"):
         assert needed in names, needed
     dist_info = next(t for t in top if t.endswith(".dist-info"))
     top_level = f"{dist_info}/top_level.txt"

@@ -1,7 +1,7 @@
 """Print the table of :mod:`sparsesim.workloads.capture.zoo_stats` from the real torch models.
 
 ``sparsesim list`` prints each zoo model's parameters and dense forward MACs per sample
-without importing torch, from a table stored in ``workloads/capture/zoo_stats.py``. After
+without importing torch, from a table stored in ``src/sparsesim/workloads/capture/zoo_stats.py``. After
 changing or adding a zoo model, regenerate the table's body with
 ``.venv/bin/python tools/zoo_stats.py`` and paste it in; ``tests/workloads/test_zoo_stats.py``
 fails until the stored figures equal the models' (needs torch).

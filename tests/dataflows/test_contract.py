@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sparsesim.accel.presets import load_accel
-from sparsesim.accel.timing import simulate_tiles
+from sparsesim.hardware.presets import load_accel
+from sparsesim.hardware.timing import simulate_tiles
 from sparsesim.dataflows import DATAFLOWS
-from sparsesim.engine import run_gemm
+from sparsesim.simulation.engine import run_gemm
 from sparsesim.workloads.gemm import Gemm
 
 dims = st.integers(min_value=1, max_value=700)
@@ -83,7 +83,7 @@ def test_ideal_memory_has_no_stalls():
 
 def test_timing_pipeline_overlaps_loads_with_compute():
     """Two equal tiles: the second load hides behind the first compute."""
-    from sparsesim.accel.schedule import TileSchedule
+    from sparsesim.hardware.schedule import TileSchedule
 
     sched = TileSchedule(np.array([100, 100]), np.array([1000, 1000]), np.array([0, 0]), 0)
     t = simulate_tiles(sched, bandwidth_bytes_per_cycle=1.0, latency_cycles=10)

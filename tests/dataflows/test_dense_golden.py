@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sparsesim.accel.presets import load_accel
-from sparsesim.engine import run_gemm
+from sparsesim.hardware.presets import load_accel
+from sparsesim.simulation.engine import run_gemm
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.ops import Conv2d
 

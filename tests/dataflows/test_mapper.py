@@ -1,4 +1,4 @@
-"""The mapper (sparsesim.dataflows.mapper): brute force, bounds, pinned and legacy nests, spills."""
+"""The mapper (sparsesim.mapping.mapper): brute force, bounds, pinned and legacy nests, spills."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import math
 
 import pytest
 
-from sparsesim.accel.presets import load_accel
+from sparsesim.hardware.presets import load_accel
 from sparsesim.dataflows import DATAFLOWS
-from sparsesim.dataflows import mapper as mp
-from sparsesim.engine import run_gemm
-from sparsesim.simulation import simulate
+from sparsesim.mapping import mapper as mp
+from sparsesim.simulation.engine import run_gemm
+from sparsesim.simulation.run import simulate
 from sparsesim.workloads.gemm import Gemm, Phase
 from sparsesim.workloads.networks import NETWORKS
 from sparsesim.workloads.ops import Conv2d, Workload
@@ -78,7 +78,7 @@ def test_pipeline_recurrence_is_the_simpy_timing():
         space = mp.NestSpace(DATAFLOWS.get(name), Gemm(16, 12, 24), cfg)
         for m in list(_all_nests(space))[::7]:
             ev = mp.evaluate(space, m)
-            from sparsesim.accel.timing import simulate_tiles
+            from sparsesim.hardware.timing import simulate_tiles
             assert ev.cycles == simulate_tiles(ev.schedule, bandwidth_bytes_per_cycle=3, latency_cycles=5).total_cycles
 
 
@@ -164,7 +164,7 @@ def test_pinned_mapping_from_config_and_file(tmp_path):
 
 
 def test_pinned_tile_that_changes_compute_is_refused():
-    from sparsesim.workloads.errors import InputError
+    from sparsesim.core.errors import InputError
 
     cfg = load_accel("edge32", ["mapper.tiles.M=40"])  # ws streams M: a 40-row chunk leaves 24 < 32 rows
     with pytest.raises(InputError, match="mapper.tiles.M"):

@@ -11,10 +11,10 @@ import random
 import numpy as np
 import pytest
 
-from sparsesim.accel.presets import load_accel
+from sparsesim.hardware.presets import load_accel
 from sparsesim.dataflows import DATAFLOWS
-from sparsesim.dataflows import mapper as mp
-from sparsesim.workloads.errors import InputError
+from sparsesim.mapping import mapper as mp
+from sparsesim.core.errors import InputError
 from sparsesim.workloads.gemm import Gemm, Phase
 from sparsesim.workloads.networks import NETWORKS
 from sparsesim.workloads.ops import Conv2d

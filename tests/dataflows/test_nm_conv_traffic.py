@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import sparsesim
-from sparsesim.accel.presets import load_accel
-from sparsesim.simulation import simulate
+from sparsesim.hardware.presets import load_accel
+from sparsesim.simulation.run import simulate
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.ops import Conv2d, Workload
 

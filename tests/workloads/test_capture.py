@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparsesim.workloads.errors import InputError
+from sparsesim.core.errors import InputError
 from sparsesim.workloads.gemm import PHASES, Phase
 from sparsesim.workloads.ops import im2col
 from sparsesim.workloads.trace import Operand, load_trace, validate
@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
-from sparsesim.accel.kernels import nm_prune_ref  # noqa: E402
+from sparsesim.hardware.kernels import nm_prune_ref  # noqa: E402
 from sparsesim.workloads.capture import MODELS, bdwp, capture_zoo, capture_module, prune_nm_  # noqa: E402
 from sparsesim.workloads.capture.recorder import deterministic  # noqa: E402
 
@@ -223,7 +223,7 @@ def test_capture_zoo_input_errors_name_its_arguments(tmp_path):
     (["--nm", "4:2"], "error: --nm: need 0 < N <= M"),
 ])
 def test_trace_capture_names_its_flags_for_the_same_errors(capsys, tmp_path, flags, expected):
-    from sparsesim.cli import main
+    from sparsesim.cli.main import main
 
     assert main(["trace", "capture", "--model", "gru", *flags, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
@@ -375,7 +375,7 @@ def test_bdwp_capture_is_deterministic(tmp_path):
 
 
 def test_capture_cli_nm_options(tmp_path, capsys):
-    from sparsesim.cli import main
+    from sparsesim.cli.main import main
 
     common = ["trace", "capture", "--model", "gru", "--batch", "2", "--warmup-steps", "1", "--no-progress"]
     assert main([*common, "--nm", "1:4", "--nm-mode", "forward", "--out", str(tmp_path / "f")]) == 0
@@ -410,8 +410,8 @@ def test_bdwp_with_n_equal_m_is_dense_training(kw):
 def test_bdwp_trace_replays_both_pruned_copies_from_the_master(tmp_path):
     """The trace keeps the dense master beside W_fwd; replay regenerates W_fwd exactly and a
     W_bwd that is N:M along output features, so the declared mode holds in every phase."""
-    from sparsesim.accel.presets import load_accel
-    from sparsesim.simulation import simulate
+    from sparsesim.hardware.presets import load_accel
+    from sparsesim.simulation.run import simulate
 
     trace, _, _ = _tiny_trace(tmp_path, name="bdwp", nm=(2, 4))
     for r in trace.ops:

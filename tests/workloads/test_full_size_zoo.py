@@ -7,10 +7,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from sparsesim.cli import main  # noqa: E402
+from sparsesim.cli.main import main  # noqa: E402
 from sparsesim.workloads.capture import MODELS, capture_zoo  # noqa: E402
 from sparsesim.workloads.capture.stats import model_stats  # noqa: E402
-from sparsesim.workloads.errors import InputError  # noqa: E402
+from sparsesim.core.errors import InputError  # noqa: E402
 from sparsesim.workloads.gemm import Phase  # noqa: E402
 from sparsesim.workloads.networks import NETWORKS  # noqa: E402
 from sparsesim.workloads.trace import load_trace  # noqa: E402

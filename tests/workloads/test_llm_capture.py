@@ -10,10 +10,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import sparsesim  # noqa: E402
-from sparsesim.cli import main  # noqa: E402
+from sparsesim.cli.main import main  # noqa: E402
 from sparsesim.workloads.capture.llama import build  # noqa: E402
 from sparsesim.workloads.capture.llm import InferenceCapture, capture_llm, estimate_bytes  # noqa: E402
-from sparsesim.workloads.errors import InputError  # noqa: E402
+from sparsesim.core.errors import InputError  # noqa: E402
 from sparsesim.workloads.gemm import Phase  # noqa: E402
 from sparsesim.workloads.llm_networks import DECODERS, inference_ops  # noqa: E402
 from sparsesim.workloads.trace import load_trace  # noqa: E402

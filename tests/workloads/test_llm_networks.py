@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from sparsesim.accel.presets import load_accel
-from sparsesim.cli import main
-from sparsesim.simulation import simulate
+from sparsesim.hardware.presets import load_accel
+from sparsesim.cli.main import main
+from sparsesim.simulation.run import simulate
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.llm_networks import DECODERS, inference_ops, llm_workload
 from sparsesim.workloads.ops import Linear, Matmul

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sparsesim.workloads.errors import InputError
+from sparsesim.core.errors import InputError
 from sparsesim.workloads.gemm import PHASES, Phase
 from sparsesim.workloads.ops import Conv2d, Linear, Matmul
 from sparsesim.workloads.synthetic import OperandSparsity, SparsitySpec, synthesize

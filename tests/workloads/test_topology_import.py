@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sparsesim.workloads.errors import InputError
+from sparsesim.core.errors import InputError
 from sparsesim.workloads.gemm import PHASES, Phase
 from sparsesim.workloads.importers import IMPORTERS, import_trace
 from sparsesim.workloads.ops import Conv2d

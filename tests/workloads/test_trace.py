@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from sparsesim.workloads.errors import InputError
+from sparsesim.core.errors import InputError
 from sparsesim.workloads.gemm import PHASES, Phase
 from sparsesim.workloads.ops import Conv2d, Linear, Matmul
 from sparsesim.workloads.trace import TraceWriter, load_trace, validate

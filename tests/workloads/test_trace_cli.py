@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from sparsesim.cli import main
+from sparsesim.cli.main import main
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.ops import Linear
 from sparsesim.workloads.trace import TraceWriter, load_trace

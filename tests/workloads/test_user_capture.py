@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sparsesim.cli import main
+from sparsesim.cli.main import main
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.trace import load_trace
 
@@ -61,8 +61,8 @@ def _tensors(trace) -> dict[str, bytes]:
 
 
 def _rows(path):
-    from sparsesim.accel.presets import load_accel
-    from sparsesim.simulation import simulate
+    from sparsesim.hardware.presets import load_accel
+    from sparsesim.simulation.run import simulate
 
     cfg = load_accel("edge32", [], {"sparsity": [{"kind": "zero_skip", "target": "input", "action": "skipping"}]})
     with load_trace(path) as trace:

@@ -12,7 +12,7 @@ from sparsesim.workloads.capture.zoo_stats import ZOO_STATS, stat_keys, zoo_stat
 
 LIST_WITHOUT_TORCH = """
 import contextlib, io, sys
-from sparsesim.cli import main
+from sparsesim.cli.main import main
 out = io.StringIO()
 with contextlib.redirect_stdout(out):
     code = main(["list"])
@@ -43,4 +43,4 @@ def test_stored_figures_equal_the_real_models(name, image_size):
 
     entry = MODELS.get(name)
     real = model_stats(entry, **({"image_size": image_size} if image_size else {}))
-    assert zoo_stats(entry, image_size) == real, "regenerate workloads/capture/zoo_stats.py with tools/zoo_stats.py"
+    assert zoo_stats(entry, image_size) == real, "regenerate src/sparsesim/workloads/capture/zoo_stats.py with tools/zoo_stats.py"

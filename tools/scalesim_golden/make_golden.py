@@ -157,8 +157,8 @@ HELDOUT_CASES = [
 # SCALE-Sim input files
 # ----------------------------------------------------------------------------
 
-# sparsesim reads this file back as `--accel FILE.cfg` (accel/scalesim_config.py), and
-# tests/accel/test_scalesim_config.py runs every golden case through it: keep the two in step.
+# sparsesim reads this file back as `--accel FILE.cfg` (src/sparsesim/hardware/scalesim_config.py), and
+# tests/hardware/test_scalesim_config.py runs every golden case through it: keep the two in step.
 CONFIG_TEMPLATE = """\
 [general]
 run_name = {run_name}

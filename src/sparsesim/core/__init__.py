@@ -1,0 +1,1 @@
+"""Shared infrastructure every layer uses: errors, registries, output paths."""

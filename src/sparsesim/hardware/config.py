@@ -1,0 +1,370 @@
+"""Hardware configuration: frozen dataclasses, loaded from YAML/TOML, validated in one place.
+
+Every field carries its unit in its name (``_bytes``, ``_cycles``, ``_hz``, ``_pj``) or in its
+``help`` metadata. :func:`build` turns a plain mapping into the dataclass tree and rejects
+unknown keys with a "did you mean", wrong types and out-of-range values with a one-line
+:class:`~sparsesim.core.errors.InputError` naming the dotted field. ``--set dotted.key=value``
+overrides go through :func:`apply_overrides` before validation, so they are checked alike.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sparsesim.core.errors import InputError, field_error
+from sparsesim.core.registry import suggest
+
+PRECISION_BYTES = {"int8": 1, "fp16": 2, "bf16": 2, "fp32": 4}
+"""Bytes per operand element for each supported MAC precision."""
+
+ACCUMULATOR_BYTES = {"int8": 4, "fp16": 4, "bf16": 4, "fp32": 4}
+"""Bytes of a partial sum: int8 MACs accumulate in int32, float MACs in fp32."""
+
+
+def _param(help: str, *, default: Any = dataclasses.MISSING, minimum: float | None = None,
+           maximum: float | None = None, choices: tuple | None = None,
+           default_factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field with help text and range/choice checks (gem5-params style)."""
+    meta = {"help": help, "min": minimum, "max": maximum, "choices": choices}
+    if default_factory is not dataclasses.MISSING:
+        return field(default_factory=default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ArrayConfig:
+    """The PE array: a ``rows x cols`` systolic grid of MAC units."""
+
+    rows: int = _param("PE rows (R)", minimum=1, maximum=65536)
+    cols: int = _param("PE columns (C)", minimum=1, maximum=65536)
+    precision: str = _param("operand precision of the MACs", default="int8", choices=tuple(PRECISION_BYTES))
+    fold_overlap: bool = _param(
+        "pipeline consecutive folds (fill/drain hidden behind the next fold's streaming); "
+        "false reproduces SCALE-Sim v3's non-overlapped folds", default=True)
+    nm_ratios: tuple = _param("N:M ratios the sparse MAC units support, as \"N:M\" strings",
+                              default=("1:4", "2:4", "1:8", "2:8", "4:8", "1:16"))
+    lanes: str = _param("systolic: all PEs of a fold move in lockstep; decoupled: each PE row runs "
+                        "ahead on its own operand queue and rows meet every sync_window_steps steps "
+                        "(Cnvlutin/SparTen-like)", default="systolic", choices=("systolic", "decoupled"))
+    dataflows: tuple = _param("dataflows the array's interconnect supports (empty: every registered "
+                              "one); `best` chooses among these", default=())
+    sync_window_steps: int = _param("decoupled lanes: streamed steps between synchronizations "
+                                    "(bounded by the lane queue depth)", default=4, minimum=1, maximum=1 << 20)
+
+    def __post_init__(self) -> None:
+        for ratio in self.nm_ratios:
+            parts = str(ratio).split(":")
+            if len(parts) != 2 or not all(p.isdigit() for p in parts) or not 0 < int(parts[0]) < int(parts[1]):
+                hint = " (quote each ratio: YAML reads an unquoted 2:4 as a number)" if isinstance(ratio, int) else ""
+                raise field_error("array.nm_ratios", f"expected \"N:M\" with 0 < N < M, got {ratio!r}{hint}")
+
+    @property
+    def pes(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def element_bytes(self) -> int:
+        """Bytes per operand element."""
+        return PRECISION_BYTES[self.precision]
+
+    @property
+    def accumulator_bytes(self) -> int:
+        """Bytes per partial sum."""
+        return ACCUMULATOR_BYTES[self.precision]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BufferConfig:
+    """One on-chip SRAM operand buffer (double-buffered: half is filled while half is read)."""
+
+    size_bytes: int = _param("capacity in bytes (both halves)", minimum=64, maximum=2**36)
+    banks: int = _param("independent banks", default=1, minimum=1, maximum=4096)
+    word_bytes: int = _param("bytes per access of one bank port", default=8, minimum=1, maximum=4096)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuffersConfig:
+    """The three operand buffers, by GEMM operand position.
+
+    ``a`` feeds the ``A[M x K]`` operand (activations in fwd, ``dY`` in bwd_data, ``X^T`` in
+    bwd_weight), ``b`` feeds ``B[K x N]`` (weights in fwd), ``out`` holds ``Out[M x N]``.
+    """
+
+    a: BufferConfig
+    b: BufferConfig
+    out: BufferConfig
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DramConfig:
+    """Off-chip memory."""
+
+    bandwidth_bytes_per_cycle: float = _param("sustained bandwidth, bytes per array clock cycle",
+                                              minimum=1e-3, maximum=1e6)
+    latency_cycles: int = _param("latency of one burst request, array clock cycles", default=100,
+                                 minimum=0, maximum=10**6)
+    energy_pj_per_bit: float = _param("access energy, pJ per bit moved (read or write)", default=20.0,
+                                      minimum=0.0, maximum=1e4)
+    ideal: bool = _param("infinite bandwidth and zero latency, so memory never stalls the array "
+                         "(what SCALE-Sim v3 assumes in its CALC bandwidth mode)", default=False)
+    burst_bytes: int = _param("access granularity: DRAM moves whole bursts of this many bytes, so a "
+                              "skipped weight row saves only the bursts it covers alone (64 B: one DDR4/LPDDR4 "
+                              "x64 burst of 8 beats)", default=64, minimum=1, maximum=1 << 20)
+    weight_layout: str = _param("how weights lie in DRAM: k_major (the weights of one input feature contiguous, "
+                                "as activation-sparse kernels store them) or n_major (PyTorch's [out, in] "
+                                "layout: a dead input's weights are strided over every output)",
+                                default="k_major", choices=("k_major", "n_major"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrainingConfig:
+    """How the hardware handles N:M weights in training (SAT, Fang et al. TCAD 2023)."""
+
+    pregen: bool = _param("pre-generate both compressed N:M weight copies (fwd along input features, "
+                          "bwd_data along output features) right after each weight update; if false, "
+                          "GEMMs read dense weights and prune them on the fly while loading", default=True)
+    pregen_lanes: int = _param("parallel lanes of the pruning unit; each selects the N largest of one "
+                               "group of M weights in M cycles (an insertion top-N)", default=32,
+                               minimum=1, maximum=1 << 20)
+    pregen_overlap: bool = _param("pre-generation runs on the pruning unit beside the work that follows "
+                                  "each weight update and is exposed only where that work is shorter; false "
+                                  "serializes it after the weight update", default=True)
+    charge_pregen: bool = _param("charge N:M selection's time, traffic and energy, pre-generated or on the "
+                                 "fly (false only to measure "
+                                 "its share in an ablation)", default=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MapperTilesConfig:
+    """Pinned SRAM-level tile sizes in GEMM elements (0: searched)."""
+
+    M: int = _param("tile size along M (rows of A and Out), elements; 0: searched", default=0,
+                    minimum=0, maximum=2**40)
+    N: int = _param("tile size along N (columns of B and Out), elements; 0: searched", default=0,
+                    minimum=0, maximum=2**40)
+    K: int = _param("tile size along the reduction K, elements; 0: searched", default=0,
+                    minimum=0, maximum=2**40)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MapperConfig:
+    """The mapper: how each GEMM's SRAM-level loop nest is chosen (:mod:`sparsesim.mapping.mapper`)."""
+
+    policy: str = _param("search: the mapper searches tile sizes and loop order per GEMM; legacy: the "
+                         "old schedule (greedy runs of folds, one of two fold orders, half buffers only)",
+                         default="search", choices=("search", "legacy"))
+    objective: str = _param("what the search minimizes per GEMM (`--dataflow best` still picks the "
+                            "dataflow by cycles)", default="cycles", choices=("cycles", "energy", "dram_bytes"))
+    tiles: MapperTilesConfig = _param("pinned tile sizes; a size pinned here is not searched",
+                                      default_factory=MapperTilesConfig)
+    order: str = _param("pinned loop order of the tiles, outermost first, a permutation of MNK "
+                        "(empty: searched)", default="", choices=("", "MNK", "MKN", "NMK", "NKM", "KMN", "KNM"))
+    file: str = _param("YAML mapping file pinning tiles/order per GEMM shape (see docs/mapper.md; empty: none)",
+                       default="")
+    cycles_tolerance: float = _param("objective cycles: nests within this fraction of the fastest count as "
+                                     "equally fast, and the one moving the fewest DRAM bytes among them wins",
+                                     default=0.01, minimum=0.0, maximum=1.0)
+    max_tiles: int = _param("searched nests have at most this many tiles per GEMM (pipelining gains little "
+                            "beyond it and the run's SimPy timing costs time per tile; pinned nests may have more)",
+                            default=256, minimum=1, maximum=1 << 20)
+    max_evaluations: int = _param("largest number of candidate nests evaluated exactly per GEMM and pass "
+                                  "after the lower-bound ranking (branch and bound stops earlier when it can)",
+                                  default=4, minimum=1, maximum=1 << 20)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccelConfig:
+    """A whole accelerator: array, buffers, DRAM, clock, energy table and sparsity features."""
+
+    name: str = _param("preset or design name", default="custom")
+    description: str = _param("free text", default="")
+    clock_hz: float = _param("array clock frequency in Hz", default=1e9, minimum=1e3, maximum=1e11)
+    array: ArrayConfig
+    buffers: BuffersConfig
+    dram: DramConfig
+    training: TrainingConfig = _param("N:M training support", default_factory=TrainingConfig)
+    mapper: MapperConfig = _param("SRAM-level mapping of each GEMM", default_factory=MapperConfig)
+    energy_table: str = _param("name of the energy/area table (see `sparsesim list`)", default="horowitz45")
+    sparsity: tuple = _param("sparsity features switched on for this run (list of mappings)",
+                             default_factory=tuple)
+    seed: int = _param("seed for every random choice of a run", default=0, minimum=0, maximum=2**63 - 1)
+
+
+def _check_value(path: str, tp: Any, value: Any, meta: dict) -> Any:
+    """Validate one scalar ``value`` against type ``tp`` and the field's metadata."""
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise field_error(path, f"expected true or false, got {value!r}")
+    elif tp is int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise field_error(path, f"expected an integer, got {value!r}")
+    elif tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e9" (no exponent sign) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise field_error(path, f"expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise field_error(path, f"expected a number, got {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise field_error(path, f"must be finite, got {value!r}")
+    elif tp is str:
+        choices = meta.get("choices") or ()
+        if isinstance(value, bool) and str(value).lower() in choices:  # YAML reads `true` as a bool
+            value = str(value).lower()
+        if not isinstance(value, str):
+            raise field_error(path, f"expected a string, got {value!r}")
+    elif tp is tuple:
+        if isinstance(value, dict) or isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise field_error(path, f"expected a list, got {value!r}")
+        return tuple(value)
+    else:  # pragma: no cover - a schema bug, not user input
+        raise TypeError(f"unsupported config type {tp!r} at {path}")
+    lo, hi, choices = meta.get("min"), meta.get("max"), meta.get("choices")
+    if choices is not None and value not in choices:
+        raise field_error(path, f"{value!r} is not one of {', '.join(map(str, choices))}")
+    if lo is not None and value < lo:
+        raise field_error(path, f"must be >= {lo:g}, got {value!r}")
+    if hi is not None and value > hi:
+        raise field_error(path, f"must be <= {hi:g}, got {value!r}")
+    return value
+
+
+def build(cls: type, data: Any, path: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping, validating every key and value."""
+    where = path or "config"
+    if not isinstance(data, dict):
+        raise field_error(where, f"expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in data:
+        if key not in fields:
+            raise field_error(f"{path}.{key}" if path else str(key), f"unknown key{suggest(str(key), fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        sub = f"{path}.{name}" if path else name
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise field_error(sub, "missing required key")
+            continue
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = build(tp, data[name], sub)
+        else:
+            kwargs[name] = _check_value(sub, tp, data[name], dict(f.metadata))
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict:
+    """The plain-mapping form of a config (round-trips through :func:`build`)."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out[f.name] = to_dict(value)
+        elif isinstance(value, tuple):
+            out[f.name] = [dict(v) if isinstance(v, dict) else v for v in value]
+        else:
+            out[f.name] = value
+    return out
+
+
+def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"array": {"rows": 32}}`` -> ``{"array.rows": 32}``; lists become their YAML text."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        elif isinstance(value, (list, tuple)):
+            flat[name] = yaml.safe_dump(list(value), default_flow_style=True, sort_keys=True).strip()
+        else:
+            flat[name] = value
+    return flat
+
+
+def schema_paths(cls: type = AccelConfig, prefix: str = "") -> dict[str, dataclasses.Field]:
+    """Every dotted leaf path of the config schema mapped to its field (for ``--set`` and sweeps)."""
+    hints = typing.get_type_hints(cls)
+    paths: dict[str, dataclasses.Field] = {}
+    for f in dataclasses.fields(cls):
+        name = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hints[f.name]):
+            paths.update(schema_paths(hints[f.name], f"{name}."))
+        else:
+            paths[name] = f
+    return paths
+
+
+def parse_override(text: str, field: str = "--set") -> tuple[str, Any]:
+    """Split ``"array.rows=64"`` into a path and a YAML-parsed value (errors name ``field``)."""
+    if "=" not in text:
+        raise field_error(field, f"expected dotted.key=value, got {text!r}")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def apply_overrides(data: dict, overrides: list[tuple[str, Any]], cls: type = AccelConfig) -> dict:
+    """Return a copy of ``data`` with each ``(dotted.path, value)`` set; paths must exist."""
+    data = copy.deepcopy(data)
+    paths = schema_paths(cls)
+    for key, value in overrides:
+        if key not in paths:
+            raise field_error(key, f"no such config field{suggest(key, paths)}")
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise field_error(key, "parent is not a mapping")
+        node[parts[-1]] = value
+    return data
+
+
+def read_mapping(path: Path) -> dict:
+    """Read a YAML or TOML file into a mapping, with errors that name the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}); a config is a YAML or TOML file") from None
+    try:
+        if path.suffix.lower() == ".toml":
+            data = tomllib.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: malformed YAML: {_yaml_problem(exc)}") from None
+    except tomllib.TOMLDecodeError as exc:  # its message ends with "(at line L, column C)"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "syntax error"
+        raise InputError(f"{path}: malformed TOML: {first}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """``line L, column C: <problem>`` of a YAML error (1-based, as editors count)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or (str(exc).strip().splitlines() or ["syntax error"])[0]
+    if mark is None:
+        return problem
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"

@@ -1,0 +1,148 @@
+"""Energy and area: per-event counts times a swappable table kept as a data file.
+
+Tables live in ``src/sparsesim/hardware/energy_tables/*.yaml`` and are registered by file name; a path to a YAML
+file works too. The default is ``horowitz45`` (Horowitz, ISSCC 2014, 45 nm). SRAM energy per
+access depends on the buffer's capacity (log-log interpolation between the table's points),
+so growing a buffer costs energy per access as well as area. Leakage is charged over the
+run's wall time (cycles / clock). Every result names the table it used.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from sparsesim.hardware.config import AccelConfig, read_mapping
+from sparsesim.hardware.datafiles import builtin_names, read_builtin
+from sparsesim.hardware.schedule import EventCounts
+from sparsesim.core.errors import InputError, field_error
+from sparsesim.core.registry import suggest
+
+_REQUIRED = ("name", "source", "mult_pj", "add_pj", "accumulator", "gated_mac_fraction", "sram_pj_per_64b",
+             "rf_pj_per_byte", "encode_pj_per_op", "leakage_uw_per_pe", "leakage_uw_per_kib_sram", "mult_um2",
+             "add_um2", "pe_overhead_um2", "sram_um2_per_bit")
+_OPTIONAL = ("technology_nm",)
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyTable:
+    """Energy per event (pJ), static power (uW) and area (um^2) of one technology."""
+
+    name: str
+    source: str
+    mult_pj: dict
+    add_pj: dict
+    accumulator: dict
+    gated_mac_fraction: float
+    sram_pj_per_64b: tuple  # ((KiB, pJ), ...) ascending
+    rf_pj_per_byte: float
+    encode_pj_per_op: float
+    leakage_uw_per_pe: float
+    leakage_uw_per_kib_sram: float
+    mult_um2: dict
+    add_um2: dict
+    pe_overhead_um2: float
+    sram_um2_per_bit: float
+
+    def mac_pj(self, precision: str) -> float:
+        """One multiply plus one accumulate at ``precision``."""
+        return self.mult_pj[precision] + self.add_pj[self.accumulator[precision]]
+
+    def sram_pj_per_byte(self, size_bytes: int) -> float:
+        """Access energy per byte of an SRAM of ``size_bytes`` (log-log interpolation)."""
+        pts = self.sram_pj_per_64b
+        kib = max(size_bytes / 1024.0, 1e-9)
+        if len(pts) == 1:
+            return pts[0][1] / 8.0
+        i = 0
+        while i < len(pts) - 2 and kib > pts[i + 1][0]:
+            i += 1
+        (x0, y0), (x1, y1) = pts[i], pts[i + 1]
+        slope = math.log(y1 / y0) / math.log(x1 / x0)
+        return y0 * (kib / x0) ** slope / 8.0
+
+
+def _load_table(path: Path) -> EnergyTable:
+    data = read_mapping(path)
+    for key in data:
+        if key not in _REQUIRED and key not in _OPTIONAL:
+            raise field_error(f"{path.name}:{key}", f"unknown key{suggest(key, _REQUIRED + _OPTIONAL)}")
+    for key in _REQUIRED:
+        if key not in data:
+            raise field_error(f"{path.name}:{key}", "missing required key")
+    pts = data["sram_pj_per_64b"]
+    if not isinstance(pts, list) or not pts or any(
+            not isinstance(p, list) or len(p) != 2 or min(p) <= 0 for p in pts):
+        raise field_error(f"{path.name}:sram_pj_per_64b", "expected a list of [KiB, pJ] pairs, both positive")
+    data["sram_pj_per_64b"] = tuple(sorted((float(a), float(b)) for a, b in pts))
+    for prec, acc in data["accumulator"].items():
+        if prec not in data["mult_pj"] or acc not in data["add_pj"]:
+            raise field_error(f"{path.name}:accumulator.{prec}", "names a precision missing from mult_pj/add_pj")
+    return EnergyTable(**{k: data[k] for k in _REQUIRED})
+
+
+def energy_table_names() -> list[str]:
+    """Names of the built-in energy tables."""
+    return builtin_names("energy_tables")
+
+
+@cache
+def energy_table(name: str) -> EnergyTable:
+    """The built-in table ``name`` or the table in YAML file ``name``."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return _load_table(path)
+    return read_builtin("energy_tables", name, _load_table, field="energy_table", kind="energy table")
+
+
+def check_table_supports(table: EnergyTable, cfg: AccelConfig) -> None:
+    """Fail early if the table has no numbers for the configured precision."""
+    for key in ("mult_pj", "mult_um2"):
+        if cfg.array.precision not in getattr(table, key):
+            raise InputError(f"energy_table: {table.name} has no {key} for precision {cfg.array.precision!r}")
+
+
+def energy_breakdown_pj(counts: EventCounts, cfg: AccelConfig, cycles: int,
+                        table: EnergyTable) -> dict[str, float]:
+    """Energy of one result row by component, in pJ."""
+    prec = cfg.array.precision
+    mac = table.mac_pj(prec)
+    buf = cfg.buffers
+    a_pj = table.sram_pj_per_byte(buf.a.size_bytes)
+    b_pj = table.sram_pj_per_byte(buf.b.size_bytes)
+    out_pj = table.sram_pj_per_byte(buf.out.size_bytes)
+    sram_kib = (buf.a.size_bytes + buf.b.size_bytes + buf.out.size_bytes) / 1024.0
+    seconds = cycles / cfg.clock_hz
+    leak_uw = table.leakage_uw_per_pe * cfg.array.pes + table.leakage_uw_per_kib_sram * sram_kib
+    return {
+        "mac": counts.macs_performed * mac,
+        "mac_gated": counts.macs_gated * mac * table.gated_mac_fraction,
+        # operand register reads at operand width; the accumulator's read-modify-write moves
+        # a partial sum in and out at accumulator width
+        "register_file": ((counts.rf_accesses - counts.accumulator_rmw) * cfg.array.element_bytes
+                          + counts.accumulator_rmw * 2 * cfg.array.accumulator_bytes) * table.rf_pj_per_byte,
+        "sram_a": counts.sram_a_bytes * a_pj,
+        "sram_b": counts.sram_b_bytes * b_pj,
+        "sram_out": counts.sram_out_bytes * out_pj,
+        "metadata": counts.metadata_a_bytes * a_pj + counts.metadata_b_bytes * b_pj,
+        "delta_state": counts.delta_state_bytes * out_pj,
+        "delta_encode": counts.encode_ops * table.encode_pj_per_op,
+        "nm_pregen": counts.pregen_ops * table.encode_pj_per_op,
+        "dram": (counts.dram_read_bytes + counts.dram_write_bytes) * 8 * cfg.dram.energy_pj_per_bit,
+        "leakage": leak_uw * 1e-6 * seconds * 1e12,
+    }
+
+
+def area_breakdown_um2(cfg: AccelConfig, table: EnergyTable) -> dict[str, float]:
+    """Silicon area by component in um^2 (PE array and the three SRAM buffers)."""
+    prec = cfg.array.precision
+    pe = table.mult_um2[prec] + table.add_um2[table.accumulator[prec]] + table.pe_overhead_um2
+    buf = cfg.buffers
+    return {
+        "pe_array": pe * cfg.array.pes,
+        "sram_a": buf.a.size_bytes * 8 * table.sram_um2_per_bit,
+        "sram_b": buf.b.size_bytes * 8 * table.sram_um2_per_bit,
+        "sram_out": buf.out.size_bytes * 8 * table.sram_um2_per_bit,
+    }

@@ -1,0 +1,294 @@
+"""The GEMM-level engine shared by dense simulation and sparse replay.
+
+For one GEMM the dataflow plans the folds and tiles (:mod:`sparsesim.dataflows`), SimPy times the
+load/compute/store pipeline (:mod:`sparsesim.hardware.timing`) and the energy table prices the event
+counts (:mod:`sparsesim.hardware.energy`); :func:`make_row` turns the outcome into a result row.
+``best`` picks, per op and phase, the registered dataflow with the fewest cycles.
+:mod:`sparsesim.simulation.run` (dense) and :mod:`sparsesim.simulation.replay` (sparse) both build on this module,
+which imports neither.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sparsesim.hardware.config import AccelConfig, to_dict
+from sparsesim.hardware.energy import EnergyTable, energy_breakdown_pj
+from sparsesim.hardware.schedule import EventCounts, TileSchedule, back_to_back
+from sparsesim.hardware.timing import simulate_tiles
+from sparsesim.dataflows import DATAFLOWS
+from sparsesim.dataflows.base import Dataflow
+from sparsesim.dataflows.sparse import SparseWork
+from sparsesim.simulation.results import work_ratio
+from sparsesim.core.errors import arg_error, field_error
+from sparsesim.workloads.gemm import Gemm, Phase
+from sparsesim.workloads.ops import Op, Workload
+
+BEST = "best"
+
+
+def dataflow_choices() -> list[str]:
+    """Names accepted by ``--dataflow``: every registered dataflow plus ``best``."""
+    return DATAFLOWS.names() + [BEST]
+
+
+def run_id(cfg: AccelConfig, dataflow: str) -> str:
+    """A short stable hash of everything that defines a run's hardware, features and mapping."""
+    blob = json.dumps({"accel": to_dict(cfg), "dataflow": dataflow}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class OpOutcome:
+    """One (op, phase) planned and timed, all groups included."""
+
+    dataflow: str
+    cycles: int
+    compute_cycles: int
+    stall_cycles: int
+    counts: EventCounts
+    macs_dense: int
+    macs_effectual: int
+    folds: int
+    tiles: int
+    extra: dict = field(default_factory=dict)  # feature-specific result columns
+    overhead_cycles: int = 0  # serialized work beside the array (e.g. N:M pre-generation)
+    memory: dict = field(default_factory=dict)  # the mapping used and its DRAM bounds (memory_columns)
+
+
+def memory_columns(plans: list) -> dict:
+    """Row columns of the mapper (:mod:`sparsesim.mapping.mapper`) for the plans of one (op,
+    phase), one per repetition: the nest used, as text, and the DRAM bytes it cannot go below."""
+    texts = sorted({p.mapping for p in plans})
+    return {
+        "mapping": texts[0] if len(texts) == 1 else " | ".join(texts),
+        "dram_compulsory_bytes": sum(p.dram_compulsory_bytes for p in plans),
+        "dram_lower_bound_bytes": sum(p.dram_lower_bound_bytes for p in plans),
+        "psum_spill_bytes": sum(p.psum_spill_bytes for p in plans),
+    }
+
+
+def time_schedule(schedule: TileSchedule, cfg: AccelConfig) -> tuple[int, int, int]:
+    """``(cycles, compute_cycles, stall_cycles)`` of a tile schedule under SimPy memory timing."""
+    timing = simulate_tiles(schedule, bandwidth_bytes_per_cycle=cfg.dram.bandwidth_bytes_per_cycle,
+                            latency_cycles=cfg.dram.latency_cycles, ideal=cfg.dram.ideal)
+    return timing.total_cycles, timing.compute_cycles, timing.stall_cycles
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SideWork:
+    """Work beside a GEMM's own that its timing must include.
+
+    ``read_bytes``/``write_bytes``: DRAM traffic beside the GEMM's (delta state, overlapped
+    N:M pre-generation); ``spread`` shares it out over the tiles in proportion to their
+    compute time (background traffic competing for bandwidth), otherwise reads come before
+    the first tile and writes after the last (state brought in and out).
+    ``select_cycles``: busy time of the pruning unit on this GEMM's weight stream when N:M
+    weights are pruned while loading (no pre-generation). The unit is one more pipeline stage
+    between DRAM and the weight buffer: the first tile cannot start before its weights are
+    selected and the last tile computes after the last selection, so the GEMM takes at least
+    ``select_cycles`` plus its last tile and epilogue; any shortfall is a stall.
+    """
+
+    read_bytes: int = 0
+    write_bytes: int = 0
+    spread: bool = False
+    select_cycles: int = 0
+
+
+def with_side_traffic(schedule: TileSchedule, side: SideWork) -> TileSchedule:
+    """``schedule`` with ``side``'s DRAM traffic added to its tiles."""
+    nbytes = (side.read_bytes, side.write_bytes)
+    if not any(nbytes):
+        return schedule
+    load = schedule.load_bytes.copy()
+    store = schedule.store_bytes.copy()
+    if side.spread:
+        share = schedule.compute_cycles / max(int(schedule.compute_cycles.sum()), 1)
+        load += np.floor(share * nbytes[0]).astype(np.int64)
+        store += np.floor(share * nbytes[1]).astype(np.int64)
+        load[0] += nbytes[0] - int(np.floor(share * nbytes[0]).sum())
+        store[-1] += nbytes[1] - int(np.floor(share * nbytes[1]).sum())
+    else:
+        load[0] += nbytes[0]
+        store[-1] += nbytes[1]
+    return dataclasses.replace(schedule, load_bytes=load, store_bytes=store)
+
+
+def run_gemm(gemm: Gemm, cfg: AccelConfig, dataflow: str,
+             work: Callable[[Dataflow], list[SparseWork]] | None = None, side: SideWork = SideWork()) -> OpOutcome:
+    """Plan and time ``gemm`` on ``cfg`` with one registered dataflow: the one GEMM-level
+    function of dense simulation and sparse replay.
+
+    Dense (``work`` None): the ``count`` repetitions (conv groups, bmm batch) are identical, so
+    one is planned. Sparse: ``work(dataflow)`` gives one :class:`SparseWork` per repetition
+    (each with its own masks). Either way they run back to back and are timed as one pipeline
+    (the next one's loads overlap this one's compute), with ``side`` work included.
+    """
+    df = DATAFLOWS.get(dataflow, "dataflow")
+    one = dataclasses.replace(gemm, count=1)  # one repetition; keeps the conv geometry
+    if work is None:
+        plan = df.plan(one, cfg)
+        n = gemm.count
+        schedule = back_to_back([plan.schedule] * n)
+        counts = plan.counts.scaled(n)
+        dense_macs, eff, folds = plan.macs_dense * n, plan.macs_effectual * n, plan.folds * n
+        plans = [plan] * n
+    else:
+        plans = [df.plan(one, cfg, w) for w in work(df)]
+        schedule = back_to_back([p.schedule for p in plans])
+        counts = EventCounts()
+        for p in plans:
+            counts = counts + p.counts
+        dense_macs = sum(p.macs_dense for p in plans)
+        eff = sum(p.macs_effectual for p in plans)
+        folds = sum(p.folds for p in plans)
+    schedule = with_side_traffic(schedule, side)
+    counts = counts + EventCounts(dram_read_bytes=side.read_bytes, dram_write_bytes=side.write_bytes)
+    cycles, compute, stall = time_schedule(schedule, cfg)
+    if side.select_cycles:
+        tail = int(schedule.compute_cycles[-1]) + int(schedule.epilogue_cycles) if len(schedule) else 0
+        short = side.select_cycles + tail - cycles
+        if short > 0:
+            cycles, stall = cycles + short, stall + short
+    return OpOutcome(df.name, cycles, compute, stall, counts, dense_macs, eff, folds, len(schedule),
+                     memory=memory_columns(plans))
+
+
+def supported_dataflows(cfg: AccelConfig) -> list[str]:
+    """The registered dataflows this hardware's interconnect supports."""
+    return [name for name in DATAFLOWS.names() if not cfg.array.dataflows or name in cfg.array.dataflows]
+
+
+def check_dataflow(cfg: AccelConfig, dataflow: str) -> None:
+    """Refuse an unknown dataflow, or one the configured array cannot run."""
+    for name in cfg.array.dataflows:
+        if name not in DATAFLOWS:
+            raise field_error("array.dataflows", f"unknown dataflow {name!r} (choose from {', '.join(DATAFLOWS.names())})")
+    if dataflow != BEST and dataflow not in DATAFLOWS:
+        raise arg_error("dataflow", f"unknown dataflow {dataflow!r} (choose from {', '.join(dataflow_choices())})")
+    if dataflow != BEST and dataflow not in supported_dataflows(cfg):
+        raise arg_error("dataflow", f"{dataflow!r} is not supported by {cfg.name} "
+                                    f"(array.dataflows: {', '.join(cfg.array.dataflows)}; "
+                                    "--set array.dataflows=[] allows every dataflow)")
+
+
+def best_of(dataflow: str, attempt, cfg: AccelConfig) -> OpOutcome:
+    """``attempt(name)`` for one dataflow, or for ``best`` the fastest of those the hardware
+    supports (ties: name order) -- the per-layer, per-phase choice made before a run."""
+    if dataflow != BEST:
+        return attempt(dataflow)
+    return min((attempt(name) for name in supported_dataflows(cfg)), key=lambda o: o.cycles)
+
+
+def make_row(op: Op, phase: Phase, gemm: Gemm, out: OpOutcome, dense: OpOutcome, cfg: AccelConfig,
+             table: EnergyTable, sparsity: str) -> dict:
+    """The result row of one (op, phase): contract fields of docs/design.md section 3.1 and more."""
+    counts = out.counts
+    breakdown = energy_breakdown_pj(counts, cfg, out.cycles, table)
+    dram_bytes = counts.dram_read_bytes + counts.dram_write_bytes
+    pes = cfg.array.pes
+    bw_bound = 0 if cfg.dram.ideal else math.ceil(dram_bytes / cfg.dram.bandwidth_bytes_per_cycle)
+    mac_bound = math.ceil(out.macs_effectual / pes)
+    return {
+        "name": op.name,
+        "kind": op.kind,
+        "phase": str(phase),
+        "M": gemm.M,
+        "N": gemm.N,
+        "K": gemm.K,
+        "count": gemm.count,
+        "dataflow": out.dataflow,
+        "sparsity": sparsity,
+        "cycles": out.cycles,
+        "compute_cycles": out.compute_cycles,
+        "stall_cycles": out.stall_cycles,
+        "overhead_cycles": out.overhead_cycles,
+        "dense_cycles": dense.cycles,
+        "dense_compute_cycles": dense.compute_cycles,
+        "speedup": dense.cycles / max(out.cycles, 1),
+        "compute_speedup": dense.compute_cycles / max(out.compute_cycles, 1),
+        # the work ratio is not a limit: fold quantization of the dense baseline can let a row
+        # beat it; the bound (cycles >= bound_cycles, checked) is one
+        "work_ratio": work_ratio(out.macs_dense, out.macs_effectual),
+        "bound_speedup": dense.cycles / max(mac_bound, bw_bound, 1),
+        "mac_bound_cycles": mac_bound,
+        "bw_bound_cycles": bw_bound,
+        "bound_cycles": max(mac_bound, bw_bound),
+        "utilization": out.macs_effectual / (max(out.cycles, 1) * pes),
+        "macs_dense": out.macs_dense,
+        "macs_effectual": out.macs_effectual,
+        "folds": out.folds,
+        "tiles": out.tiles,
+        "dram_bytes": dram_bytes,
+        "dram_read_bytes": counts.dram_read_bytes,
+        "dram_write_bytes": counts.dram_write_bytes,
+        "sram_bytes": counts.sram_a_bytes + counts.sram_b_bytes + counts.sram_out_bytes,
+        "latency_s": out.cycles / cfg.clock_hz,  # seconds at the array clock
+        "energy_pj": sum(breakdown.values()),
+        "dense_energy_pj": (sum(breakdown.values()) if dense is out else
+                            sum(energy_breakdown_pj(dense.counts, cfg, dense.cycles, table).values())),
+        "energy_breakdown_pj": breakdown,
+        "events": counts.as_dict(),
+        # weight fetch skipping (sparse replay; 0 where not computed, e.g. the dense engine)
+        "weight_bytes_skipped": 0, "weight_fetch_bound_bytes": 0, "skip_bitmap_bytes": 0,
+        **out.extra,
+        **{"mapping": "", "dram_compulsory_bytes": 0, "dram_lower_bound_bytes": 0, "psum_spill_bytes": 0},
+        **out.memory,
+    }
+
+
+def op_phases(workload: Workload, index: int) -> list[Phase]:
+    """The phases simulated for op ``index``: the workload's, less those the op does not have
+    (a trace's first layer has no input gradient, so no bwd_data)."""
+    own = workload.meta.get("phases_by_op")
+    allowed = own[index] if own is not None else workload.ops[index].phases
+    return [p for p in workload.phases if p in allowed]
+
+
+REPEATED = ("cycles", "compute_cycles", "stall_cycles", "overhead_cycles", "dense_cycles", "dense_compute_cycles",
+            "mac_bound_cycles", "bw_bound_cycles", "bound_cycles", "macs_dense", "macs_effectual", "folds", "tiles",
+            "dram_bytes", "dram_read_bytes", "dram_write_bytes", "sram_bytes", "latency_s", "energy_pj",
+            "dense_energy_pj", "dram_compulsory_bytes", "dram_lower_bound_bytes", "psum_spill_bytes",
+            "weight_bytes_skipped", "weight_fetch_bound_bytes", "skip_bitmap_bytes")
+"""Row fields that are per instance and scale with a row's ``repeat`` count."""
+
+REPEATED_OPTIONAL = ("predictor_macs", "predictor_cycles", "predictor_dram_bytes", "predictor_energy_pj")
+"""Per-instance fields that only some rows have a value for (None elsewhere): scaled where set."""
+
+
+def repeat_rows(workload: Workload, rows: list[dict]) -> list[dict]:
+    """Give each row its op's ``repeat`` (``workload.meta["repeats"]``, default 1) and scale
+    the per-instance fields by it: a row then stands for ``repeat`` identical (op, phase)
+    instances run one after another (identical layers, or decode steps, of a shape-only LLM).
+    Ratios (speedup, utilization) are those of one instance, which equal those of the sum.
+
+    ``rows`` are in :func:`op_phases` order, one per (op, phase), as both engines emit them.
+    """
+    repeats = workload.meta.get("repeats")
+    if repeats is None:
+        for row in rows:
+            row["repeat"] = 1
+        return rows
+    counts = [repeats[i] for i in range(len(workload.ops)) for _ in op_phases(workload, i)]
+    if len(counts) != len(rows):
+        raise AssertionError(f"{len(rows)} rows for {len(counts)} (op, phase) pairs")
+    for row, k in zip(rows, counts):
+        row["repeat"] = k
+        if k == 1:
+            continue
+        for key in REPEATED:
+            row[key] = row[key] * k
+        for key in REPEATED_OPTIONAL:
+            if row.get(key) is not None:
+                row[key] = row[key] * k
+        row["energy_breakdown_pj"] = {name: v * k for name, v in row["energy_breakdown_pj"].items()}
+        row["events"] = {name: v * k for name, v in row["events"].items()}
+    return rows

@@ -1,0 +1,163 @@
+"""Activation sparsification policies applied at replay, to op inputs or to a gated MLP's gate output.
+
+* ``relu``: the zeros as captured (nothing added; records the zero fraction).
+* ``threshold``: zero every ``|x| < threshold`` (CATS, Lee et al. 2024, magnitude threshold
+  on MLP activations).
+* ``channel_threshold``: per input channel (feature), zero exactly ``floor(sparsity * n)`` of
+  its ``n`` elements, the smallest magnitudes, i.e. a per-channel threshold at that quantile
+  (CHESS, channel-wise thresholds). Rounding down means the policy never zeroes more than
+  asked; a channel that already holds more zeros keeps them.
+* ``topk``: per row (token / pixel), keep the ``ceil(keep_fraction * n)`` largest magnitudes
+  (the Lazy Neuron phenomenon paper, Li et al. ICLR 2023, top-k activations).
+
+The fraction of activations zeroed by the policy and its label go into every result row.
+
+Where the policy acts (``site``):
+
+* ``input`` (default): each op's own input activations.
+* ``swiglu_gate``: the gate output ``act(x W_gate)`` of each gated MLP block
+  ``down(act(gate(x)) * up(x))`` (SwiGLU with ``act`` SiLU, or the ReLU-fied FFN), as CATS
+  (Lee et al. 2024) and CHESS sparsify it. A neuron zeroed there zeroes the
+  matching element of ``h = act(gate) * up``, so ``up`` need not compute that output column
+  and ``down``'s input has the zero (see :mod:`sparsesim.simulation.gate_coupling`). ``gate_act``
+  names the activation (``auto``: from the trace's capture settings or model name).
+  ``predictor: lowrank`` adds a Deja Vu-style predictor (Liu et al., ICML 2023: a
+  two-layer low-rank MLP ``d -> predictor_rank -> d_ff`` run before the MLP) that
+  picks the live neurons before the gate is computed, so the gate GEMM too runs only them.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from sparsesim.hardware.config import _param
+from sparsesim.sparsity.base import FEATURES
+from sparsesim.core.errors import InputError, field_error
+
+METHODS = ("relu", "threshold", "channel_threshold", "topk")
+SITES = ("input", "swiglu_gate")
+PREDICTORS = ("none", "lowrank")
+GATE_ACTS = ("auto", "silu", "relu")
+CALIBRATIONS = ("none", "prefill")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivationPolicyConfig:
+    kind: ClassVar[str] = "act_policy"
+    method: str = _param("relu | threshold | channel_threshold | topk", default="relu", choices=METHODS)
+    threshold: float = _param("magnitude threshold for method threshold", default=0.0, minimum=0.0, maximum=1e30)
+    sparsity: float = _param("fraction zeroed per channel for channel_threshold", default=0.5,
+                             minimum=0.0, maximum=1.0)
+    keep_fraction: float = _param("fraction kept per row for topk", default=0.25, minimum=0.0, maximum=1.0)
+    site: str = _param("where the policy acts: input (each op's input activations) or swiglu_gate "
+                       "(act(gate) of each gated MLP block; up and down then skip the dead neurons)",
+                       default="input", choices=SITES)
+    gate_act: str = _param("swiglu_gate: the MLP's activation; auto reads it from the trace's capture "
+                           "settings or model name", default="auto", choices=GATE_ACTS)
+    predictor: str = _param("swiglu_gate: none (the gate runs dense) or lowrank (a Deja Vu-style low-rank "
+                            "predictor picks the live neurons first, so the gate runs only those; "
+                            "its two GEMMs are charged on the gate row)", default="none", choices=PREDICTORS)
+    predictor_rank: int = _param("lowrank predictor's hidden size r (0: min(1024, d/4), i.e. 1024 at d=4096)",
+                                 default=0, minimum=0, maximum=1 << 20)
+    calibrate: str = _param("swiglu_gate with threshold or channel_threshold: none (threshold as given; "
+                            "channel_threshold counts within each GEMM, so a one-token decode GEMV zeroes "
+                            "nothing) or prefill (thresholds fixed per layer from its prefill gate output, "
+                            "zeroing the `sparsity` fraction of it, per channel for channel_threshold, and "
+                            "applied to every pass, as CATS and CHESS calibrate offline)",
+                            default="none", choices=CALIBRATIONS)
+
+    def __post_init__(self) -> None:
+        if self.method == "topk" and self.keep_fraction <= 0.0:
+            raise field_error("sparsity.act_policy.keep_fraction", "must be > 0 for topk")
+        if self.site != "swiglu_gate":
+            for key, default in (("predictor", "none"), ("gate_act", "auto")):
+                if getattr(self, key) != default:
+                    raise field_error(f"sparsity.act_policy.{key}", "applies only with site: swiglu_gate")
+        if self.predictor == "none" and self.predictor_rank:
+            raise field_error("sparsity.act_policy.predictor_rank", "applies only with predictor: lowrank")
+        if self.calibrate != "none" and (self.site != "swiglu_gate"
+                                         or self.method not in ("threshold", "channel_threshold")):
+            raise field_error("sparsity.act_policy.calibrate",
+                              "applies only with site: swiglu_gate and method threshold or channel_threshold")
+
+    def rank_for(self, dim: int) -> int:
+        """The predictor's hidden size for model width ``dim`` (``predictor_rank``, or its default
+        scaled to the width: Deja Vu's ~1k-wide predictors for 4k-12k-wide models)."""
+        return self.predictor_rank or min(1024, max(1, dim // 4))
+
+    @classmethod
+    def from_cli(cls, fields: list[str]) -> dict:
+        """``METHOD[:VALUE]``, e.g. ``topk:0.25``; the other keys come as ``key=value`` fields
+        (``threshold:0.1:site=swiglu_gate:predictor=lowrank``), which the CLI parser adds."""
+        if not fields:
+            raise InputError("expected act_policy:METHOD[:VALUE], e.g. act_policy:topk:0.25")
+        method = fields[0]
+        if method not in METHODS:  # before the value: "magic:0.1" is an unknown policy, not a misplaced value
+            close = difflib.get_close_matches(method, METHODS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise InputError(f"act_policy: unknown policy {method!r} ({hint}policies: {', '.join(METHODS)})")
+        out: dict = {"kind": "act_policy", "method": method}
+        if len(fields) > 2:
+            raise InputError("act_policy takes at most one value")
+        if len(fields) == 2:
+            key = {"threshold": "threshold", "channel_threshold": "sparsity", "topk": "keep_fraction"}.get(fields[0])
+            if key is None:
+                raise InputError(f"act_policy:{fields[0]} takes no value")
+            try:
+                out[key] = float(fields[1])
+            except ValueError:
+                raise InputError(f"act_policy value must be a number, got {fields[1]!r}") from None
+        return out
+
+    def label(self) -> str:
+        value = {"relu": "", "threshold": f"{self.threshold:g}", "channel_threshold": f"{self.sparsity:g}",
+                 "topk": f"{self.keep_fraction:g}"}[self.method]
+        site = "-gate" if self.site == "swiglu_gate" else ""
+        predictor = f"-lowrank{self.predictor_rank or 'auto'}" if self.predictor == "lowrank" else ""
+        if self.calibrate == "prefill":
+            value = f"{self.sparsity:g}cal"
+        return f"{self.method}{value}{site}{predictor}"
+
+    def apply(self, x: np.ndarray, channel_axis: int) -> np.ndarray:
+        """Return the sparsified activations (a new array; ``x`` is left alone).
+
+        Counts are exact, never estimated from a quantile: ``channel_threshold`` zeroes the
+        ``floor(sparsity * n)`` smallest magnitudes of each channel of ``n`` elements (the
+        channel's own zeros come first, so a channel never ends with fewer zeros than it had);
+        ``topk`` keeps the ``ceil(keep_fraction * n)`` largest magnitudes of each row (at least
+        one). Ties go by position: the earlier element is zeroed first (``channel_threshold``)
+        or kept first (``topk``), so the result is deterministic.
+        """
+        if self.method == "relu":
+            return x
+        if self.method == "threshold":
+            return np.where(np.abs(x) < self.threshold, 0, x).astype(x.dtype)
+        if self.method == "channel_threshold":
+            lines = np.moveaxis(x, channel_axis, 0)
+            flat = lines.reshape(lines.shape[0], -1).copy()
+            k = _count(self.sparsity, flat.shape[1])
+            if k:
+                order = np.argsort(np.abs(flat), axis=1, kind="stable")[:, :k]
+                np.put_along_axis(flat, order, 0, axis=1)
+            return np.moveaxis(flat.reshape(lines.shape), 0, channel_axis)
+        rows = np.moveaxis(x, channel_axis, -1)
+        flat = rows.reshape(-1, rows.shape[-1])
+        n = flat.shape[1]
+        k = max(1, n - _count(1.0 - self.keep_fraction, n))
+        if k >= n:
+            return x.copy()
+        idx = np.argsort(-np.abs(flat), axis=1, kind="stable")[:, :k]
+        out = np.zeros_like(flat)
+        np.put_along_axis(out, idx, np.take_along_axis(flat, idx, axis=1), axis=1)
+        return np.moveaxis(out.reshape(rows.shape), -1, channel_axis)
+
+
+def _count(fraction: float, n: int) -> int:
+    """``floor(fraction * n)``, robust to the binary rounding of ``fraction`` (0.3 * 10 is 3)."""
+    return min(n, int(np.floor(fraction * n + 1e-9)))
+
+FEATURES.add("act_policy", ActivationPolicyConfig)
