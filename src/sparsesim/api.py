@@ -28,9 +28,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sparsesim.workload_args import WorkloadSpec, build_workload, check_dims, phase_names
 from sparsesim.core.errors import arg_error, field_error
+from sparsesim.core.outputs import check_output_path
+from sparsesim.hardware.config import AccelConfig, to_dict
+from sparsesim.hardware.presets import FILE_SUFFIXES, preset_mapping, preset_names
+from sparsesim.simulation.results import to_frame, to_json
+from sparsesim.workload_args import WorkloadSpec, build_workload, check_dims, phase_names
+from sparsesim.workloads import capture as capture_package
 from sparsesim.workloads.gemm import PHASES
+from sparsesim.workloads.llm_networks import DECODERS
+from sparsesim.workloads.networks import NETWORKS
+from sparsesim.workloads.ops import Workload
+from sparsesim.workloads.trace import load_trace as _load_trace
+
+# The features, the simulation and the sweeps (which load Numba and SimPy) and pandas are
+# imported by the functions that need them, so the workload constructors (sparsesim.gemm(...))
+# stay cheap: a notebook or a script that only builds specs pays no JIT compiler.
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +80,6 @@ def network(name: str, *, training: bool = False, batch: int = 1, phases: Iterab
     ``gen_len`` (decode steps, default 32) and ``act_sparsity`` (zero fraction of the synthetic
     input activations of a sparse run); their phases are ``prefill`` and ``decode``.
     """
-    from sparsesim.workloads.llm_networks import DECODERS
-    from sparsesim.workloads.networks import NETWORKS
-
     if str(name) in DECODERS:
         if training:
             raise arg_error("network.training", f"{name} is an LLM network: inference only (its phases are "
@@ -111,11 +121,9 @@ def trace(directory: str | Path, *, phases: Iterable[str] | None = None, verify:
 def load_trace(directory: str | Path, *, verify: bool = True):
     """Open a trace directory: :func:`sparsesim.workloads.trace.load_trace` (checks its structure;
     with ``verify``, each file's SHA-256 on the first read from it)."""
-    from sparsesim.workloads.trace import load_trace as _load
-
     if not isinstance(verify, bool):
         raise field_error("load_trace.verify", f"expected True or False, got {verify!r}")
-    return _load(Path(directory), verify=verify)
+    return _load_trace(Path(directory), verify=verify)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,7 +134,7 @@ def _sparsity(sparsity) -> list[dict] | None:
     """CLI strings (``"nm:2:4"``) and config mappings -> config mappings; ``None`` keeps the config's."""
     if sparsity is None:
         return None
-    from sparsesim.sparsity import feature_list
+    from sparsesim.sparsity import feature_list  # Numba: see the note at the imports
 
     return feature_list(sparsity, "sparsity", arg=True)
 
@@ -143,9 +151,7 @@ def accel_config(accel, *, sparsity=None, sets: Mapping[str, Any] | None = None)
     """A validated :class:`~sparsesim.hardware.config.AccelConfig` from a preset name, a YAML/TOML
     file, a SCALE-Sim ``.cfg`` file or a config object, with ``sets`` (``--set``) overrides and
     ``sparsity`` features."""
-    from sparsesim.hardware.config import AccelConfig, apply_overrides, build, to_dict
-    from sparsesim.hardware.presets import FILE_SUFFIXES, preset_mapping, preset_names
-    from sparsesim.sparsity import check_hardware, parse_features
+    from sparsesim.simulation.assemble import build_config  # Numba: see the note at the imports
 
     pairs = _sets(sets)
     features = _sparsity(sparsity)
@@ -165,9 +171,7 @@ def accel_config(accel, *, sparsity=None, sets: Mapping[str, Any] | None = None)
     else:
         raise arg_error("accel", f"expected a preset name, a YAML/TOML/SCALE-Sim .cfg file or an AccelConfig, "
                                  f"got {accel!r}")
-    cfg = build(AccelConfig, apply_overrides(data, pairs))
-    check_hardware(parse_features(cfg.sparsity), cfg)
-    return cfg
+    return build_config(data, pairs)
 
 
 def _accel_label(cfg, sets: list[tuple[str, Any]]) -> str:
@@ -203,14 +207,10 @@ class Result:
 
     def to_pandas(self):
         """The result table as a pandas DataFrame (one row per (op, phase))."""
-        from sparsesim.simulation.results import to_frame
-
         return to_frame(list(self.rows), self.config)
 
     def to_json(self) -> str:
         """``{"layers": [...], "total": {...}}``, exactly what ``run --json`` prints."""
-        from sparsesim.simulation.results import to_json
-
         return to_json(list(self.rows), self.total)
 
 
@@ -226,10 +226,7 @@ def simulate(workload, *, accel, dataflow: str = "best", sparsity=None,
     mappings (``{"kind": "nm", "n": 2, "m": 8}``); ``None`` keeps the config's own list,
     ``[]`` is dense. ``sets``: ``{"array.rows": 16}``, the ``--set`` overrides.
     """
-    from sparsesim.simulation.engine import run_id
-    from sparsesim.simulation.results import stamp, total_row
-    from sparsesim.simulation.run import simulate as simulate_rows
-    from sparsesim.workloads.ops import Workload
+    from sparsesim.simulation.assemble import assemble_run  # Numba, SimPy: see the note at the imports
 
     cfg = accel_config(accel, sparsity=sparsity, sets=sets)
     if isinstance(workload, WorkloadSpec):
@@ -239,9 +236,8 @@ def simulate(workload, *, accel, dataflow: str = "best", sparsity=None,
     else:
         raise field_error("workload", "expected sparsesim.gemm(...), network(...), topology(...), trace(...) "
                                       f"or a Workload, got {type(workload).__name__}")
-    rows = stamp(simulate_rows(built, cfg, dataflow), cfg, run_id(cfg, dataflow), built.name,
-                 accel_label=_accel_label(cfg, _sets(sets)))
-    return Result(rows=tuple(rows), total=total_row(rows, cfg), config=cfg, workload=built.name, dataflow=dataflow)
+    run = assemble_run(built, cfg, dataflow, accel_label=_accel_label(cfg, _sets(sets)))
+    return Result(rows=run.rows, total=run.total, config=cfg, workload=run.workload, dataflow=dataflow)
 
 
 def sweep(spec: str | Path, out: str | Path, scheduler: str | None = None, *, workers: int | None = None,
@@ -271,8 +267,7 @@ def run_sweep_spec(spec: str | Path, out: str | Path, scheduler: str | None = No
 
     ``out`` is checked before the spec is read (messages name it ``out_field``, ``--out``
     for the command line), so a bad output path costs nothing."""
-    from sparsesim.sweeps import load_spec, run_sweep
-    from sparsesim.core.outputs import check_output_path
+    from sparsesim.sweeps import load_spec, run_sweep  # Numba: see the note at the imports
 
     check_output_path(out, field=out_field, kind="dir", inputs=[("spec", spec)])
     plan = load_spec(spec)
@@ -290,6 +285,4 @@ def capture(model, inputs, *, out: str | Path, mode: str = "train", **options) -
     :func:`sparsesim.workloads.capture.capture_model`, which this calls (torch is imported
     only there, on first use).
     """
-    from sparsesim.workloads import capture as capture_package
-
     return capture_package.capture_model(model, inputs, out=out, mode=mode, **options)

@@ -24,6 +24,8 @@ from sparsesim.core.errors import InputError
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.networks import NETWORKS
 from sparsesim.workloads.ops import Workload
+from sparsesim import plots
+from sparsesim.workloads.trace import load_trace
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,6 @@ HEADLINE = (
 
 
 def _dense_dataflows(out: Path) -> tuple[pd.DataFrame, str]:
-    from sparsesim import plots
-
     log.info("demo 1/3: dense dataflows, ResNet-50 layers on edge32 and dc128 with os, ws, is and best")
     ops = tuple(NETWORKS.get("resnet50")(1))
     wl = Workload("resnet50", ops, (Phase.FWD,))
@@ -71,9 +71,6 @@ def _dense_dataflows(out: Path) -> tuple[pd.DataFrame, str]:
 
 
 def _headline(out: Path) -> tuple[pd.DataFrame, str]:
-    from sparsesim import plots
-    from sparsesim.workloads.trace import load_trace
-
     traces = out / "traces"
     log.info("demo 2/3: capturing a ResNet-18 training step (2:8 BDWP) and video CNN frames into %s "
              "(reused when present)", traces)

@@ -17,6 +17,8 @@ import logging
 import sys
 import time
 
+from tqdm import tqdm
+
 ROOT = "sparsesim"
 """The logger every module's logger descends from."""
 
@@ -92,8 +94,6 @@ class _BarCounter:
     """A ``tqdm`` bar on stderr (terminals only)."""
 
     def __init__(self, total: int, initial: int, desc: str, unit: str) -> None:
-        from tqdm import tqdm
-
         self.bar = tqdm(total=total, initial=initial, file=sys.stderr, unit=unit, desc=desc, dynamic_ncols=True,
                         smoothing=0.05, postfix={"failed": 0})
 

@@ -18,11 +18,13 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import json
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from sparsesim.simulation.columns import fmt_value
 from sparsesim.simulation.columns import is_numeric as _numeric
@@ -30,9 +32,12 @@ from sparsesim.simulation.columns import ordered as _ordered
 from sparsesim.plots import pretty
 from sparsesim.simulation.results import ADDITIVE
 from sparsesim.sweeps import SweepDir, collect_results, read_meta
-from sparsesim.workloads.atomic import replace_dir, temp_dir
+from sparsesim.core.atomic import replace_dir, temp_dir
 from sparsesim.core.errors import InputError
 from sparsesim.core.outputs import check_output_path
+from sparsesim import plots
+from sparsesim.hardware.energy import energy_table
+from sparsesim.plots import pareto_mask
 
 MAX_FACETS = 6
 MAX_BARS = 40
@@ -73,8 +78,6 @@ class Section:
 def point_summary(rows, meta: dict):
     """One row per point: additive fields and ``energy_pj.*`` summed over the point's rows,
     ratios recomputed from the sums, constant columns (config, sweep labels, area) kept."""
-    import pandas as pd
-
     additive = [c for c in ADDITIVE if c in rows.columns] + ["bound_cycles"]
     additive += [c for c in rows.columns if c.startswith("energy_pj.")]
     additive = list(dict.fromkeys(additive))
@@ -185,8 +188,6 @@ def make_view(summary, dims: list[Dim]) -> View:
         # one panel per feature kind; the dense points are the baseline of every panel
         kinds = [k for k in _ordered(data["sparsity_kinds"]) if k != "dense"]
         if len(kinds) > 1:
-            import pandas as pd
-
             dense = data[data["sparsity_kinds"] == "dense"]
             data = pd.concat([pd.concat([dense.assign(feature=k), data[data["sparsity_kinds"] == k].assign(feature=k)])
                               for k in kinds], ignore_index=True)
@@ -278,9 +279,6 @@ def write_report(sweep_dir: Path, out_dir: Path, overwrite: bool = False) -> Pat
 
 def build_sections(meta: dict, rows, sweep_dir: Path, fig_dir: Path) -> list[Section]:
     """Draw every figure into ``fig_dir`` and return the report's sections."""
-    from sparsesim.hardware.energy import energy_table
-    from sparsesim import plots
-
     summary = point_summary(rows, meta)
     dims = sweep_dims(meta, summary)
     view = make_view(summary, dims)
@@ -411,8 +409,6 @@ def _bar_label(row, view: View, style_fixed: bool) -> str:
 
 
 def _energy_section(view: View, summary, dims, fig_dir: Path, table_text: str, suffix: str) -> Section:
-    from sparsesim import plots
-
     workload = _ordered(view.data["sweep_workload"])[0] if len(view.data) else _ordered(summary["sweep_workload"])[0]
     data = view.data[view.data["sweep_workload"] == workload]
     if "feature" in data.columns:
@@ -455,14 +451,10 @@ def _energy_section(view: View, summary, dims, fig_dir: Path, table_text: str, s
 
 
 def _front(data) -> np.ndarray:
-    from sparsesim.plots import pareto_mask
-
     return pareto_mask(data[["energy_pj", "latency_s", "area_um2"]].to_numpy(dtype=float))
 
 
 def _pareto_section(summary, dims: list[Dim], fig_dir: Path, suffix: str) -> Section:
-    from sparsesim import plots
-
     data = summary.copy()
     data["pareto"] = False
     for wl in _ordered(data["sweep_workload"]):
@@ -496,8 +488,6 @@ def _pareto_section(summary, dims: list[Dim], fig_dir: Path, suffix: str) -> Sec
 
 
 def _roofline_sections(view: View, summary, rows, dims, fig_dir: Path, suffix: str, fixed_note: str) -> list[Section]:
-    from sparsesim import plots
-
     workload = _ordered(summary["sweep_workload"])[0]
     cands = summary[summary["sweep_workload"] == workload]
     best = cands.loc[cands["latency_s"].idxmin()]
@@ -589,8 +579,6 @@ def render_markdown(title: str, sections: list[Section]) -> str:
 
 def _inline(text: str) -> str:
     """Escape ``text`` and turn Markdown ``**bold**`` and backticks into HTML."""
-    import re
-
     text = html.escape(text)
     text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
     return re.sub(r"`(.+?)`", r"<code>\1</code>", text)

@@ -17,6 +17,10 @@ from pathlib import Path
 from sparsesim.core.errors import InputError, arg_error, field_error
 from sparsesim.workloads.gemm import INFERENCE_PHASES, PHASES, Phase, parse_phase
 from sparsesim.workloads.ops import Workload, gemm_op
+from sparsesim.workloads.llm_networks import DECODERS, llm_workload
+from sparsesim.workloads.networks import NETWORKS
+from sparsesim.workloads.topology import read_topology
+from sparsesim.workloads.trace import load_trace
 
 WORKLOAD_KINDS = ("network", "gemm", "topology", "trace")
 LLM_KEYS = ("prompt_len", "gen_len", "act_sparsity")
@@ -81,8 +85,6 @@ class WorkloadSpec:
 
 def _is_decoder(name: str) -> bool:
     """Whether ``name`` is one of the shape-only LLM networks (:mod:`sparsesim.workloads.llm_networks`)."""
-    from sparsesim.workloads.llm_networks import DECODERS
-
     return name in DECODERS
 
 
@@ -94,35 +96,25 @@ def build_workload(spec: WorkloadSpec) -> Workload:
     """
     phases = None if spec.phases is None else tuple(Phase(p) for p in spec.phases)
     if spec.kind == "trace":
-        from sparsesim.workloads.trace import load_trace
-
         return load_trace(Path(spec.source), verify=spec.verify).workload(phases)
     decoder = spec.kind == "network" and _is_decoder(spec.source)
     if phases is not None:
         _check_phases(phases, INFERENCE_PHASES if decoder else PHASES, spec)
     if decoder:
-        from sparsesim.workloads.llm_networks import llm_workload
-
         return llm_workload(spec.source, batch=spec.batch,
                             prompt_len=128 if spec.prompt_len is None else spec.prompt_len,
                             gen_len=32 if spec.gen_len is None else spec.gen_len,
                             act_sparsity=spec.act_sparsity, **({"phases": phases} if phases else {}))
     for flag in LLM_KEYS:
         if getattr(spec, flag) is not None:
-            from sparsesim.workloads.llm_networks import DECODERS
-
             raise arg_error(flag, f"only for the LLM networks ({', '.join(DECODERS.names())})")
     phases = phases or (Phase.FWD,)
     if spec.kind == "network":
-        from sparsesim.workloads.networks import NETWORKS
-
         return Workload(spec.source, tuple(NETWORKS.get(spec.source, "network")(spec.batch)), phases)
     if spec.kind == "gemm":
         ops = tuple(gemm_op(f"gemm{i}", *g) for i, g in enumerate(spec.gemms))
         return Workload("gemm", ops, phases)
     if spec.kind == "topology":
-        from sparsesim.workloads.topology import read_topology
-
         path = Path(spec.source)
         return Workload(path.stem, tuple(read_topology(path)), phases)
     raise InputError(f"workload: unknown kind {spec.kind!r} (choose from {', '.join(WORKLOAD_KINDS)})")
@@ -224,9 +216,6 @@ def spec_from_args(args) -> WorkloadSpec:
         batch = 1 if args.batch is None else args.batch
         if batch < 1:
             raise field_error("--batch", f"must be a positive integer, got {batch}")
-        from sparsesim.workloads.llm_networks import DECODERS
-        from sparsesim.workloads.networks import NETWORKS
-
         if args.network not in DECODERS:
             NETWORKS.get(args.network, "--network")  # the flag's name in the error, not the API's
         elif args.training:

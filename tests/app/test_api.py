@@ -224,7 +224,7 @@ def test_outputs_follow_the_umask(tmp_path, umask, mode):
 
 
 def test_atomic_helpers_follow_the_umask(tmp_path):
-    from sparsesim.workloads.atomic import atomic_write_text, replace_dir, temp_dir
+    from sparsesim.core.atomic import atomic_write_text, replace_dir, temp_dir
 
     old = os.umask(0o027)
     try:

@@ -60,10 +60,10 @@ COMMANDS = {
                             ("sparsesim.workloads.capture.llm", "capture_llm")),
     "sweep": (lambda ctx: ["sweep", str(ctx["spec"]), "--quiet"], "dir", ("sparsesim.sweeps", "run_sweep")),
     "report": (lambda ctx: ["report", str(ctx["sweep"])], "dir", ("sparsesim.report", "collect_results")),
-    "trace synth": (lambda ctx: ["trace", "synth", "--gemm", "8,8,8"], "dir", ("sparsesim.workloads.synthetic",
+    "trace synth": (lambda ctx: ["trace", "synth", "--gemm", "8,8,8"], "dir", ("sparsesim.workloads.trace.synthetic",
                                                                              "synthesize")),
     "trace import": (lambda ctx: ["trace", "import", "scalesim", str(TOPOLOGY)], "dir",
-                     ("sparsesim.workloads.importers", "import_trace")),
+                     ("sparsesim.workloads.trace.importers", "import_trace")),
     "demo": (lambda ctx: ["demo"], "dir", ("sparsesim.demo", "_dense_dataflows")),
     "study": (lambda ctx: ["study", "zero-skip", "--quick"], "dir", None),
 }

@@ -418,7 +418,7 @@ def test_different_spec_is_refused_unless_forced(tmp_path, capsys):
 
 
 def test_trace_workloads_are_read_by_the_workers(tmp_path):
-    synthetic = pytest.importorskip("sparsesim.workloads.synthetic")
+    synthetic = pytest.importorskip("sparsesim.workloads.trace.synthetic")
     from sparsesim.workloads.gemm import Phase
     from sparsesim.workloads.ops import gemm_op
 

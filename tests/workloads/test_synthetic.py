@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sparsesim.core.errors import InputError
 from sparsesim.workloads.gemm import PHASES, Phase
 from sparsesim.workloads.ops import Conv2d, Linear, Matmul
-from sparsesim.workloads.synthetic import OperandSparsity, SparsitySpec, synthesize
+from sparsesim.workloads.trace.synthetic import OperandSparsity, SparsitySpec, synthesize
 from sparsesim.workloads.trace import load_trace, validate
 from sparsesim.workloads.trace.info import describe
 

@@ -11,7 +11,7 @@ import pytest
 
 from sparsesim.core.errors import InputError
 from sparsesim.workloads.gemm import PHASES, Phase
-from sparsesim.workloads.importers import IMPORTERS, import_trace
+from sparsesim.workloads.trace.importers import IMPORTERS, import_trace
 from sparsesim.workloads.ops import Conv2d
 from sparsesim.workloads.topology import read_topology
 from sparsesim.workloads.trace import load_trace, validate

@@ -3,6 +3,10 @@
 Exit codes: 0 ok; 2 bad input, with one ``error: ...`` line on stderr and no traceback;
 1 internal error. Bare ``sparsesim`` prints the help and exits 0. Progress of long commands
 goes to stderr (:mod:`sparsesim.progress`). Outputs are written only after the whole simulation succeeded.
+
+The case studies and the demo (pandas, matplotlib, and torch when they capture) are imported
+by their own commands only; what the other commands need is imported here (the parser needs
+the simulation's dataflow names anyway, so Numba and SimPy load for every command).
 """
 
 from __future__ import annotations
@@ -13,8 +17,26 @@ import sys
 import traceback
 from pathlib import Path
 
-from sparsesim.progress import show_progress
+from sparsesim import __version__
+from sparsesim.api import simulate
+from sparsesim.cli.sweep import add_sweep_commands
+from sparsesim.cli.trace import add_trace_commands
+from sparsesim.cli.validate import add_validate_commands
 from sparsesim.core.errors import InputError
+from sparsesim.core.outputs import check_output_path
+from sparsesim.dataflows import DATAFLOWS
+from sparsesim.hardware.config import parse_override
+from sparsesim.hardware.energy import energy_table, energy_table_names
+from sparsesim.hardware.presets import load_accel, preset_names
+from sparsesim.progress import show_progress
+from sparsesim.simulation.engine import dataflow_choices
+from sparsesim.simulation.results import check_writable, write_table
+from sparsesim.sparsity import FEATURES
+from sparsesim.workload_args import spec_from_args
+from sparsesim.workloads.capture import MODELS
+from sparsesim.workloads.capture.zoo_stats import zoo_stats
+from sparsesim.workloads.llm_networks import DECODERS, SHAPE_ONLY
+from sparsesim.workloads.networks import NETWORKS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,11 +71,6 @@ def _fmt_table(rows: list[dict], total: dict) -> str:
 
 def cmd_run(args) -> int:
     """``sparsesim run``: a thin layer over :func:`sparsesim.api.simulate`."""
-    from sparsesim.hardware.config import parse_override
-    from sparsesim.api import simulate
-    from sparsesim.simulation.results import check_writable, write_table
-    from sparsesim.workload_args import spec_from_args
-
     out = Path(args.out) if args.out else None
     if out:
         check_writable(out, args.overwrite, inputs=[("--topology", args.topology), ("--trace", args.trace),
@@ -86,11 +103,6 @@ def cmd_run(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from sparsesim.hardware.energy import energy_table, energy_table_names
-    from sparsesim.hardware.presets import load_accel, preset_names
-    from sparsesim.dataflows import DATAFLOWS
-    from sparsesim.workloads.networks import NETWORKS
-
     print("presets:")
     for name in preset_names():
         cfg = load_accel(name)
@@ -100,8 +112,6 @@ def cmd_list(args) -> int:
         doc = (sys.modules[type(DATAFLOWS.get(name)).__module__].__doc__ or "").strip().splitlines()[0]
         print(f"  {name:12s} {doc}")
     print(f"  {'best':12s} per op and phase, the dataflow with the fewest cycles")
-    from sparsesim.sparsity import FEATURES
-
     print("sparsity features (--sparsity):")
     for name in FEATURES.names():
         doc = (sys.modules[FEATURES.get(name).__module__].__doc__ or "").strip().splitlines()[0]
@@ -112,17 +122,11 @@ def cmd_list(args) -> int:
     print("networks (layer lists, --network):")
     for name in NETWORKS.names():
         print(f"  {name:12s} {(NETWORKS.get(name).__doc__ or '').strip()}")
-    from sparsesim.workloads.llm_networks import DECODERS, SHAPE_ONLY
-
     print("LLM networks (--network NAME --prompt-len P --gen-len G: prefill and decode rows; any decoder below):")
     for name in SHAPE_ONLY:
         shape = DECODERS.get(name)
         print(f"  {name:12s} {shape.summary}; {shape.params / 1e9:.2f}B params, "
               f"{shape.macs_per_token(0) / 1e9:.2f} GMACs per token plus attention")
-    from sparsesim.workloads.capture import MODELS
-
-    from sparsesim.workloads.capture.zoo_stats import zoo_stats
-
     # the figures are the torch models', stored so that listing them imports no torch
     print("zoo models (trace capture --model; parameters and dense forward MACs of the torch model):")
     for name in MODELS.names():
@@ -133,7 +137,7 @@ def cmd_list(args) -> int:
             at = f" at --image-size {size}" if size else ""
             print(f"  {'':12s}   " + (f"{st.params:,} params, {st.macs:,} MACs per {st.per}{at}" if st else
                                       f"parameters and MACs{at} not yet stored (tools/zoo_stats.py)"))
-    from sparsesim.studies import STUDIES
+    from sparsesim.studies import STUDIES  # pandas: the studies load only here
 
     print("case studies (study NAME --out reports/NAME):")
     for name in STUDIES.names():
@@ -142,8 +146,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from sparsesim.demo import run_demo
-    from sparsesim.core.outputs import check_output_path
+    from sparsesim.demo import run_demo  # pandas and the studies: only for this command
 
     if args.out:
         check_output_path(args.out, field="--out", kind="dir")
@@ -152,9 +155,8 @@ def cmd_demo(args) -> int:
 
 
 def cmd_study(args) -> int:
-    from sparsesim.studies import STUDIES
+    from sparsesim.studies import STUDIES  # pandas: only for this command
     from sparsesim.studies.common import prepare_out
-    from sparsesim.core.outputs import check_output_path
 
     study = STUDIES.get(args.name, "study")
     out = Path(args.out)
@@ -166,10 +168,6 @@ def cmd_study(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sparsesim.simulation.engine import dataflow_choices
-
-    from sparsesim import __version__
-
     p = _Parser(prog="sparsesim", description="Cycle-level simulator of sparse DNN accelerators.",
                 epilog="`sparsesim COMMAND --help` describes a command. Without a command, prints this help.")
     p.add_argument("--version", action="version", version=f"sparsesim {__version__}")
@@ -221,14 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", metavar="DIR", help="run directory (default runs/demo-<time>)")
     demo.set_defaults(func=cmd_demo)
 
-    from sparsesim.cli.sweep import add_sweep_commands
-    from sparsesim.cli.trace import add_trace_commands
-
     add_trace_commands(sub)
     add_sweep_commands(sub)
-
-    from sparsesim.cli.validate import add_validate_commands
-
     add_validate_commands(sub)
 
     study = sub.add_parser("study", help="regenerate a curated case-study report (reports/NAME)")

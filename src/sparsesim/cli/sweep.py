@@ -13,12 +13,11 @@ import sys
 from pathlib import Path
 
 from sparsesim.core.errors import InputError
+from sparsesim.api import run_sweep_spec
 
 
 def cmd_sweep(args) -> int:
     """Run (or resume) a sweep through :func:`sparsesim.api.run_sweep_spec`; exit 1 if any point failed."""
-    from sparsesim.api import run_sweep_spec
-
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers: must be a positive integer, got {args.workers}")
     out = Path(args.out)

@@ -12,6 +12,20 @@ import time
 from pathlib import Path
 
 from sparsesim.core.errors import InputError
+from sparsesim.workload_args import parse_gemm, parse_phases
+from sparsesim.workloads.capture import MODELS, capture_user_model, capture_zoo
+from sparsesim.workloads.capture.llm import InferenceCapture, capture_llm
+from sparsesim.workloads.capture.user_model import parse_model_ref
+from sparsesim.workloads.capture.zoo import NM_MODES
+from sparsesim.workloads.gemm import PHASES, Phase
+from sparsesim.workloads.networks import NETWORKS
+from sparsesim.workloads.ops import gemm_op
+from sparsesim.workloads.topology import read_topology
+from sparsesim.workloads.trace import load_trace, validate
+from sparsesim.workloads.trace.importers import IMPORTERS, import_trace
+from sparsesim.workloads.trace.info import coverage_lines, describe
+from sparsesim.workloads.trace.synthetic import OperandSparsity, SparsitySpec, synthesize
+from sparsesim.workloads.trace.writer import check_output_dir
 
 DTYPES = ("fp32", "fp16", "bf16")
 
@@ -36,8 +50,6 @@ def parse_bytes(text: str, field: str) -> int:
 
 def _check_out(out: Path, overwrite: bool, inputs=()) -> Path:
     """Refuse a bad ``--out`` trace directory before any work (the writer checks again, naming ``out``)."""
-    from sparsesim.workloads.trace.writer import check_output_dir
-
     check_output_dir(out, overwrite, field="--out", inputs=inputs)
     return out
 
@@ -49,8 +61,6 @@ _USER_MODEL_FLAGS = (("input_shape", "--input-shape"), ("input_dtype", "--input-
 
 def cmd_capture_llm(args) -> int:
     """``--mode prefill|decode`` of a zoo decoder, ``--hf DIR`` or ``--hf-config FILE.json``."""
-    from sparsesim.workloads.capture.llm import InferenceCapture, capture_llm
-
     if not (args.model or args.hf or args.hf_config):
         raise InputError("trace capture: give --model NAME, --hf DIR or --hf-config FILE.json")
     for attr, flag in _USER_MODEL_FLAGS:
@@ -82,11 +92,6 @@ def cmd_capture_llm(args) -> int:
 
 def cmd_capture(args) -> int:
     # imports torch only once the arguments are checked
-    from sparsesim.workloads.capture import MODELS, capture_user_model, capture_zoo
-    from sparsesim.workloads.capture.user_model import parse_model_ref
-    from sparsesim.workloads.trace import load_trace
-    from sparsesim.workloads.trace.info import coverage_lines
-
     if args.hf and args.hf_config:
         raise InputError("--hf: give --hf or --hf-config, not both")
     decoder = args.model is not None and args.model in MODELS and MODELS.get(args.model).decoder is not None
@@ -140,9 +145,6 @@ def cmd_capture(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from sparsesim.workloads.trace import load_trace, validate
-    from sparsesim.workloads.trace.info import describe
-
     if args.validate and args.no_verify:
         raise InputError("--no-verify: not with --validate, which checks every checksum")
     with load_trace(args.dir, verify=not args.no_verify) as trace:
@@ -153,8 +155,6 @@ def cmd_info(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from sparsesim.workloads.trace import load_trace, validate
-
     with load_trace(args.dir) as trace:
         validate(trace, full=True)
         unchecked = sum("sha256" not in listed for listed in trace.manifest["files"].values())
@@ -165,8 +165,6 @@ def cmd_validate(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from sparsesim.workloads.importers import import_trace
-
     _check_out(Path(args.out), args.overwrite, [("FILE", args.file)])
     path = import_trace(args.format, args.file, args.out, seed=args.seed, dtype=args.dtype, training=args.training,
                         overwrite=args.overwrite)
@@ -175,13 +173,6 @@ def cmd_import(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from sparsesim.workload_args import parse_gemm, parse_phases
-    from sparsesim.workloads.gemm import PHASES, Phase
-    from sparsesim.workloads.networks import NETWORKS
-    from sparsesim.workloads.ops import gemm_op
-    from sparsesim.workloads.synthetic import OperandSparsity, SparsitySpec, synthesize
-    from sparsesim.workloads.topology import read_topology
-
     sources = [bool(args.gemm), bool(args.topology), bool(args.network)]
     if sum(sources) != 1:
         raise InputError("trace synth: give exactly one of --gemm, --topology or --network")
@@ -213,9 +204,6 @@ def cmd_synth(args) -> int:
 
 def add_trace_commands(subparsers) -> None:
     """Add ``trace`` and its sub-commands to the main parser's ``subparsers``."""
-    from sparsesim.workloads.capture.zoo import MODELS, NM_MODES
-    from sparsesim.workloads.importers import IMPORTERS
-
     trace = subparsers.add_parser("trace", help="capture, inspect, import or synthesise traces of real tensors")
     sub = trace.add_subparsers(dest="trace_command", required=True, parser_class=type(trace))
 
@@ -284,7 +272,7 @@ def add_trace_commands(subparsers) -> None:
 
     imp = sub.add_parser("import", help="convert another tool's file into a trace",
                          description="scalesim: SCALE-Sim topology CSV (operands synthesised); "
-                                     "npz: NumPy arrays plus a manifest of ops (see src/sparsesim/workloads/importers.py).")
+                                     "npz: NumPy arrays plus a manifest of ops (see src/sparsesim/workloads/trace/importers.py).")
     imp.add_argument("format", metavar="FORMAT", help=f"one of {', '.join(IMPORTERS.names())}")
     imp.add_argument("file", metavar="FILE")
     imp.add_argument("--out", required=True, metavar="DIR")

@@ -12,11 +12,10 @@ import sys
 import time
 
 from sparsesim.core.errors import InputError
+from sparsesim.validate import validate_reference
 
 
 def cmd_validate_reference(args) -> int:
-    from sparsesim.validate import validate_reference
-
     if args.cases < 1:
         raise InputError(f"--cases: must be a positive integer, got {args.cases}")
     if args.seed < 0:

@@ -23,7 +23,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from sparsesim.workloads.atomic import temp_file
+from sparsesim.core.atomic import temp_file
 from sparsesim.core.errors import field_error
 
 KINDS = ("file", "dir")

@@ -48,14 +48,13 @@ def load_accel(spec: str, overrides: list[str] | tuple[str, ...] = (), extra: di
     """Build a validated :class:`AccelConfig` from a preset plus ``--set`` overrides.
 
     ``extra`` holds already-parsed ``(path, value)`` overrides (e.g. sparsity from the CLI).
+    The hardware is validated here; the sparsity features are checked against it where
+    features and hardware meet, above this package (:mod:`sparsesim.simulation.assemble`, and
+    again by every simulation), so the hardware layer never imports the features.
     """
     data = preset_mapping(spec)
     pairs = [parse_override(o) for o in overrides]
     if extra:
         pairs += list(extra.items())
     data = apply_overrides(data, pairs)
-    cfg = build(AccelConfig, data)
-    from sparsesim.sparsity import check_hardware, parse_features
-
-    check_hardware(parse_features(cfg.sparsity), cfg)
-    return cfg
+    return build(AccelConfig, data)

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from sparsesim.hardware.config import AccelConfig, flatten, to_dict
-from sparsesim.workloads.atomic import atomic_write
+from sparsesim.core.atomic import atomic_write
 from sparsesim.core.errors import InputError
 from sparsesim.core.outputs import check_output_path
 

@@ -1,6 +1,7 @@
-"""``simulate()``: compose a workload, an accelerator config and a dataflow into result rows.
+""":func:`simulate_rows`: compose a workload, an accelerator config and a dataflow into result rows.
 
-One row per (op, phase). Dense runs go through the GEMM-level engine (:mod:`sparsesim.simulation.engine`)
+One row per (op, phase), not yet stamped with the run's identity (:mod:`.assemble` does that,
+for every caller that assembles a whole run). Dense runs go through the GEMM-level engine (:mod:`sparsesim.simulation.engine`)
 directly; with sparsity features switched on, real (or seeded synthetic) tensors are replayed
 through them by :mod:`sparsesim.simulation.replay`, and every row keeps the dense run of the same op on the
 same hardware beside it.
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 
 from sparsesim.hardware.config import AccelConfig
 from sparsesim.hardware.energy import check_table_supports, energy_table
-from sparsesim.sparsity import feature_labels, parse_features
+from sparsesim.sparsity import check_hardware, feature_labels, parse_features
 from sparsesim.simulation.engine import best_of, check_dataflow, make_row, op_phases, repeat_rows, run_gemm
 from sparsesim.simulation.replay import Replay
 from sparsesim.workloads.ops import TensorSource, Workload
@@ -54,8 +55,11 @@ class _ReplayProgress:
         return self.source.tensors(index) if roles is None else self.source.tensors(index, roles)
 
 
-def simulate(workload: Workload, cfg: AccelConfig, dataflow: str, *, progress: bool = True) -> list[dict]:
+def simulate_rows(workload: Workload, cfg: AccelConfig, dataflow: str, *, progress: bool = True) -> list[dict]:
     """Simulate every op of ``workload`` in each of its phases; one row per (op, phase).
+
+    The features are checked against the hardware here, where they meet it, so a config
+    built without :func:`~sparsesim.simulation.assemble.build_config` is checked all the same.
 
     ``progress``: log progress lines for replays of real tensors (callers that run many small
     internal simulations, such as the reference validator, switch it off).
@@ -64,6 +68,7 @@ def simulate(workload: Workload, cfg: AccelConfig, dataflow: str, *, progress: b
     table = energy_table(cfg.energy_table)
     check_table_supports(table, cfg)
     features = parse_features(cfg.sparsity)
+    check_hardware(features, cfg)
     label = feature_labels(features)
     if features:
         if progress and workload.source is not None:  # real tensors: the replay reads them all, which can take minutes
@@ -86,3 +91,9 @@ def simulate(workload: Workload, cfg: AccelConfig, dataflow: str, *, progress: b
             row["time_step"] = None if workload.time_steps is None else workload.time_steps[index]
             rows.append(row)
     return repeat_rows(workload, rows)
+
+
+simulate = simulate_rows
+"""The former name of :func:`simulate_rows`, kept only while callers outside the files of the
+layering change (``validate.py``, tests of other packages, ``benchmarks/``) move to the new
+name; delete it once nothing imports ``sparsesim.simulation.run.simulate``."""

@@ -9,15 +9,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sparsesim.hardware.presets import load_accel
-from sparsesim.simulation.results import stamp, to_frame
-from sparsesim.simulation.engine import run_id
-from sparsesim.simulation.run import simulate
 from sparsesim.core.errors import InputError
-from sparsesim.workloads.gemm import Phase
-from sparsesim.workloads.ops import Workload
 from sparsesim.core.outputs import check_output_path
 from sparsesim.core.registry import Registry
+from sparsesim.hardware.config import parse_override
+from sparsesim.hardware.presets import preset_mapping
+from sparsesim.simulation.assemble import assemble_run, build_config
+from sparsesim.workloads.capture import capture_zoo
+from sparsesim.workloads.capture.llm import InferenceCapture, capture_llm
+from sparsesim.workloads.gemm import Phase
+from sparsesim.workloads.ops import Workload
+from sparsesim.workloads.trace import load_trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +44,6 @@ def trace_for(model: str, traces: Path, *, mode: str, batch: int, steps: int = 1
     ``image_size``, ``layers`` and ``dtype`` are :func:`capture_zoo`'s; they enter the cache key
     only when they differ from the defaults, so traces captured before they existed stay valid.
     """
-    from sparsesim.workloads.capture import capture_zoo
-    from sparsesim.workloads.trace import load_trace
-
     # nm_mode, the recorded master weight and the thread count (the tensors' last bits depend on it)
     # are part of what a cached trace must match
     settings = {"model": model, "mode": mode, "batch": batch, "steps": steps, "nm": nm, "seed": seed,
@@ -68,9 +67,6 @@ def llm_trace_for(model: str, traces: Path, *, prompt_len: int, gen_len: int, la
                   sample_steps: int = 1, seed: int = 0) -> Path:
     """Capture zoo decoder ``model``'s prefill and ``gen_len`` decode steps into ``traces/<key>``
     once (``layers``: regular expression of the op names recorded); later calls reuse it."""
-    from sparsesim.workloads.capture.llm import InferenceCapture, capture_llm
-    from sparsesim.workloads.trace import load_trace
-
     spec = InferenceCapture(mode="decode", prompt_len=prompt_len, gen_len=gen_len, layers=layers,
                             sample_steps=sample_steps, seed=seed)
     key = hashlib.sha256(json.dumps({"model": model, **spec.settings()}, sort_keys=True).encode()).hexdigest()[:10]
@@ -87,18 +83,16 @@ def llm_trace_for(model: str, traces: Path, *, prompt_len: int, gen_len: int, la
 def run_workload(workload: Workload, accel: str, *, sets: tuple[str, ...] = (), sparsity: list[dict] | None = None,
                  dataflow: str = "best"):
     """Simulate ``workload`` on preset ``accel`` with overrides and features: the result frame."""
-    cfg = load_accel(accel, list(sets), {"sparsity": sparsity} if sparsity else None)
+    pairs = [parse_override(s) for s in sets] + ([("sparsity", sparsity)] if sparsity else [])
+    cfg = build_config(preset_mapping(accel), pairs)
     log.info("simulating %s on %s%s, %s, dataflow %s", workload.name, accel, f" ({', '.join(sets)})" if sets else "",
              "+".join(f"{f.get('kind')}" for f in sparsity) if sparsity else "dense", dataflow)
-    rows = stamp(simulate(workload, cfg, dataflow), cfg, run_id(cfg, dataflow), workload.name)
-    return to_frame(rows, cfg)
+    return assemble_run(workload, cfg, dataflow).to_frame()
 
 
 def run_trace(trace: Path, accel: str, *, sets: tuple[str, ...] = (), sparsity: list[dict] | None = None,
               dataflow: str = "best", phases: tuple[Phase, ...] | None = None, label: str = ""):
     """Simulate ``trace`` on ``accel``; returns the result frame with a ``config`` column."""
-    from sparsesim.workloads.trace import load_trace
-
     frame = run_workload(load_trace(trace).workload(phases), accel, sets=sets, sparsity=sparsity, dataflow=dataflow)
     frame["config"] = label or frame["sparsity"].iloc[0]
     return frame

@@ -23,6 +23,7 @@ from sparsesim.hardware.presets import load_accel
 from sparsesim.studies.common import (STUDIES, Study, md_table, phase_totals, relation, run_trace, span,
                                       trace_for, trend, write_report)
 from sparsesim.workloads.gemm import Phase
+from sparsesim.workloads.trace import load_trace
 
 WINDOWS = (1, 4, 16, 64, 256)
 DATAFLOWS = ("os", "ws", "is")
@@ -88,8 +89,6 @@ def compute(traces: Path, quick: bool) -> Data:
         "gate_e": pick(setting, dataflow, "gating", "energy_saving"),
         "skip_e": pick(setting, dataflow, "decoupled w=256", "energy_saving"),
     } for setting in SETTINGS for dataflow in DATAFLOWS])
-
-    from sparsesim.workloads.trace import load_trace
 
     tr = load_trace(trace)
     convs = [r for r in tr.ops if r.op.kind == "conv2d"]

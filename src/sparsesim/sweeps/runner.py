@@ -19,8 +19,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sparsesim.hardware.config import AccelConfig, build
+from sparsesim.hardware.energy import area_breakdown_um2, energy_table
 from sparsesim.progress import counter
+from sparsesim.simulation.assemble import assemble_run, build_config
+from sparsesim.simulation.results import write_table
 from sparsesim.sweeps.cluster import CONNECT_TIMEOUT_S, connect
 from sparsesim.sweeps.spec import Point, SweepPlan
 from sparsesim.sweeps.store import (SweepDir, collect_results, meta_record, prepare_out_dir, record_failure, write_json,
@@ -37,15 +39,9 @@ def run_point(point: Point):
     Runs on a worker: it rebuilds the config from the plain mapping and reads any trace or
     topology file from the (shared) path itself, so no arrays travel through the scheduler.
     """
-    from sparsesim.hardware.energy import area_breakdown_um2, energy_table
-    from sparsesim.simulation.results import stamp, to_frame
-    from sparsesim.simulation.engine import run_id
-    from sparsesim.simulation.run import simulate
-
-    cfg = build(AccelConfig, point.config)
+    cfg = build_config(point.config)
     workload = build_workload(point.workload)
-    rows = stamp(simulate(workload, cfg, point.dataflow), cfg, run_id(cfg, point.dataflow), workload.name)
-    frame = to_frame(rows, cfg)
+    frame = assemble_run(workload, cfg, point.dataflow).to_frame()
     area = area_breakdown_um2(cfg, energy_table(cfg.energy_table))
     extra = {"point_id": point.point_id, "sweep_workload": point.workload.label,
              "sweep_dataflow": point.dataflow, "sweep_sparsity": point.sparsity,
@@ -136,8 +132,6 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, *, scheduler: str | None = N
         with connect(scheduler, workers, connect_timeout_s) as client:
             computed, failed = _compute(client, todo, out, total, len(done), progress)
     frame = collect_results(out.root, ids)
-    from sparsesim.simulation.results import write_table
-
     write_table(frame, out.results)
     finished = len(done) + computed
     write_json(out.meta, meta_record(plan, listing, {

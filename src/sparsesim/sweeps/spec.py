@@ -60,12 +60,17 @@ from typing import Any
 
 import numpy as np
 
-from sparsesim.hardware.config import AccelConfig, apply_overrides, build, parse_override, read_mapping, schema_paths, to_dict
-from sparsesim.sparsity import check_hardware, feature_labels, feature_list, parse_features
-from sparsesim.workload_args import LLM_KEYS, WORKLOAD_KINDS, WorkloadSpec
 from sparsesim.core.errors import InputError
-from sparsesim.workloads.gemm import PHASES, parse_phase
 from sparsesim.core.registry import suggest
+from sparsesim.hardware.config import AccelConfig, apply_overrides, build, parse_override, read_mapping, schema_paths, to_dict
+from sparsesim.hardware.presets import FILE_SUFFIXES, preset_mapping, preset_names, read_accel_file
+from sparsesim.simulation.assemble import build_config
+from sparsesim.simulation.engine import dataflow_choices
+from sparsesim.sparsity import feature_labels, feature_list, parse_features
+from sparsesim.workload_args import LLM_KEYS, WORKLOAD_KINDS, WorkloadSpec
+from sparsesim.workloads.gemm import PHASES, parse_phase
+from sparsesim.workloads.llm_networks import DECODERS
+from sparsesim.workloads.networks import NETWORKS
 
 SPEC_KEYS = ("name", "description", "base", "seed", "max_points", "axes", "workloads", "dataflows", "sparsity")
 AXIS_KINDS = ("grid", "zip", "random")
@@ -314,8 +319,6 @@ def plan_sweep(data: dict, spec_path: Path) -> SweepPlan:
 
 def _parse_base(raw: Any, base_dir: Path, where: str) -> tuple[str, dict, list[tuple[str, Any]]]:
     """``base: edge32`` or ``base: {accel: FILE|NAME, set: {path: value} | [path=value, ...]}``."""
-    from sparsesim.hardware.presets import FILE_SUFFIXES, preset_mapping, preset_names, read_accel_file
-
     if raw is None:
         raise InputError(f"{where}: base: missing (a preset name or {{accel: ..., set: ...}})")
     if isinstance(raw, str):
@@ -469,10 +472,7 @@ def sparsity_label(features: Sequence) -> str:
 def _resolve_config(base: dict, pairs: list[tuple[str, Any]], where: str) -> tuple[dict, str]:
     """Apply one point's axis values to the base config and validate the result."""
     try:
-        data = apply_overrides(base, pairs)
-        cfg = build(AccelConfig, data)
-        if cfg.sparsity:
-            check_hardware(parse_features(cfg.sparsity), cfg)
+        cfg = build_config(base, pairs)
     except InputError as exc:
         shown = ", ".join(f"{k}={_short(v)}" for k, v in pairs) or "the base config"
         raise InputError(f"{where}: point with {shown}: {exc}") from None
@@ -513,9 +513,6 @@ def _parse_workloads(raw: Any, base_dir: Path, where: str) -> list[WorkloadSpec]
         if llm and kind != "network":
             raise InputError(f"{at}.{next(iter(llm))}: only for the LLM networks")
         if kind == "network":
-            from sparsesim.workloads.llm_networks import DECODERS
-            from sparsesim.workloads.networks import NETWORKS
-
             names = NETWORKS.names() + DECODERS.names()
             if not isinstance(value, str) or value not in names:
                 raise InputError(f"{at}.network: unknown network {value!r}{suggest(str(value), names)}")
@@ -579,8 +576,6 @@ def _parse_phases(raw: Any, at: str) -> tuple[str, ...]:
 
 
 def _parse_dataflows(raw: Any, where: str) -> tuple[str, ...]:
-    from sparsesim.simulation.engine import dataflow_choices
-
     if isinstance(raw, str):
         raw = [raw]
     if not isinstance(raw, list) or not raw:

@@ -7,7 +7,7 @@ Layout::
     failed/<id>.json        error of a point that raised (retried on the next run)
     results.parquet         every point of the plan concatenated, rebuilt at the end of a run
 
-Every file is written atomically (:mod:`sparsesim.workloads.atomic`), so killing the client
+Every file is written atomically (:mod:`sparsesim.core.atomic`), so killing the client
 or a worker loses at most the points in flight and never leaves a half-written point that
 looks finished. Nothing here runs a simulation or talks to Dask.
 """
@@ -24,8 +24,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
+from sparsesim import __version__
 from sparsesim.sweeps.spec import FORMAT_VERSION, Point, SweepPlan
-from sparsesim.workloads.atomic import atomic_write, atomic_write_text
+from sparsesim.core.atomic import atomic_write, atomic_write_text
 from sparsesim.core.errors import InputError
 from sparsesim.core.outputs import check_output_path
 
@@ -81,7 +84,7 @@ def read_meta(root: Path) -> dict:
 
 
 _TEMPORARY = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")
-"""The names :mod:`sparsesim.workloads.atomic` gives its temporary files (a user's own are left alone)."""
+"""The names :mod:`sparsesim.core.atomic` gives its temporary files (a user's own are left alone)."""
 
 
 def prepare_out_dir(plan: SweepPlan, root: Path, force_new_spec: bool, field: str = "out") -> SweepDir:
@@ -111,8 +114,6 @@ def prepare_out_dir(plan: SweepPlan, root: Path, force_new_spec: bool, field: st
 
 def meta_record(plan: SweepPlan, points: Sequence[dict], status: dict) -> dict:
     """The ``sweep.json`` of ``plan``: ``points`` are the summaries (``Point.describe()``) in plan order."""
-    from sparsesim import __version__
-
     return {"format": FORMAT_VERSION, "name": plan.name, "spec_path": str(plan.spec_path),
             "spec_hash": plan.spec_hash, "spec": plan.spec, "groups": list(plan.groups),
             "sparsesim_version": __version__, "status": status,
@@ -124,8 +125,6 @@ def collect_results(root: Path, point_ids: Sequence[str] | None = None):
 
     Missing points are skipped; the frame holds each point exactly once, in plan order.
     """
-    import pandas as pd
-
     out = SweepDir(Path(root))
     if point_ids is None:
         point_ids = [p["point_id"] for p in read_meta(out.root)["points"]]

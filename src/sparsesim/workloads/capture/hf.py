@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from sparsesim.workloads.capture.inference import run_inference
-from sparsesim.workloads.capture.llm import InferenceCapture, check_budget, estimate_bytes
+from sparsesim.workloads.capture.inference_spec import InferenceCapture, check_budget, estimate_bytes
 from sparsesim.core.errors import InputError, arg_error
 from sparsesim.workloads.llm_networks import DecoderShape
 

@@ -23,7 +23,8 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from sparsesim.workloads.capture.llm import InferenceCapture
+from sparsesim.workloads.capture.inference_spec import InferenceCapture
+from sparsesim.workloads.capture.llama import build
 from sparsesim.workloads.capture.recorder import Recorder
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.llm_networks import DecoderShape
@@ -80,8 +81,6 @@ def run_inference(model: nn.Module, step: Step, vocab: int, out: Path, spec: Inf
 def capture_zoo_decoder(shape: DecoderShape, out: Path, spec: InferenceCapture, *, overwrite: bool,
                         progress: bool) -> Path:
     """Build zoo decoder ``shape`` (random init, seeded) and capture its inference."""
-    from sparsesim.workloads.capture.llama import build
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
         model = build(shape, torch.Generator().manual_seed(spec.seed))

@@ -3,7 +3,7 @@
 Everything goes into a hidden temporary directory next to the target, and only a complete
 trace (tensors flushed, sizes and checksums in the manifest) is renamed into place, so a
 crash or Ctrl-C never leaves a half-written trace that looks valid. Files and directories get the user's umask
-(:mod:`sparsesim.workloads.atomic`).
+(:mod:`sparsesim.core.atomic`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
-from sparsesim.workloads.atomic import default_file_mode, replace_dir, temp_dir
+from sparsesim.core.atomic import default_file_mode, replace_dir, temp_dir
 from sparsesim.core.errors import InputError
 from sparsesim.workloads.gemm import ALL_PHASES, PHASES, Phase
 from sparsesim.workloads.ops import Op

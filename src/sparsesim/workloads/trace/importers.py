@@ -1,7 +1,7 @@
 """Importers: traces from other tools' files (``sparsesim trace import FORMAT FILE --out DIR``).
 
 * ``scalesim``: a SCALE-Sim topology CSV (conv or GEMM rows, :mod:`sparsesim.workloads.topology`).
-  It holds shapes only, so operands are synthesised (:mod:`sparsesim.workloads.synthetic`), seeded:
+  It holds shapes only, so operands are synthesised (:mod:`sparsesim.workloads.trace.synthetic`), seeded:
   ReLU-like activations (``|N(0, 1)|`` with exactly half the elements zero), dense weights,
   and, with ``training``, output gradients with half their elements zero (the ReLU
   backward mask). Without ``training`` only ``fwd`` is recorded, as SCALE-Sim simulates
@@ -32,7 +32,7 @@ import yaml
 from sparsesim.core.errors import InputError
 from sparsesim.workloads.gemm import PHASES, Phase
 from sparsesim.core.registry import Registry
-from sparsesim.workloads.synthetic import OperandSparsity, SparsitySpec, synthesize
+from sparsesim.workloads.trace.synthetic import OperandSparsity, SparsitySpec, synthesize
 from sparsesim.workloads.topology import read_topology
 from sparsesim.workloads.trace.format import nonfinite, operand_shape, parse_op_entry
 from sparsesim.workloads.trace.writer import TraceWriter
