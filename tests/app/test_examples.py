@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from sparsesim.hardware.presets import load_accel, preset_names
-from sparsesim.simulation.run import simulate
+from sparsesim.simulation.run import simulate_rows
 from sparsesim.workloads.gemm import PHASES
 from sparsesim.workloads.networks import NETWORKS
 from sparsesim.workloads.ops import Workload
@@ -20,7 +20,7 @@ ROOT = Path(__file__).parents[2]
 def test_every_preset_runs_a_training_step(preset):
     cfg = load_accel(preset)
     wl = Workload("r18", tuple(NETWORKS.get("resnet18")(1))[:4], PHASES)
-    rows = simulate(wl, cfg, "best")
+    rows = simulate_rows(wl, cfg, "best")
     assert len(rows) == 12 and all(r["cycles"] > 0 for r in rows)
 
 

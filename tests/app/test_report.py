@@ -12,7 +12,7 @@ from sparsesim import plots
 from sparsesim.report import REPORT_FILES, write_report
 from sparsesim.simulation.results import stamp, to_frame
 from sparsesim.simulation.engine import run_id
-from sparsesim.simulation.run import simulate
+from sparsesim.simulation.run import simulate_rows
 from sparsesim.sweeps import plan_sweep, run_sweep
 from sparsesim.core.errors import InputError
 from sparsesim.workloads.gemm import PHASES
@@ -95,7 +95,7 @@ def test_plot_helpers_for_result_frames(tmp_path, edge32):
     ops = tuple(NETWORKS.get("resnet18")(1))[:6]
     frames = []
     for df in ("os", "ws", "is"):
-        rows = simulate(Workload("resnet18", ops, PHASES), edge32, df)
+        rows = simulate_rows(Workload("resnet18", ops, PHASES), edge32, df)
         frames.append(to_frame(stamp(rows, edge32, run_id(edge32, df), "resnet18"), edge32))
     import pandas as pd
 

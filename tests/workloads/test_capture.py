@@ -411,7 +411,7 @@ def test_bdwp_trace_replays_both_pruned_copies_from_the_master(tmp_path):
     """The trace keeps the dense master beside W_fwd; replay regenerates W_fwd exactly and a
     W_bwd that is N:M along output features, so the declared mode holds in every phase."""
     from sparsesim.hardware.presets import load_accel
-    from sparsesim.simulation.run import simulate
+    from sparsesim.simulation.run import simulate_rows
 
     trace, _, _ = _tiny_trace(tmp_path, name="bdwp", nm=(2, 4))
     for r in trace.ops:
@@ -422,7 +422,7 @@ def test_bdwp_trace_replays_both_pruned_copies_from_the_master(tmp_path):
             fwd = bdwp.prune_input_features(torch.from_numpy(master), 2, 4).numpy()
             np.testing.assert_array_equal(w, fwd)  # the recorded W_fwd is the master, pruned
     cfg = load_accel("edge32", [], {"sparsity": [{"kind": "nm", "n": 2, "m": 4, "mode": "declared"}]})
-    rows = simulate(trace.workload(), cfg, "os")
+    rows = simulate_rows(trace.workload(), cfg, "os")
     pruned = [r for r in rows if r["kind"] in ("conv2d", "linear") and r["phase"] in ("fwd", "bwd_data")]
     assert {r["phase"] for r in pruned} == {"fwd", "bwd_data"}
     for r in pruned:  # exactly N of every M weights kept along this phase's reduction (2 of a short group)

@@ -8,7 +8,7 @@ import pytest
 
 from sparsesim.hardware.presets import load_accel
 from sparsesim.cli.main import main
-from sparsesim.simulation.run import simulate
+from sparsesim.simulation.run import simulate_rows
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.llm_networks import DECODERS, inference_ops, llm_workload
 from sparsesim.workloads.ops import Linear, Matmul
@@ -79,8 +79,8 @@ def test_mixtral_routes_each_token_to_two_experts_balanced():
 def test_aggregated_rows_add_up_to_the_unaggregated_run():
     cfg = load_accel("edge32")
     kw = dict(batch=2, prompt_len=6, gen_len=3)
-    full = simulate(llm_workload("llama_tiny", aggregate=False, **kw), cfg, "best")
-    agg = simulate(llm_workload("llama_tiny", **kw), cfg, "best")
+    full = simulate_rows(llm_workload("llama_tiny", aggregate=False, **kw), cfg, "best")
+    agg = simulate_rows(llm_workload("llama_tiny", **kw), cfg, "best")
     assert len(agg) < len(full)
     for key in ("cycles", "macs_dense", "dram_bytes", "stall_cycles"):
         assert sum(r[key] for r in agg) == sum(r[key] for r in full), key

@@ -62,11 +62,11 @@ def _tensors(trace) -> dict[str, bytes]:
 
 def _rows(path):
     from sparsesim.hardware.presets import load_accel
-    from sparsesim.simulation.run import simulate
+    from sparsesim.simulation.run import simulate_rows
 
     cfg = load_accel("edge32", [], {"sparsity": [{"kind": "zero_skip", "target": "input", "action": "skipping"}]})
     with load_trace(path) as trace:
-        return simulate(trace.workload(), cfg, "os")
+        return simulate_rows(trace.workload(), cfg, "os")
 
 
 def test_cli_and_python_capture_give_identical_traces_and_rows(tmp_path, capsys):
