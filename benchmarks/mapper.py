@@ -20,7 +20,9 @@ import time
 
 from sparsesim.hardware.presets import load_accel
 from sparsesim.dataflows import DATAFLOWS
-from sparsesim.mapping import mapper as mp
+from sparsesim.mapping import cost as mcost
+from sparsesim.mapping import search as msearch
+from sparsesim.mapping import space as mspace
 from sparsesim.simulation.run import simulate
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.networks import NETWORKS
@@ -33,17 +35,17 @@ def search_cost() -> None:
     print(f"1. search cost per distinct GEMM, ResNet-50 fwd ({len(gemms)} GEMMs), edge32, uncached")
     print(f"   {'dataflow':8s} {'candidates':>10s} {'ms mean':>8s} {'ms max':>8s} {'reference ms mean':>18s}")
     for name in DATAFLOWS.names():
-        mp.search(mp.NestSpace(DATAFLOWS.get(name), gemms[0], cfg))  # compile (or load) the kernels
+        msearch.search(mspace.NestSpace(DATAFLOWS.get(name).kind, gemms[0], cfg))  # compile (or load) the kernels
         times, ref_times, cands = [], [], []
         for g in gemms:
-            space = mp.NestSpace(DATAFLOWS.get(name), g, cfg)
+            space = mspace.NestSpace(DATAFLOWS.get(name).kind, g, cfg)
             t0 = time.process_time()
-            mp.search(space)
+            msearch.search(space)
             times.append(1e3 * (time.process_time() - t0))
             cands.append(space.candidate_table()[0].size)
-            space = mp.NestSpace(DATAFLOWS.get(name), g, cfg)
+            space = mspace.NestSpace(DATAFLOWS.get(name).kind, g, cfg)
             t0 = time.process_time()
-            mp.search(space, reference=True)
+            msearch.search(space, reference=True)
             ref_times.append(1e3 * (time.process_time() - t0))
         print(f"   {name:8s} {statistics.mean(cands):10.0f} {statistics.mean(times):8.2f} {max(times):8.2f} "
               f"{statistics.mean(ref_times):18.2f}")
@@ -84,7 +86,7 @@ def replay_cpu() -> None:
     best = {label: math.inf for label in cfgs}
     for _ in range(2):
         for label, cfg in cfgs.items():
-            mp._search_cached.cache_clear()
+            msearch._search_cached.cache_clear()
             t0 = time.process_time()
             simulate(train, cfg, "best")
             best[label] = min(best[label], time.process_time() - t0)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sparsesim.dataflows import display_order
 from sparsesim.studies.common import phase_totals, run_workload, trace_for
 from sparsesim.core.errors import InputError
 from sparsesim.workloads.gemm import Phase
@@ -44,12 +45,13 @@ HEADLINE = (
 
 
 def _dense_dataflows(out: Path) -> tuple[pd.DataFrame, str]:
-    log.info("demo 1/3: dense dataflows, ResNet-50 layers on edge32 and dc128 with os, ws, is and best")
+    modes = (*display_order(), "best")
+    log.info("demo 1/3: dense dataflows, ResNet-50 layers on edge32 and dc128 with %s and best",
+             ", ".join(modes[:-1]))
     ops = tuple(NETWORKS.get("resnet50")(1))
     wl = Workload("resnet50", ops, (Phase.FWD,))
-    frames = [run_workload(wl, preset, dataflow=df) for preset in ("edge32", "dc128")
-              for df in ("os", "ws", "is", "best")]
-    for f, df in zip(frames, ("os", "ws", "is", "best") * 2):
+    frames = [run_workload(wl, preset, dataflow=df) for preset in ("edge32", "dc128") for df in modes]
+    for f, df in zip(frames, modes * 2):
         f["dataflow_mode"] = df
     data = pd.concat(frames, ignore_index=True)
     table = data.groupby(["accel", "dataflow_mode"], sort=False).agg(

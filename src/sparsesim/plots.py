@@ -16,6 +16,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from sparsesim.dataflows import DATAFLOWS, display_order
 from sparsesim.simulation.columns import fmt_value as _fmt
 from sparsesim.simulation.columns import is_numeric as _is_numeric
 from sparsesim.simulation.columns import ordered as _ordered
@@ -38,7 +39,6 @@ STYLE = MappingProxyType({
 })
 """rcParams used for every figure (read-only)."""
 
-DATAFLOW_ORDER = ("os", "ws", "is", "best")
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
 """Colours (matplotlib's tab10) handed out in order."""
@@ -75,9 +75,16 @@ def _rc():
 
 
 def color_map(names: Sequence[str]) -> dict[str, str]:
-    """A stable colour per name: dataflows in the usual order first, then the rest in order."""
-    ordered = [n for n in DATAFLOW_ORDER if n in names] + [n for n in names if n not in DATAFLOW_ORDER]
+    """A stable colour per name: dataflows in the registry's display order (then ``best``)
+    first, then the rest in order."""
+    first = [*display_order(), "best"]
+    ordered = [n for n in first if n in names] + [n for n in names if n not in first]
     return {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(dict.fromkeys(ordered))}
+
+
+def series_label(name) -> str:
+    """The legend text of a series: a registered dataflow's label, else the value itself."""
+    return DATAFLOWS.get(name).kind.label if isinstance(name, str) and name in DATAFLOWS else name
 
 
 def _spans(values, ratio: float = 8.0) -> bool:
@@ -136,10 +143,11 @@ def plot_cycles_by_layer(df, path: str | Path, title: str, *, log: bool | None =
                 rows = sub[sub["_series"] == dfl].set_index("name").reindex(layers)
                 if use_bars:
                     w = 0.8 / len(dataflows)
-                    ax.bar(x + (i - (len(dataflows) - 1) / 2) * w, rows["cycles"], w, label=dfl, color=colors[dfl])
+                    ax.bar(x + (i - (len(dataflows) - 1) / 2) * w, rows["cycles"], w, label=series_label(dfl),
+                           color=colors[dfl])
                 else:
-                    ax.plot(x, rows["cycles"], marker=MARKERS[i % len(MARKERS)], ms=4, lw=1.4, label=dfl,
-                            color=colors[dfl])
+                    ax.plot(x, rows["cycles"], marker=MARKERS[i % len(MARKERS)], ms=4, lw=1.4,
+                            label=series_label(dfl), color=colors[dfl])
             ax.set_xticks(x, layers, rotation=60 if len(layers) > 6 else 0, ha="right" if len(layers) > 6 else "center",
                           fontsize=9 if len(layers) > 20 else 10)
             ax.set_ylabel("cycles")

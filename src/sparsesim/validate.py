@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sparsesim.dataflows import DATAFLOWS
 from sparsesim.hardware.presets import load_accel
 from sparsesim.hardware.reference import ArraySpec, DeltaEncoder, ZeroLogic, nm_prune_columns, run_array, weight_slots
 from sparsesim.sparsity import cli_sparsity
@@ -205,14 +206,9 @@ def zero_logic(case: Case) -> tuple[ZeroLogic, tuple[int, int] | None]:
 
 
 def closed_form_cycles(dataflow: str, M: int, N: int, K: int, R: int, C: int) -> int:
-    """SCALE-Sim v3's dense cycles without fold overlap (docs/design.md section 3.2)."""
-    def ceil(a: int, b: int) -> int:
-        return -(-a // b)
-    if dataflow == "os":
-        return ceil(M, R) * ceil(N, C) * (K + R + C - 2)
-    if dataflow == "ws":
-        return ceil(K, R) * ceil(N, C) * (M + 2 * R + C - 2)
-    return ceil(K, R) * ceil(M, C) * (N + 2 * R + C - 2)
+    """SCALE-Sim v3's dense cycles without fold overlap (docs/design.md section 3.2), as the
+    registered dataflow ``dataflow`` states them."""
+    return DATAFLOWS.get(dataflow).kind.closed_form_cycles(M, N, K, R, C)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,8 +245,8 @@ def run_case(case: Case) -> Outcome:
     """Run both models on ``case`` and compare them."""
     zeros, nm = zero_logic(case)
     gather = gathers_live_rows(case, zeros, nm)
-    spec = ArraySpec(rows=case.rows, cols=case.cols, dataflow=case.dataflow, fold_overlap=case.fold_overlap,
-                     lanes=case.lanes, sync_window_steps=case.sync_window_steps)
+    spec = ArraySpec(rows=case.rows, cols=case.cols, dataflow=DATAFLOWS.get(case.dataflow).kind,
+                     fold_overlap=case.fold_overlap, lanes=case.lanes, sync_window_steps=case.sync_window_steps)
     delta = next((float(f.split(":")[1]) for f in case.features if f.startswith("delta")), None)
     rows = fast_rows(case)
     if len(rows) != len(case.inputs):

@@ -1,4 +1,4 @@
-"""The mapper (sparsesim.mapping.mapper): brute force, bounds, pinned and legacy nests, spills."""
+"""The mapper (sparsesim.mapping: space, cost, search): brute force, bounds, pinned and legacy nests, spills."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import pytest
 
 from sparsesim.hardware.presets import load_accel
 from sparsesim.dataflows import DATAFLOWS
-from sparsesim.mapping import mapper as mp
+from sparsesim.mapping import cost as mcost
+from sparsesim.mapping import search as msearch
+from sparsesim.mapping import space as mspace
 from sparsesim.simulation.engine import run_gemm
 from sparsesim.simulation.run import simulate
 from sparsesim.workloads.gemm import Gemm, Phase
@@ -21,16 +23,16 @@ SMALL = ["array.rows=4", "array.cols=4", "buffers.a.size_bytes=256", "buffers.b.
          "mapper.max_evaluations=1000000"]
 
 
-def _all_nests(space: mp.NestSpace):
+def _all_nests(space: mspace.NestSpace):
     """Every nest the array can run, enumerated here independently of the mapper's generator:
     spatial tiles are whole array blocks (or the whole dimension), time chunks keep dense
     compute exact, os keeps a chunked K innermost and one fold per tile."""
-    df, D = space.df, space.D
+    df, D = space.kind, space.D
     sizes = {}
-    for d in mp.DIMS:
+    for d in mspace.DIMS:
         if d == df.time_dim:
             sizes[d] = [t for t in range(1, D[d] + 1) if t == D[d] or (
-                (df.time_dim == "K" or (space.overlap and t >= space.R and D[d] - (math.ceil(D[d] / t) - 1) * t >= space.R)))]
+                (df.reduction_in_time or (space.overlap and t >= space.R and D[d] - (math.ceil(D[d] / t) - 1) * t >= space.R)))]
         else:
             b = space.block[d]
             sizes[d] = sorted({min(c * b, D[d]) for c in range(1, math.ceil(D[d] / b) + 1)})
@@ -38,10 +40,10 @@ def _all_nests(space: mp.NestSpace):
         tiles = {"M": tm, "N": tn, "K": tk}
         if not space.legal(tiles):
             continue
-        for order in mp.ORDERS:
-            if df.time_dim == "K" and tk < D["K"] and order[-1] != "K":
+        for order in mspace.ORDERS:
+            if df.reduction_in_time and tk < D["K"] and order[-1] != "K":
                 continue
-            yield mp.Mapping(tm, tn, tk, order)
+            yield mspace.Mapping(tm, tn, tk, order)
 
 
 @pytest.mark.parametrize("name", DATAFLOWS.names())
@@ -49,24 +51,24 @@ def _all_nests(space: mp.NestSpace):
 @pytest.mark.parametrize("objective", ["cycles", "dram_bytes", "energy"])
 def test_mapper_picks_the_best_of_all_legal_nests(name, shape, objective):
     cfg = load_accel("edge32", SMALL + [f"mapper.objective={objective}", "mapper.cycles_tolerance=0"])
-    space = mp.NestSpace(DATAFLOWS.get(name), Gemm(*shape), cfg)
-    every = [mp.evaluate(space, m) for m in _all_nests(space)]
+    space = mspace.NestSpace(DATAFLOWS.get(name).kind, Gemm(*shape), cfg)
+    every = [mcost.evaluate(space, m) for m in _all_nests(space)]
     assert len(every) > 20
-    chosen = mp.search(space)
+    chosen = msearch.search(space)
     value = {"cycles": lambda e: e.cycles, "dram_bytes": lambda e: e.dram_bytes, "energy": lambda e: e.energy_pj}[objective]
     assert value(chosen) == pytest.approx(min(value(e) for e in every), rel=1e-12)
     # the search is apart from the evaluation: the chosen nest pinned evaluates the same
-    assert mp.evaluate(space, chosen.mapping).cycles == chosen.cycles
+    assert mcost.evaluate(space, chosen.mapping).cycles == chosen.cycles
 
 
 @pytest.mark.parametrize("name", DATAFLOWS.names())
 def test_cycle_tolerance_trades_cycles_for_bytes(name):
     cfg = load_accel("edge32", SMALL)  # default tolerance: 1%
-    space = mp.NestSpace(DATAFLOWS.get(name), Gemm(16, 12, 24), cfg)
-    every = [mp.evaluate(space, m) for m in _all_nests(space)]
+    space = mspace.NestSpace(DATAFLOWS.get(name).kind, Gemm(16, 12, 24), cfg)
+    every = [mcost.evaluate(space, m) for m in _all_nests(space)]
     fastest = min(e.cycles for e in every)
     window = [e for e in every if e.cycles <= fastest * 1.01]
-    chosen = mp.search(space)
+    chosen = msearch.search(space)
     assert chosen.cycles <= fastest * 1.01
     assert chosen.dram_bytes == min(e.dram_bytes for e in window)
 
@@ -75,9 +77,9 @@ def test_pipeline_recurrence_is_the_simpy_timing():
     """The search scores with the recurrence; the run is timed by SimPy: the same numbers."""
     cfg = load_accel("edge32", SMALL)
     for name in DATAFLOWS.names():
-        space = mp.NestSpace(DATAFLOWS.get(name), Gemm(16, 12, 24), cfg)
+        space = mspace.NestSpace(DATAFLOWS.get(name).kind, Gemm(16, 12, 24), cfg)
         for m in list(_all_nests(space))[::7]:
-            ev = mp.evaluate(space, m)
+            ev = mcost.evaluate(space, m)
             from sparsesim.hardware.timing import simulate_tiles
             assert ev.cycles == simulate_tiles(ev.schedule, bandwidth_bytes_per_cycle=3, latency_cycles=5).total_cycles
 
@@ -88,11 +90,11 @@ def test_no_nest_moves_fewer_bytes_than_the_lower_bound(name, shape):
     """The communication bound is a bound: brute force over every legal nest on tiny buffers
     (where it exceeds the compulsory bytes) never beats it."""
     cfg = load_accel("edge32", SMALL)
-    space = mp.NestSpace(DATAFLOWS.get(name), Gemm(*shape), cfg)
-    compulsory, bound = mp.dram_bounds(space)
+    space = mspace.NestSpace(DATAFLOWS.get(name).kind, Gemm(*shape), cfg)
+    compulsory, bound = mcost.dram_bounds(space)
     M, N, K = shape
     assert compulsory == M * K + K * N + M * N  # int8: one byte per element, each once
-    least = min(space.traffic(m).total for m in _all_nests(space))
+    least = min(mcost.traffic(space, m).total for m in _all_nests(space))
     assert compulsory <= bound <= least
     if shape == (48, 48, 48):
         assert bound > compulsory  # the buffers are small enough for the bound to bite
@@ -101,10 +103,10 @@ def test_no_nest_moves_fewer_bytes_than_the_lower_bound(name, shape):
 def test_traffic_closed_form_equals_the_schedule():
     cfg = load_accel("edge32", SMALL)
     for name in DATAFLOWS.names():
-        space = mp.NestSpace(DATAFLOWS.get(name), Gemm(33, 17, 40), cfg)
+        space = mspace.NestSpace(DATAFLOWS.get(name).kind, Gemm(33, 17, 40), cfg)
         for m in _all_nests(space):
-            ev = mp.evaluate(space, m, timed=False)
-            assert space.traffic(m).total == ev.dram_bytes, m
+            ev = mcost.evaluate(space, m, timed=False)
+            assert mcost.traffic(space, m).total == ev.dram_bytes, m
 
 
 @pytest.mark.parametrize("dataflow", DATAFLOWS.names())

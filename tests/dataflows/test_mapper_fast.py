@@ -13,7 +13,9 @@ import pytest
 
 from sparsesim.hardware.presets import load_accel
 from sparsesim.dataflows import DATAFLOWS
-from sparsesim.mapping import mapper as mp
+from sparsesim.mapping import cost as mcost
+from sparsesim.mapping import search as msearch
+from sparsesim.mapping import space as mspace
 from sparsesim.core.errors import InputError
 from sparsesim.workloads.gemm import Gemm, Phase
 from sparsesim.workloads.networks import NETWORKS
@@ -56,7 +58,7 @@ def _resnet_cases():
 def _same_evaluation(space, m):
     """The Numba tile pass (``evaluate``) builds the schedule the NumPy reference builds."""
     for timed in (True, False):
-        want, got = mp._evaluate_reference(space, m, timed=timed), mp.evaluate(space, m, timed=timed)
+        want, got = mcost._evaluate_reference(space, m, timed=timed), mcost.evaluate(space, m, timed=timed)
         for field in ("load_bytes", "compute_cycles", "store_bytes"):
             assert np.array_equal(getattr(got.schedule, field), getattr(want.schedule, field)), (m, field)
         assert got.schedule.epilogue_cycles == want.schedule.epilogue_cycles
@@ -78,7 +80,7 @@ def test_evaluation_with_sparse_stream_lengths_matches_the_reference():
         D = {"M": gemm.M, "N": gemm.N, "K": gemm.K}
         shape = (-(-D[df.row_dim] // R), -(-D[df.col_dim] // C))
         stream = gen.integers(0, D[df.time_dim] + 1, size=shape)
-        space = mp.NestSpace(df, gemm, cfg, stream, scales[0], scales[1], reserved)
+        space = mspace.NestSpace(df.kind, gemm, cfg, stream, scales[0], scales[1], reserved)
         for m in space.candidates()[::7]:
             _same_evaluation(space, m)
             checked += 1
@@ -90,26 +92,26 @@ def _rows_by_nest(rows):
 
 
 def _check(df_name, cfg, gemm, scales, reserved):
-    space = mp.NestSpace(DATAFLOWS.get(df_name), gemm, cfg, None, scales[0], scales[1], reserved)
+    space = mspace.NestSpace(DATAFLOWS.get(df_name).kind, gemm, cfg, None, scales[0], scales[1], reserved)
     mc = cfg.mapper
     for d, t in (("M", mc.tiles.M), ("N", mc.tiles.N), ("K", mc.tiles.K)):
         if t:  # a pinned size the array cannot run is refused before the search (as mapper.choose does)
-            probe = {x: space.D[x] for x in mp.DIMS}
+            probe = {x: space.D[x] for x in mspace.DIMS}
             probe[d] = min(t, space.D[d])
             try:
-                space.check(mp.Mapping(probe["M"], probe["N"], probe["K"], "MNK"))
+                space.check(mspace.Mapping(probe["M"], probe["N"], probe["K"], "MNK"))
             except InputError:
                 return 0
-    every = {d: space.all_tiles(d) for d in mp.DIMS}
-    small = math.prod(len(v) for v in every.values()) <= mp.EXHAUSTIVE
+    every = {d: space.all_tiles(d) for d in mspace.DIMS}
+    small = math.prod(len(v) for v in every.values()) <= mspace.EXHAUSTIVE
     assert space._all_tiles_count_small() == (every if small else None)
-    reference = mp._rows_reference(space)
-    fast = mp._rows(space)
+    reference = msearch._rows_reference(space)
+    fast = msearch._rows(space)
     assert _rows_by_nest(fast) == _rows_by_nest(reference), (df_name, gemm, scales)
     assert len(fast) == len(reference)
     for r in fast[::max(1, len(fast) // 12)]:
         _same_evaluation(space, r[3])
-    want, got = mp.search(space, reference=True), mp.search(space)
+    want, got = msearch.search(space, reference=True), msearch.search(space)
     assert (want is None) == (got is None)
     if want is not None:
         assert got.mapping == want.mapping, (df_name, gemm, scales)
@@ -137,12 +139,14 @@ def test_search_cache_key_drops_only_what_the_search_does_not_read():
     base = load_accel("edge32")
     other = load_accel("edge32", ["array.lanes=decoupled", "array.sync_window_steps=16",
                                   "array.nm_ratios=[\"1:4\"]", "array.dataflows=[ws]"])
-    assert mp.search_hardware(base) == mp.search_hardware(other)
-    assert mp.search_hardware(base) != mp.search_hardware(load_accel("edge32", ["buffers.a.size_bytes=65536"]))
+    assert msearch.search_hardware(base) == msearch.search_hardware(other)
+    bigger = load_accel("edge32", ["buffers.a.size_bytes=65536"])
+    assert msearch.search_hardware(base) != msearch.search_hardware(bigger)
     gemms = [Gemm(300, 70, 500), Gemm(64, 2000, 96)] + [g for _, g, _, _ in _resnet_cases()][:6]
     for name in DATAFLOWS.names():
         for g in gemms:
-            picks = [mp.search(mp.NestSpace(DATAFLOWS.get(name), g, cfg, None, 0.625, 1.0)) for cfg in (base, other)]
+            picks = [msearch.search(mspace.NestSpace(DATAFLOWS.get(name).kind, g, cfg, None, 0.625, 1.0))
+                     for cfg in (base, other)]
             assert picks[0].mapping == picks[1].mapping
             assert (picks[0].cycles, picks[0].dram_bytes, picks[0].energy_pj) == \
                 (picks[1].cycles, picks[1].dram_bytes, picks[1].energy_pj)

@@ -8,13 +8,15 @@ import dataclasses
 import numpy as np
 import pytest
 
+from sparsesim.dataflows import DATAFLOWS
 from sparsesim.hardware.reference import ArraySpec, DeltaEncoder, ZeroLogic, nm_prune_columns, run_array, weight_slots
 from sparsesim.validate import Case, closed_form_cycles, draw_case, run_case
 from sparsesim.workloads.gemm import Phase
 
 
 def _run(a, b, df, R, C, overlap, nm=None, zeros=ZeroLogic(), lanes="systolic", window=4):
-    spec = ArraySpec(rows=R, cols=C, dataflow=df, fold_overlap=overlap, lanes=lanes, sync_window_steps=window)
+    spec = ArraySpec(rows=R, cols=C, dataflow=DATAFLOWS.get(df).kind, fold_overlap=overlap, lanes=lanes,
+                     sync_window_steps=window)
     return run_array(np.asarray(a), weight_slots(np.asarray(b), nm), np.asarray(b).shape[1], spec, zeros)
 
 

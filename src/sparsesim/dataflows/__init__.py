@@ -1,10 +1,20 @@
 """How an op's GEMM is tiled and scheduled on the array; one file per dataflow.
 
 Importing the package registers every dataflow in :data:`DATAFLOWS`. ``best`` is not a
-dataflow but a choice among them per op, made by :mod:`sparsesim.simulation.engine`.
+dataflow but a choice among them per op, made by :mod:`sparsesim.simulation.engine`. Each
+dataflow carries its :class:`DataflowKind` (``DATAFLOWS.get(name).kind``): the facts the
+mapper, the reference twin, validation and the figures ask of it.
 """
 
 from sparsesim.dataflows import input_stationary, output_stationary, weight_stationary  # noqa: F401  (register)
 from sparsesim.dataflows.base import DATAFLOWS, Dataflow, Plan, SystolicDataflow
+from sparsesim.hardware.dataflow_kind import DataflowKind
 
-__all__ = ["DATAFLOWS", "Dataflow", "Plan", "SystolicDataflow"]
+
+def display_order() -> list[str]:
+    """Names of the registered dataflows in the order figures and tables show them (each
+    kind's ``rank``, then its name)."""
+    return sorted(DATAFLOWS.names(), key=lambda n: (DATAFLOWS.get(n).kind.rank, n))
+
+
+__all__ = ["DATAFLOWS", "Dataflow", "DataflowKind", "Plan", "SystolicDataflow", "display_order"]

@@ -44,7 +44,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sparsesim import mapping
 from sparsesim.hardware.config import AccelConfig
+from sparsesim.hardware.dataflow_kind import DataflowKind
 from sparsesim.hardware.kernels import pack_tiles
 from sparsesim.hardware.schedule import EventCounts, TileSchedule
 from sparsesim.dataflows.sparse import SparseWork
@@ -74,7 +76,7 @@ class Plan:
     macs_effectual: int
     folds: int
     outer_dim: str  # GEMM dimension of the outermost loop of the nest (the loop order chosen)
-    mapping: str = ""  # the SRAM-level nest used, as text (see sparsesim.mapping.mapper)
+    mapping: str = ""  # the SRAM-level nest used, as text (see sparsesim.mapping)
     dram_compulsory_bytes: int = 0  # each operand read once, the output written once
     dram_lower_bound_bytes: int = 0  # communication lower bound for these buffers
     psum_spill_bytes: int = 0  # partial sums written to and read back from DRAM
@@ -138,17 +140,38 @@ def _extents(total: int, block: int) -> np.ndarray:
 class SystolicDataflow(Dataflow):
     """A dataflow on an ``R x C`` systolic array, described by its mapping alone.
 
-    Subclasses set ``row_dim``, ``col_dim``, ``time_dim`` (each one of ``"M"``, ``"N"``,
-    ``"K"``), ``outer`` (``"row"`` or ``"col"``: which spatial block index is the outer loop)
-    and ``preload`` (whether the stationary operand is shifted into the array before each
-    fold).
+    Subclasses set ``kind``, the :class:`~sparsesim.hardware.dataflow_kind.DataflowKind` that
+    says which GEMM dimension goes to the PE rows, the columns and time, and which spatial
+    block index is the outer loop; everything else (the stationary operand and its preload,
+    the fold cycles) follows from it. The mapper and the reference twin take the same ``kind``.
     """
 
-    row_dim: str
-    col_dim: str
-    time_dim: str
-    outer: str
-    preload: bool
+    kind: DataflowKind
+
+    @property
+    def name(self) -> str:
+        return self.kind.name
+
+    # the mapping, as the kind states it (dataflows.sparse reads time_dim)
+    @property
+    def row_dim(self) -> str:
+        return self.kind.row_dim
+
+    @property
+    def col_dim(self) -> str:
+        return self.kind.col_dim
+
+    @property
+    def time_dim(self) -> str:
+        return self.kind.time_dim
+
+    @property
+    def outer(self) -> str:
+        return self.kind.outer
+
+    @property
+    def preload(self) -> bool:
+        return self.kind.preload
 
     # ---------------------------------------------------------------- geometry
     def dims(self, gemm: Gemm) -> dict[str, int]:
@@ -167,34 +190,18 @@ class SystolicDataflow(Dataflow):
 
     def fold_shape(self, gemm: Gemm, rows: int, cols: int) -> tuple[int, int]:
         """``(outer, inner)`` fold counts."""
-        d = self.dims(gemm)
-        fr, fc = -(-d[self.row_dim] // rows), -(-d[self.col_dim] // cols)
-        return (fr, fc) if self.outer == "row" else (fc, fr)
+        return self.kind.fold_shape(self.dims(gemm), rows, cols)
 
     def fold_cycles(self, stream: np.ndarray, rows: int, cols: int, overlap: bool) -> tuple[np.ndarray, int]:
         """Per-fold array occupancy in cycles (loop order) and the epilogue after the last fold.
 
         The sum of both is the stall-free compute time (see the module docstring).
         """
-        preload = rows if self.preload else 0
-        skew = rows + cols - 2
-        if not overlap:  # a fold with nothing to stream still takes a cycle on a 1x1 array
-            return np.maximum(preload + stream + skew, 1), 0
-        spacing = np.maximum(stream, rows)
-        last = int(stream.flat[-1])
-        # the last fold's drain is at least its share of the spacing (a fully skipped last
-        # fold on an R x 1 array would otherwise end before its predecessor's drain)
-        return spacing, max(0, preload + last + skew - int(spacing.flat[-1]))
+        return self.kind.fold_cycles(stream, rows, cols, overlap)
 
     def compute_cycles(self, gemm: Gemm, rows: int, cols: int, overlap: bool) -> int:
         """Stall-free dense compute cycles of one repetition (closed form, docs/design.md section 3.2)."""
-        fo, fi = self.fold_shape(gemm, rows, cols)
-        folds = fo * fi
-        L = self.dims(gemm)[self.time_dim]
-        preload = rows if self.preload else 0
-        if not overlap:
-            return folds * (preload + L + rows + cols - 2)
-        return preload + (folds - 1) * max(L, rows) + L + rows + cols - 2
+        return self.kind.compute_cycles(self.dims(gemm), rows, cols, overlap)
 
     # ---------------------------------------------------------------- operands
     def _operand_axes(self) -> dict[str, set[str]]:
@@ -224,35 +231,33 @@ class SystolicDataflow(Dataflow):
         return deps
 
     def plan(self, gemm: Gemm, cfg: AccelConfig, work: SparseWork | None = None) -> Plan:
-        """Map ``gemm`` with the mapper (:mod:`sparsesim.mapping.mapper`), or with the legacy
+        """Map ``gemm`` with the mapper (:mod:`sparsesim.mapping`), or with the legacy
         policy (``mapper.policy: legacy``): both fold loop orders, greedy runs of folds into
         the free buffer halves, the one moving fewer DRAM bytes kept (ties: the class's
         ``outer``). Either changes traffic and tiles, never the stall-free compute time of a
         dense GEMM."""
-        from sparsesim.mapping import mapper
-
         run = work.gemm if work is not None else gemm
         self._check_folds(run, cfg)
-        space = mapper.NestSpace(self, run, cfg, work.stream if work is not None else None,
+        space = mapping.NestSpace(self.kind, run, cfg, work.stream if work is not None else None,
                                  work.scale_a if work is not None else 1.0, work.scale_b if work is not None else 1.0,
                                  work.out_reserved_bytes if work is not None else 0)
-        compulsory, bound = mapper.dram_bounds(space)
+        compulsory, bound = mapping.dram_bounds(space)
         other = "col" if self.outer == "row" else "row"
         if cfg.mapper.policy == "legacy":
             plans = [self._plan(gemm, cfg, work, self.outer), self._plan(gemm, cfg, work, other)]
             best = min(plans, key=lambda p: p.counts.dram_read_bytes + p.counts.dram_write_bytes)
             return with_ports(dataclasses.replace(best, mapping=f"legacy outer={best.outer_dim}",
                                                   dram_compulsory_bytes=compulsory, dram_lower_bound_bytes=bound), cfg)
-        ev = mapper.choose(space)
+        ev = mapping.choose(space)
         mapped = [] if ev is None else [with_ports(self._mapped_plan(space, ev, work, compulsory, bound), cfg)]
-        if mapped and mapper.pinned(cfg, space):
+        if mapped and mapping.pinned(cfg, space):
             return mapped[0]
         # the legacy schedule competes as one more candidate: it keeps part of an operand that
         # does not fit on chip across revisits ("pin what fits"), which the nests cannot express
         legacy = [with_ports(dataclasses.replace(p, mapping=f"legacy outer={p.outer_dim}",
                                                  dram_compulsory_bytes=compulsory, dram_lower_bound_bytes=bound), cfg)
                   for p in (self._plan(gemm, cfg, work, self.outer), self._plan(gemm, cfg, work, other))]
-        return mapper.pick_plan(space, mapped + legacy)
+        return mapping.pick_plan(space, mapped + legacy)
 
     def _check_folds(self, gemm: Gemm, cfg: AccelConfig) -> None:
         R, C = cfg.array.rows, cfg.array.cols
@@ -263,8 +268,6 @@ class SystolicDataflow(Dataflow):
 
     def _mapped_plan(self, space, ev, work: SparseWork | None, compulsory: int, bound: int) -> Plan:
         """The :class:`Plan` of an evaluated nest: its schedule, DRAM traffic and on-chip events."""
-        from sparsesim.mapping.mapper import mapping_text
-
         cfg, gemm, m = space.cfg, space.gemm, ev.mapping
         R, C = space.R, space.C
         grid = self.fold_grid(gemm, R, C, "row")
@@ -285,7 +288,7 @@ class SystolicDataflow(Dataflow):
         macs_dense, eff = (base.macs_performed, base.macs_performed) if work is None else (work.macs_dense, work.macs_effectual)
         folds = int(grid.rows_used.size) * chunks
         return Plan(self.name, gemm, ev.schedule, counts, macs_dense, eff, folds, m.order[0],
-                    mapping=mapping_text(m, tr.resident), dram_compulsory_bytes=compulsory,
+                    mapping=mapping.mapping_text(m, tr.resident), dram_compulsory_bytes=compulsory,
                     dram_lower_bound_bytes=bound, psum_spill_bytes=tr.read_psum + tr.write_spill)
 
     def _plan(self, gemm: Gemm, cfg: AccelConfig, work: SparseWork | None, outer: str) -> Plan:
@@ -307,7 +310,7 @@ class SystolicDataflow(Dataflow):
         d = self.dims(gemm)
         elem = cfg.array.element_bytes
         acc = cfg.array.accumulator_bytes
-        reduction_inner = self.time_dim != "K"  # K is spatial, so partial sums cross folds
+        reduction_inner = not self.kind.reduction_in_time  # K is spatial, so partial sums cross folds
 
         # Block (elements) of each operand touched by each fold; the time dim is whole.
         def block(op: str) -> np.ndarray:
@@ -401,7 +404,7 @@ class SystolicDataflow(Dataflow):
         rows_u, cols_u = grid.rows_used, grid.cols_used
         elem = cfg.array.element_bytes
         acc = cfg.array.accumulator_bytes
-        reduction_inner = self.time_dim != "K"
+        reduction_inner = not self.kind.reduction_in_time
         scale = {"A": work.scale_a, "B": work.scale_b} if work is not None else {"A": 1.0, "B": 1.0}
         # SRAM traffic (elements -> bytes): stationary blocks once per fold, streamed ones per
         # streamed step; an operand kept compressed is read as its compressed block, whole.

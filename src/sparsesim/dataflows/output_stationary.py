@@ -3,14 +3,12 @@
 SCALE-Sim v3: ``ceil(M/R) * ceil(N/C) * (K + R + C - 2)`` cycles without fold overlap.
 """
 
-from sparsesim.dataflows.base import DATAFLOWS, SystolicDataflow
+from sparsesim.dataflows.base import DATAFLOWS, DataflowKind, SystolicDataflow
 
 
 class OutputStationary(SystolicDataflow):
-    name = "os"
-    row_dim, col_dim, time_dim = "M", "N", "K"
-    outer = "row"  # M blocks outside: the A row block stays on chip while N blocks pass
-    preload = False
+    kind = DataflowKind(name="os", label="os", rank=0, row_dim="M", col_dim="N", time_dim="K",
+                        outer="row")  # M blocks outside: the A row block stays on chip while N blocks pass
 
 
 DATAFLOWS.add("os", OutputStationary())

@@ -3,14 +3,12 @@
 SCALE-Sim v3: ``ceil(K/R) * ceil(N/C) * (M + 2R + C - 2)`` cycles without fold overlap.
 """
 
-from sparsesim.dataflows.base import DATAFLOWS, SystolicDataflow
+from sparsesim.dataflows.base import DATAFLOWS, DataflowKind, SystolicDataflow
 
 
 class WeightStationary(SystolicDataflow):
-    name = "ws"
-    row_dim, col_dim, time_dim = "K", "N", "M"
-    outer = "col"  # N blocks outside, K blocks inside: partial sums of one N block accumulate
-    preload = True
+    kind = DataflowKind(name="ws", label="ws", rank=1, row_dim="K", col_dim="N", time_dim="M",
+                        outer="col")  # N blocks outside, K blocks inside: partial sums of one N block accumulate
 
 
 DATAFLOWS.add("ws", WeightStationary())

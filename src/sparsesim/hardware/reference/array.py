@@ -69,25 +69,29 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sparsesim.hardware.dataflow_kind import DataflowKind
 from sparsesim.hardware.reference.operands import WeightSlots, activation_groups
-
-DATAFLOWS = ("os", "ws", "is")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ArraySpec:
-    """The array the reference runs: geometry, dataflow, fold overlap, lane organisation."""
+    """The array the reference runs: geometry, dataflow, fold overlap, lane organisation.
+
+    ``dataflow`` is the description the fast model's dataflow carries
+    (``DATAFLOWS.get(name).kind``); the reference asks it which operand is stationary, whose
+    zeros can skip a step and which block index is the outer fold loop, never its name.
+    """
 
     rows: int
     cols: int
-    dataflow: str
+    dataflow: DataflowKind
     fold_overlap: bool = True
     lanes: str = "systolic"  # or "decoupled"
     sync_window_steps: int = 4
 
     def __post_init__(self) -> None:
-        if self.dataflow not in DATAFLOWS:
-            raise ValueError(f"unknown dataflow {self.dataflow!r}")
+        if not isinstance(self.dataflow, DataflowKind):
+            raise ValueError(f"dataflow must be a DataflowKind, got {self.dataflow!r}")
         if self.rows < 1 or self.cols < 1 or self.sync_window_steps < 1:
             raise ValueError("rows, cols and sync_window_steps must be positive")
         if self.lanes not in ("systolic", "decoupled"):
@@ -132,7 +136,9 @@ class _Array:
                  zeros: ZeroLogic) -> None:
         self.spec, self.zeros, self.w = spec, zeros, w
         self.R, self.C = spec.rows, spec.cols
-        self.df = spec.dataflow
+        kind = spec.dataflow
+        # the operand held in the PEs: "Out" (os), "B" (ws: weight slots) or "A" (is: activations)
+        self.held = kind.stationary
         self.M, self.N, self.S = m_rows, n_cols, w.slots
         self.act = activation_groups(a, w.m)  # [i][g] -> tuple of m activations
         self.act_alive = [[any(v != 0 for v in grp) for grp in row] for row in self.act]
@@ -140,14 +146,15 @@ class _Array:
         self.out = np.zeros((m_rows, n_cols), dtype=np.int64 if exact else np.float64)
         self.performed = self.gated = self.rf = 0
         # geometry: extents along PE rows and columns, the streamed length
-        extent = {"os": (self.M, self.N, self.S), "ws": (self.S, self.N, self.M), "is": (self.S, self.M, self.N)}
-        self.row_ext, self.col_ext, self.T = extent[self.df]
+        self.row_ext, self.col_ext, self.T = kind.extents({"M": self.M, "N": self.N, "K": self.S})
         fr, fc = -(-self.row_ext // self.R), -(-self.col_ext // self.C)
-        order = [(rb, cb) for rb in range(fr) for cb in range(fc)] if self.df == "os" else \
+        order = [(rb, cb) for rb in range(fr) for cb in range(fc)] if kind.outer == "row" else \
             [(rb, cb) for cb in range(fc) for rb in range(fr)]
         self.folds = [_Fold(f, rb, cb, min(self.R, self.row_ext - rb * self.R), min(self.C, self.col_ext - cb * self.C))
                       for f, (rb, cb) in enumerate(order)]
-        self.preload = self.R if self.df in ("ws", "is") else 0
+        self.preload = self.R if kind.preload else 0
+        # which skip-targeted zeros can remove a step: those of the streamed operands
+        self.skip = (zeros.skip_a and "A" in kind.zero_skippable, zeros.skip_b and "B" in kind.zero_skippable)
         # the array's state
         self.t = 0
         self.row_pipe = [[None] * self.C for _ in range(self.R)]  # moves right
@@ -164,15 +171,15 @@ class _Array:
     # ---------------------------------------------------------------- feeders
     def _lane_alive(self, fold: _Fold, r: int, u: int) -> bool:
         """Whether lane ``r`` of ``fold`` has effectual work at step ``u`` (skip-targeted zeros only)."""
-        z, w = self.zeros, self.w
-        if self.df == "os":
+        (skip_a, skip_b), w = self.skip, self.w
+        if self.held == "Out":
             g = w.group[u]
-            return (not z.skip_a or self.act_alive[fold.rb * self.R + r][g]) and \
-                (not z.skip_b or self._cols_alive(fold, g))
+            return (not skip_a or self.act_alive[fold.rb * self.R + r][g]) and \
+                (not skip_b or self._cols_alive(fold, g))
         s = fold.rb * self.R + r
-        if self.df == "ws":
-            return not z.skip_a or self.act_alive[u][w.group[s]]
-        return not z.skip_b or w.value[s][u] != 0
+        if self.held == "B":
+            return not skip_a or self.act_alive[u][w.group[s]]
+        return not skip_b or w.value[s][u] != 0
 
     def _cols_alive(self, fold: _Fold, g: int) -> bool:
         key = (fold.cb, g)
@@ -183,8 +190,7 @@ class _Array:
         return self.col_group_alive[key]
 
     def _skipping(self) -> bool:
-        z = self.zeros
-        return {"os": z.skip_a or z.skip_b, "ws": z.skip_a, "is": z.skip_b}[self.df]
+        return any(self.skip)
 
     def _feeder(self, fold: _Fold):
         """Per cycle, the step each lane (used PE row) streams, ``None`` for an idle lane."""
@@ -210,16 +216,16 @@ class _Array:
         """What lane ``r`` of ``fold`` sends into its row for step ``u`` (``None``: idle)."""
         if u is None:
             return (fold, None, None)
-        if self.df == "os":  # activation group of output row i, for slot u
+        if self.held == "Out":  # os: activation group of output row i, for slot u
             return (fold, u, self.act[fold.rb * self.R + r][self.w.group[u]])
         s = fold.rb * self.R + r
-        if self.df == "ws":  # activation group of row i = u feeding slot s
+        if self.held == "B":  # ws: activation group of row i = u feeding slot s
             return (fold, u, self.act[u][self.w.group[s]])
         return (fold, u, (self.w.value[s][u], self.w.index[s][u]))  # is: weight slot s of column u
 
     def _col_token(self, fold: _Fold, c: int, u: int):
         """What enters column ``c`` for step ``u``: ``os`` a weight slot, ``ws``/``is`` a partial sum."""
-        if self.df == "os":
+        if self.held == "Out":
             j = fold.cb * self.C + c
             return (fold, u, (self.w.value[u][j], self.w.index[u][j]))
         return [fold, u, 0]
@@ -229,7 +235,7 @@ class _Array:
         if r >= fold.rows_used or c >= fold.cols_used:
             return (fold, None)
         s = fold.rb * self.R + r
-        if self.df == "ws":
+        if self.held == "B":  # ws: weight slot s of output column j
             j = fold.cb * self.C + c
             return (fold, (self.w.value[s][j], self.w.index[s][j]))
         return (fold, self.act[fold.cb * self.C + c][self.w.group[s]])  # is: activation group of i
@@ -299,7 +305,7 @@ class _Array:
                 if rt[1] is None:  # an idle lane waiting for its window's sync
                     self.gated += 1
                     continue
-                if self.df == "os":
+                if self.held == "Out":
                     if decoupled:
                         j = f.cb * C + c
                         weight = (self.w.value[rt[1]][j], self.w.index[rt[1]][j])
@@ -317,7 +323,7 @@ class _Array:
                 st = stat[c][f.index & 1]
                 if st is None or st[0] is not f:
                     raise RuntimeError(f"PE({r},{c}) would use a stale stationary operand")
-                if self.df == "ws":
+                if self.held == "B":
                     product = self._mac(st[1], rt[2])
                     i, j = rt[1], f.cb * C + c
                 else:
@@ -331,11 +337,11 @@ class _Array:
                     raise RuntimeError("partial sum and operand out of step")
                 pt[2] += product
         # 4. partial sums leaving the bottom row go to the output buffer
-        if self.df != "os":
+        if self.held != "Out":
             for c, pt in enumerate(self.col_pipe[R - 1]):
                 if pt is not None:
                     f = pt[0]
-                    i, j = (pt[1], f.cb * C + c) if self.df == "ws" else (f.cb * C + c, pt[1])
+                    i, j = (pt[1], f.cb * C + c) if self.held == "B" else (f.cb * C + c, pt[1])
                     self.out[i, j] += pt[2]
                     self.col_pipe[R - 1][c] = None
         self.t += 1
@@ -384,7 +390,7 @@ class _Array:
                 length = self._stream(fold)
                 steps.append(length)
                 if last:  # os: the previous output block still leaves through the R-deep chain
-                    self._idle_until(start + max(length + skew, R if self.df == "os" else 0))
+                    self._idle_until(start + max(length + skew, R if self.held == "Out" else 0))
                 else:
                     self._idle_until(start + max(length, R))
         self._check_drained()
@@ -403,7 +409,7 @@ class _Array:
                 rt, ct = self.row_pipe[r][c], self.col_pipe[r][c]
                 late |= rt is not None and c < rt[0].cols_used - 1
                 if ct is not None:
-                    late |= self.df != "os" or r < ct[0].rows_used - 1
+                    late |= self.held != "Out" or r < ct[0].rows_used - 1
         if late:
             raise RuntimeError("the sequencer ended the run before the array drained")
 
