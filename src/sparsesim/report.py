@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sparsesim.hardware.memory import memory_model_of_record
 from sparsesim.simulation.columns import fmt_value
 from sparsesim.simulation.columns import is_numeric as _numeric
 from sparsesim.simulation.columns import ordered as _ordered
@@ -495,7 +496,7 @@ def _roofline_sections(view: View, summary, rows, dims, fig_dir: Path, suffix: s
     same = cands[(cands[cfg_cols].astype(str) == best[cfg_cols].astype(str)).all(axis=1)]
     layers = rows[rows["point_id"].isin(same["point_id"])]
     peak = float(best["cfg.array.rows"] * best["cfg.array.cols"])
-    bw = float(best["cfg.dram.bandwidth_bytes_per_cycle"])
+    bw = float(memory_model_of_record(best).peak_bytes_per_cycle)
     design = ", ".join(f"{d.short} = {_fmt_dim(d, best[d.column])}" for d in dims) or "the base design"
     bounds = view.data[view.data["sweep_workload"] == workload]
     if "feature" in bounds.columns:

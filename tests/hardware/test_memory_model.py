@@ -1,5 +1,6 @@
 """Memory-side timing and pricing (issue 9 item 7): SRAM ports, back-pressure, partial-sum and
-accumulator pricing; and the pipeline recurrence that the mapper scores with, against SimPy."""
+accumulator pricing; and the simple memory model's two timings, its SimPy model and the
+pipeline recurrence that is its fast twin (the mapper scores with it), held to each other."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 
 from sparsesim.hardware.energy import energy_breakdown_pj, energy_table
 from sparsesim.hardware.kernels import pipeline_cycles
+from sparsesim.hardware.memory import SimpleChannel, memory_model
 from sparsesim.hardware.presets import load_accel
 from sparsesim.hardware.schedule import EventCounts, TileSchedule
 from sparsesim.hardware.timing import simulate_tiles
@@ -21,16 +23,23 @@ tiles = st.integers(1, 10)
 
 @settings(max_examples=300, deadline=None)
 @given(n=tiles, data=st.data(), bw=st.sampled_from([1.0, 3.0, 7.5, 25.6, 64.0]), lat=st.integers(0, 40),
-       epilogue=st.integers(0, 30))
-def test_pipeline_recurrence_equals_simpy(n, data, bw, lat, epilogue):
+       epilogue=st.integers(0, 30), with_ports=st.booleans())
+def test_simple_channel_fast_twin_equals_its_simpy_model(n, data, bw, lat, epilogue, with_ports):
+    """``SimpleChannel.cycles`` (the Numba recurrence) equals ``SimpleChannel.time`` (SimPy) exactly."""
     ints = st.lists(st.integers(0, 500), min_size=n, max_size=n)
     load = np.array(data.draw(ints), dtype=np.int64)
     store = np.array(data.draw(ints), dtype=np.int64)
     compute = np.array(data.draw(st.lists(st.integers(0, 60), min_size=n, max_size=n)), dtype=np.int64)
-    sched = TileSchedule(load, compute, store, epilogue)
-    expected = simulate_tiles(sched, bandwidth_bytes_per_cycle=bw, latency_cycles=lat).total_cycles
-    assert pipeline_cycles(load, compute, store, bw, lat, epilogue) == expected
-    assert pipeline_cycles.py_func(load, compute, store, bw, lat, epilogue) == expected  # the same code, uncompiled
+    ports = np.array(data.draw(st.lists(st.integers(0, 9), min_size=n, max_size=n)), dtype=np.int64) \
+        if with_ports else None
+    sched = TileSchedule(load, compute, store, epilogue, ports)
+    mem = memory_model(load_accel("edge32", [f"dram.bandwidth_bytes_per_cycle={bw}", f"dram.latency_cycles={lat}"]))
+    assert isinstance(mem, SimpleChannel)
+    expected = mem.time(sched).total_cycles
+    assert expected == simulate_tiles(sched, bandwidth_bytes_per_cycle=bw, latency_cycles=lat).total_cycles
+    assert mem.cycles(sched) == expected
+    busy = sched.compute_cycles + sched.ports
+    assert pipeline_cycles.py_func(load, busy, store, bw, lat, epilogue) == expected  # the same code, uncompiled
 
 
 def test_full_output_buffer_holds_the_array_back():

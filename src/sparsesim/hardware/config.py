@@ -32,9 +32,16 @@ ACCUMULATOR_BYTES = {"int8": 4, "fp16": 4, "bf16": 4, "fp32": 4}
 
 def _param(help: str, *, default: Any = dataclasses.MISSING, minimum: float | None = None,
            maximum: float | None = None, choices: tuple | None = None,
-           default_factory: Any = dataclasses.MISSING) -> Any:
-    """A dataclass field with help text and range/choice checks (gem5-params style)."""
-    meta = {"help": help, "min": minimum, "max": maximum, "choices": choices}
+           default_factory: Any = dataclasses.MISSING, recorded_at_default: bool = True) -> Any:
+    """A dataclass field with help text and range/choice checks (gem5-params style).
+
+    ``recorded_at_default=False`` marks a key added after run ids and result records existed:
+    :func:`to_dict` leaves it out while it holds its default, so the run id
+    (:func:`sparsesim.simulation.engine.run_id`), sweep point ids and ``cfg.*`` columns of
+    every config that does not set it stay what they were before the key existed. Set away
+    from its default it is recorded like any other key."""
+    meta = {"help": help, "min": minimum, "max": maximum, "choices": choices,
+            "recorded_at_default": recorded_at_default}
     if default_factory is not dataclasses.MISSING:
         return field(default_factory=default_factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -106,8 +113,10 @@ class BuffersConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DramConfig:
-    """Off-chip memory."""
+    """Off-chip memory: the keys of every memory model (:mod:`sparsesim.hardware.memory`)."""
 
+    model: str = _param("memory model (sparsesim.hardware.memory.MEMORY_MODELS): simple is one channel of "
+                        "bandwidth_bytes_per_cycle and latency_cycles", default="simple", recorded_at_default=False)
     bandwidth_bytes_per_cycle: float = _param("sustained bandwidth, bytes per array clock cycle",
                                               minimum=1e-3, maximum=1e6)
     latency_cycles: int = _param("latency of one burst request, array clock cycles", default=100,
@@ -268,10 +277,15 @@ def build(cls: type, data: Any, path: str = "") -> Any:
 
 
 def to_dict(cfg: Any) -> dict:
-    """The plain-mapping form of a config (round-trips through :func:`build`)."""
+    """The plain-mapping form of a config (round-trips through :func:`build`).
+
+    A key declared ``recorded_at_default=False`` (see :func:`_param`) is left out while it
+    holds its default; :func:`build` restores it, so the round trip still holds."""
     out = {}
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
+        if not f.metadata.get("recorded_at_default", True) and value == f.default:
+            continue
         if dataclasses.is_dataclass(value):
             out[f.name] = to_dict(value)
         elif isinstance(value, tuple):

@@ -4,7 +4,8 @@ Tables live in ``src/sparsesim/hardware/energy_tables/*.yaml`` and are registere
 file works too. The default is ``horowitz45`` (Horowitz, ISSCC 2014, 45 nm). SRAM energy per
 access depends on the buffer's capacity (log-log interpolation between the table's points),
 so growing a buffer costs energy per access as well as area. Leakage is charged over the
-run's wall time (cycles / clock). Every result names the table it used.
+run's wall time (cycles / clock). DRAM energy is the memory model's price of the bytes moved
+(:meth:`sparsesim.hardware.memory.MemoryModel.energy_pj`). Every result names the table it used.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from sparsesim.hardware.config import AccelConfig, read_mapping
 from sparsesim.hardware.datafiles import builtin_names, read_builtin
+from sparsesim.hardware.memory import memory_model
 from sparsesim.hardware.schedule import EventCounts
 from sparsesim.core.errors import InputError, field_error
 from sparsesim.core.registry import suggest
@@ -130,7 +132,7 @@ def energy_breakdown_pj(counts: EventCounts, cfg: AccelConfig, cycles: int,
         "delta_state": counts.delta_state_bytes * out_pj,
         "delta_encode": counts.encode_ops * table.encode_pj_per_op,
         "nm_pregen": counts.pregen_ops * table.encode_pj_per_op,
-        "dram": (counts.dram_read_bytes + counts.dram_write_bytes) * 8 * cfg.dram.energy_pj_per_bit,
+        "dram": memory_model(cfg).energy_pj(counts.dram_read_bytes, counts.dram_write_bytes),
         "leakage": leak_uw * 1e-6 * seconds * 1e12,
     }
 

@@ -234,7 +234,7 @@ def pack_tiles(loads: np.ndarray, caps: np.ndarray) -> np.ndarray:
     return starts[:count]
 
 
-# ---------------------------------------------------------------- pipeline timing (SimPy twin)
+# ---------------------------------------------------------------- pipeline timing (the simple channel's fast twin)
 
 
 @njit(cache=True, nogil=True)
@@ -248,9 +248,11 @@ def pipeline_cycles(load: np.ndarray, compute: np.ndarray, store: np.ndarray, ba
     buffers); it stores once computed (the last one after the drain). Reads and writes share
     one channel granted in request order (on a tie, the request whose trigger fired first),
     each transfer taking ``ceil(bytes / bandwidth)`` cycles and arriving ``latency`` later.
-    ``compute`` holds each tile's array cycles, SRAM-port stalls included. The mapper scores
-    candidate nests with it; runs are timed by SimPy. The tests hold it, compiled and as
-    plain Python (``pipeline_cycles.py_func``), to SimPy.
+    ``compute`` holds each tile's array cycles, SRAM-port stalls included. It is the fast form
+    of the ``simple`` memory model (:meth:`sparsesim.hardware.memory.channel.SimpleChannel.cycles`,
+    whose reference is the SimPy ``time``): the mapper scores candidate nests with it, runs are
+    timed by SimPy. tests/hardware/test_memory_model.py holds it, compiled and as plain Python
+    (``pipeline_cycles.py_func``), to SimPy through that class.
     """
     n = compute.size
     if n == 0:

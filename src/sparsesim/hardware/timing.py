@@ -1,5 +1,11 @@
 """Memory timing in SimPy: DRAM channel, double-buffered operand buffers, tile pipeline.
 
+This is the timing model of the ``simple`` memory model
+(:class:`sparsesim.hardware.memory.channel.SimpleChannel`, whose ``time`` it is); the rest of
+the simulator reaches it through :func:`sparsesim.hardware.memory.memory_model`, which also
+gives the bounds and prices. Its fast twin, the recurrence
+:func:`sparsesim.hardware.kernels.pipeline_cycles`, must agree with it exactly.
+
 The model works at tile granularity, never per MAC. Three processes share one environment
 created per run:
 

@@ -1,8 +1,8 @@
 """The GEMM-level engine shared by dense simulation and sparse replay.
 
-For one GEMM the dataflow plans the folds and tiles (:mod:`sparsesim.dataflows`), SimPy times the
-load/compute/store pipeline (:mod:`sparsesim.hardware.timing`) and the energy table prices the event
-counts (:mod:`sparsesim.hardware.energy`); :func:`make_row` turns the outcome into a result row.
+For one GEMM the dataflow plans the folds and tiles (:mod:`sparsesim.dataflows`), the memory model
+times the load/compute/store pipeline (:mod:`sparsesim.hardware.memory`) and the energy table prices
+the event counts (:mod:`sparsesim.hardware.energy`); :func:`make_row` turns the outcome into a result row.
 ``best`` picks, per op and phase, the registered dataflow with the fewest cycles.
 :mod:`sparsesim.simulation.run` (dense) and :mod:`sparsesim.simulation.replay` (sparse) both build on this module,
 which imports neither.
@@ -22,7 +22,7 @@ import numpy as np
 from sparsesim.hardware.config import AccelConfig, to_dict
 from sparsesim.hardware.energy import EnergyTable, energy_breakdown_pj
 from sparsesim.hardware.schedule import EventCounts, TileSchedule, back_to_back
-from sparsesim.hardware.timing import simulate_tiles
+from sparsesim.hardware.memory import memory_model
 from sparsesim.dataflows import DATAFLOWS
 from sparsesim.dataflows.base import Dataflow
 from sparsesim.dataflows.sparse import SparseWork
@@ -40,7 +40,11 @@ def dataflow_choices() -> list[str]:
 
 
 def run_id(cfg: AccelConfig, dataflow: str) -> str:
-    """A short stable hash of everything that defines a run's hardware, features and mapping."""
+    """A short stable hash of everything that defines a run's hardware, features and mapping.
+
+    Keys added to the config after this scheme existed are declared ``recorded_at_default=False``
+    (:func:`sparsesim.hardware.config._param`): :func:`~sparsesim.hardware.config.to_dict` omits
+    them at their default, so a config that does not set them keeps the id it always had."""
     blob = json.dumps({"accel": to_dict(cfg), "dataflow": dataflow}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -76,9 +80,8 @@ def memory_columns(plans: list) -> dict:
 
 
 def time_schedule(schedule: TileSchedule, cfg: AccelConfig) -> tuple[int, int, int]:
-    """``(cycles, compute_cycles, stall_cycles)`` of a tile schedule under SimPy memory timing."""
-    timing = simulate_tiles(schedule, bandwidth_bytes_per_cycle=cfg.dram.bandwidth_bytes_per_cycle,
-                            latency_cycles=cfg.dram.latency_cycles, ideal=cfg.dram.ideal)
+    """``(cycles, compute_cycles, stall_cycles)`` of a tile schedule under ``cfg``'s memory model."""
+    timing = memory_model(cfg).time(schedule)
     return timing.total_cycles, timing.compute_cycles, timing.stall_cycles
 
 
@@ -195,7 +198,7 @@ def make_row(op: Op, phase: Phase, gemm: Gemm, out: OpOutcome, dense: OpOutcome,
     breakdown = energy_breakdown_pj(counts, cfg, out.cycles, table)
     dram_bytes = counts.dram_read_bytes + counts.dram_write_bytes
     pes = cfg.array.pes
-    bw_bound = 0 if cfg.dram.ideal else math.ceil(dram_bytes / cfg.dram.bandwidth_bytes_per_cycle)
+    bw_bound = memory_model(cfg).bound_cycles(dram_bytes)
     mac_bound = math.ceil(out.macs_effectual / pes)
     return {
         "name": op.name,

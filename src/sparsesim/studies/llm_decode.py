@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from sparsesim import plots
+from sparsesim.hardware.memory import memory_model
 from sparsesim.hardware.presets import load_accel
 from sparsesim.studies.common import (STUDIES, Study, llm_trace_for, md_table, relation, run_trace, run_workload,
                                       span, trend, write_report)
@@ -140,7 +141,7 @@ def compute(traces: Path, quick: bool) -> Data:
     peaks, ebytes = {}, {}
     for preset in PRESETS:
         cfg = load_accel(preset)
-        peaks[preset] = (cfg.array.rows * cfg.array.cols, cfg.dram.bandwidth_bytes_per_cycle)
+        peaks[preset] = (cfg.array.rows * cfg.array.cols, memory_model(cfg).peak_bytes_per_cycle)
         ebytes[preset] = cfg.array.element_bytes
     runs = []
 
