@@ -62,6 +62,9 @@ class ActivationPolicyConfig(Feature):
     kind: ClassVar[str] = "act_policy"
     order: ClassVar[int] = 40
     columns: ClassVar[dict] = COLUMNS
+    examples: ClassVar[tuple[str, ...]] = ("act_policy:topk:0.25", "act_policy:threshold:0.3", "act_policy:relu",
+                                           "act_policy:channel_threshold:0.5")
+    neutral: ClassVar[str | None] = "act_policy:threshold:0"
     method: str = _param("relu | threshold | channel_threshold | topk", default="relu", choices=METHODS)
     threshold: float = _param("magnitude threshold for method threshold", default=0.0, minimum=0.0, maximum=1e30)
     sparsity: float = _param("fraction zeroed per channel for channel_threshold", default=0.5,

@@ -244,13 +244,17 @@ class Feature:
     ``kind`` names it in configs and on the command line; ``order`` places it in the
     composition (and in ``features_active``): lower first. ``columns``: the result columns it
     fills in, with their value on rows it does not act on; every sparse replay row carries the
-    columns of every registered feature.
+    columns of every registered feature. ``examples``: ``--sparsity`` settings of it (the
+    contract suite runs them); ``neutral``: a setting that changes no cycle on operands without
+    zeros (None: it has none, as N:M, which always prunes).
     """
 
     __slots__ = ()
     kind: ClassVar[str]
     order: ClassVar[int] = 100
     columns: ClassVar[dict] = {}
+    examples: ClassVar[tuple[str, ...]] = ()
+    neutral: ClassVar[str | None] = None
     encodes_input: ClassVar[bool] = False  # the GEMM sees a re-encoding of the inputs (not the inputs)
 
     @classmethod

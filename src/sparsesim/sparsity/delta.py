@@ -36,6 +36,8 @@ class DeltaConfig(Feature):
     order: ClassVar[int] = 30
     columns: ClassVar[dict] = COLUMNS
     encodes_input: ClassVar[bool] = True
+    examples: ClassVar[tuple[str, ...]] = ("delta:0.05", "delta:0:weight_fetch=false")
+    neutral: ClassVar[str | None] = "delta:0"
     threshold: float = _param("firing threshold theta on |x_t - x_ref| (same units as the activations)",
                               default=0.0, minimum=0.0, maximum=1e30)
     target: str = _param("the tensor that is delta-encoded", default="input", choices=("input",))

@@ -49,6 +49,7 @@ class NMConfig(Feature):
     kind: ClassVar[str] = "nm"
     order: ClassVar[int] = 10
     columns: ClassVar[dict] = COLUMNS
+    examples: ClassVar[tuple[str, ...]] = ("nm:2:4", "nm:1:8", "nm:2:4:bidirectional=false")
     n: int = _param("nonzeros kept per group", minimum=1, maximum=64)
     m: int = _param("group size along the reduction dimension", minimum=2, maximum=64)
     target: str = _param("tensor role pruned (weights only)", default="weight", choices=("weight",))

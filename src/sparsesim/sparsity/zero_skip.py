@@ -29,6 +29,9 @@ TARGETS = ("input", "weight", "grad", "both")
 class ZeroSkipConfig(Feature):
     kind: ClassVar[str] = "zero_skip"
     order: ClassVar[int] = 20
+    examples: ClassVar[tuple[str, ...]] = ("zero_skip:input:skipping", "zero_skip:both:gating",
+                                           "zero_skip:weight:skipping", "zero_skip:grad:skipping:weight_fetch=false")
+    neutral: ClassVar[str | None] = "zero_skip:both:skipping"
     target: str = _param("whose zeros: input (X), weight (W), grad (dY), or both GEMM operands",
                          default="input", choices=TARGETS)
     action: str = _param("gating keeps the cycle and saves energy; skipping removes the cycle",
