@@ -28,7 +28,8 @@ import numpy as np
 from sparsesim.dataflows import DATAFLOWS
 from sparsesim.hardware.presets import load_accel
 from sparsesim.hardware.reference import ArraySpec, DeltaEncoder, ZeroLogic, nm_prune_columns, run_array, weight_slots
-from sparsesim.sparsity import cli_sparsity
+from sparsesim.sparsity import cli_sparsity, composed_effects, parse_features
+from sparsesim.sparsity.base import GemmEffects
 from sparsesim.simulation.run import simulate
 from sparsesim.workloads.gemm import PHASES, Phase
 from sparsesim.workloads.lowering import OPERAND_ROLES
@@ -66,6 +67,16 @@ class Case:
         tokens, fin, fout = {Phase.FWD: (self.M, self.K, self.N), Phase.BWD_DATA: (self.M, self.N, self.K),
                              Phase.BWD_WEIGHT: (self.K, self.M, self.N)}[self.phase]
         return Linear(name="layer", tokens=tokens, in_features=fin, out_features=fout)
+
+    @property
+    def parsed(self) -> tuple:
+        """The feature config objects of :attr:`features` (each CLI string parsed once, as a run does)."""
+        return parse_features(tuple(cli_sparsity(list(self.features))))
+
+    @property
+    def effects(self) -> GemmEffects:
+        """What the features do with the zeros of the case's GEMM operands (composed)."""
+        return composed_effects(self.parsed, self.phase, OPERAND_ROLES[self.phase])
 
 
 # ---------------------------------------------------------------- drawing cases
@@ -152,8 +163,8 @@ def fast_rows(case: Case) -> list[dict]:
     cfg = load_accel("edge32", _settings(case), extra)
     steps = len(case.inputs)
     op = case.linear
-    workload = Workload("validate", (op,) * steps, (case.phase,),
-                        tuple(range(steps)) if steps > 1 or any(f.startswith("delta") for f in case.features) else None,
+    sequence = steps > 1 or any(f.encodes_input for f in case.parsed)  # delta encoding needs a time axis
+    workload = Workload("validate", (op,) * steps, (case.phase,), tuple(range(steps)) if sequence else None,
                         _Tensors(case))
     return simulate(workload, cfg, case.dataflow, progress=False)
 
@@ -170,39 +181,26 @@ def _operands(case: Case, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def gathers_live_rows(case: Case, zeros: ZeroLogic, nm: tuple[int, int] | None) -> bool:
     """Whether the hardware gathers only the weight rows behind a nonzero activation column
-    (weight fetch skipping, on by default): A skipped (zero-skip of the inputs, or delta),
-    a weight as B, stored dense (neither N:M nor compressed by a skipping weight target)."""
-    compressed_b = any(t.startswith("zero_skip:") and t.split(":")[1] in ("both", OPERAND_ROLES[case.phase][1])
-                       and t.split(":")[2] == "skipping" for t in case.features)
-    return zeros.skip_a and OPERAND_ROLES[case.phase][1] == "weight" and nm is None and not compressed_b
+    (weight fetch skipping): a feature skips the weight rows behind A's zeros (zero-skip of the
+    inputs, or delta, with ``weight_fetch``), with a weight as B stored dense (neither N:M nor
+    compressed by a skipping weight target)."""
+    effects = case.effects
+    return effects.a.fetch_skip and OPERAND_ROLES[case.phase][1] == "weight" and nm is None \
+        and not effects.b.compress
 
 
 def zero_logic(case: Case) -> tuple[ZeroLogic, tuple[int, int] | None]:
-    """What the hardware does with zeros in this case, and the N:M ratio of B if any.
-
-    A zero-skip target acts on the GEMM operands holding that tensor role in the phase; delta
-    encoding makes A the delta tensor, skipped. N:M applies to the weights of fwd and (BDWP)
-    bwd_data. Where any zero detector is active, the padded (zero) N:M weight slots are
-    detected and gated too.
+    """What the hardware does with zeros in this case, and the N:M ratio of B if any: the
+    features' composed operand effects (:meth:`~sparsesim.sparsity.base.Feature.effects`) and
+    the N:M pattern they give the phase's weights (fwd and, BDWP, bwd_data). Where any zero
+    detector is active on A, the padded (zero) N:M weight slots are detected and gated too.
     """
-    nm = zs = None
-    delta = False
-    for text in case.features:
-        kind, *rest = text.split(":")
-        if kind == "nm" and case.phase in (Phase.FWD, Phase.BWD_DATA):
-            nm = (int(rest[0]), int(rest[1]))
-        elif kind == "zero_skip":
-            zs = rest
-        elif kind == "delta":
-            delta = True
-    role_a, role_b = OPERAND_ROLES[case.phase]
-    on_a = zs is not None and zs[0] in ("both", role_a)
-    on_b = zs is not None and zs[0] in ("both", role_b)
-    skipping = zs is not None and zs[1] == "skipping"
-    detect_a = on_a or delta
-    detect_b = on_b or (nm is not None and detect_a)
-    return ZeroLogic(skip_a=(on_a and skipping) or delta, skip_b=on_b and skipping, detect_a=detect_a,
-                     detect_b=detect_b), nm
+    effects = case.effects
+    pattern = next((p for p in (f.weight_pattern(case.linear, case.phase) for f in case.parsed) if p), None)
+    nm = None if pattern is None else (pattern.n, pattern.m)
+    detect_a = effects.a.aware
+    detect_b = effects.b.aware or (nm is not None and detect_a)
+    return ZeroLogic(skip_a=effects.a.skip, skip_b=effects.b.skip, detect_a=detect_a, detect_b=detect_b), nm
 
 
 def closed_form_cycles(dataflow: str, M: int, N: int, K: int, R: int, C: int) -> int:
@@ -247,7 +245,7 @@ def run_case(case: Case) -> Outcome:
     gather = gathers_live_rows(case, zeros, nm)
     spec = ArraySpec(rows=case.rows, cols=case.cols, dataflow=DATAFLOWS.get(case.dataflow).kind,
                      fold_overlap=case.fold_overlap, lanes=case.lanes, sync_window_steps=case.sync_window_steps)
-    delta = next((float(f.split(":")[1]) for f in case.features if f.startswith("delta")), None)
+    delta = next((f.threshold for f in case.parsed if f.encodes_input), None)  # the delta encoder's theta
     rows = fast_rows(case)
     if len(rows) != len(case.inputs):
         raise RuntimeError(f"the fast model returned {len(rows)} rows for {len(case.inputs)} time steps")

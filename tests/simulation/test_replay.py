@@ -396,14 +396,14 @@ def test_delta_error_is_that_of_the_accumulated_deltas_by_hand():
 def test_delta_error_sees_deltas_that_were_sent_wrong(monkeypatch):
     # An encoder that keeps its reference right but sends half of every change: the output
     # built from what was sent is wrong, and the reported error must say so (at theta = 0).
-    import sparsesim.simulation.replay as replay
+    import sparsesim.sparsity.delta as delta
 
-    real = replay.delta_step
+    real = delta.delta_step
 
     def halved(x, ref, theta):
         return real(x, ref, theta) * 0.5
 
-    monkeypatch.setattr(replay, "delta_step", halved)
+    monkeypatch.setattr(delta, "delta_step", halved)
     frames = np.arange(2 * 3 * 4, dtype=float).reshape(2, 3, 4) + 1.0
     w = np.eye(4)
     rows = simulate(linear_sequence(frames, w), load_accel("edge32", [], {"sparsity": [{"kind": "delta",

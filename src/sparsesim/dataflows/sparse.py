@@ -31,6 +31,7 @@ import numpy as np
 
 from sparsesim.hardware.config import AccelConfig
 from sparsesim.hardware.kernels import block_any, decoupled_steps, lockstep_steps
+from sparsesim.sparsity.base import GemmEffects, NMPattern
 from sparsesim.workloads.gemm import Gemm
 
 
@@ -117,19 +118,20 @@ def _compressed_scale(density: float, elem: int) -> tuple[float, float]:
     return packed, (1.0 / (8 * elem)) / packed
 
 
-def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a: bool, skip_b: bool,
-                aware_a: bool, aware_b: bool, compress_a: bool, compress_b: bool,
-                nm: tuple[int, int, int] | None, density_a: float | None = None,
-                density_b: float | None = None, nm_stored_dense: bool = False,
+def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, effects: GemmEffects, *,
+                nm: NMPattern | None = None, density_a: float | None = None, density_b: float | None = None,
                 weight_skip: WeightFetchSkip | None = None) -> SparseWork:
     """Per-fold stream lengths and effectual work of one GEMM (one of its ``count`` groups).
 
-    ``skip_*``: the operand's zeros may remove cycles; ``aware_*``: its zeros are detected at
-    all (gating or skipping), so they count as ineffectual; ``nm``: ``(n, m, index_bits)`` when
-    the B operand is N:M along K; ``density_*``: the nonzero fraction of the *stored* tensor
-    behind each operand (im2col repeats inputs and adds padding, neither of which is stored),
-    used for compressed sizes; default: the operand mask's own density. ``nm_stored_dense``:
-    the N:M weights are kept dense in memory and pruned while loading (no pre-generation).
+    ``effects``: what the switched-on features do with each operand's zeros, composed
+    (:class:`~sparsesim.sparsity.base.GemmEffects`): ``skip`` (its zeros may remove cycles),
+    ``aware`` (its zeros are detected at all, gating or skipping, so they count as ineffectual),
+    ``compress`` (stored as values + bitmap when smaller). ``nm``: the
+    :class:`~sparsesim.sparsity.base.NMPattern` when the B operand is N:M along K (``stored_dense``:
+    the N:M weights are kept dense in memory and pruned while loading, no pre-generation);
+    ``density_*``: the nonzero fraction of the *stored* tensor behind each operand (im2col
+    repeats inputs and adds padding, neither of which is stored), used for compressed sizes;
+    default: the operand mask's own density.
     ``weight_skip``: the weight rows behind all-zero activation columns are skipped
     (:func:`weight_fetch_skip` of these masks, over all of M): only the live rows are gathered,
     stored compactly on chip and mapped, so the array runs the GEMM with K cut to the live
@@ -137,6 +139,10 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, *, skip_a
     its stored bytes, and B is sized by the bytes actually fetched (whole bursts). A
     convolution keeps its K and its feature-map reads of A; only B shrinks to the fetched bytes.
     """
+    skip_a, skip_b = effects.a.skip, effects.b.skip
+    aware_a, aware_b = effects.a.aware, effects.b.aware
+    compress_a, compress_b = effects.a.compress, effects.b.compress
+    nm_stored_dense = nm is not None and nm.stored_dense
     R, C = cfg.array.rows, cfg.array.cols
     elem = cfg.array.element_bytes
     M, N, K = gemm.M, gemm.N, gemm.K

@@ -1,16 +1,18 @@
 """Sparsity features: N:M structured weights, zero-skipping MACs, delta encoding, and
-activation sparsification policies. One file per feature, registered in :data:`FEATURES`.
+activation sparsification policies. One file per feature, registered in :data:`FEATURES`;
+the interface every feature implements is :mod:`sparsesim.sparsity.base`.
 """
 
 from __future__ import annotations
 
 from sparsesim.hardware.config import AccelConfig, build
 from sparsesim.sparsity import activation_policy, delta, nm, zero_skip  # noqa: F401  (register)
-from sparsesim.sparsity.base import FEATURES, ROLES
+from sparsesim.sparsity.base import FEATURES, NO_EFFECTS, ROLES, Feature, GemmEffects
 from sparsesim.core.errors import InputError, field_error
 from sparsesim.core.registry import suggest
 
-__all__ = ["FEATURES", "ROLES", "parse_features", "cli_sparsity", "check_hardware", "feature_labels"]
+__all__ = ["FEATURES", "ROLES", "Feature", "parse_features", "cli_sparsity", "check_hardware", "feature_labels",
+           "composed_effects", "in_order"]
 
 
 def parse_features(raw: tuple) -> tuple:
@@ -106,9 +108,20 @@ def _scalar(text: str):
 def check_hardware(features: tuple, cfg: AccelConfig) -> None:
     """Refuse features the configured hardware cannot run (e.g. an unsupported N:M ratio)."""
     for f in features:
-        if isinstance(f, nm.NMConfig) and f"{f.n}:{f.m}" not in cfg.array.nm_ratios:
-            raise InputError(f"sparsity.nm: ratio {f.n}:{f.m} is not supported by this hardware "
-                             f"(array.nm_ratios: {', '.join(cfg.array.nm_ratios)})")
+        f.check_hardware(cfg)
+
+
+def in_order(features: tuple) -> tuple:
+    """The features in their composition order (:attr:`Feature.order`, then kind)."""
+    return tuple(sorted(features, key=lambda f: (f.order, f.kind)))
+
+
+def composed_effects(features: tuple, phase, roles: tuple[str, str]) -> GemmEffects:
+    """The OR over ``features`` of their effects on the GEMM operands of ``phase``."""
+    out = NO_EFFECTS
+    for f in features:
+        out = out | f.effects(phase, roles)
+    return out
 
 
 def feature_labels(features: tuple) -> str:

@@ -19,7 +19,7 @@ Where the policy acts (``site``):
   ``down(act(gate(x)) * up(x))`` (SwiGLU with ``act`` SiLU, or the ReLU-fied FFN), as CATS
   (Lee et al. 2024) and CHESS sparsify it. A neuron zeroed there zeroes the
   matching element of ``h = act(gate) * up``, so ``up`` need not compute that output column
-  and ``down``'s input has the zero (see :mod:`sparsesim.simulation.gate_coupling`). ``gate_act``
+  and ``down``'s input has the zero (see :mod:`sparsesim.sparsity.gate_coupling`). ``gate_act``
   names the activation (``auto``: from the trace's capture settings or model name).
   ``predictor: lowrank`` adds a Deja Vu-style predictor (Liu et al., ICML 2023: a
   two-layer low-rank MLP ``d -> predictor_rank -> d_ff`` run before the MLP) that
@@ -29,14 +29,20 @@ Where the policy acts (``site``):
 from __future__ import annotations
 
 import difflib
+import logging
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
 from sparsesim.hardware.config import _param
-from sparsesim.sparsity.base import FEATURES
+from sparsesim.sparsity.base import FEATURES, Feature, FeatureRun, RowView
+from sparsesim.sparsity.gate_coupling import COUPLING_COLUMNS, GateCoupling
 from sparsesim.core.errors import InputError, field_error
+from sparsesim.workloads.gemm import Phase
+from sparsesim.workloads.ops import Conv2d
+
+log = logging.getLogger(__name__)
 
 METHODS = ("relu", "threshold", "channel_threshold", "topk")
 SITES = ("input", "swiglu_gate")
@@ -44,10 +50,21 @@ PREDICTORS = ("none", "lowrank")
 GATE_ACTS = ("auto", "silu", "relu")
 CALIBRATIONS = ("none", "prefill")
 
+COLUMNS = {"policy": None, "policy_zeroed_fraction": None, "policy_inert": None, **COUPLING_COLUMNS}
+"""``policy`` its label; ``policy_zeroed_fraction`` the fraction of the activations it zeroed;
+``policy_inert`` True where no switched-on feature looks at the zeros it makes (A's zeros not
+detected: cycles, bytes and energy are as without it); the ``swiglu_gate`` coupling's columns
+(:data:`sparsesim.sparsity.gate_coupling.COUPLING_COLUMNS`)."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ActivationPolicyConfig:
+class ActivationPolicyConfig(Feature):
     kind: ClassVar[str] = "act_policy"
+    order: ClassVar[int] = 40
+    columns: ClassVar[dict] = COLUMNS
+    examples: ClassVar[tuple[str, ...]] = ("act_policy:topk:0.25", "act_policy:threshold:0.3", "act_policy:relu",
+                                           "act_policy:channel_threshold:0.5")
+    neutral: ClassVar[str | None] = "act_policy:threshold:0"
     method: str = _param("relu | threshold | channel_threshold | topk", default="relu", choices=METHODS)
     threshold: float = _param("magnitude threshold for method threshold", default=0.0, minimum=0.0, maximum=1e30)
     sparsity: float = _param("fraction zeroed per channel for channel_threshold", default=0.5,
@@ -122,6 +139,13 @@ class ActivationPolicyConfig:
             value = f"{self.sparsity:g}cal"
         return f"{self.method}{value}{site}{predictor}"
 
+    def start(self, run) -> FeatureRun:
+        """At ``site: input`` a :class:`PolicyRun`; at ``swiglu_gate`` the coupling of the gated MLP
+        blocks (:class:`~sparsesim.sparsity.gate_coupling.GateCoupling`), which replays their ops."""
+        if self.site == "swiglu_gate":
+            return GateCoupling(self, run)
+        return PolicyRun(self, run)
+
     def apply(self, x: np.ndarray, channel_axis: int) -> np.ndarray:
         """Return the sparsified activations (a new array; ``x`` is left alone).
 
@@ -159,5 +183,35 @@ class ActivationPolicyConfig:
 def _count(fraction: float, n: int) -> int:
     """``floor(fraction * n)``, robust to the binary rounding of ``fraction`` (0.3 * 10 is 3)."""
     return min(n, int(np.floor(fraction * n + 1e-9)))
+
+
+class PolicyRun(FeatureRun):
+    """The policy at ``site: input``: each op's input activations sparsified before lowering."""
+
+    config: ActivationPolicyConfig
+
+    def __init__(self, config: ActivationPolicyConfig, run) -> None:
+        super().__init__(config, run)
+        if not any("input" in f.zero_roles() for f in run.features):
+            # the zeros it makes reach no feature: every cost is the run's without the policy
+            log.warning("act_policy %s zeroes input activations, but no switched-on feature acts on those zeros "
+                        "(add zero_skip on the input, or delta): cycles, bytes and energy are as without it; "
+                        "only the zero fractions change (rows: policy_inert)", config.label())
+
+    def activations(self, op, phase, x: np.ndarray, extra: dict) -> np.ndarray:
+        before = x == 0
+        x = self.config.apply(x, 1 if isinstance(op, Conv2d) else -1)
+        after = x == 0
+        extra["policy"] = self.config.label()
+        extra["policy_zeroed_fraction"] = float((after & ~before).mean())
+        return x
+
+    def acts(self, row: RowView) -> bool:
+        return row.x is not None and row.phase is not Phase.BWD_DATA
+
+    def side(self, row: RowView) -> None:
+        if self.acts(row):  # the policy's zeros are in A (the input); inert unless a feature looks at A's zeros
+            row.extra["policy_inert"] = not row.effects.a.aware
+
 
 FEATURES.add("act_policy", ActivationPolicyConfig)

@@ -19,15 +19,19 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from sparsesim.hardware.config import _param
-from sparsesim.sparsity.base import FEATURES
+from sparsesim.sparsity.base import FEATURES, NO_EFFECTS, Feature, GemmEffects, OperandEffects
 from sparsesim.core.errors import InputError
 
 TARGETS = ("input", "weight", "grad", "both")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ZeroSkipConfig:
+class ZeroSkipConfig(Feature):
     kind: ClassVar[str] = "zero_skip"
+    order: ClassVar[int] = 20
+    examples: ClassVar[tuple[str, ...]] = ("zero_skip:input:skipping", "zero_skip:both:gating",
+                                           "zero_skip:weight:skipping", "zero_skip:grad:skipping:weight_fetch=false")
+    neutral: ClassVar[str | None] = "zero_skip:both:skipping"
     target: str = _param("whose zeros: input (X), weight (W), grad (dY), or both GEMM operands",
                          default="input", choices=TARGETS)
     action: str = _param("gating keeps the cycle and saves energy; skipping removes the cycle",
@@ -58,6 +62,22 @@ class ZeroSkipConfig:
         if self.target == "both":
             return True, True
         return operand_roles[0] == self.target, operand_roles[1] == self.target
+
+    def zero_roles(self) -> tuple[str, ...]:
+        return ("input", "weight", "grad") if self.target == "both" else (self.target,)
+
+    def effects(self, phase, roles: tuple[str, str]) -> GemmEffects:
+        """Each targeted operand: aware; skipped with ``skipping``; compressed as :attr:`compressed`
+        says. Skipping the activations (A) with ``weight_fetch`` also skips the dense weight rows
+        behind their all-zero columns."""
+        on_a, on_b = self.roles(roles)
+        if not (on_a or on_b):
+            return NO_EFFECTS
+        skipping = self.action == "skipping"
+        a = OperandEffects(aware=True, skip=skipping, compress=self.compressed,
+                           fetch_skip=skipping and self.weight_fetch) if on_a else OperandEffects()
+        b = OperandEffects(aware=True, skip=skipping, compress=self.compressed) if on_b else OperandEffects()
+        return GemmEffects(a, b)
 
 
 FEATURES.add("zero_skip", ZeroSkipConfig)
