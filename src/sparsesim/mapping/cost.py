@@ -38,7 +38,8 @@ from functools import lru_cache
 import numpy as np
 
 from sparsesim.hardware.energy import energy_breakdown_pj, energy_table
-from sparsesim.hardware.kernels import nest_tiles, pipeline_cycles
+from sparsesim.hardware.kernels import nest_tiles
+from sparsesim.hardware.memory import memory_model
 from sparsesim.hardware.schedule import EventCounts, TileSchedule
 from sparsesim.hardware.dataflow_kind import OPERAND_DIMS
 from sparsesim.mapping.space import DIMS, ORDERS, Mapping, NestSpace, _extents
@@ -274,10 +275,7 @@ def _timed(space: NestSpace, schedule: TileSchedule, counts: EventCounts) -> tup
     """``(cycles, energy_pj)`` of one evaluated nest: the pipeline recurrence that equals the
     SimPy timing (:func:`sparsesim.hardware.kernels.pipeline_cycles`), SRAM port stalls included,
     and the energy of its counts over that time."""
-    cfg = space.cfg
-    cycles = space.compute_total if cfg.dram.ideal else pipeline_cycles(
-        schedule.load_bytes, schedule.compute_cycles + schedule.ports, schedule.store_bytes,
-        float(cfg.dram.bandwidth_bytes_per_cycle), int(cfg.dram.latency_cycles), int(schedule.epilogue_cycles))
+    cycles = memory_model(space.cfg).cycles(schedule)
     return cycles, _energy(space, counts, cycles)
 
 
@@ -297,19 +295,11 @@ def cycles_bound(space: NestSpace, m: Mapping, traffic: Traffic) -> int:
     """A lower bound of the SimPy-timed cycles of a nest: the array cannot start before the
     first tile's operands arrive and the last store follows the last compute (drain included);
     the shared DRAM channel is busy for every byte moved."""
-    cfg = space.cfg
-    if cfg.dram.ideal:
-        return space.compute_total
-    bw, lat = cfg.dram.bandwidth_bytes_per_cycle, cfg.dram.latency_cycles
     first, last = first_last(space, m)
-    chain = math.ceil(first / bw) + lat + space.compute_total + (math.ceil(last / bw) + lat if last else 0)
-    # double buffering: tile t's load starts only after tile t-2 is consumed, so the loads,
-    # latencies and computes of every other tile form a chain; the longer of the two chains
-    # is at least their mean
-    reads = traffic.read_a + traffic.read_b + traffic.read_psum
-    fetches = fetch_events(space, m)
-    pairs = (reads / bw + fetches * lat + space.compute_total - space.epilogue) / 2
-    return max(chain, math.ceil(traffic.total / bw), math.floor(pairs))
+    return memory_model(space.cfg).pipeline_bound_cycles(
+        first_load_bytes=first, last_store_bytes=last, read_bytes=traffic.read_a + traffic.read_b + traffic.read_psum,
+        total_bytes=traffic.total, fetches=fetch_events(space, m), compute_cycles=space.compute_total,
+        epilogue_cycles=space.epilogue)
 
 
 _ORDER_POS = np.array([[order.index(d) for d in DIMS] for order in ORDERS], dtype=np.int64)
@@ -387,18 +377,13 @@ def score(space: NestSpace, tm: np.ndarray, tn: np.ndarray, tk: np.ndarray, orde
     reads = read_a + read_b + read_psum
     writes = write_out + read_psum
     total = reads + writes
-    if cfg.dram.ideal:
-        bound = np.full(tm.shape, space.compute_total, dtype=np.int64)
-    else:
-        bw, lat = cfg.dram.bandwidth_bytes_per_cycle, cfg.dram.latency_cycles
-        ctm, ctn, ctk = (np.minimum(t[d], D[d]) for d in DIMS)
-        first = space.a_bytes(ctm, ctk) + b_bytes(ctk, ctn)
-        last = (D["M"] - (n["M"] - 1) * ctm) * (D["N"] - (n["N"] - 1) * ctn) * space.elem
-        chain = np.ceil(first / bw).astype(np.int64) + lat + space.compute_total + np.where(
-            last > 0, np.ceil(last / bw).astype(np.int64) + lat, 0)
-        fetches = np.maximum(vis["A"] * n["M"] * n["K"], vis["B"] * n["K"] * n["N"])
-        pairs = (reads / bw + fetches * lat + space.compute_total - space.epilogue) / 2
-        bound = np.maximum(np.maximum(chain, np.ceil(total / bw).astype(np.int64)), np.floor(pairs).astype(np.int64))
+    ctm, ctn, ctk = (np.minimum(t[d], D[d]) for d in DIMS)
+    first = np.broadcast_to(space.a_bytes(ctm, ctk) + b_bytes(ctk, ctn), tm.shape)
+    last = (D["M"] - (n["M"] - 1) * ctm) * (D["N"] - (n["N"] - 1) * ctn) * space.elem
+    fetches = np.maximum(vis["A"] * n["M"] * n["K"], vis["B"] * n["K"] * n["N"])
+    bound = memory_model(cfg).pipeline_bound_cycles(
+        first_load_bytes=first, last_store_bytes=last, read_bytes=reads, total_bytes=total, fetches=fetches,
+        compute_cycles=space.compute_total, epilogue_cycles=space.epilogue)
     return {"bound": bound, "total": total, "reads": reads, "writes": writes, "tiles": tiles}
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from sparsesim.core.errors import field_error
 from sparsesim.hardware.config import AccelConfig, read_mapping
 from sparsesim.hardware.dataflow_kind import DataflowKind
-from sparsesim.hardware.kernels import pipeline_cycles
+from sparsesim.hardware.memory import memory_model
 from sparsesim.hardware.schedule import EventCounts
 from sparsesim.mapping.cost import Evaluation, _energy, cycles_bound, evaluate, score, traffic
 from sparsesim.mapping.space import DIMS, ORDERS, Mapping, NestSpace
@@ -224,12 +224,10 @@ def pick_plan(space: NestSpace, plans: list):
     cfg = space.cfg
     mc = cfg.mapper
 
+    mem = memory_model(cfg)
+
     def cycles(p) -> int:
-        s = p.schedule
-        if cfg.dram.ideal:
-            return s.compute_total_cycles
-        return pipeline_cycles(s.load_bytes, s.compute_cycles + s.ports, s.store_bytes, float(cfg.dram.bandwidth_bytes_per_cycle),
-                               int(cfg.dram.latency_cycles), int(s.epilogue_cycles))
+        return mem.cycles(p.schedule)
 
     scored = [(cycles(p), p.counts.dram_read_bytes + p.counts.dram_write_bytes, i, p) for i, p in enumerate(plans)]
     if mc.objective == "dram_bytes":

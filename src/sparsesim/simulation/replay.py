@@ -39,6 +39,7 @@ import hashlib
 
 import numpy as np
 
+from sparsesim.hardware.memory import memory_model
 from sparsesim.hardware.config import AccelConfig
 from sparsesim.hardware.energy import EnergyTable
 from sparsesim.hardware.schedule import EventCounts
@@ -129,6 +130,7 @@ class Replay:
                  table: EnergyTable, weight_cache_bytes: int = WEIGHT_CACHE_BYTES) -> None:
         self.workload = workload
         self.cfg = cfg
+        self.memory = memory_model(cfg)  # DRAM facts (burst, layout, bandwidth bound) come only from it
         self.dataflow = dataflow
         self.table = table
         self.label = feature_labels(features)
@@ -161,11 +163,10 @@ class Replay:
 
     # ------------------------------------------------------------------ what features may ask (ReplayCore)
     def transfer_cycles(self, nbytes: int) -> int:
-        cfg = self.cfg
-        return 0 if cfg.dram.ideal else int(np.ceil(nbytes / cfg.dram.bandwidth_bytes_per_cycle))
+        return self.memory.bound_cycles(nbytes)
 
     def fetch_skip(self, live: np.ndarray, n_cols: int, layout: str):
-        return weight_fetch_skip(live, n_cols, self.cfg.array.element_bytes, self.cfg.dram.burst_bytes, layout)
+        return weight_fetch_skip(live, n_cols, self.cfg.array.element_bytes, self.memory.burst_bytes, layout)
 
     def tensors(self, index: int, roles: frozenset[str] | None = None) -> dict:
         return self.source.tensors(index) if roles is None else self.source.tensors(index, roles)
@@ -322,9 +323,9 @@ class Replay:
         ones = [None] * len(a_masks)
         if roles[1] != "weight":
             return ones
-        dram, elem = self.cfg.dram, self.cfg.array.element_bytes
+        mem, elem = self.memory, self.cfg.array.element_bytes
         live = [a.any(axis=0) for a in a_masks]  # over all of M, which shares one fetch of B
-        skips = [weight_fetch_skip(k, gemm.N, elem, dram.burst_bytes, layout or dram.weight_layout) for k in live]
+        skips = [weight_fetch_skip(k, gemm.N, elem, mem.burst_bytes, layout or mem.weight_layout) for k in live]
         extra["weight_fetch_bound_bytes"] = sum(k.bound_bytes for k in skips)
         if not skipping or nm is not None or compress_b:  # N:M or compressed weights: no dense rows to skip
             return ones
