@@ -188,7 +188,7 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, effects: 
 
     stream = None
     if skip_a or skip_b:
-        if df.time_dim == "K":  # os: time units are single k, or N:M groups costing n cycles
+        if df.kind.reduction_in_time:  # os: time units are single k, or N:M groups costing n cycles
             if nm is None:
                 a_units = a_nz
                 b_units = np.ascontiguousarray(b_nz.T) if skip_b else None
@@ -213,7 +213,7 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, effects: 
             else:
                 grid = lockstep_steps(block_any(a_units, *_spans(M, R)), col_alive, cost)
         else:  # ws (A streams through M) or is (B streams through N); K is spatial
-            streamed_is_a = df.time_dim == "M"
+            streamed_is_a = "A" in df.kind.zero_skippable  # ws streams A, is streams B
             if (streamed_is_a and skip_a) or (not streamed_is_a and skip_b):
                 if streamed_is_a:
                     lanes = np.ascontiguousarray(a_nz.T)  # (K, M)
