@@ -197,7 +197,7 @@ def test_no_mlp_blocks_is_an_error_naming_the_field():
     with pytest.raises(InputError, match=r"^sparsity\.act_policy\.site: swiglu_gate needs gated MLP blocks"):
         simulate(mlp(names=("gate", "up", "down")), cfg(gate_policy(gate_act="silu")), "os")
     with pytest.raises(InputError, match=r"^sparsity\.act_policy\.predictor: applies only with site"):
-        cfg({"kind": "act_policy", "method": "threshold", "predictor": "lowrank"})
+        simulate(mlp(), cfg({"kind": "act_policy", "method": "threshold", "predictor": "lowrank"}), "os")
 
 
 def test_cli_without_mlp_blocks_prints_one_error_line(capsys):
@@ -363,7 +363,8 @@ def test_calibration_needs_a_prefill_pass_and_a_threshold_method():
         simulate(prefill_then_decode(("decode",)), cfg({"kind": "act_policy", "method": "threshold",
                                                         "site": "swiglu_gate", "calibrate": "prefill"}), "os")
     with pytest.raises(InputError, match=r"^sparsity\.act_policy\.calibrate: applies only with"):
-        cfg({"kind": "act_policy", "method": "topk", "site": "swiglu_gate", "calibrate": "prefill"})
+        simulate(mlp(), cfg({"kind": "act_policy", "method": "topk", "site": "swiglu_gate", "calibrate": "prefill"}),
+                 "os")
 
 
 def test_ops_of_an_incomplete_block_are_named_in_a_warning(caplog):
