@@ -35,7 +35,7 @@ def cmd_sweep(args) -> int:
 
 def cmd_report(args) -> int:
     """Write the report of a sweep directory."""
-    from sparsesim.report import write_report
+    from sparsesim.report import write_report  # pandas and the sweep package: only for `report`
 
     path = write_report(Path(args.dir), Path(args.out), overwrite=args.overwrite)
     print(f"# wrote {path}")
