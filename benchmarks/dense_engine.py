@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sparsesim.hardware.presets import load_accel
 from sparsesim.dataflows import DATAFLOWS
-from sparsesim.simulation.run import simulate
+from sparsesim.simulation.run import simulate_rows
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.networks import NETWORKS
 from sparsesim.workloads.ops import Workload, gemm_op
@@ -25,7 +25,7 @@ def _rate(workload: Workload, cfg, dataflow: str, repeat: int = 3) -> tuple[floa
     best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
-        rows = simulate(workload, cfg, dataflow)
+        rows = simulate_rows(workload, cfg, dataflow)
         best = min(best, time.perf_counter() - t0)
     macs = sum(r["macs_dense"] for r in rows)
     return best, macs / best

@@ -23,7 +23,7 @@ from sparsesim.dataflows import DATAFLOWS
 from sparsesim.mapping import cost as mcost
 from sparsesim.mapping import search as msearch
 from sparsesim.mapping import space as mspace
-from sparsesim.simulation.run import simulate
+from sparsesim.simulation.run import simulate_rows
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.networks import NETWORKS
 from sparsesim.workloads.ops import Conv2d, Workload
@@ -56,8 +56,8 @@ def bytes_vs_bounds() -> None:
     wl = Workload("resnet18", convs)
     print("\n2. ResNet-18 convs, 224x224, batch 1, edge32: DRAM MB (legacy, mapper, lower bound, compulsory)")
     for name in DATAFLOWS.names():
-        new = simulate(wl, load_accel("edge32"), name)
-        old = simulate(wl, load_accel("edge32", ["mapper.policy=legacy"]), name)
+        new = simulate_rows(wl, load_accel("edge32"), name)
+        old = simulate_rows(wl, load_accel("edge32", ["mapper.policy=legacy"]), name)
         print(f"   {name}: {'layer':18s} {'legacy':>7s} {'mapper':>7s} {'bound':>7s} {'compul':>7s} "
               f"{'old cyc':>9s} {'new cyc':>9s}  mapping")
         for n, o in zip(new, old):
@@ -80,7 +80,7 @@ def replay_cpu() -> None:
     cfgs = {label: load_accel("edge32", sets, {"sparsity": cli_sparsity(["zero_skip:input:skipping"])})
             for label, sets in (("mapper.policy=legacy", ["mapper.policy=legacy"]), ("search (cold cache)", []))}
     for cfg in cfgs.values():  # load the kernels and lazy imports before timing either
-        simulate(Workload("warm", ops[:2], PHASES), cfg, "best")
+        simulate_rows(Workload("warm", ops[:2], PHASES), cfg, "best")
     print("\n3. ResNet-50 training step replay, zero_skip:input:skipping, edge32, --dataflow best: CPU seconds, "
           "best of 2, alternating")
     best = {label: math.inf for label in cfgs}
@@ -88,7 +88,7 @@ def replay_cpu() -> None:
         for label, cfg in cfgs.items():
             msearch._search_cached.cache_clear()
             t0 = time.process_time()
-            simulate(train, cfg, "best")
+            simulate_rows(train, cfg, "best")
             best[label] = min(best[label], time.process_time() - t0)
     for label, seconds in best.items():
         print(f"   {label:22s} {seconds:6.2f} s")

@@ -18,7 +18,7 @@ import time
 
 from sparsesim.hardware.presets import load_accel
 from sparsesim.sparsity import cli_sparsity
-from sparsesim.simulation.run import simulate
+from sparsesim.simulation.run import simulate_rows
 from sparsesim.workloads.gemm import PHASES, Phase
 from sparsesim.workloads.networks import NETWORKS
 from sparsesim.workloads.ops import Workload, gemm_op
@@ -46,9 +46,9 @@ def main() -> None:
     for label, (spec, sets) in FEATURES.items():
         cfg = load_accel("edge32", sets, {"sparsity": cli_sparsity(spec)})
         for dataflow in ("os", "ws", "is"):
-            simulate(gemm, cfg, dataflow)  # compile kernels once (Numba cache)
+            simulate_rows(gemm, cfg, dataflow)  # compile kernels once (Numba cache)
             t0 = time.perf_counter()
-            row = simulate(gemm, cfg, dataflow)[0]
+            row = simulate_rows(gemm, cfg, dataflow)[0]
             dt = time.perf_counter() - t0
             print(f"   {label:24s} {dataflow:8s} {dt:8.3f} {row['macs_dense'] / dt:18.3e} {row['speedup']:7.2f}x")
 
@@ -67,7 +67,7 @@ def main() -> None:
     for label, (spec, sets) in FEATURES.items():
         cfg = load_accel("edge32", sets, {"sparsity": cli_sparsity(spec)})
         t0 = time.perf_counter()
-        rows = simulate(train, cfg, "best")
+        rows = simulate_rows(train, cfg, "best")
         dt = time.perf_counter() - t0
         macs = sum(r["macs_dense"] for r in rows)
         speedup = sum(r["dense_cycles"] for r in rows) / sum(r["cycles"] for r in rows)

@@ -4,7 +4,7 @@
    spec of a billion random samples (counted, never drawn), of planning a ten-million-point grid
    with ``max_points`` raised and building its first 1,000 points (lazy: the peak does not grow
    with the plan), and the cost of building one point (resolving and validating its config).
-1. 50 trivial points (one 8x8x8 GEMM, 50 DRAM latencies): pure ``simulate()`` time in this
+1. 50 trivial points (one 8x8x8 GEMM, 50 DRAM latencies): pure ``simulate_rows()`` time in this
    process against the wall time of ``run_sweep`` with 2 workers, the start-up of the embedded
    Dask cluster measured on its own, so the runner's per-point overhead (futures, scheduling,
    pickling, atomic Parquet write) shows; plus the time of a rerun that finds every point done.
@@ -25,7 +25,7 @@ import tracemalloc
 from pathlib import Path
 
 from sparsesim.hardware.config import AccelConfig, build
-from sparsesim.simulation.run import simulate
+from sparsesim.simulation.run import simulate_rows
 from sparsesim.sweeps import connect, plan_sweep, run_sweep
 from sparsesim.workload_args import build_workload
 from sparsesim.core.errors import InputError
@@ -110,13 +110,13 @@ def plan_figures(root: Path) -> None:
 
 
 def serial_seconds(plan) -> float:
-    """Pure simulate() time of every point, one after another in this process."""
+    """Pure simulate_rows() time of every point, one after another in this process."""
     total = 0.0
     for point in plan.points:
         cfg = build(AccelConfig, point.config)
         workload = build_workload(point.workload)
         t0 = time.perf_counter()
-        simulate(workload, cfg, point.dataflow)
+        simulate_rows(workload, cfg, point.dataflow)
         total += time.perf_counter() - t0
     return total
 
@@ -165,7 +165,7 @@ def main() -> None:
             run_sweep(plan, root / "trivial-warm", scheduler=address, progress=False)
             warm = time.perf_counter() - t0
         print(f"embedded cluster start + stop ({n} workers): {startup:.2f} s")
-        print(f"{k} trivial points: simulate() {pure / k * 1e3:.2f} ms/point serial")
+        print(f"{k} trivial points: simulate_rows() {pure / k * 1e3:.2f} ms/point serial")
         print(f"  cold sweep (cluster start, worker imports): {wall:.2f} s wall = "
               f"{per_point * 1e3:.1f} ms/point after the cluster start")
         print(f"  warm cluster: {warm:.2f} s wall = {warm / k * 1e3:.1f} ms/point; runner overhead ~ "

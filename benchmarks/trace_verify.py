@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sparsesim.hardware.presets import load_accel
 from sparsesim.sparsity import cli_sparsity
-from sparsesim.simulation.run import simulate
+from sparsesim.simulation.run import simulate_rows
 from sparsesim.workloads.trace import load_trace
 from sparsesim.workloads.trace.writer import sha256_file
 
@@ -35,7 +35,7 @@ FEATURES = {"dense": [], "zero_skip:input:skipping": ["zero_skip:input:skipping"
 def replay_s(path: Path, cfg, verify: bool) -> tuple[float, float]:
     """CPU and wall seconds of one replay of ``path``."""
     c0, w0 = time.process_time(), time.perf_counter()
-    simulate(load_trace(path, verify=verify).workload(), cfg, "os")
+    simulate_rows(load_trace(path, verify=verify).workload(), cfg, "os")
     return time.process_time() - c0, time.perf_counter() - w0
 
 

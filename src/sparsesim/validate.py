@@ -9,7 +9,7 @@ a short sequence). Operands are small integers drawn with random densities, all-
 columns, short last N:M groups, and unchanged (empty-delta) steps.
 
 Both models run the same operands: the reference (:mod:`sparsesim.hardware.reference`) directly,
-the fast model through its public path, :func:`sparsesim.simulation.run.simulate` on a one-layer
+the fast model through its public path, :func:`sparsesim.simulation.run.simulate_rows` on a one-layer
 workload whose tensor source returns the drawn tensors, with ``dram.ideal`` so its
 ``compute_cycles`` is the array time. A case agrees when the cycles and the MAC events
 (performed, gated, register-file accesses) are equal, the reference's outputs equal the
@@ -30,7 +30,7 @@ from sparsesim.hardware.presets import load_accel
 from sparsesim.hardware.reference import ArraySpec, DeltaEncoder, ZeroLogic, nm_prune_columns, run_array, weight_slots
 from sparsesim.sparsity import cli_sparsity, composed_effects, parse_features
 from sparsesim.sparsity.base import GemmEffects
-from sparsesim.simulation.run import simulate
+from sparsesim.simulation.run import simulate_rows
 from sparsesim.workloads.gemm import PHASES, Phase
 from sparsesim.workloads.lowering import OPERAND_ROLES
 from sparsesim.workloads.ops import Linear, Workload
@@ -166,7 +166,7 @@ def fast_rows(case: Case) -> list[dict]:
     sequence = steps > 1 or any(f.encodes_input for f in case.parsed)  # delta encoding needs a time axis
     workload = Workload("validate", (op,) * steps, (case.phase,), tuple(range(steps)) if sequence else None,
                         _Tensors(case))
-    return simulate(workload, cfg, case.dataflow, progress=False)
+    return simulate_rows(workload, cfg, case.dataflow, progress=False)
 
 
 def _operands(case: Case, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ from sparsesim.mapping import cost as mcost
 from sparsesim.mapping import search as msearch
 from sparsesim.mapping import space as mspace
 from sparsesim.simulation.engine import run_gemm
-from sparsesim.simulation.run import simulate
+from sparsesim.simulation.run import simulate_rows
 from sparsesim.workloads.gemm import Gemm, Phase
 from sparsesim.workloads.networks import NETWORKS
 from sparsesim.workloads.ops import Conv2d, Workload
@@ -114,8 +114,8 @@ def test_bounds_hold_and_psums_never_spill_on_resnet18(dataflow):
     """ResNet-18 at 224, batch 1, on edge32: every output tile fits, so no partial sum spills;
     no row moves fewer bytes than its bounds, and none more than the legacy schedule."""
     wl = Workload("resnet18", tuple(NETWORKS.get("resnet18")(1)))
-    new = simulate(wl, load_accel("edge32"), dataflow)
-    old = simulate(wl, load_accel("edge32", ["mapper.policy=legacy"]), dataflow)
+    new = simulate_rows(wl, load_accel("edge32"), dataflow)
+    old = simulate_rows(wl, load_accel("edge32", ["mapper.policy=legacy"]), dataflow)
     for n, o in zip(new, old):
         assert n["psum_spill_bytes"] == 0
         assert n["dram_compulsory_bytes"] <= n["dram_lower_bound_bytes"] <= n["dram_bytes"] <= o["dram_bytes"]
@@ -128,12 +128,12 @@ def test_legacy_policy_reproduces_the_old_schedule():
     """Numbers measured on the old schedule (issue 12, before the mapper existed): conv1 of
     ResNet-18 with ws on edge32 moved 29.0 MB in 1,135,372 cycles."""
     conv1 = NETWORKS.get("resnet18")(1)[0]
-    row = simulate(Workload("c", (conv1,)), load_accel("edge32", ["mapper.policy=legacy"]), "ws")[0]
+    row = simulate_rows(Workload("c", (conv1,)), load_accel("edge32", ["mapper.policy=legacy"]), "ws")[0]
     assert (row["M"], row["N"], row["K"]) == (12544, 64, 147)
     assert round(row["dram_bytes"] / 1e6, 1) == 29.0
     assert row["cycles"] == 1_135_372
     assert row["psum_spill_bytes"] > 20e6
-    new = simulate(Workload("c", (conv1,)), load_accel("edge32"), "ws")[0]
+    new = simulate_rows(Workload("c", (conv1,)), load_accel("edge32"), "ws")[0]
     assert new["dram_bytes"] < 3.2e6 and new["psum_spill_bytes"] == 0  # issue 12: 3.2 MB by hand-blocking
 
 

@@ -15,7 +15,7 @@ import pytest
 
 import sparsesim
 from sparsesim.hardware.presets import load_accel
-from sparsesim.simulation.run import simulate
+from sparsesim.simulation.run import simulate_rows
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.ops import Conv2d, Workload
 
@@ -46,8 +46,8 @@ def test_a_resident_conv_reads_its_feature_map_once_dense_or_2_4(dataflow):
     #   B dense: 36 x 8 weights = 288 B; 2:4: 9 groups x 2 kept x 8 filters, each 1 B value
     #   + 2 index bits = 18 x 8 x 1.25 = 180 B
     #   Out: 64 pixels x 8 filters = 512 B written
-    dense = simulate(_conv_workload(), load_accel("edge32"), dataflow)[0]
-    sparse = simulate(_conv_workload(), load_accel("edge32", [], {"sparsity": [{"kind": "nm", "n": 2, "m": 4}]}),
+    dense = simulate_rows(_conv_workload(), load_accel("edge32"), dataflow)[0]
+    sparse = simulate_rows(_conv_workload(), load_accel("edge32", [], {"sparsity": [{"kind": "nm", "n": 2, "m": 4}]}),
                       dataflow)[0]
     assert (dense["M"], dense["N"], dense["K"]) == (64, 8, 36)
     assert dense["dram_read_bytes"] == 256 + 288

@@ -11,7 +11,7 @@ import pytest
 import sparsesim
 from sparsesim.hardware.presets import load_accel
 from sparsesim.cli.main import main
-from sparsesim.simulation.run import simulate
+from sparsesim.simulation.run import simulate_rows
 from sparsesim.core.errors import InputError
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.ops import Linear, Workload
@@ -70,14 +70,14 @@ def by_role(rows):
 def test_silu_threshold_kills_the_neurons_worked_by_hand():
     # |silu(gate)| >= 0.2: token 0 keeps neurons 0 and 3, token 1 keeps neuron 3; neurons 1, 2 die
     skipping = {"kind": "zero_skip", "target": "input", "action": "skipping"}
-    rows = by_role(simulate(mlp(), cfg(gate_policy(threshold=0.2, gate_act="silu"), skipping), "os"))
+    rows = by_role(simulate_rows(mlp(), cfg(gate_policy(threshold=0.2, gate_act="silu"), skipping), "os"))
     gate, up, down = rows["gate"], rows["up"], rows["down"]
     for r in rows.values():
         assert r["gate_live_columns"] == 2 and r["gate_live_fraction"] == pytest.approx(3 / 8)
         assert r["gate_act"] == "silu" and "act_policy" in r["features_active"]
         assert r["policy"] == "threshold0.2-gate"
     # up runs as a GEMM with N = 2 (neurons 0 and 3): the same cycles and DRAM bytes as that Linear alone
-    alone = simulate(linear(X, W_UP[[0, 3]]), cfg(skipping), "os")[0]
+    alone = simulate_rows(linear(X, W_UP[[0, 3]]), cfg(skipping), "os")[0]
     assert (up["M"], up["N"], up["K"]) == (2, 4, 2)  # the row keeps the op's shape
     assert up["cycles"] == alone["cycles"] == 1 * 1 * (2 + 4 + 4 - 2)
     assert up["dram_bytes"] == alone["dram_bytes"]
@@ -94,7 +94,7 @@ def test_silu_threshold_kills_the_neurons_worked_by_hand():
     assert down["policy_zeroed_fraction"] == pytest.approx(5 / 8)
     assert down["macs_effectual"] == 3 * 2
     h_hand = np.array([[1, 0, 0, 1], [0, 0, 0, 1]], dtype=np.float32)
-    alone = simulate(linear(h_hand, W_DOWN), cfg(skipping), "os")[0]
+    alone = simulate_rows(linear(h_hand, W_DOWN), cfg(skipping), "os")[0]
     assert down["cycles"] == alone["cycles"] and down["macs_effectual"] == alone["macs_effectual"]
     # neurons 1 and 2 are dead in both tokens: down's weight rows 1 and 2 (2 int8 weights each) are not fetched
     assert down["weight_bytes_skipped"] == alone["weight_bytes_skipped"] == 2 * 2
@@ -103,25 +103,25 @@ def test_silu_threshold_kills_the_neurons_worked_by_hand():
 def test_dead_neuron_rows_save_only_whole_bursts():
     """With 64-byte bursts the whole 8-byte up weight is one burst that live rows share: nothing
     is skipped, and the narrowed GEMM reads the partial burst's other 4 bytes beside its own."""
-    rows = by_role(simulate(mlp(), cfg(gate_policy(threshold=0.2, gate_act="silu"), burst=64), "os"))
-    alone = simulate(linear(X, W_UP[[0, 3]]), cfg(burst=64), "os")[0]
+    rows = by_role(simulate_rows(mlp(), cfg(gate_policy(threshold=0.2, gate_act="silu"), burst=64), "os"))
+    alone = simulate_rows(linear(X, W_UP[[0, 3]]), cfg(burst=64), "os")[0]
     assert rows["up"]["weight_bytes_skipped"] == 0
     assert rows["up"]["dram_bytes"] == alone["dram_bytes"] + 4
     assert rows["up"]["weight_fetch_bound_bytes"] == 2 * 2
 
 
 def test_relu_gate_keeps_its_natural_zeros_and_silu_has_almost_none():
-    relu = by_role(simulate(mlp(), cfg(gate_policy(method="relu", gate_act="relu")), "os"))
+    relu = by_role(simulate_rows(mlp(), cfg(gate_policy(method="relu", gate_act="relu")), "os"))
     assert relu["up"]["gate_live_columns"] == 2  # neurons 0 and 2 (token 0); token 1 is all dead
     assert relu["down"]["act_zero_fraction"] == pytest.approx(6 / 8)
-    silu = by_role(simulate(mlp(), cfg(gate_policy(method="relu", gate_act="silu")), "os"))
+    silu = by_role(simulate_rows(mlp(), cfg(gate_policy(method="relu", gate_act="silu")), "os"))
     assert silu["up"]["gate_live_columns"] == 4  # silu is zero only where gate is exactly 0 (three elements)
     assert silu["up"]["weight_bytes_skipped"] == 0
     assert silu["down"]["act_zero_fraction"] == pytest.approx(3 / 8)
 
 
 def test_every_neuron_dead_runs_no_up():
-    rows = by_role(simulate(mlp(), cfg(gate_policy(threshold=100.0, gate_act="silu")), "os"))
+    rows = by_role(simulate_rows(mlp(), cfg(gate_policy(threshold=100.0, gate_act="silu")), "os"))
     assert rows["up"]["cycles"] == 0 and rows["up"]["macs_effectual"] == 0
     assert rows["up"]["weight_bytes_skipped"] == 4 * 2
     assert rows["down"]["act_zero_fraction"] == 1.0
@@ -134,7 +134,7 @@ def test_every_neuron_dead_under_n_m_counts_the_compressed_rows():
     # 2:4 pre-generated weights: a neuron row of K=2 keeps 2 values (groups no longer than n are
     # kept whole), so it is stored dense: 2 bytes; with K=8 at 2:4 it would be 4 values + indices
     nm = {"kind": "nm", "n": 2, "m": 4}
-    rows = by_role(simulate(mlp(), cfg(gate_policy(threshold=100.0, gate_act="silu"), nm), "os"))
+    rows = by_role(simulate_rows(mlp(), cfg(gate_policy(threshold=100.0, gate_act="silu"), nm), "os"))
     assert rows["up"]["weight_bytes_skipped"] == 4 * 2
 
 
@@ -150,15 +150,15 @@ def test_the_narrowed_up_skips_input_columns_only_where_whole_bursts_die():
     zs = {"kind": "zero_skip", "target": "input", "action": "skipping"}
     # gate = x . W_gate^T: token 0 [2, 0, 0.1, -1], token 1 [4, 0, 0.2, -2]; |silu| >= 0.1 keeps
     # neurons 0 and 3 in both tokens and neuron 2 in token 1 (silu(0.2) = 0.110): only 1 is dead
-    fine = by_role(simulate(wl, cfg(gate_policy(threshold=0.1, gate_act="silu"), zs, burst=1), "os"))
-    coarse = by_role(simulate(wl, cfg(gate_policy(threshold=0.1, gate_act="silu"), zs, burst=2), "os"))
+    fine = by_role(simulate_rows(wl, cfg(gate_policy(threshold=0.1, gate_act="silu"), zs, burst=1), "os"))
+    coarse = by_role(simulate_rows(wl, cfg(gate_policy(threshold=0.1, gate_act="silu"), zs, burst=2), "os"))
     assert fine["up"]["gate_live_columns"] == 3
     assert fine["up"]["weight_bytes_skipped"] == 2 + 3 * 1  # the dead neuron row, then input 1 of each live one
     assert coarse["up"]["weight_bytes_skipped"] == 2  # the dead row is a whole 2-byte burst; no more
 
 
 def test_predictor_is_charged_on_the_gate_row_and_narrows_the_gate():
-    rows = by_role(simulate(mlp(), cfg(gate_policy(threshold=0.2, gate_act="silu", predictor="lowrank",
+    rows = by_role(simulate_rows(mlp(), cfg(gate_policy(threshold=0.2, gate_act="silu", predictor="lowrank",
                                                    predictor_rank=3)), "os"))
     gate = rows["gate"]
     assert gate["predictor_rank"] == 3
@@ -166,8 +166,8 @@ def test_predictor_is_charged_on_the_gate_row_and_narrows_the_gate():
     # the two dense GEMMs on the 4x4 array: (2 + 6) and (3 + 6) cycles, before the narrowed gate (2 + 6)
     assert gate["predictor_cycles"] == 8 + 9
     assert gate["cycles"] == 8 + 17
-    narrowed = simulate(linear(X, W_GATE[[0, 3]]), cfg(), "os")[0]
-    predictor = [simulate(linear(np.ones((2, k), np.float32), np.ones((n, k), np.float32)), cfg(), "os")[0]
+    narrowed = simulate_rows(linear(X, W_GATE[[0, 3]]), cfg(), "os")[0]
+    predictor = [simulate_rows(linear(np.ones((2, k), np.float32), np.ones((n, k), np.float32)), cfg(), "os")[0]
                  for n, k in ((3, 2), (4, 3))]
     assert gate["predictor_dram_bytes"] == sum(p["dram_bytes"] for p in predictor)
     assert gate["dram_bytes"] == narrowed["dram_bytes"] + gate["predictor_dram_bytes"]
@@ -185,19 +185,19 @@ def test_rank_defaults_to_a_quarter_of_the_width_capped_at_1024():
 
 
 def test_the_activation_is_read_from_the_capture_settings_or_refused():
-    rows = by_role(simulate(mlp({"capture": {"mlp_act": "relu"}}), cfg(gate_policy(method="relu")), "os"))
+    rows = by_role(simulate_rows(mlp({"capture": {"mlp_act": "relu"}}), cfg(gate_policy(method="relu")), "os"))
     assert rows["up"]["gate_act"] == "relu" and rows["up"]["gate_live_columns"] == 2
     with pytest.raises(InputError, match=r"^sparsity\.act_policy\.gate_act: auto"):
-        simulate(mlp(), cfg(gate_policy(method="relu")), "os")
+        simulate_rows(mlp(), cfg(gate_policy(method="relu")), "os")
     with pytest.raises(InputError, match=r"^sparsity\.act_policy\.gate_act: .*'gelu'"):
-        simulate(mlp({"capture": {"mlp_act": "gelu"}}), cfg(gate_policy(method="relu")), "os")
+        simulate_rows(mlp({"capture": {"mlp_act": "gelu"}}), cfg(gate_policy(method="relu")), "os")
 
 
 def test_no_mlp_blocks_is_an_error_naming_the_field():
     with pytest.raises(InputError, match=r"^sparsity\.act_policy\.site: swiglu_gate needs gated MLP blocks"):
-        simulate(mlp(names=("gate", "up", "down")), cfg(gate_policy(gate_act="silu")), "os")
+        simulate_rows(mlp(names=("gate", "up", "down")), cfg(gate_policy(gate_act="silu")), "os")
     with pytest.raises(InputError, match=r"^sparsity\.act_policy\.predictor: applies only with site"):
-        simulate(mlp(), cfg({"kind": "act_policy", "method": "threshold", "predictor": "lowrank"}), "os")
+        simulate_rows(mlp(), cfg({"kind": "act_policy", "method": "threshold", "predictor": "lowrank"}), "os")
 
 
 def test_cli_without_mlp_blocks_prints_one_error_line(capsys):
@@ -264,7 +264,7 @@ def test_shape_only_decoder_scales_the_predictor_charge_by_repeat():
     from sparsesim.workloads.llm_networks import llm_workload
 
     workload = llm_workload("llama_tiny", prompt_len=4, gen_len=3)
-    rows = simulate(workload, cfg(gate_policy(threshold=0.05, predictor="lowrank")), "os")
+    rows = simulate_rows(workload, cfg(gate_policy(threshold=0.05, predictor="lowrank")), "os")
     gate = next(r for r in rows if r["mlp_role"] == "gate" and r["phase"] == "decode")
     assert gate["gate_act"] == "silu"  # from the decoder's name
     assert gate["repeat"] == 2 * 3  # layers x decode steps
@@ -337,20 +337,20 @@ def live_columns(rows, phase):
 def test_chess_thresholds_calibrated_on_prefill_act_in_decode():
     # per channel, the 2nd smallest of 4 prefill values: [2, 6, 4, 6]; the decode token
     # [2.5, 6, 5, 9] keeps every neuron but 1 (6 is not above 6)
-    rows = simulate(prefill_then_decode(), cfg({"kind": "act_policy", "method": "channel_threshold",
+    rows = simulate_rows(prefill_then_decode(), cfg({"kind": "act_policy", "method": "channel_threshold",
                                                 "sparsity": 0.5, "site": "swiglu_gate", "calibrate": "prefill"}), "os")
     assert live_columns(rows, "decode") == 3
     assert next(r for r in rows if r["mlp_role"] == "down" and r["phase"] == "prefill")["act_zero_fraction"] == 0.5
     assert rows[0]["policy"] == "channel_threshold0.5cal-gate"
     # uncalibrated, a one-token GEMM has floor(0.5 * 1) = 0 elements to zero per channel
-    plain = simulate(prefill_then_decode(), cfg({"kind": "act_policy", "method": "channel_threshold",
+    plain = simulate_rows(prefill_then_decode(), cfg({"kind": "act_policy", "method": "channel_threshold",
                                                  "sparsity": 0.5, "site": "swiglu_gate"}), "os")
     assert live_columns(plain, "decode") == 4
 
 
 def test_cats_threshold_calibrated_on_prefill():
     # the 8th smallest of the 16 prefill values is 5: prefill keeps the 8 above it, decode keeps 6 and 9
-    rows = simulate(prefill_then_decode(), cfg({"kind": "act_policy", "method": "threshold", "sparsity": 0.5,
+    rows = simulate_rows(prefill_then_decode(), cfg({"kind": "act_policy", "method": "threshold", "sparsity": 0.5,
                                                 "site": "swiglu_gate", "calibrate": "prefill"}), "os")
     gates = {r["phase"]: r for r in rows if r["mlp_role"] == "gate"}
     assert gates["prefill"]["gate_live_fraction"] == 0.5
@@ -360,10 +360,10 @@ def test_cats_threshold_calibrated_on_prefill():
 def test_calibration_needs_a_prefill_pass_and_a_threshold_method():
     with pytest.raises(InputError, match=r"^sparsity\.act_policy\.calibrate: prefill: model\.layers\.0\.mlp has "
                                          r"decode rows before any prefill"):
-        simulate(prefill_then_decode(("decode",)), cfg({"kind": "act_policy", "method": "threshold",
+        simulate_rows(prefill_then_decode(("decode",)), cfg({"kind": "act_policy", "method": "threshold",
                                                         "site": "swiglu_gate", "calibrate": "prefill"}), "os")
     with pytest.raises(InputError, match=r"^sparsity\.act_policy\.calibrate: applies only with"):
-        simulate(mlp(), cfg({"kind": "act_policy", "method": "topk", "site": "swiglu_gate", "calibrate": "prefill"}),
+        simulate_rows(mlp(), cfg({"kind": "act_policy", "method": "topk", "site": "swiglu_gate", "calibrate": "prefill"}),
                  "os")
 
 
@@ -374,7 +374,7 @@ def test_ops_of_an_incomplete_block_are_named_in_a_warning(caplog):
                   source=Tensors([{"input": X, "weight": W_GATE}, {"input": X, "weight": W_UP},
                                   {"input": H, "weight": W_DOWN}, {"input": X, "weight": W_UP}]))
     with caplog.at_level("WARNING", logger="sparsesim"):
-        rows = simulate(wl, cfg(gate_policy(threshold=0.1, gate_act="silu")), "os")
+        rows = simulate_rows(wl, cfg(gate_policy(threshold=0.1, gate_act="silu")), "os")
     assert "1 MLP op(s) outside a complete gate/up/down block" in caplog.text
     assert "model.layers.1.mlp.up_proj" in caplog.text
     assert rows[3]["mlp_role"] is None and rows[1]["mlp_role"] == "up"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from sparsesim.hardware.presets import load_accel
-from sparsesim.simulation.run import simulate
+from sparsesim.simulation.run import simulate_rows
 from sparsesim.workloads.gemm import PHASES, Phase
 from sparsesim.workloads.ops import Linear, Workload
 
@@ -45,8 +45,8 @@ def test_overlapped_pregeneration_is_not_free_when_nothing_can_hide_it():
     # One layer with a big weight and a batch of 4: its GEMMs are far shorter than selecting
     # both copies, and nothing runs after its weight update before its next forward pass.
     wl = step(Linear(name="fc", tokens=4, in_features=1024, out_features=1024))
-    gemms = total(simulate(wl, sat("training.charge_pregen=false"), "os"))
-    overlapped = simulate(wl, sat(), "os")
+    gemms = total(simulate_rows(wl, sat("training.charge_pregen=false"), "os"))
+    overlapped = simulate_rows(wl, sat(), "os")
     select = 2 * select_cycles(1024, 1024)
     assert gemms < select
     # an overlapped run takes at least the longer of the two; here the selection is exposed whole
@@ -62,8 +62,8 @@ def test_the_pruning_unit_is_one_resource_shared_by_all_layers():
     # at least both selections; a per-layer max(GEMM, selection) would count one.
     a = Linear(name="a", tokens=4, in_features=1024, out_features=1024)
     b = Linear(name="b", tokens=4, in_features=1024, out_features=1024)
-    gemm_rows = simulate(step(a, b), sat("training.charge_pregen=false"), "os")
-    rows = simulate(step(a, b), sat(), "os")
+    gemm_rows = simulate_rows(step(a, b), sat("training.charge_pregen=false"), "os")
+    rows = simulate_rows(step(a, b), sat(), "os")
     select = 2 * select_cycles(1024, 1024)
     assert total(rows) >= 2 * select
     # Execution order: fwd a, fwd b, bwd b (release b's job), bwd a (release a's job). b's job
@@ -81,8 +81,8 @@ def test_pregeneration_hides_behind_work_that_is_at_least_as_long():
     # is exposed.
     long = Linear(name="long", tokens=16384, in_features=64, out_features=64)
     big = Linear(name="big", tokens=4, in_features=1024, out_features=1024)
-    gemm_rows = simulate(step(long, big), sat("training.charge_pregen=false"), "os")
-    rows = simulate(step(long, big), sat(), "os")
+    gemm_rows = simulate_rows(step(long, big), sat("training.charge_pregen=false"), "os")
+    rows = simulate_rows(step(long, big), sat(), "os")
     by = {(r["name"], r["phase"]): r["cycles"] for r in gemm_rows}
     window = by["long", "bwd_data"] + by["long", "bwd_weight"] + by["long", "fwd"]
     assert window >= 2 * select_cycles(1024, 1024)
@@ -93,8 +93,8 @@ def test_pregeneration_hides_behind_work_that_is_at_least_as_long():
 
 def test_serialized_pregeneration_adds_its_selection():
     wl = step(Linear(name="fc", tokens=4, in_features=1024, out_features=1024))
-    gemms = total(simulate(wl, sat("training.charge_pregen=false"), "os"))
-    rows = simulate(wl, sat("training.pregen_overlap=false"), "os")
+    gemms = total(simulate_rows(wl, sat("training.charge_pregen=false"), "os"))
+    rows = simulate_rows(wl, sat("training.pregen_overlap=false"), "os")
     assert total(rows) == gemms + 2 * select_cycles(1024, 1024)
 
 
@@ -103,8 +103,8 @@ def test_pruning_on_the_fly_pays_the_selection_on_every_load(phase):
     # Without pre-generation the fwd and bwd_data GEMMs load dense weights and select N of M
     # while loading: each GEMM takes at least the selection of its 1024 x 128 groups.
     wl = step(Linear(name="fc", tokens=4, in_features=1024, out_features=1024))
-    rows = {r["phase"]: r for r in simulate(wl, sat("training.pregen=false"), "os")}
-    free = {r["phase"]: r for r in simulate(wl, sat("training.pregen=false", "training.charge_pregen=false"), "os")}
+    rows = {r["phase"]: r for r in simulate_rows(wl, sat("training.pregen=false"), "os")}
+    free = {r["phase"]: r for r in simulate_rows(wl, sat("training.pregen=false", "training.charge_pregen=false"), "os")}
     one_copy = select_cycles(1024, 1024)
     assert one_copy == 32_768
     assert free[phase]["cycles"] < one_copy  # the GEMM alone is shorter than the selection

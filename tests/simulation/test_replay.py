@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sparsesim.hardware.presets import load_accel
 from sparsesim.dataflows import DATAFLOWS
 from sparsesim.simulation.results import check_row
-from sparsesim.simulation.run import simulate
+from sparsesim.simulation.run import simulate_rows
 from sparsesim.core.errors import InputError
 from sparsesim.workloads.gemm import PHASES, Phase
 from sparsesim.workloads.ops import Conv2d, Linear, Workload
@@ -54,13 +54,13 @@ def test_os_skips_a_step_only_when_the_whole_fold_slice_is_zero():
     A = np.array([[1, 0, 2, 0], [3, 0, 4, 0]])
     B = np.ones((4, 2))
     cfg = scalesim_cfg(2, 2, sparsity=[{"kind": "zero_skip", "target": "input", "action": "skipping"}])
-    row = one(simulate(gemm_workload(A, B), cfg, "os"))
+    row = one(simulate_rows(gemm_workload(A, B), cfg, "os"))
     assert row["dense_cycles"] == 4 + 2 + 2 - 2  # K + R + C - 2
     assert row["cycles"] == 2 + 2 + 2 - 2
     assert row["macs_effectual"] == 2 * 2 * 2
     # zeros that do not line up across the fold's rows save nothing on a systolic array
     A2 = np.array([[1, 0, 2, 0], [0, 3, 0, 4]])
-    assert one(simulate(gemm_workload(A2, B), cfg, "os"))["cycles"] == 6
+    assert one(simulate_rows(gemm_workload(A2, B), cfg, "os"))["cycles"] == 6
 
 
 def test_decoupled_lanes_absorb_misaligned_zeros():
@@ -69,11 +69,11 @@ def test_decoupled_lanes_absorb_misaligned_zeros():
     sp = [{"kind": "zero_skip", "target": "input", "action": "skipping"}]
     for window, stream in ((1, 4), (2, 2), (4, 2)):
         cfg = scalesim_cfg(2, 2, "array.lanes=decoupled", f"array.sync_window_steps={window}", sparsity=sp)
-        assert one(simulate(gemm_workload(A2, B), cfg, "os"))["cycles"] == stream + 2, window
+        assert one(simulate_rows(gemm_workload(A2, B), cfg, "os"))["cycles"] == stream + 2, window
     # imbalance: lane 0 has 3 effectual steps in the window, lane 1 has 1 -> the window costs 3
     A3 = np.array([[1, 1, 1, 0], [0, 0, 0, 4]])
     cfg = scalesim_cfg(2, 2, "array.lanes=decoupled", "array.sync_window_steps=4", sparsity=sp)
-    assert one(simulate(gemm_workload(A3, B), cfg, "os"))["cycles"] == 3 + 2
+    assert one(simulate_rows(gemm_workload(A3, B), cfg, "os"))["cycles"] == 3 + 2
 
 
 def test_ws_skips_rows_of_a_that_are_zero_across_the_fold():
@@ -81,13 +81,13 @@ def test_ws_skips_rows_of_a_that_are_zero_across_the_fold():
     A = np.array([[1, 2], [0, 0], [0, 0], [3, 4]])
     B = np.ones((2, 2))
     cfg = scalesim_cfg(2, 2, sparsity=[{"kind": "zero_skip", "target": "input", "action": "skipping"}])
-    row = one(simulate(gemm_workload(A, B), cfg, "ws"))
+    row = one(simulate_rows(gemm_workload(A, B), cfg, "ws"))
     assert row["dense_cycles"] == 4 + 2 * 2 + 2 - 2
     assert row["cycles"] == 2 + 2 * 2 + 2 - 2
     # a zero stationary weight cannot remove a cycle on ws: weight skipping changes nothing
     Bz = np.array([[0.0, 1.0], [0.0, 1.0]])
     cfg_w = scalesim_cfg(2, 2, sparsity=[{"kind": "zero_skip", "target": "weight", "action": "skipping"}])
-    row = one(simulate(gemm_workload(np.ones((4, 2)), Bz), cfg_w, "ws"))
+    row = one(simulate_rows(gemm_workload(np.ones((4, 2)), Bz), cfg_w, "ws"))
     assert row["cycles"] == row["dense_cycles"] and row["macs_effectual"] == 8
 
 
@@ -100,7 +100,7 @@ def test_exact_nm_weights_on_dense_activations_shorten_the_reduction_m_over_n(na
     A = rng.uniform(0.5, 1.5, (M, K))
     B = rng.uniform(0.5, 1.5, (K, N))
     cfg = scalesim_cfg(8, 8, sparsity=[{"kind": "nm", "n": n, "m": m}])
-    row = one(simulate(gemm_workload(A, B), cfg, name))
+    row = one(simulate_rows(gemm_workload(A, B), cfg, name))
     df = DATAFLOWS.get(name)
     from sparsesim.workloads.gemm import Gemm
 
@@ -116,7 +116,7 @@ def test_bidirectional_pruning_speeds_up_fwd_and_bwd_data_not_bwd_weight():
     B = rng.uniform(0.5, 1.5, (64, 64))
     dy = rng.uniform(0.5, 1.5, (64, 64)).astype(np.float32)
     wl = gemm_workload(A, B, PHASES, dy)
-    rows = {r["phase"]: r for r in simulate(wl, scalesim_cfg(8, 8, sparsity=[{"kind": "nm", "n": 2, "m": 4}]), "os")}
+    rows = {r["phase"]: r for r in simulate_rows(wl, scalesim_cfg(8, 8, sparsity=[{"kind": "nm", "n": 2, "m": 4}]), "os")}
     # K = 64 -> 32 MAC slots per fold; every fold still pays R + C - 2 = 14 cycles of skew
     assert rows["fwd"]["speedup"] == rows["bwd_data"]["speedup"] == pytest.approx((64 + 14) / (32 + 14))
     # bwd_weight runs dense; with one layer nothing follows its weight update, so the
@@ -126,7 +126,7 @@ def test_bidirectional_pruning_speeds_up_fwd_and_bwd_data_not_bwd_weight():
     assert rows["bwd_weight"]["cycles"] == rows["bwd_weight"]["dense_cycles"] + 256
     assert [rows[p]["features_active"] for p in ("fwd", "bwd_data", "bwd_weight")] == ["nm", "nm", "none"]
     uni = [{"kind": "nm", "n": 2, "m": 4, "bidirectional": False}]
-    rows = {r["phase"]: r for r in simulate(wl, scalesim_cfg(8, 8, sparsity=uni), "os")}
+    rows = {r["phase"]: r for r in simulate_rows(wl, scalesim_cfg(8, 8, sparsity=uni), "os")}
     assert rows["bwd_data"]["speedup"] == 1.0  # fwd mask transposed is not N:M along K
 
 
@@ -134,9 +134,9 @@ def test_declared_nm_weights_that_are_not_nm_are_an_error():
     A = np.ones((8, 8))
     cfg = scalesim_cfg(4, 4, sparsity=[{"kind": "nm", "n": 2, "m": 4, "mode": "declared"}])
     with pytest.raises(InputError, match="declared 2:4 but a group holds 4 nonzeros"):
-        simulate(gemm_workload(A, np.ones((8, 8))), cfg, "os")
+        simulate_rows(gemm_workload(A, np.ones((8, 8))), cfg, "os")
     B = np.tile([1.0, 0.0, 2.0, 0.0], (8, 2)).T  # (8, 8): rows alternate -> 2 nonzeros per 4 along K
-    row = one(simulate(gemm_workload(A, B), cfg, "os"))
+    row = one(simulate_rows(gemm_workload(A, B), cfg, "os"))
     assert row["speedup"] > 1.0
 
 
@@ -159,7 +159,7 @@ def test_fully_dense_operands_give_exactly_dense_cycles(sparsity, lanes):
     cfg = load_accel("edge32", ["array.rows=16", "array.cols=8", f"array.lanes={lanes}",
                                 "dram.bandwidth_bytes_per_cycle=2"], {"sparsity": sparsity})
     for name in DATAFLOWS.names():
-        for row in simulate(gemm_workload(A, B, PHASES, dy), cfg, name):
+        for row in simulate_rows(gemm_workload(A, B, PHASES, dy), cfg, name):
             assert row["cycles"] == row["dense_cycles"], (name, row["phase"])
             assert row["macs_effectual"] == row["macs_dense"]
             assert row["dram_bytes"] == row["events"]["dram_read_bytes"] + row["events"]["dram_write_bytes"]
@@ -186,7 +186,7 @@ def test_work_ratio_is_not_a_limit_but_the_bound_is():
     rng = np.random.default_rng(0)
     A, B = rng.uniform(0.5, 1.5, (5, 38)), rng.uniform(0.5, 1.5, (38, 38))
     cfg = load_accel("edge32", ["array.rows=4", "array.cols=4"], {"sparsity": [{"kind": "nm", "n": 2, "m": 4}]})
-    r = one(simulate(gemm_workload(A, B), cfg, "is"))
+    r = one(simulate_rows(gemm_workload(A, B), cfg, "is"))
     kept = 9 * 2 + 2  # per output: 9 full groups of 4 keep 2 each, the short last group (2 long) keeps 2
     assert r["work_ratio"] == pytest.approx(38 / kept)
     assert r["compute_speedup"] > r["work_ratio"]
@@ -213,7 +213,7 @@ def test_cycles_never_beat_the_bound_and_gating_never_changes_cycles(seed, densi
                                                                 "action": "gating"}]})
     plain = load_accel("edge32", base, {"sparsity": nm_spec} if nm_spec else None)
     wl = gemm_workload(A, B, PHASES, rng.uniform(0.5, 1.5, (M, N)) * (rng.random((M, N)) < density))
-    r_skip, r_gate, r_plain = (simulate(wl, c, name) for c in (skip, gate, plain))
+    r_skip, r_gate, r_plain = (simulate_rows(wl, c, name) for c in (skip, gate, plain))
     for rows in (r_skip, r_gate, r_plain):
         for r in rows:
             check_row(r)
@@ -245,7 +245,7 @@ def test_delta_at_threshold_zero_is_exactly_dense():
     frames = [rng.integers(1, 3, (1, 3, 6, 6)) + 4.0 * t for t in range(4)]  # every element changes
     wl = sequence_workload(frames)
     for name in DATAFLOWS.names():
-        rows = simulate(wl, load_accel("edge32", [], {"sparsity": [{"kind": "delta", "threshold": 0.0}]}), name)
+        rows = simulate_rows(wl, load_accel("edge32", [], {"sparsity": [{"kind": "delta", "threshold": 0.0}]}), name)
         for r in rows:
             assert r["delta_err_max"] == 0.0
             assert r["cycles"] == r["dense_cycles"]
@@ -257,8 +257,8 @@ def test_delta_skips_unchanged_elements_and_reports_error():
     base = np.maximum(np.round(4 * rng.standard_normal((1, 3, 6, 6))) / 4, 0)
     frames = [base + t / 128 * (rng.random(base.shape) < 0.1) for t in range(5)]
     wl = sequence_workload(frames)
-    exact = simulate(wl, load_accel("edge32", [], {"sparsity": [{"kind": "delta", "threshold": 0.0}]}), "ws")
-    loose = simulate(wl, load_accel("edge32", [], {"sparsity": [{"kind": "delta", "threshold": 0.05}]}), "ws")
+    exact = simulate_rows(wl, load_accel("edge32", [], {"sparsity": [{"kind": "delta", "threshold": 0.0}]}), "ws")
+    loose = simulate_rows(wl, load_accel("edge32", [], {"sparsity": [{"kind": "delta", "threshold": 0.05}]}), "ws")
     assert all(r["delta_err_max"] == 0.0 for r in exact)
     assert sum(r["macs_effectual"] for r in exact[1:]) < 0.3 * sum(r["macs_dense"] for r in exact[1:])
     assert all(r["delta_err_max"] > 0 for r in loose[2:])  # small changes held back
@@ -269,7 +269,7 @@ def test_delta_skips_unchanged_elements_and_reports_error():
 def test_delta_needs_a_time_axis():
     A = np.ones((4, 4))
     with pytest.raises(InputError, match="no time axis"):
-        simulate(gemm_workload(A, A), load_accel("edge32", [], {"sparsity": [{"kind": "delta", "threshold": 0.1}]}),
+        simulate_rows(gemm_workload(A, A), load_accel("edge32", [], {"sparsity": [{"kind": "delta", "threshold": 0.1}]}),
                  "os")
 
 
@@ -281,7 +281,7 @@ def test_activation_policies_zero_what_they_say():
                          ({"method": "topk", "keep_fraction": 0.25}, 0.75),
                          ({"method": "channel_threshold", "sparsity": 0.5}, 0.5)):
         cfg = load_accel("edge32", [], {"sparsity": [{"kind": "act_policy", **spec}]})
-        row = one(simulate(gemm_workload(A, B), cfg, "os"))
+        row = one(simulate_rows(gemm_workload(A, B), cfg, "os"))
         assert row["act_zero_fraction"] == pytest.approx(zeroed, abs=0.06), spec
         assert row["policy"].startswith(spec["method"])
 
@@ -296,7 +296,7 @@ def test_tiny_arrays_with_everything_skipped_keep_their_invariants(rows, cols, o
                                 f"dram.ideal={str(ideal).lower()}"],
                      {"sparsity": [{"kind": "zero_skip", "target": "both", "action": "skipping"}]})
     for name in DATAFLOWS.names():
-        row = one(simulate(gemm_workload(A, np.ones((3, 2))), cfg, name))
+        row = one(simulate_rows(gemm_workload(A, np.ones((3, 2))), cfg, name))
         check_row(row)
         assert row["cycles"] >= 1 and row["compute_cycles"] >= 0
 
@@ -305,14 +305,14 @@ def test_nm_never_slower_than_dense_when_groups_are_short():
     A = np.ones((8, 1))
     cfg = scalesim_cfg(4, 4, sparsity=[{"kind": "nm", "n": 2, "m": 4}])
     for name in DATAFLOWS.names():
-        row = one(simulate(gemm_workload(A, np.ones((1, 8))), cfg, name))
+        row = one(simulate_rows(gemm_workload(A, np.ones((1, 8))), cfg, name))
         assert row["cycles"] == row["dense_cycles"]
     # K = 6 with 2:4: one full group (2 slots) and a short group of 2 (2 slots) = 4 MAC slots
     rng = np.random.default_rng(7)
     A6, B6 = rng.uniform(1, 2, (8, 6)), rng.uniform(1, 2, (6, 8))
     from sparsesim.workloads.gemm import Gemm
 
-    row = one(simulate(gemm_workload(A6, B6), cfg, "os"))
+    row = one(simulate_rows(gemm_workload(A6, B6), cfg, "os"))
     assert row["cycles"] == DATAFLOWS.get("os").compute_cycles(Gemm(8, 8, 4), 4, 4, False)
 
 
@@ -324,7 +324,7 @@ def test_declared_forward_weights_still_get_a_pruned_backward_copy():
     A = rng.uniform(0.5, 1.5, (8, 32))
     wl = gemm_workload(A, W.T, PHASES, rng.uniform(0.5, 1.5, (8, 16)).astype(np.float32))
     cfg = scalesim_cfg(4, 4, sparsity=[{"kind": "nm", "n": 2, "m": 4, "mode": "declared"}])
-    rows = {r["phase"]: r for r in simulate(wl, cfg, "os")}
+    rows = {r["phase"]: r for r in simulate_rows(wl, cfg, "os")}
     assert rows["fwd"]["macs_effectual"] == 8 * 16 * 16
     assert rows["bwd_data"]["speedup"] > 1.0
 
@@ -333,9 +333,9 @@ def test_pregeneration_writes_only_the_copies_it_makes():
     rng = np.random.default_rng(9)
     A, B = rng.uniform(0.5, 1.5, (16, 16)), rng.uniform(0.5, 1.5, (16, 16))
     wl = gemm_workload(A, B, PHASES, rng.uniform(0.5, 1.5, (16, 16)).astype(np.float32))
-    both = [r for r in simulate(wl, load_accel("edge32", [], {"sparsity": [{"kind": "nm", "n": 2, "m": 4}]}), "os")
+    both = [r for r in simulate_rows(wl, load_accel("edge32", [], {"sparsity": [{"kind": "nm", "n": 2, "m": 4}]}), "os")
             if r["phase"] == "bwd_weight"][0]
-    one_copy = [r for r in simulate(wl, load_accel("edge32", [], {"sparsity": [
+    one_copy = [r for r in simulate_rows(wl, load_accel("edge32", [], {"sparsity": [
         {"kind": "nm", "n": 2, "m": 4, "bidirectional": False}]}), "os") if r["phase"] == "bwd_weight"][0]
     # int8: 256 dense weights read; each copy keeps 128 values with 2-bit indices (160 bytes)
     assert both["pregen_dram_bytes"] == 256 + 2 * 160
@@ -345,7 +345,7 @@ def test_pregeneration_writes_only_the_copies_it_makes():
 def test_metadata_is_counted_once_and_compressed_reads_are_the_compressed_block():
     A = np.tile([1.0, 0.0], (4, 32))  # every other column zero: density 0.5
     cfg = scalesim_cfg(4, 4, sparsity=[{"kind": "zero_skip", "target": "input", "action": "skipping"}])
-    row = one(simulate(gemm_workload(A, np.ones((64, 4))), cfg, "os"))
+    row = one(simulate_rows(gemm_workload(A, np.ones((64, 4))), cfg, "os"))
     ev = row["events"]
     # 128 int8 values + a 256-bit bitmap = 160 bytes read on chip once; loaded into the
     # buffer once more (the DRAM fill, also 160 bytes); and the 8-byte bitmap (one bit per input
@@ -387,7 +387,7 @@ def test_delta_error_is_that_of_the_accumulated_deltas_by_hand():
         ref = np.where(fire, x, ref)
         acc = acc + sent @ w.T
         want.append(np.abs(acc - x @ w.T).max())
-    rows = simulate(linear_sequence(frames, w), load_accel("edge32", [], {"sparsity": [{"kind": "delta",
+    rows = simulate_rows(linear_sequence(frames, w), load_accel("edge32", [], {"sparsity": [{"kind": "delta",
                                                                                         "threshold": theta}]}), "os")
     assert [r["delta_err_max"] for r in rows] == want
     assert max(want) > 0
@@ -406,7 +406,7 @@ def test_delta_error_sees_deltas_that_were_sent_wrong(monkeypatch):
     monkeypatch.setattr(delta, "delta_step", halved)
     frames = np.arange(2 * 3 * 4, dtype=float).reshape(2, 3, 4) + 1.0
     w = np.eye(4)
-    rows = simulate(linear_sequence(frames, w), load_accel("edge32", [], {"sparsity": [{"kind": "delta",
+    rows = simulate_rows(linear_sequence(frames, w), load_accel("edge32", [], {"sparsity": [{"kind": "delta",
                                                                                         "threshold": 0.0}]}), "os")
     # step 0 sends x_0 / 2: error max |x_0| / 2 = 12 / 2; step 1 accumulates (x_0 + (x_1 - x_0)) / 2
     assert [r["delta_err_max"] for r in rows] == [6.0, 12.0]
@@ -420,8 +420,8 @@ def test_delta_with_n_m_pruned_on_the_fly_keeps_both_charges():
     w = rng.integers(-2, 3, (8, 16)).astype(float)
     wl = linear_sequence(frames, w)
     both = [{"kind": "delta", "threshold": 0.0}, {"kind": "nm", "target": "weight", "n": 2, "m": 4}]
-    rows = simulate(wl, load_accel("edge32", ["training.pregen=false"], {"sparsity": both}), "os")
-    delta_only = simulate(wl, load_accel("edge32", [], {"sparsity": both[:1]}), "os")
+    rows = simulate_rows(wl, load_accel("edge32", ["training.pregen=false"], {"sparsity": both}), "os")
+    delta_only = simulate_rows(wl, load_accel("edge32", [], {"sparsity": both[:1]}), "os")
     for r, d in zip(rows, delta_only):
         assert r["events"]["delta_state_bytes"] == d["events"]["delta_state_bytes"] > 0
         assert r["events"]["encode_ops"] == d["events"]["encode_ops"] > 0

@@ -9,7 +9,7 @@ import pytest
 
 from sparsesim.hardware.presets import load_accel
 from sparsesim.simulation.results import check_row
-from sparsesim.simulation.run import simulate
+from sparsesim.simulation.run import simulate_rows
 from sparsesim.core.errors import InputError
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.ops import Linear, Workload
@@ -35,7 +35,7 @@ def gemv(a, B):
 
 def run(a, B, dataflow, *sets, sparsity=(ZS,)):
     cfg = load_accel("edge32", list(sets), {"sparsity": list(sparsity)} if sparsity else None)
-    (row,) = simulate(gemv(a, B), cfg, dataflow)
+    (row,) = simulate_rows(gemv(a, B), cfg, dataflow)
     check_row(row)
     return row
 
@@ -130,8 +130,8 @@ def test_delta_inputs_that_did_not_fire_skip_their_weight_rows():
     w = np.ascontiguousarray(B.T)
     per_op = [{"input": x, "weight": w, "grad": None} for x in (x0, x1)]
     wl = Workload("seq", (op, op), (Phase.FWD,), time_steps=(0, 1), source=Tensors(per_op))
-    on = simulate(wl, load_accel("edge32", [], {"sparsity": [{"kind": "delta", "threshold": 0.0}]}), "ws")
-    off = simulate(wl, load_accel("edge32", [], {"sparsity": [{"kind": "delta", "threshold": 0.0,
+    on = simulate_rows(wl, load_accel("edge32", [], {"sparsity": [{"kind": "delta", "threshold": 0.0}]}), "ws")
+    off = simulate_rows(wl, load_accel("edge32", [], {"sparsity": [{"kind": "delta", "threshold": 0.0,
                                                                "weight_fetch": False}]}), "ws")
     assert on[0]["weight_bytes_skipped"] == 0  # the first step sends every input
     assert on[1]["weight_bytes_skipped"] == 96 * 64
@@ -206,7 +206,7 @@ def test_a_conv_keeps_its_feature_map_reads_and_fetches_fewer_weight_bytes():
     rows = {}
     for fetch in (True, False):
         cfg = load_accel("edge32", ["dram.burst_bytes=8"], {"sparsity": [{**ZS, "weight_fetch": fetch}]})
-        (rows[fetch],) = simulate(wl, cfg, "ws")
+        (rows[fetch],) = simulate_rows(wl, cfg, "ws")
         check_row(rows[fetch])
     on, off = rows[True], rows[False]
     assert on["weight_bytes_skipped"] == 9 * 8

@@ -13,7 +13,7 @@ import pytest
 from sparsesim.core.errors import InputError
 from sparsesim.hardware.config import build, to_dict
 from sparsesim.hardware.presets import load_accel
-from sparsesim.simulation.run import simulate
+from sparsesim.simulation.run import simulate_rows
 from sparsesim.sparsity import FEATURES, cli_sparsity, feature_labels, parse_features
 from sparsesim.sparsity.base import Feature, GemmEffects
 from sparsesim.workloads.gemm import PHASES
@@ -48,7 +48,7 @@ def _run(sparsity: list[str], phases=PHASES[:1]) -> list[dict]:
     workload = Workload("contract", (op, op), tuple(phases), (0, 1), _Frames(op))
     extra = {"sparsity": cli_sparsity(sparsity)} if sparsity else None
     cfg = load_accel("edge32", ["array.rows=8", "array.cols=8", "dram.ideal=true"], extra)
-    return simulate(workload, cfg, "os", progress=False)
+    return simulate_rows(workload, cfg, "os", progress=False)
 
 
 def test_every_feature_is_a_feature_with_examples():

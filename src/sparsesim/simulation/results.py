@@ -1,6 +1,6 @@
 """The result table (docs/design.md section 3.4): one row per (run, op, phase), fixed schema, checked.
 
-Rows from :func:`sparsesim.simulation.run.simulate` are checked for the engine's invariants, then
+Rows from :func:`sparsesim.simulation.run.simulate_rows` are checked for the engine's invariants, then
 stamped with the run's identity (``run_id``, preset name, energy table) and the flattened
 config (``cfg.*`` columns). Files are written atomically (temporary file, then rename; with the user's umask) and an
 existing file is never replaced unless the caller says so.

@@ -92,8 +92,3 @@ def simulate_rows(workload: Workload, cfg: AccelConfig, dataflow: str, *, progre
             rows.append(row)
     return repeat_rows(workload, rows)
 
-
-simulate = simulate_rows
-"""The former name of :func:`simulate_rows`, kept only while callers outside the files of the
-layering change (``validate.py``, tests of other packages, ``benchmarks/``) move to the new
-name; delete it once nothing imports ``sparsesim.simulation.run.simulate``."""
