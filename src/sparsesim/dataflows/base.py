@@ -152,7 +152,7 @@ class SystolicDataflow(Dataflow):
     def name(self) -> str:
         return self.kind.name
 
-    # the mapping, as the kind states it (dataflows.sparse reads time_dim)
+    # the mapping, as the kind states it (this class and the mapper read it; nothing tests the strings)
     @property
     def row_dim(self) -> str:
         return self.kind.row_dim

@@ -166,7 +166,7 @@ class MapperTilesConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MapperConfig:
-    """The mapper: how each GEMM's SRAM-level loop nest is chosen (:mod:`sparsesim.mapping.mapper`)."""
+    """The mapper: how each GEMM's SRAM-level loop nest is chosen (:mod:`sparsesim.mapping`)."""
 
     policy: str = _param("search: the mapper searches tile sizes and loop order per GEMM; legacy: the "
                          "old schedule (greedy runs of folds, one of two fold orders, half buffers only)",

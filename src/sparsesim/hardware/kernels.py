@@ -324,7 +324,7 @@ def nest_tiles(n_loop: np.ndarray, dim_of_loop: np.ndarray, a_kind: np.ndarray, 
     is fetched once, spread over the first touches of its tiles by im2col share). ``chunk`` is
     the compute cycles per (row block, column block, time chunk) and ``spatial`` the GEMM
     dimensions of those three axes. The rules are those of
-    :func:`sparsesim.mapping.mapper._evaluate_reference`, its readable twin.
+    :func:`sparsesim.mapping.cost._evaluate_reference`, its readable twin.
 
     Returns ``(load, compute, store, sums)`` with ``sums`` = A, B, partial-sum reads, output
     and spill writes (bytes)."""

@@ -68,7 +68,7 @@ class OpOutcome:
 
 
 def memory_columns(plans: list) -> dict:
-    """Row columns of the mapper (:mod:`sparsesim.mapping.mapper`) for the plans of one (op,
+    """Row columns of the mapper (:mod:`sparsesim.mapping`) for the plans of one (op,
     phase), one per repetition: the nest used, as text, and the DRAM bytes it cannot go below."""
     texts = sorted({p.mapping for p in plans})
     return {
