@@ -84,7 +84,7 @@ def color_map(names: Sequence[str]) -> dict[str, str]:
 
 def series_label(name) -> str:
     """The legend text of a series: a registered dataflow's label, else the value itself."""
-    return DATAFLOWS.get(name).kind.label if isinstance(name, str) and name in DATAFLOWS else name
+    return DATAFLOWS.get(name).label if isinstance(name, str) and name in DATAFLOWS else name
 
 
 def _spans(values, ratio: float = 8.0) -> bool:

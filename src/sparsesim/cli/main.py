@@ -24,9 +24,10 @@ from sparsesim.cli.trace import add_trace_commands
 from sparsesim.cli.validate import add_validate_commands
 from sparsesim.core.errors import InputError
 from sparsesim.core.outputs import check_output_path
-from sparsesim.dataflows import DATAFLOWS
+from sparsesim.dataflows import ARRAY_KINDS, DATAFLOWS
 from sparsesim.hardware.config import parse_override
 from sparsesim.hardware.energy import energy_table, energy_table_names
+from sparsesim.hardware.memory import MEMORY_MODELS
 from sparsesim.hardware.presets import load_accel, preset_names
 from sparsesim.progress import show_progress
 from sparsesim.simulation.engine import dataflow_choices
@@ -107,11 +108,18 @@ def cmd_list(args) -> int:
     for name in preset_names():
         cfg = load_accel(name)
         print(f"  {name:12s} {cfg.description}")
-    print("dataflows:")
+    print("array kinds (array.kind):")
+    for name in ARRAY_KINDS.names():
+        print(f"  {name:12s} {ARRAY_KINDS.get(name).summary}")
+    print("dataflows (--dataflow; each runs on one array kind):")
     for name in DATAFLOWS.names():
         doc = (sys.modules[type(DATAFLOWS.get(name)).__module__].__doc__ or "").strip().splitlines()[0]
+        print(f"  {name:12s} [{DATAFLOWS.get(name).array_kind}] {doc}")
+    print(f"  {'best':12s} per op and phase, the dataflow of the array's kind with the fewest cycles")
+    print("memory models (dram.model):")
+    for name in MEMORY_MODELS.names():
+        doc = (sys.modules[MEMORY_MODELS.get(name).__module__].__doc__ or "").strip().splitlines()[0]
         print(f"  {name:12s} {doc}")
-    print(f"  {'best':12s} per op and phase, the dataflow with the fewest cycles")
     print("sparsity features (--sparsity):")
     for name in FEATURES.names():
         doc = (sys.modules[FEATURES.get(name).__module__].__doc__ or "").strip().splitlines()[0]

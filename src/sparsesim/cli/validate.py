@@ -3,6 +3,10 @@
 ``sparsesim validate reference --cases N --seed S [--json]`` runs the fast model and the
 cycle-by-cycle reference on ``N`` drawn cases (:mod:`sparsesim.validate`), prints how many agree
 (or, with ``--json``, ``{"cases": [...]}``) and exits 1 if any case disagrees.
+
+``sparsesim validate architectures [--only NAME] [--json]`` runs the published references the
+non-systolic array kinds are held against (:mod:`sparsesim.references`), prints each one's
+agreement and exits 1 if any case is outside its tolerance.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import sys
 import time
 
 from sparsesim.core.errors import InputError
+from sparsesim.references import REFERENCES
 from sparsesim.validate import validate_reference
 
 
@@ -42,6 +47,35 @@ def cmd_validate_reference(args) -> int:
     return 0
 
 
+def cmd_validate_architectures(args) -> int:
+    names = REFERENCES.names() if not args.only else [REFERENCES.get(n, "--only").name for n in args.only]
+    start = time.perf_counter()
+    report, bad = [], 0
+    for name in names:
+        check = REFERENCES.get(name)
+        cases = check.run()
+        bad += sum(not c.agrees for c in cases)
+        report.append({"reference": name, "array_kind": check.array_kind, "source": check.source,
+                       "cases": [c.as_dict() for c in cases]})
+        if not args.json:
+            errors = [abs(c.error) for c in cases]
+            print(f"{name} [{check.array_kind}]: {sum(c.agrees for c in cases)}/{len(cases)} cases agree; "
+                  f"error mean {100 * sum(errors) / max(len(errors), 1):.2f}%, max {100 * max(errors, default=0):.2f}%"
+                  f" ({check.source})")
+            for c in cases:
+                if not c.agrees:
+                    print(f"  {c.case}: reference {c.reference:g} {c.unit}, model {c.model:g} "
+                          f"({100 * c.error:+.2f}%, tolerance {100 * c.tolerance:g}%)")
+    if args.json:
+        print(json.dumps({"references": report}))
+    else:
+        print(f"{len(names)} references; {time.perf_counter() - start:.1f} s")
+    if bad:
+        print(f"error: {bad} cases disagree with their reference", file=sys.stderr)
+        return 1
+    return 0
+
+
 def add_validate_commands(sub) -> None:
     """Register ``validate reference`` on the top-level subparsers ``sub``."""
     validate = sub.add_parser("validate", help="check the fast model against the cycle-by-cycle reference")
@@ -51,3 +85,7 @@ def add_validate_commands(sub) -> None:
     ref.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
     ref.add_argument("--json", action="store_true", help='print {"cases": [...]}')
     ref.set_defaults(func=cmd_validate_reference)
+    arch = which.add_parser("architectures", help="the array kinds against their published references")
+    arch.add_argument("--only", action="append", metavar="NAME", help="run only this reference (repeatable)")
+    arch.add_argument("--json", action="store_true", help='print {"references": [...]}')
+    arch.set_defaults(func=cmd_validate_architectures)

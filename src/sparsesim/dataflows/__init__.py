@@ -2,11 +2,13 @@
 
 Importing the package registers every dataflow in :data:`DATAFLOWS`. ``best`` is not a
 dataflow but a choice among them per op, made by :mod:`sparsesim.simulation.engine`. Each
-dataflow carries its :class:`DataflowKind` (``DATAFLOWS.get(name).kind``): the facts the
-mapper, the reference twin, validation and the figures ask of it.
+systolic dataflow carries its :class:`DataflowKind` (``DATAFLOWS.get(name).kind``): the facts
+the mapper, the reference twin, validation and the figures ask of it. Every dataflow names the
+array kind it runs on (:mod:`.array_kind`, ``array.kind``).
 """
 
 from sparsesim.dataflows import input_stationary, output_stationary, weight_stationary  # noqa: F401  (register)
+from sparsesim.dataflows.array_kind import ARRAY_KINDS, ArrayKind, array_kind
 from sparsesim.dataflows.base import DATAFLOWS, Dataflow, Plan, SystolicDataflow
 from sparsesim.hardware.dataflow_kind import DataflowKind
 
@@ -14,7 +16,7 @@ from sparsesim.hardware.dataflow_kind import DataflowKind
 def display_order() -> list[str]:
     """Names of the registered dataflows in the order figures and tables show them (each
     kind's ``rank``, then its name)."""
-    return sorted(DATAFLOWS.names(), key=lambda n: (DATAFLOWS.get(n).kind.rank, n))
+    return sorted(DATAFLOWS.names(), key=lambda n: (DATAFLOWS.get(n).rank, n))
 
 
-__all__ = ["DATAFLOWS", "Dataflow", "DataflowKind", "Plan", "SystolicDataflow", "display_order"]
+__all__ = ["ARRAY_KINDS", "ArrayKind", "array_kind", "DATAFLOWS", "Dataflow", "DataflowKind", "Plan", "SystolicDataflow", "display_order"]

@@ -49,7 +49,7 @@ from sparsesim.hardware.config import AccelConfig
 from sparsesim.hardware.dataflow_kind import DataflowKind
 from sparsesim.hardware.kernels import pack_tiles
 from sparsesim.hardware.schedule import EventCounts, TileSchedule
-from sparsesim.dataflows.sparse import SparseWork
+from sparsesim.dataflows.sparse import SparseWork, sparse_work
 from sparsesim.core.errors import InputError
 from sparsesim.workloads.gemm import Gemm
 from sparsesim.core.registry import Registry
@@ -115,9 +115,32 @@ def with_ports(plan: Plan, cfg: AccelConfig) -> Plan:
 
 
 class Dataflow(ABC):
-    """How an op's GEMM is tiled and scheduled on the array. Subclasses register by name."""
+    """How an op's GEMM is tiled and scheduled on the array. Subclasses register by name.
+
+    ``array_kind`` names the registered array kind (:mod:`sparsesim.dataflows.array_kind`) the
+    dataflow runs on: a config's ``array.kind`` admits only its own kind's dataflows.
+    """
 
     name: str = ""
+    array_kind: str = "systolic"
+
+    @property
+    def label(self) -> str:
+        """Text figures and tables show for the dataflow."""
+        return self.name
+
+    @property
+    def rank(self) -> int:
+        """Place among the dataflows in figures and tables (one colour per dataflow in that order)."""
+        return 100
+
+    @abstractmethod
+    def work(self, gemm: Gemm, cfg: AccelConfig, masks, effects, **options):
+        """What the switched-on features make of one group of ``gemm`` on this dataflow, from
+        its operands' real masks (:class:`~sparsesim.dataflows.sparse.OperandMasks`) and the
+        features' composed effects: the ``work`` :meth:`plan` takes. ``options`` are those of
+        :func:`~sparsesim.dataflows.sparse.sparse_work` (``nm``, ``density_a``, ``density_b``,
+        ``weight_skip``). The result is a frozen dataclass (the replay keys reuse on its fields)."""
 
     @abstractmethod
     def plan(self, gemm: Gemm, cfg: AccelConfig, work: SparseWork | None = None) -> Plan:
@@ -151,6 +174,18 @@ class SystolicDataflow(Dataflow):
     @property
     def name(self) -> str:
         return self.kind.name
+
+    @property
+    def label(self) -> str:
+        return self.kind.label
+
+    @property
+    def rank(self) -> int:
+        return self.kind.rank
+
+    def work(self, gemm: Gemm, cfg: AccelConfig, masks, effects, **options) -> SparseWork:
+        """:func:`~sparsesim.dataflows.sparse.sparse_work` on this dataflow."""
+        return sparse_work(self, gemm, cfg, masks, effects, **options)
 
     # the mapping, as the kind states it (this class and the mapper read it; nothing tests the strings)
     @property

@@ -49,8 +49,11 @@ def _param(help: str, *, default: Any = dataclasses.MISSING, minimum: float | No
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ArrayConfig:
-    """The PE array: a ``rows x cols`` systolic grid of MAC units."""
+    """The PE array: a ``rows x cols`` grid of PEs of one registered kind (``kind``; a systolic
+    grid of MAC units by default, see :mod:`sparsesim.dataflows.array_kind`)."""
 
+    kind: str = _param("array kind (sparsesim.dataflows.array_kind.ARRAY_KINDS; `sparsesim list` names them): "
+                       "systolic is the R x C systolic grid of os/ws/is", default="systolic", recorded_at_default=False)
     rows: int = _param("PE rows (R)", minimum=1, maximum=65536)
     cols: int = _param("PE columns (C)", minimum=1, maximum=65536)
     precision: str = _param("operand precision of the MACs", default="int8", choices=tuple(PRECISION_BYTES))
@@ -284,8 +287,9 @@ def to_dict(cfg: Any) -> dict:
     out = {}
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
-        if not f.metadata.get("recorded_at_default", True) and value == f.default:
-            continue
+        if not f.metadata.get("recorded_at_default", True) and (
+                value == f.default or (f.default_factory is not dataclasses.MISSING and value == f.default_factory())):
+            continue  # a later key (or section of them) at its default: records stay what they were
         if dataclasses.is_dataclass(value):
             out[f.name] = to_dict(value)
         elif isinstance(value, tuple):

@@ -24,6 +24,7 @@ from sparsesim.hardware.energy import EnergyTable, energy_breakdown_pj
 from sparsesim.hardware.schedule import EventCounts, TileSchedule, back_to_back
 from sparsesim.hardware.memory import memory_model
 from sparsesim.dataflows import DATAFLOWS
+from sparsesim.dataflows.array_kind import array_kind, macs_per_cycle
 from sparsesim.dataflows.base import Dataflow
 from sparsesim.dataflows.sparse import SparseWork
 from sparsesim.simulation.results import work_ratio
@@ -166,17 +167,29 @@ def run_gemm(gemm: Gemm, cfg: AccelConfig, dataflow: str,
 
 
 def supported_dataflows(cfg: AccelConfig) -> list[str]:
-    """The registered dataflows this hardware's interconnect supports."""
-    return [name for name in DATAFLOWS.names() if not cfg.array.dataflows or name in cfg.array.dataflows]
+    """The registered dataflows of this hardware's array kind that its interconnect supports."""
+    return [name for name in DATAFLOWS.names() if DATAFLOWS.get(name).array_kind == cfg.array.kind
+            and (not cfg.array.dataflows or name in cfg.array.dataflows)]
 
 
 def check_dataflow(cfg: AccelConfig, dataflow: str) -> None:
-    """Refuse an unknown dataflow, or one the configured array cannot run."""
+    """Refuse an unknown dataflow, or one the configured array cannot run (another array
+    kind's, or one its ``array.dataflows`` leaves out); refuse an unknown array kind, or a
+    config its kind cannot build."""
+    array_kind(cfg).check(cfg)
     for name in cfg.array.dataflows:
         if name not in DATAFLOWS:
             raise field_error("array.dataflows", f"unknown dataflow {name!r} (choose from {', '.join(DATAFLOWS.names())})")
     if dataflow != BEST and dataflow not in DATAFLOWS:
         raise arg_error("dataflow", f"unknown dataflow {dataflow!r} (choose from {', '.join(dataflow_choices())})")
+    if dataflow != BEST and DATAFLOWS.get(dataflow).array_kind != cfg.array.kind:
+        own = [n for n in DATAFLOWS.names() if DATAFLOWS.get(n).array_kind == cfg.array.kind]
+        raise arg_error("dataflow", f"{dataflow!r} runs on a {DATAFLOWS.get(dataflow).array_kind} array, and "
+                                    f"{cfg.name} is a {cfg.array.kind} array (its dataflows: "
+                                    f"{', '.join(own + [BEST])})")
+    if not supported_dataflows(cfg):
+        raise field_error("array.dataflows", f"none of {', '.join(cfg.array.dataflows)} runs on a "
+                                             f"{cfg.array.kind} array")
     if dataflow != BEST and dataflow not in supported_dataflows(cfg):
         raise arg_error("dataflow", f"{dataflow!r} is not supported by {cfg.name} "
                                     f"(array.dataflows: {', '.join(cfg.array.dataflows)}; "
@@ -197,7 +210,7 @@ def make_row(op: Op, phase: Phase, gemm: Gemm, out: OpOutcome, dense: OpOutcome,
     counts = out.counts
     breakdown = energy_breakdown_pj(counts, cfg, out.cycles, table)
     dram_bytes = counts.dram_read_bytes + counts.dram_write_bytes
-    pes = cfg.array.pes
+    pes = macs_per_cycle(cfg)
     bw_bound = memory_model(cfg).bound_cycles(dram_bytes)
     mac_bound = math.ceil(out.macs_effectual / pes)
     return {

@@ -46,7 +46,7 @@ from sparsesim.hardware.schedule import EventCounts
 from sparsesim.sparsity import FEATURES, composed_effects, feature_labels, in_order
 from sparsesim.sparsity.base import GemmEffects, NMPattern, RowView
 from sparsesim.dataflows import DATAFLOWS
-from sparsesim.dataflows.sparse import OperandMasks, SparseWork, sparse_work, weight_fetch_skip
+from sparsesim.dataflows.sparse import OperandMasks, weight_fetch_skip
 from sparsesim.simulation.engine import OpOutcome, SideWork, best_of, make_row, op_phases, run_gemm
 from sparsesim.core.errors import InputError
 from sparsesim.workloads.gemm import Gemm, Phase
@@ -281,8 +281,8 @@ class Replay:
         b_masks = b_side.masks
 
         def work(df) -> list:
-            works = [sparse_work(df, gemm1, cfg, OperandMasks(a, None if b_masks is None else b_masks[g]), effects,
-                                 nm=nm, density_a=density_a, density_b=b_side.density, weight_skip=fetched[g])
+            works = [df.work(gemm1, cfg, OperandMasks(a, None if b_masks is None else b_masks[g]), effects,
+                             nm=nm, density_a=density_a, density_b=b_side.density, weight_skip=fetched[g])
                      for g, a in enumerate(a_masks)]
             if reserved:  # feature state kept in the output buffer: the GEMM maps around it
                 works = [dataclasses.replace(w, out_reserved_bytes=reserved) for w in works]
@@ -387,10 +387,10 @@ def _time_step(workload: Workload, index: int) -> int | None:
     return None if workload.time_steps is None else workload.time_steps[index]
 
 
-def _work_key(work: SparseWork) -> tuple:
-    """Every field of a :class:`SparseWork` (all that planning and timing read of it), hashable:
-    arrays (the stream lengths) by shape, dtype and a 128-bit digest, since their bytes would
-    make the key as large as the fold grid."""
+def _work_key(work) -> tuple:
+    """Every field of a dataflow's work (:meth:`~sparsesim.dataflows.base.Dataflow.work`: all
+    that planning and timing read of it), hashable: arrays (stream lengths, masks) by shape,
+    dtype and a 128-bit digest, since their bytes would make the key as large as the fold grid."""
     key = []
     for f in dataclasses.fields(work):
         value = getattr(work, f.name)

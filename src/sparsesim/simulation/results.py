@@ -16,6 +16,7 @@ from sparsesim.hardware.config import AccelConfig, flatten, to_dict
 from sparsesim.core.atomic import atomic_write
 from sparsesim.core.errors import InputError
 from sparsesim.core.outputs import check_output_path
+from sparsesim.dataflows.array_kind import macs_per_cycle
 
 ADDITIVE = ("cycles", "compute_cycles", "stall_cycles", "overhead_cycles", "dense_cycles", "dense_compute_cycles", "mac_bound_cycles", "bw_bound_cycles", "bound_cycles",
             "macs_dense", "macs_effectual", "folds", "tiles", "dram_bytes", "dram_read_bytes", "dram_write_bytes",
@@ -69,7 +70,7 @@ def total_row(rows: list[dict], cfg: AccelConfig) -> dict:
     total["work_ratio"] = work_ratio(total["macs_dense"], total["macs_effectual"])
     # ops run one after another, so the sum of the rows' bounds bounds the total
     total["bound_speedup"] = total["dense_cycles"] / max(total["bound_cycles"], 1)
-    total["utilization"] = total["macs_effectual"] / (cycles * cfg.array.pes)
+    total["utilization"] = total["macs_effectual"] / (cycles * macs_per_cycle(cfg))
     keys = rows[0]["energy_breakdown_pj"].keys() if rows else ()
     total["energy_breakdown_pj"] = {k: sum(r["energy_breakdown_pj"][k] for r in rows) for k in keys}
     return total
