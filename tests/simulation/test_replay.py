@@ -180,6 +180,23 @@ def assert_within_bounds(r):
     assert r["mac_bound_cycles"] == -(-r["macs_effectual"] // (8 * 4))
 
 
+def test_a_compressed_operand_never_moves_fewer_bytes_than_its_bound():
+    """A drawn case that once broke it: 40x2x48 on 8x4, os, A skipped and stored compressed at
+    density 430/1920. Its stored width 670/1920 bytes per element is not a float; the whole A,
+    1920 x width, came out a hair above 670 and rounded up to 671 bytes in the compulsory
+    count, while the five row blocks of 384 x width round to 134 bytes each, 670 in all. By
+    hand: 670 (A) + 2 x 48 (B, dense) + 40 x 2 (outputs) = 846 bytes moved, and so the bound."""
+    rng = np.random.default_rng(5)
+    M, K, N = (int(v) for v in rng.integers(1, 60, 3))
+    A = rng.uniform(0.5, 1.5, (M, K)) * (rng.random((M, K)) < 0.20703125)
+    B = rng.uniform(0.5, 1.5, (K, N)) * (rng.random((K, N)) < 0.20703125)
+    assert (M, N, K) == (40, 2, 48) and np.count_nonzero(A) == 430
+    cfg = load_accel("edge32", ["array.rows=8", "array.cols=4", "dram.ideal=true"],
+                     {"sparsity": [{"kind": "zero_skip", "target": "input", "action": "skipping"}]})
+    r = one(simulate_rows(gemm_workload(A, B), cfg, "os"))
+    assert r["dram_bytes"] == 670 + 2 * 48 + 40 * 2 == r["dram_compulsory_bytes"] == r["dram_lower_bound_bytes"]
+
+
 def test_work_ratio_is_not_a_limit_but_the_bound_is():
     # is, 5x38x38 on a 4x4 array at 2:4: the dense baseline's fold quantization lets the
     # compute speedup (770 / 390 = 1.974) pass the work ratio (1.9): it must not be called a limit

@@ -415,7 +415,7 @@ def dram_bounds(space: NestSpace) -> tuple[int, int]:
     balanced buffer of ``S`` elements, the classical result.
     """
     cfg = space.cfg
-    compulsory = space.operand_total("A") + space.operand_total("B") + space.operand_total("Out")
+    compulsory = space.operand_floor("A") + space.operand_floor("B") + space.operand_floor("Out")
     D = space.D
     expand = space.conv.kernel_taps if space.conv is not None else 1
     # the PE array holds data too: each PE's two operand registers and its accumulator (one

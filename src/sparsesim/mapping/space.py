@@ -108,13 +108,14 @@ class NestSpace:
         self._total = {op: self._operand_total(op) for op in ("A", "B", "Out")}
 
     # ------------------------------------------------------------ operand sizes
-    def a_bytes(self, ext_m: np.ndarray, ext_k: np.ndarray) -> np.ndarray:
+    def a_bytes(self, ext_m: np.ndarray, ext_k: np.ndarray, slack: float = 0.0) -> np.ndarray:
         """DRAM bytes of A tiles with the given (broadcast) extents: the im2col block, or for a
-        convolution the feature-map pixels it needs, whichever is smaller."""
+        convolution the feature-map pixels it needs, whichever is smaller. ``slack``: bytes a
+        product may exceed an integer by before it rounds up (see :meth:`operand_floor`)."""
         dense = ext_m * ext_k * self.width["A"]
-        if self.conv is None:
-            return np.ceil(dense).astype(np.int64)
-        return np.ceil(np.minimum(dense, self.conv.footprint(ext_m, ext_k) * self.fm_width)).astype(np.int64)
+        if self.conv is not None:
+            dense = np.minimum(dense, self.conv.footprint(ext_m, ext_k) * self.fm_width)
+        return np.ceil(dense - slack).astype(np.int64)
 
     def a_tile(self, tm: int, tk: int) -> int:
         """Bytes of one A tile of ``tm x tk`` (cached per space)."""
@@ -127,12 +128,19 @@ class NestSpace:
         """Bytes of a whole operand as stored (output at element width)."""
         return self._total[op]
 
-    def _operand_total(self, op: str) -> int:
+    def operand_floor(self, op: str) -> int:
+        """:meth:`operand_total` rounded up only past float error: a compressed operand's width
+        is a ratio, and ``M * K * width`` may come out a hair above the integer byte count it
+        stands for, which tiles summing the same bytes in parts do not gain. The bounds use it,
+        so no schedule can move fewer bytes than they say."""
+        return self._operand_total(op, slack=1e-6)
+
+    def _operand_total(self, op: str, slack: float = 0.0) -> int:
         M, N, K = self.D["M"], self.D["N"], self.D["K"]
         if op == "A":
-            return int(self.a_bytes(np.array(M), np.array(K)))
+            return int(self.a_bytes(np.array(M), np.array(K), slack))
         if op == "B":
-            return int(math.ceil(K * N * self.width["B"]))
+            return int(math.ceil(K * N * self.width["B"] - slack))
         return M * N * self.elem
 
     # ------------------------------------------------------------ candidates
