@@ -18,7 +18,8 @@ import pytest
 
 from sparsesim.core.errors import InputError
 from sparsesim.dataflows import ARRAY_KINDS, DATAFLOWS, ArrayKind, Dataflow
-from sparsesim.dataflows.array_kind import SYSTOLIC
+from sparsesim.dataflows.array_kind import SYSTOLIC, area_um2
+from sparsesim.hardware.energy import area_breakdown_um2, energy_table
 from sparsesim.dataflows.tiled import array_work, choose_nest, dense_work, tiled_plan
 from sparsesim.hardware.presets import load_accel, preset_names
 from sparsesim.hardware.schedule import EventCounts
@@ -55,10 +56,13 @@ def _rows(cfg, sparsity: list[str], zeros_x: float, zeros_w: float, dataflow: st
 # ---------------------------------------------------------------- a toy kind, registered per test
 class _ToyKind(ArrayKind):
     name = "toy_dot"
-    summary = "toy: P multipliers, each effectual product one slot, per 8 x 8 output block"
+    summary = "toy: 2 multipliers per PE, each effectual product one slot, per 8 x 8 x 8 block"
 
     def macs_per_cycle(self, cfg) -> int:
-        return cfg.array.pes
+        return 2 * cfg.array.pes
+
+    def extra_area_um2(self, cfg, table) -> dict[str, float]:
+        return {"crossbar": 10.0 * cfg.array.pes}
 
 
 class _ToyDataflow(Dataflow):
@@ -74,7 +78,7 @@ class _ToyDataflow(Dataflow):
     def plan(self, gemm, cfg, work=None):
         work = dense_work(gemm) if work is None else work
         nest = choose_nest(gemm, cfg, work, (8, 8, 8))
-        P = cfg.array.pes
+        P = 2 * cfg.array.pes
         cycles = []
         M, N, K = work.gemm.M, work.gemm.N, work.gemm.K
         a_all = np.ones((M, K), dtype=np.int64) if work.a is None else work.a.astype(np.int64)
@@ -137,16 +141,22 @@ def _check_contract(cfg) -> None:
 def test_a_new_array_kind_is_one_registration(toy):
     _check_contract(toy)
     (row,), src = _rows(toy, ["zero_skip:both:skipping"], 0.5, 0.3)
-    # the toy's own rule, by hand over its 8 x 8 x 8 blocks of the 40 x 48 x 72 GEMM on 16 multipliers
+    # the toy's own rule, by hand over its 8 x 8 x 8 blocks of the 40 x 48 x 72 GEMM on 32 multipliers
     a, b = (src.x != 0).astype(np.int64), (src.w != 0).T.astype(np.int64)
     want = 0
     for m0 in range(0, 40, 8):
         for n0 in range(0, 48, 8):
             for k0 in range(0, 72, 8):
                 blk = a[m0:m0 + 8, k0:k0 + 8].sum(axis=0) @ b[k0:k0 + 8, n0:n0 + 8].sum(axis=1)
-                want += -(-int(blk) // 16)
+                want += -(-int(blk) // 32)
     assert row["compute_cycles"] == want
-    assert row["utilization"] == pytest.approx(row["macs_effectual"] / (row["cycles"] * 16))
+    assert row["utilization"] == pytest.approx(row["macs_effectual"] / (row["cycles"] * 32))
+    assert row["mac_bound_cycles"] == -(-row["macs_effectual"] // 32)
+    # its area: 32 MAC units (not 16 PEs' worth) and its own crossbar
+    table = energy_table(toy.energy_table)
+    area = area_um2(toy, table)
+    assert area["pe_array"] == pytest.approx(2 * area_breakdown_um2(toy, table)["pe_array"])
+    assert area["crossbar"] == 160.0
 
 
 def test_an_unknown_kind_is_one_line():

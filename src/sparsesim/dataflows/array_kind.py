@@ -5,7 +5,8 @@ Each registered :class:`~sparsesim.dataflows.base.Dataflow` names the kind it ru
 (:attr:`~sparsesim.dataflows.base.Dataflow.array_kind`), so a config's kind decides which
 dataflows ``--dataflow`` may name and which ``best`` chooses among; the kind itself says what
 the rest of the simulator asks of the hardware beyond the dataflow: its peak MACs per cycle
-(utilization and the MAC bound of every row) and the checks of its own config keys.
+(utilization and the MAC bound of every row), the checks of its own config keys, and the
+silicon area it has beside its MAC units and operand buffers (:func:`area_um2`).
 
 Adding a kind is one file that registers an :class:`ArrayKind` and its dataflows, plus its
 import in :mod:`sparsesim.dataflows`.
@@ -16,6 +17,7 @@ from __future__ import annotations
 from sparsesim.core.errors import field_error
 from sparsesim.core.registry import Registry
 from sparsesim.hardware.config import AccelConfig
+from sparsesim.hardware.energy import EnergyTable, area_breakdown_um2
 
 SYSTOLIC = "systolic"
 
@@ -33,6 +35,11 @@ class ArrayKind:
 
     def check(self, cfg: AccelConfig) -> None:
         """Refuse a config this kind cannot build (raise a field error naming the key)."""
+
+    def extra_area_um2(self, cfg: AccelConfig, table: EnergyTable) -> dict[str, float]:
+        """Silicon area of what the kind has beside its MAC units and the three operand buffers
+        (networks, scratchpads, accumulation buffers), um^2 by component; default none."""
+        return {}
 
 
 class Systolic(ArrayKind):
@@ -52,6 +59,13 @@ def array_kind(cfg: AccelConfig) -> ArrayKind:
         raise field_error("array.kind", f"unknown array kind {cfg.array.kind!r} "
                                         f"(choose from {', '.join(ARRAY_KINDS.names())})")
     return ARRAY_KINDS.get(cfg.array.kind)
+
+
+def area_um2(cfg: AccelConfig, table: EnergyTable) -> dict[str, float]:
+    """Silicon area of ``cfg`` by component, um^2: its MAC units (as many as its kind's peak
+    MACs per cycle) and buffers, and what its kind adds."""
+    kind = array_kind(cfg)
+    return {**area_breakdown_um2(cfg, table, kind.macs_per_cycle(cfg)), **kind.extra_area_um2(cfg, table)}
 
 
 def macs_per_cycle(cfg: AccelConfig) -> int:

@@ -137,13 +137,15 @@ def energy_breakdown_pj(counts: EventCounts, cfg: AccelConfig, cycles: int,
     }
 
 
-def area_breakdown_um2(cfg: AccelConfig, table: EnergyTable) -> dict[str, float]:
-    """Silicon area by component in um^2 (PE array and the three SRAM buffers)."""
+def area_breakdown_um2(cfg: AccelConfig, table: EnergyTable, macs: int | None = None) -> dict[str, float]:
+    """Silicon area by component in um^2 (PE array and the three SRAM buffers). ``macs``: MAC
+    units of the array (default one per PE, ``rows x cols``; an array kind with several per PE
+    says how many, :func:`sparsesim.dataflows.array_kind.area_um2`)."""
     prec = cfg.array.precision
     pe = table.mult_um2[prec] + table.add_um2[table.accumulator[prec]] + table.pe_overhead_um2
     buf = cfg.buffers
     return {
-        "pe_array": pe * cfg.array.pes,
+        "pe_array": pe * (cfg.array.pes if macs is None else macs),
         "sram_a": buf.a.size_bytes * 8 * table.sram_um2_per_bit,
         "sram_b": buf.b.size_bytes * 8 * table.sram_um2_per_bit,
         "sram_out": buf.out.size_bytes * 8 * table.sram_um2_per_bit,
