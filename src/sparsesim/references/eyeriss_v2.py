@@ -1,0 +1,103 @@
+"""Reference: the ground-truth cycles of a one-MAC Eyeriss v2 PE on MobileNet-0.5's pointwise layers,
+from the Sparseloop MICRO'22 artifact, replayed through ``eyeriss_v2_pe`` on the artifact's own masks.
+
+Source: ``github:Accelergy-Project/micro22-sparseloop-artifact`` at ``de0374a``,
+``workspace/2022.micro.artifact/evaluation_setups/fig12_eyerissv2_pe_setup``: the ground truth
+``scripts/ground_truth_cycles.yaml`` (28 layers), Sparseloop's uniform-density prediction
+``results-summary/num-cycles/simulated.txt``, and the real nonzero masks of 8 pointwise layers
+(``workload/mobilenet0.5-sparse/actual_data/actual_data_masks/Lxx_{iacts,weights}.txt``, shapes in
+``.../uniform/Lxx.yaml``), stored packed in ``data/eyeriss_v2_sparseloop_fig12.npz`` (see
+``data/README.md`` for the licence situation and how the file was made).
+
+Each layer (a 1x1 conv: C input channels, M output channels, E x F pixels) is replayed as the
+linear layer it is: tokens E*F, iacts flattened (pixel, C) with C fastest, weights (M, C) with
+C fastest (the flattening under which the artifact's masks reproduce its ground truth; the
+other three orders miss by 1-11%). Run with ``zero_skip:both:skipping`` and ``dram.ideal=true``;
+the compute cycles are compared with the ground truth. Tolerance 0 (exact), chosen before
+comparing: the cycle rule (docs/architectures/eyeriss_v2.md) counts every effectual MAC of a
+one-MAC PE once and nothing else, which is what the ground truth is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+
+from sparsesim.hardware.presets import load_accel
+from sparsesim.references import REFERENCES, Agreement, ReferenceCheck
+from sparsesim.simulation.run import simulate_rows
+from sparsesim.sparsity import cli_sparsity
+from sparsesim.workloads.gemm import Phase
+from sparsesim.workloads.ops import Linear, Workload
+
+DATA = "eyeriss_v2_sparseloop_fig12.npz"
+TOLERANCE = 0.0  # exact: see the module docstring
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """One pointwise layer of the artifact: its shape, masks and stored cycle counts."""
+
+    name: str
+    C: int
+    M: int
+    pixels: int
+    iacts: np.ndarray  # (pixels, C) 0/1
+    weights: np.ndarray  # (M, C) 0/1
+    truth_cycles: int
+    uniform_cycles: int  # Sparseloop's uniform-density prediction
+
+
+def _unpack(data, key: str) -> np.ndarray:
+    return np.unpackbits(data[key])[: int(data[f"{key}_len"])]
+
+
+def layers() -> list[Layer]:
+    """The 8 layers with real masks, in the artifact's order."""
+    with resources.files("sparsesim.references").joinpath("data", DATA).open("rb") as f:
+        data = np.load(f)
+        truth = dict(zip(data["truth_layers"].tolist(), data["truth_cycles"].tolist()))
+        uniform = dict(zip(data["truth_layers"].tolist(), data["uniform_cycles"].tolist()))
+        out = []
+        for name, (C, M, E, F, R, S, N, G) in zip(data["mask_layers"].tolist(), data["mask_dims_CMEFRSNG"].tolist()):
+            assert R == S == N == G == 1, name  # pointwise, batch 1, one group
+            out.append(Layer(name, C, M, E * F, _unpack(data, f"{name}_iacts").reshape(E * F, C),
+                             _unpack(data, f"{name}_weights").reshape(M, C), truth[name], uniform[name]))
+    return out
+
+
+class _Masks:
+    """A layer's masks as its tensors (the replay reads zeros only)."""
+
+    def __init__(self, layer: Layer) -> None:
+        self.layer = layer
+
+    def tensors(self, index: int, roles=None) -> dict:
+        return {"input": self.layer.iacts.astype(np.float32), "weight": self.layer.weights.astype(np.float32)}
+
+
+def replay(layer: Layer, accel: str = "eyeriss_v2_pe", sets: tuple[str, ...] = ()) -> dict:
+    """The result row of ``layer`` on ``accel`` with both sides' zeros skipped and ideal DRAM."""
+    cfg = load_accel(accel, ["dram.ideal=true", *sets])
+    cfg = dataclasses.replace(cfg, sparsity=tuple(cli_sparsity(["zero_skip:both:skipping"])))
+    op = Linear(name=layer.name, tokens=layer.pixels, in_features=layer.C, out_features=layer.M)
+    workload = Workload(f"sparseloop-{layer.name}", (op,), (Phase.FWD,), None, _Masks(layer))
+    (row,) = simulate_rows(workload, cfg, "eyeriss_v2", progress=False)
+    return row
+
+
+class EyerissV2PE(ReferenceCheck):
+    name = "eyeriss_v2_pe_sparseloop"
+    array_kind = "eyeriss_v2"
+    source = ("Sparseloop MICRO'22 artifact (Accelergy-Project/micro22-sparseloop-artifact @ de0374a), "
+              "fig12_eyerissv2_pe_setup ground_truth_cycles.yaml and real MobileNet-0.5 masks")
+
+    def run(self) -> list[Agreement]:
+        return [Agreement(f"{layer.name} compute cycles", float(layer.truth_cycles),
+                          float(replay(layer)["compute_cycles"]), "cycles", TOLERANCE) for layer in layers()]
+
+
+REFERENCES.add(EyerissV2PE.name, EyerissV2PE())
