@@ -158,6 +158,15 @@ def synced_cycles(units: np.ndarray, sp: Spread, sync: str) -> int:
     return int(grid.max(axis=(2, 3, 5)).sum())
 
 
+def granule(gemm: Gemm, cfg: AccelConfig) -> tuple[int, int, int]:
+    """Smallest buffer block that keeps the array busy where the GEMM can: the channel tiles of
+    every cluster group (N) and a pixel per PE of a group (M), whole K chunks (K). Without it the
+    nest, chosen for DRAM bytes alone, may cut N into single tiles and idle most clusters."""
+    n0, k0 = pe_tile(gemm, cfg)
+    sp = spread(-(-gemm.N // n0), cfg)
+    return min(gemm.M, sp.pixels), min(gemm.N, sp.groups * n0), k0
+
+
 class EyerissV2(Dataflow):
     """Eyeriss v2's PEs and clusters (module docstring): cycles per buffer block from the masks."""
 
@@ -186,7 +195,7 @@ class EyerissV2(Dataflow):
         M, N, K = run.M, run.N, run.K
         e = cfg.eyeriss
         n0, k0 = pe_tile(run, cfg)
-        nest = choose_nest(gemm, cfg, work, (1, n0, k0))
+        nest = choose_nest(gemm, cfg, work, granule(run, cfg))
         a = np.ones((M, K), dtype=np.float64) if work.a is None else work.a.astype(np.float64)
         cost = column_cost(None if work.b is None else work.b.astype(np.int64), K, N, n0, e.simd,
                            e.empty_column_cycles)
