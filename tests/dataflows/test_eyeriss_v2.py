@@ -97,7 +97,8 @@ def test_sync_orders_the_array_cycles():
     rng = np.random.default_rng(3)
     x, w = (rng.random((96, 128)) < 0.5), (rng.random((256, 128)) < 0.4)
     op = Linear(name="l", tokens=96, in_features=128, out_features=256)
-    c = {s: _row("eyeriss_v2", op, x, w, sets=(f"eyeriss.sync={s}",))["compute_cycles"] for s in ("pe", "cluster", "array")}
+    c = {s: _row("eyeriss_v2", op, x, w, sets=(f"eyeriss.sync={s}",))["compute_cycles"]
+         for s in ("pe", "cluster", "array")}
     assert c["pe"] <= c["cluster"] <= c["array"]
     assert c["pe"] < c["array"]  # real imbalance on random masks
 
