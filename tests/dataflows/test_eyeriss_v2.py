@@ -128,7 +128,7 @@ def test_config_errors_name_the_key(key, value, field):
 def test_sparseloop_ground_truth_exact():
     (check,) = [REFERENCES.get(n) for n in REFERENCES.names() if n == "eyeriss_v2_pe_sparseloop"]
     cases = check.run()
-    assert len(cases) == 8 and all(c.agrees and c.model == c.reference for c in cases)
+    assert len(cases) == 9 and all(c.agrees and c.model == c.reference for c in cases)
     # the ground truth is the effectual MAC count; Sparseloop's uniform model is 0.935-1.005 of it
     for layer in layers():
         effectual = int(layer.iacts.sum(axis=0) @ layer.weights.sum(axis=0))

@@ -196,7 +196,7 @@ class EyerissV2(Dataflow):
         e = cfg.eyeriss
         n0, k0 = pe_tile(run, cfg)
         nest = choose_nest(gemm, cfg, work, granule(run, cfg))
-        a = np.ones((M, K), dtype=np.float64) if work.a is None else work.a.astype(np.float64)
+        a = None if work.a is None else work.a.astype(np.float64)
         cost = column_cost(None if work.b is None else work.b.astype(np.int64), K, N, n0, e.simd,
                            e.empty_column_cycles)
         b_nnz = None if work.b is None else work.b.astype(np.int64)
@@ -206,7 +206,7 @@ class EyerissV2(Dataflow):
         a_bits = b_bits = a_bytes = b_bytes = out_bytes = 0
         for i, (m0, m1, c0, c1, q0, q1) in enumerate(nest.blocks):
             t0, t1 = c0 // n0, -(-c1 // n0)
-            a_blk = a[m0:m1, q0:q1]
+            a_blk = np.ones((m1 - m0, q1 - q0)) if a is None else a[m0:m1, q0:q1]
             units = unit_cycles(a_blk, cost[q0:q1, t0:t1], k0)
             sp = spread(t1 - t0, cfg)
             cycles[i] = synced_cycles(units, sp, e.sync)
@@ -225,7 +225,7 @@ class EyerissV2(Dataflow):
                 b_bits += nnz_b * e.weight_count_bits + kb * tiles * e.weight_address_bits
             # partial sums leave the PEs after each K chunk and come back for the next
             out_bytes += mb * nb * acc * (2 * chunks - (1 if q0 == 0 else 0))
-        a_cnt = a.sum(axis=0)
+        a_cnt = np.full(K, M, dtype=np.float64) if a is None else a.sum(axis=0)
         b_cnt = np.full(K, N, dtype=np.float64) if b_nnz is None else b_nnz.sum(axis=1).astype(np.float64)
         issued = int(a_cnt @ b_cnt)  # MACs of the operands as streamed (zeros of unskipped ones included)
         performed = work.macs_effectual if work.zero_aware else issued

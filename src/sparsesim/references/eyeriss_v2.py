@@ -16,6 +16,10 @@ other three orders miss by 1-11%). Run with ``zero_skip:both:skipping`` and ``dr
 the compute cycles are compared with the ground truth. Tolerance 0 (exact), chosen before
 comparing: the cycle rule (docs/architectures/eyeriss_v2.md) counts every effectual MAC of a
 one-MAC PE once and nothing else, which is what the ground truth is.
+
+A ninth case is L20, the one depthwise layer with masks: its ground truth is its dense MAC
+count, which the preset reproduces by ``eyeriss.depthwise_skip: false`` (exact, tolerance 0;
+a check of the depthwise path and the key's setting, not of the skipping rule).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from sparsesim.references import REFERENCES, Agreement, ReferenceCheck
 from sparsesim.simulation.run import simulate_rows
 from sparsesim.sparsity import cli_sparsity
 from sparsesim.workloads.gemm import Phase
-from sparsesim.workloads.ops import Linear, Workload
+from sparsesim.workloads.ops import Conv2d, Linear, Workload
 
 DATA = "eyeriss_v2_sparseloop_fig12.npz"
 TOLERANCE = 0.0  # exact: see the module docstring
@@ -69,14 +73,14 @@ def layers() -> list[Layer]:
     return out
 
 
-class _Masks:
-    """A layer's masks as its tensors (the replay reads zeros only)."""
+class _Tensors:
+    """Masks as a layer's tensors (the replay reads their zeros only)."""
 
-    def __init__(self, layer: Layer) -> None:
-        self.layer = layer
+    def __init__(self, x: np.ndarray, w: np.ndarray) -> None:
+        self.x, self.w = x.astype(np.float32), w.astype(np.float32)
 
     def tensors(self, index: int, roles=None) -> dict:
-        return {"input": self.layer.iacts.astype(np.float32), "weight": self.layer.weights.astype(np.float32)}
+        return {"input": self.x, "weight": self.w}
 
 
 def replay(layer: Layer, accel: str = "eyeriss_v2_pe", sets: tuple[str, ...] = ()) -> dict:
@@ -84,9 +88,30 @@ def replay(layer: Layer, accel: str = "eyeriss_v2_pe", sets: tuple[str, ...] = (
     cfg = load_accel(accel, ["dram.ideal=true", *sets])
     cfg = dataclasses.replace(cfg, sparsity=tuple(cli_sparsity(["zero_skip:both:skipping"])))
     op = Linear(name=layer.name, tokens=layer.pixels, in_features=layer.C, out_features=layer.M)
-    workload = Workload(f"sparseloop-{layer.name}", (op,), (Phase.FWD,), None, _Masks(layer))
+    workload = Workload(f"sparseloop-{layer.name}", (op,), (Phase.FWD,), None, _Tensors(layer.iacts, layer.weights))
     (row,) = simulate_rows(workload, cfg, "eyeriss_v2", progress=False)
     return row
+
+
+def depthwise_l20(depthwise_skip: bool = False) -> tuple[int, dict]:
+    """L20, the artifact's one depthwise layer with masks (256 channels, 3 x 3, stride 1, 8 x 8:
+    16 384 iacts, 2 304 weights; no shape file), replayed as a depthwise conv on
+    ``eyeriss_v2_pe``: its ground truth and the result row. The masks' flattening is unknown
+    (read here as (H, W, C) and (R, S, C), C fastest); with ``depthwise_skip`` false, the
+    preset's setting, the zeros cost cycles and the flattening does not matter."""
+    with resources.files("sparsesim.references").joinpath("data", DATA).open("rb") as f:
+        data = np.load(f)
+        truth = dict(zip(data["truth_layers"].tolist(), data["truth_cycles"].tolist()))["L20"]
+        x = _unpack(data, "L20_iacts").reshape(8, 8, 256).transpose(2, 0, 1)[None]
+        w = _unpack(data, "L20_weights").reshape(3, 3, 256).transpose(2, 0, 1)[:, None]
+    op = Conv2d(name="L20", batch=1, in_channels=256, out_channels=256, in_h=8, in_w=8, kernel_h=3, kernel_w=3,
+                pad_h=1, pad_w=1, groups=256)
+    cfg = load_accel("eyeriss_v2_pe", ["dram.ideal=true", f"eyeriss.depthwise_skip={str(depthwise_skip).lower()}"])
+    cfg = dataclasses.replace(cfg, sparsity=tuple(cli_sparsity(["zero_skip:both:skipping"])))
+    source = _Tensors(x, w)
+    (row,) = simulate_rows(Workload("sparseloop-L20", (op,), (Phase.FWD,), None, source), cfg, "eyeriss_v2",
+                           progress=False)
+    return truth, row
 
 
 class EyerissV2PE(ReferenceCheck):
@@ -96,8 +121,11 @@ class EyerissV2PE(ReferenceCheck):
               "fig12_eyerissv2_pe_setup ground_truth_cycles.yaml and real MobileNet-0.5 masks")
 
     def run(self) -> list[Agreement]:
-        return [Agreement(f"{layer.name} compute cycles", float(layer.truth_cycles),
-                          float(replay(layer)["compute_cycles"]), "cycles", TOLERANCE) for layer in layers()]
+        cases = [Agreement(f"{layer.name} compute cycles", float(layer.truth_cycles),
+                           float(replay(layer)["compute_cycles"]), "cycles", TOLERANCE) for layer in layers()]
+        truth, row = depthwise_l20()
+        return [*cases, Agreement("L20 (depthwise, depthwise_skip false) compute cycles", float(truth),
+                                  float(row["compute_cycles"]), "cycles", TOLERANCE)]
 
 
 REFERENCES.add(EyerissV2PE.name, EyerissV2PE())
