@@ -141,3 +141,56 @@ def test_the_flattening_matters():
     layer = layers()[0]
     wrong = dataclasses.replace(layer, iacts=layer.iacts.reshape(layer.C, layer.pixels).T.copy())
     assert replay(wrong)["compute_cycles"] != layer.truth_cycles
+
+
+def _slow_array_cycles(a: np.ndarray, b: np.ndarray, simd: int, sync: str, clusters: int, cluster_pes: int) -> int:
+    """A plain-loop twin of the rule and the mapping for a GEMM that is one buffer block: channel
+    tiles of 32, K chunks of 6; tile t goes to group t % Pn (round t // Pn), pixel m to PE m % Pm of
+    its group (round m // Pm), in cluster (group * clusters_per_group + PE // cluster_pes)."""
+    M, K = a.shape
+    N = b.shape[1]
+    tiles = -(-N // 32)
+    groups = min(tiles, clusters)
+    per_group = clusters // groups
+    pm = per_group * cluster_pes
+    work: dict = {}  # (step, cluster, pe) -> cycles
+    for m in range(M):
+        for t in range(tiles):
+            for k in range(K):
+                if a[m, k]:
+                    step = (k // 6, m // pm, t // groups)
+                    pe = (t % groups, m % pm)
+                    cluster = (t % groups) * per_group + (m % pm) // cluster_pes
+                    nnz = int(b[k, 32 * t:32 * t + 32].sum())
+                    key = (step, cluster, pe)
+                    work[key] = work.get(key, 0) + -(-nnz // simd)
+    if sync == "pe":
+        per_pe: dict = {}
+        for (step, cluster, pe), c in work.items():
+            per_pe[pe] = per_pe.get(pe, 0) + c
+        return max(per_pe.values())
+    steps = {key[0] for key in work}
+    if sync == "array":
+        return sum(max(c for key, c in work.items() if key[0] == s) for s in steps)
+    per_cluster: dict = {}
+    for s in steps:
+        for cl in {key[1] for key in work if key[0] == s}:
+            per_cluster[cl] = per_cluster.get(cl, 0) + max(c for key, c in work.items() if key[:2] == (s, cl))
+    return max(per_cluster.values())
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_rule_matches_a_plain_loop_twin(seed):
+    rng = np.random.default_rng(seed)
+    M, N, K = 40, 70, 20  # 3 channel tiles (32, 32, 6), 4 K chunks (6, 6, 6, 2): one buffer block
+    x, w = (rng.random((M, K)) < 0.6), (rng.random((N, K)) < 0.5)
+    op = Linear(name="l", tokens=M, in_features=K, out_features=N)
+    # one PE, SIMD 2
+    row = _row("eyeriss_v2_pe", op, x, w, sets=("eyeriss.simd=2",))
+    assert row["compute_cycles"] == _slow_array_cycles(x, w.T, 2, "pe", 1, 1)
+    # one PE, one MAC: the effectual MACs
+    assert _row("eyeriss_v2_pe", op, x, w)["compute_cycles"] == int((x.astype(int) @ w.T.astype(int)).sum())
+    for sync in ("pe", "cluster", "array"):
+        row = _row("eyeriss_v2", op, x, w, sets=(f"eyeriss.sync={sync}",))
+        assert row["tiles"] == 1
+        assert row["compute_cycles"] == _slow_array_cycles(x, w.T, 2, sync, 16, 12)
