@@ -194,6 +194,46 @@ class MapperConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class EyerissConfig:
+    """Eyeriss v2 PEs and clusters (``array.kind: eyeriss_v2``; Chen, Yang, Emer, Sze, JETCAS 2019,
+    arXiv 1807.07928; docs/architectures/eyeriss_v2.md). The array is ``array.rows x array.cols``
+    PEs cut into clusters of ``cluster_rows x cluster_cols``; the scratchpad sizes are those of
+    the Sparseloop artifact's Eyeriss v2 PE (``arch.yaml`` of its fig12 setup)."""
+
+    cluster_rows: int = _param("PE rows of one cluster (array.rows must be a multiple)", default=1,
+                               minimum=1, maximum=4096)
+    cluster_cols: int = _param("PE columns of one cluster (array.cols must be a multiple)", default=1,
+                               minimum=1, maximum=4096)
+    simd: int = _param("MACs per PE: a nonzero iact meets its weight column's nonzeros simd per cycle",
+                       default=1, minimum=1, maximum=64)
+    iact_spad_entries: int = _param("iact scratchpad data entries (nonzero iacts of one pixel's K chunk)",
+                                    default=16, minimum=1, maximum=1 << 16)
+    weight_spad_entries: int = _param("weight scratchpad data entries (weights of one K chunk x channel tile, "
+                                      "held at their dense size)", default=192, minimum=1, maximum=1 << 20)
+    weight_address_entries: int = _param("weight scratchpad address entries (weight columns, i.e. K indices "
+                                         "of one chunk)", default=16, minimum=1, maximum=1 << 16)
+    psum_spad_entries: int = _param("psum scratchpad entries (output channels of one pixel a PE holds)",
+                                    default=32, minimum=1, maximum=1 << 16)
+    iact_count_bits: int = _param("CSC metadata: bits of an iact's zero-run count", default=4, minimum=0,
+                                  maximum=32)
+    iact_address_bits: int = _param("CSC metadata: bits of an iact column address", default=4, minimum=0,
+                                    maximum=32)
+    weight_count_bits: int = _param("CSC metadata: bits of a weight's zero-run count", default=4, minimum=0,
+                                    maximum=32)
+    weight_address_bits: int = _param("CSC metadata: bits of a weight column address", default=7, minimum=0,
+                                      maximum=32)
+    sync: str = _param("synchronisation domain: each step (one pixel x one K chunk per PE) takes the max over "
+                       "the PEs of a cluster (cluster), of the whole array (array), or PEs run decoupled (pe)",
+                       default="cluster", choices=("pe", "cluster", "array"))
+    depthwise_skip: bool = _param("depthwise convs (one input channel per group) skip zeros like any GEMM; "
+                                  "false runs them dense (their zeros gated)", default=True)
+    empty_column_cycles: int = _param("cycles a nonzero iact costs when its weight column (in the PE's channel "
+                                      "tile) holds no nonzero", default=0, minimum=0, maximum=1 << 16)
+    fill_cycles: int = _param("pipeline fill and drain of one GEMM group, cycles", default=0, minimum=0,
+                              maximum=1 << 20)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AccelConfig:
     """A whole accelerator: array, buffers, DRAM, clock, energy table and sparsity features."""
 
@@ -205,6 +245,8 @@ class AccelConfig:
     dram: DramConfig
     training: TrainingConfig = _param("N:M training support", default_factory=TrainingConfig)
     mapper: MapperConfig = _param("SRAM-level mapping of each GEMM", default_factory=MapperConfig)
+    eyeriss: EyerissConfig = _param("Eyeriss v2 PEs and clusters (array.kind: eyeriss_v2)",
+                                    default_factory=EyerissConfig, recorded_at_default=False)
     energy_table: str = _param("name of the energy/area table (see `sparsesim list`)", default="horowitz45")
     sparsity: tuple = _param("sparsity features switched on for this run (list of mappings)",
                              default_factory=tuple)
