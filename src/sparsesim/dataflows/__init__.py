@@ -14,10 +14,12 @@ from sparsesim.dataflows.base import DATAFLOWS, Dataflow, Plan, SystolicDataflow
 from sparsesim.hardware.dataflow_kind import DataflowKind
 
 
-def display_order() -> list[str]:
+def display_order(array_kind: str | None = None) -> list[str]:
     """Names of the registered dataflows in the order figures and tables show them (each
-    kind's ``rank``, then its name)."""
-    return sorted(DATAFLOWS.names(), key=lambda n: (DATAFLOWS.get(n).rank, n))
+    dataflow's ``rank``, then its name); only those of ``array_kind`` when it is given."""
+    names = [n for n in DATAFLOWS.names() if array_kind is None or DATAFLOWS.get(n).array_kind == array_kind]
+    return sorted(names, key=lambda n: (DATAFLOWS.get(n).rank, n))
 
 
-__all__ = ["ARRAY_KINDS", "ArrayKind", "array_kind", "DATAFLOWS", "Dataflow", "DataflowKind", "Plan", "SystolicDataflow", "display_order"]
+__all__ = ["ARRAY_KINDS", "ArrayKind", "array_kind", "DATAFLOWS", "Dataflow", "DataflowKind", "Plan",
+           "SystolicDataflow", "display_order"]
