@@ -58,3 +58,5 @@ REFERENCES: Registry[ReferenceCheck] = Registry("reference")
 """Every reference check, by name."""
 
 __all__ = ["Agreement", "REFERENCES", "ReferenceCheck"]
+
+from sparsesim.references import dstc  # noqa: E402,F401  (registers dstc_fig21)
