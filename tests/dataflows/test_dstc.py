@@ -127,3 +127,19 @@ def test_blocks_split_along_k_sum_to_the_whole():
 def test_refused_keys_are_one_line(override, key):
     with pytest.raises(InputError, match=rf"^{key}: "):
         ARRAY_KINDS.get("dstc").check(load_accel("dstc", [override]))
+
+
+def test_speedup_grows_with_both_operands_sparsity():
+    """The paper's headline (Fig. 21): latency falls as either operand gets sparser. One seed,
+    so a sparser operand's nonzeros are a subset of a denser one's (the same uniform draws)."""
+    from sparsesim.references.dstc import normalised_latency
+
+    dens_a, dens_b = (1.0, 0.9, 0.7, 0.5, 0.3), (1.0, 0.4)
+    lat = {(da, db): normalised_latency(128, da, db, seed=1, overrides=("dram.ideal=true",))[0]
+           for da in dens_a for db in dens_b}
+    assert lat[1.0, 1.0] == 1.0
+    for db in dens_b:
+        col = [lat[da, db] for da in dens_a]
+        assert all(x >= y for x, y in zip(col, col[1:])) and col[-1] < col[0]
+    for da in dens_a:
+        assert lat[da, 0.4] < lat[da, 1.0]
