@@ -23,8 +23,6 @@ tensor core on the same grid (tests/dataflows/test_dstc.py checks it by hand).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from sparsesim.core.errors import field_error
@@ -67,14 +65,11 @@ def _tile_counts(mask: np.ndarray | None, length: int, other: int, tile: int, ax
         ext[-1] = length - tile * (tiles - 1)
         return np.repeat(ext[:, None], other, axis=1) if axis == 0 else np.repeat(ext[None, :], other, axis=0)
     pad = tiles * tile - length
-    m = mask.astype(np.int64, copy=False)
     if axis == 0:
-        if pad:
-            m = np.concatenate([m, np.zeros((pad, other), dtype=np.int64)])
-        return m.reshape(tiles, tile, other).sum(axis=1)
-    if pad:
-        m = np.concatenate([m, np.zeros((other, pad), dtype=np.int64)], axis=1)
-    return m.reshape(other, tiles, tile).sum(axis=2)
+        m = np.pad(mask, ((0, pad), (0, 0))) if pad else mask
+        return m.reshape(tiles, tile, other).sum(axis=1, dtype=np.int64)
+    m = np.pad(mask, ((0, 0), (0, pad))) if pad else mask
+    return m.reshape(other, tiles, tile).sum(axis=2, dtype=np.int64)
 
 
 def conflict_cost(b: np.ndarray, tile_n: int, cols: int, banks: int) -> np.ndarray:
