@@ -234,6 +234,35 @@ class EyerissConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DstcConfig:
+    """The dual-side sparse tensor core (``array.kind: dstc``; Wang et al., ISCA 2021; see
+    docs/architectures/dstc.md): the ``array.rows x array.cols`` multiplier grid computes
+    outer products of condensed A columns and B rows into a ``tile_m x tile_n`` output tile
+    held in the accumulation buffer."""
+
+    tile_m: int = _param("rows (M) of the output tile one outer-product core accumulates, elements "
+                         "(Sparseloop's DSTC: 32)", default=32, minimum=1, maximum=1 << 16)
+    tile_n: int = _param("columns (N) of the output tile one outer-product core accumulates, elements "
+                         "(Sparseloop's DSTC: 32)", default=32, minimum=1, maximum=1 << 16)
+    packing: str = _param("per_k: each k's condensed outer product is issued alone and takes "
+                          "ceil(a_k/rows)*ceil(b_k/cols) cycles; perfect: the products of a block's k steps "
+                          "packed densely onto the grid (a bound, for ablation)", default="per_k",
+                          choices=("per_k", "perfect"))
+    acc_banks: int = _param("column banks of the accumulation buffer; output column c lives in bank "
+                            "c mod acc_banks and a bank takes one grid column's products a cycle (0: one bank "
+                            "per tile column, conflict-free); must be 0 or >= array.cols", default=0,
+                            minimum=0, maximum=1 << 16)
+    drain_words_per_cycle: int = _param("words a cycle the accumulation buffer drains when a tile is done "
+                                        "(Sparseloop's DSTC Buffer: 116)", default=116, minimum=1, maximum=1 << 20)
+    drain_overlap: bool = _param("the drain of a finished tile overlaps the next tile's products (a "
+                                 "double-buffered accumulation buffer); false: it is paid after each tile",
+                                 default=False)
+    decode_overlap: bool = _param("the bitmap-to-coordinate decode of each k step (a popcount prefix) "
+                                  "overlaps the previous step's products; false: one cycle per issued k step",
+                                  default=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AccelConfig:
     """A whole accelerator: array, buffers, DRAM, clock, energy table and sparsity features."""
 
@@ -247,6 +276,8 @@ class AccelConfig:
     mapper: MapperConfig = _param("SRAM-level mapping of each GEMM", default_factory=MapperConfig)
     eyeriss: EyerissConfig = _param("Eyeriss v2 PEs and clusters (array.kind: eyeriss_v2)",
                                     default_factory=EyerissConfig, recorded_at_default=False)
+    dstc: DstcConfig = _param("dual-side sparse tensor core (array.kind: dstc)", default_factory=DstcConfig,
+                              recorded_at_default=False)
     energy_table: str = _param("name of the energy/area table (see `sparsesim list`)", default="horowitz45")
     sparsity: tuple = _param("sparsity features switched on for this run (list of mappings)",
                              default_factory=tuple)

@@ -61,3 +61,4 @@ __all__ = ["Agreement", "REFERENCES", "ReferenceCheck"]
 
 from sparsesim.references import eyeriss_v2  # noqa: E402,F401  (register)
 from sparsesim.references import sparse_tensor_core  # noqa: E402,F401  (register)
+from sparsesim.references import dstc  # noqa: E402,F401  (registers dstc_fig21)
