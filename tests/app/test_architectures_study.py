@@ -42,7 +42,8 @@ def _cnn_row(arch, d, machine, cycles, energy, bound):
             "dense_cycles": 1000.0, "compute_cycles": cycles, "macs_dense": 8.0e5, "macs_effectual": 4.0e5,
             "energy_pj": energy, "dram_bytes": 10.0, "bound_cycles": bound, "stall_cycles": 0.0,
             "speedup_vs_systolic_dense": 1000.0 / cycles, "speedup_vs_own_dense": 1000.0 / cycles,
-            "bound_speedup_vs_systolic_dense": 1000.0 / bound, "utilization": 0.5}
+            "bound_speedup_vs_systolic_dense": 1000.0 / bound, "utilization": 0.5, "compute_speedup": 1.0,
+            "dense_compute_cycles": 1000.0, "stall_share": 0.1 if arch == "P" else 0.3}
 
 
 def test_the_text_follows_the_tables():
@@ -62,3 +63,4 @@ def test_the_text_follows_the_tables():
     assert "bound over achieved across the weight densities: P 2.00x; Q 1.25x." in text
     assert "Q: 2.50x over its dense machine with only A at density 0.1" in text
     assert "42% of its layers' input activations are zero" in text
+    assert "waits for memory (DRAM, or a buffer's ports): P 10%; Q 30%." in text
