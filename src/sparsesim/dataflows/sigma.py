@@ -27,6 +27,7 @@ streaming dimension never split (an iteration streams all of the other operand).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -43,7 +44,8 @@ from sparsesim.workloads.gemm import Gemm
 KIND = "sigma"
 
 STONNE_COMPATIBLE = {"sigma.skip_streaming_zeros": False, "sigma.min_cluster": 3, "sigma.reorder": False,
-                     "sigma.overlap_iterations": False, "sigma.distribution": "tree", "sigma.config_cycles": 1}
+                     "sigma.overlap_iterations": False, "sigma.distribution": "tree", "sigma.reduction": "art",
+                     "sigma.config_cycles": 1}
 """The ``--set`` values that make the model STONNE's SIGMA (``SIGMA_SPARSE_GEMM`` controller). Its
 ``sigma.drain_cycles`` is measured from dense STONNE runs (references/data/README.md); ``dn_bandwidth``
 and ``rn_bandwidth`` are STONNE's ``dn_bw`` and ``rn_bw``."""
@@ -76,6 +78,9 @@ class Sigma(ArrayKind):
         if s.distribution == "tree" and P % dn:
             raise field_error("sigma.dn_bandwidth", f"a tree distribution splits the {P} multipliers evenly "
                                                     f"among its ports, got {dn} ports")
+        if s.reduction == "art" and P & (P - 1):
+            raise field_error("array.cols", f"an art reduction tree needs a power-of-two number of multipliers, "
+                                            f"got rows x cols = {P}")
         if P < 2:
             raise field_error("array.cols", "a sigma array needs at least 2 multipliers (folding keeps one "
                                             "for the partial sum)")
@@ -96,6 +101,7 @@ class Params:
     reorder: bool
     overlap: bool
     tree: bool
+    art: bool
     config_cycles: int
     drain_cycles: int
 
@@ -105,7 +111,8 @@ class Params:
         P = cfg.array.pes
         drain = s.drain_cycles if s.drain_cycles >= 0 else 3 + math.ceil(math.log2(P))
         return Params(P, s.dn_bandwidth or P, s.rn_bandwidth or P, s.skip_streaming_zeros, s.min_cluster,
-                      s.reorder, s.overlap_iterations, s.distribution == "tree", s.config_cycles, drain)
+                      s.reorder, s.overlap_iterations, s.distribution == "tree", s.reduction == "art", s.config_cycles,
+                      drain)
 
 
 def pad_clusters(mapped: np.ndarray, min_cluster: int) -> np.ndarray:
@@ -146,6 +153,88 @@ def reorder_vectors(sizes: np.ndarray, P: int) -> np.ndarray:
     return order
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def art_output(start: int, size: int, P: int) -> tuple[int, int]:
+    """The switch (level from the root, index in the level) of MAERI's augmented reduction tree
+    that sends the result of a cluster on multipliers ``start .. start+size-1`` to memory, as
+    STONNE's ``CompilerART::generate_art_signals_sparse`` decides it: going up from the leaves,
+    the first level at which one switch alone carries the cluster (forwarding links joining the
+    two halves of a cluster that straddles neighbouring subtrees)."""
+    levels = int(round(math.log2(P)))
+    vb = [start <= j < start + size for j in range(P)]
+    num = P
+    for level in range(levels - 1, -1, -1):
+        num //= 2
+        pb = [False] * P
+        for a in range(num):
+            c = 2 * a
+            if a == 0 or a == num - 1:  # no forwarding link
+                pb[a] = vb[c] or vb[c + 1]
+            elif a % 2 == 1:  # the left switch of a forwarding pair (a, a + 1)
+                last = c + 1
+                s = last if vb[last] else c
+                left = 0
+                while s >= 0 and vb[s]:
+                    left, s = left + 1, s - 1
+                s = last + 1 if vb[last + 1] else last + 2
+                right = 0
+                while s < P and vb[s]:
+                    right, s = right + 1, s + 1
+                if left == 0 or right == 0:
+                    pb[a], pb[a + 1] = left > 0, right > 0
+                elif left >= right:
+                    if vb[last + 3] or vb[last + 4]:  # the right switch's neighbour needs the parent
+                        pb[a] = pb[a + 1] = True
+                    else:
+                        vb[c + 2:] = [False] * (P - c - 2)
+                        pb[a], pb[a + 1] = True, False
+                elif vb[last - 2] or vb[last - 3]:
+                    pb[a] = pb[a + 1] = True
+                else:
+                    vb[:c + 2] = [False] * (c + 2)
+                    pb[a], pb[a + 1] = False, True
+        on = [i for i in range(num) if pb[i]]
+        if len(on) == 1:
+            return level, on[0]
+        vb = pb
+    return 0, 0
+
+
+@functools.lru_cache(maxsize=64)
+def _bus_lines(P: int, lines: int) -> dict[tuple[int, int], int]:
+    """STONNE's ``ASNetwork::setMemoryConnections``: the collection-bus line of every switch. The
+    two switches of a forwarding pair share a line; pairs take lines in order, root to leaves,
+    then the switches without a forwarding link."""
+    levels = int(round(math.log2(P)))
+    pairs, singles = [], []
+    for level in range(levels):
+        n = 1 << level
+        for j in range(n):
+            if j and j % 2 == 0:
+                pairs.append((level, j - 1, j))
+            elif j == 0 or j == n - 1:
+                singles.append((level, j))
+    out = {}
+    for q, (level, a, b) in enumerate(pairs):
+        out[(level, a)] = out[(level, b)] = q % lines
+    for i, sw in enumerate(singles):
+        out[sw] = (i + 2 * len(pairs)) % lines
+    return out
+
+
+def art_collection_cycles(sizes: list[int], P: int, lines: int) -> int:
+    """Cycles a streamed vector's outputs take on STONNE's collection bus: clusters of ``sizes``
+    laid out from multiplier 0; each bus line sends one output a cycle."""
+    bus = _bus_lines(P, lines)
+    load: dict[int, int] = {}
+    start = 0
+    for size in sizes:
+        line = bus[art_output(start, size, P)]
+        load[line] = load.get(line, 0) + 1
+        start += size
+    return max(load.values(), default=1)
+
+
 @dataclass(frozen=True, slots=True)
 class Iterations:
     """The iterations of one block: ``need`` (iterations, K) bool, the elements some mapped
@@ -159,6 +248,7 @@ class Iterations:
     vns: np.ndarray
     folded: np.ndarray
     port_load: np.ndarray
+    collect: np.ndarray | None = None  # art reduction: cycles of one vector's outputs on the bus
     port_need: tuple = ()  # tree distribution: per iteration, (ports, K) bool, the indices each port sends
 
 
@@ -190,7 +280,8 @@ def iterations(mapped: np.ndarray, p: Params) -> Iterations:
         while j < V and used + int(sizes[order[j]]) <= P and int(sizes[order[j]]) <= P:
             used += int(sizes[order[j]])
             j += 1
-        groups.append((mapped[order[i:j]], j - i, False))
+        if used:  # an iteration of empty vectors only is skipped (its outputs are zero)
+            groups.append((mapped[order[i:j]], int(np.count_nonzero(sizes[order[i:j]])), False))
         i = j
     n = len(groups)
     need = np.zeros((n, K), dtype=bool)
@@ -198,6 +289,7 @@ def iterations(mapped: np.ndarray, p: Params) -> Iterations:
     vns = np.zeros(n, dtype=np.int64)
     folded = np.zeros(n, dtype=bool)
     port_load = np.zeros(n, dtype=np.int64)
+    collect = np.ones(n, dtype=np.int64)
     port_need = []
     width = P // p.dn if p.tree else 0
     for g, (rows, clusters, fold) in enumerate(groups):
@@ -205,6 +297,9 @@ def iterations(mapped: np.ndarray, p: Params) -> Iterations:
         mapped_count[g] = int(rows.sum())
         vns[g] = clusters
         folded[g] = fold
+        if p.art:  # a folded pass's cluster includes the psum carrier
+            sizes_g = [int(rows.sum()) + 1] if fold else [int(x) for x in rows.sum(axis=1) if x]
+            collect[g] = art_collection_cycles(sizes_g, P, p.rn)
         if p.tree:
             # multiplier slot of each mapped element, row-major after the psum carrier; a port
             # sends one element per cycle, each needed index once (multicast within its tree)
@@ -217,7 +312,7 @@ def iterations(mapped: np.ndarray, p: Params) -> Iterations:
             if fold:
                 load[0] += 1  # the partial sum enters through port 0 (sent first, psum FIFO)
             port_load[g] = int(load.max())
-    return Iterations(need, mapped_count, vns, folded, port_load, tuple(port_need))
+    return Iterations(need, mapped_count, vns, folded, port_load, collect if p.art else None, tuple(port_need))
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +339,7 @@ def block_cost(sta: np.ndarray, stream: np.ndarray | None, n_stream: int, p: Par
     S = n_stream
     skip = p.skip_streaming_zeros and stream is not None
     sent = it.need.sum(axis=1) + it.folded  # elements into the network per streamed vector
-    out_cost = -(-it.vns // p.rn)
+    out_cost = it.collect if it.collect is not None else -(-it.vns // p.rn)
     if skip:
         counts = it.need.astype(np.float32) @ stream.T.astype(np.float32)  # needed nonzeros per (iteration, vector)
         counts = np.rint(counts).astype(np.int64)

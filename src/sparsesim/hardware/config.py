@@ -217,6 +217,11 @@ class SigmaConfig:
         "distribution network: benes (non-blocking, dn_bandwidth elements per cycle reach any multipliers) or "
         "tree (STONNE: one tree per read port, each port sends one element per cycle to its own multipliers)",
         default="benes", choices=("benes", "tree"))
+    reduction: str = _param(
+        "reduction network: fan (forwarding adder network, every cluster's output leaves in the cycle it completes, "
+        "up to rn_bandwidth a cycle) or art (STONNE: MAERI's augmented reduction tree, whose two switches of a "
+        "forwarding pair share one collection-bus line, so two clusters ending there take two cycles a vector)",
+        default="fan", choices=("fan", "art"))
     dn_bandwidth: int = _param("distribution bandwidth, elements per cycle (STONNE dn_bw); 0: one per multiplier",
                                default=0, minimum=0, maximum=1 << 24)
     rn_bandwidth: int = _param("reduction (collection) bandwidth, outputs per cycle (STONNE rn_bw); 0: one per "

@@ -58,3 +58,4 @@ REFERENCES: Registry[ReferenceCheck] = Registry("reference")
 """Every reference check, by name."""
 
 __all__ = ["Agreement", "REFERENCES", "ReferenceCheck"]
+from sparsesim.references import sigma  # noqa: E402,F401  (register the SIGMA/STONNE reference)
