@@ -181,6 +181,6 @@ def test_a_few_stored_stonne_cases_agree():
         if key in seen or c.density_mk not in (0.3, 0.6):
             continue
         seen.add(key)
-        model, iters = model_cycles(c, drain_cycles(c.ms_size))
+        model, iters = model_cycles(c, drain_cycles(c.ms_size, c.dn_bw))
         assert abs(model - c.stonne_cycles) <= 4 * iters, c.case
     assert len(seen) == 12
