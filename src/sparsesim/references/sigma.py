@@ -110,7 +110,7 @@ class StonneSigma(ReferenceCheck):
     name = "sigma_stonne"
     array_kind = "sigma"
     source = (f"STONNE (github:stonne-simulator/stonne@{STONNE_COMMIT[:8]}, MIT), SIGMA_SPARSE_GEMM controller, "
-              "N_cycles of 168 sparse GEMMs on stored bitmaps (src/sparsesim/references/data/sigma_stonne.csv)")
+              "N_cycles of sparse GEMMs on stored bitmaps (src/sparsesim/references/data/sigma_stonne.csv)")
 
     def run(self) -> list[Agreement]:
         out = []
