@@ -10,12 +10,13 @@ import pytest
 
 from sparsesim.core.errors import InputError
 from sparsesim.dataflows import DATAFLOWS
-from sparsesim.dataflows.sigma import (Params, art_collection_cycles, art_output, block_cost, iterations,
-                                       reorder_vectors, stonne_overrides)
+from sparsesim.dataflows.sigma import (Params, art_collection_cycles, art_output, iterations, reorder_vectors,
+                                       stonne_overrides)
 from sparsesim.dataflows.tiled import ArrayWork
 from sparsesim.hardware.config import to_dict
 from sparsesim.hardware.presets import load_accel
-from sparsesim.references.sigma import REFERENCES, drain_cycles, load_cases, model_cycles
+from sparsesim.references import REFERENCES
+from sparsesim.references.sigma import drain_cycles, load_cases, model_cycles
 from sparsesim.simulation.engine import check_dataflow
 from sparsesim.workloads.gemm import Gemm
 

@@ -1,6 +1,8 @@
-"""SIGMA (Qin et al., HPCA 2020): a flexible dot-product engine of P multipliers fed by a
-distribution network and reduced by a forwarding adder network, mapping irregular sparse GEMMs
-so that only the stationary operand's nonzeros occupy multipliers; array kind ``sigma``.
+"""SIGMA (Qin et al., HPCA 2020): stationary nonzeros packed into P multipliers, the other operand streamed.
+
+A flexible dot-product engine of P multipliers fed by a distribution network and reduced by a
+forwarding adder network maps irregular sparse GEMMs so that only the stationary operand's
+nonzeros occupy multipliers.
 
 The cycle rule (docs/architectures/sigma.md, the research memo's section 1.3 on STONNE's
 ``SparseSDMemory``), per on-chip block of the GEMM:

@@ -17,7 +17,13 @@ from importlib import resources
 
 import numpy as np
 
+from sparsesim.dataflows import DATAFLOWS
+from sparsesim.dataflows.sigma import stonne_overrides
+from sparsesim.dataflows.tiled import ArrayWork
+from sparsesim.hardware.config import AccelConfig
+from sparsesim.hardware.presets import load_accel
 from sparsesim.references import REFERENCES, Agreement, ReferenceCheck
+from sparsesim.workloads.gemm import Gemm
 
 STONNE_COMMIT = "22634b8b7668c2691bc2df8f612232d90839df20"
 DATA = "sigma_stonne.csv"
@@ -62,12 +68,9 @@ def load_cases() -> list[Case]:
     return [Case(**{k: int(v) if k in ints else float(v) if k in floats else v for k, v in r.items()}) for r in rows]
 
 
-def stonne_config(case: Case, drain_cycles: int):
+def stonne_config(case: Case, drain_cycles: int) -> AccelConfig:
     """The ``sigma`` preset in its STONNE-compatible mode with ``case``'s multipliers and bandwidths
     (one Flex-DPE row of ``ms_size`` multipliers), ideal DRAM and buffers that hold the whole GEMM."""
-    from sparsesim.dataflows.sigma import stonne_overrides
-    from sparsesim.hardware.presets import load_accel
-
     return load_accel("sigma", ["array.rows=1", f"array.cols={case.ms_size}", "dram.ideal=true",
                                 *stonne_overrides(drain_cycles, case.dn_bw, case.rn_bw, bool(case.optimize))])
 
@@ -75,10 +78,6 @@ def stonne_config(case: Case, drain_cycles: int):
 def model_cycles(case: Case, drain_cycles: int) -> tuple[int, int]:
     """(cycles, iterations) of the STONNE-compatible model on ``case``'s bitmaps: both operands'
     zeros skipped (bitmap compressed), the dataflow STONNE ran, the on-chip cycles of the plan."""
-    from sparsesim.dataflows import DATAFLOWS
-    from sparsesim.dataflows.tiled import ArrayWork
-    from sparsesim.workloads.gemm import Gemm
-
     mk, kn = bitmaps(case.M, case.N, case.K, case.density_mk, case.density_kn, case.seed)
     gemm = Gemm(case.M, case.N, case.K, 1, None)
     eff = int(mk.astype(np.int64).sum(axis=0) @ kn.astype(np.int64).sum(axis=1))
