@@ -260,6 +260,8 @@ def iterations(mapped: np.ndarray, p: Params) -> Iterations:
     P = p.P
     sizes = mapped.sum(axis=1)
     order = reorder_vectors(sizes, P) if p.reorder else np.arange(V)
+    if not (p.tree or p.art) and V and int(sizes.max()) <= P:
+        return _packed(mapped[order], sizes[order], P)
     groups: list[tuple[np.ndarray, int, bool]] = []  # (mask rows of the iteration, clusters, folded pass)
     i = 0
     while i < V:
@@ -315,6 +317,24 @@ def iterations(mapped: np.ndarray, p: Params) -> Iterations:
                 load[0] += 1  # the partial sum enters through port 0 (sent first, psum FIFO)
             port_load[g] = int(load.max())
     return Iterations(need, mapped_count, vns, folded, port_load, collect if p.art else None, tuple(port_need))
+
+
+def _packed(rows: np.ndarray, sizes: np.ndarray, P: int) -> Iterations:
+    """:func:`iterations` without folds, tree ports or ART (the common case), vectorised: the
+    greedy packing in one pass over the sizes, the per-iteration unions by ``reduceat``."""
+    starts, used = [], P + 1
+    for i, z in enumerate(sizes.tolist()):
+        if used + z > P:
+            starts.append(i)
+            used = 0
+        used += z
+    idx = np.array(starts, dtype=np.int64)
+    need = np.logical_or.reduceat(rows, idx, axis=0)
+    mapped = np.add.reduceat(sizes.astype(np.int64), idx)
+    vns = np.add.reduceat((sizes > 0).astype(np.int64), idx)
+    keep = mapped > 0  # an iteration of empty vectors only is skipped (its outputs are zero)
+    n = int(keep.sum())
+    return Iterations(need[keep], mapped[keep], vns[keep], np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64))
 
 
 @dataclass(frozen=True, slots=True)
