@@ -161,7 +161,11 @@ def art_output(start: int, size: int, P: int) -> tuple[int, int]:
     that sends the result of a cluster on multipliers ``start .. start+size-1`` to memory, as
     STONNE's ``CompilerART::generate_art_signals_sparse`` decides it: going up from the leaves,
     the first level at which one switch alone carries the cluster (forwarding links joining the
-    two halves of a cluster that straddles neighbouring subtrees)."""
+    two halves of a cluster that straddles neighbouring subtrees).
+
+    The rule is re-implemented in Python from STONNE (github:stonne-simulator/stonne@22634b8b,
+    ``stonne/src/CompilerART.cpp``; MIT licence, Copyright (c) 2020 Francisco Muñoz Martinez) so that
+    the STONNE-compatible mode counts its collection-bus conflicts; no STONNE source is included."""
     levels = int(round(math.log2(P)))
     vb = [start <= j < start + size for j in range(P)]
     num = P
