@@ -10,6 +10,7 @@ array kind it runs on (:mod:`.array_kind`, ``array.kind``).
 from sparsesim.dataflows import input_stationary, output_stationary, weight_stationary  # noqa: F401  (register)
 from sparsesim.dataflows import eyeriss_v2  # noqa: F401  (register)
 from sparsesim.dataflows import dstc  # noqa: F401  (registers the dstc kind and its dataflow)
+from sparsesim.dataflows import sigma  # noqa: F401  (register the sigma array kind)
 from sparsesim.dataflows.array_kind import ARRAY_KINDS, ArrayKind, array_kind
 from sparsesim.dataflows.base import DATAFLOWS, Dataflow, Plan, SystolicDataflow
 from sparsesim.hardware.dataflow_kind import DataflowKind

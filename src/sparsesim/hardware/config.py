@@ -263,6 +263,47 @@ class DstcConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SigmaConfig:
+    """SIGMA's flexible dot-product engine (``array.kind: sigma``, :mod:`sparsesim.dataflows.sigma`;
+    docs/architectures/sigma.md). The paper-like behaviour is the default; ``stonne_compatible``
+    in :mod:`sparsesim.dataflows.sigma` names the values that reproduce STONNE's SIGMA model."""
+
+    skip_streaming_zeros: bool = _param(
+        "the distribution network sends only the streaming operand's nonzeros (where that operand's zeros "
+        "are skipped), and a streamed vector with no effectual product costs no cycle (paper-like); false: "
+        "every element a mapped multiplier needs is sent, zeros too, one vector per cycle (STONNE)", default=True)
+    min_cluster: int = _param("stationary vectors are padded to at least this many mapped elements "
+                              "(STONNE pads rows and columns to 3 with explicit zeros; 1: no padding)",
+                              default=1, minimum=1, maximum=1 << 20)
+    reorder: bool = _param("reorder stationary vectors before packing: those wider than the array first, then "
+                           "each iteration filled largest-fitting first (STONNE -optimize=1); false: index order",
+                           default=False)
+    overlap_iterations: bool = _param(
+        "double-buffered stationary operand: an iteration's configuration and stationary load hide behind the "
+        "previous iteration's streaming and only the last drain is paid (ASSUMED for the paper); false: each "
+        "iteration configures, loads, streams and drains in turn (STONNE)", default=True)
+    distribution: str = _param(
+        "distribution network: benes (non-blocking, dn_bandwidth elements per cycle reach any multipliers) or "
+        "tree (STONNE: one tree per read port, each port sends one element per cycle to its own multipliers)",
+        default="benes", choices=("benes", "tree"))
+    reduction: str = _param(
+        "reduction network: fan (forwarding adder network, every cluster's output leaves in the cycle it completes, "
+        "up to rn_bandwidth a cycle) or art (STONNE: MAERI's augmented reduction tree, whose two switches of a "
+        "forwarding pair share one collection-bus line, so two clusters ending there take two cycles a vector)",
+        default="fan", choices=("fan", "art"))
+    dn_bandwidth: int = _param("distribution bandwidth, elements per cycle (STONNE dn_bw); 0: one per multiplier",
+                               default=0, minimum=0, maximum=1 << 24)
+    rn_bandwidth: int = _param("reduction (collection) bandwidth, outputs per cycle (STONNE rn_bw); 0: one per "
+                               "multiplier", default=0, minimum=0, maximum=1 << 24)
+    config_cycles: int = _param("cycles to configure the networks for an iteration's clusters (STONNE: 1)",
+                                default=1, minimum=0, maximum=1 << 20)
+    drain_cycles: int = _param(
+        "cycles from an iteration's last streamed vector to its last output written; -1: derived as "
+        "1 (distribution) + 1 (multipliers) + ceil(log2 P) (adder levels) + 1 (output bus)",
+        default=-1, minimum=-1, maximum=1 << 20)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AccelConfig:
     """A whole accelerator: array, buffers, DRAM, clock, energy table and sparsity features."""
 
@@ -278,6 +319,8 @@ class AccelConfig:
                                     default_factory=EyerissConfig, recorded_at_default=False)
     dstc: DstcConfig = _param("dual-side sparse tensor core (array.kind: dstc)", default_factory=DstcConfig,
                               recorded_at_default=False)
+    sigma: SigmaConfig = _param("SIGMA array keys (array.kind: sigma)", default_factory=SigmaConfig,
+                                recorded_at_default=False)
     energy_table: str = _param("name of the energy/area table (see `sparsesim list`)", default="horowitz45")
     sparsity: tuple = _param("sparsity features switched on for this run (list of mappings)",
                              default_factory=tuple)

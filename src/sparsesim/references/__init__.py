@@ -62,3 +62,4 @@ __all__ = ["Agreement", "REFERENCES", "ReferenceCheck"]
 from sparsesim.references import eyeriss_v2  # noqa: E402,F401  (register)
 from sparsesim.references import sparse_tensor_core  # noqa: E402,F401  (register)
 from sparsesim.references import dstc  # noqa: E402,F401  (registers dstc_fig21)
+from sparsesim.references import sigma  # noqa: E402,F401  (register the SIGMA/STONNE reference)
