@@ -65,9 +65,13 @@ ARCHS = (
     Arch("2:4 tensor core", "sparse_tensor_core", ("array.rows=16", "array.cols=24"),
          ({"kind": "nm", "n": 2, "m": 4},), uses_pruned_weights=False),
     Arch("Eyeriss v2", "eyeriss_v2", (), tuple(SKIP_BOTH)),
+    Arch("SIGMA", "sigma", ("array.rows=3", "array.cols=128"), tuple(SKIP_BOTH)),
     Arch("DSTC", "dstc", ("array.rows=16", "array.cols=24", "dstc.tile_m=32", "dstc.tile_n=48"), tuple(SKIP_BOTH)),
 )
-"""The architectures compared (the non-systolic kinds join as their presets land)."""
+"""The architectures compared: each kind's preset, cut to :data:`MULTIPLIERS` (systolic and the
+2:4 core 16 x 24; SIGMA 3 Flex-DPEs of 128 multipliers; DSTC a 16 x 24 grid accumulating a
+32 x 48 output tile, two grid passes along each side); Eyeriss v2 is its published 192 PEs of
+2 MACs."""
 
 WEIGHT_DENSITIES = (1.0, 0.5, 0.25)
 GRID_A = (1.0, 0.7, 0.5, 0.3, 0.1)
