@@ -51,7 +51,7 @@ def test_the_text_follows_the_tables():
                        + [_cnn_row("P", d, "sparse", 800.0, 5.0, 400.0) for d in A.WEIGHT_DENSITIES]
                        + [_cnn_row("Q", d, "sparse", 500.0, 6.0, 400.0) for d in A.WEIGHT_DENSITIES])
     grid = pd.DataFrame([{"arch": a, "density_a": da, "density_b": db, "cycles": 100.0, "dense_cycles": 100.0 * s,
-                          "macs_dense": 1000.0, "macs_effectual": 1000.0 * da * db, "utilization": 0.5,
+                          "macs_dense": 1000.0, "macs_effectual": 1000.0 * da * db, "utilization": 0.5, "compute_speedup": s,
                           "speedup_vs_own_dense": s, "speedup_vs_systolic_dense": s}
                          for a, s in (("P", 1.5), ("Q", 2.5)) for da in A.GRID_A for db in A.GRID_B])
     figs = {"cnn": Path("cnn_speedup.png"), "grid": Path("density_grid.png")}
@@ -63,4 +63,5 @@ def test_the_text_follows_the_tables():
     assert "bound over achieved across the weight densities: P 2.00x; Q 1.25x." in text
     assert "Q: 2.50x over its dense machine with only A at density 0.1" in text
     assert "42% of its layers' input activations are zero" in text
+    assert "| Q | 0.25 | 2.50 (2.50) |" in text  # the grid's pivot: one row per design and B density
     assert "waits for memory (DRAM, or a buffer's ports): P 10%; Q 30%." in text
