@@ -18,7 +18,7 @@ import pytest
 
 from sparsesim.core.errors import InputError
 from sparsesim.dataflows import ARRAY_KINDS, DATAFLOWS, ArrayKind, Dataflow
-from sparsesim.dataflows.array_kind import SYSTOLIC, area_um2
+from sparsesim.dataflows.array_kind import SYSTOLIC, area_um2, macs_per_cycle
 from sparsesim.hardware.energy import area_breakdown_um2, energy_table
 from sparsesim.dataflows.tiled import array_work, choose_nest, dense_work, tiled_plan
 from sparsesim.hardware.presets import load_accel, preset_names
@@ -133,6 +133,11 @@ def _check_contract(cfg) -> None:
     # same inputs, same numbers
     again, _ = _rows(cfg, ["zero_skip:both:skipping"], 0.5, 0.3)
     assert again[0]["cycles"] == skip["cycles"] and again[0]["energy_pj"] == skip["energy_pj"]
+    # its area: as many MAC units as its peak MACs per cycle, its buffers, and what it adds
+    table = energy_table(cfg.energy_table)
+    area, base = area_um2(cfg, table), area_breakdown_um2(cfg, table)
+    assert area["pe_array"] == pytest.approx(base["pe_array"] * macs_per_cycle(cfg) / cfg.array.pes)
+    assert sum(area.values()) >= sum(base.values()) - base["pe_array"]
     # a dataflow of another kind is refused in one line naming the flag
     with pytest.raises(InputError, match=r"^dataflow: 'os' runs on a systolic array"):
         _rows(cfg, [], 0.0, 0.0, dataflow="os")

@@ -41,6 +41,12 @@ class DstcKind(ArrayKind):
     summary = ("dual-side sparse tensor core: rows x cols multipliers, outer products of bitmap-condensed "
                "A columns and B rows into an output tile (Wang et al., ISCA 2021)")
 
+    def extra_area_um2(self, cfg: AccelConfig, table) -> dict[str, float]:
+        """The line buffers that feed the grid, Sparseloop's description (64 x 16 b of data and
+        32 x 4 b of bitmap metadata), at the table's SRAM area per bit; the accumulation buffer
+        is ``buffers.out``, already counted."""
+        return {"line_buffers": (64 * 16 + 32 * 4) * table.sram_um2_per_bit}
+
     def check(self, cfg: AccelConfig) -> None:
         if cfg.array.nm_ratios:
             raise field_error("array.nm_ratios", "the dstc kind has no N:M MAC units (its sparsity is the "

@@ -62,6 +62,17 @@ class EyerissV2Kind(ArrayKind):
     def macs_per_cycle(self, cfg: AccelConfig) -> int:
         return cfg.array.pes * cfg.eyeriss.simd
 
+    def extra_area_um2(self, cfg: AccelConfig, table) -> dict[str, float]:
+        """Each PE's three scratchpads at the table's SRAM area per bit (a register-file cell is
+        larger, so this is a floor): iact and weight data entries with their zero-run counts,
+        the weight address entries, and the psum entries at accumulator width."""
+        e, bits = cfg.eyeriss, 8 * cfg.array.element_bytes
+        per_pe = (e.iact_spad_entries * (bits + e.iact_count_bits)
+                  + e.weight_spad_entries * (bits + e.weight_count_bits)
+                  + e.weight_address_entries * e.weight_address_bits
+                  + e.psum_spad_entries * 8 * cfg.array.accumulator_bytes)
+        return {"pe_scratchpads": cfg.array.pes * per_pe * table.sram_um2_per_bit}
+
     def check(self, cfg: AccelConfig) -> None:
         e = cfg.eyeriss
         if cfg.array.nm_ratios:
