@@ -480,8 +480,8 @@ def _pareto_section(summary, dims: list[Dim], fig_dir: Path, suffix: str) -> Sec
     text = (f"{n_front} of {len(data)} design points are Pareto-optimal in (energy, latency, area), per workload "
             f"(the table lists up to {MAX_TABLE_ROWS} per workload, fastest first; # is the point's index in the plan) "
             "(outlined in red); the red staircase is the two-dimensional energy-latency front. A design point is "
-            "a configuration and a dataflow. Area is the MAC units, the three SRAM buffers and what the array kind adds "
-            "(sparsesim.dataflows.array_kind.area_um2).")
+            "a configuration and a dataflow. Area is the MAC units, the three SRAM buffers and what the array "
+            "kind adds (sparsesim.dataflows.array_kind.area_um2).")
     notes = () if len(workloads) == data["sweep_workload"].nunique() else (
         f"Only the first {len(workloads)} workloads are drawn; the table covers all.",)
     return Section("Pareto front: energy, latency, area", (text,) + notes, "pareto.png",
