@@ -93,7 +93,7 @@ class NMConfig(Feature):
     def check_hardware(self, cfg) -> None:
         if f"{self.n}:{self.m}" not in cfg.array.nm_ratios:
             raise InputError(f"sparsity.nm: ratio {self.n}:{self.m} is not supported by this hardware "
-                             f"(array.nm_ratios: {', '.join(cfg.array.nm_ratios)})")
+                             f"(array.nm_ratios: {', '.join(cfg.array.nm_ratios) or 'none: it has no N:M MAC units'})")
 
     def start(self, run) -> NMRun:
         return NMRun(self, run)
