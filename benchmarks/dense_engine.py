@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from sparsesim.hardware.presets import load_accel
-from sparsesim.dataflows import DATAFLOWS
+from sparsesim.dataflows import DATAFLOWS, display_order
 from sparsesim.simulation.run import simulate_rows
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.networks import NETWORKS
@@ -39,12 +39,12 @@ def main() -> None:
     }
     print(f"{'workload':14s} {'dataflow':8s} {'seconds':>8s} {'dense MACs/s':>14s}")
     for label, wl in cases.items():
-        for name in DATAFLOWS.names():
+        for name in display_order("systolic"):
             seconds, rate = _rate(wl, cfg, name)
             print(f"{label:14s} {name:8s} {seconds:8.3f} {rate:14.3e}")
     exe = Path(sys.executable).with_name("sparsesim")
     t0 = time.perf_counter()
-    for name in DATAFLOWS.names():
+    for name in display_order("systolic"):
         subprocess.run([str(exe), "run", "--network", "resnet50", "--accel", "edge32", "--dataflow", name],
                        check=True, stdout=subprocess.DEVNULL)
     three = time.perf_counter() - t0

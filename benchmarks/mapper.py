@@ -19,7 +19,7 @@ import statistics
 import time
 
 from sparsesim.hardware.presets import load_accel
-from sparsesim.dataflows import DATAFLOWS
+from sparsesim.dataflows import DATAFLOWS, display_order
 from sparsesim.mapping import cost as mcost
 from sparsesim.mapping import search as msearch
 from sparsesim.mapping import space as mspace
@@ -34,7 +34,7 @@ def search_cost() -> None:
     gemms = sorted({op.gemm(Phase.FWD) for op in NETWORKS.get("resnet50")(1)}, key=lambda g: (g.M, g.N, g.K))
     print(f"1. search cost per distinct GEMM, ResNet-50 fwd ({len(gemms)} GEMMs), edge32, uncached")
     print(f"   {'dataflow':8s} {'candidates':>10s} {'ms mean':>8s} {'ms max':>8s} {'reference ms mean':>18s}")
-    for name in DATAFLOWS.names():
+    for name in display_order("systolic"):
         msearch.search(mspace.NestSpace(DATAFLOWS.get(name).kind, gemms[0], cfg))  # compile (or load) the kernels
         times, ref_times, cands = [], [], []
         for g in gemms:
@@ -55,7 +55,7 @@ def bytes_vs_bounds() -> None:
     convs = tuple(op for op in NETWORKS.get("resnet18")(1) if isinstance(op, Conv2d))
     wl = Workload("resnet18", convs)
     print("\n2. ResNet-18 convs, 224x224, batch 1, edge32: DRAM MB (legacy, mapper, lower bound, compulsory)")
-    for name in DATAFLOWS.names():
+    for name in display_order("systolic"):
         new = simulate_rows(wl, load_accel("edge32"), name)
         old = simulate_rows(wl, load_accel("edge32", ["mapper.policy=legacy"]), name)
         print(f"   {name}: {'layer':18s} {'legacy':>7s} {'mapper':>7s} {'bound':>7s} {'compul':>7s} "
