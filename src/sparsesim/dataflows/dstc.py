@@ -27,8 +27,8 @@ import numpy as np
 
 from sparsesim.core.errors import field_error
 from sparsesim.dataflows.array_kind import ARRAY_KINDS, ArrayKind
-from sparsesim.dataflows.base import DATAFLOWS, Dataflow, Plan
-from sparsesim.dataflows.tiled import ArrayWork, array_work, choose_nest, dense_work, tiled_plan
+from sparsesim.dataflows.base import DATAFLOWS, Plan
+from sparsesim.dataflows.tiled import ArrayWork, TiledDataflow, choose_nest, dense_work, tiled_plan
 from sparsesim.hardware.config import AccelConfig
 from sparsesim.hardware.schedule import EventCounts
 from sparsesim.workloads.gemm import Gemm
@@ -180,7 +180,7 @@ def array_counts(work: ArrayWork, cfg: AccelConfig, issued_slots: int) -> EventC
     )
 
 
-class DstcDataflow(Dataflow):
+class DstcDataflow(TiledDataflow):
     """Output-stationary outer products: each output tile stays in the accumulation buffer
     while every ``k`` of its block streams A's condensed column and B's condensed row."""
 
@@ -190,9 +190,6 @@ class DstcDataflow(Dataflow):
     @property
     def rank(self) -> int:
         return 40
-
-    def work(self, gemm: Gemm, cfg: AccelConfig, masks, effects, **options) -> ArrayWork:
-        return array_work(gemm, cfg, masks, effects, **options)
 
     def plan(self, gemm: Gemm, cfg: AccelConfig, work: ArrayWork | None = None) -> Plan:
         work = dense_work(gemm) if work is None else work

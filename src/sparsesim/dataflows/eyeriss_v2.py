@@ -40,8 +40,8 @@ import numpy as np
 
 from sparsesim.core.errors import field_error
 from sparsesim.dataflows.array_kind import ARRAY_KINDS, ArrayKind
-from sparsesim.dataflows.base import DATAFLOWS, Dataflow, Plan
-from sparsesim.dataflows.tiled import ArrayWork, array_work, choose_nest, dense_work, tiled_plan
+from sparsesim.dataflows.base import DATAFLOWS, Plan
+from sparsesim.dataflows.tiled import ArrayWork, TiledDataflow, array_work, choose_nest, dense_work, tiled_plan
 from sparsesim.hardware.config import AccelConfig
 from sparsesim.hardware.schedule import EventCounts
 from sparsesim.workloads.gemm import Gemm
@@ -178,7 +178,7 @@ def granule(gemm: Gemm, cfg: AccelConfig) -> tuple[int, int, int]:
     return min(gemm.M, sp.pixels), min(gemm.N, sp.groups * n0), k0
 
 
-class EyerissV2(Dataflow):
+class EyerissV2(TiledDataflow):
     """Eyeriss v2's PEs and clusters (module docstring): cycles per buffer block from the masks."""
 
     name = EYERISS_V2

@@ -37,8 +37,8 @@ import numpy as np
 
 from sparsesim.core.errors import field_error
 from sparsesim.dataflows.array_kind import ARRAY_KINDS, ArrayKind
-from sparsesim.dataflows.base import DATAFLOWS, Dataflow, Plan
-from sparsesim.dataflows.tiled import ArrayWork, array_work, choose_nest, dense_work, tiled_plan
+from sparsesim.dataflows.base import DATAFLOWS, Plan
+from sparsesim.dataflows.tiled import ArrayWork, TiledDataflow, choose_nest, dense_work, tiled_plan
 from sparsesim.hardware.config import AccelConfig, SigmaConfig
 from sparsesim.hardware.schedule import EventCounts
 from sparsesim.workloads.gemm import Gemm
@@ -415,7 +415,7 @@ def _tree_skip_cost(it: Iterations, stream: np.ndarray) -> np.ndarray:
     return out
 
 
-class SigmaDataflow(Dataflow):
+class SigmaDataflow(TiledDataflow):
     """One of SIGMA's two mappings: ``stationary`` is the operand whose vectors occupy the
     multipliers (``A``: rows of A, STONNE's MK_STA_KN_STR; ``B``: columns of B, the weights,
     STONNE's MK_STR_KN_STA)."""
@@ -431,9 +431,6 @@ class SigmaDataflow(Dataflow):
     @property
     def rank(self) -> int:
         return 60 if self.stationary == "A" else 61
-
-    def work(self, gemm: Gemm, cfg: AccelConfig, masks, effects, **options) -> ArrayWork:
-        return array_work(gemm, cfg, masks, effects, **options)
 
     def plan(self, gemm: Gemm, cfg: AccelConfig, work: ArrayWork | None = None) -> Plan:
         work = dense_work(gemm) if work is None else work

@@ -21,6 +21,7 @@ GEMM with their own cycle rule, from the operands' real masks; what they share i
   bytes wins (ties: fewer blocks). Its bounds are the systolic mapper's (compulsory bytes and
   the communication lower bound, :func:`sparsesim.mapping.dram_bounds`), which hold for any
   dataflow on the same buffers.
+* :class:`TiledDataflow`, the base of their dataflows (its ``work`` is :func:`array_work`).
 * :func:`tiled_plan`, which turns a nest and the kind's cycles per block into a
   :class:`~sparsesim.dataflows.base.Plan` that the memory model times like any other.
 """
@@ -37,7 +38,7 @@ import numpy as np
 from sparsesim import mapping
 from sparsesim.hardware.config import AccelConfig
 from sparsesim.hardware.schedule import EventCounts, TileSchedule
-from sparsesim.dataflows.base import DATAFLOWS, Plan, with_ports
+from sparsesim.dataflows.base import DATAFLOWS, Dataflow, Plan, with_ports
 from sparsesim.dataflows.sparse import OperandMasks, WeightFetchSkip, _compressed_scale, _exact_scale
 from sparsesim.sparsity.base import GemmEffects, NMPattern
 from sparsesim.workloads.gemm import Gemm
@@ -114,6 +115,15 @@ def array_work(gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, effects: GemmE
                      np.ascontiguousarray(b_nz) if effects.b.skip else None,
                      M * N * K_dense, int(per_a @ per_b), effects.a.aware or effects.b.aware,
                      scale_a, scale_b, meta_a, meta_b, packed_a, packed_b)
+
+
+class TiledDataflow(Dataflow):
+    """A dataflow of a non-systolic kind: its work is :func:`array_work` of the masks (a kind
+    that treats some GEMMs differently overrides :meth:`work`); it implements :meth:`plan`,
+    usually :func:`choose_nest`, its cycle rule per block, then :func:`tiled_plan`."""
+
+    def work(self, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, effects: GemmEffects, **options) -> ArrayWork:
+        return array_work(gemm, cfg, masks, effects, **options)
 
 
 def dense_work(gemm: Gemm) -> ArrayWork:
