@@ -118,6 +118,26 @@ def _compressed_scale(density: float, elem: int) -> tuple[float, float]:
     return packed, (1.0 / (8 * elem)) / packed
 
 
+def gather_live_rows(gemm: Gemm, a_nz: np.ndarray, b_nz: np.ndarray | None, weight_skip: WeightFetchSkip,
+                     elem: int) -> tuple[Gemm, np.ndarray, np.ndarray | None, int]:
+    """A GEMM group with the weight rows behind all-zero activation columns skipped: the GEMM
+    the array runs, the masks of A and B over its K, and the bytes of B actually fetched.
+
+    Whole bursts are fetched: the live rows and the dead bytes sharing their bursts (one row at
+    least). A convolution keeps its K: its input is read as a feature map (with halo), which
+    gathering the live weight rows does not change, so only B's bytes shrink. Otherwise the live
+    rows are gathered (one kept when none is live, so that a GEMM remains) and A is no longer
+    read as a feature map."""
+    fetched = max(weight_skip.dense_bytes - weight_skip.skipped_bytes, gemm.N * elem)
+    if gemm.conv is not None:
+        return gemm, a_nz, b_nz, fetched
+    live = weight_skip.live
+    keep = np.flatnonzero(live) if live.any() else np.zeros(1, dtype=np.int64)
+    a_nz = np.ascontiguousarray(a_nz[:, keep])
+    b_nz = None if b_nz is None else np.ascontiguousarray(b_nz[keep])
+    return Gemm(gemm.M, gemm.N, keep.size, 1, None), a_nz, b_nz, fetched
+
+
 def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, effects: GemmEffects, *,
                 nm: NMPattern | None = None, density_a: float | None = None, density_b: float | None = None,
                 weight_skip: WeightFetchSkip | None = None) -> SparseWork:
@@ -154,18 +174,8 @@ def sparse_work(df, gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, effects: 
     if weight_skip is not None:
         if nm is not None or compress_b:
             raise ValueError("sparse_work: weight rows are skipped only from a dense B")
-        # whole bursts: the live rows and the dead bytes sharing their bursts (one row at least)
-        b_fetched_bytes = max(weight_skip.dense_bytes - weight_skip.skipped_bytes, N * elem)
-        # a convolution keeps its K: its input is read as a feature map (with halo), which
-        # gathering the live weight rows does not change; only B's bytes shrink
-        if gemm.conv is None:
-            live = weight_skip.live
-            # the gathered live rows (one kept when none is live, so that a GEMM remains)
-            keep = np.flatnonzero(live) if live.any() else np.zeros(1, dtype=np.int64)
-            a_nz = np.ascontiguousarray(a_nz[:, keep])
-            b_nz = None if b_nz is None else np.ascontiguousarray(b_nz[keep])
-            K = keep.size
-            gemm = Gemm(M, N, K, 1, None)  # gathered rows: A is no longer read as a feature map
+        gemm, a_nz, b_nz, b_fetched_bytes = gather_live_rows(gemm, a_nz, b_nz, weight_skip, elem)
+        K = gemm.K
     if b_nz is None and (aware_b or skip_b or nm or (compress_b and density_b is None)):
         raise ValueError("sparse_work: the features switched on need the B mask")
     # MACs with both operands nonzero, sum_k nnz(A[:, k]) * nnz(B[k, :]) (exact); an operand

@@ -39,7 +39,8 @@ from sparsesim import mapping
 from sparsesim.hardware.config import AccelConfig
 from sparsesim.hardware.schedule import EventCounts, TileSchedule
 from sparsesim.dataflows.base import DATAFLOWS, Dataflow, Plan, with_ports
-from sparsesim.dataflows.sparse import OperandMasks, WeightFetchSkip, _compressed_scale, _exact_scale
+from sparsesim.dataflows.sparse import (OperandMasks, WeightFetchSkip, _compressed_scale, _exact_scale,
+                                        gather_live_rows)
 from sparsesim.sparsity.base import GemmEffects, NMPattern
 from sparsesim.workloads.gemm import Gemm
 
@@ -81,18 +82,14 @@ def array_work(gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, effects: GemmE
     a_nz, b_nz = masks.a, masks.b
     M, N, K = gemm.M, gemm.N, gemm.K
     K_dense = K
+    if effects.a.compress and density_a is None:  # the whole A's density, before any rows are gathered
+        density_a = float(a_nz.mean()) if a_nz.size else 0.0
     scale_b_fixed = None
     if weight_skip is not None:
         if effects.b.compress:
             raise ValueError("array_work: weight rows are skipped only from a dense B")
-        fetched = max(weight_skip.dense_bytes - weight_skip.skipped_bytes, N * elem)
-        if gemm.conv is None:  # the live rows, gathered (one kept when none is live)
-            live = weight_skip.live
-            keep = np.flatnonzero(live) if live.any() else np.zeros(1, dtype=np.int64)
-            a_nz = np.ascontiguousarray(a_nz[:, keep])
-            b_nz = None if b_nz is None else np.ascontiguousarray(b_nz[keep])
-            K = keep.size
-            gemm = Gemm(M, N, K, 1, None)
+        gemm, a_nz, b_nz, fetched = gather_live_rows(gemm, a_nz, b_nz, weight_skip, elem)
+        K = gemm.K
         scale_b_fixed = _exact_scale(fetched, K * N * elem)
     if b_nz is None and (effects.b.aware or (effects.b.compress and density_b is None)):
         raise ValueError("array_work: the features switched on need the B mask")
@@ -102,8 +99,7 @@ def array_work(gemm: Gemm, cfg: AccelConfig, masks: OperandMasks, effects: GemmE
     meta_a = meta_b = 0.0
     packed_a = packed_b = False
     if effects.a.compress:
-        d = float(a_nz.mean()) if density_a is None else density_a
-        scale_a, meta_a = _compressed_scale(d, elem)
+        scale_a, meta_a = _compressed_scale(density_a, elem)
         packed_a = scale_a < 1.0
     if effects.b.compress:
         d = float(b_nz.mean()) if density_b is None else density_b
@@ -233,7 +229,7 @@ def _nest(run: Gemm, space, tm: int, tn: int, tk: int, order: str, resident: tup
     last_k = blocks[:, 5] == K
     store = np.where(last_k, ext_m * ext_n * elem, 0).astype(np.int64)
     return Nest(tm, tn, tk, order, blocks, load_a.astype(np.int64), load_b.astype(np.int64), store,
-                compulsory, bound, tuple(r for r in resident))
+                compulsory, bound, resident)
 
 
 def tiled_plan(name: str, gemm: Gemm, cfg: AccelConfig, work: ArrayWork, nest: Nest, block_cycles: np.ndarray,
