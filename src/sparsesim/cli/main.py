@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sparsesim import __version__
 from sparsesim.api import simulate
+from sparsesim.cli.codesign import add_codesign_command
 from sparsesim.cli.sweep import add_sweep_commands
 from sparsesim.cli.trace import add_trace_commands
 from sparsesim.cli.validate import add_validate_commands
@@ -230,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_trace_commands(sub)
     add_sweep_commands(sub)
     add_validate_commands(sub)
+    add_codesign_command(sub)
 
     study = sub.add_parser("study", help="regenerate a curated case-study report (reports/NAME)")
     study.add_argument("name", help="sat, zero-skip, delta, llm-decode or architectures")

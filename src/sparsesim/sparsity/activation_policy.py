@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -80,6 +81,9 @@ class ActivationPolicyConfig(Feature):
                             "its two GEMMs are charged on the gate row)", default="none", choices=PREDICTORS)
     predictor_rank: int = _param("lowrank predictor's hidden size r (0: min(1024, d/4), i.e. 1024 at d=4096)",
                                  default=0, minimum=0, maximum=1 << 20)
+    ops: str = _param("site input: a regular expression searched in op names; only the ops it matches are "
+                      "sparsified (e.g. down_proj: the input of each MLP's down projection); empty: every op",
+                      default="", recorded_at_default=False)
     calibrate: str = _param("swiglu_gate with threshold or channel_threshold: none (threshold as given; "
                             "channel_threshold counts within each GEMM, so a one-token decode GEMV zeroes "
                             "nothing) or prefill (thresholds fixed per layer from its prefill gate output, "
@@ -94,6 +98,13 @@ class ActivationPolicyConfig(Feature):
             for key, default in (("predictor", "none"), ("gate_act", "auto")):
                 if getattr(self, key) != default:
                     raise field_error(f"sparsity.act_policy.{key}", "applies only with site: swiglu_gate")
+        if self.ops:
+            if self.site != "input":
+                raise field_error("sparsity.act_policy.ops", "applies only with site: input")
+            try:
+                re.compile(self.ops)
+            except re.error as exc:
+                raise field_error("sparsity.act_policy.ops", f"not a regular expression: {exc}") from None
         if self.predictor == "none" and self.predictor_rank:
             raise field_error("sparsity.act_policy.predictor_rank", "applies only with predictor: lowrank")
         if self.calibrate != "none" and (self.site != "swiglu_gate"
@@ -137,7 +148,12 @@ class ActivationPolicyConfig(Feature):
         predictor = f"-lowrank{self.predictor_rank or 'auto'}" if self.predictor == "lowrank" else ""
         if self.calibrate == "prefill":
             value = f"{self.sparsity:g}cal"
-        return f"{self.method}{value}{site}{predictor}"
+        ops = f"[{self.ops}]" if self.ops else ""
+        return f"{self.method}{value}{site}{predictor}{ops}"
+
+    def sparsifies(self, op_name: str) -> bool:
+        """Whether the policy at ``site: input`` acts on the op called ``op_name`` (``ops``)."""
+        return not self.ops or re.search(self.ops, op_name) is not None
 
     def start(self, run) -> FeatureRun:
         """At ``site: input`` a :class:`PolicyRun`; at ``swiglu_gate`` the coupling of the gated MLP
@@ -199,6 +215,8 @@ class PolicyRun(FeatureRun):
                         "only the zero fractions change (rows: policy_inert)", config.label())
 
     def activations(self, op, phase, x: np.ndarray, extra: dict) -> np.ndarray:
+        if not self.config.sparsifies(op.name):
+            return x
         before = x == 0
         x = self.config.apply(x, 1 if isinstance(op, Conv2d) else -1)
         after = x == 0
@@ -207,7 +225,7 @@ class PolicyRun(FeatureRun):
         return x
 
     def acts(self, row: RowView) -> bool:
-        return row.x is not None and row.phase is not Phase.BWD_DATA
+        return row.x is not None and row.phase is not Phase.BWD_DATA and self.config.sparsifies(row.op.name)
 
     def side(self, row: RowView) -> None:
         if self.acts(row):  # the policy's zeros are in A (the input); inert unless a feature looks at A's zeros

@@ -179,6 +179,17 @@ def calibrated_thresholds(h: np.ndarray, policy: ActivationPolicyConfig) -> np.n
     return np.partition(mags, k - 1, axis=0)[k - 1]
 
 
+def recorded_thresholds(workload: Workload, policy: ActivationPolicyConfig) -> dict[str, np.ndarray]:
+    """Thresholds a trace carries for ``policy`` (``calibrate: prefill``), calibrated on other text
+    than the trace's own prefill: ``capture.gate_thresholds[label][block]`` (``sparsesim codesign``
+    writes them, fixed on its calibration text, so the replay and the quality run use the same
+    ones). Empty when the trace carries none for this policy's label: the prefill calibrates."""
+    if policy.calibrate != "prefill":
+        return {}
+    recorded = ((workload.meta.get("capture") or {}).get("gate_thresholds") or {}).get(policy.label()) or {}
+    return {block: np.asarray(values, dtype=np.float32) for block, values in recorded.items()}
+
+
 def masked_h(x: np.ndarray, live: np.ndarray) -> np.ndarray:
     """``down``'s recorded input ``h`` (``..., d_ff``) with the dead neurons zeroed."""
     return np.where(live.reshape(x.shape), x, 0).astype(x.dtype)
@@ -200,6 +211,7 @@ class GateCoupling(FeatureRun):
         self.gate_act = mlp_activation(run.workload, config.gate_act)
         self.gate_masks: dict[MlpBlock, np.ndarray] = {}  # live mask of the blocks being replayed
         self.gate_thresholds: dict[str, np.ndarray] = {}  # calibrate: prefill, per block name
+        self.recorded_thresholds = recorded_thresholds(run.workload, config)
         # gate and up weights as read, by stored name: a decode trace's steps share them, and the
         # gate's is needed for its mask and the narrowed GEMMs gather rows of them every step
         self.coupled_weights = run.weight_cache()
@@ -227,14 +239,17 @@ class GateCoupling(FeatureRun):
     def _gate_live(self, block: MlpBlock, index: int, phase: Phase, tensors: dict) -> np.ndarray:
         """The ``(M, d_ff)`` live mask of ``block``, recomputed from its gate op's tensors once.
 
-        With ``calibrate: prefill`` the layer's thresholds come from its first prefill pass
-        and hold for every pass after it (refused when a pass comes before any prefill)."""
+        With ``calibrate: prefill`` the layer's thresholds come from the trace's recorded ones
+        (:func:`recorded_thresholds`), else from its first prefill pass, and hold for every pass
+        after it (refused when a pass comes before any prefill)."""
         live = self.gate_masks.get(block)
         if live is None:
             own = tensors if index == block.gate else self.run.tensors(block.gate)
             h = gate_output(own["input"], own["weight"], self.gate_act)
             if self.config.calibrate == "prefill":
                 limit = self.gate_thresholds.get(block.name)
+                if limit is None and block.name in self.recorded_thresholds:
+                    limit = self.gate_thresholds[block.name] = self.recorded_thresholds[block.name]
                 if limit is None:
                     if phase is not Phase.PREFILL:
                         raise field_error("sparsity.act_policy.calibrate",

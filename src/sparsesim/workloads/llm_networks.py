@@ -144,6 +144,9 @@ for _shape in (
                  ffn_hidden=5632),
     DecoderShape(name="llama_1b_relu", summary="llama_1b with a ProSparse-style ReLU FFN",
                  vocab=32000, dim=2048, layers=22, heads=32, kv_heads=4, ffn_hidden=5632, ffn="relu"),
+    DecoderShape(name="smollm2_135m", summary="SmolLM2-135M shapes: d=576, 30 layers, 9 heads / 3 KV heads, "
+                 "SwiGLU 1536, tied embeddings", vocab=49152, dim=576, layers=30, heads=9, kv_heads=3,
+                 ffn_hidden=1536, tie_embeddings=True, rope_theta=100000.0),
     DecoderShape(name="llama2_7b", summary="Llama-2-7B shapes: d=4096, 32 layers, 32 heads (MHA), SwiGLU 11008",
                  vocab=32000, dim=4096, layers=32, heads=32, kv_heads=32, ffn_hidden=11008),
     DecoderShape(name="llama3_8b", summary="Llama-3-8B shapes: d=4096, 32 layers, 32 heads / 8 KV heads, SwiGLU 14336",

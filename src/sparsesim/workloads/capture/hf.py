@@ -98,6 +98,15 @@ def load_model(hf_dir: Path | str | None, hf_config: Path | str | None, seed: in
 def capture_hf(out: Path, spec: InferenceCapture, *, hf_dir, hf_config, overwrite: bool, progress: bool) -> Path:
     """Load or build the Hugging Face model and capture its inference."""
     model, name = load_model(hf_dir, hf_config, spec.seed)
+    return capture_hf_model(model, name, out, spec, {"source": "hf_dir" if hf_dir is not None else "hf_config"},
+                            overwrite=overwrite, progress=progress)
+
+
+def capture_hf_model(model, name: str, out: Path, spec: InferenceCapture, settings: dict, *, overwrite: bool,
+                     progress: bool, prompt: Tensor | None = None) -> Path:
+    """Capture the inference of a loaded Hugging Face causal LM ``model`` (fp32, eval mode, eager
+    attention); ``settings`` adds to the recorded capture settings (``source`` at least);
+    ``prompt`` the token ids (default: seeded random)."""
     shape = decoder_shape(model.config, name)
     check_budget(None if shape is None else estimate_bytes(shape, spec, "repeated"), spec, name)
 
@@ -108,10 +117,10 @@ def capture_hf(out: Path, spec: InferenceCapture, *, hf_dir, hf_config, overwrit
         output = model(input_ids=tokens, use_cache=True, logits_to_keep=1, **{cache_arg: past})
         return output.logits[:, -1], getattr(output, cache_arg)
 
-    settings = {"model": name, "source": "hf_dir" if hf_dir is not None else "hf_config",
+    settings = {"model": name, **settings,
                 "params": sum(p.numel() for p in model.parameters()), "attention": "repeated",
                 "mlp_act": str(getattr(model.config, "hidden_act", None)), **spec.settings(),
                 "torch": torch.__version__, "transformers": _transformers().__version__,
                 "threads": torch.get_num_threads()}
     return run_inference(model, step, int(model.config.vocab_size), out, spec, settings, overwrite=overwrite,
-                         progress=progress)
+                         progress=progress, prompt=prompt)

@@ -53,10 +53,16 @@ Step = Callable[[Tensor, object], tuple[Tensor, object]]
 
 
 def run_inference(model: nn.Module, step: Step, vocab: int, out: Path, spec: InferenceCapture, settings: dict, *,
-                  overwrite: bool, progress: bool) -> Path:
-    """Prefill a seeded random prompt, then decode greedily, recording the sampled passes."""
-    gen = torch.Generator().manual_seed(spec.seed)
-    prompt = torch.randint(vocab, (spec.batch, spec.prompt_len), generator=gen)
+                  overwrite: bool, progress: bool, prompt: Tensor | None = None) -> Path:
+    """Prefill a prompt, then decode greedily, recording the sampled passes.
+
+    ``prompt``: the token ids (``batch x prompt_len``), e.g. real text for a trained model;
+    by default a seeded random one (a random-init model has no text it was trained on)."""
+    if prompt is None:
+        gen = torch.Generator().manual_seed(spec.seed)
+        prompt = torch.randint(vocab, (spec.batch, spec.prompt_len), generator=gen)
+    elif tuple(prompt.shape) != (spec.batch, spec.prompt_len):
+        raise ValueError(f"prompt of shape {tuple(prompt.shape)}, expected {(spec.batch, spec.prompt_len)}")
     with TraceWriter(out, capture=settings, storage_dtype=spec.dtype, overwrite=overwrite) as writer:
         recorder = InferenceRecorder(model, writer, spec)
         try:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sparsesim.core.errors import InputError, arg_error
 from sparsesim.core.registry import suggest
+from sparsesim.workloads.capture.pretrained import PRETRAINED, source_file
 from sparsesim.workloads.capture.inference_spec import LLM_MODES, InferenceCapture, check_budget, estimate_bytes
 from sparsesim.workloads.llm_networks import DECODERS
 from sparsesim.workloads.trace.writer import check_output_dir
@@ -51,6 +52,9 @@ def capture_llm(*, out: Path | str, spec: InferenceCapture, model: str | None = 
         import torch  # noqa: F401
     except ImportError:
         raise InputError("trace capture needs torch: pip install 'sparsesim[capture]'") from None
+    if model is not None and model in PRETRAINED:
+        check_budget(estimate_bytes(shape, spec, "repeated"), spec, model)
+        return capture_pretrained(model, Path(out), spec, overwrite=overwrite, progress=progress)
     if model is not None:
         check_budget(estimate_bytes(shape, spec, "grouped"), spec, model)
         from sparsesim.workloads.capture.inference import capture_zoo_decoder  # torch: only once a capture runs
@@ -59,3 +63,32 @@ def capture_llm(*, out: Path | str, spec: InferenceCapture, model: str | None = 
     from sparsesim.workloads.capture.hf import capture_hf  # torch and transformers
 
     return capture_hf(Path(out), spec, hf_dir=hf_dir, hf_config=hf_config, overwrite=overwrite, progress=progress)
+
+
+def corpus_prompt(tokenizer, spec: InferenceCapture, text=None):
+    """``batch x prompt_len`` token ids of real text: row ``b`` is tokens ``[b P, (b+1) P)`` of the
+    text (default: the built-in evaluation text), tokenized as the model's tokenizer does by default."""
+    import torch
+
+    from sparsesim.workloads.corpus import corpus_part
+
+    part = corpus_part("eval") if text is None else text
+    ids = tokenizer(part.text, return_tensors="pt").input_ids[0]
+    need = spec.batch * spec.prompt_len
+    if ids.numel() < need:
+        raise arg_error("prompt_len", f"{part.name} has {ids.numel()} tokens; batch x prompt_len needs {need}")
+    return ids[:need].reshape(spec.batch, spec.prompt_len).to(torch.long), part
+
+
+def capture_pretrained(name: str, out: Path, spec: InferenceCapture, *, overwrite: bool, progress: bool) -> Path:
+    """Capture a pretrained decoder (:mod:`.pretrained`) on real text: the prompt is the start of
+    the built-in evaluation text (a trained model's activations on random tokens say little)."""
+    source_file(name)  # one line if its package is missing, before torch loads
+    from sparsesim.workloads.capture.hf import capture_hf_model
+    from sparsesim.workloads.capture.pretrained import load_pretrained
+
+    loaded = load_pretrained(name)
+    prompt, part = corpus_prompt(loaded.tokenizer, spec)
+    settings = {"source": "pretrained", "pretrained": loaded.record(), "prompt": part.record()}
+    return capture_hf_model(loaded.model, name, out, spec, settings, overwrite=overwrite, progress=progress,
+                            prompt=prompt)

@@ -1,0 +1,239 @@
+"""``sparsesim codesign``: per sparsity setting, what the model loses beside what the hardware gains.
+
+For each setting (one or more features as ``run --sparsity`` takes them, joined with ``+``):
+
+1. **Calibrate** (``calibrate=prefill`` policies): thresholds per MLP block from the dense model's
+   gate outputs on the calibration text (:func:`~.transform.calibrate`), never the evaluation text.
+2. **Quality**: the evaluation text run through the model with the setting applied in the
+   forward pass (:class:`~.transform.ForwardTransform`), against the dense model on the same
+   tokens (:mod:`.quality`): perplexity and next-token agreement.
+3. **Trace**: the same transformed model captured (``prefill`` of ``prompt_len`` tokens of the
+   evaluation text, or that prefill and ``gen_len`` greedy decode steps), so later layers see the
+   activations the sparsified earlier layers produced, as they do in the quality run. The trace
+   carries the calibrated thresholds (``capture.gate_thresholds``), which the replay then uses.
+4. **Replay** of that trace with the setting on each preset: the run's total.
+5. **Mask check**: every Linear op's input zero fraction as the transformed forward computed with
+   it must equal the replay row's ``act_zero_fraction``, call by call; a setting whose two paths
+   diverge is refused (``error:``), never reported.
+
+The dense model is evaluated, captured and replayed once, as the baseline each setting's
+``speedup`` and ``energy_saved`` are relative to. Traces are written under ``work_dir`` (a
+temporary folder by default) and deleted after their replay unless ``keep_traces``.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sparsesim.core.errors import InputError, arg_error
+from sparsesim.sparsity import cli_sparsity, feature_labels, parse_features
+
+MODES = ("prefill", "decode")
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting as given (``text``) and its parsed features."""
+
+    text: str
+    features: tuple
+
+    @classmethod
+    def parse(cls, text: str, field: str = "--sparsity") -> Setting:
+        text = text.strip()
+        if text in ("", "dense"):
+            return cls("dense", ())
+        return cls(text, parse_features(tuple(cli_sparsity(text.split("+"), field))))
+
+    @property
+    def policy(self):
+        return next((f for f in self.features if f.kind == "act_policy"), None)
+
+
+def _progress(callback, message: str) -> None:
+    if callback is not None:
+        callback(message)
+
+
+def load_model(model: str | None, hf_dir: str | Path | None, gguf: str | Path | None):
+    """``(hf model, tokenizer, record)`` from a pretrained zoo name, a local HF directory or a GGUF file."""
+    if sum(x is not None for x in (model, hf_dir, gguf)) != 1:
+        raise InputError("codesign: give exactly one of --model NAME, --hf DIR or --gguf FILE")
+    from sparsesim.workloads.capture import pretrained
+
+    if model is not None:
+        if model not in pretrained.PRETRAINED or pretrained.PRETRAINED.get(model).kind != "decoder":
+            decoders = [n for n in pretrained.PRETRAINED.names() if pretrained.PRETRAINED.get(n).kind == "decoder"]
+            raise arg_error("model", f"{model!r} is not a pretrained decoder (choose from {', '.join(decoders)}, "
+                                     "or give --hf DIR / --gguf FILE)")
+        loaded = pretrained.load_pretrained(model)
+        return loaded.model, loaded.tokenizer, loaded.record()
+    tf = pretrained._transformers()
+    path = Path(hf_dir if hf_dir is not None else gguf)
+    flag = "hf" if hf_dir is not None else "gguf"
+    if hf_dir is not None and not (path / "config.json").is_file():
+        raise arg_error(flag, f"{path}: no config.json (expected a save_pretrained directory)")
+    if gguf is not None and not path.is_file():
+        raise arg_error(flag, f"{path}: no such file")
+    kwargs = {"local_files_only": True} if hf_dir is not None else {"gguf_file": path.name}
+    where = path if hf_dir is not None else path.parent
+    try:
+        model_obj = tf.AutoModelForCausalLM.from_pretrained(where, attn_implementation="eager", **kwargs)
+        tokenizer = tf.AutoTokenizer.from_pretrained(where, **kwargs)
+    except (OSError, ValueError, ImportError) as exc:
+        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise arg_error(flag, f"{path}: cannot load ({line})") from None
+    return model_obj.float().eval(), tokenizer, {"model": path.name, "source": flag, "path": str(path)}
+
+
+def _weighted_zero_fraction(rows) -> float | None:
+    """Zero fraction of every GEMM's A operand (activations), weighted by its elements (M K count)."""
+    num = den = 0.0
+    for r in rows:
+        z = r.get("act_zero_fraction")
+        if z is not None and r.get("M") and r.get("K"):
+            size = r["M"] * r["K"] * (r.get("count") or 1)
+            num, den = num + z * size, den + size
+    return num / den if den else None
+
+
+def mask_check(log, rows) -> dict:
+    """Compare the transformed forward's per-call input zero fractions (``log``) with the replay's
+    ``act_zero_fraction`` of every Linear row, op by op and call by call."""
+    replay: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        if r.get("kind") == "linear" and r.get("act_zero_fraction") is not None:
+            replay[r["name"]].append(float(r["act_zero_fraction"]))
+    worst, compared, first = 0.0, 0, None
+    for name, fractions in replay.items():
+        mine = log.zero_fractions.get(name, [])
+        if len(mine) != len(fractions):
+            raise InputError(f"codesign: mask check: {name} ran {len(mine)} times in the forward pass but has "
+                             f"{len(fractions)} replay rows")
+        for a, b in zip(mine, fractions):
+            diff = abs(a - b)
+            if diff > worst:
+                worst, first = diff, name
+            compared += 1
+    if worst > 1e-9:
+        raise InputError(f"codesign: mask check failed: {first}'s input zero fraction differs by {worst:.3g} "
+                         "between the quality forward and the replay")
+    return {"ops_compared": compared, "max_abs_diff": worst}
+
+
+def codesign(model: str | None = "smollm2_135m", *, settings: list[str], accels: list[str], mode: str = "decode",
+             prompt_len: int = 256, gen_len: int = 32, text=None, calib_text=None, context: int = 1024,
+             eval_tokens: int | None = 4096, calib_tokens: int = 2048, hf_dir=None, gguf=None, dataflow: str = "best",
+             work_dir: str | Path | None = None, keep_traces: bool = False,
+             progress: Callable[[str], None] | None = None) -> dict:
+    """Quality and hardware per setting (see the module docstring); returns the ``--json`` document.
+
+    ``text`` / ``calib_text``: :class:`~sparsesim.workloads.corpus.TextPart` (default: the built-in
+    evaluation / calibration parts). ``eval_tokens``: evaluate the first that many tokens (None:
+    all). ``settings``: strings as ``--sparsity`` takes them, features joined by ``+``; ``dense``
+    is the baseline, always run.
+    """
+    import torch
+
+    from sparsesim import api
+    from sparsesim.quality.metrics import evaluate, token_ids, windows
+    from sparsesim.quality.transform import ForwardTransform, MaskLog, calibrate, setting_features
+    from sparsesim.workloads.capture.hf import capture_hf_model
+    from sparsesim.workloads.capture.inference_spec import InferenceCapture
+    from sparsesim.workloads.corpus import corpus_part
+
+    if mode not in MODES:
+        raise arg_error("mode", f"unknown codesign mode {mode!r} (choose from {', '.join(MODES)})")
+    if not settings:
+        raise arg_error("sparsity", "give at least one setting")
+    if not accels:
+        raise arg_error("accel", "give at least one preset")
+    parsed = [Setting.parse(s) for s in settings]
+    for setting in parsed:  # what the forward pass cannot mirror is refused before minutes of model work
+        setting_features(setting.features)
+    spec = InferenceCapture(mode=mode, prompt_len=prompt_len, gen_len=gen_len if mode == "decode" else 0)
+    for accel in accels:  # refuse a bad preset before minutes of model work
+        api.accel_config(accel)
+    text = corpus_part("eval") if text is None else text
+    calib_text = corpus_part("calib") if calib_text is None else calib_text
+    if text.sha256 == calib_text.sha256:
+        raise arg_error("calib_text", "is the evaluation text; calibrate on other text")
+
+    start = time.perf_counter()
+    torch.manual_seed(0)
+    hf_model, tokenizer, model_record = load_model(model, hf_dir, gguf)
+    _progress(progress, f"loaded {model_record['model']} in {time.perf_counter() - start:.1f} s")
+    ids = token_ids(tokenizer, text.text)
+    eval_windows = windows(ids, context, eval_tokens)
+    calib_windows = windows(token_ids(tokenizer, calib_text.text), context, calib_tokens, arg="calib_tokens")
+    if ids.numel() < prompt_len:
+        raise arg_error("prompt_len", f"{text.name} has {ids.numel()} tokens, fewer than the prompt's {prompt_len}")
+    prompt = ids[:prompt_len].unsqueeze(0)
+    evaluated = sum(w.shape[1] for w in eval_windows)
+    dense_eval = evaluate(hf_model, eval_windows)
+    _progress(progress, f"dense perplexity {dense_eval.perplexity:.3f} over {dense_eval.predictions} predictions")
+
+    root = Path(tempfile.mkdtemp(prefix="sparsesim-codesign-")) if work_dir is None else Path(work_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    thresholds_cache: dict[str, dict] = {}
+    results, dense_totals = [], {}
+    try:
+        for i, setting in enumerate([Setting("dense", ())] + [s for s in parsed if s.text != "dense"]):
+            policy = setting.policy
+            thresholds = None
+            if policy is not None and policy.calibrate == "prefill":
+                label = policy.label()
+                if label not in thresholds_cache:
+                    thresholds_cache[label] = calibrate(hf_model, policy, calib_windows)
+                thresholds = thresholds_cache[label]
+            with ForwardTransform(hf_model, setting.features, thresholds):
+                quality = dense_eval if not setting.features else evaluate(hf_model, eval_windows)
+            log = MaskLog()
+            trace_dir = root / f"setting{i}"
+            extra = {"source": model_record.get("source", "pretrained"), "pretrained": model_record,
+                     "prompt": text.record(), "codesign_setting": setting.text}
+            if thresholds is not None:
+                extra["gate_thresholds"] = {policy.label(): {k: v.tolist() for k, v in thresholds.items()}}
+                extra["gate_calibration"] = {**calib_text.record(), "tokens": sum(w.shape[1] for w in calib_windows)}
+            with ForwardTransform(hf_model, setting.features, thresholds, log=log):
+                capture_hf_model(hf_model, model_record["model"], trace_dir, spec, extra, overwrite=True,
+                                 progress=False, prompt=prompt)
+            _progress(progress, f"[{setting.text}] perplexity {quality.perplexity:.3f}; captured "
+                                f"{trace_dir.name} ({time.perf_counter() - start:.0f} s)")
+            for accel in accels:
+                res = api.simulate(api.trace(trace_dir), accel=accel, dataflow=dataflow,
+                                   sparsity=list(cli_sparsity(setting.text.split("+"))) if setting.features else [])
+                check = mask_check(log, res.rows)
+                total = dict(res.total)
+                if not setting.features:
+                    dense_totals[accel] = total
+                base = dense_totals[accel]
+                results.append({
+                    "sparsity": setting.text, "label": feature_labels(setting.features), "accel": accel,
+                    "quality": {"metric": "perplexity", "value": quality.perplexity,
+                                "dense": dense_eval.perplexity, "tokens": evaluated,
+                                "predictions": quality.predictions,
+                                "loss_ratio": quality.perplexity / dense_eval.perplexity,
+                                "next_token_agreement": quality.agreement(dense_eval)},
+                    "act_zero_fraction": _weighted_zero_fraction(res.rows),
+                    "speedup": base["cycles"] / total["cycles"] if total["cycles"] else math.inf,
+                    "energy_saved": 1.0 - total["energy_pj"] / base["energy_pj"] if base["energy_pj"] else 0.0,
+                    "mask_check": check, "total": total})
+                _progress(progress, f"[{setting.text}] on {accel}: {total['cycles']:,} cycles "
+                                    f"({time.perf_counter() - start:.0f} s)")
+            if not keep_traces:
+                shutil.rmtree(trace_dir, ignore_errors=True)
+    finally:
+        if work_dir is None and not keep_traces:
+            shutil.rmtree(root, ignore_errors=True)
+    return {"model": model_record, "mode": mode, "prompt_len": prompt_len,
+            "gen_len": spec.gen_len, "context": context, "text": {**text.record(), "tokens": evaluated},
+            "calib_text": calib_text.record(), "settings": results,
+            "traces": str(root) if keep_traces else None}
