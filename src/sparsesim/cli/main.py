@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_codesign_command(sub)
 
     study = sub.add_parser("study", help="regenerate a curated case-study report (reports/NAME)")
-    study.add_argument("name", help="sat, zero-skip, delta, llm-decode or architectures")
+    study.add_argument("name", help="sat, zero-skip, delta, llm-decode, architectures or codesign")
     study.add_argument("--out", required=True, metavar="DIR", help="report directory, e.g. reports/sat")
     study.add_argument("--traces", default="runs/traces", metavar="DIR",
                        help="where traces are captured and reused (default runs/traces; `study sat` "

@@ -71,3 +71,15 @@ def evaluate(model, batches: list[torch.Tensor]) -> Evaluation:
             count += n
             top1.append(out.logits[0, :-1].argmax(-1))
     return Evaluation(nll_sum=nll, predictions=count, top1=tuple(top1))
+
+
+def sentence_embeddings(model, tokenizer, sentences: list[str]) -> torch.Tensor:
+    """Sentence embeddings as sentence-transformers makes them for all-MiniLM-L6-v2 (its
+    ``modules.json``: the encoder, mean pooling over the real tokens, then L2 normalisation):
+    ``n x d``, one row per sentence, padded batch."""
+    batch = tokenizer(sentences, padding=True, truncation=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, p=2, dim=1)

@@ -8,6 +8,6 @@ One file per study, registered in :data:`STUDIES`.
 from __future__ import annotations
 
 from sparsesim.studies.common import STUDIES
-from sparsesim.studies import architectures, delta, llm_decode, sat, zero_skip  # noqa: F401  (register)
+from sparsesim.studies import architectures, codesign, delta, llm_decode, sat, zero_skip  # noqa: F401  (register)
 
 __all__ = ["STUDIES"]
