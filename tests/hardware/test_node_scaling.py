@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from sparsesim.core.errors import InputError
-from sparsesim.hardware.config import read_mapping, to_dict
+from sparsesim.hardware.config import AccelConfig, build, read_mapping, to_dict
 from sparsesim.hardware.energy import (area_breakdown_um2, config_energy_table, energy_breakdown_pj, energy_table,
                                        energy_table_name)
 from sparsesim.hardware.node_scaling import area_factor, energy_factor
 from sparsesim.hardware.presets import load_accel
 from sparsesim.hardware.schedule import EventCounts
+from sparsesim.simulation.engine import run_id
 
 REPO = Path(__file__).resolve().parents[2]
 TABLES = REPO / "src" / "sparsesim" / "hardware" / "energy_tables"
@@ -106,7 +107,9 @@ def test_energy_node_resolves_tables_and_keeps_existing_records():
     assert energy_table_name(base) == "horowitz45"
     assert energy_table_name(load_accel("edge32", ["energy.node=45"])) == "horowitz45"
     cfg7 = load_accel("edge32", ["energy.node=7"])
-    assert to_dict(cfg7)["energy"] == {"node": 7}
+    assert to_dict(cfg7)["energy"] == {"node": 7} and build(AccelConfig, to_dict(cfg7)) == cfg7
+    # the behaviour snapshot's edge32 os run id, from before the energy section existed
+    assert run_id(base, "os") == "aec7ef9a5288a28a" and run_id(cfg7, "os") != run_id(base, "os")
     assert energy_table_name(cfg7) == "horowitz45_n7"
     # a derived table moves to another node through its base
     assert energy_table_name(load_accel("edge32", ["energy.table=horowitz45_n7", "energy.node=16"])) == "horowitz45_n16"
