@@ -29,7 +29,8 @@ def test_a_sweep_over_energy_node_prices_each_point_at_its_node(tmp_path):
     assert len(plan.points) == 2 and len({p.point_id for p in plan.points}) == 2
     frames = {p.config["energy"]["node"]: run_point(p) for p in plan.points}
     f45, f7 = frames[45], frames[7]
-    assert list(f45["energy_table"].unique()) == ["horowitz45"] and list(f7["energy_table"].unique()) == ["horowitz45_n7"]
+    assert list(f45["energy_table"].unique()) == ["horowitz45"]
+    assert list(f7["energy_table"].unique()) == ["horowitz45_n7"]
     assert list(f7["cfg.energy.node"].unique()) == [7]
     assert (f45["cycles"].to_numpy() == f7["cycles"].to_numpy()).all()  # the node moves energy and area, not time
     for part in ("mac", "register_file", "sram_a", "sram_b", "sram_out", "leakage"):
