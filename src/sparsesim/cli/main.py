@@ -27,7 +27,7 @@ from sparsesim.core.errors import InputError
 from sparsesim.core.outputs import check_output_path
 from sparsesim.dataflows import ARRAY_KINDS, DATAFLOWS
 from sparsesim.hardware.config import parse_override
-from sparsesim.hardware.energy import energy_table, energy_table_names
+from sparsesim.hardware.energy import energy_table, energy_table_name, energy_table_names
 from sparsesim.hardware.memory import MEMORY_MODELS
 from sparsesim.hardware.presets import load_accel, preset_names
 from sparsesim.progress import show_progress
@@ -97,7 +97,7 @@ def cmd_run(args) -> int:
         accel = rows[0]["accel"] if rows else cfg.name
         print(f"# {res.workload} on {accel} ({cfg.array.rows}x{cfg.array.cols} {cfg.array.precision}), "
               f"dataflow {args.dataflow}, sparsity {rows[0]['sparsity'] if rows else '-'}, "
-              f"energy table {cfg.energy_table}")
+              f"energy table {energy_table_name(cfg)}")
         print(_fmt_table(rows, res.total))
         if out:
             print(f"# wrote {out}")
@@ -126,8 +126,8 @@ def cmd_list(args) -> int:
         doc = (sys.modules[FEATURES.get(name).__module__].__doc__ or "").strip().splitlines()[0]
         print(f"  {name:12s} {doc}")
     print("energy tables:")
-    for name in energy_table_names():
-        print(f"  {name:12s} {energy_table(name).source}")
+    for name in sorted(energy_table_names(), key=lambda n: -energy_table(n).technology_nm):  # 45 nm first
+        print(f"  {name:14s} {energy_table(name).source}")
     print("networks (layer lists, --network):")
     for name in NETWORKS.names():
         print(f"  {name:12s} {(NETWORKS.get(name).__doc__ or '').strip()}")

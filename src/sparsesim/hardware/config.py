@@ -304,6 +304,18 @@ class SigmaConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class EnergyConfig:
+    """Which energy/area table prices a run, and at which technology node
+    (:func:`sparsesim.hardware.energy.energy_table_name`; docs/energy.md)."""
+
+    node: int = _param("technology node in nm (45, 32, 22, 16, 7, 5): the table derived from the energy table's "
+                       "45 nm base at that node by Stillmaker & Baas scaling; 0: the table's own node", default=0,
+                       choices=(0, 45, 32, 22, 16, 7, 5), recorded_at_default=False)
+    table: str = _param("energy/area table name or YAML file (see `sparsesim list`); empty: energy_table",
+                        default="", recorded_at_default=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AccelConfig:
     """A whole accelerator: array, buffers, DRAM, clock, energy table and sparsity features."""
 
@@ -321,10 +333,19 @@ class AccelConfig:
                               recorded_at_default=False)
     sigma: SigmaConfig = _param("SIGMA array keys (array.kind: sigma)", default_factory=SigmaConfig,
                                 recorded_at_default=False)
-    energy_table: str = _param("name of the energy/area table (see `sparsesim list`)", default="horowitz45")
+    energy_table: str = _param("name of the energy/area table (see `sparsesim list`); energy.table is the same "
+                               "key in the energy section", default="horowitz45")
+    energy: EnergyConfig = _param("energy table and technology node", default_factory=EnergyConfig,
+                                  recorded_at_default=False)
     sparsity: tuple = _param("sparsity features switched on for this run (list of mappings)",
                              default_factory=tuple)
     seed: int = _param("seed for every random choice of a run", default=0, minimum=0, maximum=2**63 - 1)
+
+    def __post_init__(self) -> None:
+        default_table = AccelConfig.__dataclass_fields__["energy_table"].default
+        if self.energy.table and self.energy_table != default_table and self.energy.table != self.energy_table:
+            raise field_error("energy.table", f"{self.energy.table!r} conflicts with energy_table "
+                                              f"{self.energy_table!r}: set one of them")
 
 
 def _check_value(path: str, tp: Any, value: Any, meta: dict) -> Any:

@@ -1,7 +1,9 @@
 """Energy and area: per-event counts times a swappable table kept as a data file.
 
 Tables live in ``src/sparsesim/hardware/energy_tables/*.yaml`` and are registered by file name; a path to a YAML
-file works too. The default is ``horowitz45`` (Horowitz, ISSCC 2014, 45 nm). SRAM energy per
+file works too. The default is ``horowitz45`` (Horowitz, ISSCC 2014, 45 nm); ``horowitz45_n<node>``
+are its derivations at 32, 22, 16, 7 and 5 nm (:mod:`sparsesim.hardware.node_scaling`), which
+``energy.node`` selects (:func:`energy_table_name`). SRAM energy per
 access depends on the buffer's capacity (log-log interpolation between the table's points),
 so growing a buffer costs energy per access as well as area. Leakage is charged over the
 run's wall time (cycles / clock). DRAM energy is the memory model's price of the bytes moved
@@ -18,6 +20,7 @@ from pathlib import Path
 from sparsesim.hardware.config import AccelConfig, read_mapping
 from sparsesim.hardware.datafiles import builtin_names, read_builtin
 from sparsesim.hardware.memory import memory_model
+from sparsesim.hardware.node_scaling import derived_table_name
 from sparsesim.hardware.schedule import EventCounts
 from sparsesim.core.errors import InputError, field_error
 from sparsesim.core.registry import suggest
@@ -25,7 +28,7 @@ from sparsesim.core.registry import suggest
 _REQUIRED = ("name", "source", "mult_pj", "add_pj", "accumulator", "gated_mac_fraction", "sram_pj_per_64b",
              "rf_pj_per_byte", "encode_pj_per_op", "leakage_uw_per_pe", "leakage_uw_per_kib_sram", "mult_um2",
              "add_um2", "pe_overhead_um2", "sram_um2_per_bit")
-_OPTIONAL = ("technology_nm",)
+_OPTIONAL = ("technology_nm", "derivation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,8 @@ class EnergyTable:
     add_um2: dict
     pe_overhead_um2: float
     sram_um2_per_bit: float
+    technology_nm: int = 0  # 0: the table does not state its node
+    derivation: dict | None = None  # a derived table's base, factors and method (node_scaling.derive_table)
 
     def mac_pj(self, precision: str) -> float:
         """One multiply plus one accumulate at ``precision``."""
@@ -79,10 +84,12 @@ def _load_table(path: Path) -> EnergyTable:
             not isinstance(p, list) or len(p) != 2 or min(p) <= 0 for p in pts):
         raise field_error(f"{path.name}:sram_pj_per_64b", "expected a list of [KiB, pJ] pairs, both positive")
     data["sram_pj_per_64b"] = tuple(sorted((float(a), float(b)) for a, b in pts))
+    if "derivation" in data and (not isinstance(data["derivation"], dict) or "base" not in data["derivation"]):
+        raise field_error(f"{path.name}:derivation", "expected a mapping naming its base table (base: NAME)")
     for prec, acc in data["accumulator"].items():
         if prec not in data["mult_pj"] or acc not in data["add_pj"]:
             raise field_error(f"{path.name}:accumulator.{prec}", "names a precision missing from mult_pj/add_pj")
-    return EnergyTable(**{k: data[k] for k in _REQUIRED})
+    return EnergyTable(**{k: data[k] for k in _REQUIRED + _OPTIONAL if k in data})
 
 
 def energy_table_names() -> list[str]:
@@ -97,6 +104,39 @@ def energy_table(name: str) -> EnergyTable:
     if path.suffix in (".yaml", ".yml") and path.exists():
         return _load_table(path)
     return read_builtin("energy_tables", name, _load_table, field="energy_table", kind="energy table")
+
+
+def energy_table_name(cfg: AccelConfig) -> str:
+    """The table a config prices with, as :func:`energy_table` takes it: ``energy.table`` (or the
+    older ``energy_table``) as given, or, when ``energy.node`` names another node than that
+    table's, the built-in table derived from the same 45 nm base at that node
+    (:mod:`sparsesim.hardware.node_scaling`; e.g. ``horowitz45`` at 7 nm is ``horowitz45_n7``)."""
+    return _table_at_node(cfg.energy.table or cfg.energy_table, cfg.energy.node)
+
+
+@cache
+def _table_at_node(name: str, node: int) -> str:
+    if node == 0:
+        return name
+    table = energy_table(name)
+    if node == table.technology_nm:
+        return name
+    if not table.technology_nm:
+        raise field_error("energy.node", f"table {table.name!r} states no technology_nm, so it cannot be moved to "
+                                         f"{node} nm")
+    root = table.derivation["base"] if table.derivation else table.name
+    if table.derivation and node == energy_table(root).technology_nm:
+        return root
+    derived = derived_table_name(root, node)
+    if derived not in energy_table_names():
+        raise field_error("energy.node", f"no table derived from {root!r} at {node} nm (write one with "
+                                         "tools/derive_node_tables.py and pass it as energy.table)")
+    return derived
+
+
+def config_energy_table(cfg: AccelConfig) -> EnergyTable:
+    """The table of :func:`energy_table_name` for ``cfg``."""
+    return energy_table(energy_table_name(cfg))
 
 
 def check_table_supports(table: EnergyTable, cfg: AccelConfig) -> None:

@@ -37,7 +37,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from sparsesim.hardware.energy import energy_breakdown_pj, energy_table
+from sparsesim.hardware.energy import config_energy_table, energy_breakdown_pj
 from sparsesim.hardware.kernels import nest_tiles
 from sparsesim.hardware.memory import memory_model
 from sparsesim.hardware.schedule import EventCounts, TileSchedule
@@ -282,7 +282,7 @@ def _timed(space: NestSpace, schedule: TileSchedule, counts: EventCounts) -> tup
 def _energy(space: NestSpace, counts: EventCounts, cycles: int) -> float:
     """The part of the energy that depends on the nest: DRAM traffic and leakage over time
     (on-chip accesses per MAC do not depend on the tile sizes)."""
-    table = energy_table(space.cfg.energy_table)
+    table = config_energy_table(space.cfg)
     parts = energy_breakdown_pj(counts, space.cfg, cycles, table)
     return parts["dram"] + parts["leakage"]
 

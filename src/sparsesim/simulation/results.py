@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 from sparsesim.hardware.config import AccelConfig, flatten, to_dict
+from sparsesim.hardware.energy import energy_table_name
 from sparsesim.core.atomic import atomic_write
 from sparsesim.core.errors import InputError
 from sparsesim.core.outputs import check_output_path
@@ -85,7 +86,7 @@ def stamp(rows: list[dict], cfg: AccelConfig, run_id: str, workload: str, *, acc
     for row in rows:
         check_row(row)
     ident = {"run_id": run_id, "workload": workload, "accel": accel_label or cfg.name,
-             "energy_table": cfg.energy_table}
+             "energy_table": energy_table_name(cfg)}
     return [{**ident, **row} for row in rows]
 
 

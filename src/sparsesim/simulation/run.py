@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from sparsesim.hardware.config import AccelConfig
-from sparsesim.hardware.energy import check_table_supports, energy_table
+from sparsesim.hardware.energy import check_table_supports, config_energy_table
 from sparsesim.sparsity import check_hardware, feature_labels, parse_features
 from sparsesim.simulation.engine import best_of, check_dataflow, make_row, op_phases, repeat_rows, run_gemm
 from sparsesim.simulation.replay import Replay
@@ -65,7 +65,7 @@ def simulate_rows(workload: Workload, cfg: AccelConfig, dataflow: str, *, progre
     internal simulations, such as the reference validator, switch it off).
     """
     check_dataflow(cfg, dataflow)
-    table = energy_table(cfg.energy_table)
+    table = config_energy_table(cfg)
     check_table_supports(table, cfg)
     features = parse_features(cfg.sparsity)
     check_hardware(features, cfg)

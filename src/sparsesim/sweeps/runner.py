@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparsesim.dataflows.array_kind import area_um2
-from sparsesim.hardware.energy import energy_table
+from sparsesim.hardware.energy import config_energy_table
 from sparsesim.progress import counter
 from sparsesim.simulation.assemble import assemble_run, build_config
 from sparsesim.simulation.results import write_table
@@ -43,7 +43,7 @@ def run_point(point: Point):
     cfg = build_config(point.config)
     workload = build_workload(point.workload)
     frame = assemble_run(workload, cfg, point.dataflow).to_frame()
-    area = area_um2(cfg, energy_table(cfg.energy_table))
+    area = area_um2(cfg, config_energy_table(cfg))
     extra = {"point_id": point.point_id, "sweep_workload": point.workload.label,
              "sweep_dataflow": point.dataflow, "sweep_sparsity": point.sparsity,
              "area_um2": float(sum(area.values()))}
