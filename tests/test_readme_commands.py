@@ -27,6 +27,7 @@ NOT_RUN = {
         "the user's own model or file, which the README only names",
     r"traces/mine( |$)": "reads the trace of the user's own model, captured from a file above",
     r"--scheduler tcp://": "a Dask scheduler on another machine",
+    r"^sparsesim codesign ": "minutes of SmolLM2 work (tests/quality runs the pipeline on a tiny model and the real one)",
     r"^sparsesim study ": "regenerates a curated report: minutes (tests/app/test_studies.py runs --quick)",
     r"sweep configs/sweeps/bandwidth\.yaml": "64 points, over a minute (tests/app/test_sweep.py runs sweeps)",
     r"^sparsesim report runs/bw": "needs the bandwidth sweep above",

@@ -272,3 +272,35 @@ def test_a_study_refuses_a_reused_trace_whose_tensors_changed(tmp_path):
     f.write_bytes(bytes(raw))
     with pytest.raises(InputError, match=rf"^{f}: SHA-256 differs"):
         run_trace(out, "edge32", dataflow="os")
+
+
+def test_codesign_text_is_computed_from_its_table():
+    import pandas as pd
+
+    from sparsesim.studies.codesign import pareto, write
+
+    def row(family, target, accel, ppl, speedup, agree=0.9):
+        return {"family": family, "target_sparsity": target, "sparsity": f"{family}{target}", "accel": accel,
+                "perplexity": ppl, "dense_perplexity": 10.0, "ppl_increase": ppl / 10.0 - 1,
+                "next_token_agreement": agree, "act_zero_fraction": 0.2, "speedup": speedup, "energy_saved": 0.1,
+                "cycles": 1, "energy_pj": 1.0, "dram_bytes": 1, "ops_mask_checked": 3}
+
+    def frame(chess_ppl):
+        rows = []
+        for accel in ("edge32", "dc128"):
+            rows += [row("dense", 0.0, accel, 10.0, 1.0, 1.0), row("CATS", 0.5, accel, 12.0, 1.2),
+                     row("CHESS", 0.5, accel, chess_ppl, 1.1), row("one-shot 2:4", 0.5, accel, 50.0, 1.5)]
+        return pd.DataFrame(rows)
+
+    doc = {"calib_text": {"name": "pydoc:calib"}, "text": {"name": "pydoc:eval", "tokens": 4096, "sha256": "ab" * 32},
+           "model": {"params": 1, "sha256": "cd" * 32}, "context": 1024, "prompt_len": 128, "gen_len": 8}
+    better = write(doc, frame(11.0), {"calib_tokens": 2048}, [])
+    worse = write(doc, frame(30.0), {"calib_tokens": 2048}, [])
+    assert "from 10.00 to 12.00 (+20.0%)" in better and "changes at 10.0% of the positions" in better
+    assert "does not hold up as well" in better  # +20% perplexity is not within 1-2%
+    assert "loses less than CATS at 1 of 1" in better and "loses less than CATS at 0 of 1" in worse
+    assert "multiplies perplexity by 5.0" in better
+    assert "fastest setting is one-shot 2:4 at 50% (1.50x" in better
+    # CHESS at 11.0 and 1.1x is beaten by nothing faster and better, so it is on the front; at 30.0 CATS beats it
+    assert "CHESS 50%" in better.split("Pareto front holds")[1].split("\n")[0]
+    assert list(pareto(frame(30.0).query("accel == 'edge32'"))["family"]) == ["dense", "CATS", "one-shot 2:4"]
