@@ -77,7 +77,8 @@ def test_nm_transform_prunes_every_linear_2_of_4_and_restores_the_model(tiny_lla
 
 def test_codesign_replays_the_masks_the_quality_run_made(tiny_llama, tmp_path):
     folder, _, _ = tiny_llama
-    doc = codesign(None, hf_dir=folder, settings=[CATS, "nm:2:4", "act_policy:topk:0.5:ops=down_proj+zero_skip:input:skipping"],
+    topk = "act_policy:topk:0.5:ops=down_proj+zero_skip:input:skipping"
+    doc = codesign(None, hf_dir=folder, settings=[CATS, "nm:2:4", topk],
                    accels=["edge32"], mode="decode", prompt_len=12, gen_len=2, context=64, eval_tokens=256,
                    calib_tokens=256, work_dir=tmp_path / "traces", keep_traces=True)
     rows = doc["settings"]

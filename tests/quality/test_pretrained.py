@@ -95,3 +95,23 @@ def test_minilm_embeds_identical_sentences_identically_and_is_the_published_mode
     assert torch.allclose(emb.norm(dim=1), torch.ones(4), atol=1e-5)
     # consecutive sentences of one paragraph are closer than sentences of different topics
     assert float(emb[0] @ emb[2]) > float(emb[0] @ emb[3])
+
+
+@minilm
+def test_minilm_codesign_replays_the_masks_its_quality_run_made(tmp_path):
+    from sparsesim.quality import codesign
+
+    ffn = r"act_policy:topk:0.5:ops=[0-9]\.output\.dense+zero_skip:input:skipping"
+    doc = codesign("minilm_l6", settings=["nm:2:4", ffn], accels=["edge32"], pairs=4, capture_sentences=2)
+    dense, nm, topk = doc["settings"]
+    assert doc["mode"] == "encode" and dense["quality"]["metric"] == "embedding_cosine"
+    assert dense["quality"]["value"] == pytest.approx(1.0) and dense["quality"]["ranking_agreement"] == 1.0
+    assert dense["quality"]["sentences"] == 8
+    for r in (nm, topk):
+        # 6 layers x 6 Linear ops (query, key, value, attention output, FFN in, FFN out) + the pooler
+        assert r["mask_check"] == {"ops_compared": 37, "max_abs_diff": 0.0}
+        assert r["quality"]["value"] < 1.0
+    assert nm["speedup"] > 1.0
+    with pytest.raises(Exception, match=r"swiglu_gate acts at a gated MLP's gate; minilm_l6 \(an encoder\) has none"):
+        codesign("minilm_l6", settings=["act_policy:threshold:0:site=swiglu_gate:calibrate=prefill:sparsity=0.5"],
+                 accels=["edge32"], pairs=4, capture_sentences=2)

@@ -69,12 +69,11 @@ def load_model(model: str | None, hf_dir: str | Path | None, gguf: str | Path | 
     from sparsesim.workloads.capture import pretrained
 
     if model is not None:
-        if model not in pretrained.PRETRAINED or pretrained.PRETRAINED.get(model).kind != "decoder":
-            decoders = [n for n in pretrained.PRETRAINED.names() if pretrained.PRETRAINED.get(n).kind == "decoder"]
-            raise arg_error("model", f"{model!r} is not a pretrained decoder (choose from {', '.join(decoders)}, "
-                                     "or give --hf DIR / --gguf FILE)")
+        if model not in pretrained.PRETRAINED:
+            raise arg_error("model", f"{model!r} is not a pretrained model (choose from "
+                                     f"{', '.join(pretrained.PRETRAINED.names())}, or give --hf DIR / --gguf FILE)")
         loaded = pretrained.load_pretrained(model)
-        return loaded.model, loaded.tokenizer, loaded.record()
+        return loaded.model, loaded.tokenizer, {**loaded.record(), "kind": loaded.entry.kind}
     tf = pretrained._transformers()
     path = Path(hf_dir if hf_dir is not None else gguf)
     flag = "hf" if hf_dir is not None else "gguf"
@@ -91,6 +90,100 @@ def load_model(model: str | None, hf_dir: str | Path | None, gguf: str | Path | 
         line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise arg_error(flag, f"{path}: cannot load ({line})") from None
     return model_obj.float().eval(), tokenizer, {"model": path.name, "source": flag, "path": str(path)}
+
+
+class DecoderSubject:
+    """A causal LM: perplexity and next-token agreement on windows of the evaluation text; the
+    trace is a prefill of the text's first ``prompt_len`` tokens (then the decode steps)."""
+
+    def __init__(self, model, tokenizer, text, calib_text, spec, *, context: int, eval_tokens, calib_tokens: int):
+        from sparsesim.quality.metrics import token_ids, windows
+
+        self.model, self.spec = model, spec
+        ids = token_ids(tokenizer, text.text)
+        self.windows = windows(ids, context, eval_tokens)
+        self.calib_windows = windows(token_ids(tokenizer, calib_text.text), context, calib_tokens, arg="calib_tokens")
+        self.calib_token_count = sum(w.shape[1] for w in self.calib_windows)
+        if ids.numel() < spec.prompt_len:
+            raise arg_error("prompt_len", f"{text.name} has {ids.numel()} tokens, fewer than the prompt's "
+                                          f"{spec.prompt_len}")
+        self.prompt = ids[:spec.prompt_len].unsqueeze(0)
+        self.tokens = sum(w.shape[1] for w in self.windows)
+        self.dense = None
+
+    def calibrate(self, policy):
+        from sparsesim.quality.transform import calibrate
+
+        return calibrate(self.model, policy, self.calib_windows)
+
+    def quality(self, dense: dict | None) -> dict:
+        from sparsesim.quality.metrics import evaluate
+
+        ev = evaluate(self.model, self.windows)
+        if dense is None:
+            self.dense = ev
+        return {"metric": "perplexity", "value": ev.perplexity, "dense": self.dense.perplexity, "tokens": self.tokens,
+                "predictions": ev.predictions, "loss_ratio": ev.perplexity / self.dense.perplexity,
+                "next_token_agreement": ev.agreement(self.dense)}
+
+    @staticmethod
+    def describe(quality: dict) -> str:
+        return f"perplexity {quality['value']:.3f} over {quality['predictions']} predictions"
+
+    def capture(self, name: str, out: Path, extra: dict) -> None:
+        from sparsesim.workloads.capture.hf import capture_hf_model
+
+        capture_hf_model(self.model, name, out, self.spec, extra, overwrite=True, progress=False, prompt=self.prompt)
+
+
+class EncoderSubject:
+    """A sentence encoder: each sentence of ``pairs`` consecutive-sentence pairs of the evaluation
+    text embedded; quality is the embedding's cosine similarity to the dense model's (mean over the
+    sentences) and ranking agreement (for each first sentence, whether the second sentence it ranks
+    closest is the dense model's choice); the trace is one batch of ``capture_sentences`` of them."""
+
+    calib_token_count = 0
+
+    def __init__(self, model, tokenizer, text, *, pairs: int, capture_sentences: int):
+        from sparsesim.workloads.corpus import sentence_pairs
+
+        found = sentence_pairs(text, limit=pairs)
+        if len(found) < 2:
+            raise arg_error("text", f"{text.name} holds {len(found)} sentence pairs; the encoder needs at least 2")
+        self.model, self.tokenizer = model, tokenizer
+        self.first = [a for a, _ in found]
+        self.second = [b for _, b in found]
+        self.batch = tokenizer(self.first[:capture_sentences], padding=True, truncation=True, return_tensors="pt")
+        self.tokens = sum(len(t) for t in tokenizer(self.first + self.second)["input_ids"])
+        self.dense = None
+
+    def calibrate(self, policy):
+        raise InputError("--sparsity: calibrate=prefill acts at a gated MLP's gate; the encoder has none")
+
+    def quality(self, dense: dict | None) -> dict:
+        from sparsesim.quality.metrics import sentence_embeddings
+
+        a = sentence_embeddings(self.model, self.tokenizer, self.first)
+        b = sentence_embeddings(self.model, self.tokenizer, self.second)
+        if dense is None:
+            self.dense = (a, b)
+        da, db = self.dense
+        cosine = float(((a * da).sum(1).mean() + (b * db).sum(1).mean()) / 2)
+        ranking = float(((a @ b.T).argmax(1) == (da @ db.T).argmax(1)).float().mean())
+        return {"metric": "embedding_cosine", "value": cosine, "dense": 1.0, "tokens": self.tokens,
+                "sentences": 2 * len(self.first), "ranking_agreement": ranking,
+                "pair_cosine": float((a * b).sum(1).mean()), "dense_pair_cosine": float((da * db).sum(1).mean())}
+
+    @staticmethod
+    def describe(quality: dict) -> str:
+        return (f"embedding cosine {quality['value']:.4f}, ranking agreement {quality['ranking_agreement']:.3f} "
+                f"over {quality['sentences']} sentences")
+
+    def capture(self, name: str, out: Path, extra: dict) -> None:
+        from sparsesim.workloads.capture.api import capture_model
+
+        capture_model(self.model, (self.batch["input_ids"], self.batch["attention_mask"]), out=out, mode="infer",
+                      name=name, overwrite=True, progress=False)
 
 
 def _weighted_zero_fraction(rows) -> float | None:
@@ -131,7 +224,8 @@ def mask_check(log, rows) -> dict:
 def codesign(model: str | None = "smollm2_135m", *, settings: list[str], accels: list[str], mode: str = "decode",
              prompt_len: int = 256, gen_len: int = 32, text=None, calib_text=None, context: int = 1024,
              eval_tokens: int | None = 4096, calib_tokens: int = 2048, hf_dir=None, gguf=None, dataflow: str = "best",
-             work_dir: str | Path | None = None, keep_traces: bool = False,
+             work_dir: str | Path | None = None, keep_traces: bool = False, pairs: int = 64,
+             capture_sentences: int = 16,
              progress: Callable[[str], None] | None = None) -> dict:
     """Quality and hardware per setting (see the module docstring); returns the ``--json`` document.
 
@@ -143,9 +237,7 @@ def codesign(model: str | None = "smollm2_135m", *, settings: list[str], accels:
     import torch
 
     from sparsesim import api
-    from sparsesim.quality.metrics import evaluate, token_ids, windows
-    from sparsesim.quality.transform import ForwardTransform, MaskLog, calibrate, setting_features
-    from sparsesim.workloads.capture.hf import capture_hf_model
+    from sparsesim.quality.transform import ForwardTransform, MaskLog, setting_features
     from sparsesim.workloads.capture.inference_spec import InferenceCapture
     from sparsesim.workloads.corpus import corpus_part
 
@@ -170,15 +262,17 @@ def codesign(model: str | None = "smollm2_135m", *, settings: list[str], accels:
     torch.manual_seed(0)
     hf_model, tokenizer, model_record = load_model(model, hf_dir, gguf)
     _progress(progress, f"loaded {model_record['model']} in {time.perf_counter() - start:.1f} s")
-    ids = token_ids(tokenizer, text.text)
-    eval_windows = windows(ids, context, eval_tokens)
-    calib_windows = windows(token_ids(tokenizer, calib_text.text), context, calib_tokens, arg="calib_tokens")
-    if ids.numel() < prompt_len:
-        raise arg_error("prompt_len", f"{text.name} has {ids.numel()} tokens, fewer than the prompt's {prompt_len}")
-    prompt = ids[:prompt_len].unsqueeze(0)
-    evaluated = sum(w.shape[1] for w in eval_windows)
-    dense_eval = evaluate(hf_model, eval_windows)
-    _progress(progress, f"dense perplexity {dense_eval.perplexity:.3f} over {dense_eval.predictions} predictions")
+    if model_record.get("kind") == "encoder":
+        for setting in parsed:
+            if setting.policy is not None and setting.policy.site == "swiglu_gate":
+                raise InputError(f"--sparsity: {setting.text}: site swiglu_gate acts at a gated MLP's gate; "
+                                 f"{model_record['model']} (an encoder) has none")
+        subject = EncoderSubject(hf_model, tokenizer, text, pairs=pairs, capture_sentences=capture_sentences)
+    else:
+        subject = DecoderSubject(hf_model, tokenizer, text, calib_text, spec, context=context,
+                                 eval_tokens=eval_tokens, calib_tokens=calib_tokens)
+    dense_quality = subject.quality(None)
+    _progress(progress, f"dense: {subject.describe(dense_quality)}")
 
     root = Path(tempfile.mkdtemp(prefix="sparsesim-codesign-")) if work_dir is None else Path(work_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -191,21 +285,20 @@ def codesign(model: str | None = "smollm2_135m", *, settings: list[str], accels:
             if policy is not None and policy.calibrate == "prefill":
                 label = policy.label()
                 if label not in thresholds_cache:
-                    thresholds_cache[label] = calibrate(hf_model, policy, calib_windows)
+                    thresholds_cache[label] = subject.calibrate(policy)
                 thresholds = thresholds_cache[label]
             with ForwardTransform(hf_model, setting.features, thresholds):
-                quality = dense_eval if not setting.features else evaluate(hf_model, eval_windows)
+                quality = dense_quality if not setting.features else subject.quality(dense_quality)
             log = MaskLog()
             trace_dir = root / f"setting{i}"
             extra = {"source": model_record.get("source", "pretrained"), "pretrained": model_record,
                      "prompt": text.record(), "codesign_setting": setting.text}
             if thresholds is not None:
                 extra["gate_thresholds"] = {policy.label(): {k: v.tolist() for k, v in thresholds.items()}}
-                extra["gate_calibration"] = {**calib_text.record(), "tokens": sum(w.shape[1] for w in calib_windows)}
+                extra["gate_calibration"] = {**calib_text.record(), "tokens": subject.calib_token_count}
             with ForwardTransform(hf_model, setting.features, thresholds, log=log):
-                capture_hf_model(hf_model, model_record["model"], trace_dir, spec, extra, overwrite=True,
-                                 progress=False, prompt=prompt)
-            _progress(progress, f"[{setting.text}] perplexity {quality.perplexity:.3f}; captured "
+                subject.capture(model_record["model"], trace_dir, extra)
+            _progress(progress, f"[{setting.text}] {subject.describe(quality)}; captured "
                                 f"{trace_dir.name} ({time.perf_counter() - start:.0f} s)")
             for accel in accels:
                 res = api.simulate(api.trace(trace_dir), accel=accel, dataflow=dataflow,
@@ -217,11 +310,7 @@ def codesign(model: str | None = "smollm2_135m", *, settings: list[str], accels:
                 base = dense_totals[accel]
                 results.append({
                     "sparsity": setting.text, "label": feature_labels(setting.features), "accel": accel,
-                    "quality": {"metric": "perplexity", "value": quality.perplexity,
-                                "dense": dense_eval.perplexity, "tokens": evaluated,
-                                "predictions": quality.predictions,
-                                "loss_ratio": quality.perplexity / dense_eval.perplexity,
-                                "next_token_agreement": quality.agreement(dense_eval)},
+                    "quality": quality,
                     "act_zero_fraction": _weighted_zero_fraction(res.rows),
                     "speedup": base["cycles"] / total["cycles"] if total["cycles"] else math.inf,
                     "energy_saved": 1.0 - total["energy_pj"] / base["energy_pj"] if base["energy_pj"] else 0.0,
@@ -233,7 +322,8 @@ def codesign(model: str | None = "smollm2_135m", *, settings: list[str], accels:
     finally:
         if work_dir is None and not keep_traces:
             shutil.rmtree(root, ignore_errors=True)
-    return {"model": model_record, "mode": mode, "prompt_len": prompt_len,
-            "gen_len": spec.gen_len, "context": context, "text": {**text.record(), "tokens": evaluated},
+    return {"model": model_record, "mode": mode if model_record.get("kind") != "encoder" else "encode",
+            "prompt_len": prompt_len, "gen_len": spec.gen_len, "context": context,
+            "text": {**text.record(), "tokens": dense_quality["tokens"]},
             "calib_text": calib_text.record(), "settings": results,
             "traces": str(root) if keep_traces else None}

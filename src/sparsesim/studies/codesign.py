@@ -29,10 +29,44 @@ def settings(quick: bool) -> list[tuple[str, float, str]]:
     for s in SPARSITIES if not quick else (0.5,):
         out.append(("CATS", s, f"act_policy:threshold:0:site=swiglu_gate:calibrate=prefill:sparsity={s}+{SKIP}"))
         out.append(("CHESS", s, f"act_policy:channel_threshold:{s}:site=swiglu_gate:calibrate=prefill+{SKIP}"))
-        out.append(("top-k (gate)", s, f"act_policy:topk:{1 - s:g}:site=swiglu_gate+{SKIP}"))
+    out.append(("top-k (gate)", 0.5, f"act_policy:topk:0.5:site=swiglu_gate+{SKIP}"))
     out.append(("top-k (down input)", 0.5, f"act_policy:topk:0.5:ops=down_proj+{SKIP}"))
     out += [("one-shot 2:4", 0.5, "nm:2:4"), ("one-shot 2:8", 0.75, "nm:2:8")] if not quick else []
     return out
+
+
+ENCODER_FFN = r"[0-9]\.output\.dense"
+"""The input of each MiniLM layer's FFN output projection (``encoder.layer.N.output.dense``: the GELU's
+output), not the attention's (``attention.output.dense``)."""
+
+
+def encoder_settings(quick: bool) -> list[tuple[str, float, str]]:
+    """MiniLM: top-k at its FFN's down input, and one-shot N:M (it has no gated MLP for CATS/CHESS)."""
+    out = [("top-k (FFN down input)", s, f"act_policy:topk:{1 - s:g}:ops={ENCODER_FFN}+{SKIP}")
+           for s in (SPARSITIES if not quick else (0.5,))]
+    return out + ([("one-shot 2:4", 0.5, "nm:2:4"), ("one-shot 2:8", 0.75, "nm:2:8")] if not quick else [])
+
+
+def compute_encoder(quick: bool):
+    import pandas as pd
+
+    from sparsesim.quality import codesign
+
+    chosen = encoder_settings(quick)
+    doc = codesign("minilm_l6", settings=[s for _, _, s in chosen], accels=list(ACCELS), pairs=16 if quick else 64,
+                   capture_sentences=4 if quick else 16, progress=lambda m: print(f"# {m}", file=sys.stderr))
+    family = {s: (f, t) for f, t, s in chosen}
+    rows = []
+    for r in doc["settings"]:
+        f, t = family.get(r["sparsity"], ("dense", 0.0))
+        q = r["quality"]
+        rows.append({"family": f, "target_sparsity": t, "sparsity": r["sparsity"], "accel": r["accel"],
+                     "embedding_cosine": q["value"], "ranking_agreement": q["ranking_agreement"],
+                     "pair_cosine": q["pair_cosine"], "dense_pair_cosine": q["dense_pair_cosine"],
+                     "sentences": q["sentences"], "act_zero_fraction": r["act_zero_fraction"],
+                     "speedup": r["speedup"], "energy_saved": r["energy_saved"], "cycles": r["total"]["cycles"],
+                     "ops_mask_checked": r["mask_check"]["ops_compared"]})
+    return doc, pd.DataFrame(rows)
 
 
 def compute(quick: bool):
@@ -173,7 +207,8 @@ Regenerate with `sparsesim study codesign --out reports/codesign`.
 `{text['sha256'][:16]}...`) in windows of {doc['context']} tokens; thresholds calibrated on
 {options['calib_tokens']:,} tokens of `{doc['calib_text']['name']}`, which shares no paragraph with it.
 **Hardware.** Each setting's model is captured in decode ({doc['prompt_len']} prompt tokens of the evaluation text,
-then {doc['gen_len']} greedy decode step{'s' if doc['gen_len'] != 1 else ''}) and replayed with the same setting on {', '.join(ACCELS)}; energy table
+then {doc['gen_len']} greedy decode step{'s' if doc['gen_len'] != 1 else ''}) and replayed with the same setting on
+{', '.join(ACCELS)}; energy table
 horowitz45, DRAM model simple. Every Linear op's input zero fraction in the quality forward equals the replay's, op
 by op and call by call (column `ops_mask_checked` of `codesign.csv`).
 The low-rank predictor is not in this study: no trained predictor exists here, and the replay's predictor
@@ -187,10 +222,41 @@ assumes perfect recall, which would cost no quality.
 """
 
 
+def write_encoder(doc: dict, frame) -> str:
+    """The MiniLM section: its sentences computed from its table."""
+    sub = frame[frame["accel"] == ACCELS[0]]
+    lines = []
+    for r in sub[sub["family"] != "dense"].itertuples():
+        lines.append(f"{_name(r.family, r.target_sparsity)}: embeddings keep a cosine of {r.embedding_cosine:.3f} to "
+                     f"the dense model's, the closest second sentence stays the dense model's choice for "
+                     f"{r.ranking_agreement:.0%} of the {r.sentences // 2} first sentences, and {ACCELS[0]} runs "
+                     f"{r.speedup:.2f}x faster ({r.energy_saved:+.1%} energy).")
+    shown = frame.assign(act_zero_fraction=frame["act_zero_fraction"].map(
+        lambda z: "-" if z is None or z != z else f"{z:.3f}"))
+    table = md_table(shown, {"family": "setting", "target_sparsity": "target", "accel": "preset",
+                             "embedding_cosine": "cosine to dense", "ranking_agreement": "ranking agreement",
+                             "act_zero_fraction": "A zeros", "speedup": "speedup", "energy_saved": "energy saved"},
+                     {"target_sparsity": ".0%", "embedding_cosine": ".4f", "ranking_agreement": ".3f",
+                      "speedup": ".3f", "energy_saved": "+.1%"})
+    return f"""## all-MiniLM-L6-v2 (encoder)
+
+{doc['text']['tokens']:,} tokens: {frame['sentences'].iloc[0]} sentences, {frame['sentences'].iloc[0] // 2} pairs of
+consecutive sentences of `{doc['text']['name']}`, embedded as sentence-transformers does (mean pooling, L2 norm);
+the replayed trace is one padded batch of 16 of them. Top-k acts on the input of each layer's FFN output projection
+(the GELU's output; ops `{ENCODER_FFN}`); MiniLM has no gated MLP, so CATS and CHESS do not apply to it.
+
+{chr(10).join('- ' + line for line in lines)}
+
+{table}
+"""
+
+
 def run(out: Path, traces: Path, quick: bool) -> Path:
     doc, frame, options = compute(quick)
     figures = plot(frame, out)
-    return write_report(out, write(doc, frame, options, figures), {"codesign.csv": frame})
+    enc_doc, enc_frame = compute_encoder(quick)
+    text = write(doc, frame, options, figures) + "\n" + write_encoder(enc_doc, enc_frame)
+    return write_report(out, text, {"codesign.csv": frame, "codesign_encoder.csv": enc_frame})
 
 
 STUDIES.add("codesign", Study("codesign", "what sparsity settings cost a trained decoder beside their hardware "

@@ -7,7 +7,8 @@ authors; no model wrote it). The topics are taken in sorted order and every fift
 0th, 5th, 10th, ...) goes to the calibration part, the rest to the evaluation part. Some topics
 repeat paragraphs of others (``attribute-access`` is part of ``specialnames``), so the evaluation
 part drops every paragraph (a block between blank lines) that the calibration part holds: no
-paragraph is in both. Each part is its topics' paragraphs joined by a blank line, in sorted order. :func:`corpus_part` returns the part with its SHA-256, which
+paragraph is in both. Each part is its topics' paragraphs joined by a blank line, in sorted order.
+:func:`corpus_part` returns the part with its SHA-256, which
 every result that used it records (``text.sha256``), so two numbers can be told apart when they
 came from different text (another CPython version ships other text).
 
