@@ -148,7 +148,7 @@ class MemoryModel(abc.ABC):
             return _int_like(np.broadcast_to(np.asarray(compute_cycles, dtype=np.int64), np.shape(first_load_bytes)))
         bw, lat = self.peak_bytes_per_cycle, self.min_latency_cycles
         first, last = np.asarray(first_load_bytes), np.asarray(last_store_bytes)
-        chain = (np.ceil(first / bw).astype(np.int64) + lat + compute_cycles
+        chain = (np.where(first > 0, np.ceil(first / bw).astype(np.int64) + lat, 0) + compute_cycles
                  + np.where(last > 0, np.ceil(last / bw).astype(np.int64) + lat, 0))
         pairs = (np.asarray(read_bytes) / bw + np.asarray(fetches) * lat + compute_cycles - epilogue_cycles) / 2
         busy = np.ceil(np.asarray(total_bytes) / bw).astype(np.int64)
