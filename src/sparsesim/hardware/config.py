@@ -172,8 +172,9 @@ class BankedDramConfig:
         "whole row in one bank before the next; '': the standard's",
         default="", choices=("", "row:bank:column:group:channel", "row:bank:group:column:channel",
                              "row:bank:group:channel:column"))
-    queue_depth: int = _param("requests (bursts) the scheduler of each channel sees ahead; it serves row hits first (FR-FCFS) "
-                              "and opens other banks' rows while earlier bursts are served; 0: the standard's",
+    queue_depth: int = _param("requests (bursts) the scheduler of each channel sees ahead; it serves row hits "
+                              "first (FR-FCFS) and opens other banks' rows while earlier bursts are served; "
+                              "0: the standard's",
                               default=0, minimum=0, maximum=1 << 16)
     controller_latency_ns: float = _param("controller, PHY and interconnect time added to every transfer's "
                                           "arrival, ns (not part of a standard)", default=0.0, minimum=0.0,

@@ -11,27 +11,30 @@ order); only a transfer's time differs. A transfer is a run of consecutive burst
 one stream and stores write another (rows apart, in the same banks), each tile continuing
 where the stream's last tile ended, as a tiled GEMM walks its tensors.
 
-**Address mapping** (``address_mapping``): ``row:bank:column`` keeps a row in one bank before
-moving to the next bank; ``row:column:bank`` moves to the next bank every ``interleave_bytes``.
-Bank indices count channels fastest, then bank groups, then banks, so consecutive pieces alternate
-channels and bank groups (hiding tCCD_L / tRRD_L) before they reuse one.
+**Address mapping** (``address_mapping``, fields most significant first): the default
+``row:bank:column:group:channel`` deals consecutive bursts to the channels, then the bank groups,
+in turn, so a stream's bursts are tCCD_S (not tCCD_L) apart and each bank's row stays open
+for all its columns; ``row:bank:group:column:channel`` deals them to channels only (a bank
+group's bursts are tCCD_L apart); ``row:bank:group:channel:column`` keeps a whole row in one
+bank before moving on (the coarse row:bank:column of textbooks).
 
-**Scheduling.** The unit of work is a *row run*: the consecutive bursts of a stream that fall
-in one row of one bank (a whole row, or ``interleave_bytes`` of it). Per run the controller
-issues at most one precharge and one activate and then its column commands, spaced
-``max(tBL, tCCD_L)``. A run enters the scheduler's queue when the run ``queue_depth`` bursts
-before it has issued its last column command; from then on its activate may go ahead of
-earlier runs' column commands to other banks (first-ready: row hits are not held behind
-another bank's miss, FR-FCFS). Within a bank, runs are served in order. The constraints
-honoured are those of JEDEC DDR4/LPDDR5/HBM: tRCD, tRP, tRAS, tRC, tRTP, tWR (per bank), tRRD_S/L
-and tFAW (four activates per window, per channel), tCCD_S/L, CL/CWL and one burst per tBL on
-each channel's data bus, and an all-bank refresh of tRFC every tREFI per channel, which closes
-the channel's rows (refreshes due during idle time cost nothing beyond the last one).
-Simplifications, each stated in docs/memory.md: write-to-read turnaround (tWTR) and the
-read/write tRCD split are not modelled; activates of a channel issue in order; a refresh is
-taken before the first run that would start after it is due.
+**Scheduling.** The unit of work is a *stripe*: the consecutive bursts of a transfer that share
+a row and bank index over the lanes (channel x bank group pairs) the mapping deals them to.
+Per lane the controller issues at most one precharge and one activate, then each channel one
+run of column commands over its lanes, ``max(tBL, tCCD_S, tCCD_L / lanes)`` apart. Each
+channel has a queue of ``queue_depth`` bursts: a burst enters when the one ``queue_depth``
+before it has issued, and from then on its activate may go ahead of earlier bursts' column
+commands to other banks (first-ready: a row hit is never held behind another bank's miss,
+FR-FCFS); within a bank, requests are served in order. The constraints honoured are those of
+JEDEC DDR4/LPDDR5/HBM: tRCD, tRP, tRAS, tRC, tRTP, tWR (per bank), tRRD_S/L and tFAW (four
+activates per window, per channel), tCCD_S/L, CL/CWL and one burst per tBL on each channel's
+data bus, and an all-bank refresh every tREFI per channel that closes the channel's rows and
+blocks it for tRP + tRFC (refreshes due during idle time cost nothing beyond the last one).
+Simplifications, each stated in docs/memory.md: write-to-read turnaround (tWTR), the read/write
+tRCD split and per-bank refresh are not modelled; a channel's activates issue in order; a
+refresh is taken before the first stripe that would start after it is due.
 
-The work is O(row runs), never per DRAM clock. The kernel is Numba (``_pipeline``), with its
+The work is O(stripes x lanes), never per burst of a stripe nor per DRAM clock. The kernel is Numba (``_pipeline``), with its
 plain-Python form ``_pipeline.py_func`` that tests/hardware/test_banked_memory.py runs too.
 ``time`` and ``cycles`` are the same computation, so they agree exactly.
 """
@@ -121,7 +124,7 @@ def _standard_file(name: str) -> BankedDramConfig:
 
 def resolve_standard(dram: DramConfig) -> DramStandard:
     """``dram.standard``'s values with every nonzero ``dram.banked`` key in their place; checked:
-    the row must hold whole bursts and the interleave divide the row (errors name the key)."""
+    the row must hold whole bursts and a refresh must leave time (errors name the key)."""
     base, over = _standard_file(dram.standard), dram.banked
     values = {}
     for f in dataclasses.fields(BankedDramConfig):
@@ -252,8 +255,8 @@ def _new_state(geo, refi):
     open_row = np.full(banks, -1, dtype=np.int64)
     bank_t = np.full((banks, 3), -1e18)  # last activate, last read column command, last write data end
     # per channel: last activate, last column command, data bus free, refresh block end, next
-    # refresh due, queue slot free (the burst queue_depth before the next one has issued)
-    chan_t = np.full((nch, 6), -1e18)
+    # refresh due
+    chan_t = np.full((nch, 5), -1e18)
     chan_t[:, 2] = 0.0
     chan_t[:, 3] = 0.0
     chan_t[:, 4] = refi
@@ -261,7 +264,11 @@ def _new_state(geo, refi):
     faw = np.full((nch, 4), -1e18)  # the channel's last four activates (a ring)
     faw_at = np.zeros(nch, dtype=np.int64)
     work = np.zeros((nch, 5))  # per stripe: bursts, lanes, lanes seen, earliest start, enter
-    return open_row, bank_t, chan_t, group_t, faw, faw_at, work
+    # each channel's queue: when each of its last queue_depth bursts issued its column command (a
+    # ring; a burst enters when the one queue_depth before it has issued)
+    queue = np.full((nch, max(1, geo[6])), -1e18)
+    queue_at = np.zeros(nch, dtype=np.int64)
+    return open_row, bank_t, chan_t, group_t, faw, faw_at, work, queue, queue_at
 
 
 @njit(cache=True, nogil=True)
@@ -290,9 +297,9 @@ def _stripe(p, geo, st, out, first_burst, n, write, t_req):
     fastest), the bursts dealt to the lanes in turn. Per lane at most one precharge and activate;
     per channel one run of column commands over its lanes' bank groups. Returns (time the last
     channel's bursts entered its queue, last data end)."""
-    open_row, bank_t, chan_t, group_t, faw, faw_at, work = st
+    open_row, bank_t, chan_t, group_t, faw, faw_at, work, queue, queue_at = st
     nch, ngr, nba, per_row, m = geo[0], geo[1], geo[2], geo[3], geo[4]
-    depth = geo[6]
+    depth = queue.shape[1]
     pairs = nch * ngr
     block = m * per_row
     unit = first_burst // block
@@ -324,7 +331,7 @@ def _stripe(p, geo, st, out, first_burst, n, write, t_req):
         q = bank * pairs + pair
         k = (n - d + m - 1) // m
         if work[c, 2] == 0:  # the channel's first lane: its queue, then refresh
-            enter = max(t_req, chan_t[c, 5])
+            enter = max(t_req, queue[c, queue_at[c]])
             work[c, 4] = enter
             if max(enter, chan_t[c, 2] - lat) >= chan_t[c, 4]:
                 _refresh(p, geo, st, out, c, max(enter, chan_t[c, 2] - lat))
@@ -366,7 +373,10 @@ def _stripe(p, geo, st, out, first_burst, n, write, t_req):
         end = last_col + lat + p[_BL]
         chan_t[c, 1] = last_col
         chan_t[c, 2] = end
-        chan_t[c, 5] = last_col - (min(k, depth) - 1) * spacing
+        kept = int(min(k, depth))  # the stripe's last bursts fill the channel's queue ring
+        for j in range(kept):
+            queue[c, queue_at[c]] = last_col - (kept - 1 - j) * spacing
+            queue_at[c] = (queue_at[c] + 1) % depth
         enter_last = max(enter_last, work[c, 4])
         end_last = max(end_last, end)
         work[c, 3] = last_col
