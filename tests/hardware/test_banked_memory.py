@@ -246,3 +246,23 @@ def test_more_time_to_compute_never_makes_memory_faster(sched, name):
     mem = banked(f"dram.standard={name}")
     slower = TileSchedule(sched.load_bytes, sched.compute_cycles * 2, sched.store_bytes, sched.epilogue_cycles)
     assert mem.cycles(slower) >= mem.cycles(sched)
+
+
+def test_rows_report_activations_and_the_row_hit_rate_and_simple_rows_gain_no_column():
+    """A 256^3 GEMM: every row of banked has its DRAM counts, with hits <= bursts, the rate their
+    ratio, and at least one activate per row-bytes of bursts moved (a stream opens each row it
+    crosses). The simple model's rows keep exactly their columns."""
+    wl = sparsesim.gemm(256, 256, 256)
+    frame = sparsesim.simulate(wl, accel="edge32", dataflow="ws", sets={"dram.model": "banked"}).to_pandas()
+    plain = sparsesim.simulate(wl, accel="edge32", dataflow="ws").to_pandas()
+    row = frame.iloc[0]
+    assert 0 < row["dram_row_hits"] <= row["dram_bursts"]
+    assert row["dram_row_hit_rate"] == pytest.approx(row["dram_row_hits"] / row["dram_bursts"])
+    mem = banked()
+    assert row["dram_bursts"] >= row["dram_bytes"] / mem.std.device_burst_bytes
+    assert row["dram_activations"] >= row["dram_bursts"] * mem.std.device_burst_bytes / mem.std.row_bytes
+    assert not any(c.startswith("dram_") and c not in ("dram_bytes", "dram_read_bytes", "dram_write_bytes",
+                                                       "dram_compulsory_bytes", "dram_lower_bound_bytes")
+                   for c in plain.columns)
+    assert memory_model(load_accel("edge32")).time_with_columns(
+        TileSchedule(np.array([100]), np.array([5]), np.array([10]), 0))[1] == {}

@@ -223,6 +223,16 @@ class BankedDram(MemoryModel):
     def _cycles(self, schedule: TileSchedule) -> int:
         return self.counts(schedule).total_cycles
 
+    def _time_with_columns(self, schedule: TileSchedule) -> tuple[Timing, dict]:
+        """The timing and the row's DRAM counts: activates, bursts and the share of bursts that
+        hit an open row (``dram_row_hit_rate``; sums of ``dram_row_hits``/``dram_bursts`` give
+        it for any set of rows)."""
+        c = self.counts(schedule)
+        compute = schedule.compute_total_cycles
+        timing = Timing(c.total_cycles, compute, c.total_cycles - compute, c.busy_cycles)
+        return timing, {"dram_activations": c.activations, "dram_row_hits": c.row_hits, "dram_bursts": c.bursts,
+                        "dram_refreshes": c.refreshes, "dram_row_hit_rate": c.row_hit_rate}
+
     def serve(self, bursts: np.ndarray, writes: np.ndarray, request_cycles: np.ndarray,
               kernel=None) -> tuple[np.ndarray, BankedCounts]:
         """Serve single bursts at burst addresses ``bursts`` (reads, or writes where
