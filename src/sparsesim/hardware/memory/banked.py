@@ -1,4 +1,4 @@
-"""``banked``: a DRAM of channels x bank groups x banks with rows, timed on bursts and row runs.
+"""``banked``: a DRAM of channels x bank groups x banks with rows, timed on stripes of bursts.
 
 The memory model of a DRAM standard (``dram.standard``: a data file of
 ``sparsesim/hardware/dram_standards/`` with its sources; each key of ``dram.banked`` left at 0
@@ -34,8 +34,9 @@ Simplifications, each stated in docs/memory.md: write-to-read turnaround (tWTR),
 tRCD split and per-bank refresh are not modelled; a channel's activates issue in order; a
 refresh is taken before the first stripe that would start after it is due.
 
-The work is O(stripes x lanes), never per burst of a stripe nor per DRAM clock. The kernel is Numba (``_pipeline``), with its
-plain-Python form ``_pipeline.py_func`` that tests/hardware/test_banked_memory.py runs too.
+The work is O(stripes x lanes), never per burst of a stripe nor per DRAM clock. The kernels
+are Numba (``_pipeline`` for a schedule, ``_serve`` for single bursts), with their plain-Python
+top levels ``.py_func`` that tests/hardware/test_banked_memory.py holds them equal to.
 ``time`` and ``cycles`` are the same computation, so they agree exactly.
 """
 
@@ -64,7 +65,7 @@ operands (any distinct rows would do; a store to a bank whose row a load opened 
 # Index of each timing in the parameter vector the kernel reads (times in array cycles).
 _BL, _CL, _CWL, _RCD, _RP, _RAS, _RC, _WR, _RTP, _CCDS, _CCDL, _RRDS, _RRDL, _FAW, _REFI, _RFC, _CTRL = range(17)
 # Index of each count in the kernel's output vector.
-_TOTAL, _BUSY, _ACTS, _HITS, _BURSTS, _REFS, _READ_END = range(7)
+_TOTAL, _BUSY, _ACTS, _HITS, _BURSTS, _REFS = range(6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,7 +429,7 @@ def _transfer(p, geo, st, out, first_burst, nbytes, write, t_req):
 def _pipeline(load, compute, store, epilogue, p, geo):
     """The tile pipeline of :func:`sparsesim.hardware.kernels.pipeline_cycles` with each
     transfer served by the banked DRAM. Returns the output vector (total, busy, counts)."""
-    out = np.zeros(7)
+    out = np.zeros(6)
     n = compute.size
     st = _new_state(geo, p[_REFI])
     banks = geo[0] * geo[1] * geo[2]
@@ -494,7 +495,7 @@ def _pipeline(load, compute, store, epilogue, p, geo):
 @njit(cache=True, nogil=True)
 def _serve(bursts, writes, t_req, p, geo):
     """Single bursts at arbitrary burst addresses, in order (the hand checks' streams)."""
-    out = np.zeros(7)
+    out = np.zeros(6)
     st = _new_state(geo, p[_REFI])
     arrive = np.zeros(bursts.size)
     last = 0.0

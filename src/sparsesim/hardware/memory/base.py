@@ -27,8 +27,9 @@ Contract (tests/hardware/test_memory_contract.py holds every registered model to
 
 Adding a model is one file: subclass :class:`MemoryModel`, implement the hooks ``_time``,
 ``peak_bytes_per_cycle``, ``min_latency_cycles`` and ``energy_pj`` (``_cycles`` too if a fast
-form exists, ``_time_with_columns`` if the model counts something rows should show), register the class with ``@MEMORY_MODELS.register("name")`` and import the file
-in :mod:`sparsesim.hardware.memory`; ``dram.model: name`` selects it. The default bounds use
+form exists, ``_time_with_columns`` if the model counts something rows should show), register
+the class with ``@MEMORY_MODELS.register("name")`` and import the file in
+:mod:`sparsesim.hardware.memory`; ``dram.model: name`` selects it. The default bounds use
 only the peak bandwidth and the shortest latency, so they hold for any model that never moves
 bytes faster than its peak nor returns them sooner than that latency.
 """
