@@ -266,3 +266,11 @@ def test_rows_report_activations_and_the_row_hit_rate_and_simple_rows_gain_no_co
                    for c in plain.columns)
     assert memory_model(load_accel("edge32")).time_with_columns(
         TileSchedule(np.array([100]), np.array([5]), np.array([10]), 0))[1] == {}
+
+
+def test_the_command_line_lists_the_standards(capsys):
+    from sparsesim.cli.main import main
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "DRAM standards (dram.standard" in out
+    assert "HBM3         32 ch x 4 groups x 4 banks, 1024 B rows, 32 B bursts, 819.2 GB/s" in out

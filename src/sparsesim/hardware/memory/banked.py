@@ -116,6 +116,14 @@ def standard_names() -> list[str]:
     return builtin_names(STANDARDS_FOLDER)
 
 
+def standard_summary(name: str) -> str:
+    """One line on a built-in standard: organisation, burst, peak, core timings."""
+    s = resolve_standard(DramConfig(bandwidth_bytes_per_cycle=1.0, standard=name))
+    return (f"{s.channels} ch x {s.bank_groups} groups x {s.banks_per_group} banks, {s.row_bytes} B rows, "
+            f"{s.device_burst_bytes} B bursts, {s.peak_bytes_per_ns:.1f} GB/s; tCK {s.t_ck_ps:g} ps, "
+            f"CL-tRCD-tRP {s.t_cl_ck}-{s.t_rcd_ck}-{s.t_rp_ck}")
+
+
 @lru_cache(maxsize=None)
 def _standard_file(name: str) -> BankedDramConfig:
     """A built-in standard's data file as the ``dram.banked`` keys it sets (validated alike)."""
