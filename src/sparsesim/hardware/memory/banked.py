@@ -329,7 +329,11 @@ def _stripe(p, geo, st, out, first_burst, n, write, t_req):
     row = outer // nba
     lat = p[_CWL] if write else p[_CL]
     lanes = min(m, n)
-    for c in range(nch):
+    # the first min(lanes, channels) lanes are on distinct channels and cover every channel the
+    # stripe touches (lanes count channels fastest), so per-channel work loops over those only
+    touched = min(lanes, nch)
+    for d in range(touched):
+        c = ((unit % (pairs // m)) * m + (lane0 + d) % m) % nch
         work[c, 0] = 0.0
         work[c, 1] = 0.0
         work[c, 2] = 0.0
@@ -382,10 +386,9 @@ def _stripe(p, geo, st, out, first_burst, n, write, t_req):
         work[c, 2] += 1
     enter_last = t_req
     end_last = t_req
-    for c in range(nch):
+    for d in range(touched):
+        c = ((unit % (pairs // m)) * m + (lane0 + d) % m) % nch
         k = work[c, 0]
-        if k == 0:
-            continue
         spacing = max(max(p[_BL], p[_CCDS]), p[_CCDL] / work[c, 1])
         col = max(work[c, 3], chan_t[c, 1] + p[_CCDS], chan_t[c, 2] - lat)
         last_col = col + (k - 1) * spacing
