@@ -282,3 +282,12 @@ def test_the_command_line_lists_the_standards(capsys):
     out = capsys.readouterr().out
     assert "DRAM standards (dram.standard" in out
     assert "HBM3         32 ch x 4 groups x 4 banks, 1024 B rows, 32 B bursts, 819.2 GB/s" in out
+
+
+def test_a_row_with_one_banked_key_set_rebuilds_that_key():
+    """``cfg.dram.banked.t_rcd_ck`` is a flattened column; the record nests it back."""
+    frame = sparsesim.simulate(sparsesim.gemm(64, 64, 64), accel="edge32", dataflow="os",
+                               sets={"dram.model": "banked", "dram.banked.t_rcd_ck": 40}).to_pandas()
+    assert frame.iloc[0]["cfg.dram.banked.t_rcd_ck"] == 40
+    mem = memory_model_of_record(frame.iloc[0])
+    assert isinstance(mem, BankedDram) and mem.std.t_rcd_ck == 40 and mem.std.t_cl_ck == 22
