@@ -54,6 +54,7 @@ def test_wheel_holds_only_the_sparsesim_package(wheel):
     assert {t for t in top if not t.endswith(".dist-info")} == {"sparsesim"}
     for needed in ("sparsesim/hardware/config.py", "sparsesim/dataflows/__init__.py", "sparsesim/workloads/ops.py",
                    "sparsesim/hardware/presets/edge32.yaml", "sparsesim/hardware/energy_tables/horowitz45.yaml",
+                   "sparsesim/hardware/dram_standards/HBM3.yaml",
                    "sparsesim/sparsity/nm.py", "sparsesim/sweeps/runner.py"):
         assert needed in names, needed
     dist_info = next(t for t in top if t.endswith(".dist-info"))

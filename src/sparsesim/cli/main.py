@@ -29,6 +29,7 @@ from sparsesim.dataflows import ARRAY_KINDS, DATAFLOWS
 from sparsesim.hardware.config import parse_override
 from sparsesim.hardware.energy import energy_table, energy_table_name, energy_table_names
 from sparsesim.hardware.memory import MEMORY_MODELS
+from sparsesim.hardware.memory.banked import standard_names, standard_summary
 from sparsesim.hardware.presets import load_accel, preset_names
 from sparsesim.progress import show_progress
 from sparsesim.simulation.engine import dataflow_choices
@@ -121,6 +122,9 @@ def cmd_list(args) -> int:
     for name in MEMORY_MODELS.names():
         doc = (sys.modules[MEMORY_MODELS.get(name).__module__].__doc__ or "").strip().splitlines()[0]
         print(f"  {name:12s} {doc}")
+    print("DRAM standards (dram.standard, read by dram.model=banked; docs/memory.md):")
+    for name in standard_names():
+        print(f"  {name:12s} {standard_summary(name)}")
     print("sparsity features (--sparsity):")
     for name in FEATURES.names():
         doc = (sys.modules[FEATURES.get(name).__module__].__doc__ or "").strip().splitlines()[0]

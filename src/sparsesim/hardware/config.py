@@ -115,6 +115,73 @@ class BuffersConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BankedDramConfig:
+    """Keys of the ``banked`` memory model (:mod:`sparsesim.hardware.memory.banked`), which only
+    it reads. A value of 0 (or "") takes the value of ``dram.standard``'s data file
+    (``sparsesim/hardware/dram_standards/``), so one ``--set`` overrides one parameter of the
+    standard. ``_ck`` keys count DRAM clock cycles (tCK), ``_ns``/``_ps`` keys are times."""
+
+    channels: int = _param("independent channels (pseudo-channels for HBM), each with its own command "
+                           "and data bus; 0: the standard's", default=0, minimum=0, maximum=4096)
+    bank_groups: int = _param("bank groups per channel; 0: the standard's", default=0, minimum=0, maximum=64)
+    banks_per_group: int = _param("banks per bank group; 0: the standard's", default=0, minimum=0, maximum=64)
+    row_bytes: int = _param("bytes of one row (page) of a bank, across the channel's devices; 0: the standard's",
+                            default=0, minimum=0, maximum=1 << 20)
+    bus_bits: int = _param("data bus width of one channel, bits; 0: the standard's", default=0, minimum=0,
+                           maximum=4096)
+    burst_length: int = _param("beats of one burst (a burst moves bus_bits x burst_length / 8 bytes); "
+                               "0: the standard's", default=0, minimum=0, maximum=64)
+    t_ck_ps: float = _param("DRAM command clock period tCK, ps; 0: the standard's", default=0.0, minimum=0.0,
+                            maximum=1e5)
+    t_bl_ck: int = _param("data-bus cycles of one burst (nBL), tCK; 0: the standard's", default=0, minimum=0,
+                          maximum=256)
+    t_cl_ck: int = _param("read column command to first data (CL), tCK; 0: the standard's", default=0,
+                          minimum=0, maximum=1024)
+    t_cwl_ck: int = _param("write column command to first data (CWL), tCK; 0: the standard's", default=0,
+                           minimum=0, maximum=1024)
+    t_rcd_ck: int = _param("activate to column command (tRCD), tCK; 0: the standard's", default=0, minimum=0,
+                           maximum=1024)
+    t_rp_ck: int = _param("precharge to activate (tRP), tCK; 0: the standard's", default=0, minimum=0,
+                          maximum=1024)
+    t_ras_ck: int = _param("activate to precharge (tRAS), tCK; 0: the standard's", default=0, minimum=0,
+                           maximum=4096)
+    t_rc_ck: int = _param("activate to activate of one bank (tRC), tCK; 0: the standard's", default=0,
+                          minimum=0, maximum=4096)
+    t_wr_ck: int = _param("end of write data to precharge (tWR), tCK; 0: the standard's", default=0, minimum=0,
+                          maximum=1024)
+    t_rtp_ck: int = _param("read to precharge (tRTP), tCK; 0: the standard's", default=0, minimum=0,
+                           maximum=1024)
+    t_ccd_s_ck: int = _param("column to column, different bank groups (tCCD_S), tCK; 0: the standard's",
+                             default=0, minimum=0, maximum=1024)
+    t_ccd_l_ck: int = _param("column to column, same bank group (tCCD_L), tCK; 0: the standard's", default=0,
+                             minimum=0, maximum=1024)
+    t_rrd_s_ck: int = _param("activate to activate, different bank groups (tRRD_S), tCK; 0: the standard's",
+                             default=0, minimum=0, maximum=1024)
+    t_rrd_l_ck: int = _param("activate to activate, same bank group (tRRD_L), tCK; 0: the standard's",
+                             default=0, minimum=0, maximum=1024)
+    t_faw_ck: int = _param("window holding at most four activates of a channel (tFAW), tCK; 0: the standard's",
+                           default=0, minimum=0, maximum=4096)
+    t_refi_ns: float = _param("interval between all-bank refreshes (tREFI), ns; 0: the standard's",
+                              default=0.0, minimum=0.0, maximum=1e6)
+    t_rfc_ns: float = _param("all-bank refresh cycle time, the channel blocked (tRFC), ns; 0: the standard's",
+                             default=0.0, minimum=0.0, maximum=1e5)
+    address_mapping: str = _param(
+        "where consecutive bursts go, fields most significant first: row:bank:column:group:channel deals "
+        "bursts to channels, then bank groups, in turn (a bank's row stays open for all its columns); "
+        "row:bank:group:column:channel deals them to channels only; row:bank:group:channel:column keeps a "
+        "whole row in one bank before the next; '': the standard's",
+        default="", choices=("", "row:bank:column:group:channel", "row:bank:group:column:channel",
+                             "row:bank:group:channel:column"))
+    queue_depth: int = _param("requests (bursts) the scheduler of each channel sees ahead; it serves row hits "
+                              "first (FR-FCFS) and opens other banks' rows while earlier bursts are served; "
+                              "0: the standard's",
+                              default=0, minimum=0, maximum=1 << 16)
+    controller_latency_ns: float = _param("controller, PHY and interconnect time added to every transfer's "
+                                          "arrival, ns (not part of a standard)", default=0.0, minimum=0.0,
+                                          maximum=1e6)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DramConfig:
     """Off-chip memory: the keys of every memory model (:mod:`sparsesim.hardware.memory`)."""
 
@@ -135,6 +202,12 @@ class DramConfig:
                                 "as activation-sparse kernels store them) or n_major (PyTorch's [out, in] "
                                 "layout: a dead input's weights are strided over every output)",
                                 default="k_major", choices=("k_major", "n_major"))
+    standard: str = _param("DRAM standard of the banked model, a data file of sparsesim/hardware/dram_standards "
+                           "(DDR4_3200, LPDDR5_6400, HBM2E, HBM3): it sets the organisation, timing and energy "
+                           "that dram.banked leaves at 0; the simple model does not read it",
+                           default="DDR4_3200", recorded_at_default=False)
+    banked: BankedDramConfig = _param("keys of the banked model, each overriding one of dram.standard's",
+                                      default_factory=BankedDramConfig, recorded_at_default=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -65,7 +65,7 @@ class OpOutcome:
     tiles: int
     extra: dict = field(default_factory=dict)  # feature-specific result columns
     overhead_cycles: int = 0  # serialized work beside the array (e.g. N:M pre-generation)
-    memory: dict = field(default_factory=dict)  # the mapping used and its DRAM bounds (memory_columns)
+    memory: dict = field(default_factory=dict)  # the mapping used, its DRAM bounds, the memory model's counts
 
 
 def memory_columns(plans: list) -> dict:
@@ -80,10 +80,11 @@ def memory_columns(plans: list) -> dict:
     }
 
 
-def time_schedule(schedule: TileSchedule, cfg: AccelConfig) -> tuple[int, int, int]:
-    """``(cycles, compute_cycles, stall_cycles)`` of a tile schedule under ``cfg``'s memory model."""
-    timing = memory_model(cfg).time(schedule)
-    return timing.total_cycles, timing.compute_cycles, timing.stall_cycles
+def time_schedule(schedule: TileSchedule, cfg: AccelConfig) -> tuple[int, int, int, dict]:
+    """``(cycles, compute_cycles, stall_cycles, columns)`` of a tile schedule under ``cfg``'s memory
+    model; ``columns`` are the model's own row columns (none for ``simple``)."""
+    timing, columns = memory_model(cfg).time_with_columns(schedule)
+    return timing.total_cycles, timing.compute_cycles, timing.stall_cycles, columns
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -156,14 +157,14 @@ def run_gemm(gemm: Gemm, cfg: AccelConfig, dataflow: str,
         folds = sum(p.folds for p in plans)
     schedule = with_side_traffic(schedule, side)
     counts = counts + EventCounts(dram_read_bytes=side.read_bytes, dram_write_bytes=side.write_bytes)
-    cycles, compute, stall = time_schedule(schedule, cfg)
+    cycles, compute, stall, dram_columns = time_schedule(schedule, cfg)
     if side.select_cycles:
         tail = int(schedule.compute_cycles[-1]) + int(schedule.epilogue_cycles) if len(schedule) else 0
         short = side.select_cycles + tail - cycles
         if short > 0:
             cycles, stall = cycles + short, stall + short
     return OpOutcome(df.name, cycles, compute, stall, counts, dense_macs, eff, folds, len(schedule),
-                     memory=memory_columns(plans))
+                     memory={**memory_columns(plans), **dram_columns})
 
 
 def supported_dataflows(cfg: AccelConfig) -> list[str]:

@@ -5,7 +5,9 @@ schedule, bound and price its bytes, the layout facts); each implementation regi
 in :data:`MEMORY_MODELS` from its own file, and ``dram.model`` picks one by name.
 :func:`memory_model` is the one way the rest of the simulator reaches DRAM facts.
 
-Registered here: ``simple`` (:mod:`~sparsesim.hardware.memory.channel`, bandwidth and latency).
+Registered here: ``simple`` (:mod:`~sparsesim.hardware.memory.channel`, bandwidth and latency) and
+``banked`` (:mod:`~sparsesim.hardware.memory.banked`, channels, bank groups, banks and rows of a
+DRAM standard).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sparsesim.hardware.config import AccelConfig, DramConfig, build
+from sparsesim.hardware.memory import banked as _banked  # noqa: F401  (registers "banked")
 from sparsesim.hardware.memory import channel as _channel  # noqa: F401  (registers "simple")
 from sparsesim.hardware.memory.base import MEMORY_MODELS, MemoryModel
 from sparsesim.hardware.memory.channel import SimpleChannel
@@ -40,7 +43,14 @@ def memory_model_of_record(record: Mapping[str, Any], prefix: str = "cfg.") -> M
         return not (isinstance(value, float) and math.isnan(value))
 
     head = f"{prefix}dram."
-    data = {key[len(head):]: plain(v) for key, v in record.items() if key.startswith(head) and present(plain(v))}
+    data: dict[str, Any] = {}
+    for key, v in record.items():
+        if key.startswith(head) and present(plain(v)):
+            *parents, leaf = key[len(head):].split(".")  # a section of dram (dram.banked.*) nests
+            node = data
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = plain(v)
     dram = build(DramConfig, data, "dram")
     clock = plain(record.get(f"{prefix}clock_hz", AccelConfig.__dataclass_fields__["clock_hz"].default))
     return MEMORY_MODELS.get(dram.model, "dram.model")(dram, float(clock))

@@ -27,8 +27,9 @@ Contract (tests/hardware/test_memory_contract.py holds every registered model to
 
 Adding a model is one file: subclass :class:`MemoryModel`, implement the hooks ``_time``,
 ``peak_bytes_per_cycle``, ``min_latency_cycles`` and ``energy_pj`` (``_cycles`` too if a fast
-form exists), register the class with ``@MEMORY_MODELS.register("name")`` and import the file
-in :mod:`sparsesim.hardware.memory`; ``dram.model: name`` selects it. The default bounds use
+form exists, ``_time_with_columns`` if the model counts something rows should show), register
+the class with ``@MEMORY_MODELS.register("name")`` and import the file in
+:mod:`sparsesim.hardware.memory`; ``dram.model: name`` selects it. The default bounds use
 only the peak bandwidth and the shortest latency, so they hold for any model that never moves
 bytes faster than its peak nor returns them sooner than that latency.
 """
@@ -107,6 +108,18 @@ class MemoryModel(abc.ABC):
             return Timing(compute, compute, 0, 0)
         return self._time(schedule)
 
+    def time_with_columns(self, schedule: TileSchedule) -> tuple[Timing, dict]:
+        """:meth:`time` and the model's own result columns for that schedule (a row-level
+        count such as a DRAM's activations); none by default, so a model that has none adds
+        no column to any row. Override :meth:`_time_with_columns` to add some."""
+        if self.ideal or len(schedule) == 0:
+            return self.time(schedule), {}
+        return self._time_with_columns(schedule)
+
+    def _time_with_columns(self, schedule: TileSchedule) -> tuple[Timing, dict]:
+        """Hook: :meth:`_time` and its columns, in one pass where the model can."""
+        return self._time(schedule), {}
+
     def cycles(self, schedule: TileSchedule) -> int:
         """``time(schedule).total_cycles``, by the model's fast form where it has one."""
         if self.ideal or len(schedule) == 0:
@@ -148,7 +161,7 @@ class MemoryModel(abc.ABC):
             return _int_like(np.broadcast_to(np.asarray(compute_cycles, dtype=np.int64), np.shape(first_load_bytes)))
         bw, lat = self.peak_bytes_per_cycle, self.min_latency_cycles
         first, last = np.asarray(first_load_bytes), np.asarray(last_store_bytes)
-        chain = (np.ceil(first / bw).astype(np.int64) + lat + compute_cycles
+        chain = (np.where(first > 0, np.ceil(first / bw).astype(np.int64) + lat, 0) + compute_cycles
                  + np.where(last > 0, np.ceil(last / bw).astype(np.int64) + lat, 0))
         pairs = (np.asarray(read_bytes) / bw + np.asarray(fetches) * lat + compute_cycles - epilogue_cycles) / 2
         busy = np.ceil(np.asarray(total_bytes) / bw).astype(np.int64)
