@@ -55,6 +55,7 @@ def compute_encoder(quick: bool):
     chosen = encoder_settings(quick)
     doc = codesign("minilm_l6", settings=[s for _, _, s in chosen], accels=list(ACCELS), pairs=16 if quick else 64,
                    capture_sentences=4 if quick else 16, progress=lambda m: print(f"# {m}", file=sys.stderr))
+    doc["capture_sentences"] = 4 if quick else 16
     family = {s: (f, t) for f, t, s in chosen}
     rows = []
     for r in doc["settings"]:
@@ -242,7 +243,7 @@ def write_encoder(doc: dict, frame) -> str:
 
 {doc['text']['tokens']:,} tokens: {frame['sentences'].iloc[0]} sentences, {frame['sentences'].iloc[0] // 2} pairs of
 consecutive sentences of `{doc['text']['name']}`, embedded as sentence-transformers does (mean pooling, L2 norm);
-the replayed trace is one padded batch of 16 of them. Top-k acts on the input of each layer's FFN output projection
+the replayed trace is one padded batch of {doc['capture_sentences']} of them. Top-k acts on the input of each layer's FFN output projection
 (the GELU's output; ops `{ENCODER_FFN}`); MiniLM has no gated MLP, so CATS and CHESS do not apply to it.
 
 {chr(10).join('- ' + line for line in lines)}
