@@ -6,7 +6,8 @@ zero activation is worth the weight row it would have fetched more than the MAC 
 This study measures that, dense against activation-sparse, on an edge and a datacenter
 preset:
 
-* captured decoders (random-init ``llama_1b`` shapes, a few layers recorded): the ReLU-fied
+* captured decoders (a random-init ``llama_1b_relu`` and the trained SmolLM2-135M, a few layers
+  recorded): the ReLU-fied
   FFN (ProSparse-style ``relu(gate) * up``), whose zeros are exact and where the data puts
   them, and SwiGLU with CATS thresholds (calibrated on the prompt's gate activations to a
   target sparsity), a Deja Vu-style predictor, and CHESS per-channel thresholds, all applied
@@ -36,6 +37,7 @@ from sparsesim.hardware.presets import load_accel
 from sparsesim.studies.common import (STUDIES, Study, llm_trace_for, md_table, relation, run_trace, run_workload,
                                       span, trend, write_report)
 from sparsesim.workloads.gemm import Phase
+from sparsesim.workloads.capture.pretrained import PRETRAINED
 from sparsesim.workloads.llm_networks import llm_workload
 
 PRESETS = ("edge32", "dc128")
@@ -54,7 +56,8 @@ class Setup:
 
     relu_model: str
     swiglu_model: str
-    layers: str | None  # op names recorded by the capture (regular expression)
+    layers: str | None  # op names of relu_model recorded by the capture (regular expression)
+    swiglu_layers: str | None  # the same for swiglu_model
     prompt_len: int
     gen_len: int
     network: str  # shape-only decoder of the sparsity sweep
@@ -67,11 +70,13 @@ class Setup:
     burst_sparsity: float  # synthetic sparsity of the network in the burst table
 
 
-FULL = Setup(relu_model="llama_1b_relu", swiglu_model="llama_1b", layers=r"layers\.(0|10|21)\.", prompt_len=64,
+FULL = Setup(relu_model="llama_1b_relu", swiglu_model="smollm2_135m", layers=r"layers\.(0|10|21)\.",
+             swiglu_layers=r"layers\.(0|15|29)\.", prompt_len=64,
              gen_len=8, network="llama2_7b", net_prompt_len=128, net_gen_len=4,
              sparsities=(0.0, 0.5, 0.7, 0.9, 0.95), targets=(0.5, 0.7, 0.9), chess=(0.7,),
              bursts=(64, 256, 1024), burst_sparsity=0.9)
-QUICK = Setup(relu_model="llama_tiny_relu", swiglu_model="llama_tiny", layers=None, prompt_len=8, gen_len=3,
+QUICK = Setup(relu_model="llama_tiny_relu", swiglu_model="llama_tiny", layers=None, swiglu_layers=None, prompt_len=8,
+              gen_len=3,
               network="llama_tiny", net_prompt_len=8, net_gen_len=2, sparsities=(0.0, 0.5, 0.9), targets=(0.5, 0.9),
               chess=(0.7,), bursts=(64, 256), burst_sparsity=0.9)
 
@@ -151,9 +156,10 @@ def compute(traces: Path, quick: bool) -> Data:
             frame[key] = value
         runs.append(frame)
 
-    # captured decoders: real zero patterns (random-init weights)
+    # captured decoders: real zero patterns (the ReLU model random-init, the SwiGLU one trained where FULL)
     relu = llm_trace_for(s.relu_model, traces, prompt_len=s.prompt_len, gen_len=s.gen_len, layers=s.layers)
-    swiglu = llm_trace_for(s.swiglu_model, traces, prompt_len=s.prompt_len, gen_len=s.gen_len, layers=s.layers)
+    swiglu = llm_trace_for(s.swiglu_model, traces, prompt_len=s.prompt_len, gen_len=s.gen_len,
+                           layers=s.swiglu_layers)
     # "ReLU zeros" skips them in down's input only; "+ gate" also narrows up to the live neurons
     configs = [(s.relu_model, relu, "dense", None, None), (s.relu_model, relu, "ReLU zeros", None, [_zs()]),
                (s.relu_model, relu, "ReLU zeros + gate", None, [_gate("relu"), _zs()]),
@@ -504,6 +510,11 @@ def write(data: Data, figs: dict[str, Path]) -> str:
                            {"skippable_share": ".1%", "captured": ".1%", "bitmap_per_skipped": ".2%",
                             "speedup": ".2f", "bound_speedup": ".2f"})
     layers = f"the ops matching `{s.layers}`" if s.layers else "every op"
+    swiglu_layers = f"the ops matching `{s.swiglu_layers}`" if s.swiglu_layers else "every op"
+    trained = s.swiglu_model in PRETRAINED
+    swiglu_text = (f"`{s.swiglu_model}` (SwiGLU), a **trained** model ({PRETRAINED.get(s.swiglu_model).summary}) "
+                   f"prompted with real text (the built-in corpus' evaluation part), recorded: {swiglu_layers}"
+                   if trained else f"`{s.swiglu_model}` (SwiGLU), **random-init**, recorded: {swiglu_layers}")
     head = (data.rows[data.rows["source"] == "captured"]["kind_of_op"] == "lm_head").any()
     layers += (" (the LM head included)" if head else
                " (not the LM head, so the totals are those of decoder layers)")
@@ -517,10 +528,10 @@ Regenerate: `sparsesim study llm-decode --out reports/llm-decode`.
 sequence (a GEMV): each weight byte brought from DRAM serves one MAC per sequence, so a zero
 activation can save the weight row it multiplies, not only the MAC.
 
-**Workloads.** *Captured*: `{s.relu_model}` (ProSparse-style ReLU-fied FFN `relu(gate) * up`)
-and `{s.swiglu_model}` (SwiGLU), both **random-init** (no trained weights are available here,
-so the zero patterns are those of random weights, not of a trained model), prompt
-{s.prompt_len} tokens then {s.gen_len} decode steps, batch 1; recorded: {layers}. *Shape-only*: `{s.network}`, prompt
+**Workloads.** *Captured*: `{s.relu_model}` (ProSparse-style ReLU-fied FFN `relu(gate) * up`),
+**random-init** (its zero patterns are those of random weights, not of a trained model), seeded random prompt,
+recorded: {layers}; and {swiglu_text}; both prompt {s.prompt_len} tokens then {s.gen_len} decode steps,
+batch 1. *Shape-only*: `{s.network}`, prompt
 {s.net_prompt_len} tokens and {s.net_gen_len} decode steps, with synthetic activations whose
 zeros are drawn i.i.d. at the given sparsity in every op's input: scattered zeros are a
 pessimistic pattern (a trained ReLU model's zeros cluster in neurons that stay off across
