@@ -82,7 +82,7 @@ def audio():
 @needs_weights
 @needs_espeak
 def test_rewrite_reproduces_the_packaged_jit_model(audio):
-    short = audio.head(96)
+    short = audio.head(64)
     assert short.speech.any() and not short.speech.all()  # pause, then speech
     assert vad.check_against_jit(vad.load_silero_vad(), short.samples) <= 1e-5
 

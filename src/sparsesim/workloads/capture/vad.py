@@ -166,9 +166,11 @@ def jit_probabilities(audio: np.ndarray) -> np.ndarray:
                          for i in range(0, x.numel() - CHUNK_SAMPLES + 1, CHUNK_SAMPLES)])
 
 
-def check_against_jit(model: SileroVAD, audio: np.ndarray) -> float:
+def check_against_jit(model: SileroVAD, audio: np.ndarray, threads: int = 1) -> float:
     """The largest difference between ``model``'s probabilities and the jit model's on ``audio``."""
-    with torch.no_grad():
+    from sparsesim.workloads.capture.recorder import deterministic
+
+    with deterministic(0, threads), torch.no_grad():
         mine = model(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None])[0].numpy()
     return float(np.abs(mine - jit_probabilities(audio)).max())
 
@@ -242,7 +244,12 @@ def espeak_version() -> str:
     if exe is None:
         raise InputError("speech audio needs espeak-ng: apt-get install -y espeak-ng")
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True).stdout
-    return out.split("Data at")[0].strip()
+    version = out.split("Data at")[0].strip()
+    if shutil.which("dpkg-query"):  # the Debian build too: its voice data can change within one upstream version
+        deb = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "espeak-ng"], capture_output=True, text=True)
+        if deb.returncode == 0 and deb.stdout.strip():
+            version += f" (Debian {deb.stdout.strip()})"
+    return version
 
 
 def _speak(sentence: str) -> np.ndarray:
@@ -343,14 +350,22 @@ def probabilities(model: SileroVAD, samples: np.ndarray, threshold: float | None
     return p, {"per_op": fired, "totals": totals}
 
 
-def delta_quality(thresholds, samples: np.ndarray, model: SileroVAD | None = None) -> list[DeltaQuality]:
+def delta_quality(thresholds, samples: np.ndarray, model: SileroVAD | None = None,
+                  threads: int = 1) -> list[DeltaQuality]:
     """Decision agreement and probability error of the delta network at each threshold on ``samples``.
 
     The delta encoding is applied in the forward pass (errors propagate through the LSTM state
     and the later layers, as they would on the accelerator); the dense model's probabilities on
-    the same samples are the reference.
+    the same samples are the reference. ``threads`` intra-op threads (default 1: these small
+    GEMMs slow down on more threads of a shared machine).
     """
-    model = model or load_silero_vad()
+    from sparsesim.workloads.capture.recorder import deterministic
+
+    with deterministic(0, threads):
+        return _delta_quality(thresholds, samples, model or load_silero_vad())
+
+
+def _delta_quality(thresholds, samples: np.ndarray, model: SileroVAD) -> list[DeltaQuality]:
     dense, _ = probabilities(model, samples)
     out = []
     for theta in thresholds:
