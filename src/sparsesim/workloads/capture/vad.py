@@ -372,8 +372,8 @@ def _delta_quality(thresholds, samples: np.ndarray, model: SileroVAD) -> list[De
         p, fired = probabilities(model, samples, float(theta))
         err = np.abs(p - dense)
         sent, total = fired["totals"]
-        out.append(DeltaQuality(threshold=float(theta), chunks=int(dense.size),
-                                decision_agreement=float(((p >= SPEECH_THRESHOLD) == (dense >= SPEECH_THRESHOLD)).mean()),
+        same = (p >= SPEECH_THRESHOLD) == (dense >= SPEECH_THRESHOLD)
+        out.append(DeltaQuality(threshold=float(theta), chunks=int(dense.size), decision_agreement=float(same.mean()),
                                 prob_err_mean=float(err.mean()), prob_err_max=float(err.max()),
                                 fired_fraction=sent / total, fired_per_op=fired["per_op"]))
     return out
