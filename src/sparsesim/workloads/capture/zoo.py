@@ -154,7 +154,10 @@ def capture_zoo(name: str, *, steps: int = 1, batch: int = 8, out: Path | str, m
     ``nm_mode="forward"`` instead prunes the weights themselves along input features after
     every update (a statically N:M model; input gradients use that same pruned weight).
     ``image_size=224`` builds the CNNs with their ImageNet stem and a 1000-way classifier;
-    ``layers`` keeps fewer encoder layers of ``vit``/``bert``.
+    ``layers`` keeps fewer encoder layers of ``vit``/``bert``. A pretrained entry
+    (``silero_vad``) has no task and no warm-up: its own function captures its trained weights
+    on its real input in inference (``mode="train"``, the default, means inference there, as an
+    LLM's default is decode), one stream in one step, ``batch`` counting what its ``input`` says.
     ``threads`` intra-op threads (default 1) and deterministic kernels make the capture
     reproducible: same arguments, same tensors, bit for bit. Needs torch. Errors name the
     arguments (``steps: must be a positive integer``); ``sparsesim trace capture`` names its
