@@ -123,3 +123,18 @@ def test_quality_and_replay_see_the_same_masks(audio, tmp_path, theta):
         assert len(fractions) == short.chunks
         # every time step of an op has the same number of inputs: the mean is the element-weighted fraction
         assert np.mean(fractions) == pytest.approx(quality.fired_per_op[name], abs=1e-12), name
+
+
+@needs_weights
+@needs_espeak
+def test_the_zoo_captures_the_dense_model_in_inference(audio, tmp_path, monkeypatch):
+    from sparsesim.workloads.trace import load_trace
+
+    # the zoo's default mode ("train") means inference for a pretrained entry; a short stream keeps it fast
+    monkeypatch.setattr(vad, "speech_audio", lambda sentences, seed=0: audio.head(12))
+    trace = load_trace(capture_zoo("silero_vad", batch=1, out=tmp_path / "vad", progress=False))
+    assert trace.capture["mode"] == "infer" and trace.capture["delta_threshold"] is None
+    assert trace.capture["audio"]["samples_sha256"] == audio.head(12).samples_sha256
+    names = ["stft", "encoder.0", "encoder.1", "encoder.2", "encoder.3", "ih", "hh", "head"]
+    assert [r.op.name for r in trace.ops] == names * 12  # one op per GEMM per chunk, in forward order
+    assert [r.time_step for r in trace.ops] == [t for t in range(12) for _ in names]
