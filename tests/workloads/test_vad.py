@@ -97,7 +97,7 @@ def test_speech_audio_is_deterministic(audio):
 
 @needs_weights
 @needs_espeak
-def test_quality_at_theta_zero_is_the_dense_model_and_falls_later(audio):
+def test_quality_at_theta_zero_is_the_dense_model_and_a_huge_theta_sends_nothing(audio):
     short = audio.head(160)
     q0, q_big = vad.delta_quality([0.0, 1e9], short.samples)
     assert (q0.decision_agreement, q0.prob_err_max) == (1.0, 0.0)
