@@ -36,6 +36,7 @@ class ZooModel:
     warmup_steps: int = 20  # training steps on the synthetic task before capture
     decoder: str | None = None  # an LLM decoder (llm_networks.DECODERS): captured with --mode prefill|decode
     options: tuple[str, ...] = ()  # factory options it takes: "image_size" (CNNs), "layers" (encoders)
+    pretrained: str | None = None  # "module:function" capturing trained weights on real input (no task, no warm-up)
 
 
 MODELS: Registry[ZooModel] = Registry("model")
@@ -65,6 +66,10 @@ for _entry in (
              warmup_steps=40),
     ZooModel(name="video_cnn", summary="3-conv CNN per frame over synthetic video (time steps recorded)",
              input="8 frames of 3x32x32, 4 classes", factory="sparsesim.workloads.capture.nets:video_cnn", sequence=True),
+    ZooModel(name="silero_vad", summary="Silero VAD v6, trained (silero-vad 6.2.3 wheel): STFT, 4 convs, LSTM 128",
+             input="espeak-ng speech of --batch eval-text sentences, 16 kHz, 512-sample chunks (time steps)",
+             factory="sparsesim.workloads.capture.vad:silero_vad", sequence=True, warmup_steps=0,
+             pretrained="sparsesim.workloads.capture.vad:capture_vad"),
     *(ZooModel(name=_name, summary=DECODERS.get(_name).summary, input="token ids (--prompt-len, --gen-len)",
                factory="sparsesim.workloads.capture.llama:build", decoder=_name, warmup_steps=0)
       for _name in ("llama_tiny", "llama_tiny_relu", "llama_1b", "llama_1b_relu")),
@@ -153,7 +158,10 @@ def capture_zoo(name: str, *, steps: int = 1, batch: int = 8, out: Path | str, m
     ``nm_mode="forward"`` instead prunes the weights themselves along input features after
     every update (a statically N:M model; input gradients use that same pruned weight).
     ``image_size=224`` builds the CNNs with their ImageNet stem and a 1000-way classifier;
-    ``layers`` keeps fewer encoder layers of ``vit``/``bert``.
+    ``layers`` keeps fewer encoder layers of ``vit``/``bert``. A pretrained entry
+    (``silero_vad``) has no task and no warm-up: its own function captures its trained weights
+    on its real input in inference (``mode="train"``, the default, means inference there, as an
+    LLM's default is decode), one stream in one step, ``batch`` counting what its ``input`` says.
     ``threads`` intra-op threads (default 1) and deterministic kernels make the capture
     reproducible: same arguments, same tensors, bit for bit. Needs torch. Errors name the
     arguments (``steps: must be a positive integer``); ``sparsesim trace capture`` names its
@@ -164,7 +172,13 @@ def capture_zoo(name: str, *, steps: int = 1, batch: int = 8, out: Path | str, m
     entry = MODELS.get(name)
     if entry.decoder is not None:
         raise arg_error("mode", f"{name} is an LLM decoder: capture it in prefill or decode mode")
+    if entry.pretrained is not None:
+        mode = "infer" if mode == "train" else mode  # a pretrained model's default is inference
     check_common(steps=steps, batch=batch, mode=mode, dtype=dtype, nm=nm, nm_mode=nm_mode, threads=threads)
+    if entry.pretrained is not None:
+        return _capture_pretrained(entry, out=out, steps=steps, batch=batch, mode=mode, dtype=dtype, seed=seed,
+                                   warmup_steps=warmup_steps, nm=nm, threads=threads, overwrite=overwrite,
+                                   progress=progress, options=model_options(entry, image_size, layers))
     warmup = entry.warmup_steps if warmup_steps is None else warmup_steps
     check_positive("warmup_steps", warmup, minimum=0)
     options = model_options(entry, image_size, layers)
@@ -186,3 +200,27 @@ def capture_zoo(name: str, *, steps: int = 1, batch: int = 8, out: Path | str, m
                 "nm_mode": None if nm_pair is None else nm_mode, "threads": threads}
     return train_and_capture(factory, Path(out), settings=settings, sequence=entry.sequence, nm=nm_pair,
                              nm_mode=nm_mode, overwrite=overwrite, progress=progress)
+
+
+def _capture_pretrained(entry: ZooModel, *, out, steps: int, batch: int, mode: str, dtype: str, seed: int,
+                        warmup_steps: int | None, nm: str | None, threads: int, overwrite: bool, progress: bool,
+                        options: dict) -> Path:
+    """A pretrained entry: its own function records its trained weights on its real input, in
+    inference (one stream: ``steps`` 1; ``batch`` is what the entry's ``input`` says it counts)."""
+    if mode != "infer":
+        raise arg_error("mode", f"{entry.name} is pretrained and captured in inference (mode infer), got {mode!r}")
+    if steps != 1:
+        raise arg_error("steps", f"{entry.name} captures one stream in one step (its chunks are the time steps)")
+    if warmup_steps:
+        raise arg_error("warmup_steps", f"{entry.name} is pretrained: no warm-up training")
+    if nm is not None:
+        raise arg_error("nm", f"{entry.name} is pretrained: N:M training does not apply")
+    check_output_dir(Path(out), overwrite)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise InputError("trace capture needs torch: pip install 'sparsesim[capture]'") from None
+    module, function = entry.pretrained.split(":")
+    capture = getattr(importlib.import_module(module), function)
+    return capture(Path(out), sentences=batch, dtype=dtype, seed=seed, threads=threads, overwrite=overwrite,
+                   progress=progress, model_name=entry.name, **options)

@@ -33,6 +33,7 @@ ZOO_STATS: dict[tuple[str, int | None], tuple[int, int]] = {
     ("resnet18", 224): (11_689_512, 1_814_073_344),
     ("resnet50", None): (23_520_842, 1_297_829_888),
     ("resnet50", 224): (25_557_032, 4_089_184_256),
+    ("silero_vad", None): (309_633, 679_552),  # per 512-sample chunk; 66,048 parameters are the fixed STFT basis
     ("transformer", None): (105_476, 1_638_656),
     ("vgg16", None): (15_249_354, 313_725_952),
     ("vgg16", 224): (138_361_768, 15_470_264_320),
