@@ -11,8 +11,10 @@ it captures every layer's MLP on held-out text and records the activation ratio 
 
 Text and split (nothing of the calibration part is used): the built-in corpus's evaluation part
 (:func:`sparsesim.workloads.corpus.corpus_part`, ``"eval"``) is split into paragraphs (blocks
-between blank lines); paragraph ``i`` is held out when ``i % HELDOUT_EVERY == HELDOUT_AT``, all
-others are training text. Tokens are UTF-8 bytes (vocabulary 256), so no tokenizer is needed.
+between blank lines); paragraph ``i`` is held out when ``i % HELDOUT_EVERY == HELDOUT_AT``; every
+other paragraph is training text unless its text equals a held-out one (the part repeats some
+short paragraphs, code lines and notes), so no held-out paragraph is ever trained on.
+Tokens are UTF-8 bytes (vocabulary 256), so no tokenizer is needed.
 
 Activation ratio, per layer, over every held-out token ``t`` and MLP neuron ``i``:
 
@@ -126,8 +128,9 @@ def split_text() -> tuple[bytes, bytes, str]:
 
     part = corpus_part("eval")
     paragraphs = part.text.split("\n\n")
-    train = [p for i, p in enumerate(paragraphs) if i % HELDOUT_EVERY != HELDOUT_AT]
     held = [p for i, p in enumerate(paragraphs) if i % HELDOUT_EVERY == HELDOUT_AT]
+    seen = set(held)  # a paragraph repeated elsewhere in the part (a code line, a note) stays unseen
+    train = [p for i, p in enumerate(paragraphs) if i % HELDOUT_EVERY != HELDOUT_AT and p not in seen]
     return "\n\n".join(train).encode("utf-8"), "\n\n".join(held).encode("utf-8"), part.sha256
 
 
@@ -433,7 +436,8 @@ def write(data: Data, fig: Path | None = None) -> str:
         f"{s.seed}) on the same {s.steps} batches of {s.batch} x {s.seq_len} bytes "
         f"({s.steps * s.batch * s.seq_len:,} tokens), one with ReLU and one with SiLU in the MLP's gate. "
         f"The training text is the built-in corpus's evaluation part (SHA-256 `{data.text_sha256[:16]}...`) without "
-        f"every tenth paragraph ({data.train_bytes:,} bytes); those held-out paragraphs ({data.heldout_bytes:,} bytes) "
+        f"every tenth paragraph and of any copy of one ({data.train_bytes:,} bytes); those held-out paragraphs "
+        f"({data.heldout_bytes:,} bytes) "
         f"give the {data.eval_tokens:,} evaluation tokens. The calibration part was not used.",
         "",
         "The activation ratio of the ReLU model is the fraction of gate outputs above zero; the SiLU model, which "
