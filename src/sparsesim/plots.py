@@ -582,5 +582,9 @@ def plot_training_dynamics(df, path: str | Path, title: str) -> Path:
         right.set_xlabel("tokens seen (bytes, log)")
         right.set_ylabel("held-out perplexity per byte (log)")
         right.legend()
+        from matplotlib.ticker import NullFormatter
+
+        for axis in (left.xaxis, right.xaxis, right.yaxis):  # log minor labels crowd a short range
+            axis.set_minor_formatter(NullFormatter())
         fig.suptitle(title)
         return _save(fig, path)
