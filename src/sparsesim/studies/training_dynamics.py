@@ -52,7 +52,7 @@ from pathlib import Path
 import pandas as pd
 
 from sparsesim.core.errors import arg_error
-from sparsesim.studies.common import STUDIES, Study, md_table, write_report
+from sparsesim.studies.common import STUDIES, Study, md_table, trend, write_report
 
 log = logging.getLogger(__name__)
 
@@ -454,7 +454,10 @@ def write(data: Data, fig: Path | None = None) -> str:
         f"- Sparsing Law's claim (the ReLU model's ratio falls with training data while the SiLU model's rises) "
         f"{'holds' if holds else 'does not hold'} at this scale over all checkpoints, and "
         f"{'holds' if holds_late else 'does not hold'} over the second half of them (from "
-        f"{int(relu['tokens_seen'].iloc[half]):,} tokens).",
+        f"{int(relu['tokens_seen'].iloc[half]):,} tokens, comparing its first and last checkpoint; between them the "
+        f"ReLU model's ratio {trend(relu['activation_ratio'].iloc[half:])} and the SiLU model's "
+        f"{trend(silu['activation_ratio'].iloc[half:])}, its lowest at "
+        f"{int(silu['tokens_seen'].iloc[half:].iloc[silu['activation_ratio'].iloc[half:].argmin()]):,} tokens).",
         f"- Under the same CETT rule the final ReLU model keeps {cett_r:.1%} of its neurons active and the SiLU "
         f"model {cett_s:.1%}: the ReLU model is {'sparser' if cett_r < cett_s else 'not sparser'}.",
         f"- The Lazy Neuron paper reports very sparse MLP activations in trained Transformers; here the final ReLU "
