@@ -555,3 +555,36 @@ def plot_speedup_by_layer(df, path: str | Path, title: str) -> Path:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.set_title(title)
         return _save(fig, path)
+
+
+def plot_training_dynamics(df, path: str | Path, title: str) -> Path:
+    """Activation ratio (left) and held-out perplexity (right) against the tokens seen, one line
+    per ``activation``: the training-dynamics study's table (columns ``activation``,
+    ``tokens_seen``, ``activation_ratio``, ``cett_ratio``, ``eval_perplexity``)."""
+    with _rc():
+        fig, axes = _figure(1, 2, width=6.0, height=4.4)
+        left, right = axes[0]
+        colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(dict.fromkeys(df["activation"]))}
+        for name, g in df.groupby("activation", sort=False):
+            g = g.sort_values("tokens_seen")
+            c = colors[name]
+            left.plot(g["tokens_seen"], g["activation_ratio"], marker="o", color=c, label=f"{name}: activation ratio")
+            if name != "silu":  # the SiLU model's activation ratio is already its CETT ratio
+                left.plot(g["tokens_seen"], g["cett_ratio"], marker=".", ls="--", color=c, label=f"{name}: CETT ratio")
+            right.plot(g["tokens_seen"], g["eval_perplexity"], marker="o", color=c, label=name)
+        left.set_xscale("log")
+        left.set_xlabel("tokens seen (bytes, log)")
+        left.set_ylabel("activation ratio (1 - sparsity)")
+        left.set_ylim(0, 1)
+        left.legend()
+        right.set_xscale("log")
+        right.set_yscale("log")
+        right.set_xlabel("tokens seen (bytes, log)")
+        right.set_ylabel("held-out perplexity per byte (log)")
+        right.legend()
+        from matplotlib.ticker import NullFormatter
+
+        for axis in (left.xaxis, right.xaxis, right.yaxis):  # log minor labels crowd a short range
+            axis.set_minor_formatter(NullFormatter())
+        fig.suptitle(title)
+        return _save(fig, path)

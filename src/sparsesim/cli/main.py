@@ -172,10 +172,15 @@ def cmd_study(args) -> int:
     from sparsesim.studies.common import prepare_out
 
     study = STUDIES.get(args.name, "study")
+    options = {k: getattr(args, k) for k in ("steps", "seed") if getattr(args, k) is not None}
+    for key in options:
+        if key not in study.options:
+            raise InputError(f"--{key}: study {args.name} does not take it (only: "
+                             f"{', '.join('--' + o for o in study.options) or 'no options'})")
     out = Path(args.out)
     check_output_path(args.traces, field="--traces", kind="dir")  # captures are written there
     prepare_out(out, args.overwrite)
-    report = study.run(out, Path(args.traces), args.quick)
+    report = study.run(out, Path(args.traces), args.quick, **options)
     print(f"wrote {report}")
     return 0
 
@@ -238,13 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_codesign_command(sub)
 
     study = sub.add_parser("study", help="regenerate a curated case-study report (reports/NAME)")
-    study.add_argument("name", help="sat, zero-skip, delta, llm-decode, architectures or codesign")
+    study.add_argument("name", help="sat, zero-skip, delta, llm-decode, architectures, codesign or "
+                                    "training-dynamics")
     study.add_argument("--out", required=True, metavar="DIR", help="report directory, e.g. reports/sat")
     study.add_argument("--traces", default="runs/traces", metavar="DIR",
                        help="where traces are captured and reused (default runs/traces; `study sat` "
                             "leaves about 8 GB there)")
     study.add_argument("--quick", action="store_true", help="smaller batches (for tests)")
     study.add_argument("--overwrite", action="store_true", help="regenerate into a non-empty directory")
+    study.add_argument("--steps", type=int, metavar="N", help="training steps (training-dynamics only)")
+    study.add_argument("--seed", type=int, metavar="S", help="random seed (training-dynamics only)")
     study.set_defaults(func=cmd_study)
     return p
 

@@ -24,11 +24,15 @@ from sparsesim.workloads.trace import load_trace
 
 @dataclass(frozen=True, slots=True)
 class Study:
-    """A registered case study: ``run(out, traces, quick) -> report path``."""
+    """A registered case study: ``run(out, traces, quick, **options) -> report path``.
+
+    ``options`` names the extra keyword arguments ``run`` takes (``steps``, ``seed``); the
+    command line passes only those, so a flag a study does not take is refused."""
 
     name: str
     summary: str
-    run: Callable[[Path, Path, bool], Path]
+    run: Callable[..., Path]
+    options: tuple[str, ...] = ()
 
 
 log = logging.getLogger(__name__)
