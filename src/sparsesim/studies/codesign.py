@@ -140,6 +140,12 @@ def plot(frame, out: Path) -> list[str]:
     return names
 
 
+def _shown(frame):
+    """``frame`` with its activation zero fraction as text: ``-`` where the run read no tensors (dense)."""
+    return frame.assign(act_zero_fraction=frame["act_zero_fraction"].map(
+        lambda z: "-" if z is None or z != z else f"{z:.3f}"))
+
+
 def _name(family: str, target: float) -> str:
     return family if family == "dense" else f"{family} {target:.0%}"
 
@@ -187,9 +193,7 @@ def write(doc: dict, frame, options: dict, figures: list[str]) -> str:
                      f"({best['speedup']:.2f}x, energy {best['energy_saved']:+.1%}, perplexity "
                      f"{best['ppl_increase']:+.1%}); the quality/speed Pareto front holds "
                      f"{', '.join(_name(r.family, r.target_sparsity) for r in front.itertuples())}.")
-    shown = frame.assign(act_zero_fraction=frame["act_zero_fraction"].map(
-        lambda z: "-" if z is None or z != z else f"{z:.3f}"))
-    table = md_table(shown, {"family": "setting", "target_sparsity": "target", "accel": "preset",
+    table = md_table(_shown(frame), {"family": "setting", "target_sparsity": "target", "accel": "preset",
                              "perplexity": "perplexity", "ppl_increase": "vs dense",
                              "next_token_agreement": "top-1 agreement", "act_zero_fraction": "A zeros",
                              "speedup": "speedup", "energy_saved": "energy saved"},
@@ -232,9 +236,7 @@ def write_encoder(doc: dict, frame) -> str:
                      f"the dense model's, the closest second sentence stays the dense model's choice for "
                      f"{r.ranking_agreement:.0%} of the {r.sentences // 2} first sentences, and {ACCELS[0]} runs "
                      f"{r.speedup:.2f}x faster ({r.energy_saved:+.1%} energy).")
-    shown = frame.assign(act_zero_fraction=frame["act_zero_fraction"].map(
-        lambda z: "-" if z is None or z != z else f"{z:.3f}"))
-    table = md_table(shown, {"family": "setting", "target_sparsity": "target", "accel": "preset",
+    table = md_table(_shown(frame), {"family": "setting", "target_sparsity": "target", "accel": "preset",
                              "embedding_cosine": "cosine to dense", "ranking_agreement": "ranking agreement",
                              "act_zero_fraction": "A zeros", "speedup": "speedup", "energy_saved": "energy saved"},
                      {"target_sparsity": ".0%", "embedding_cosine": ".4f", "ranking_agreement": ".3f",
