@@ -81,7 +81,8 @@ def main(outdir: str = "docs") -> None:
                     color=KIND_COLOURS[kind], alpha=0.6, label=f"{label}, mean")
         ax.axhline(lim.hit_ns, color="k", lw=1, label=f"hit CL + tBL = {lim.hit_ns:.2f} ns")
         ax.axhline(lim.miss_ns, color="k", ls="--", lw=1, label=f"miss tRP + tRCD + CL + tBL = {lim.miss_ns:.2f} ns")
-        ax.axhline(lim.closed_ns, color="k", ls=":", lw=1, label=f"closed bank tRCD + CL + tBL = {lim.closed_ns:.2f} ns")
+        ax.axhline(lim.closed_ns, color="k", ls=":", lw=1,
+                   label=f"closed bank tRCD + CL + tBL = {lim.closed_ns:.2f} ns")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(f"achieved GB/s (offered {', '.join(f'{q:g}' for q in LOADS)} of each flood)")
