@@ -179,6 +179,24 @@ class BankedDramConfig:
     controller_latency_ns: float = _param("controller, PHY and interconnect time added to every transfer's "
                                           "arrival, ns (not part of a standard)", default=0.0, minimum=0.0,
                                           maximum=1e6)
+    # Energy per DRAM event (docs/memory.md "Energy"): per channel, all its devices together. A standard
+    # whose data file sets none of them prices bytes at dram.energy_pj_per_bit, as the simple model does.
+    e_activate_pj: float = _param("energy of one activate with its precharge on a channel, pJ; 0: the standard's",
+                                  default=0.0, minimum=0.0, maximum=1e9, recorded_at_default=False)
+    e_read_burst_pj: float = _param("array energy of one read burst on a channel (beyond active standby), pJ; "
+                                    "0: the standard's", default=0.0, minimum=0.0, maximum=1e9,
+                                    recorded_at_default=False)
+    e_write_burst_pj: float = _param("array energy of one write burst on a channel (beyond active standby), pJ; "
+                                     "0: the standard's", default=0.0, minimum=0.0, maximum=1e9,
+                                     recorded_at_default=False)
+    io_pj_per_bit: float = _param("off-chip I/O and termination energy per bit moved, pJ; 0: the standard's "
+                                  "(none, if its file gives none)", default=0.0, minimum=0.0, maximum=1e4,
+                                  recorded_at_default=False)
+    e_refresh_pj: float = _param("energy of one all-bank refresh of a channel, pJ; 0: the standard's",
+                                 default=0.0, minimum=0.0, maximum=1e12, recorded_at_default=False)
+    background_mw: float = _param("standby power of a channel while the run lasts (rows open: active standby), "
+                                  "mW; 0: the standard's", default=0.0, minimum=0.0, maximum=1e6,
+                                  recorded_at_default=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

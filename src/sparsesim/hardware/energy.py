@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sparsesim.hardware.config import AccelConfig, read_mapping
 from sparsesim.hardware.datafiles import builtin_names, read_builtin
-from sparsesim.hardware.memory import memory_model
+from sparsesim.hardware.memory import DRAM_ENERGY_COLUMNS, memory_model
 from sparsesim.hardware.node_scaling import derived_table_name
 from sparsesim.hardware.schedule import EventCounts
 from sparsesim.core.errors import InputError, field_error
@@ -147,8 +147,10 @@ def check_table_supports(table: EnergyTable, cfg: AccelConfig) -> None:
 
 
 def energy_breakdown_pj(counts: EventCounts, cfg: AccelConfig, cycles: int,
-                        table: EnergyTable) -> dict[str, float]:
-    """Energy of one result row by component, in pJ."""
+                        table: EnergyTable, memory: dict | None = None) -> dict[str, float]:
+    """Energy of one result row by component, in pJ. ``memory``: the memory model's row columns
+    (``OpOutcome.memory``); where they split DRAM energy over events (``DRAM_ENERGY_COLUMNS``),
+    ``dram`` is their sum, otherwise the memory model's price of the bytes moved."""
     prec = cfg.array.precision
     mac = table.mac_pj(prec)
     buf = cfg.buffers
@@ -172,7 +174,8 @@ def energy_breakdown_pj(counts: EventCounts, cfg: AccelConfig, cycles: int,
         "delta_state": counts.delta_state_bytes * out_pj,
         "delta_encode": counts.encode_ops * table.encode_pj_per_op,
         "nm_pregen": counts.pregen_ops * table.encode_pj_per_op,
-        "dram": memory_model(cfg).energy_pj(counts.dram_read_bytes, counts.dram_write_bytes),
+        "dram": (sum(memory[c] for c in DRAM_ENERGY_COLUMNS) if memory and DRAM_ENERGY_COLUMNS[0] in memory
+                 else memory_model(cfg).energy_pj(counts.dram_read_bytes, counts.dram_write_bytes)),
         "leakage": leak_uw * 1e-6 * seconds * 1e12,
     }
 

@@ -22,7 +22,7 @@ import numpy as np
 from sparsesim.hardware.config import AccelConfig, to_dict
 from sparsesim.hardware.energy import EnergyTable, energy_breakdown_pj
 from sparsesim.hardware.schedule import EventCounts, TileSchedule, back_to_back
-from sparsesim.hardware.memory import memory_model
+from sparsesim.hardware.memory import DRAM_ENERGY_COLUMNS, memory_model
 from sparsesim.dataflows import DATAFLOWS
 from sparsesim.dataflows.array_kind import array_kind, macs_per_cycle
 from sparsesim.dataflows.base import Dataflow
@@ -209,7 +209,7 @@ def make_row(op: Op, phase: Phase, gemm: Gemm, out: OpOutcome, dense: OpOutcome,
              table: EnergyTable, sparsity: str) -> dict:
     """The result row of one (op, phase): contract fields of docs/design.md section 3.1 and more."""
     counts = out.counts
-    breakdown = energy_breakdown_pj(counts, cfg, out.cycles, table)
+    breakdown = energy_breakdown_pj(counts, cfg, out.cycles, table, out.memory)
     dram_bytes = counts.dram_read_bytes + counts.dram_write_bytes
     pes = macs_per_cycle(cfg)
     bw_bound = memory_model(cfg).bound_cycles(dram_bytes)
@@ -251,7 +251,7 @@ def make_row(op: Op, phase: Phase, gemm: Gemm, out: OpOutcome, dense: OpOutcome,
         "latency_s": out.cycles / cfg.clock_hz,  # seconds at the array clock
         "energy_pj": sum(breakdown.values()),
         "dense_energy_pj": (sum(breakdown.values()) if dense is out else
-                            sum(energy_breakdown_pj(dense.counts, cfg, dense.cycles, table).values())),
+                            sum(energy_breakdown_pj(dense.counts, cfg, dense.cycles, table, dense.memory).values())),
         "energy_breakdown_pj": breakdown,
         "events": counts.as_dict(),
         # weight fetch skipping (sparse replay; 0 where not computed, e.g. the dense engine)
@@ -277,7 +277,8 @@ REPEATED = ("cycles", "compute_cycles", "stall_cycles", "overhead_cycles", "dens
             "weight_bytes_skipped", "weight_fetch_bound_bytes", "skip_bitmap_bytes")
 """Row fields that are per instance and scale with a row's ``repeat`` count."""
 
-REPEATED_OPTIONAL = ("predictor_macs", "predictor_cycles", "predictor_dram_bytes", "predictor_energy_pj")
+REPEATED_OPTIONAL = ("predictor_macs", "predictor_cycles", "predictor_dram_bytes", "predictor_energy_pj",
+                     *DRAM_ENERGY_COLUMNS)
 """Per-instance fields that only some rows have a value for (None elsewhere): scaled where set."""
 
 

@@ -19,10 +19,10 @@ from typing import Any
 from sparsesim.hardware.config import AccelConfig, DramConfig, build
 from sparsesim.hardware.memory import banked as _banked  # noqa: F401  (registers "banked")
 from sparsesim.hardware.memory import channel as _channel  # noqa: F401  (registers "simple")
-from sparsesim.hardware.memory.base import MEMORY_MODELS, MemoryModel
+from sparsesim.hardware.memory.base import DRAM_ENERGY_COLUMNS, MEMORY_MODELS, MemoryModel
 from sparsesim.hardware.memory.channel import SimpleChannel
 
-__all__ = ["MEMORY_MODELS", "MemoryModel", "SimpleChannel", "memory_model", "memory_model_of_record"]
+__all__ = ["DRAM_ENERGY_COLUMNS", "MEMORY_MODELS", "MemoryModel", "SimpleChannel", "memory_model", "memory_model_of_record"]
 
 
 def memory_model(cfg: AccelConfig) -> MemoryModel:

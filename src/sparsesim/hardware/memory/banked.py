@@ -38,6 +38,11 @@ The work is O(stripes x lanes), never per burst of a stripe nor per DRAM clock. 
 are Numba (``_pipeline`` for a schedule, ``_serve`` for single bursts), with their plain-Python
 top levels ``.py_func`` that tests/hardware/test_banked_memory.py holds them equal to.
 ``time`` and ``cycles`` are the same computation, so they agree exactly.
+
+**Energy.** A standard whose data file gives event energies (DDR4_3200, by Micron's TN-40-07
+from cited IDD values) prices each row's activates, bursts, I/O bits, refreshes and standby time
+(:meth:`BankedDram.event_energy_pj`, the row columns ``DRAM_ENERGY_COLUMNS`` whose sum is the
+row's ``dram`` energy); the others price bytes at ``dram.energy_pj_per_bit``.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ from numba import njit
 from sparsesim.core.errors import field_error
 from sparsesim.hardware.config import BankedDramConfig, DramConfig, build, read_mapping
 from sparsesim.hardware.datafiles import builtin_names, read_builtin
-from sparsesim.hardware.memory.base import MEMORY_MODELS, MemoryModel
+from sparsesim.hardware.memory.base import DRAM_ENERGY_COLUMNS, MEMORY_MODELS, MemoryModel
 from sparsesim.hardware.schedule import TileSchedule
 from sparsesim.hardware.timing import Timing
 
@@ -99,6 +104,19 @@ class DramStandard:
     address_mapping: str
     queue_depth: int
     controller_latency_ns: float
+    e_activate_pj: float = 0.0
+    e_read_burst_pj: float = 0.0
+    e_write_burst_pj: float = 0.0
+    io_pj_per_bit: float = 0.0
+    e_refresh_pj: float = 0.0
+    background_mw: float = 0.0
+
+    @property
+    def prices_events(self) -> bool:
+        """Whether energy is priced per event (the standard or the config gives event energies);
+        otherwise bytes are priced at ``dram.energy_pj_per_bit``."""
+        return any((self.e_activate_pj, self.e_read_burst_pj, self.e_write_burst_pj, self.e_refresh_pj,
+                    self.background_mw))
 
     @property
     def device_burst_bytes(self) -> int:
@@ -239,8 +257,29 @@ class BankedDram(MemoryModel):
         c = self.counts(schedule)
         compute = schedule.compute_total_cycles
         timing = Timing(c.total_cycles, compute, c.total_cycles - compute, c.busy_cycles)
-        return timing, {"dram_activations": c.activations, "dram_row_hits": c.row_hits, "dram_bursts": c.bursts,
-                        "dram_refreshes": c.refreshes, "dram_row_hit_rate": c.row_hit_rate}
+        columns = {"dram_activations": c.activations, "dram_row_hits": c.row_hits, "dram_bursts": c.bursts,
+                   "dram_refreshes": c.refreshes, "dram_row_hit_rate": c.row_hit_rate}
+        if self.std.prices_events:
+            burst = self.std.device_burst_bytes
+            reads = int(np.sum((np.asarray(schedule.load_bytes, dtype=np.int64) + burst - 1) // burst))
+            writes = int(np.sum((np.asarray(schedule.store_bytes, dtype=np.int64) + burst - 1) // burst))
+            columns.update(self.event_energy_pj(c, reads, writes))
+        return timing, columns
+
+    def event_energy_pj(self, c: BankedCounts, read_bursts: int, write_bursts: int) -> dict[str, float]:
+        """The split of DRAM energy over its events (``DRAM_ENERGY_COLUMNS``), for counts ``c`` of
+        which ``read_bursts`` are reads and ``write_bursts`` writes: activates (each with its
+        precharge), bursts' array energy, I/O per bit of the bursts moved, all-bank refreshes, and
+        every channel's standby power over the pipeline's time (docs/memory.md "Energy")."""
+        s = self.std
+        seconds = c.total_cycles / self.clock_hz
+        return {
+            "dram_energy_act_pj": c.activations * s.e_activate_pj,
+            "dram_energy_rdwr_pj": read_bursts * s.e_read_burst_pj + write_bursts * s.e_write_burst_pj,
+            "dram_energy_io_pj": (read_bursts + write_bursts) * s.device_burst_bytes * 8 * s.io_pj_per_bit,
+            "dram_energy_refresh_pj": c.refreshes * s.e_refresh_pj,
+            "dram_energy_background_pj": s.channels * s.background_mw * 1e-3 * seconds * 1e12,
+        }
 
     def serve(self, bursts: np.ndarray, writes: np.ndarray, request_cycles: np.ndarray,
               kernel=None) -> tuple[np.ndarray, BankedCounts]:
@@ -257,8 +296,9 @@ class BankedDram(MemoryModel):
     # ------------------------------------------------------------ price
 
     def energy_pj(self, read_bytes: int, write_bytes: int) -> float:
-        # Per-event energy is a later step (docs/memory.md); until then bytes are priced as the
-        # simple model prices them, so a run's energy does not depend on the memory model.
+        # Bytes alone, as the simple model prices them: what a caller without the model's counts
+        # (the mapper's energy objective) sees. A row of a standard with event energies is priced
+        # from its events instead (energy_breakdown_pj with the row's DRAM_ENERGY_COLUMNS).
         return (read_bytes + write_bytes) * 8 * self.dram.energy_pj_per_bit
 
 

@@ -52,6 +52,13 @@ if TYPE_CHECKING:
 MEMORY_MODELS: Registry[type[MemoryModel]] = Registry("memory model")
 """Memory models by ``dram.model`` name; :func:`sparsesim.hardware.memory.memory_model` builds one."""
 
+DRAM_ENERGY_COLUMNS = ("dram_energy_act_pj", "dram_energy_rdwr_pj", "dram_energy_io_pj", "dram_energy_refresh_pj",
+                       "dram_energy_background_pj")
+"""Row columns splitting the ``dram`` energy component over DRAM events, for a model that prices
+events (``banked`` with a standard that gives event energies). Where a row has them, its ``dram``
+component is their sum (:func:`sparsesim.hardware.energy.energy_breakdown_pj`); rows of other
+models have none of them, and their ``dram`` component prices bytes."""
+
 
 class MemoryModel(abc.ABC):
     """One off-chip memory system configured by a config's ``dram`` section (and clock).
