@@ -146,6 +146,11 @@ def _shown(frame):
         lambda z: "-" if z is None or z != z else f"{z:.3f}"))
 
 
+def _saved(fraction: float) -> str:
+    """``"31.0% less energy"`` or ``"2.1% more energy"`` than dense."""
+    return f"{abs(fraction):.1%} {'less' if fraction >= 0 else 'more'} energy"
+
+
 def _name(family: str, target: float) -> str:
     return family if family == "dense" else f"{family} {target:.0%}"
 
@@ -190,7 +195,7 @@ def write(doc: dict, frame, options: dict, figures: list[str]) -> str:
         front = pareto(frame[frame["accel"] == accel])
         best = sub.loc[sub["speedup"].idxmax()]
         lines.append(f"On {accel}, the fastest setting is {best['family']} at {best['target_sparsity']:.0%} "
-                     f"({best['speedup']:.2f}x, energy {best['energy_saved']:+.1%}, perplexity "
+                     f"({best['speedup']:.2f}x, {_saved(best['energy_saved'])}, perplexity "
                      f"{best['ppl_increase']:+.1%}); the quality/speed Pareto front holds "
                      f"{', '.join(_name(r.family, r.target_sparsity) for r in front.itertuples())}.")
     table = md_table(_shown(frame), {"family": "setting", "target_sparsity": "target", "accel": "preset",
@@ -235,7 +240,7 @@ def write_encoder(doc: dict, frame) -> str:
         lines.append(f"{_name(r.family, r.target_sparsity)}: embeddings keep a cosine of {r.embedding_cosine:.3f} to "
                      f"the dense model's, the closest second sentence stays the dense model's choice for "
                      f"{r.ranking_agreement:.0%} of the {r.sentences // 2} first sentences, and {ACCELS[0]} runs "
-                     f"{r.speedup:.2f}x faster ({r.energy_saved:+.1%} energy).")
+                     f"{r.speedup:.2f}x faster ({_saved(r.energy_saved)}).")
     table = md_table(_shown(frame), {"family": "setting", "target_sparsity": "target", "accel": "preset",
                              "embedding_cosine": "cosine to dense", "ranking_agreement": "ranking agreement",
                              "act_zero_fraction": "A zeros", "speedup": "speedup", "energy_saved": "energy saved"},
