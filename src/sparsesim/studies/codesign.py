@@ -151,6 +151,11 @@ def _saved(fraction: float) -> str:
     return f"{abs(fraction):.1%} {'less' if fraction >= 0 else 'more'} energy"
 
 
+def _ppl(increase: float) -> str:
+    """A perplexity change as text: ``"+30.4%"``, or ``"x54234"`` once it more than doubles."""
+    return f"{increase:+.1%}" if increase <= 1.0 else f"x{1.0 + increase:,.0f}"
+
+
 def _name(family: str, target: float) -> str:
     return family if family == "dense" else f"{family} {target:.0%}"
 
@@ -181,7 +186,9 @@ def write(doc: dict, frame, options: dict, figures: list[str]) -> str:
                  f"({relation(b['perplexity'], a['perplexity'], 0.01)})" for s, a, b in pairs]
         fewer = sum(b["perplexity"] < a["perplexity"] for _, a, b in pairs)
         lines.append(f"CHESS (per-channel thresholds) loses less than CATS at {fewer} of {len(pairs)} equal "
-                     f"sparsities: " + "; ".join(words) + ".")
+                     f"sparsities: " + "; ".join(words) + ". The replayed `channel_threshold` zeroes the same "
+                     f"fraction of every channel, so a channel whose activations are all large loses as many "
+                     f"as one whose are all small, where CATS's one threshold spares the large ones.")
     for fam in ("one-shot 2:4", "one-shot 2:8"):
         g = frame[(frame["family"] == fam) & (frame["accel"] == ACCELS[0])]
         if not g.empty:
@@ -196,7 +203,7 @@ def write(doc: dict, frame, options: dict, figures: list[str]) -> str:
         best = sub.loc[sub["speedup"].idxmax()]
         lines.append(f"On {accel}, the fastest setting is {best['family']} at {best['target_sparsity']:.0%} "
                      f"({best['speedup']:.2f}x, {_saved(best['energy_saved'])}, perplexity "
-                     f"{best['ppl_increase']:+.1%}); the quality/speed Pareto front holds "
+                     f"{_ppl(best['ppl_increase'])}); the quality/speed Pareto front holds "
                      f"{', '.join(_name(r.family, r.target_sparsity) for r in front.itertuples())}.")
     table = md_table(_shown(frame), {"family": "setting", "target_sparsity": "target", "accel": "preset",
                              "perplexity": "perplexity", "ppl_increase": "vs dense",
