@@ -360,3 +360,49 @@ def weight_fetch_skip(live: np.ndarray, n_cols: int, element_bytes: int, burst_b
     row = n_cols * element_bytes
     return WeightFetchSkip(_skipped(live, n_cols, element_bytes, burst_bytes, layout), int(live.sum()) * row,
                            -(-K // 8), K * row, live)
+
+
+def weight_gather_bursts(live: np.ndarray, n_cols: int, element_bytes: int, granule_bytes: int,
+                         device_burst_bytes: int, layout: str = "k_major") -> np.ndarray:
+    """The DRAM burst addresses one fetch-skipping pass over a weight B (``K x N=n_cols``) reads.
+
+    The accelerator requests B in aligned granules of ``granule_bytes`` and skips a granule
+    whose every byte belongs to a dead row (``~live``), as :func:`weight_fetch_skip` counts; the
+    DRAM serves each requested granule as the aligned device bursts of ``device_burst_bytes``
+    that cover it (a granule smaller than a burst still moves the whole burst, once). Returns the
+    sorted, distinct burst indices (burst ``j`` holds bytes ``[j*b, (j+1)*b)`` of B, B at a
+    burst-aligned base), in request order: B read front to back.
+    """
+    if granule_bytes < 1 or device_burst_bytes < 1:
+        raise ValueError("weight_gather_bursts: granule_bytes and device_burst_bytes must be positive")
+    if layout not in LAYOUTS:
+        raise ValueError(f"weight_gather_bursts: unknown layout {layout!r}")
+    live = np.asarray(live, dtype=bool)
+    K = live.size
+    total = K * n_cols * element_bytes
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    # each granule's elements [a, b) (element i holds bytes [i*e, (i+1)*e)); live rows counted
+    # over them with a prefix sum of ``live``
+    start = np.arange(-(-total // granule_bytes), dtype=np.int64) * granule_bytes
+    a = start // element_bytes
+    b = -(-np.minimum(start + granule_bytes, total) // element_bytes)
+    before = np.concatenate(([0], np.cumsum(live, dtype=np.int64)))
+    if layout == "k_major":  # element i is row i // N
+        count = before[(b - 1) // n_cols + 1] - before[a // n_cols]
+    else:  # element i is row i % K: a granule's rows run from a % K and wrap at most once
+        lo, n = a % K, b - a
+        wraps = lo + n > K
+        count = np.where(n >= K, before[K],
+                         np.where(wraps, before[K] - before[lo] + before[np.minimum(lo + n - K, K)],
+                                  before[np.minimum(lo + n, K)] - before[lo]))
+    wanted = np.flatnonzero(count > 0)
+    if granule_bytes % device_burst_bytes == 0:  # whole bursts per granule: no overlap, no sort
+        per = granule_bytes // device_burst_bytes
+        bursts = (wanted[:, None] * per + np.arange(per)).ravel()
+        return bursts[bursts < -(-total // device_burst_bytes)]
+    first = wanted * granule_bytes // device_burst_bytes
+    last = (np.minimum((wanted + 1) * granule_bytes, total) - 1) // device_burst_bytes
+    spans = last - first + 1
+    bursts = np.repeat(first, spans) + (np.arange(spans.sum()) - np.repeat(np.cumsum(spans) - spans, spans))
+    return np.unique(bursts)

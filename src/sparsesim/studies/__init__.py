@@ -8,7 +8,7 @@ One file per study, registered in :data:`STUDIES`.
 from __future__ import annotations
 
 from sparsesim.studies.common import STUDIES
-from sparsesim.studies import (architectures, codesign, delta, llm_decode, sat,  # noqa: F401  (register)
+from sparsesim.studies import (architectures, codesign, delta, llm_decode, memory, sat,  # noqa: F401  (register)
                                training_dynamics, zero_skip)
 
 __all__ = ["STUDIES"]
