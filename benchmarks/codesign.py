@@ -35,7 +35,7 @@ REPLAY = """
 import resource, sys, time
 from sparsesim import simulate, trace
 t0 = time.perf_counter()
-res = simulate(trace(sys.argv[1]), accel="edge32", sparsity=sys.argv[2].split("+"))
+res = simulate(trace(sys.argv[1]), accel="edge32", sparsity=sys.argv[2].split("+") if sys.argv[2] else [])
 print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, res.total["cycles"])
 """
 
