@@ -304,3 +304,27 @@ def test_codesign_text_is_computed_from_its_table():
     # CHESS at 11.0 and 1.1x is beaten by nothing faster and better, so it is on the front; at 30.0 CATS beats it
     assert "CHESS 50%" in better.split("Pareto front holds")[1].split("\n")[0]
     assert list(pareto(frame(30.0).query("accel == 'edge32'"))["family"]) == ["dense", "CATS", "one-shot 2:4"]
+
+
+def test_codesign_sequence_text_is_computed_from_its_table():
+    import pandas as pd
+
+    from sparsesim.studies import codesign
+
+    frame = pd.DataFrame([
+        {"threshold": 0.0, "chunks": 100, "decision_agreement": 1.0, "prob_err_mean": 0.0, "prob_err_max": 0.0,
+         "fired_fraction": 0.8, "ops_mask_checked": 8, "accel": "edge32", "cycles": 800, "dense_cycles": 1000,
+         "speedup": 1.25, "energy_pj": 7.0, "energy_saved": 0.3, "dram_bytes": 10},
+        {"threshold": 0.1, "chunks": 100, "decision_agreement": 0.93, "prob_err_mean": 0.07, "prob_err_max": 0.9,
+         "fired_fraction": 0.25, "ops_mask_checked": 8, "accel": "edge32", "cycles": 500, "dense_cycles": 1000,
+         "speedup": 2.0, "energy_pj": 4.0, "energy_saved": 0.6, "dram_bytes": 5}])
+    doc = {"silero_vad": "6.2.3", "audio": {"sentences": 2, "text": "pydoc:eval", "espeak_ng": "1.51", "samples": 512,
+                                            "sample_rate_hz": 16000, "samples_sha256": "ab" * 32}}
+    text = codesign.write_sequence(doc, frame)
+    assert "delta at theta 0.1: 75.0% of the GEMM inputs are not sent" in text
+    assert "matches the dense model's at 93.00% of the 100 chunks" in text
+    assert "edge32 runs 2.00x faster than dense (60.0% less energy)" in text
+    assert "the lowest agreement here is 93.00%, at theta 0.1" in text
+    # the table has as many cells per row as headers (no stray pipe in a header)
+    table = [line for line in text.splitlines() if line.startswith("|")]
+    assert len({line.count("|") for line in table}) == 1

@@ -266,12 +266,95 @@ the replayed trace is one padded batch of {doc['capture_sentences']} of them. To
 """
 
 
+SEQ_THRESHOLDS = (0.0, 0.01, 0.03, 0.1)
+SEQ_SENTENCES = 2
+SEQ_ACCEL = ACCELS[0]
+
+
+def compute_sequence(quick: bool, traces: Path):
+    """Silero VAD on synthesized speech as a delta network at each of :data:`SEQ_THRESHOLDS`:
+    decision agreement with the dense model beside the replay of the delta network's own trace
+    (docs/sequence_model.md). Raises when an op's fired fraction differs between the two paths."""
+    import numpy as np
+    import pandas as pd
+
+    from sparsesim import api
+    from sparsesim.workloads.capture import vad
+
+    audio = vad.speech_audio(SEQ_SENTENCES)
+    if quick:
+        audio = audio.head(24)
+    qualities = vad.delta_quality(SEQ_THRESHOLDS, audio.samples)
+    rows, dense = [], None
+    for theta, q in zip(SEQ_THRESHOLDS, qualities):
+        path = traces / f"silero_vad-delta-{theta:g}-{audio.samples_sha256[:10]}"
+        trace = vad.capture_vad(path, threshold=theta, audio=audio, overwrite=True, progress=False)
+        if dense is None:  # at theta 0 every changed input fires: the trace holds the dense inputs
+            dense = api.simulate(api.trace(trace), accel=SEQ_ACCEL)
+        r = api.simulate(api.trace(trace), accel=SEQ_ACCEL, sparsity=[f"delta:{theta:g}"])
+        per_op: dict[str, list[float]] = {}
+        for row in r.rows:
+            per_op.setdefault(row["name"], []).append(row["delta_fired_fraction"])
+        for name, fractions in per_op.items():  # every step of an op has as many inputs: the mean is exact
+            if abs(float(np.mean(fractions)) - q.fired_per_op.get(name, -1.0)) > 1e-12:
+                raise RuntimeError(f"study codesign: op {name} fires {np.mean(fractions):.6f} in the replay but "
+                                   f"{q.fired_per_op.get(name)} in the quality forward at delta {theta:g}")
+        print(f"# [delta:{theta:g}] decision agreement {q.decision_agreement:.4f}; {SEQ_ACCEL}: "
+              f"{r.total['cycles']:,} cycles", file=sys.stderr)
+        rows.append({"threshold": theta, "chunks": q.chunks, "decision_agreement": q.decision_agreement,
+                     "prob_err_mean": q.prob_err_mean, "prob_err_max": q.prob_err_max,
+                     "fired_fraction": q.fired_fraction, "ops_mask_checked": len(per_op), "accel": SEQ_ACCEL,
+                     "cycles": r.total["cycles"], "dense_cycles": dense.total["cycles"],
+                     "speedup": dense.total["cycles"] / r.total["cycles"], "energy_pj": r.total["energy_pj"],
+                     "energy_saved": 1 - r.total["energy_pj"] / dense.total["energy_pj"],
+                     "dram_bytes": r.total["dram_bytes"]})
+    doc = {"audio": audio.record(), "silero_vad": vad.package_version()}
+    return doc, pd.DataFrame(rows)
+
+
+def write_sequence(doc: dict, frame) -> str:
+    """The Silero VAD section: its sentences computed from its table."""
+    lines = []
+    for r in frame.itertuples():
+        head = ("exact delta encoding (theta 0: only inputs that change are sent)" if r.threshold == 0
+                else f"delta at theta {r.threshold:g}")
+        lines.append(f"{head}: {1 - r.fired_fraction:.1%} of the GEMM inputs are not sent, the speech decision "
+                     f"(p >= 0.5) matches the dense model's at {r.decision_agreement:.2%} of the {r.chunks:,} "
+                     f"chunks (mean absolute change of p {r.prob_err_mean:.4f}), and {r.accel} runs {r.speedup:.2f}x faster than "
+                     f"dense ({_saved(r.energy_saved)}).")
+    worst = frame.loc[frame["decision_agreement"].idxmin()]
+    lines.append(f"Each op's fired fraction in the quality forward equals the replay's at every threshold "
+                 f"({int(frame['ops_mask_checked'].min())} ops checked); the lowest agreement here is "
+                 f"{worst['decision_agreement']:.2%}, at theta {worst['threshold']:g}.")
+    table = md_table(frame, {"threshold": "theta", "fired_fraction": "inputs sent",
+                             "decision_agreement": "decision agreement", "prob_err_mean": "mean abs(dp)",
+                             "prob_err_max": "max abs(dp)", "cycles": "cycles", "speedup": "speedup",
+                             "energy_saved": "energy saved"},
+                     {"threshold": "g", "fired_fraction": ".3f", "decision_agreement": ".4f", "prob_err_mean": ".4f",
+                      "prob_err_max": ".3f", "cycles": ",.0f", "speedup": ".3f", "energy_saved": "+.1%"})
+    a = doc["audio"]
+    return f"""## Silero VAD (sequence model, delta encoding)
+
+Silero VAD {doc['silero_vad']} (its wheel's trained weights) on {a['sentences']} sentences of `{a['text']}` spoken by
+espeak-ng ({a['espeak_ng']}; {a['samples']:,} samples at {a['sample_rate_hz']:,} Hz, SHA-256 `{a['samples_sha256'][:16]}...`),
+run as a delta network at each threshold: the quality forward and the replayed trace are the same delta network
+(docs/sequence_model.md). Speedup and energy are against the dense model's replay on {frame['accel'].iloc[0]}.
+
+{chr(10).join('- ' + line for line in lines)}
+
+{table}
+"""
+
+
 def run(out: Path, traces: Path, quick: bool) -> Path:
     doc, frame, options = compute(quick)
     figures = plot(frame, out)
     enc_doc, enc_frame = compute_encoder(quick)
-    text = write(doc, frame, options, figures) + "\n" + write_encoder(enc_doc, enc_frame)
-    return write_report(out, text, {"codesign.csv": frame, "codesign_encoder.csv": enc_frame})
+    seq_doc, seq_frame = compute_sequence(quick, traces)
+    text = (write(doc, frame, options, figures) + "\n" + write_encoder(enc_doc, enc_frame) + "\n"
+            + write_sequence(seq_doc, seq_frame))
+    return write_report(out, text, {"codesign.csv": frame, "codesign_encoder.csv": enc_frame,
+                                    "codesign_sequence.csv": seq_frame})
 
 
 STUDIES.add("codesign", Study("codesign", "what sparsity settings cost a trained decoder beside their hardware "
