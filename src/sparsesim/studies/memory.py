@@ -179,7 +179,6 @@ def compute(masks: Masks, standards=STANDARDS, granules=GRANULES, seed: int = SE
 
         for label, live in masks.live.items():
             K = live.shape[1]
-            dense_bytes = K * masks.n_cols * e
             for source, lv in (("SmolLM2", live), ("i.i.d.", _iid(live, seed))):
                 # the i.i.d. masks only where skipping saves bytes: k_major, one burst per request
                 layouts = LAYOUTS if source == "SmolLM2" else ("k_major",)
@@ -210,7 +209,8 @@ def compute(masks: Masks, standards=STANDARDS, granules=GRANULES, seed: int = SE
                             acc["imbalance"] += _imbalance(b, mem.std.channels)
                         passes = lv.shape[0]
                         rows.append({
-                            "setting": label, "masks": source, "channels": mem.std.channels, "standard": standard, "layout": layout,
+                            "setting": label, "masks": source, "channels": mem.std.channels, "standard": standard,
+                            "layout": layout,
                             "granule_bytes": g, "device_burst_bytes": dev, "passes": passes,
                             "live_fraction": float(lv.mean()),
                             "dense_bytes": passes * dense.size * dev, "read_bytes": int(acc["bursts"]) * dev,
