@@ -1,7 +1,8 @@
 """Energy and area: per-event counts times a swappable table kept as a data file.
 
 Tables live in ``src/sparsesim/hardware/energy_tables/*.yaml`` and are registered by file name; a path to a YAML
-file works too. The default is ``horowitz45`` (Horowitz, ISSCC 2014, 45 nm); ``horowitz45_n<node>``
+file works too. A file is either this module's form or Accelergy's (an ERT and ART with a section
+binding their entries to the components here, :mod:`sparsesim.hardware.ert`). The default is ``horowitz45`` (Horowitz, ISSCC 2014, 45 nm); ``horowitz45_n<node>``
 are its derivations at 32, 22, 16, 7 and 5 nm (:mod:`sparsesim.hardware.node_scaling`), which
 ``energy.node`` selects (:func:`energy_table_name`). SRAM energy per
 access depends on the buffer's capacity (log-log interpolation between the table's points),
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from sparsesim.hardware.config import AccelConfig, read_mapping
 from sparsesim.hardware.datafiles import builtin_names, read_builtin
+from sparsesim.hardware.ert import from_ert, is_ert
 from sparsesim.hardware.memory import DRAM_ENERGY_COLUMNS, memory_model
 from sparsesim.hardware.node_scaling import derived_table_name
 from sparsesim.hardware.schedule import EventCounts
@@ -73,6 +75,10 @@ class EnergyTable:
 
 def _load_table(path: Path) -> EnergyTable:
     data = read_mapping(path)
+    if is_ert(data):  # Accelergy's form: an ERT and ART with a section binding them (hardware/ert.py)
+        return EnergyTable(**from_ert(data, path))
+    if not isinstance(data, dict):
+        raise field_error(path.name, "expected a mapping of table keys (or an Accelergy ERT)")
     for key in data:
         if key not in _REQUIRED and key not in _OPTIONAL:
             raise field_error(f"{path.name}:{key}", f"unknown key{suggest(key, _REQUIRED + _OPTIONAL)}")
