@@ -116,6 +116,11 @@ class DecoderSubject:
 
         return calibrate(self.model, policy, self.calib_windows)
 
+    def fit_predictors(self, thresholds, rank: int):
+        from sparsesim.quality.transform import fit_predictors
+
+        return fit_predictors(self.model, thresholds, self.calib_windows, rank)
+
     def quality(self, dense: dict | None) -> dict:
         from sparsesim.quality.metrics import evaluate
 
@@ -159,6 +164,9 @@ class EncoderSubject:
 
     def calibrate(self, policy):
         raise InputError("--sparsity: calibrate=prefill acts at a gated MLP's gate; the encoder has none")
+
+    def fit_predictors(self, thresholds, rank: int):
+        raise InputError("--sparsity: predictor=trained acts at a gated MLP's gate; the encoder has none")
 
     def quality(self, dense: dict | None) -> dict:
         from sparsesim.quality.metrics import sentence_embeddings
@@ -277,6 +285,7 @@ def codesign(model: str | None = "smollm2_135m", *, settings: list[str], accels:
     root = Path(tempfile.mkdtemp(prefix="sparsesim-codesign-")) if work_dir is None else Path(work_dir)
     root.mkdir(parents=True, exist_ok=True)
     thresholds_cache: dict[str, dict] = {}
+    predictors_cache: dict[tuple, object] = {}
     results, dense_totals = [], {}
     try:
         for i, setting in enumerate([Setting("dense", ())] + [s for s in parsed if s.text != "dense"]):
@@ -287,8 +296,21 @@ def codesign(model: str | None = "smollm2_135m", *, settings: list[str], accels:
                 if label not in thresholds_cache:
                     thresholds_cache[label] = subject.calibrate(policy)
                 thresholds = thresholds_cache[label]
-            with ForwardTransform(hf_model, setting.features, thresholds):
+            predictors = None
+            if policy is not None and policy.predictor == "trained":
+                d = hf_model.config.hidden_size
+                key = (policy.label(), policy.rank_for(d))
+                if key not in predictors_cache:
+                    predictors_cache[key] = subject.fit_predictors(thresholds, policy.rank_for(d))
+                    _progress(progress, f"[{setting.text}] fitted rank-{key[1]} predictors on "
+                                        f"{subject.calib_token_count} calibration tokens")
+                predictors = predictors_cache[key]
+            quality_log = MaskLog()
+            with ForwardTransform(hf_model, setting.features, thresholds, log=quality_log, predictors=predictors):
                 quality = dense_quality if not setting.features else subject.quality(dense_quality)
+            if predictors is not None:
+                quality = {**quality, "predictor_recall": quality_log.predictor_recall(),
+                           "predictor_rank": predictors.rank}
             log = MaskLog()
             trace_dir = root / f"setting{i}"
             extra = {"source": model_record.get("source", "pretrained"), "pretrained": model_record,
@@ -296,8 +318,19 @@ def codesign(model: str | None = "smollm2_135m", *, settings: list[str], accels:
             if thresholds is not None:
                 extra["gate_thresholds"] = {policy.label(): {k: v.tolist() for k, v in thresholds.items()}}
                 extra["gate_calibration"] = {**calib_text.record(), "tokens": subject.calib_token_count}
-            with ForwardTransform(hf_model, setting.features, thresholds, log=log):
+            predictor_file = None
+            if predictors is not None:  # written beside the trace's tensors, named in its capture settings
+                from sparsesim.workloads.trace.writer import sha256_file
+
+                predictor_file = root / f"predictor{i}.safetensors"
+                predictors.save(predictor_file)
+                extra["predictors"] = {policy.label(): {"file": "predictor.safetensors", "rank": predictors.rank,
+                                                        "sha256": sha256_file(predictor_file),
+                                                        "fit": "least-squares gate, calibration text"}}
+            with ForwardTransform(hf_model, setting.features, thresholds, log=log, predictors=predictors):
                 subject.capture(model_record["model"], trace_dir, extra)
+            if predictor_file is not None:
+                shutil.move(predictor_file, trace_dir / "predictor.safetensors")
             _progress(progress, f"[{setting.text}] {subject.describe(quality)}; captured "
                                 f"{trace_dir.name} ({time.perf_counter() - start:.0f} s)")
             for accel in accels:

@@ -24,8 +24,13 @@ Every transformed operand is logged (:class:`MaskLog`): per Linear call, the op 
 fraction of the input it computed with, so a pipeline can check them against the replay's rows
 (``act_zero_fraction``) and refuse to report a quality figure made from other masks.
 
+With ``predictor: trained`` the live mask is also ANDed with the trained predictor's (the same
+:class:`~sparsesim.sparsity.predictor.Predictors` the trace carries, fitted by
+:func:`fit_predictors` on calibration text), so a live neuron it misses is zeroed here as in the replay.
+
 Anything the forward pass cannot mirror is refused in one line: delta encoding (its quality cost
-is the sequence model's), a low-rank predictor (no trained predictor here), ``mode: declared``,
+is the sequence model's), ``predictor: lowrank`` (it recalls perfectly by definition: use
+``trained``), ``mode: declared``,
 an ``ops`` expression at ``site: input`` that is missing (the attention matmuls have no module
 to hook).
 """
@@ -55,10 +60,18 @@ class MaskLog:
 
     zero_fractions: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     gate_live: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    # trained predictor, per block: (neurons the policy keeps, of them the predictor predicted), summed
+    recall: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
 
     def clear(self) -> None:
         self.zero_fractions.clear()
         self.gate_live.clear()
+        self.recall.clear()
+
+    def predictor_recall(self) -> float | None:
+        """The fraction of the neurons the policy kept that the predictor predicted, over every call."""
+        kept = sum(k for k, _ in self.recall.values())
+        return sum(p for _, p in self.recall.values()) / kept if kept else None
 
 
 def setting_features(features: tuple) -> tuple[NMConfig | None, ActivationPolicyConfig | None]:
@@ -70,9 +83,12 @@ def setting_features(features: tuple) -> tuple[NMConfig | None, ActivationPolicy
                 raise InputError("--sparsity: codesign prunes the model itself: nm mode must be prune")
             nm = f
         elif isinstance(f, ActivationPolicyConfig):
-            if f.predictor != "none":
-                raise InputError("--sparsity: codesign has no trained low-rank predictor yet "
-                                 "(act_policy predictor=lowrank assumes perfect recall, so it costs no quality)")
+            if f.predictor == "lowrank":
+                raise InputError("--sparsity: act_policy predictor=lowrank recalls perfectly by definition, so it "
+                                 "costs no quality; codesign fits a real one with predictor=trained")
+            if f.predictor == "trained" and f.calibrate != "prefill":
+                raise InputError("--sparsity: act_policy predictor=trained needs calibrate=prefill (the predictor "
+                                 "is fitted on the calibration text, with the thresholds fixed there)")
             if f.site == "input" and f.method != "relu" and not f.ops:
                 raise InputError("--sparsity: act_policy at site input needs ops=REGEX naming Linear layers in "
                                  "codesign (e.g. ops=down_proj); attention matmuls have no module to hook")
@@ -104,14 +120,19 @@ def gate_act(model: nn.Module) -> str:
 class ForwardTransform:
     """A setting applied to ``model`` while the context is open (weights restored on exit).
 
-    ``thresholds``: ``{block: array}`` for ``calibrate: prefill`` (from :func:`calibrate`).
+    ``thresholds``: ``{block: array}`` for ``calibrate: prefill`` (from :func:`calibrate`);
+    ``predictors``: for ``predictor: trained`` (from :func:`fit_predictors`).
     """
 
     def __init__(self, model: nn.Module, features: tuple, thresholds: dict[str, np.ndarray] | None = None,
-                 log: MaskLog | None = None) -> None:
+                 log: MaskLog | None = None, predictors=None) -> None:
         self.model = model
         self.nm, self.policy = setting_features(features)
         self.thresholds = thresholds or {}
+        self.predictors = predictors
+        if self.policy is not None and self.policy.predictor == "trained" and predictors is None:
+            raise InputError("--sparsity: predictor=trained needs the fitted predictors (fit them on the "
+                             "calibration text first)")
         self.log = MaskLog() if log is None else log
         self.handles: list = []
         self.saved: list[tuple[nn.Module, str, nn.Parameter]] = []
@@ -154,6 +175,12 @@ class ForwardTransform:
                 live = np.abs(h) > self.thresholds[name]
             else:
                 live = gate_live(h, self.policy)
+            if self.predictors is not None:
+                predicted = self.predictors.predict(name, x)
+                counts = self.log.recall[name]
+                counts[0] += int(live.sum())
+                counts[1] += int((live & predicted).sum())
+                live = live & predicted
             self._live[name] = torch.from_numpy(live.reshape(*x.shape[:-1], live.shape[-1]))
             self.log.gate_live[name].append(float(live.mean()))
             return None
@@ -221,3 +248,53 @@ def calibrate(model: nn.Module, policy: ActivationPolicyConfig, windows: list[to
             handle.remove()
     return {name: np.asarray(calibrated_thresholds(np.concatenate(hs), policy), dtype=np.float32)
             for name, hs in seen.items()}
+
+
+def fit_predictors(model: nn.Module, thresholds: dict[str, np.ndarray], windows: list[torch.Tensor], rank: int):
+    """Per gated MLP block, a rank-``rank`` predictor of the gate (:mod:`sparsesim.sparsity.predictor`)
+    fitted on the calibration tokens of ``windows`` (run dense), with the block's calibrated
+    ``thresholds`` as its decision thresholds.
+
+    The fit is closed-form, not Deja Vu's SGD on a classification loss: ``A^T B^T`` is the rank-``r``
+    matrix ``M`` that minimizes ``||X W_gate^T - X M||_F`` over the calibration inputs ``X`` (the
+    gate's pre-activation predicted in least squares, weighted by how the inputs actually fall):
+    with ``X^T X + eps I = L L^T`` (Cholesky; ``eps`` 1e-6 of its mean diagonal) and the SVD
+    ``L^T W_gate^T = U S V^T``, ``A = U_r^T L^{-1}`` and ``B = V_r S_r``. Float64 arithmetic,
+    stored as float32; the same tokens give the same predictor."""
+    from sparsesim.sparsity.predictor import BlockPredictor, Predictors
+
+    mlps = gated_mlps(model)
+    act = gate_act(model)
+    seen: dict[str, list[np.ndarray]] = defaultdict(list)
+
+    def pre(name):
+        def hook(module, args):
+            x = args[0].detach().numpy()
+            seen[name].append(x.reshape(-1, x.shape[-1]).astype(np.float64))
+
+        return hook
+
+    handles = [mlp.register_forward_pre_hook(pre(name)) for name, mlp in mlps.items()]
+    try:
+        with torch.no_grad():
+            for ids in windows:
+                model(input_ids=ids)
+    finally:
+        for handle in handles:
+            handle.remove()
+    blocks = {}
+    for name, mlp in mlps.items():
+        x = np.concatenate(seen.pop(name))
+        w = mlp.gate_proj.weight.detach().numpy().astype(np.float64)  # [d_ff, d]
+        if not 1 <= rank <= min(w.shape):
+            raise InputError(f"sparsity.act_policy.predictor_rank: {rank} is not within 1..{min(w.shape)} "
+                             f"for {name}")
+        cov = x.T @ x
+        cov += np.eye(cov.shape[0]) * (1e-6 * max(float(np.trace(cov)) / cov.shape[0], 1e-30))
+        chol = np.linalg.cholesky(cov)
+        u, s, vt = np.linalg.svd(chol.T @ w.T, full_matrices=False)
+        a = np.linalg.solve(chol.T, u[:, :rank]).T  # U_r^T L^{-1}: [r, d]
+        b = vt[:rank].T * s[:rank]  # V_r S_r: [d_ff, r]
+        t = np.broadcast_to(np.asarray(thresholds[name], dtype=np.float32), (w.shape[0],))
+        blocks[name] = BlockPredictor(a.astype(np.float32), b.astype(np.float32), np.array(t), act)
+    return Predictors(blocks)

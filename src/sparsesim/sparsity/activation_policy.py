@@ -23,7 +23,11 @@ Where the policy acts (``site``):
   names the activation (``auto``: from the trace's capture settings or model name).
   ``predictor: lowrank`` adds a Deja Vu-style predictor (Liu et al., ICML 2023: a
   two-layer low-rank MLP ``d -> predictor_rank -> d_ff`` run before the MLP) that
-  picks the live neurons before the gate is computed, so the gate GEMM too runs only them.
+  picks the live neurons before the gate is computed, so the gate GEMM too runs only them, and
+  recalls exactly the neurons the policy keeps (an upper bound on its gain). ``predictor: trained``
+  is such a predictor trained on calibration text, carried by the trace
+  (:mod:`sparsesim.sparsity.predictor`): the gate runs the neurons it predicts, and a live neuron it
+  misses is zeroed.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ log = logging.getLogger(__name__)
 
 METHODS = ("relu", "threshold", "channel_threshold", "topk")
 SITES = ("input", "swiglu_gate")
-PREDICTORS = ("none", "lowrank")
+PREDICTORS = ("none", "lowrank", "trained")
 GATE_ACTS = ("auto", "silu", "relu")
 CALIBRATIONS = ("none", "prefill")
 
@@ -76,10 +80,13 @@ class ActivationPolicyConfig(Feature):
                        default="input", choices=SITES)
     gate_act: str = _param("swiglu_gate: the MLP's activation; auto reads it from the trace's capture "
                            "settings or model name", default="auto", choices=GATE_ACTS)
-    predictor: str = _param("swiglu_gate: none (the gate runs dense) or lowrank (a Deja Vu-style low-rank "
-                            "predictor picks the live neurons first, so the gate runs only those; "
-                            "its two GEMMs are charged on the gate row)", default="none", choices=PREDICTORS)
-    predictor_rank: int = _param("lowrank predictor's hidden size r (0: min(1024, d/4), i.e. 1024 at d=4096)",
+    predictor: str = _param("swiglu_gate: none (the gate runs dense), lowrank (a Deja Vu-style low-rank "
+                            "predictor picks the live neurons first, so the gate runs only those; it "
+                            "recalls exactly the neurons the policy keeps; its two GEMMs are charged on "
+                            "the gate row) or trained (the trained predictor the trace carries: the gate "
+                            "runs the neurons it predicts, and a live neuron it misses is zeroed)",
+                            default="none", choices=PREDICTORS)
+    predictor_rank: int = _param("lowrank or trained predictor's hidden size r (0: min(1024, d/4), i.e. 1024 at d=4096)",
                                  default=0, minimum=0, maximum=1 << 20)
     ops: str = _param("site input: a regular expression searched in op names; only the ops it matches are "
                       "sparsified (e.g. down_proj: the input of each MLP's down projection); empty: every op",
@@ -106,7 +113,7 @@ class ActivationPolicyConfig(Feature):
             except re.error as exc:
                 raise field_error("sparsity.act_policy.ops", f"not a regular expression: {exc}") from None
         if self.predictor == "none" and self.predictor_rank:
-            raise field_error("sparsity.act_policy.predictor_rank", "applies only with predictor: lowrank")
+            raise field_error("sparsity.act_policy.predictor_rank", "applies only with predictor: lowrank or trained")
         if self.calibrate != "none" and (self.site != "swiglu_gate"
                                          or self.method not in ("threshold", "channel_threshold")):
             raise field_error("sparsity.act_policy.calibrate",
@@ -145,7 +152,7 @@ class ActivationPolicyConfig(Feature):
         value = {"relu": "", "threshold": f"{self.threshold:g}", "channel_threshold": f"{self.sparsity:g}",
                  "topk": f"{self.keep_fraction:g}"}[self.method]
         site = "-gate" if self.site == "swiglu_gate" else ""
-        predictor = f"-lowrank{self.predictor_rank or 'auto'}" if self.predictor == "lowrank" else ""
+        predictor = f"-{self.predictor}{self.predictor_rank or 'auto'}" if self.predictor != "none" else ""
         if self.calibrate == "prefill":
             value = f"{self.sparsity:g}cal"
         ops = f"[{self.ops}]" if self.ops else ""

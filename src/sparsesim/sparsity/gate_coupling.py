@@ -48,12 +48,16 @@ log = logging.getLogger(__name__)
 
 COUPLING_COLUMNS = {"mlp_role": None, "gate_act": None, "gate_live_fraction": None, "gate_live_columns": None,
                     "predictor_rank": None, "predictor_macs": None, "predictor_cycles": None,
-                    "predictor_dram_bytes": None, "predictor_energy_pj": None}
+                    "predictor_dram_bytes": None, "predictor_energy_pj": None, "predictor_recall": None,
+                    "predictor_live_columns": None}
 """Result columns of the swiglu_gate coupling (None on rows it does not act on):
 ``mlp_role`` gate/up/down; ``gate_act`` silu/relu; ``gate_live_fraction`` the fraction of
 ``act(gate)`` elements the policy kept; ``gate_live_columns`` the neurons live in some row (the
 N that ``up``, and with a predictor the gate, runs); ``predictor_*`` the low-rank predictor's
-charge on the gate row (its MACs are not in ``macs_effectual``, which counts the layer's own)."""
+charge on the gate row (its MACs are not in ``macs_effectual``, which counts the layer's own);
+with a trained predictor, ``predictor_recall`` the fraction of the neurons the policy keeps that it
+predicted (the rest are zeroed) and ``predictor_live_columns`` the neurons it predicted in some row
+(the N that the gate runs)."""
 
 # Llama-style blocks (``mlp.gate_proj`` ...) and Mixtral's experts (``experts.3.w1`` gate, ``w3``
 # up, ``w2`` down, as Hugging Face names them)
@@ -212,6 +216,13 @@ class GateCoupling(FeatureRun):
         self.gate_masks: dict[MlpBlock, np.ndarray] = {}  # live mask of the blocks being replayed
         self.gate_thresholds: dict[str, np.ndarray] = {}  # calibrate: prefill, per block name
         self.recorded_thresholds = recorded_thresholds(run.workload, config)
+        self.predictors = None
+        if config.predictor == "trained":
+            from sparsesim.sparsity.predictor import trace_predictors
+
+            self.predictors = trace_predictors(run.workload, config.label())
+        # trained predictor: its mask of the block being replayed and its recall of the policy's live neurons
+        self.predicted: dict[MlpBlock, tuple[np.ndarray, float]] = {}
         # gate and up weights as read, by stored name: a decode trace's steps share them, and the
         # gate's is needed for its mask and the narrowed GEMMs gather rows of them every step
         self.coupled_weights = run.weight_cache()
@@ -259,6 +270,11 @@ class GateCoupling(FeatureRun):
                 live = np.abs(h) > limit
             else:
                 live = gate_live(h, self.config)
+            if self.predictors is not None:
+                predicted = self.predictors.predict(block.name, own["input"])
+                recall = float((live & predicted).sum() / live.sum()) if live.any() else 1.0
+                self.predicted[block] = (predicted, recall)
+                live = live & predicted
             self.gate_masks[block] = live
         return live
 
@@ -280,7 +296,12 @@ class GateCoupling(FeatureRun):
             extra["policy_zeroed_fraction"] = float(((h == 0) & (x != 0)).mean())
             pending = self.run.op_phase(index, op, phase, {**tensors, "input": h}, key)
             self.gate_masks.pop(block, None)
+            self.predicted.pop(block, None)
         elif role == "up" or self.config.predictor != "none":
+            if role == "gate" and self.predictors is not None:  # the gate runs what the predictor predicts
+                predicted, recall = self.predicted[block]
+                columns = predicted.any(axis=0)
+                extra.update(predictor_recall=recall, predictor_live_columns=int(columns.sum()))
             pending = self._narrowed(index, op, phase, tensors, columns, extra)
             if role == "gate":
                 pending = self._with_predictor(pending, op, extra)
@@ -335,10 +356,17 @@ class GateCoupling(FeatureRun):
         """The gate row with the low-rank predictor's two dense GEMMs (``tokens x d -> r`` and
         ``tokens x r -> d_ff``; Deja Vu, Liu et al. ICML 2023, its MLP sparsity predictor) run before it on
         the same array: their cycles, DRAM traffic (the predictor's weights) and energy are
-        added to the row. The predictor is assumed to recall exactly the neurons the policy
-        keeps (Deja Vu reports high recall), so the row is an upper bound on the gain."""
+        added to the row. ``lowrank`` assumes it recalls exactly the neurons the policy keeps
+        (Deja Vu reports high recall), so the row is an upper bound on the gain; ``trained`` is the
+        trace's own predictor, at its own rank (``predictor_rank``, if given, must equal it)."""
         run = self.run
         rank = self.config.rank_for(op.in_features)
+        if self.predictors is not None:
+            if self.config.predictor_rank and self.config.predictor_rank != self.predictors.rank:
+                raise field_error("sparsity.act_policy.predictor_rank",
+                                  f"{self.config.predictor_rank}, but the trace's trained predictor has rank "
+                                  f"{self.predictors.rank}")
+            rank = self.predictors.rank
         runs = [run.dense_of(Gemm(op.tokens, rank, op.in_features)),
                 run.dense_of(Gemm(op.tokens, op.out_features, rank))]
         counts = runs[0].counts + runs[1].counts

@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 ACCELS = ("edge32", "dc128")
 SKIP = "zero_skip:input:skipping"
 SPARSITIES = (0.3, 0.5, 0.7)
+PREDICTOR_RANKS = (144, 288)
+"""The trained predictor's rank at CATS 50%: 144 is the replay's default for SmolLM2's width 576
+(d/4, as Deja Vu's ~1k predictors for 4k-wide models), 288 twice that."""
 
 
 def settings(quick: bool) -> list[tuple[str, float, str]]:
@@ -29,6 +32,9 @@ def settings(quick: bool) -> list[tuple[str, float, str]]:
     for s in SPARSITIES if not quick else (0.5,):
         out.append(("CATS", s, f"act_policy:threshold:0:site=swiglu_gate:calibrate=prefill:sparsity={s}+{SKIP}"))
         out.append(("CHESS", s, f"act_policy:channel_threshold:{s}:site=swiglu_gate:calibrate=prefill+{SKIP}"))
+    for rank in PREDICTOR_RANKS if not quick else PREDICTOR_RANKS[:1]:
+        out.append((f"CATS + predictor r{rank}", 0.5, "act_policy:threshold:0:site=swiglu_gate:calibrate=prefill:"
+                                                     f"sparsity=0.5:predictor=trained:predictor_rank={rank}+{SKIP}"))
     out.append(("top-k (gate)", 0.5, f"act_policy:topk:0.5:site=swiglu_gate+{SKIP}"))
     out.append(("top-k (down input)", 0.5, f"act_policy:topk:0.5:ops=down_proj+{SKIP}"))
     out += [("one-shot 2:4", 0.5, "nm:2:4"), ("one-shot 2:8", 0.75, "nm:2:8")] if not quick else []
@@ -92,7 +98,8 @@ def compute(quick: bool):
                      "act_zero_fraction": r["act_zero_fraction"], "speedup": r["speedup"],
                      "energy_saved": r["energy_saved"], "cycles": r["total"]["cycles"],
                      "energy_pj": r["total"]["energy_pj"], "dram_bytes": r["total"]["dram_bytes"],
-                     "ops_mask_checked": r["mask_check"]["ops_compared"]})
+                     "ops_mask_checked": r["mask_check"]["ops_compared"],
+                     "predictor_rank": q.get("predictor_rank"), "predictor_recall": q.get("predictor_recall")})
     return doc, pd.DataFrame(rows), options
 
 
@@ -114,7 +121,7 @@ def plot(frame, out: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     names = []
-    markers = {"CATS": "o", "CHESS": "s", "top-k (gate)": "^", "top-k (down input)": "v", "one-shot 2:4": "D",
+    markers = {"CATS": "o", "CHESS": "s", **{f"CATS + predictor r{r}": m for r, m in zip(PREDICTOR_RANKS, "xX")}, "top-k (gate)": "^", "top-k (down input)": "v", "one-shot 2:4": "D",
                "one-shot 2:8": "P", "dense": "*"}
     for accel in ACCELS:
         sub = frame[frame["accel"] == accel]
@@ -189,6 +196,16 @@ def write(doc: dict, frame, options: dict, figures: list[str]) -> str:
                      f"sparsities: " + "; ".join(words) + ". The replayed `channel_threshold` zeroes the same "
                      f"fraction of every channel, so a channel whose activations are all large loses as many "
                      f"as one whose are all small, where CATS's one threshold spares the large ones.")
+    predicted = [(rank, at(f"CATS + predictor r{rank}", 0.5)) for rank in PREDICTOR_RANKS]
+    predicted = [(rank, r) for rank, r in predicted if r is not None]
+    if cats is not None and predicted:
+        words = [f"rank {rank} recalls {r['predictor_recall']:.1%} of the neurons CATS keeps on the evaluation "
+                 f"text, and perplexity is {r['perplexity']:.2f} against CATS's {cats['perplexity']:.2f} alone "
+                 f"({r['ppl_increase']:+.1%} over dense), at {r['speedup']:.2f}x on {ACCELS[0]} against "
+                 f"{cats['speedup']:.2f}x" for rank, r in predicted]
+        lines.append("A low-rank predictor of the gate fitted on the calibration text (the rank-r least-squares fit "
+                     "of the gate's pre-activation; a neuron it misses is zeroed, in the quality run and the replay "
+                     "alike) lets the gate run only the neurons it predicts: " + "; ".join(words) + ".")
     for fam in ("one-shot 2:4", "one-shot 2:8"):
         g = frame[(frame["family"] == fam) & (frame["accel"] == ACCELS[0])]
         if not g.empty:
@@ -228,8 +245,9 @@ then {doc['gen_len']} greedy decode step{'s' if doc['gen_len'] != 1 else ''}) an
 {', '.join(ACCELS)}; energy table
 horowitz45, DRAM model simple. Every Linear op's input zero fraction in the quality forward equals the replay's, op
 by op and call by call (column `ops_mask_checked` of `codesign.csv`).
-The low-rank predictor is not in this study: no trained predictor exists here, and the replay's predictor
-assumes perfect recall, which would cost no quality.
+*CATS + predictor rR*: CATS 50% with `predictor=trained` at rank R, fitted per layer in closed form on the
+calibration tokens (not Deja Vu's SGD-trained classifier); the trace carries it, and its two GEMMs are charged on
+each gate row. Column `predictor_recall` of `codesign.csv`: the fraction of the neurons CATS keeps that it predicted.
 
 {chr(10).join('- ' + line for line in lines)}
 
