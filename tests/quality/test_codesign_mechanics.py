@@ -120,10 +120,37 @@ def test_mask_check_fails_when_the_two_paths_diverge():
 
 @pytest.mark.parametrize("setting, message", [
     ("act_policy:topk:0.5", "needs ops=REGEX"),
-    ("act_policy:threshold:0.1:site=swiglu_gate:predictor=lowrank", "no trained low-rank predictor"),
+    ("act_policy:threshold:0.1:site=swiglu_gate:predictor=lowrank", "recalls perfectly by definition"),
+    ("act_policy:threshold:0.1:site=swiglu_gate:predictor=trained", "predictor=trained needs calibrate=prefill"),
     ("delta:0.1", "delta encoding is the sequence model's"),
     ("nm:2:4:mode=declared", "nm mode must be prune"),
 ])
 def test_settings_the_forward_cannot_mirror_are_refused_before_any_model_work(setting, message, tmp_path):
     with pytest.raises(InputError, match=message):
         codesign(None, hf_dir=tmp_path / "not-there", settings=[setting], accels=["edge32"])
+
+
+def test_codesign_takes_the_users_own_model_file(tiny_llama, tmp_path):
+    folder, _, _ = tiny_llama
+    source = tmp_path / "mine.py"
+    source.write_text(f"""
+import transformers
+def make():
+    folder = {str(folder)!r}
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager")
+    return {{"model": model, "tokenizer": transformers.AutoTokenizer.from_pretrained(folder)}}
+def bare():
+    return transformers.AutoModelForCausalLM.from_pretrained({str(folder)!r})
+""")
+    common = dict(settings=[CATS], accels=["edge32"], mode="prefill", prompt_len=12, context=64, eval_tokens=128,
+                  calib_tokens=128)
+    mine = codesign(f"{source}:make", **common)
+    theirs = codesign(None, hf_dir=folder, **common)
+    assert mine["model"]["source"] == "user" and mine["model"]["model"] == f"{source}:make"
+    # the same weights and tokenizer through either door: the same numbers
+    for a, b in zip(mine["settings"], theirs["settings"]):
+        assert a["quality"]["value"] == b["quality"]["value"] and a["total"]["cycles"] == b["total"]["cycles"]
+    with pytest.raises(InputError, match="return a dict with 'model' and 'tokenizer'"):
+        codesign(f"{source}:bare", **common)
+    with pytest.raises(InputError, match="has no 'nope'"):
+        codesign(f"{source}:nope", **common)

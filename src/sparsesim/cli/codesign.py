@@ -95,7 +95,9 @@ def add_codesign_command(sub) -> None:
     p = sub.add_parser("codesign", help="what each sparsity setting costs a trained model beside what it gains "
                                         "on the hardware")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--model", metavar="NAME", help="a pretrained decoder of the zoo (default smollm2_135m)")
+    src.add_argument("--model", metavar="NAME|FILE.py:NAME",
+                     help="a pretrained model of the zoo (default smollm2_135m), or your own: FILE.py:NAME or "
+                          "package.module:NAME returning {'model': a Hugging Face causal LM, 'tokenizer': ...}")
     src.add_argument("--hf", metavar="DIR", help="a local Hugging Face causal LM directory (save_pretrained)")
     src.add_argument("--gguf", metavar="FILE", help="a GGUF file of a Llama-style decoder (dequantized on load)")
     p.add_argument("--sparsity", action="append", metavar="SETTING",

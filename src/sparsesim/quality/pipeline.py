@@ -68,6 +68,8 @@ def load_model(model: str | None, hf_dir: str | Path | None, gguf: str | Path | 
         raise InputError("codesign: give exactly one of --model NAME, --hf DIR or --gguf FILE")
     from sparsesim.workloads.capture import pretrained
 
+    if model is not None and (ref := _user_ref(model)) is not None:
+        return _user_model(ref)
     if model is not None:
         if model not in pretrained.PRETRAINED:
             raise arg_error("model", f"{model!r} is not a pretrained model (choose from "
@@ -90,6 +92,32 @@ def load_model(model: str | None, hf_dir: str | Path | None, gguf: str | Path | 
         line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise arg_error(flag, f"{path}: cannot load ({line})") from None
     return model_obj.float().eval(), tokenizer, {"model": path.name, "source": flag, "path": str(path)}
+
+
+def _user_ref(model: str):
+    from sparsesim.workloads.capture.user_model import parse_model_ref
+
+    return parse_model_ref(model)
+
+
+def _user_model(ref):
+    """``--model FILE.py:NAME``: ``NAME`` returns a dict with ``model``, a Hugging Face causal LM
+    (``transformers.PreTrainedModel`` with an LM head), and ``tokenizer``; built under seed 0."""
+    import torch
+
+    from sparsesim.workloads.capture import pretrained
+    from sparsesim.workloads.capture.user_model import build_user_model, find_callable
+
+    tf = pretrained._transformers()
+    torch.manual_seed(0)
+    user = build_user_model(find_callable(ref), str(ref))
+    if not isinstance(user.model, tf.PreTrainedModel) or user.model.get_output_embeddings() is None:
+        raise arg_error("model", f"{ref}: codesign needs a Hugging Face causal LM (a transformers PreTrainedModel "
+                                 f"with an LM head), got {type(user.model).__name__}")
+    if user.tokenizer is None or not callable(user.tokenizer):
+        raise arg_error("model", f"{ref}: codesign needs NAME to return a dict with 'model' and 'tokenizer' "
+                                 "(the tokenizer that reads the text)")
+    return user.model.float().eval(), user.tokenizer, {"model": str(ref), "source": "user", "path": ref.source}
 
 
 class DecoderSubject:

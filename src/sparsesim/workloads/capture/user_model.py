@@ -8,8 +8,9 @@ into a :class:`UserModel`. ``NAME`` is one of
 * a callable with no required arguments returning an ``nn.Module``;
 * a callable returning a dict with ``model`` (required), ``inputs(batch_size, generator)``
   returning one batch (a tensor or a tuple of positional inputs), ``loss(output, inputs)``
-  returning a scalar tensor, and ``optimizer(parameters)`` returning a torch optimizer (all
-  but ``model`` optional).
+  returning a scalar tensor, ``optimizer(parameters)`` returning a torch optimizer, and
+  ``tokenizer`` (a Hugging Face tokenizer, which ``sparsesim codesign --model FILE.py:NAME``
+  needs beside a causal LM ``model``; capture ignores it) (all but ``model`` optional).
 
 Every failure is an :class:`~sparsesim.core.errors.InputError` naming ``--model``: a file
 that does not exist, a module that does not import, a name that is not there, a callable
@@ -33,7 +34,7 @@ from sparsesim.core.registry import suggest
 
 ARG = "model"  # the argument these errors name (the command line says --model)
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-DICT_KEYS = ("model", "inputs", "loss", "optimizer")
+DICT_KEYS = ("model", "inputs", "loss", "optimizer", "tokenizer")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,6 +114,7 @@ class UserModel:
     inputs: Callable | None = None  # (batch_size, generator) -> one batch
     loss: Callable | None = None  # (output, inputs) -> scalar tensor
     optimizer: Callable | None = None  # (parameters) -> torch.optim.Optimizer
+    tokenizer: object | None = None  # a Hugging Face tokenizer (codesign)
 
 
 def build_user_model(obj: object, label: str) -> UserModel:
@@ -137,11 +139,11 @@ def build_user_model(obj: object, label: str) -> UserModel:
         if not isinstance(made.get("model"), nn.Module):
             raise arg_error(ARG, f"{label}() returned a dict whose 'model' is "
                                     f"{type(made.get('model')).__name__}, not an nn.Module")
-        for key in DICT_KEYS[1:]:
+        for key in DICT_KEYS[1:4]:
             if made.get(key) is not None and not callable(made[key]):
                 raise arg_error(ARG, f"{label}() returned a dict whose {key!r} is not callable")
         return UserModel(model=made["model"], inputs=made.get("inputs"), loss=made.get("loss"),
-                         optimizer=made.get("optimizer"))
+                         optimizer=made.get("optimizer"), tokenizer=made.get("tokenizer"))
     raise arg_error(ARG, f"{label}() returned a {type(made).__name__}, not an nn.Module or a dict with 'model'")
 
 
