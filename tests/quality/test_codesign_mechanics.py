@@ -154,3 +154,39 @@ def bare():
         codesign(f"{source}:bare", **common)
     with pytest.raises(InputError, match="has no 'nope'"):
         codesign(f"{source}:nope", **common)
+
+
+def test_codesign_train_mode_fine_tunes_nm_with_bdwp_and_replays_the_training_step(tiny_llama, tmp_path):
+    folder, _, _ = tiny_llama
+    doc = codesign(None, hf_dir=folder, settings=["nm:2:4"], accels=["edge32"], mode="train", prompt_len=32,
+                   train_steps=3, lr=1e-3, context=64, eval_tokens=128, work_dir=tmp_path / "t", keep_traces=True)
+    dense, nm = doc["settings"]
+    assert doc["mode"] == "train" and doc["train_steps"] == 3
+    assert dense["quality"]["value"] == dense["quality"]["dense"] and dense["speedup"] == 1.0
+    # fine-tuning moved the model off its pretrained weights: a different perplexity
+    assert dense["quality"]["value"] != dense["quality"]["pretrained"]
+    assert nm["quality"]["dense"] == dense["quality"]["value"] and nm["quality"]["value"] != dense["quality"]["value"]
+    # every Linear of the training trace (2 layers x 7 + lm_head), its forward weight equal in both paths
+    assert nm["mask_check"]["ops_compared"] == dense["mask_check"]["ops_compared"] == 2 * 7 + 1
+    import json
+
+    manifest = json.loads((tmp_path / "t" / "setting1" / "manifest.json").read_text())
+    assert manifest["capture"]["nm"] == "2:4" and manifest["capture"]["nm_mode"] == "bdwp"
+    # the training step replayed: forward, backward-data and backward-weight rows; 2:4 halves the
+    # effectual MACs of the Linear GEMMs of fwd and bwd_data (BDWP; the head's 301 output features end
+    # in a partial group of 1, so its bwd_data keeps 152 of 301), bwd_weight stays dense
+    from sparsesim import api
+
+    res = api.simulate(api.trace(tmp_path / "t" / "setting1"), accel="edge32", sparsity=["nm:2:4"])
+    lin = [r for r in res.rows if r["kind"] == "linear"]
+    assert {r["phase"] for r in lin} == {"fwd", "bwd_data", "bwd_weight"}
+    for r in lin:
+        if r["phase"] == "bwd_weight":
+            assert r["macs_effectual"] == r["macs_dense"]
+        else:
+            assert r["macs_effectual"] <= r["macs_dense"] * 152 / 301
+    assert nm["total"]["macs_effectual"] < dense["total"]["macs_effectual"]
+    with pytest.raises(InputError, match="--mode train applies N:M"):
+        codesign(None, hf_dir=folder, settings=[CATS], accels=["edge32"], mode="train")
+    with pytest.raises(InputError, match="train_steps: must be an integer >= 1"):
+        codesign(None, hf_dir=folder, settings=["nm:2:4"], accels=["edge32"], mode="train", train_steps=0)

@@ -57,8 +57,10 @@ def cmd_codesign(args) -> int:
         settings += read_settings(Path(args.settings))
     if not settings:
         raise InputError("codesign: give --sparsity SETTING (repeatable) or --settings FILE.yaml")
-    if args.mode == "prefill" and args.gen_len is not None:
+    if args.mode != "decode" and args.gen_len is not None:
         raise InputError("--gen-len: only with --mode decode")
+    if args.mode != "train" and (args.train_steps is not None or args.lr is not None):
+        raise InputError(f"--{'train-steps' if args.train_steps is not None else 'lr'}: only with --mode train")
     given = {k: getattr(args, k) for k in DEFAULTS}
     for key, value in given.items():
         if value is not None and value < (0 if key == "eval_tokens" else 1):
@@ -72,6 +74,8 @@ def cmd_codesign(args) -> int:
                         calib_text=text_file(args.calib_text, "--calib-text") if args.calib_text else None,
                         hf_dir=args.hf, gguf=args.gguf, dataflow=args.dataflow, work_dir=args.keep_traces,
                         keep_traces=args.keep_traces is not None,
+                        train_steps=8 if args.train_steps is None else args.train_steps,
+                        lr=1e-5 if args.lr is None else args.lr,
                         progress=None if args.no_progress else lambda m: print(f"# {m}", file=sys.stderr))
     if out:
         write_table(table(document), out)
@@ -107,9 +111,15 @@ def add_codesign_command(sub) -> None:
     p.add_argument("--accel", action="append", metavar="PRESET", help="preset(s) to replay on; repeatable "
                                                                       "(default edge32)")
     p.add_argument("--dataflow", default="best", help="dataflow of the replays (default best)")
-    p.add_argument("--mode", default="decode", choices=("prefill", "decode"),
-                   help="the replayed trace: the prompt's prefill, or prefill then --gen-len decode steps")
-    p.add_argument("--prompt-len", type=int, help=f"prompt tokens of the trace (default {DEFAULTS['prompt_len']})")
+    p.add_argument("--mode", default="decode", choices=("prefill", "decode", "train"),
+                   help="the replayed trace: the prompt's prefill, prefill then --gen-len decode steps, or train: "
+                        "fine-tune --train-steps steps (N:M settings with SAT's BDWP) on the calibration text, "
+                        "then replay one training step")
+    p.add_argument("--prompt-len", type=int, help=f"prompt tokens of the trace; with --mode train, tokens per "
+                                                  f"training step (default {DEFAULTS['prompt_len']})")
+    p.add_argument("--train-steps", type=int, help="--mode train: fine-tuning steps before the captured one "
+                                                   "(default 8)")
+    p.add_argument("--lr", type=float, help="--mode train: AdamW learning rate (default 1e-5)")
     p.add_argument("--gen-len", type=int, help=f"decode steps of the trace (default {DEFAULTS['gen_len']})")
     p.add_argument("--text", metavar="FILE", help="evaluation text (default: the built-in corpus' evaluation part)")
     p.add_argument("--calib-text", metavar="FILE",

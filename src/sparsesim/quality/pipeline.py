@@ -35,7 +35,7 @@ from pathlib import Path
 from sparsesim.core.errors import InputError, arg_error
 from sparsesim.sparsity import cli_sparsity, feature_labels, parse_features
 
-MODES = ("prefill", "decode")
+MODES = ("prefill", "decode", "train")
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,14 +261,16 @@ def codesign(model: str | None = "smollm2_135m", *, settings: list[str], accels:
              prompt_len: int = 256, gen_len: int = 32, text=None, calib_text=None, context: int = 1024,
              eval_tokens: int | None = 4096, calib_tokens: int = 2048, hf_dir=None, gguf=None, dataflow: str = "best",
              work_dir: str | Path | None = None, keep_traces: bool = False, pairs: int = 64,
-             capture_sentences: int = 16,
+             capture_sentences: int = 16, train_steps: int = 8, lr: float = 1e-5,
              progress: Callable[[str], None] | None = None) -> dict:
     """Quality and hardware per setting (see the module docstring); returns the ``--json`` document.
 
     ``text`` / ``calib_text``: :class:`~sparsesim.workloads.corpus.TextPart` (default: the built-in
     evaluation / calibration parts). ``eval_tokens``: evaluate the first that many tokens (None:
     all). ``settings``: strings as ``--sparsity`` takes them, features joined by ``+``; ``dense``
-    is the baseline, always run.
+    is the baseline, always run. ``mode="train"``: fine-tune ``train_steps`` steps of ``prompt_len``
+    calibration tokens each (AdamW, ``lr``), N:M settings with SAT's BDWP, and replay one more training
+    step (:mod:`sparsesim.quality.training`).
     """
     import torch
 
@@ -284,9 +286,16 @@ def codesign(model: str | None = "smollm2_135m", *, settings: list[str], accels:
     if not accels:
         raise arg_error("accel", "give at least one preset")
     parsed = [Setting.parse(s) for s in settings]
-    for setting in parsed:  # what the forward pass cannot mirror is refused before minutes of model work
-        setting_features(setting.features)
-    spec = InferenceCapture(mode=mode, prompt_len=prompt_len, gen_len=gen_len if mode == "decode" else 0)
+    if mode == "train":
+        from sparsesim.quality.training import train_features
+
+        for setting in parsed:
+            train_features(setting.features)
+    else:
+        for setting in parsed:  # what the forward pass cannot mirror is refused before minutes of model work
+            setting_features(setting.features)
+    spec = InferenceCapture(mode="prefill" if mode == "train" else mode, prompt_len=prompt_len,
+                            gen_len=gen_len if mode == "decode" else 0)
     for accel in accels:  # refuse a bad preset before minutes of model work
         api.accel_config(accel)
     text = corpus_part("eval") if text is None else text
@@ -298,6 +307,25 @@ def codesign(model: str | None = "smollm2_135m", *, settings: list[str], accels:
     torch.manual_seed(0)
     hf_model, tokenizer, model_record = load_model(model, hf_dir, gguf)
     _progress(progress, f"loaded {model_record['model']} in {time.perf_counter() - start:.1f} s")
+    if mode == "train":
+        if model_record.get("kind") == "encoder":
+            raise arg_error("mode", "train fine-tunes a causal LM; the encoder has no next-token loss here")
+        from sparsesim.quality.training import codesign_train
+
+        root = Path(tempfile.mkdtemp(prefix="sparsesim-codesign-")) if work_dir is None else Path(work_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        try:
+            results = codesign_train(hf_model, tokenizer, model_record, parsed, accels=accels, text=text,
+                                     calib_text=calib_text, prompt_len=prompt_len, train_steps=train_steps, lr=lr,
+                                     context=context, eval_tokens=eval_tokens, dataflow=dataflow, root=root,
+                                     keep_traces=keep_traces, progress=progress)
+        finally:
+            if work_dir is None and not keep_traces:
+                shutil.rmtree(root, ignore_errors=True)
+        tokens = results[0]["quality"]["tokens"]
+        return {"model": model_record, "mode": "train", "prompt_len": prompt_len, "gen_len": 0, "context": context,
+                "train_steps": train_steps, "lr": lr, "text": {**text.record(), "tokens": tokens},
+                "calib_text": calib_text.record(), "settings": results, "traces": str(root) if keep_traces else None}
     if model_record.get("kind") == "encoder":
         for setting in parsed:
             if setting.policy is not None and setting.policy.site == "swiglu_gate":
