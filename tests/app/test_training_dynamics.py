@@ -137,3 +137,31 @@ def test_cli_refuses_options_a_study_does_not_take(tmp_path: Path, capsys):
     assert "--steps: study delta does not take it" in capsys.readouterr().err
     assert main(["study", "training-dynamics", "--out", str(tmp_path / "t"), "--steps", "0"]) == 2
     assert "--steps: must be a positive integer" in capsys.readouterr().err
+
+
+def test_the_zoo_entry_is_the_studys_relu_model():
+    from sparsesim.workloads.llm_networks import DECODERS
+
+    zoo, trained = DECODERS.get("pydoc_relu_lm"), td.shape(td.Settings(), "relu")
+    fields_of = ("vocab", "dim", "layers", "heads", "kv_heads", "ffn_hidden", "ffn", "params")
+    assert [getattr(zoo, f) for f in fields_of] == [getattr(trained, f) for f in fields_of]
+    assert zoo.name == trained.name
+
+
+def test_trained_relu_capture_is_prompted_with_held_out_text_and_replays_its_relu_zeros(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    from sparsesim import api
+    from sparsesim.workloads.capture.inference_spec import InferenceCapture
+    from sparsesim.workloads.capture.llm import capture_trained_relu
+
+    spec = InferenceCapture(mode="decode", prompt_len=12, gen_len=2)
+    out = capture_trained_relu(tmp_path / "t", spec, overwrite=False, progress=False, settings=TINY)
+    trace = api.load_trace(out)
+    assert trace.capture["source"] == "trained" and trace.capture["mlp_act"] == "relu"
+    assert trace.capture["trained"]["key"] == TINY.key()
+    assert trace.capture["prompt"]["bytes"] == 12
+    res = api.simulate(api.trace(out), accel="edge32",
+                       sparsity=["act_policy:relu:site=swiglu_gate", "zero_skip:input:skipping"])
+    downs = [r for r in res.rows if r.get("mlp_role") == "down"]
+    # a trained ReLU gate: a real share of the neurons is off, neither none nor all
+    assert downs and all(0 < r["gate_live_fraction"] < 1 for r in downs)

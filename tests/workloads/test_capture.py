@@ -234,7 +234,7 @@ def test_trace_capture_names_its_flags_for_the_same_errors(capsys, tmp_path, fla
 def test_zoo_catalogue_is_complete():
     assert MODELS.names() == sorted(["resnet18", "resnet50", "vgg16", "mobilenetv2", "transformer", "gru",
                                      "video_cnn", "vit", "bert", "silero_vad", "llama_tiny", "llama_tiny_relu",
-                                     "llama_1b", "llama_1b_relu", "smollm2_135m"])
+                                     "llama_1b", "llama_1b_relu", "pydoc_relu_lm", "smollm2_135m"])
 
 
 # ----------------------------------------------------------------------------- BDWP

@@ -6,7 +6,8 @@ zero activation is worth the weight row it would have fetched more than the MAC 
 This study measures that, dense against activation-sparse, on an edge and a datacenter
 preset:
 
-* captured decoders (a random-init ``llama_1b_relu`` and the trained SmolLM2-135M, a few layers
+* captured decoders (``pydoc_relu_lm``, a byte-level ReLU decoder trained here on the corpus by
+  the training-dynamics study, every layer recorded, and the trained SmolLM2-135M, a few layers
   recorded): the ReLU-fied
   FFN (ProSparse-style ``relu(gate) * up``), whose zeros are exact and where the data puts
   them, and SwiGLU with CATS thresholds (calibrated on the prompt's gate activations to a
@@ -38,7 +39,8 @@ from sparsesim.studies.common import (STUDIES, Study, llm_trace_for, md_table, r
                                       span, trend, write_report)
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.capture.pretrained import PRETRAINED
-from sparsesim.workloads.llm_networks import llm_workload
+from sparsesim.workloads.capture.llm import TRAINED_RELU
+from sparsesim.workloads.llm_networks import DECODERS, llm_workload
 
 PRESETS = ("edge32", "dc128")
 BURST_PRESET = "edge32"
@@ -70,7 +72,7 @@ class Setup:
     burst_sparsity: float  # synthetic sparsity of the network in the burst table
 
 
-FULL = Setup(relu_model="llama_1b_relu", swiglu_model="smollm2_135m", layers=r"layers\.(0|10|21)\.",
+FULL = Setup(relu_model="pydoc_relu_lm", swiglu_model="smollm2_135m", layers=None,
              swiglu_layers=r"layers\.(0|15|29)\.", prompt_len=64,
              gen_len=8, network="llama2_7b", net_prompt_len=128, net_gen_len=4,
              sparsities=(0.0, 0.5, 0.7, 0.9, 0.95), targets=(0.5, 0.7, 0.9), chess=(0.7,),
@@ -156,7 +158,7 @@ def compute(traces: Path, quick: bool) -> Data:
             frame[key] = value
         runs.append(frame)
 
-    # captured decoders: real zero patterns (the ReLU model random-init, the SwiGLU one trained where FULL)
+    # captured decoders: real zero patterns (both trained where FULL)
     relu = llm_trace_for(s.relu_model, traces, prompt_len=s.prompt_len, gen_len=s.gen_len, layers=s.layers)
     swiglu = llm_trace_for(s.swiglu_model, traces, prompt_len=s.prompt_len, gen_len=s.gen_len,
                            layers=s.swiglu_layers)
@@ -515,6 +517,13 @@ def write(data: Data, figs: dict[str, Path]) -> str:
     swiglu_text = (f"`{s.swiglu_model}` (SwiGLU), a **trained** model ({PRETRAINED.get(s.swiglu_model).summary}) "
                    f"prompted with real text (the built-in corpus' evaluation part), recorded: {swiglu_layers}"
                    if trained else f"`{s.swiglu_model}` (SwiGLU), **random-init**, recorded: {swiglu_layers}")
+    relu_text = (f"`{s.relu_model}` (ReLU-fied FFN `relu(gate) * up`), a **trained** model "
+                 f"({DECODERS.get(s.relu_model).params:,} parameters: the byte-level ReLU decoder that "
+                 "`sparsesim study training-dynamics` trains on the corpus' evaluation part except its held-out "
+                 "paragraphs), prompted with the first bytes of those held-out paragraphs"
+                 if s.relu_model == TRAINED_RELU else
+                 f"`{s.relu_model}` (ProSparse-style ReLU-fied FFN `relu(gate) * up`), **random-init** (its zero "
+                 "patterns are those of random weights, not of a trained model), seeded random prompt")
     head = (data.rows[data.rows["source"] == "captured"]["kind_of_op"] == "lm_head").any()
     layers += (" (the LM head included)" if head else
                " (not the LM head, so the totals are those of decoder layers)")
@@ -528,9 +537,7 @@ Regenerate: `sparsesim study llm-decode --out reports/llm-decode`.
 sequence (a GEMV): each weight byte brought from DRAM serves one MAC per sequence, so a zero
 activation can save the weight row it multiplies, not only the MAC.
 
-**Workloads.** *Captured*: `{s.relu_model}` (ProSparse-style ReLU-fied FFN `relu(gate) * up`),
-**random-init** (its zero patterns are those of random weights, not of a trained model), seeded random prompt,
-recorded: {layers}; and {swiglu_text}; both prompt {s.prompt_len} tokens then {s.gen_len} decode steps,
+**Workloads.** *Captured*: {relu_text}, recorded: {layers}; and {swiglu_text}; both prompt {s.prompt_len} tokens then {s.gen_len} decode steps,
 batch 1. *Shape-only*: `{s.network}`, prompt
 {s.net_prompt_len} tokens and {s.net_gen_len} decode steps, with synthetic activations whose
 zeros are drawn i.i.d. at the given sparsity in every op's input: scattered zeros are a

@@ -147,6 +147,10 @@ for _shape in (
     DecoderShape(name="smollm2_135m", summary="SmolLM2-135M shapes: d=576, 30 layers, 9 heads / 3 KV heads, "
                  "SwiGLU 1536, tied embeddings", vocab=49152, dim=576, layers=30, heads=9, kv_heads=3,
                  ffn_hidden=1536, tie_embeddings=True, rope_theta=100000.0),
+    DecoderShape(name="pydoc_relu_lm", summary="byte-level decoder with a ReLU-gated FFN, trained here on the corpus "
+                 "(sparsesim study training-dynamics' ReLU model: d=128, 4 layers, 4 heads / 2 KV heads, 352; "
+                 "captured with its trained weights, trained on first use and cached)",
+                 vocab=256, dim=128, layers=4, heads=4, kv_heads=2, ffn_hidden=352, ffn="relu"),
     DecoderShape(name="llama2_7b", summary="Llama-2-7B shapes: d=4096, 32 layers, 32 heads (MHA), SwiGLU 11008",
                  vocab=32000, dim=4096, layers=32, heads=32, kv_heads=32, ffn_hidden=11008),
     DecoderShape(name="llama3_8b", summary="Llama-3-8B shapes: d=4096, 32 layers, 32 heads / 8 KV heads, SwiGLU 14336",

@@ -52,6 +52,9 @@ def capture_llm(*, out: Path | str, spec: InferenceCapture, model: str | None = 
         import torch  # noqa: F401
     except ImportError:
         raise InputError("trace capture needs torch: pip install 'sparsesim[capture]'") from None
+    if model == TRAINED_RELU:
+        check_budget(estimate_bytes(shape, spec, "grouped"), spec, model)
+        return capture_trained_relu(Path(out), spec, overwrite=overwrite, progress=progress)
     if model is not None and model in PRETRAINED:
         check_budget(estimate_bytes(shape, spec, "repeated"), spec, model)
         return capture_pretrained(model, Path(out), spec, overwrite=overwrite, progress=progress)
@@ -78,6 +81,45 @@ def corpus_prompt(tokenizer, spec: InferenceCapture, text=None):
     if ids.numel() < need:
         raise arg_error("prompt_len", f"{part.name} has {ids.numel()} tokens; batch x prompt_len needs {need}")
     return ids[:need].reshape(spec.batch, spec.prompt_len).to(torch.long), part
+
+
+TRAINED_RELU = "pydoc_relu_lm"
+"""The zoo decoder captured with weights trained here (:func:`capture_trained_relu`)."""
+
+
+def capture_trained_relu(out: Path, spec: InferenceCapture, *, overwrite: bool, progress: bool,
+                         settings=None) -> Path:
+    """Capture ``pydoc_relu_lm`` with its trained weights (``sparsesim study training-dynamics``' ReLU
+    model, :func:`~sparsesim.studies.training_dynamics.trained_relu_decoder`: from the cache, or
+    trained now, a few minutes, and cached), prompted with real text it was not trained on: the
+    first ``prompt_len`` bytes of the corpus' held-out paragraphs, the same for every sequence.
+    ``settings``: the training study's :class:`~sparsesim.studies.training_dynamics.Settings`
+    (default: its defaults, the zoo entry's shape)."""
+    import torch
+
+    from sparsesim.studies import training_dynamics as td
+    from sparsesim.workloads.capture.inference import run_inference
+
+    settings_td = td.Settings() if settings is None else settings
+    model = td.trained_relu_decoder(settings_td)
+    _, held, sha = td.split_text()
+    if len(held) < spec.prompt_len:
+        raise arg_error("prompt_len", f"{TRAINED_RELU}'s held-out text has {len(held)} bytes, fewer than "
+                                      f"{spec.prompt_len}")
+    prompt = torch.tensor(list(held[:spec.prompt_len]), dtype=torch.long).unsqueeze(0).repeat(spec.batch, 1)
+
+    def step(tokens, cache):
+        cache = model.new_cache() if cache is None else cache
+        return model(tokens, cache), cache
+
+    shape = td.shape(settings_td, "relu")
+    record = {"model": TRAINED_RELU, "source": "trained", "params": shape.params, "attention": "grouped",
+                "mlp_act": "relu", "trained": {"study": "training-dynamics", "key": settings_td.key(),
+                                               "steps": settings_td.steps, "text_sha256": sha},
+                "prompt": {"name": "pydoc:eval held-out paragraphs", "bytes": spec.prompt_len},
+                **spec.settings(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+    return run_inference(model, step, shape.vocab, out, spec, record, overwrite=overwrite, progress=progress,
+                         prompt=prompt)
 
 
 def capture_pretrained(name: str, out: Path, spec: InferenceCapture, *, overwrite: bool, progress: bool) -> Path:

