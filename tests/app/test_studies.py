@@ -328,3 +328,16 @@ def test_codesign_sequence_text_is_computed_from_its_table():
     # the table has as many cells per row as headers (no stray pipe in a header)
     table = [line for line in text.splitlines() if line.startswith("|")]
     assert len({line.count("|") for line in table}) == 1
+
+
+def test_provenance_names_every_energy_table_and_dram_model_of_the_rows():
+    import pandas as pd
+
+    from sparsesim.studies.common import provenance
+
+    simple = pd.DataFrame({"energy_table": ["horowitz45", "horowitz45"]})
+    assert "Energy: `horowitz45`; DRAM model: `simple` (a bandwidth" in provenance(simple)
+    banked = pd.DataFrame({"energy_table": ["horowitz45_n7"], "cfg.dram.model": ["banked"],
+                           "cfg.dram.standard": ["HBM3"]})
+    line = provenance(simple, banked)
+    assert "Energy: `horowitz45`, `horowitz45_n7`; DRAM model: `banked` (HBM3), `simple`, read from" in line

@@ -102,6 +102,22 @@ def run_trace(trace: Path, accel: str, *, sets: tuple[str, ...] = (), sparsity: 
     return frame
 
 
+def provenance(*frames) -> str:
+    """The energy table(s) and DRAM model(s) of every result row of ``frames``, as a report line:
+    ``energy_table`` of each row, and ``cfg.dram.model`` (``simple`` where unrecorded, its
+    default) with ``cfg.dram.standard`` for the banked model."""
+    import pandas as pd
+
+    rows = pd.concat([f for f in frames if f is not None and len(f)], ignore_index=True)
+    tables = sorted(set(rows["energy_table"].dropna().astype(str)))
+    model = rows["cfg.dram.model"].fillna("simple") if "cfg.dram.model" in rows else pd.Series(["simple"] * len(rows))
+    standard = rows["cfg.dram.standard"].fillna("") if "cfg.dram.standard" in rows else pd.Series([""] * len(rows))
+    drams = sorted({f"`{m}` ({s})" if m == "banked" and s else f"`{m}`" for m, s in zip(model, standard)})
+    simple = " (a bandwidth and a fixed latency per transfer)" if drams == ["`simple`"] else ""
+    return (f"**Energy table and DRAM model.** Energy: `{'`, `'.join(tables)}`; DRAM model: "
+            f"{', '.join(drams)}{simple}, read from the result rows (`energy_table`, `cfg.dram.model`).")
+
+
 def md_table(frame, columns: dict[str, str], formats: dict[str, str] | None = None) -> str:
     """A Markdown table of ``frame``'s ``columns`` (``{column: header}``)."""
     formats = formats or {}

@@ -19,8 +19,8 @@ import pandas as pd
 
 from sparsesim import plots
 from sparsesim.hardware.presets import load_accel
-from sparsesim.studies.common import (STUDIES, Study, md_table, phase_totals, run_trace, span, trace_for, trend,
-                                      write_report)
+from sparsesim.studies.common import (STUDIES, Study, md_table, phase_totals, provenance, run_trace, span, trace_for,
+                                      trend, write_report)
 from sparsesim.workloads.gemm import Phase
 
 THRESHOLDS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
@@ -192,6 +192,8 @@ def write(data: Data, figs: dict[str, Path]) -> str:
     return f"""# Delta (temporal) sparsity: video CNN and GRU
 
 Regenerate: `sparsesim study delta --out reports/delta`.
+
+{provenance(data.rows)}
 
 **Workloads.** `video_cnn`: three convs applied per frame to synthetic video (moving objects
 over a static background, so consecutive frames are mostly the same). `gru`: a GRU cell

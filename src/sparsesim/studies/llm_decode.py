@@ -35,8 +35,8 @@ import pandas as pd
 from sparsesim import plots
 from sparsesim.hardware.memory import memory_model
 from sparsesim.hardware.presets import load_accel
-from sparsesim.studies.common import (STUDIES, Study, llm_trace_for, md_table, relation, run_trace, run_workload,
-                                      span, trend, write_report)
+from sparsesim.studies.common import (STUDIES, Study, llm_trace_for, md_table, provenance, relation, run_trace,
+                                      run_workload, span, trend, write_report)
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.capture.pretrained import PRETRAINED
 from sparsesim.workloads.capture.llm import TRAINED_RELU
@@ -532,6 +532,8 @@ def write(data: Data, figs: dict[str, Path]) -> str:
     return f"""# Activation sparsity in LLM decode: dense vs sparse on an edge and a datacenter preset
 
 Regenerate: `sparsesim study llm-decode --out reports/llm-decode`.
+
+{provenance(data.rows)}
 
 **Why decode.** A decode step multiplies every weight with one activation vector per
 sequence (a GEMV): each weight byte brought from DRAM serves one MAC per sequence, so a zero

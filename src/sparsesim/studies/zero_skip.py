@@ -20,7 +20,7 @@ import pandas as pd
 
 from sparsesim import plots
 from sparsesim.hardware.presets import load_accel
-from sparsesim.studies.common import (STUDIES, Study, md_table, phase_totals, relation, run_trace, span,
+from sparsesim.studies.common import (STUDIES, Study, md_table, phase_totals, provenance, relation, run_trace, span,
                                       trace_for, trend, write_report)
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.trace import load_trace
@@ -200,6 +200,8 @@ def write(data: Data, figs: dict[str, Path]) -> str:
     return f"""# Zero-skipping on a ReLU CNN: systolic dataflows vs decoupled lanes
 
 Regenerate: `sparsesim study zero-skip --out reports/zero-skip`.
+
+{provenance(data.rows)}
 
 **Workload.** ResNet-18 from the zoo (CIFAR-size input), trained briefly on its synthetic
 task, one training step captured at batch {data.batch}. *Inference* replays the fwd phase and
