@@ -304,6 +304,15 @@ def test_codesign_text_is_computed_from_its_table():
     # CHESS at 11.0 and 1.1x is beaten by nothing faster and better, so it is on the front; at 30.0 CATS beats it
     assert "CHESS 50%" in better.split("Pareto front holds")[1].split("\n")[0]
     assert list(pareto(frame(30.0).query("accel == 'edge32'"))["family"]) == ["dense", "CATS", "one-shot 2:4"]
+    # the trained predictor's sentences come from its rows: recall, perplexity and speed against CATS alone
+    pred = frame(11.0)
+    extra = [row("CATS", 0.3, "edge32", 11.0, 1.1)]
+    for target, ppl, speed, recall in ((0.3, 11.5, 1.05, 0.9), (0.5, 15.0, 1.3, 0.8)):
+        extra.append({**row("CATS + predictor r144", target, "edge32", ppl, speed), "predictor_recall": recall})
+    text = write(doc, pd.concat([pred, pd.DataFrame(extra)], ignore_index=True), {"calib_tokens": 2048}, [])
+    assert "rank 144 recalls 80.0% of the neurons CATS keeps" in text and "perplexity is 15.00 against CATS's 12.00" in text
+    assert ("recalls 90.0% at 30% (perplexity 11.50 against 11.00, 1.05x against 1.10x); 80.0% at 50%" in text
+            and "faster than the gate computed dense at 1 of 2" in text)
 
 
 def test_codesign_sequence_text_is_computed_from_its_table():
@@ -341,3 +350,4 @@ def test_provenance_names_every_energy_table_and_dram_model_of_the_rows():
                            "cfg.dram.standard": ["HBM3"]})
     line = provenance(simple, banked)
     assert "Energy: `horowitz45`, `horowitz45_n7`; DRAM model: `banked` (HBM3), `simple`, read from" in line
+    assert "Not recorded" in provenance(pd.DataFrame({"cycles": [1]})) and "Not recorded" in provenance()

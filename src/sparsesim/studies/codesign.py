@@ -20,8 +20,8 @@ ACCELS = ("edge32", "dc128")
 SKIP = "zero_skip:input:skipping"
 SPARSITIES = (0.3, 0.5, 0.7)
 PREDICTOR_RANKS = (144, 288)
-"""The trained predictor's rank at CATS 50%: 144 is the replay's default for SmolLM2's width 576
-(d/4, as Deja Vu's ~1k predictors for 4k-wide models), 288 twice that."""
+"""The trained predictor's ranks: 144 is the replay's default for SmolLM2's width 576 (d/4, as Deja
+Vu's ~1k predictors for 4k-wide models), 288 twice that."""
 
 
 def settings(quick: bool) -> list[tuple[str, float, str]]:
@@ -32,9 +32,17 @@ def settings(quick: bool) -> list[tuple[str, float, str]]:
     for s in SPARSITIES if not quick else (0.5,):
         out.append(("CATS", s, f"act_policy:threshold:0:site=swiglu_gate:calibrate=prefill:sparsity={s}+{SKIP}"))
         out.append(("CHESS", s, f"act_policy:channel_threshold:{s}:site=swiglu_gate:calibrate=prefill+{SKIP}"))
-    for rank in PREDICTOR_RANKS if not quick else PREDICTOR_RANKS[:1]:
-        out.append((f"CATS + predictor r{rank}", 0.5, "act_policy:threshold:0:site=swiglu_gate:calibrate=prefill:"
-                                                     f"sparsity=0.5:predictor=trained:predictor_rank={rank}+{SKIP}"))
+    trained = "predictor=trained:predictor_rank"
+    rank = PREDICTOR_RANKS[0]  # the default rank at every CATS sparsity, CHESS 50%; the larger rank at CATS 50%
+    for s in SPARSITIES if not quick else (0.5,):
+        out.append((f"CATS + predictor r{rank}", s, "act_policy:threshold:0:site=swiglu_gate:calibrate=prefill:"
+                                                    f"sparsity={s}:{trained}={rank}+{SKIP}"))
+    if not quick:
+        out.append((f"CHESS + predictor r{rank}", 0.5, "act_policy:channel_threshold:0.5:site=swiglu_gate:"
+                                                      f"calibrate=prefill:{trained}={rank}+{SKIP}"))
+        for big in PREDICTOR_RANKS[1:]:
+            out.append((f"CATS + predictor r{big}", 0.5, "act_policy:threshold:0:site=swiglu_gate:calibrate=prefill:"
+                                                         f"sparsity=0.5:{trained}={big}+{SKIP}"))
     out.append(("top-k (gate)", 0.5, f"act_policy:topk:0.5:site=swiglu_gate+{SKIP}"))
     out.append(("top-k (down input)", 0.5, f"act_policy:topk:0.5:ops=down_proj+{SKIP}"))
     out += [("one-shot 2:4", 0.5, "nm:2:4"), ("one-shot 2:8", 0.75, "nm:2:8")] if not quick else []
@@ -121,7 +129,8 @@ def plot(frame, out: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     names = []
-    markers = {"CATS": "o", "CHESS": "s", **{f"CATS + predictor r{r}": m for r, m in zip(PREDICTOR_RANKS, "xX")}, "top-k (gate)": "^", "top-k (down input)": "v", "one-shot 2:4": "D",
+    markers = {"CATS": "o", "CHESS": "s", **{f"CATS + predictor r{r}": m for r, m in zip(PREDICTOR_RANKS, "xX")},
+               f"CHESS + predictor r{PREDICTOR_RANKS[0]}": "+", "top-k (gate)": "^", "top-k (down input)": "v", "one-shot 2:4": "D",
                "one-shot 2:8": "P", "dense": "*"}
     for accel in ACCELS:
         sub = frame[frame["accel"] == accel]
@@ -206,6 +215,21 @@ def write(doc: dict, frame, options: dict, figures: list[str]) -> str:
         lines.append("A low-rank predictor of the gate fitted on the calibration text (the rank-r least-squares fit "
                      "of the gate's pre-activation; a neuron it misses is zeroed, in the quality run and the replay "
                      "alike) lets the gate run only the neurons it predicts: " + "; ".join(words) + ".")
+    r0 = PREDICTOR_RANKS[0]
+    across = [(s, at("CATS", s), at(f"CATS + predictor r{r0}", s)) for s in SPARSITIES]
+    across = [(s, a, p) for s, a, p in across if a is not None and p is not None]
+    if len(across) > 1:
+        faster = sum(p["speedup"] > a["speedup"] for _, a, p in across)
+        lines.append(f"Across CATS sparsities, the rank-{r0} predictor recalls "
+                     + "; ".join(f"{p['predictor_recall']:.1%} at {s:.0%} (perplexity {p['perplexity']:.2f} against "
+                                 f"{a['perplexity']:.2f}, {p['speedup']:.2f}x against {a['speedup']:.2f}x)"
+                                 for s, a, p in across)
+                     + f" on {ACCELS[0]}: it is faster than the gate computed dense at {faster} of {len(across)}.")
+    ch, chp = at("CHESS", 0.5), at(f"CHESS + predictor r{r0}", 0.5)
+    if ch is not None and chp is not None:
+        lines.append(f"With CHESS 50%, the rank-{r0} predictor recalls {chp['predictor_recall']:.1%} of the neurons "
+                     f"CHESS keeps: perplexity {chp['perplexity']:.2f} against {ch['perplexity']:.2f}, "
+                     f"{chp['speedup']:.2f}x against {ch['speedup']:.2f}x on {ACCELS[0]}.")
     for fam in ("one-shot 2:4", "one-shot 2:8"):
         g = frame[(frame["family"] == fam) & (frame["accel"] == ACCELS[0])]
         if not g.empty:
@@ -245,9 +269,10 @@ then {doc['gen_len']} greedy decode step{'s' if doc['gen_len'] != 1 else ''}) an
 {', '.join(ACCELS)}; energy table
 horowitz45, DRAM model simple. Every Linear op's input zero fraction in the quality forward equals the replay's, op
 by op and call by call (column `ops_mask_checked` of `codesign.csv`).
-*CATS + predictor rR*: CATS 50% with `predictor=trained` at rank R, fitted per layer in closed form on the
+*CATS (CHESS) + predictor rR*: the policy with `predictor=trained` at rank R, fitted per layer in closed form on the
 calibration tokens (not Deja Vu's SGD-trained classifier); the trace carries it, and its two GEMMs are charged on
-each gate row. Column `predictor_recall` of `codesign.csv`: the fraction of the neurons CATS keeps that it predicted.
+each gate row. Column `predictor_recall` of `codesign.csv`: the fraction of the neurons the policy keeps that it
+predicted.
 
 {chr(10).join('- ' + line for line in lines)}
 

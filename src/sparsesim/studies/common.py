@@ -108,7 +108,10 @@ def provenance(*frames) -> str:
     default) with ``cfg.dram.standard`` for the banked model."""
     import pandas as pd
 
-    rows = pd.concat([f for f in frames if f is not None and len(f)], ignore_index=True)
+    given = [f for f in frames if f is not None and len(f)]
+    rows = pd.concat(given, ignore_index=True) if given else pd.DataFrame()
+    if "energy_table" not in rows or rows["energy_table"].isna().all():
+        return "**Energy table and DRAM model.** Not recorded: the rows hold no `energy_table`."
     tables = sorted(set(rows["energy_table"].dropna().astype(str)))
     model = rows["cfg.dram.model"].fillna("simple") if "cfg.dram.model" in rows else pd.Series(["simple"] * len(rows))
     standard = rows["cfg.dram.standard"].fillna("") if "cfg.dram.standard" in rows else pd.Series([""] * len(rows))
