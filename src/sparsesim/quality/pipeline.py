@@ -68,7 +68,9 @@ def load_model(model: str | None, hf_dir: str | Path | None, gguf: str | Path | 
         raise InputError("codesign: give exactly one of --model NAME, --hf DIR or --gguf FILE")
     from sparsesim.workloads.capture import pretrained
 
-    if model is not None and (ref := _user_ref(model)) is not None:
+    from sparsesim.workloads.capture.user_model import parse_model_ref
+
+    if model is not None and (ref := parse_model_ref(model)) is not None:
         return _user_model(ref)
     if model is not None:
         if model not in pretrained.PRETRAINED:
@@ -92,12 +94,6 @@ def load_model(model: str | None, hf_dir: str | Path | None, gguf: str | Path | 
         line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise arg_error(flag, f"{path}: cannot load ({line})") from None
     return model_obj.float().eval(), tokenizer, {"model": path.name, "source": flag, "path": str(path)}
-
-
-def _user_ref(model: str):
-    from sparsesim.workloads.capture.user_model import parse_model_ref
-
-    return parse_model_ref(model)
 
 
 def _user_model(ref):
@@ -233,6 +229,20 @@ def _weighted_zero_fraction(rows) -> float | None:
     return num / den if den else None
 
 
+def setting_row(setting: Setting, accel: str, quality: dict, res, check: dict, dense_totals: dict) -> dict:
+    """One ``settings`` entry of the ``--json`` document: the setting's replay ``res`` on ``accel``
+    against the dense one (``dense_totals[accel]``, recorded here when ``setting`` is dense)."""
+    total = dict(res.total)
+    if not setting.features:
+        dense_totals[accel] = total
+    base = dense_totals[accel]
+    return {"sparsity": setting.text, "label": feature_labels(setting.features), "accel": accel, "quality": quality,
+            "act_zero_fraction": _weighted_zero_fraction(res.rows),
+            "speedup": base["cycles"] / total["cycles"] if total["cycles"] else math.inf,
+            "energy_saved": 1.0 - total["energy_pj"] / base["energy_pj"] if base["energy_pj"] else 0.0,
+            "mask_check": check, "total": total}
+
+
 def mask_check(log, rows) -> dict:
     """Compare the transformed forward's per-call input zero fractions (``log``) with the replay's
     ``act_zero_fraction`` of every Linear row, op by op and call by call."""
@@ -287,8 +297,9 @@ def codesign(model: str | None = "smollm2_135m", *, settings: list[str], accels:
         raise arg_error("accel", "give at least one preset")
     parsed = [Setting.parse(s) for s in settings]
     if mode == "train":
-        from sparsesim.quality.training import train_features
+        from sparsesim.quality.training import check_train_args, train_features
 
+        check_train_args(train_steps, lr)  # before minutes of model work
         for setting in parsed:
             train_features(setting.features)
     else:
@@ -392,18 +403,8 @@ def codesign(model: str | None = "smollm2_135m", *, settings: list[str], accels:
             for accel in accels:
                 res = api.simulate(api.trace(trace_dir), accel=accel, dataflow=dataflow,
                                    sparsity=list(cli_sparsity(setting.text.split("+"))) if setting.features else [])
-                check = mask_check(log, res.rows)
-                total = dict(res.total)
-                if not setting.features:
-                    dense_totals[accel] = total
-                base = dense_totals[accel]
-                results.append({
-                    "sparsity": setting.text, "label": feature_labels(setting.features), "accel": accel,
-                    "quality": quality,
-                    "act_zero_fraction": _weighted_zero_fraction(res.rows),
-                    "speedup": base["cycles"] / total["cycles"] if total["cycles"] else math.inf,
-                    "energy_saved": 1.0 - total["energy_pj"] / base["energy_pj"] if base["energy_pj"] else 0.0,
-                    "mask_check": check, "total": total})
+                results.append(setting_row(setting, accel, quality, res, mask_check(log, res.rows), dense_totals))
+                total = results[-1]["total"]
                 _progress(progress, f"[{setting.text}] on {accel}: {total['cycles']:,} cycles "
                                     f"({time.perf_counter() - start:.0f} s)")
             if not keep_traces:

@@ -51,6 +51,14 @@ def train_features(features: tuple):
     return nm
 
 
+def check_train_args(train_steps, lr) -> None:
+    """Refuse a bad ``train_steps`` or ``lr`` in one line, naming it."""
+    if isinstance(train_steps, bool) or not isinstance(train_steps, int) or train_steps < 1:
+        raise arg_error("train_steps", f"must be an integer >= 1, got {train_steps!r}")
+    if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise arg_error("lr", f"must be a positive number, got {lr!r}")
+
+
 def _lm_loss(output, inputs):
     """Next-token cross-entropy of a causal LM's output on its own input ids (``inputs``: ``1 x T``)."""
     import torch
@@ -132,15 +140,12 @@ def codesign_train(hf_model, tokenizer, model_record, parsed, *, accels, text, c
 
     from sparsesim import api
     from sparsesim.quality.metrics import evaluate, token_ids, windows
-    from sparsesim.quality.pipeline import Setting, _progress, _weighted_zero_fraction
+    from sparsesim.quality.pipeline import Setting, _progress, setting_row
     from sparsesim.quality.transform import ForwardTransform
-    from sparsesim.sparsity import cli_sparsity, feature_labels
+    from sparsesim.sparsity import cli_sparsity
     from sparsesim.workloads.capture.api import capture_model
 
-    if isinstance(train_steps, bool) or not isinstance(train_steps, int) or train_steps < 1:
-        raise arg_error("train_steps", f"must be an integer >= 1, got {train_steps!r}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise arg_error("lr", f"must be a positive number, got {lr!r}")
+    check_train_args(train_steps, lr)
     nms = {s.text: train_features(s.features) for s in parsed}
     train_ids = token_ids(tokenizer, calib_text.text)
     need = (train_steps + 1) * prompt_len
@@ -178,16 +183,8 @@ def codesign_train(hf_model, tokenizer, model_record, parsed, *, accels, text, c
         for accel in accels:
             res = api.simulate(api.trace(trace_dir), accel=accel, dataflow=dataflow,
                                sparsity=list(cli_sparsity(setting.text.split("+"))) if setting.features else [])
-            total = dict(res.total)
-            if not setting.features:
-                dense_totals[accel] = total
-            base = dense_totals[accel]
-            results.append({
-                "sparsity": setting.text, "label": feature_labels(setting.features), "accel": accel,
-                "quality": quality, "act_zero_fraction": _weighted_zero_fraction(res.rows),
-                "speedup": base["cycles"] / total["cycles"] if total["cycles"] else math.inf,
-                "energy_saved": 1.0 - total["energy_pj"] / base["energy_pj"] if base["energy_pj"] else 0.0,
-                "mask_check": check, "total": total})
+            results.append(setting_row(setting, accel, quality, res, check, dense_totals))
+            total = results[-1]["total"]
             _progress(progress, f"[{setting.text}] training step on {accel}: {total['cycles']:,} cycles "
                                 f"({time.perf_counter() - start:.0f} s)")
         if not keep_traces:

@@ -229,16 +229,27 @@ def calibrate(model: nn.Module, policy: ActivationPolicyConfig, windows: list[to
     a trace's prefill pass. float32, as the replay compares them."""
     mlps = gated_mlps(model)
     act = gate_act(model)
+    out = {}
+    for name, xs in gate_inputs(model, mlps, windows).items():
+        weight = mlps[name].gate_proj.weight.detach().numpy()
+        h = np.concatenate([gate_output(x, weight, act) for x in xs])
+        out[name] = np.asarray(calibrated_thresholds(h, policy), dtype=np.float32)
+    return out
+
+
+def gate_inputs(model: nn.Module, mlps: dict[str, nn.Module], windows: list[torch.Tensor]) -> dict[str, list]:
+    """``{block: [input of each call]}``: every gated MLP's input (``tokens x d``, float32) over the
+    ``windows`` run through the dense model, in call order."""
     seen: dict[str, list[np.ndarray]] = defaultdict(list)
 
-    def pre(name, mlp):
+    def pre(name):
         def hook(module, args):
             x = args[0].detach().numpy()
-            seen[name].append(gate_output(x, mlp.gate_proj.weight.detach().numpy(), act))
+            seen[name].append(x.reshape(-1, x.shape[-1]))
 
         return hook
 
-    handles = [mlp.register_forward_pre_hook(pre(name, mlp)) for name, mlp in mlps.items()]
+    handles = [mlp.register_forward_pre_hook(pre(name)) for name, mlp in mlps.items()]
     try:
         with torch.no_grad():
             for ids in windows:
@@ -246,8 +257,7 @@ def calibrate(model: nn.Module, policy: ActivationPolicyConfig, windows: list[to
     finally:
         for handle in handles:
             handle.remove()
-    return {name: np.asarray(calibrated_thresholds(np.concatenate(hs), policy), dtype=np.float32)
-            for name, hs in seen.items()}
+    return seen
 
 
 def fit_predictors(model: nn.Module, thresholds: dict[str, np.ndarray], windows: list[torch.Tensor], rank: int):
@@ -265,30 +275,15 @@ def fit_predictors(model: nn.Module, thresholds: dict[str, np.ndarray], windows:
 
     mlps = gated_mlps(model)
     act = gate_act(model)
-    seen: dict[str, list[np.ndarray]] = defaultdict(list)
-
-    def pre(name):
-        def hook(module, args):
-            x = args[0].detach().numpy()
-            seen[name].append(x.reshape(-1, x.shape[-1]).astype(np.float64))
-
-        return hook
-
-    handles = [mlp.register_forward_pre_hook(pre(name)) for name, mlp in mlps.items()]
-    try:
-        with torch.no_grad():
-            for ids in windows:
-                model(input_ids=ids)
-    finally:
-        for handle in handles:
-            handle.remove()
+    for name, mlp in mlps.items():  # refused before the forward passes
+        if not 1 <= rank <= min(mlp.gate_proj.weight.shape):
+            raise InputError(f"sparsity.act_policy.predictor_rank: {rank} is not within "
+                             f"1..{min(mlp.gate_proj.weight.shape)} for {name}")
+    seen = gate_inputs(model, mlps, windows)
     blocks = {}
     for name, mlp in mlps.items():
-        x = np.concatenate(seen.pop(name))
+        x = np.concatenate(seen.pop(name)).astype(np.float64)
         w = mlp.gate_proj.weight.detach().numpy().astype(np.float64)  # [d_ff, d]
-        if not 1 <= rank <= min(w.shape):
-            raise InputError(f"sparsity.act_policy.predictor_rank: {rank} is not within 1..{min(w.shape)} "
-                             f"for {name}")
         cov = x.T @ x
         cov += np.eye(cov.shape[0]) * (1e-6 * max(float(np.trace(cov)) / cov.shape[0], 1e-30))
         chol = np.linalg.cholesky(cov)
