@@ -215,7 +215,8 @@ class Result:
 
 
 def simulate(workload, *, accel, dataflow: str = "best", sparsity=None,
-             sets: Mapping[str, Any] | None = None) -> Result:
+             sets: Mapping[str, Any] | None = None, scheduler: str | None = None,
+             workers: int | None = None) -> Result:
     """Simulate ``workload`` on ``accel`` with ``dataflow`` (``os``, ``ws``, ``is`` or ``best``).
 
     ``workload``: from :func:`gemm`, :func:`network`, :func:`topology`, :func:`trace`, or a
@@ -225,6 +226,10 @@ def simulate(workload, *, accel, dataflow: str = "best", sparsity=None,
     writes them (``"nm:2:8"``, ``"zero_skip:input:skipping"``, ``"delta:0.05"``) or as config
     mappings (``{"kind": "nm", "n": 2, "m": 8}``); ``None`` keeps the config's own list,
     ``[]`` is dense. ``sets``: ``{"array.rows": 16}``, the ``--set`` overrides.
+    ``scheduler`` (a Dask scheduler address or file) or ``workers`` (an embedded LocalCluster of
+    that many processes): a dense run's ops are split over that cluster, the one sweeps use,
+    with the same rows as in one process; a sparse replay is refused there (it carries state
+    from op to op).
     """
     from sparsesim.simulation.assemble import assemble_run  # Numba, SimPy: see the note at the imports
 
@@ -236,7 +241,20 @@ def simulate(workload, *, accel, dataflow: str = "best", sparsity=None,
     else:
         raise field_error("workload", "expected sparsesim.gemm(...), network(...), topology(...), trace(...) "
                                       f"or a Workload, got {type(workload).__name__}")
-    run = assemble_run(built, cfg, dataflow, accel_label=_accel_label(cfg, _sets(sets)))
+    if scheduler is None and workers is None:
+        run = assemble_run(built, cfg, dataflow, accel_label=_accel_label(cfg, _sets(sets)))
+    else:
+        from sparsesim.sparsity import parse_features
+        from sparsesim.sweeps.cluster import connect
+
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+            raise arg_error("workers", f"must be a positive integer, got {workers!r}")
+        if parse_features(cfg.sparsity):
+            raise arg_error("workers" if scheduler is None else "scheduler",
+                            "a sparse replay runs in one process (it carries state from op to op); "
+                            "split dense runs only")
+        with connect(scheduler, workers) as client:
+            run = assemble_run(built, cfg, dataflow, accel_label=_accel_label(cfg, _sets(sets)), client=client)
     return Result(rows=run.rows, total=run.total, config=cfg, workload=run.workload, dataflow=dataflow)
 
 

@@ -495,7 +495,9 @@ def _roofline_sections(view: View, summary, rows, dims, fig_dir: Path, suffix: s
     cfg_cols = [c for c in summary.columns if c.startswith("cfg.")]
     same = cands[(cands[cfg_cols].astype(str) == best[cfg_cols].astype(str)).all(axis=1)]
     layers = rows[rows["point_id"].isin(same["point_id"])]
-    peak = float(best["cfg.array.rows"] * best["cfg.array.cols"])
+    cores = best["cfg.chip.cores"] if "cfg.chip.cores" in best.index and best["cfg.chip.cores"] == best["cfg.chip.cores"] \
+        else 1  # a design of several cores: their PEs together (the column is absent, or NaN, at one core)
+    peak = float(best["cfg.array.rows"] * best["cfg.array.cols"] * cores)
     bw = float(memory_model_of_record(best).peak_bytes_per_cycle)
     design = ", ".join(f"{d.short} = {_fmt_dim(d, best[d.column])}" for d in dims) or "the base design"
     bounds = view.data[view.data["sweep_workload"] == workload]

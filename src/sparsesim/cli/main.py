@@ -88,7 +88,8 @@ def cmd_run(args) -> int:
     if args.sparsity and "sparsity" in sets:  # which one would win is not for the header to hide
         raise InputError(f"--sparsity: conflicts with --set sparsity={sets['sparsity']!r}; give the features "
                          "one way (repeated --sparsity, or one --set sparsity=[...])")
-    res = simulate(workload, accel=args.accel, dataflow=args.dataflow, sparsity=args.sparsity, sets=sets)
+    res = simulate(workload, accel=args.accel, dataflow=args.dataflow, sparsity=args.sparsity, sets=sets,
+                   scheduler=args.scheduler, workers=args.workers)
     rows, cfg = list(res.rows), res.config
     if out:
         write_table(res.to_pandas(), out)
@@ -223,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-verify", action="store_true",
                      help="--trace: skip checking each tensor file's SHA-256 against the manifest (checked by "
                           "default, once per file as the replay first reads it)")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="split a dense run's ops over the Dask cluster at ADDRESS (or scheduler file), "
+                          "the one `sweep` uses; same rows as in one process")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="split a dense run's ops over an embedded Dask cluster of N processes")
     run.add_argument("--out", metavar="FILE.parquet|.csv", help="write the result table")
     run.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     run.add_argument("--json", action="store_true",

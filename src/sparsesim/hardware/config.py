@@ -407,6 +407,86 @@ class EnergyConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class L2Config:
+    """The on-chip L2 (global buffer) the cores of a chip share (``chip.cores > 1``;
+    docs/scale-out.md). Size 0: no L2, every core fetches from DRAM over its share of the
+    DRAM bandwidth."""
+
+    size_bytes: int = _param("capacity in bytes; 0: no shared L2 (cores share the DRAM bandwidth directly)",
+                             default=0, minimum=0, maximum=2**40)
+    bandwidth_bytes_per_cycle: float = _param("bytes per array clock cycle the L2 delivers to all cores "
+                                              "together (each active core gets an equal share)", default=0.0,
+                                              minimum=0.0, maximum=1e9)
+    latency_cycles: int = _param("latency of one L2 request, array clock cycles", default=0, minimum=0,
+                                 maximum=1 << 20)
+    energy_pj_per_byte: float = _param("energy of one byte read from or written to the L2, pJ; 0: the energy "
+                                       "table's SRAM energy at the L2's capacity", default=0.0, minimum=0.0,
+                                       maximum=1e6)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChipConfig:
+    """Many identical cores on a chip (docs/scale-out.md): each core is the ``array``, ``buffers``
+    and sparsity hardware of this config; the cores share the L2 and the DRAM. A GEMM is split
+    over the cores along M, N, K and its repetitions by the partition search."""
+
+    cores: int = _param("identical cores (arrays with their own buffers) on the chip; 1: today's single array",
+                        default=1, minimum=1, maximum=1 << 16, recorded_at_default=False)
+    l2: L2Config = _param("the L2 shared by the cores", default_factory=L2Config, recorded_at_default=False)
+    partition: str = _param("how a GEMM is split over the cores: search (the partition with the fewest cycles "
+                            "among grids over M, N, K and repetitions) or one dimension only", default="search",
+                            choices=("search", "M", "N", "K", "count"), recorded_at_default=False)
+    max_waves: int = _param("partition search: at most this many parts per core (waves of parts run one "
+                            "after another)", default=64, minimum=1, maximum=1 << 16, recorded_at_default=False)
+    max_evaluations: int = _param("partition search: candidate partitions timed exactly after the lower-bound "
+                                  "ranking (branch and bound stops earlier when it can)", default=4, minimum=1,
+                                  maximum=1 << 20, recorded_at_default=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InterconnectConfig:
+    """The chip-to-chip links of a system (``system.chips > 1``; docs/scale-out.md)."""
+
+    topology: str = _param("ring: each chip linked to its two neighbours; switch: every chip reaches every other "
+                           "through a non-blocking switch at its full link bandwidth", default="ring",
+                           choices=("ring", "switch"))
+    link_bandwidth_bytes_per_s: float = _param("bandwidth of one link in one direction, bytes per second",
+                                               default=0.0, minimum=0.0, maximum=1e15)
+    links: int = _param("links per chip (ring: split between its two neighbours; switch: all to the switch)",
+                        default=1, minimum=1, maximum=1024)
+    link_latency_s: float = _param("latency of one step of a collective (one message over one hop), seconds",
+                                   default=0.0, minimum=0.0, maximum=1.0)
+    energy_pj_per_bit: float = _param("energy of one bit sent over a link, pJ", default=0.0, minimum=0.0,
+                                      maximum=1e6)
+    algorithm: str = _param("all-reduce algorithm: ring (2(p-1) steps, 2(p-1)/p of the bytes per chip), tree "
+                            "(2 log2 p steps of the whole message) or auto (the faster)", default="ring",
+                            choices=("ring", "tree", "auto"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SystemConfig:
+    """Several chips running one model (docs/scale-out.md): ``chips = tensor_parallel x
+    pipeline_parallel x data_parallel``; a mixture of experts spread over ``expert_parallel``
+    of the replicas."""
+
+    chips: int = _param("chips of the system; 1: one chip, today's rows", default=1, minimum=1, maximum=1 << 20)
+    tensor_parallel: int = _param("chips sharing each layer (Megatron-style: column-parallel QKV/gate/up, "
+                                  "row-parallel out/down, an all-reduce after each)", default=1, minimum=1,
+                                  maximum=1 << 16)
+    pipeline_parallel: int = _param("pipeline stages, each a contiguous run of layers", default=1, minimum=1,
+                                    maximum=1 << 16)
+    data_parallel: int = _param("model replicas, each on its share of the batch", default=1, minimum=1,
+                                maximum=1 << 16)
+    expert_parallel: int = _param("MoE: replicas the experts are spread over (DeepSpeed-MoE style: each "
+                                  "holds experts/expert_parallel of them, tokens sent to their experts by an "
+                                  "all-to-all and back by another); must divide data_parallel", default=1,
+                                  minimum=1, maximum=1 << 16)
+    micro_batches: int = _param("micro-batches of each replica's batch flowing through the pipeline",
+                                default=1, minimum=1, maximum=1 << 16)
+    interconnect: InterconnectConfig = _param("the chip-to-chip links", default_factory=InterconnectConfig)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AccelConfig:
     """A whole accelerator: array, buffers, DRAM, clock, energy table and sparsity features."""
 
@@ -418,6 +498,10 @@ class AccelConfig:
     dram: DramConfig
     training: TrainingConfig = _param("N:M training support", default_factory=TrainingConfig)
     mapper: MapperConfig = _param("SRAM-level mapping of each GEMM", default_factory=MapperConfig)
+    chip: ChipConfig = _param("cores on the chip and the L2 they share", default_factory=ChipConfig,
+                              recorded_at_default=False)
+    system: SystemConfig = _param("chips of the system and how the model is split over them",
+                                  default_factory=SystemConfig, recorded_at_default=False)
     eyeriss: EyerissConfig = _param("Eyeriss v2 PEs and clusters (array.kind: eyeriss_v2)",
                                     default_factory=EyerissConfig, recorded_at_default=False)
     dstc: DstcConfig = _param("dual-side sparse tensor core (array.kind: dstc)", default_factory=DstcConfig,
@@ -437,6 +521,27 @@ class AccelConfig:
         if self.energy.table and self.energy_table != default_table and self.energy.table != self.energy_table:
             raise field_error("energy.table", f"{self.energy.table!r} conflicts with energy_table "
                                               f"{self.energy_table!r}: set one of them")
+        chip = self.chip
+        if chip.l2.size_bytes and chip.cores == 1:
+            raise field_error("chip.l2.size_bytes", "an L2 shared by cores needs chip.cores > 1")
+        if chip.l2.size_bytes and not chip.l2.bandwidth_bytes_per_cycle:
+            raise field_error("chip.l2.bandwidth_bytes_per_cycle", "must be > 0 where chip.l2.size_bytes is set")
+        if chip.cores > 1 and self.array.kind != "systolic":
+            raise field_error("chip.cores", f"more than one core is modelled for array.kind systolic, not "
+                                            f"{self.array.kind!r}")
+        system = self.system
+        split = system.tensor_parallel * system.pipeline_parallel * system.data_parallel
+        if split != system.chips:
+            raise field_error("system.chips", f"{system.chips} chips but tensor_parallel x pipeline_parallel x "
+                                              f"data_parallel = {split}")
+        if system.data_parallel % system.expert_parallel:
+            raise field_error("system.expert_parallel", f"{system.expert_parallel} does not divide "
+                                                        f"data_parallel={system.data_parallel}")
+        if system.chips > 1 and not system.interconnect.link_bandwidth_bytes_per_s:
+            raise field_error("system.interconnect.link_bandwidth_bytes_per_s", "must be > 0 with system.chips > 1")
+        if chip.cores > 1 and self.dram.model != "simple":
+            raise field_error("chip.cores", f"more than one core is modelled with dram.model simple, not "
+                                            f"{self.dram.model!r}")
 
 
 def _check_value(path: str, tp: Any, value: Any, meta: dict) -> Any:

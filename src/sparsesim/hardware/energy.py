@@ -165,7 +165,13 @@ def energy_breakdown_pj(counts: EventCounts, cfg: AccelConfig, cycles: int,
     out_pj = table.sram_pj_per_byte(buf.out.size_bytes)
     sram_kib = (buf.a.size_bytes + buf.b.size_bytes + buf.out.size_bytes) / 1024.0
     seconds = cycles / cfg.clock_hz
-    leak_uw = table.leakage_uw_per_pe * cfg.array.pes + table.leakage_uw_per_kib_sram * sram_kib
+    cores = cfg.chip.cores  # every core leaks while the chip runs the GEMM
+    leak_uw = (cores * (table.leakage_uw_per_pe * cfg.array.pes + table.leakage_uw_per_kib_sram * sram_kib)
+               + table.leakage_uw_per_kib_sram * cfg.chip.l2.size_bytes / 1024.0)
+    chip = {}
+    if memory and "l2_bytes" in memory:  # a chip of several cores: its shared L2's traffic
+        l2 = cfg.chip.l2
+        chip["l2"] = memory["l2_bytes"] * (l2.energy_pj_per_byte or table.sram_pj_per_byte(max(l2.size_bytes, 64)))
     return {
         "mac": counts.macs_performed * mac,
         "mac_gated": counts.macs_gated * mac * table.gated_mac_fraction,
@@ -182,6 +188,7 @@ def energy_breakdown_pj(counts: EventCounts, cfg: AccelConfig, cycles: int,
         "nm_pregen": counts.pregen_ops * table.encode_pj_per_op,
         "dram": (sum(memory[c] for c in DRAM_ENERGY_COLUMNS) if memory and DRAM_ENERGY_COLUMNS[0] in memory
                  else memory_model(cfg).energy_pj(counts.dram_read_bytes, counts.dram_write_bytes)),
+        **chip,
         "leakage": leak_uw * 1e-6 * seconds * 1e12,
     }
 
@@ -193,9 +200,13 @@ def area_breakdown_um2(cfg: AccelConfig, table: EnergyTable, macs: int | None = 
     prec = cfg.array.precision
     pe = table.mult_um2[prec] + table.add_um2[table.accumulator[prec]] + table.pe_overhead_um2
     buf = cfg.buffers
-    return {
-        "pe_array": pe * (cfg.array.pes if macs is None else macs),
-        "sram_a": buf.a.size_bytes * 8 * table.sram_um2_per_bit,
-        "sram_b": buf.b.size_bytes * 8 * table.sram_um2_per_bit,
-        "sram_out": buf.out.size_bytes * 8 * table.sram_um2_per_bit,
+    cores = cfg.chip.cores  # every core has its array and buffers
+    area = {
+        "pe_array": cores * pe * (cfg.array.pes if macs is None else macs),
+        "sram_a": cores * buf.a.size_bytes * 8 * table.sram_um2_per_bit,
+        "sram_b": cores * buf.b.size_bytes * 8 * table.sram_um2_per_bit,
+        "sram_out": cores * buf.out.size_bytes * 8 * table.sram_um2_per_bit,
     }
+    if cfg.chip.l2.size_bytes:
+        area["l2"] = cfg.chip.l2.size_bytes * 8 * table.sram_um2_per_bit
+    return area

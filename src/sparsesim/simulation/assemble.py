@@ -53,11 +53,12 @@ class AssembledRun:
     config: AccelConfig = field(repr=False)
     workload: str
     dataflow: str
+    llm: dict | None = None  # an LLM workload's batch and lengths (its throughput on a system of chips)
 
     @property
     def total(self) -> dict:
         """Sums over the rows, ratios recomputed from the sums (never averaged)."""
-        return total_row(list(self.rows), self.config)
+        return total_row(list(self.rows), self.config, self.llm)
 
     def to_frame(self):
         """The rows as a pandas DataFrame with ``energy_pj.*``, ``events.*`` and ``cfg.*`` columns."""
@@ -65,12 +66,14 @@ class AssembledRun:
 
 
 def assemble_run(workload: Workload, cfg: AccelConfig, dataflow: str, *, accel_label: str | None = None,
-                 progress: bool = True) -> AssembledRun:
+                 progress: bool = True, client=None) -> AssembledRun:
     """Simulate every op of ``workload`` on ``cfg`` with ``dataflow`` (a name or ``best``).
 
     ``accel_label`` names the design in each row's ``accel`` field (default the config's
     name; the API adds its ``--set`` overrides). ``progress``: log progress lines while a
-    replay of real tensors runs (see :func:`~sparsesim.simulation.run.simulate_rows`)."""
-    rows = simulate_rows(workload, cfg, dataflow, progress=progress)
+    replay of real tensors runs (see :func:`~sparsesim.simulation.run.simulate_rows`).
+    ``client``: a Dask client over whose cluster a dense run's ops are split (same rows)."""
+    rows = simulate_rows(workload, cfg, dataflow, progress=progress, client=client)
     stamped = stamp(rows, cfg, run_id(cfg, dataflow), workload.name, accel_label=accel_label)
-    return AssembledRun(rows=tuple(stamped), config=cfg, workload=workload.name, dataflow=dataflow)
+    return AssembledRun(rows=tuple(stamped), config=cfg, workload=workload.name, dataflow=dataflow,
+                        llm=workload.meta.get("llm"))

@@ -27,6 +27,7 @@ from sparsesim.dataflows import DATAFLOWS
 from sparsesim.dataflows.array_kind import array_kind, macs_per_cycle
 from sparsesim.dataflows.base import Dataflow
 from sparsesim.dataflows.sparse import SparseWork
+from sparsesim.simulation import multicore
 from sparsesim.simulation.results import work_ratio
 from sparsesim.core.errors import arg_error, field_error
 from sparsesim.workloads.gemm import Gemm, Phase
@@ -127,8 +128,14 @@ def with_side_traffic(schedule: TileSchedule, side: SideWork) -> TileSchedule:
     return dataclasses.replace(schedule, load_bytes=load, store_bytes=store)
 
 
+PartWork = Callable[[Dataflow, multicore.Part, Gemm], list[SparseWork]]
+"""Sparse work of one part of a GEMM split over cores: the :class:`SparseWork` of each of the
+part's repetitions, from the slices of the operands' masks the part covers."""
+
+
 def run_gemm(gemm: Gemm, cfg: AccelConfig, dataflow: str,
-             work: Callable[[Dataflow], list[SparseWork]] | None = None, side: SideWork = SideWork()) -> OpOutcome:
+             work: Callable[[Dataflow], list[SparseWork]] | None = None, side: SideWork = SideWork(),
+             part_work: PartWork | None = None, k_align: int = 1, k_ratio: float = 1.0) -> OpOutcome:
     """Plan and time ``gemm`` on ``cfg`` with one registered dataflow: the one GEMM-level
     function of dense simulation and sparse replay.
 
@@ -136,8 +143,14 @@ def run_gemm(gemm: Gemm, cfg: AccelConfig, dataflow: str,
     one is planned. Sparse: ``work(dataflow)`` gives one :class:`SparseWork` per repetition
     (each with its own masks). Either way they run back to back and are timed as one pipeline
     (the next one's loads overlap this one's compute), with ``side`` work included.
+
+    On a chip of several cores (``chip.cores > 1``) the GEMM is split over them
+    (:mod:`sparsesim.simulation.multicore`); a sparse GEMM then needs ``part_work``, with K cut
+    at multiples of ``k_align`` (N:M's group) and ``k_ratio`` MAC slots per reduction index.
     """
     df = DATAFLOWS.get(dataflow, "dataflow")
+    if cfg.chip.cores > 1:
+        return _run_chip_gemm(gemm, cfg, df, work, side, part_work, k_align, k_ratio)
     one = dataclasses.replace(gemm, count=1)  # one repetition; keeps the conv geometry
     if work is None:
         plan = df.plan(one, cfg)
@@ -165,6 +178,66 @@ def run_gemm(gemm: Gemm, cfg: AccelConfig, dataflow: str,
             cycles, stall = cycles + short, stall + short
     return OpOutcome(df.name, cycles, compute, stall, counts, dense_macs, eff, folds, len(schedule),
                      memory={**memory_columns(plans), **dram_columns})
+
+
+def _stored_bytes(gemm: Gemm, elem: int, scale_a: float = 1.0, scale_b: float = 1.0) -> tuple[int, int, int]:
+    """Stored bytes of one repetition's A, B and Out (A of a convolution: its feature-map
+    footprint; ``scale_*``: a sparse work's stored size relative to dense)."""
+    a = int(gemm.conv.footprint(gemm.M, gemm.K)) if gemm.conv is not None else gemm.M * gemm.K
+    return (math.ceil(a * elem * scale_a), math.ceil(gemm.K * gemm.N * elem * scale_b), gemm.M * gemm.N * elem)
+
+
+def _part_timing(plans: list, core: AccelConfig, works: list | None = None) -> multicore.PartTiming:
+    """One part's plans (one per repetition; ``works``: their sparse work) run back to back on
+    a core and timed there."""
+    elem = core.array.element_bytes
+    if works is None:
+        one = _stored_bytes(plans[0].gemm, elem)
+        stored = tuple(v * len(plans) for v in one)
+    else:
+        each = [_stored_bytes(w.gemm, elem, w.scale_a, w.scale_b) for w in works]
+        stored = tuple(sum(col) for col in zip(*each))
+    schedule = back_to_back([p.schedule for p in plans])
+    # the memory model's fast twin (its event recurrence, held equal to the SimPy timing by
+    # tests/hardware/test_memory_model.py): a chip times thousands of parts
+    cycles, compute = memory_model(core).cycles(schedule), schedule.compute_total_cycles
+    counts = EventCounts()
+    for p in plans:
+        counts = counts + p.counts
+    return multicore.PartTiming(cycles, compute, counts, sum(p.macs_dense for p in plans),
+                                sum(p.macs_effectual for p in plans), sum(p.folds for p in plans), len(schedule),
+                                counts.dram_read_bytes + counts.dram_write_bytes, plans[0].mapping,
+                                sum(p.psum_spill_bytes for p in plans), stored)
+
+
+def _run_chip_gemm(gemm: Gemm, cfg: AccelConfig, df: Dataflow, work, side: SideWork, part_work: PartWork | None,
+                   k_align: int, k_ratio: float) -> OpOutcome:
+    """:func:`run_gemm` on a chip of ``chip.cores`` cores: the partition search, each part
+    planned by ``df`` on its core."""
+    if work is not None and part_work is None:
+        raise field_error("chip.cores", "this sparse work cannot be split over cores (no per-part work)")
+    cache: dict = {}
+
+    def timer(part: multicore.Part, core: AccelConfig) -> multicore.PartTiming:
+        if part_work is None:  # dense: parts of one shape on equally shared links time alike
+            key = (part.m[1] - part.m[0], part.n[1] - part.n[0], part.k[1] - part.k[0], part.reps,
+                   core.dram.bandwidth_bytes_per_cycle)
+            found = cache.get(key)
+            if found is None:
+                plan = df.plan(part.gemm(gemm), core)
+                found = cache[key] = _part_timing([plan] * part.reps, core)
+            return found
+        sub = part.gemm(gemm)
+        works = part_work(df, part, sub)
+        return _part_timing([df.plan(sub, core, w) for w in works], core, works)
+
+    chip = multicore.search(gemm, cfg, timer, k_align, k_ratio, side.read_bytes, side.write_bytes,
+                            dense=part_work is None, dims=(df.row_dim, df.col_dim, df.time_dim))
+    cycles, stall = chip.cycles, chip.cycles - chip.compute_cycles
+    if side.select_cycles and side.select_cycles > cycles:
+        cycles, stall = side.select_cycles, stall + side.select_cycles - cycles
+    return OpOutcome(df.name, cycles, chip.compute_cycles, stall, chip.counts, chip.macs_dense, chip.macs_effectual,
+                     chip.folds, chip.tiles, memory=chip.columns)
 
 
 def supported_dataflows(cfg: AccelConfig) -> list[str]:
@@ -211,7 +284,7 @@ def make_row(op: Op, phase: Phase, gemm: Gemm, out: OpOutcome, dense: OpOutcome,
     counts = out.counts
     breakdown = energy_breakdown_pj(counts, cfg, out.cycles, table, out.memory)
     dram_bytes = counts.dram_read_bytes + counts.dram_write_bytes
-    pes = macs_per_cycle(cfg)
+    pes = macs_per_cycle(cfg) * cfg.chip.cores  # peak MACs per cycle of the chip
     bw_bound = memory_model(cfg).bound_cycles(dram_bytes)
     mac_bound = math.ceil(out.macs_effectual / pes)
     return {
@@ -278,7 +351,7 @@ REPEATED = ("cycles", "compute_cycles", "stall_cycles", "overhead_cycles", "dens
 """Row fields that are per instance and scale with a row's ``repeat`` count."""
 
 REPEATED_OPTIONAL = ("predictor_macs", "predictor_cycles", "predictor_dram_bytes", "predictor_energy_pj",
-                     *DRAM_ENERGY_COLUMNS)
+                     "l2_bytes", "reduction_cycles", *DRAM_ENERGY_COLUMNS)
 """Per-instance fields that only some rows have a value for (None elsewhere): scaled where set."""
 
 

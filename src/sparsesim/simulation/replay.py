@@ -288,7 +288,27 @@ class Replay:
                 works = [dataclasses.replace(w, out_reserved_bytes=reserved) for w in works]
             return works
 
+        def part_work(df, part, sub: Gemm) -> list:
+            """The work of one part of this GEMM split over the chip's cores: the slices of the
+            masks it covers; a skipped weight's live rows sliced to its K range."""
+            (m0, m1), (n0, n1), (k0, k1) = part.m, part.n, part.k
+            works = []
+            for g in range(*part.c):
+                skip = fetched[g]
+                if skip is not None:
+                    skip = weight_fetch_skip(skip.live[k0:k1], sub.N, cfg.array.element_bytes, self.memory.burst_bytes,
+                                             layout or self.memory.weight_layout)
+                b = None if b_masks is None else b_masks[g][k0:k1, n0:n1]
+                works.append(df.work(sub, cfg, OperandMasks(a_masks[g][m0:m1, k0:k1], b), effects, nm=nm,
+                                     density_a=density_a, density_b=b_side.density, weight_skip=skip))
+            if reserved:
+                works = [dataclasses.replace(w, out_reserved_bytes=reserved) for w in works]
+            return works
+
         def timed(name: str) -> OpOutcome:
+            if cfg.chip.cores > 1:  # split over the cores, each part with its slices of the masks
+                return run_gemm(gemm1, cfg, name, work, side, part_work, k_align=nm.m if nm is not None else 1,
+                                k_ratio=nm.n / nm.m if nm is not None else 1.0)
             works = work(DATAFLOWS.get(name, "dataflow"))
             key = (gemm1, name, side, tuple(_work_key(w) for w in works))
             found = self.timed.get(key)

@@ -58,8 +58,11 @@ def check_row(row: dict) -> None:
         raise ResultInvariantError(f"{row['name']}/{row['phase']}: " + "; ".join(problems))
 
 
-def total_row(rows: list[dict], cfg: AccelConfig) -> dict:
-    """The ``total`` object of ``--json``: sums, and ratios recomputed from the sums."""
+def total_row(rows: list[dict], cfg: AccelConfig, llm: dict | None = None) -> dict:
+    """The ``total`` object of ``--json``: sums, and ratios recomputed from the sums. On a
+    system of several chips ``latency_s`` is the critical path through the pipeline and
+    ``system`` holds it with the throughput (:func:`sparsesim.simulation.system.system_totals`;
+    ``llm``: the LLM workload's batch and lengths)."""
     total: dict = {"name": "total", "phase": "all", "dataflow": ",".join(sorted({r["dataflow"] for r in rows}))}
     for dim in ("M", "N", "K"):
         total[dim] = None
@@ -71,9 +74,14 @@ def total_row(rows: list[dict], cfg: AccelConfig) -> dict:
     total["work_ratio"] = work_ratio(total["macs_dense"], total["macs_effectual"])
     # ops run one after another, so the sum of the rows' bounds bounds the total
     total["bound_speedup"] = total["dense_cycles"] / max(total["bound_cycles"], 1)
-    total["utilization"] = total["macs_effectual"] / (cycles * macs_per_cycle(cfg))
+    total["utilization"] = total["macs_effectual"] / (cycles * macs_per_cycle(cfg) * cfg.chip.cores)
     keys = rows[0]["energy_breakdown_pj"].keys() if rows else ()
     total["energy_breakdown_pj"] = {k: sum(r["energy_breakdown_pj"][k] for r in rows) for k in keys}
+    if cfg.system.chips > 1 and rows:
+        from sparsesim.simulation.system import system_totals
+
+        total["system"] = system_totals(rows, cfg, llm)
+        total["latency_s"] = total["system"]["latency_s"]
     return total
 
 

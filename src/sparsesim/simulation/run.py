@@ -19,6 +19,7 @@ from sparsesim.hardware.energy import check_table_supports, config_energy_table
 from sparsesim.sparsity import check_hardware, feature_labels, parse_features
 from sparsesim.simulation.engine import best_of, check_dataflow, make_row, op_phases, repeat_rows, run_gemm
 from sparsesim.simulation.replay import Replay
+from sparsesim.simulation.system import system_rows
 from sparsesim.workloads.ops import TensorSource, Workload
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,8 @@ class _ReplayProgress:
         return self.source.tensors(index) if roles is None else self.source.tensors(index, roles)
 
 
-def simulate_rows(workload: Workload, cfg: AccelConfig, dataflow: str, *, progress: bool = True) -> list[dict]:
+def simulate_rows(workload: Workload, cfg: AccelConfig, dataflow: str, *, progress: bool = True,
+                  client=None) -> list[dict]:
     """Simulate every op of ``workload`` in each of its phases; one row per (op, phase).
 
     The features are checked against the hardware here, where they meet it, so a config
@@ -63,7 +65,18 @@ def simulate_rows(workload: Workload, cfg: AccelConfig, dataflow: str, *, progre
 
     ``progress``: log progress lines for replays of real tensors (callers that run many small
     internal simulations, such as the reference validator, switch it off).
+
+    ``client``: a Dask client; a dense run's ops are then split over its cluster, with the
+    same rows as in one process. A sparse replay carries state from op to op (delta
+    references, calibrated thresholds, shared weights) and runs in one process.
     """
+    if cfg.system.chips > 1:  # one chip's share of the work, and the collectives between chips
+        return system_rows(workload, cfg, lambda part: _chip_rows(part, cfg, dataflow, progress, client))
+    return _chip_rows(workload, cfg, dataflow, progress, client)
+
+
+def _chip_rows(workload: Workload, cfg: AccelConfig, dataflow: str, progress: bool, client=None) -> list[dict]:
+    """:func:`simulate_rows` on one chip (a dense run split by op over ``client``'s cluster)."""
     check_dataflow(cfg, dataflow)
     table = config_energy_table(cfg)
     check_table_supports(table, cfg)
@@ -77,8 +90,20 @@ def simulate_rows(workload: Workload, cfg: AccelConfig, dataflow: str, *, progre
             workload = dataclasses.replace(
                 workload, source=_ReplayProgress(workload.source, workload.name, len(workload.ops), about))
         return repeat_rows(workload, Replay(workload, cfg, dataflow, features, table).rows())
+    if client is not None and len(workload.ops) > 1:
+        return repeat_rows(workload, _dense_on_cluster(client, workload, cfg, dataflow))
+    return repeat_rows(workload, dense_rows(workload, cfg, dataflow, range(len(workload.ops))))
+
+
+def dense_rows(workload: Workload, cfg: AccelConfig, dataflow: str, indices) -> list[dict]:
+    """The rows of ops ``indices`` of ``workload`` on one chip, dense, before the ``repeat``
+    scaling: each (op, phase) depends on nothing but itself, so any split of the ops gives the
+    same rows."""
+    table = config_energy_table(cfg)
+    label = feature_labels(parse_features(cfg.sparsity))
     rows = []
-    for index, op in enumerate(workload.ops):
+    for index in indices:
+        op = workload.ops[index]
         if workload.source is not None and op_phases(workload, index):
             # A dense run needs only the shapes, but a trace that holds NaN/Inf is refused on
             # every path alike: reading the op's tensors checks them (the replay reads them too).
@@ -90,5 +115,23 @@ def simulate_rows(workload: Workload, cfg: AccelConfig, dataflow: str, *, progre
             # the sequence frame or decode step, as the replay's rows carry it
             row["time_step"] = None if workload.time_steps is None else workload.time_steps[index]
             rows.append(row)
-    return repeat_rows(workload, rows)
+    return rows
+
+
+def _dense_on_cluster(client, workload: Workload, cfg: AccelConfig, dataflow: str) -> list[dict]:
+    """:func:`dense_rows` of every op, split by op over the Dask cluster of ``client``: the ops
+    dealt round-robin into four chunks per worker thread (neighbouring decode steps cost
+    alike, so the chunks balance), the rows put back in op order."""
+    threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()) or 1
+    chunks = min(len(workload.ops), 4 * threads)
+    shared = client.scatter(workload, broadcast=True)
+    futures = [client.submit(dense_rows, shared, cfg, dataflow, range(j, len(workload.ops), chunks), pure=False)
+               for j in range(chunks)]
+    parts = client.gather(futures)
+    by_op: list[list[dict]] = [[] for _ in workload.ops]
+    for j, rows in enumerate(parts):
+        it = iter(rows)
+        for index in range(j, len(workload.ops), chunks):
+            by_op[index] = [next(it) for _ in op_phases(workload, index)]
+    return [row for rows in by_op for row in rows]
 

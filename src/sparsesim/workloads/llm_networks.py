@@ -153,6 +153,8 @@ for _shape in (
                  vocab=256, dim=128, layers=4, heads=4, kv_heads=2, ffn_hidden=352, ffn="relu"),
     DecoderShape(name="llama2_7b", summary="Llama-2-7B shapes: d=4096, 32 layers, 32 heads (MHA), SwiGLU 11008",
                  vocab=32000, dim=4096, layers=32, heads=32, kv_heads=32, ffn_hidden=11008),
+    DecoderShape(name="llama2_70b", summary="Llama-2-70B shapes: d=8192, 80 layers, 64 heads / 8 KV heads, "
+                 "SwiGLU 28672", vocab=32000, dim=8192, layers=80, heads=64, kv_heads=8, ffn_hidden=28672),
     DecoderShape(name="llama3_8b", summary="Llama-3-8B shapes: d=4096, 32 layers, 32 heads / 8 KV heads, SwiGLU 14336",
                  vocab=128256, dim=4096, layers=32, heads=32, kv_heads=8, ffn_hidden=14336, rope_theta=500000.0),
     DecoderShape(name="mixtral_8x7b", summary="Mixtral-8x7B shapes: d=4096, 32 layers, 32 heads / 8 KV heads, "
@@ -162,7 +164,7 @@ for _shape in (
     DECODERS.add(_shape.name, _shape)
 del _shape
 
-SHAPE_ONLY = ("llama2_7b", "llama3_8b", "mixtral_8x7b")
+SHAPE_ONLY = ("llama2_7b", "llama2_70b", "llama3_8b", "mixtral_8x7b")
 """Decoders offered to ``run --network`` (too big to capture here)."""
 
 
@@ -265,10 +267,7 @@ def llm_workload(name: str, *, batch: int = 1, prompt_len: int = 128, gen_len: i
     if aggregate:
         merged: dict[tuple, list] = {}
         for x in items:
-            base = _EXPERT.sub(".experts.*.", _LAYER.sub("model.layers.*.", x.op.name))
-            step = x.time_step if isinstance(x.op, Matmul) else None
-            if step is not None:
-                base = f"{base}@t{step}"
+            base, step = merged_name(x.op, x.time_step)
             key = (base, x.phase, type(x.op), tuple(sorted(_params(x.op).items())))
             if key in merged:
                 merged[key][1] += 1
@@ -284,6 +283,15 @@ def llm_workload(name: str, *, batch: int = 1, prompt_len: int = 128, gen_len: i
         meta["act_sparsity"] = act_sparsity
     return Workload(name, tuple(x.op for x in items), phases_used, time_steps=tuple(x.time_step for x in items),
                     meta=meta)
+
+
+def merged_name(op: Op, time_step: int | None) -> tuple[str, int | None]:
+    """The name of the aggregated row ``op`` merges into (every layer and expert as ``*``; an
+    attention matmul keeps its decode step, ``@tN``, as the KV cache grows), and the step the
+    row keeps (None but for those matmuls)."""
+    base = _EXPERT.sub(".experts.*.", _LAYER.sub("model.layers.*.", op.name))
+    step = time_step if isinstance(op, Matmul) else None
+    return (base if step is None else f"{base}@t{step}"), step
 
 
 def _params(op: Op) -> dict:

@@ -1,0 +1,146 @@
+"""A run on a system of several chips (``system.chips > 1``; docs/scale-out.md).
+
+The workload is split (:func:`sparsesim.workloads.parallel.split_workload`): one chip's
+GEMMs of each pipeline stage go through the single-chip engine (dense or sparse replay, so
+sparsity applies to each shard), and every collective becomes a row of its own, costed on the
+interconnect (:mod:`sparsesim.hardware.interconnect`). The collectives of tensor and expert
+parallelism sit between an op and the next op that needs their result, so none of them
+overlaps compute: each is on the critical path, as its row's ``cycles``.
+
+:func:`system_totals` turns the rows into latency (the critical path of a batch through the
+pipeline) and throughput, which a plain sum of the rows no longer gives once stages overlap:
+with stage ``s`` busy ``T_s`` over a phase and ``m`` micro-batches, the phase takes
+``sum_s T_s/m + (m-1) max_s T_s/m`` (the micro-batches enter one after another and the busiest
+stage paces them; ``m = 1``: every stage in turn).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from sparsesim.hardware.config import AccelConfig
+from sparsesim.hardware.interconnect import collective_cost
+from sparsesim.simulation.engine import REPEATED, op_phases
+from sparsesim.workloads.ops import Workload
+from sparsesim.workloads.parallel import Collective, Split, split_workload
+
+
+def split_of(cfg: AccelConfig) -> Split:
+    s = cfg.system
+    return Split(tp=s.tensor_parallel, pp=s.pipeline_parallel, dp=s.data_parallel, ep=s.expert_parallel,
+                 micro_batches=s.micro_batches, element_bytes=cfg.array.element_bytes)
+
+
+def _subset(workload: Workload, keep: list[int]) -> Workload:
+    meta = dict(workload.meta)
+    for key in ("phases_by_op", "repeats", "stages"):
+        if key in meta:
+            meta[key] = tuple(meta[key][i] for i in keep)
+    steps = None if workload.time_steps is None else tuple(workload.time_steps[i] for i in keep)
+    return dataclasses.replace(workload, ops=tuple(workload.ops[i] for i in keep), time_steps=steps, meta=meta)
+
+
+def chips_of(stage: int, cfg: AccelConfig) -> str:
+    """The chips of replica 0 whose work a row of ``stage`` stands for (chip ``(replica * pp +
+    stage) * tp + rank``)."""
+    tp = cfg.system.tensor_parallel
+    first = stage * tp
+    return str(first) if tp == 1 else f"{first}-{first + tp - 1}"
+
+
+def collective_row(op: Collective, phase, cfg: AccelConfig, template: dict, label: str) -> dict:
+    """The row of one collective on one chip of its group: its time on the links (all on the
+    critical path), the bytes the chip sends, and their energy."""
+    cost = collective_cost(op.collective, op.nbytes, op.group, cfg.system.interconnect)
+    cycles = math.ceil(cost.seconds * cfg.clock_hz)
+    row = {key: 0 for key in REPEATED}
+    row.update({
+        "name": op.name, "kind": op.collective, "phase": str(phase), "M": None, "N": None, "K": None, "count": 1,
+        "dataflow": "interconnect", "sparsity": label, "cycles": cycles, "dense_cycles": cycles,
+        "stall_cycles": cycles,  # the chip's arrays wait on the links
+        "speedup": 1.0, "compute_speedup": 1.0, "work_ratio": 1.0, "bound_speedup": 1.0,
+        "bw_bound_cycles": cycles, "bound_cycles": cycles, "utilization": 0.0,
+        "latency_s": cycles / cfg.clock_hz, "energy_pj": cost.energy_pj, "dense_energy_pj": cost.energy_pj,
+        "energy_breakdown_pj": {**{k: 0.0 for k in template["energy_breakdown_pj"]}, "interconnect": cost.energy_pj},
+        "events": {k: 0 for k in template["events"]}, "mapping": "",
+        "collective_bytes": cost.bytes_sent, "collective_group": op.group, "collective_algorithm": cost.algorithm,
+        "collective_steps": cost.steps,
+    })
+    for key, value in template.items():  # the feature columns every row carries, at their defaults
+        row.setdefault(key, None if not isinstance(value, (int, float)) or isinstance(value, bool) else 0)
+    return row
+
+
+def system_rows(workload: Workload, cfg: AccelConfig, chip_rows) -> list[dict]:
+    """The rows of ``workload`` on ``cfg``'s system: ``chip_rows(workload)`` simulates one
+    chip's GEMMs (the single-chip path); collectives are costed here. Rows in op order, each
+    with its ``stage`` and ``chips``, scaled by their ``repeat``."""
+    split = split_workload(workload, split_of(cfg))
+    gemms = [i for i, op in enumerate(split.ops) if not isinstance(op, Collective)]
+    rows = chip_rows(_subset(split, gemms))
+    if not rows:
+        return rows
+    template = rows[0]
+    label = template["sparsity"]
+    by_op = {}
+    it = iter(rows)
+    for i in gemms:
+        by_op[i] = [next(it) for _ in op_phases(split, i)]
+    repeats = split.meta["repeats"]
+    stages = split.meta["stages"]
+    out = []
+    for i, op in enumerate(split.ops):
+        if isinstance(op, Collective):
+            found = []
+            for phase in op_phases(split, i):
+                row = collective_row(op, phase, cfg, template, label)
+                k = repeats[i]
+                row["repeat"] = k
+                for key in (*REPEATED, "collective_bytes"):
+                    row[key] = row[key] * k
+                row["energy_breakdown_pj"] = {n: v * k for n, v in row["energy_breakdown_pj"].items()}
+                row["time_step"] = split.time_steps[i]
+                found.append(row)
+        else:
+            found = by_op[i]
+            for row in found:
+                row["energy_breakdown_pj"] = {**row["energy_breakdown_pj"], "interconnect": 0.0}
+                row.setdefault("collective_bytes", 0)
+        for row in found:
+            row["stage"] = stages[i]
+            row["chips"] = chips_of(stages[i], cfg)
+        out += found
+    return out
+
+
+def system_totals(rows: list[dict], cfg: AccelConfig, llm: dict | None) -> dict:
+    """Latency, throughput and where the time goes, of a system run's rows (see the module
+    docstring); ``llm``: the workload's batch and lengths (``meta["llm"]``)."""
+    s = cfg.system
+    m = s.micro_batches
+    phases: dict[str, dict[int, float]] = {}
+    for row in rows:
+        phases.setdefault(row["phase"], {}).setdefault(row.get("stage", 0), 0.0)
+        phases[row["phase"]][row.get("stage", 0)] += row["cycles"] / cfg.clock_hz
+    latency = {}
+    bubble = 0.0
+    for phase, busy in phases.items():
+        per = [t / m for t in busy.values()]
+        latency[phase] = sum(per) + (m - 1) * max(per)
+        bubble += latency[phase] - max(busy.values())
+    collective_s = sum(r["latency_s"] for r in rows if r.get("dataflow") == "interconnect")
+    busy_s = sum(r["latency_s"] for r in rows)
+    out = {"chips": s.chips, "tensor_parallel": s.tensor_parallel, "pipeline_parallel": s.pipeline_parallel,
+           "data_parallel": s.data_parallel, "expert_parallel": s.expert_parallel, "micro_batches": m,
+           "latency_s": sum(latency.values()), "bubble_s": bubble, "collective_s": collective_s,
+           "collective_share": collective_s / busy_s if busy_s else 0.0,
+           "collective_bytes": sum(r.get("collective_bytes") or 0 for r in rows)}
+    for phase, seconds in latency.items():
+        out[f"{phase}_latency_s"] = seconds
+    if llm is not None:
+        if "prefill" in latency:
+            out["prefill_tokens_per_s"] = llm["batch"] * llm["prompt_len"] / latency["prefill"]
+        if "decode" in latency and llm["gen_len"]:
+            out["decode_tokens_per_s"] = llm["batch"] * llm["gen_len"] / latency["decode"]
+    return out

@@ -1,0 +1,133 @@
+"""Systems of several chips (sparsesim.simulation.system, sparsesim.workloads.parallel):
+Megatron sharding keeps the model's work, collectives sit where they belong, and the
+pipeline's latency follows its hand formula."""
+
+import math
+
+import pytest
+
+from sparsesim import api
+from sparsesim.core.errors import InputError
+from sparsesim.hardware.interconnect import collective_cost
+from sparsesim.workloads.llm_networks import DECODERS, llm_workload
+from sparsesim.workloads.parallel import stage_of
+
+LINKS = {"system.interconnect.link_bandwidth_bytes_per_s": 5e10, "system.interconnect.links": 4,
+         "system.interconnect.link_latency_s": 2e-6}
+
+
+def _run(name="llama_tiny", batch=2, prompt=16, gen=3, **system):
+    sets = {**LINKS, **{f"system.{k}": v for k, v in system.items()}}
+    sets["system.chips"] = system.get("tensor_parallel", 1) * system.get("pipeline_parallel", 1) * \
+        system.get("data_parallel", 1)
+    return api.simulate(llm_workload(name, batch=batch, prompt_len=prompt, gen_len=gen), accel="edge32", sets=sets)
+
+
+def _gemms(res):
+    return [r for r in res.rows if r["dataflow"] != "interconnect"]
+
+
+def test_tensor_parallel_keeps_the_work_and_adds_two_all_reduces_per_layer():
+    one = api.simulate(llm_workload("llama_tiny", batch=2, prompt_len=16, gen_len=3), accel="edge32")
+    tp = _run(tensor_parallel=2)
+    # every projection, attention head and vocabulary column is on exactly one chip of the two
+    assert 2 * sum(r["macs_dense"] for r in _gemms(tp)) == sum(r["macs_dense"] for r in one.rows)
+    q = next(r for r in tp.rows if r["name"] == "model.layers.*.self_attn.q_proj" and r["phase"] == "prefill")
+    o = next(r for r in tp.rows if r["name"] == "model.layers.*.self_attn.o_proj" and r["phase"] == "prefill")
+    assert (q["N"], o["K"]) == (64 // 2, 64 // 2)  # column-parallel out, row-parallel in
+    shape = DECODERS.get("llama_tiny")
+    reduces = [r for r in tp.rows if r["kind"] == "all_reduce"]
+    # o_proj and down_proj of every layer, prefill and each decode step
+    assert sum(r["repeat"] for r in reduces) == 2 * shape.layers * (1 + 3)
+    pre = next(r for r in reduces if r["phase"] == "prefill" and "o_proj" in r["name"])
+    cost = collective_cost("all_reduce", 2 * 16 * 64 * 1, 2, api.accel_config("edge32", sets=LINKS).system.interconnect)
+    assert pre["cycles"] == shape.layers * math.ceil(cost.seconds * 5e8)
+    assert pre["collective_bytes"] == shape.layers * cost.bytes_sent
+    assert all(r["chips"] == "0-1" and r["stage"] == 0 for r in tp.rows)
+    assert tp.total["system"]["collective_s"] > 0
+    # one stage, one micro-batch: the latency is every row in turn
+    assert tp.total["latency_s"] == pytest.approx(sum(r["latency_s"] for r in tp.rows))
+
+
+def test_stages_are_contiguous_and_balanced():
+    assert [stage_of(i, 10, 3) for i in range(10)] == [0, 0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert [stage_of(i, 4, 4) for i in range(4)] == [0, 1, 2, 3]
+
+
+def test_pipeline_latency_by_hand():
+    """2 stages, 2 micro-batches: each phase takes sum_s T_s/2 + (2-1) max_s T_s/2, where T_s is
+    stage s's busy time over the phase; the activations go to stage 1 once per pass."""
+    res = _run(pipeline_parallel=2, micro_batches=2, gen=2)
+    sends = [r for r in res.rows if r["kind"] == "send_recv"]
+    assert {r["stage"] for r in sends} == {0}
+    assert sum(r["repeat"] for r in sends) == 2 * (1 + 2)  # micro-batches x (prefill + 2 decode steps)
+    want = 0.0
+    for phase in ("prefill", "decode"):
+        busy = [sum(r["latency_s"] for r in res.rows if r["phase"] == phase and r["stage"] == s) for s in (0, 1)]
+        want += sum(busy) / 2 + max(busy) / 2
+    assert res.total["latency_s"] == pytest.approx(want)
+    assert res.total["system"]["bubble_s"] > 0
+    lm = [r for r in res.rows if r["name"].endswith("lm_head")]
+    assert lm and all(r["stage"] == 1 and r["chips"] == "1" for r in lm)
+
+
+def test_data_parallel_halves_each_replica_and_doubles_throughput():
+    one = _run(batch=4)
+    dp = _run(batch=4, data_parallel=2)
+    q1 = next(r for r in one.rows if r["name"] == "model.layers.*.self_attn.q_proj" and r["phase"] == "prefill")
+    q2 = next(r for r in dp.rows if r["name"] == "model.layers.*.self_attn.q_proj" and r["phase"] == "prefill")
+    assert q2["M"] * 2 == q1["M"]
+    assert not [r for r in dp.rows if r["dataflow"] == "interconnect"]  # inference: no collective between replicas
+    assert dp.total["system"]["prefill_tokens_per_s"] == pytest.approx(4 * 16 / dp.total["system"]["prefill_latency_s"])
+
+
+def test_expert_parallel_all_to_all():
+    """Mixtral on 2 replicas with expert parallel 2: each holds 4 experts, fed by the tokens of both;
+    a dispatch and a combine all-to-all per layer and pass, of tokens x top_k x dim bytes."""
+    res = _run("mixtral_8x7b", batch=2, prompt=4, gen=1, data_parallel=2, expert_parallel=2)
+    experts = {r["name"] for r in res.rows if ".experts." in r["name"]}
+    assert experts  # aggregated over experts and layers
+    a2a = [r for r in res.rows if r["kind"] == "all_to_all"]
+    assert {r["name"].rsplit(".", 1)[1] for r in a2a} == {"dispatch", "combine"}
+    shape = DECODERS.get("mixtral_8x7b")
+    pre = [r for r in a2a if r["phase"] == "prefill"]
+    cost = collective_cost("all_to_all", 1 * 4 * 2 * shape.dim * 1, 2,  # 4 tokens, top-2, int8
+                           api.accel_config("edge32", sets=LINKS).system.interconnect)
+    assert all(r["collective_bytes"] == shape.layers * cost.bytes_sent for r in pre)
+    # replica 0's experts only, fed by both replicas' tokens: in prefill the balanced routing gives
+    # it half of every expert assignment
+    one = api.simulate(llm_workload("mixtral_8x7b", batch=2, prompt_len=4, gen_len=1), accel="edge32")
+    mine = sum(r["macs_dense"] for r in res.rows if ".experts." in r["name"] and r["phase"] == "prefill")
+    every = sum(r["macs_dense"] for r in one.rows if ".experts." in r["name"] and r["phase"] == "prefill")
+    assert mine * 2 == every
+
+
+@pytest.mark.parametrize("sets, field", [
+    ({"system.chips": 4, "system.tensor_parallel": 2}, "system.chips"),
+    ({"system.chips": 2, "system.tensor_parallel": 2, "system.interconnect.link_bandwidth_bytes_per_s": 0.0},
+     "system.interconnect.link_bandwidth_bytes_per_s"),
+    ({"system.chips": 2, "system.data_parallel": 2, "system.expert_parallel": 4}, "system.expert_parallel"),
+])
+def test_bad_system_configs(sets, field):
+    base = {"system.interconnect.link_bandwidth_bytes_per_s": 1e9}
+    with pytest.raises(InputError) as err:
+        api.accel_config("edge32", sets={**base, **sets})
+    assert field in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("system, field", [
+    ({"tensor_parallel": 3}, "system.tensor_parallel"),
+    ({"data_parallel": 2}, "system.data_parallel"),
+    ({"pipeline_parallel": 5}, "system.pipeline_parallel"),
+])
+def test_splits_the_model_cannot_take(system, field):
+    with pytest.raises(InputError) as err:
+        _run(batch=1, **system)
+    assert field in str(err.value)
+
+
+def test_a_gemm_is_not_split_over_chips():
+    with pytest.raises(InputError) as err:
+        api.simulate(api.gemm(64, 64, 64), accel="edge32",
+                     sets={**LINKS, "system.chips": 2, "system.tensor_parallel": 2})
+    assert "system.chips" in str(err.value) and "LLM" in str(err.value)
