@@ -9,6 +9,6 @@ from __future__ import annotations
 
 from sparsesim.studies.common import STUDIES
 from sparsesim.studies import (architectures, codesign, delta, llm_decode, memory, sat,  # noqa: F401  (register)
-                               training_dynamics, zero_skip)
+                               scale_out, training_dynamics, zero_skip)
 
 __all__ = ["STUDIES"]
