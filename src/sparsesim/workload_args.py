@@ -110,7 +110,8 @@ def build_workload(spec: WorkloadSpec) -> Workload:
             raise arg_error(flag, f"only for the LLM networks ({', '.join(DECODERS.names())})")
     phases = phases or (Phase.FWD,)
     if spec.kind == "network":
-        return Workload(spec.source, tuple(NETWORKS.get(spec.source, "network")(spec.batch)), phases)
+        return Workload(spec.source, tuple(NETWORKS.get(spec.source, "network")(spec.batch)), phases,
+                        meta={"network": {"name": spec.source, "batch": spec.batch}})
     if spec.kind == "gemm":
         ops = tuple(gemm_op(f"gemm{i}", *g) for i, g in enumerate(spec.gemms))
         return Workload("gemm", ops, phases)

@@ -126,8 +126,47 @@ def test_splits_the_model_cannot_take(system, field):
     assert field in str(err.value)
 
 
-def test_a_gemm_is_not_split_over_chips():
+def test_a_gemm_is_not_split_over_chips():  # a GEMM has no batch to split or layers to shard
     with pytest.raises(InputError) as err:
         api.simulate(api.gemm(64, 64, 64), accel="edge32",
                      sets={**LINKS, "system.chips": 2, "system.tensor_parallel": 2})
     assert "system.chips" in str(err.value) and "LLM" in str(err.value)
+
+
+def _train(dp, bandwidth, latency=0.0):
+    sets = {"system.chips": dp, "system.data_parallel": dp,
+            "system.interconnect.link_bandwidth_bytes_per_s": bandwidth, "system.interconnect.link_latency_s": latency}
+    return api.simulate(api.network("resnet18", batch=4, training=True), accel="edge32", sets=sets)
+
+
+def test_data_parallel_training_overlaps_gradient_all_reduces_with_the_backward_pass():
+    """Each replica runs batch/dp; after each layer's bwd_weight its weight gradient is all-reduced
+    (S = weights x 1 byte, int8) beside the backward work of the layers before it."""
+    one = api.simulate(api.network("resnet18", batch=2, training=True), accel="edge32")
+    fast = _train(2, 1e15)
+    gemm = [r for r in fast.rows if r["dataflow"] != "interconnect"]
+    assert [r["cycles"] for r in gemm] == [r["cycles"] for r in one.rows]  # a replica is batch 2
+    grads = [r for r in fast.rows if r["name"].endswith(".grad_all_reduce")]
+    conv1 = next(r for r in grads if r["name"] == "conv1.grad_all_reduce")
+    assert conv1["collective_bytes"] == 64 * 3 * 7 * 7  # 2(p-1)/p S at p = 2
+    # fast links: every all-reduce hides behind the backward pass but the first layer's, which
+    # starts when the backward pass ends
+    assert all(r["cycles"] == 0 for r in grads if r is not conv1)
+    assert conv1["cycles"] == conv1["collective_cycles"]
+    # slow links: busy from the last layer's gradient on, so what shows is that start plus every
+    # all-reduce, less the whole backward pass
+    slow = _train(2, 1e7)
+    grads = [r for r in slow.rows if r["name"].endswith(".grad_all_reduce")]
+    back = [r for r in slow.rows if r["phase"] != "fwd" and r["dataflow"] != "interconnect"]
+    last = back[-1]["name"]
+    first_ready = sum(r["cycles"] for r in back if r["name"] == last)
+    exposed = first_ready + sum(r["collective_cycles"] for r in grads) - sum(r["cycles"] for r in back)
+    assert sum(r["cycles"] for r in grads) == exposed > 0
+    assert slow.total["system"]["samples_per_s"] == pytest.approx(4 / slow.total["latency_s"])
+
+
+def test_a_network_is_split_by_data_parallelism_only():
+    with pytest.raises(InputError) as err:
+        api.simulate(api.network("resnet18", batch=4, training=True), accel="edge32",
+                     sets={**LINKS, "system.chips": 2, "system.tensor_parallel": 2})
+    assert "system.tensor_parallel" in str(err.value)

@@ -53,7 +53,7 @@ class AssembledRun:
     config: AccelConfig = field(repr=False)
     workload: str
     dataflow: str
-    llm: dict | None = None  # an LLM workload's batch and lengths (its throughput on a system of chips)
+    llm: dict | None = None  # an LLM's batch and lengths, a network's batch (throughput on a system of chips)
 
     @property
     def total(self) -> dict:
@@ -76,4 +76,4 @@ def assemble_run(workload: Workload, cfg: AccelConfig, dataflow: str, *, accel_l
     rows = simulate_rows(workload, cfg, dataflow, progress=progress, client=client)
     stamped = stamp(rows, cfg, run_id(cfg, dataflow), workload.name, accel_label=accel_label)
     return AssembledRun(rows=tuple(stamped), config=cfg, workload=workload.name, dataflow=dataflow,
-                        llm=workload.meta.get("llm"))
+                        llm=workload.meta.get("llm") or workload.meta.get("network"))

@@ -23,7 +23,7 @@ from sparsesim.hardware.config import AccelConfig
 from sparsesim.hardware.interconnect import collective_cost
 from sparsesim.simulation.engine import REPEATED, op_phases
 from sparsesim.workloads.ops import Workload
-from sparsesim.workloads.parallel import Collective, Split, split_workload
+from sparsesim.workloads.parallel import Collective, Split, split_network, split_workload
 
 
 def split_of(cfg: AccelConfig) -> Split:
@@ -65,7 +65,7 @@ def collective_row(op: Collective, phase, cfg: AccelConfig, template: dict, labe
         "energy_breakdown_pj": {**{k: 0.0 for k in template["energy_breakdown_pj"]}, "interconnect": cost.energy_pj},
         "events": {k: 0 for k in template["events"]}, "mapping": "",
         "collective_bytes": cost.bytes_sent, "collective_group": op.group, "collective_algorithm": cost.algorithm,
-        "collective_steps": cost.steps,
+        "collective_steps": cost.steps, "collective_cycles": cycles,
     })
     for key, value in template.items():  # the feature columns every row carries, at their defaults
         row.setdefault(key, None if not isinstance(value, (int, float)) or isinstance(value, bool) else 0)
@@ -76,7 +76,12 @@ def system_rows(workload: Workload, cfg: AccelConfig, chip_rows) -> list[dict]:
     """The rows of ``workload`` on ``cfg``'s system: ``chip_rows(workload)`` simulates one
     chip's GEMMs (the single-chip path); collectives are costed here. Rows in op order, each
     with its ``stage`` and ``chips``, scaled by their ``repeat``."""
-    split = split_workload(workload, split_of(cfg))
+    if "network" in workload.meta and "llm" not in workload.meta:
+        split = split_network(workload, split_of(cfg))
+        repeats = tuple(1 for _ in split.ops)
+        split = dataclasses.replace(split, meta={**split.meta, "repeats": repeats})
+    else:
+        split = split_workload(workload, split_of(cfg))
     gemms = [i for i, op in enumerate(split.ops) if not isinstance(op, Collective)]
     rows = chip_rows(_subset(split, gemms))
     if not rows:
@@ -97,10 +102,10 @@ def system_rows(workload: Workload, cfg: AccelConfig, chip_rows) -> list[dict]:
                 row = collective_row(op, phase, cfg, template, label)
                 k = repeats[i]
                 row["repeat"] = k
-                for key in (*REPEATED, "collective_bytes"):
+                for key in (*REPEATED, "collective_bytes", "collective_cycles"):
                     row[key] = row[key] * k
                 row["energy_breakdown_pj"] = {n: v * k for n, v in row["energy_breakdown_pj"].items()}
-                row["time_step"] = split.time_steps[i]
+                row["time_step"] = None if split.time_steps is None else split.time_steps[i]
                 found.append(row)
         else:
             found = by_op[i]
@@ -111,7 +116,42 @@ def system_rows(workload: Workload, cfg: AccelConfig, chip_rows) -> list[dict]:
             row["stage"] = stages[i]
             row["chips"] = chips_of(stages[i], cfg)
         out += found
+    _overlap_gradients(out, split, cfg)
     return out
+
+
+def _overlap_gradients(rows: list[dict], split: Workload, cfg: AccelConfig) -> None:
+    """Data-parallel training: the backward pass runs the layers last to first, and a layer's
+    gradient all-reduce starts once its ``bwd_weight`` is done and the links are free, beside
+    the backward work of the layers before it. Each all-reduce row keeps its whole time on the
+    links as ``collective_cycles``; its ``cycles`` become the part of it after the backward pass
+    has ended, the only part on the critical path."""
+    grads = [r for r in rows if r.get("dataflow") == "interconnect" and r["name"].endswith(".grad_all_reduce")]
+    if not grads:
+        return
+    backward = [r for r in rows if r["phase"] in ("bwd_data", "bwd_weight") and r.get("dataflow") != "interconnect"]
+    order = []  # (op name, its backward cycles, its gradient row), last layer first
+    names = {}
+    for r in backward:
+        names.setdefault(r["name"], 0)
+        names[r["name"]] += r["cycles"]
+    by_grad = {r["name"][:-len(".grad_all_reduce")]: r for r in grads}
+    for name in reversed(list(names)):
+        order.append((names[name], by_grad.get(name)))
+    t = free = 0
+    spans = []
+    for cycles, grad in order:
+        t += cycles
+        if grad is not None:
+            start = max(free, t)
+            free = start + grad["collective_cycles"]
+            spans.append((grad, start, free))
+    end = t
+    for grad, start, finish in spans:
+        exposed = max(0, finish - max(start, end))
+        grad["cycles"] = grad["stall_cycles"] = grad["bound_cycles"] = grad["bw_bound_cycles"] = exposed
+        grad["dense_cycles"] = exposed
+        grad["latency_s"] = exposed / cfg.clock_hz
 
 
 def system_totals(rows: list[dict], cfg: AccelConfig, llm: dict | None) -> dict:
@@ -130,15 +170,19 @@ def system_totals(rows: list[dict], cfg: AccelConfig, llm: dict | None) -> dict:
         latency[phase] = sum(per) + (m - 1) * max(per)
         bubble += latency[phase] - max(busy.values())
     collective_s = sum(r["latency_s"] for r in rows if r.get("dataflow") == "interconnect")
+    link_s = sum(r.get("collective_cycles") or 0 for r in rows) / cfg.clock_hz
     busy_s = sum(r["latency_s"] for r in rows)
     out = {"chips": s.chips, "tensor_parallel": s.tensor_parallel, "pipeline_parallel": s.pipeline_parallel,
            "data_parallel": s.data_parallel, "expert_parallel": s.expert_parallel, "micro_batches": m,
            "latency_s": sum(latency.values()), "bubble_s": bubble, "collective_s": collective_s,
+           "collective_link_s": link_s,
            "collective_share": collective_s / busy_s if busy_s else 0.0,
            "collective_bytes": sum(r.get("collective_bytes") or 0 for r in rows)}
     for phase, seconds in latency.items():
         out[f"{phase}_latency_s"] = seconds
-    if llm is not None:
+    if llm is not None and "prompt_len" not in llm:  # a training network: samples through a step
+        out["samples_per_s"] = llm["batch"] / out["latency_s"] if out["latency_s"] else 0.0
+    elif llm is not None:
         if "prefill" in latency:
             out["prefill_tokens_per_s"] = llm["batch"] * llm["prompt_len"] / latency["prefill"]
         if "decode" in latency and llm["gen_len"]:

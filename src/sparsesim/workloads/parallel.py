@@ -48,10 +48,11 @@ class Collective:
     collective: str  # all_reduce, all_gather, reduce_scatter, all_to_all, send_recv
     nbytes: int
     group: int
+    overlaps: bool = False  # may run beside later compute (a gradient all-reduce beside the backward pass)
 
     @property
     def phases(self) -> tuple[Phase, ...]:
-        return (Phase.PREFILL, Phase.DECODE)
+        return (Phase.PREFILL, Phase.DECODE, Phase.BWD_WEIGHT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,3 +217,34 @@ def split_workload(workload: Workload, split: Split) -> Workload:
                        "micro_batches": split.micro_batches, "batch_per_micro_batch": mb}}
     return Workload(workload.name, tuple(x.op for x in kept), workload.phases,
                     time_steps=tuple(x.time_step for x in kept), source=workload.source, meta=meta)
+
+
+def split_network(workload: Workload, split: Split) -> Workload:
+    """One replica's share of a shape-only training network (``run --network NAME --training``)
+    under data parallelism: the batch split over ``dp`` replicas, and after each layer's
+    ``bwd_weight`` an all-reduce of its weight gradient (``weight elements x element bytes``)
+    that may run while the backward pass goes on through the earlier layers."""
+    from sparsesim.workloads.networks import NETWORKS
+
+    net = workload.meta["network"]
+    for key, value in (("system.tensor_parallel", split.tp), ("system.pipeline_parallel", split.pp),
+                       ("system.expert_parallel", split.ep), ("system.micro_batches", split.micro_batches)):
+        if value != 1:
+            raise field_error(key, f"{net['name']} is split by data parallelism only (tensor, pipeline and expert "
+                                   "parallelism split the LLM networks)")
+    if net["batch"] % split.dp:
+        raise field_error("system.data_parallel", f"{split.dp} replicas do not divide the batch of {net['batch']}")
+    ops, phases_by_op = [], []
+    for op in NETWORKS.get(net["name"], "network")(net["batch"] // split.dp):
+        ops.append(op)
+        phases_by_op.append(tuple(p for p in workload.phases if p in op.phases))
+        if Phase.BWD_WEIGHT in workload.phases and not isinstance(op, Matmul):  # a bmm has no parameters
+            size = 1
+            for d in op.weight_shape:
+                size *= d
+            ops.append(Collective(name=f"{op.name}.grad_all_reduce", collective="all_reduce",
+                                  nbytes=size * split.element_bytes, group=split.dp, overlaps=True))
+            phases_by_op.append((Phase.BWD_WEIGHT,))
+    meta = {**workload.meta, "phases_by_op": tuple(phases_by_op), "stages": tuple(0 for _ in ops),
+            "system": {"dp": split.dp, "batch_per_replica": net["batch"] // split.dp}}
+    return Workload(workload.name, tuple(ops), workload.phases, meta=meta)
