@@ -62,7 +62,8 @@ def test_search_equals_brute_force(shape):
     found = multicore.search(gemm, cfg, timer, dims=("M", "N", "K"))
     assert found.cycles == min(brute)
     # the vectorized ranking computes the scalar bound, and every bound is a true lower bound
-    order, bounds = multicore.ranked(gemm, cfg, dims=("M", "N", "K"))
+    grids, bounds = multicore.ranked(gemm, cfg, dims=("M", "N", "K"))
+    order, bounds = [multicore.Partition(*g) for g in grids.tolist()], bounds.tolist()
     assert sorted(order, key=lambda p: (p.count, p.M, p.N, p.K)) == \
         sorted(multicore.candidates(gemm, cfg), key=lambda p: (p.count, p.M, p.N, p.K))
     assert bounds == [multicore.lower_bound(gemm, p, cfg, dims=("M", "N", "K"))[0] for p in order]
@@ -160,3 +161,23 @@ def test_bad_chip_configs(sets, field):
         api.accel_config("edge32", sets=sets)
     message = str(err.value)
     assert field in message and "\n" not in message
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_array_evaluation_equals_the_loop(seed):
+    """evaluate_dense (array passes over the parts) gives evaluate's outcome exactly, behind an
+    L2 that holds the GEMM, one that holds a wave's buffers only, one too small for either, and
+    without an L2."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    gemm = Gemm(int(rng.integers(1, 90)), int(rng.integers(1, 90)), int(rng.integers(1, 90)),
+                count=int(rng.integers(1, 4)))
+    for l2 in (0, 1 << 22, 6000, 300):
+        sets = {"chip.l2.size_bytes": l2, "chip.l2.bandwidth_bytes_per_cycle": 40.0} if l2 else {}
+        cfg = _cfg(int(rng.integers(2, 7)), **sets, **{"buffers.a.size_bytes": 1024, "buffers.b.size_bytes": 1024})
+        timer = _timer(gemm, "ws")
+        for p in multicore.candidates(gemm, cfg)[:: max(1, len(multicore.candidates(gemm, cfg)) // 25)]:
+            a = multicore.evaluate(gemm, cfg, p, timer)
+            b = multicore.evaluate_dense(gemm, cfg, p, timer)
+            assert a == b, (l2, p)

@@ -133,8 +133,16 @@ def _dim_counts(gemm: Gemm, cfg: AccelConfig, k_align: int) -> dict[str, list[in
         top = min(limit, cores) if dim == "K" else limit  # a K split beyond the cores only adds reductions
         opts = [1] if chip.partition not in ("search", dim) else _options(sizes[dim], top, cores, units[dim])
         align = k_align if dim == "K" else 1
-        out[dim] = sorted({len(cuts(sizes[dim], p, align)) for p in opts})
+        out[dim] = sorted({_cut_shape(sizes[dim], p, align)[0] for p in opts})
     return out
+
+
+def _cut_shape(total: int, parts: int, align: int = 1) -> tuple[int, int, int]:
+    """``(number of cuts, size of each, size of the last)`` of :func:`cuts`, in closed form."""
+    size = -(-total // max(1, min(parts, total)))
+    size = -(-size // align) * align
+    n = -(-total // size)
+    return n, size, total - (n - 1) * size
 
 
 def candidates(gemm: Gemm, cfg: AccelConfig, k_align: int = 1) -> list[Partition]:
@@ -145,11 +153,11 @@ def candidates(gemm: Gemm, cfg: AccelConfig, k_align: int = 1) -> list[Partition
 
 
 def ranked(gemm: Gemm, cfg: AccelConfig, k_align: int = 1, k_ratio: float = 1.0, dense: bool = True,
-           dims: tuple[str, str, str] | None = None) -> tuple[list[Partition], list[int]]:
+           dims: tuple[str, str, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`candidates` sorted by :func:`lower_bound` (ties: the lower compute bound, then fewer
-    parts), with their bounds: the same numbers, computed for all candidates at once (a part's
-    cost is a product of one factor per dimension, so the bound's terms are products of
-    per-dimension sums, maxima and minima)."""
+    parts), as rows of part counts (count, M, N, K) beside their bounds: the same numbers,
+    computed for all candidates at once (a part's cost is a product of one factor per
+    dimension, so the bound's terms are products of per-dimension sums, maxima and minima)."""
     chip = cfg.chip
     cores, limit = chip.cores, chip.cores * chip.max_waves
     counts = _dim_counts(gemm, cfg, k_align)
@@ -158,8 +166,9 @@ def ranked(gemm: Gemm, cfg: AccelConfig, k_align: int = 1, k_ratio: float = 1.0,
     for dim in DIMS:
         rows = []
         for n in counts[dim]:
-            f = _factors(dim, cuts(sizes[dim], n, k_align if dim == "K" else 1), cfg, k_ratio, dims)
-            rows.append((n, max(f), min(f), sum(f)))
+            cnt, size, last = _cut_shape(sizes[dim], n, k_align if dim == "K" else 1)
+            full, tail = _factors(dim, ((0, size), (0, last)), cfg, k_ratio, dims)
+            rows.append((cnt, max(full, tail), min(full, tail), (cnt - 1) * full + tail))
         stats[dim] = np.array(rows, dtype=np.float64)
     grids = np.meshgrid(*(np.arange(len(counts[d])) for d in DIMS), indexing="ij")
     idx = [g.ravel() for g in grids]
@@ -183,8 +192,8 @@ def ranked(gemm: Gemm, cfg: AccelConfig, k_align: int = 1, k_ratio: float = 1.0,
     red = np.ceil(red_bytes / _link_total(cfg))
     bound = np.maximum(mac, dram) + red
     order = np.lexsort((parts, mac, bound))
-    found = [Partition(*(int(col[d][i, 0]) for d in DIMS)) for i in order]
-    return found, [int(bound[i]) for i in order]
+    grids = np.stack([col[d][order, 0] for d in DIMS], axis=1).astype(np.int64)
+    return grids, bound[order].astype(np.int64)
 
 
 def _factors(dim: str, spans, cfg: AccelConfig, k_ratio: float, dims) -> list[int]:
@@ -416,7 +425,19 @@ def evaluate(gemm: Gemm, cfg: AccelConfig, partition: Partition, timer: PartTime
             uses[id(t)] = (t, 1 if held_t is None else held_t[1] + 1)
         link += wave_link
         mappings.append(timings[0].mapping)
-    for t, n in uses.values():
+    return _finish(gemm, cfg, partition, list(uses.values()), len(parts), len(waves), cycles, compute,
+                   dram_read, dram_write, link, sum(stored.values()), mappings[0], side_read, side_write)
+
+
+def _finish(gemm: Gemm, cfg: AccelConfig, partition: Partition, uses: list, n_parts: int, n_waves: int,
+            cycles: int, compute: int, dram_read: int, dram_write: int, link: int, stored: int, mapping: str,
+            side_read: int, side_write: int) -> ChipOutcome:
+    """A partition's outcome from its waves' totals (``uses``: each distinct part timing and how
+    many parts had it): the features' side traffic, the K reduction and the row columns."""
+    has_l2 = cfg.chip.l2.size_bytes > 0
+    counts = EventCounts()
+    dense = eff = folds = tiles = spill = 0
+    for t, n in uses:
         counts = counts + t.counts.scaled(n)
         dense, eff, folds, tiles = (dense + n * t.macs_dense, eff + n * t.macs_effectual, folds + n * t.folds,
                                     tiles + n * t.tiles)
@@ -437,19 +458,106 @@ def evaluate(gemm: Gemm, cfg: AccelConfig, partition: Partition, timer: PartTime
             dram_read, dram_write = dram_read + red // 2, dram_write + red - red // 2
         cycles += red_cycles
     counts = dataclasses.replace(counts + extra, dram_read_bytes=dram_read, dram_write_bytes=dram_write)
-    compulsory = min(sum(stored.values()), dram_read + dram_write)
+    compulsory = min(stored, dram_read + dram_write)
     columns = {
-        "mapping": f"{partition.text} in {len(waves)} waves; core: {mappings[0]}",
+        "mapping": f"{partition.text} in {n_waves} waves; core: {mapping}",
         "dram_compulsory_bytes": compulsory,
         "dram_lower_bound_bytes": compulsory,
         "psum_spill_bytes": spill,
         "chip_partition": partition.text,
-        "chip_waves": len(waves),
-        "chip_cores_active": min(cores, len(parts)),
+        "chip_waves": n_waves,
+        "chip_cores_active": min(cfg.chip.cores, n_parts),
         "l2_bytes": link if has_l2 else 0,
         "reduction_cycles": red_cycles,
     }
-    return ChipOutcome(partition, len(waves), cycles, compute, counts, dense, eff, folds, tiles, columns)
+    return ChipOutcome(partition, n_waves, cycles, compute, counts, dense, eff, folds, tiles, columns)
+
+
+def evaluate_dense(gemm: Gemm, cfg: AccelConfig, partition: Partition, timer: PartTimer, k_align: int = 1,
+                   side_read: int = 0, side_write: int = 0) -> ChipOutcome:
+    """:func:`evaluate` where a part's timing depends on its extents alone (dense work): the same
+    numbers with array passes over the parts instead of a loop, each of the at most 16 part
+    shapes timed once per number of active cores (the tests hold it equal to :func:`evaluate`)."""
+    chip = cfg.chip
+    cores, l2 = chip.cores, chip.l2.size_bytes
+    axes = (cuts(gemm.count, partition.count), cuts(gemm.M, partition.M), cuts(gemm.N, partition.N),
+            cuts(gemm.K, partition.K, k_align))
+    shape = tuple(len(a) for a in axes)
+    total = math.prod(shape)
+    ci, mi, ni, ki = np.unravel_index(np.arange(total), shape)
+    grid = (ci, mi, ni, ki)
+    kind = sum(((g == n - 1).astype(np.int64) << (3 - d)) for d, (g, n) in enumerate(zip(grid, shape)))
+    n_waves = -(-total // cores)
+    wave = np.arange(total) // cores
+    last_active = total - (n_waves - 1) * cores
+    active = np.where(wave == n_waves - 1, last_active, cores)
+    # the parts' timings: one per (shape kind, active cores), the first part of each timed
+    _, first, t_of = np.unique(kind * (cores + 1) + active, return_index=True, return_inverse=True)
+    t_of = t_of.ravel()
+    configs: dict[int, AccelConfig] = {}
+    timings = []
+    for i in first:
+        act = int(active[i])
+        core = configs.get(act) or configs.setdefault(act, core_config(cfg, act))
+        grid_i = (int(ci[i]), int(mi[i]), int(ni[i]), int(ki[i]))
+        timings.append(timer(Part(*(axes[d][grid_i[d]] for d in range(4)), grid_i), core))
+
+    def col(f):
+        return np.array([f(t) for t in timings], dtype=np.int64)[t_of]
+
+    cyc, comp = col(lambda t: t.cycles), col(lambda t: t.compute_cycles)
+    rd, wr, link = col(lambda t: t.counts.dram_read_bytes), col(lambda t: t.counts.dram_write_bytes), \
+        col(lambda t: t.link_bytes)
+    ob = [col(lambda t, j=j: t.operand_bytes[j]) for j in range(3)]
+    starts = np.arange(0, total, cores)
+    wave_cycles = np.maximum.reduceat(cyc, starts)
+    compute = int(np.maximum.reduceat(comp, starts).sum())
+
+    def per_wave(values, mask=None):
+        out = np.zeros(n_waves, dtype=np.int64)
+        np.add.at(out, wave if mask is None else wave[mask], values if mask is None else values[mask])
+        return out
+
+    slice_keys = ((ci * shape[1] + mi) * shape[3] + ki, (ci * shape[3] + ki) * shape[2] + ni,
+                  (ci * shape[1] + mi) * shape[2] + ni)
+    stored = 0
+    for keyv, size in zip(slice_keys, ob):
+        stored += int(size[np.unique(keyv, return_index=True)[1]].sum())
+    if l2:
+        parts = parts_of(gemm, partition, k_align) if gemm.conv is not None else []  # closed form otherwise
+        fits = _Slices(gemm, cfg).dense_total(parts) <= l2
+        held = cfg.buffers.a.size_bytes + cfg.buffers.b.size_bytes
+        shared_w = np.full(n_waves, True) if fits else (np.where(np.arange(n_waves) == n_waves - 1, last_active,
+                                                                  cores) * held <= l2)
+        shared = shared_w[wave]
+        sums = []
+        for keyv, size in zip(slice_keys, ob):
+            if fits:
+                once = np.zeros(total, dtype=bool)
+                once[np.unique(keyv, return_index=True)[1]] = True
+            else:
+                once = np.zeros(total, dtype=bool)
+                once[np.unique(wave * (int(keyv.max()) + 1) + keyv, return_index=True)[1]] = True
+            take = np.where(shared, once, True)
+            sums.append(per_wave(size, take))
+        reads, writes = sums[0] + sums[1], sums[2]
+        if not fits:
+            big = per_wave(ob[0] + ob[1] + ob[2]) > l2
+            reads = reads + np.where(big, per_wave(np.maximum(0, rd - ob[0] - ob[1])), 0)
+            writes = writes + np.where(big, per_wave(np.maximum(0, wr - ob[2])), 0)
+        reads = np.minimum(reads, per_wave(rd))
+        writes = np.minimum(writes, per_wave(wr))
+        if not cfg.dram.ideal:
+            bw = cfg.dram.bandwidth_bytes_per_cycle
+            wave_cycles = np.maximum(wave_cycles, np.array([math.ceil(int(x) / bw) for x in reads + writes],
+                                                           dtype=np.int64))
+    else:
+        reads, writes = per_wave(rd), per_wave(wr)
+    counts_of = np.bincount(t_of, minlength=len(timings))
+    uses = [(t, int(n)) for t, n in zip(timings, counts_of) if n]
+    return _finish(gemm, cfg, partition, uses, total, n_waves, int(wave_cycles.sum()), compute, int(reads.sum()),
+                   int(writes.sum()), int(link.sum()), stored, timings[int(t_of[0])].mapping, side_read,
+                   side_write)
 
 
 def search(gemm: Gemm, cfg: AccelConfig, timer: PartTimer, k_align: int = 1, k_ratio: float = 1.0,
@@ -458,7 +566,8 @@ def search(gemm: Gemm, cfg: AccelConfig, timer: PartTimer, k_align: int = 1, k_r
     """The partition of ``gemm`` with the fewest cycles (ties: fewer DRAM bytes, then fewer
     parts), by branch and bound over :func:`candidates` ranked by :func:`lower_bound` (ties:
     the lower compute bound, then fewer parts); ``exhaustive`` times every candidate (for tests
-    against brute force)."""
+    against brute force). ``dense``: a part's timing depends on its extents alone, so
+    :func:`evaluate_dense` times the candidates."""
     key = (gemm, cfg.chip, cfg.array, cfg.dram, k_align, k_ratio, dense, dims)
     found = _RANKED.get(key)
     if found is None:  # the same shape recurs (layers, decode steps, repetitions)
@@ -467,11 +576,13 @@ def search(gemm: Gemm, cfg: AccelConfig, timer: PartTimer, k_align: int = 1, k_r
             _RANKED.popitem(last=False)
     best: ChipOutcome | None = None
     evaluated = 0
-    for p, bound in zip(*found):
+    grids, bounds = found
+    for row, bound in zip(grids.tolist(), bounds.tolist()):
         if best is not None and not exhaustive:
             if evaluated >= cfg.chip.max_evaluations or bound >= best.cycles:
                 break
-        out = evaluate(gemm, cfg, p, timer, k_align, side_read, side_write)
+        p = Partition(*row)
+        out = (evaluate_dense if dense else evaluate)(gemm, cfg, p, timer, k_align, side_read, side_write)
         evaluated += 1
         key = (out.cycles, out.counts.dram_read_bytes + out.counts.dram_write_bytes, p.parts)
         if best is None or key < (best.cycles, best.counts.dram_read_bytes + best.counts.dram_write_bytes,
