@@ -170,3 +170,18 @@ def test_a_network_is_split_by_data_parallelism_only():
         api.simulate(api.network("resnet18", batch=4, training=True), accel="edge32",
                      sets={**LINKS, "system.chips": 2, "system.tensor_parallel": 2})
     assert "system.tensor_parallel" in str(err.value)
+
+
+def test_the_text_output_states_the_critical_path():
+    import contextlib
+    import io
+
+    from sparsesim.cli.main import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["run", "--network", "llama2_7b", "--prompt-len", "16", "--gen-len", "2", "--accel", "dc128",
+                     "--set", "system.chips=2", "--set", "system.tensor_parallel=2",
+                     "--set", "system.interconnect.link_bandwidth_bytes_per_s=1e10"]) == 0
+    last = buf.getvalue().strip().splitlines()[-1]
+    assert last.startswith("# 2 chips: latency ") and "decode" in last and "tokens/s" in last

@@ -101,6 +101,14 @@ def cmd_run(args) -> int:
               f"dataflow {args.dataflow}, sparsity {rows[0]['sparsity'] if rows else '-'}, "
               f"energy table {energy_table_name(cfg)}")
         print(_fmt_table(rows, res.total))
+        system = res.total.get("system")
+        if system:  # the table sums the rows; a system's latency is its critical path
+            rates = ", ".join(f"{label} {system[k]:,.1f} {unit}/s" for k, label, unit in
+                              (("prefill_tokens_per_s", "prefill", "tokens"), ("decode_tokens_per_s", "decode", "tokens"),
+                               ("samples_per_s", "training", "samples")) if k in system)
+            print(f"# {system['chips']} chips: latency {system['latency_s']:.6g} s (critical path), "
+                  f"{system['collective_share']:.1%} of the rows' time in collectives"
+                  + (f"; {rates}" if rates else ""))
         if out:
             print(f"# wrote {out}")
     return 0
