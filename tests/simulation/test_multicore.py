@@ -62,7 +62,7 @@ def test_search_equals_brute_force(shape):
     found = multicore.search(gemm, cfg, timer, dims=("M", "N", "K"))
     assert found.cycles == min(brute)
     # the vectorized ranking computes the scalar bound, and every bound is a true lower bound
-    grids, bounds = multicore.ranked(gemm, cfg, dims=("M", "N", "K"))
+    grids, bounds, _ = multicore.ranked(gemm, cfg, dims=("M", "N", "K"))
     order, bounds = [multicore.Partition(*g) for g in grids.tolist()], bounds.tolist()
     assert sorted(order, key=lambda p: (p.count, p.M, p.N, p.K)) == \
         sorted(multicore.candidates(gemm, cfg), key=lambda p: (p.count, p.M, p.N, p.K))
@@ -181,3 +181,41 @@ def test_array_evaluation_equals_the_loop(seed):
             a = multicore.evaluate(gemm, cfg, p, timer)
             b = multicore.evaluate_dense(gemm, cfg, p, timer)
             assert a == b, (l2, p)
+
+
+def test_search_of_small_gemms_is_exact_on_random_shapes():
+    """Every dimension at most SMALL: the search is not budgeted, so it finds what timing every
+    candidate finds."""
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    for _ in range(8):
+        gemm = Gemm(*(int(rng.integers(1, 64)) for _ in range(3)), count=int(rng.integers(1, 4)))
+        cfg = _cfg(int(rng.integers(2, 6)), **{"chip.max_waves": 3})
+        timer = _timer(gemm, "ws")
+        dims = ("K", "N", "M")  # ws: K on the rows, N on the columns, M streamed
+        found = multicore.search(gemm, cfg, timer, dims=dims)
+        every = multicore.search(gemm, cfg, timer, dims=dims, exhaustive=True)
+        assert found.cycles == every.cycles
+
+
+def test_bounds_hold_with_an_unaligned_k_and_on_strided_convolutions():
+    """N:M's K alignment past K itself (K = 30, groups of 4) and a stride-2 1x1 convolution (its
+    input footprint larger than what its parts read): the ranked bounds equal the scalar ones and
+    never exceed the cycles they bound."""
+    from sparsesim.workloads.ops import Conv2d
+    from sparsesim.workloads.gemm import Phase
+
+    cfg = _cfg(4, **{"array.fold_overlap": True})
+    gemm = Gemm(256, 256, 30, count=2)
+    grids, bounds, _ = multicore.ranked(gemm, cfg, k_align=4, dims=("M", "N", "K"))
+    timer = _timer(gemm)
+    for g, b in list(zip(grids.tolist(), bounds.tolist()))[:40]:
+        p = multicore.Partition(*g)
+        assert b == multicore.lower_bound(gemm, p, cfg, k_align=4, dims=("M", "N", "K"))[0]
+        assert b <= multicore.evaluate(gemm, cfg, p, timer, k_align=4).cycles
+    conv = Conv2d(name="down", batch=1, in_channels=64, out_channels=128, in_h=56, in_w=56, kernel_h=1, kernel_w=1,
+                  stride_h=2, stride_w=2, pad_h=0, pad_w=0).gemm(Phase.FWD)
+    timer = _timer(conv)
+    for p in multicore.candidates(conv, cfg)[::7]:
+        assert multicore.lower_bound(conv, p, cfg, dims=("M", "N", "K"))[0] <= multicore.evaluate(conv, cfg, p, timer).cycles

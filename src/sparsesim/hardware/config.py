@@ -439,8 +439,13 @@ class ChipConfig:
     max_waves: int = _param("partition search: at most this many parts per core (waves of parts run one "
                             "after another)", default=64, minimum=1, maximum=1 << 16, recorded_at_default=False)
     max_evaluations: int = _param("partition search: candidate partitions timed exactly after the lower-bound "
-                                  "ranking (branch and bound stops earlier when it can)", default=4, minimum=1,
-                                  maximum=1 << 20, recorded_at_default=False)
+                                  "ranking, for a GEMM whose best bound is its DRAM traffic (branch and bound stops "
+                                  "earlier when it can; a GEMM of small dimensions is searched whole)", default=4,
+                                  minimum=1, maximum=1 << 20, recorded_at_default=False)
+    max_evaluations_compute_bound: int = _param(
+        "partition search: the same budget for a GEMM whose best bound is its compute, where wave and tile "
+        "quantization set the cycles and more candidates pay off", default=64, minimum=1, maximum=1 << 20,
+        recorded_at_default=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

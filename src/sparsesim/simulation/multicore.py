@@ -138,9 +138,10 @@ def _dim_counts(gemm: Gemm, cfg: AccelConfig, k_align: int) -> dict[str, list[in
 
 
 def _cut_shape(total: int, parts: int, align: int = 1) -> tuple[int, int, int]:
-    """``(number of cuts, size of each, size of the last)`` of :func:`cuts`, in closed form."""
+    """``(number of cuts, size of each, size of the last)`` of :func:`cuts`, in closed form (a
+    size rounded up to ``align`` past ``total`` is ``total``: one cut)."""
     size = -(-total // max(1, min(parts, total)))
-    size = -(-size // align) * align
+    size = min(total, -(-size // align) * align)
     n = -(-total // size)
     return n, size, total - (n - 1) * size
 
@@ -153,9 +154,10 @@ def candidates(gemm: Gemm, cfg: AccelConfig, k_align: int = 1) -> list[Partition
 
 
 def ranked(gemm: Gemm, cfg: AccelConfig, k_align: int = 1, k_ratio: float = 1.0, dense: bool = True,
-           dims: tuple[str, str, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+           dims: tuple[str, str, str] | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
     """:func:`candidates` sorted by :func:`lower_bound` (ties: the lower compute bound, then fewer
-    parts), as rows of part counts (count, M, N, K) beside their bounds: the same numbers,
+    parts), as rows of part counts (count, M, N, K) beside their bounds, and whether the best
+    bound is its compute rather than the DRAM traffic: the same numbers,
     computed for all candidates at once (a part's cost is a product of one factor per
     dimension, so the bound's terms are products of per-dimension sums, maxima and minima)."""
     chip = cfg.chip
@@ -193,7 +195,7 @@ def ranked(gemm: Gemm, cfg: AccelConfig, k_align: int = 1, k_ratio: float = 1.0,
     bound = np.maximum(mac, dram) + red
     order = np.lexsort((parts, mac, bound))
     grids = np.stack([col[d][order, 0] for d in DIMS], axis=1).astype(np.int64)
-    return grids, bound[order].astype(np.int64)
+    return grids, bound[order].astype(np.int64), bool(mac[order[0]] > dram)
 
 
 def _factors(dim: str, spans, cfg: AccelConfig, k_ratio: float, dims) -> list[int]:
@@ -334,9 +336,11 @@ def lower_bound(gemm: Gemm, partition: Partition, cfg: AccelConfig, k_align: int
 
 
 def _whole_bytes(gemm: Gemm, cfg: AccelConfig) -> tuple[int, int, int]:
-    """Dense bytes of the whole GEMM's A (a convolution's feature map), B and Out."""
+    """Dense bytes of the whole GEMM's A, B and Out that every schedule moves at least: A of a
+    convolution is left out (the slices the cores read of a strided feature map can be fewer
+    than its footprint, so no simple count bounds them)."""
     elem = cfg.array.element_bytes
-    a = int(gemm.conv.footprint(gemm.M, gemm.K)) if gemm.conv is not None else gemm.M * gemm.K
+    a = 0 if gemm.conv is not None else gemm.M * gemm.K
     return gemm.count * a * elem, gemm.count * gemm.K * gemm.N * elem, gemm.count * gemm.M * gemm.N * elem
 
 
@@ -576,10 +580,14 @@ def search(gemm: Gemm, cfg: AccelConfig, timer: PartTimer, k_align: int = 1, k_r
             _RANKED.popitem(last=False)
     best: ChipOutcome | None = None
     evaluated = 0
-    grids, bounds = found
+    grids, bounds, compute_bound = found
+    # a GEMM whose every dimension is small has every grid as a candidate; its search is not
+    # budgeted, so it is exact (the bound is a true one)
+    budget = (None if max(gemm.count, gemm.M, gemm.N, gemm.K) <= SMALL else
+              cfg.chip.max_evaluations_compute_bound if compute_bound else cfg.chip.max_evaluations)
     for row, bound in zip(grids.tolist(), bounds.tolist()):
         if best is not None and not exhaustive:
-            if evaluated >= cfg.chip.max_evaluations or bound >= best.cycles:
+            if (budget is not None and evaluated >= budget) or bound > best.cycles:
                 break
         p = Partition(*row)
         out = (evaluate_dense if dense else evaluate)(gemm, cfg, p, timer, k_align, side_read, side_write)

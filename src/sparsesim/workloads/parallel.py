@@ -182,8 +182,10 @@ def split_workload(workload: Workload, split: Split) -> Workload:
     collectives, aggregated like the unsplit workload (layers of one stage, decode steps)."""
     llm = workload.meta.get("llm")
     if llm is None:
-        raise field_error("system.chips", "more than one chip runs the shape-only LLM networks "
-                                          "(run --network llama2_7b, llama2_70b, llama3_8b, mixtral_8x7b, ...)")
+        raise field_error("system.chips", "more than one chip runs the shape-only networks: the LLM networks "
+                                          "(run --network llama2_7b, llama2_70b, llama3_8b, mixtral_8x7b, ...) "
+                                          "and, data parallel, the training networks (run --network resnet50 "
+                                          "--training)")
     shape = DECODERS.get(llm["decoder"], "network")
     batch, prompt_len, gen_len = llm["batch"], llm["prompt_len"], llm["gen_len"]
     _check(shape, split, batch)
