@@ -443,8 +443,9 @@ class ChipConfig:
                                   "earlier when it can; a GEMM of small dimensions is searched whole)", default=4,
                                   minimum=1, maximum=1 << 20, recorded_at_default=False)
     max_evaluations_compute_bound: int = _param(
-        "partition search: the same budget for a GEMM whose best bound is its compute, where wave and tile "
-        "quantization set the cycles and more candidates pay off", default=64, minimum=1, maximum=1 << 20,
+        "partition search: the same budget for a dense GEMM whose best bound is its compute, where wave and "
+        "tile quantization set the cycles and more candidates pay off (sparse work keeps max_evaluations: "
+        "each candidate replays every part's masks)", default=64, minimum=1, maximum=1 << 20,
         recorded_at_default=False)
 
 

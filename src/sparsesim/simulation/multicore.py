@@ -583,8 +583,9 @@ def search(gemm: Gemm, cfg: AccelConfig, timer: PartTimer, k_align: int = 1, k_r
     grids, bounds, compute_bound = found
     # a GEMM whose every dimension is small has every grid as a candidate; its search is not
     # budgeted, so it is exact (the bound is a true one)
+    # (a sparse candidate replays every part's masks, so sparse work keeps the small budget)
     budget = (None if max(gemm.count, gemm.M, gemm.N, gemm.K) <= SMALL else
-              cfg.chip.max_evaluations_compute_bound if compute_bound else cfg.chip.max_evaluations)
+              cfg.chip.max_evaluations_compute_bound if compute_bound and dense else cfg.chip.max_evaluations)
     for row, bound in zip(grids.tolist(), bounds.tolist()):
         if best is not None and not exhaustive:
             if (budget is not None and evaluated >= budget) or bound > best.cycles:
