@@ -63,7 +63,7 @@ import numpy as np
 from sparsesim.core.errors import InputError
 from sparsesim.core.registry import suggest
 from sparsesim.hardware.config import AccelConfig, apply_overrides, build, parse_override, read_mapping, schema_paths, to_dict
-from sparsesim.hardware.presets import FILE_SUFFIXES, preset_mapping, preset_names, read_accel_file
+from sparsesim.hardware.presets import FILE_SUFFIXES, preset_mapping, preset_names
 from sparsesim.simulation.assemble import build_config
 from sparsesim.simulation.engine import dataflow_choices
 from sparsesim.sparsity import feature_labels, feature_list, parse_features
@@ -336,7 +336,7 @@ def _parse_base(raw: Any, base_dir: Path, where: str) -> tuple[str, dict, list[t
         if not file.is_file():
             raise InputError(f"{where}: base.accel: no such file {str(file)!r}")
         accel = str(file)
-        data = read_accel_file(file)
+        data = preset_mapping(accel)  # with its extends chain
     else:
         names = preset_names()
         if accel not in names:
