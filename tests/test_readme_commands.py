@@ -34,6 +34,7 @@ NOT_RUN = {
     r"validate reference --cases 2000": "2,000 cases: half a minute (tests/app/test_validate_cli.py runs it small)",
     r"--nm 2:8 --out traces/r18-2of8": "N:M-trained warm-up: a minute",
     r"--prompt-len 2048 --gen-len 256": "a 2,048-token prompt on the 7B shape: tens of seconds",
+    r"validate silicon --plot": "every measured case: about 25 s (tests/app/test_validate_silicon.py runs groups)",
     r"llama2_70b --prompt-len 4096": "the 70B shape on 8 chips of 108 cores: most of a minute "
                                       "(benchmarks/scale_out.py times it)",
 }

@@ -588,3 +588,51 @@ def plot_training_dynamics(df, path: str | Path, title: str) -> Path:
             axis.set_minor_formatter(NullFormatter())
         fig.suptitle(title)
         return _save(fig, path)
+
+
+def plot_silicon(cases, path: str | Path, *, title: str, tolerance: float) -> Path:
+    """The model against measured silicon: left, each kernel case's modelled latency (kernel plus
+    harness, filled; kernel alone, hollow) over its measurement, with the ``tolerance`` band;
+    right, the all-reduce's latency against message size, measured and modelled
+    (:mod:`sparsesim.references.silicon` cases)."""
+    kernels = [c for c in cases if c.group != "all_reduce"]
+    collective = sorted((c for c in cases if c.group == "all_reduce"), key=lambda c: int(c.case.split()[0]))
+    with _rc():
+        fig, axes = _figure(1, 2 if collective and kernels else 1, width=5.6, height=4.6)
+        panels = iter(axes[0])
+        if kernels:
+            ax = next(panels)
+            groups = list(dict.fromkeys(c.group for c in kernels))
+            colors = color_map(groups)
+            lo = min(min(c.measured_s, c.kernel_s) for c in kernels) * 1e6 / 1.5
+            hi = max(max(c.measured_s, c.model_s) for c in kernels) * 1e6 * 1.5
+            line = np.geomspace(lo, hi, 50)
+            ax.fill_between(line, line * (1 - tolerance), line * (1 + tolerance), color="0.88", lw=0,
+                            label=f"within {100 * tolerance:g}%")
+            ax.plot(line, line, color="0.4", lw=0.8)
+            for i, g in enumerate(groups):
+                mine = [c for c in kernels if c.group == g]
+                x = [c.measured_s * 1e6 for c in mine]
+                ax.scatter(x, [c.model_s * 1e6 for c in mine], color=colors[g], marker=MARKERS[i % len(MARKERS)],
+                           s=28, label=f"{g}: kernel + harness", zorder=3)
+                ax.scatter(x, [c.kernel_s * 1e6 for c in mine], facecolors="none", edgecolors=colors[g],
+                           marker=MARKERS[i % len(MARKERS)], s=28, zorder=3)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlim(lo, hi)
+            ax.set_ylim(lo, hi)
+            ax.set_xlabel("measured latency (µs)")
+            ax.set_ylabel("modelled latency (µs); hollow: kernel alone")
+            ax.legend(fontsize=7, loc="upper left")
+        if collective:
+            ax = next(panels)
+            size = [int(c.case.split()[0]) for c in collective]
+            ax.plot(size, [c.measured_s * 1e6 for c in collective], marker="o", ms=3, label="measured")
+            ax.plot(size, [c.model_s * 1e6 for c in collective], marker="x", ms=4, ls="--", label="model")
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xlabel("all-reduce size per GPU (bytes)")
+            ax.set_ylabel("latency (µs)")
+            ax.legend(fontsize=8)
+        fig.suptitle(title)
+        return _save(fig, path)

@@ -7,6 +7,11 @@ cycle-by-cycle reference on ``N`` drawn cases (:mod:`sparsesim.validate`), print
 ``sparsesim validate architectures [--only NAME] [--json]`` runs the published references the
 non-systolic array kinds are held against (:mod:`sparsesim.references`), prints each one's
 agreement and exits 1 if any case is outside its tolerance.
+
+``sparsesim validate silicon [--group G] [--json] [--plot FILE]`` runs the GPU-class preset on the
+published A100 measurements (:mod:`sparsesim.references.silicon`) and prints each case's
+measured and modelled latency and error, and each group's mean; it is a report (exit 0), the
+tolerance marks the cases within it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import sys
 import time
 
 from sparsesim.core.errors import InputError
+from sparsesim.core.outputs import check_output_path
 from sparsesim.references import REFERENCES
 from sparsesim.validate import validate_reference
 
@@ -76,6 +82,40 @@ def cmd_validate_architectures(args) -> int:
     return 0
 
 
+def cmd_validate_silicon(args) -> int:
+    from sparsesim.references import silicon
+
+    if args.plot:
+        check_output_path(args.plot, field="--plot", kind="file")
+    start = time.perf_counter()
+    data = silicon.load_data()
+    cases = silicon.run(args.group or silicon.GROUPS)
+    groups = silicon.summary(cases)
+    if args.json:
+        print(json.dumps({"source": data["source"], "preset": data["preset"], "harness_s": data["harness_s"],
+                          "tolerance": data["tolerance"], "groups": groups, "cases": [c.as_dict() for c in cases]}))
+    else:
+        print(f"{data['preset']} against {data['source']}; harness {1e6 * data['harness_s']:g} us per kernel call, "
+              f"within: |error| <= {100 * data['tolerance']:g}%")
+        print(f"{'group':<13} {'case':<20} {'measured_us':>12} {'kernel_us':>11} {'model_us':>11} "
+              f"{'kernel_err':>10} {'error':>8}")
+        for c in cases:
+            print(f"{c.group:<13} {c.case:<20} {1e6 * c.measured_s:>12.1f} {1e6 * c.kernel_s:>11.1f} "
+                  f"{1e6 * c.model_s:>11.1f} {100 * c.kernel_error:>+9.1f}% {100 * c.error:>+7.1f}%"
+                  f"{'' if c.within else '  outside'}")
+        for g in groups:
+            print(f"{g['group']}: {g['within']}/{g['cases']} within; mean |error| {100 * g['mean_abs_error']:.1f}% "
+                  f"(kernel alone {100 * g['mean_abs_kernel_error']:.1f}%); summed latency "
+                  f"{100 * (g['model_s'] / g['measured_s'] - 1):+.1f}%")
+        print(f"{len(cases)} cases; {time.perf_counter() - start:.1f} s")
+    if args.plot:
+        from sparsesim.plots import plot_silicon
+
+        plot_silicon(cases, args.plot, title=f"{data['preset']} against measured A100 (LLMCompass)",
+                     tolerance=data["tolerance"])
+    return 0
+
+
 def add_validate_commands(sub) -> None:
     """Register ``validate reference`` on the top-level subparsers ``sub``."""
     validate = sub.add_parser("validate", help="check the fast model against the cycle-by-cycle reference")
@@ -89,3 +129,9 @@ def add_validate_commands(sub) -> None:
     arch.add_argument("--only", action="append", metavar="NAME", help="run only this reference (repeatable)")
     arch.add_argument("--json", action="store_true", help='print {"references": [...]}')
     arch.set_defaults(func=cmd_validate_architectures)
+    sil = which.add_parser("silicon", help="the GPU-class presets against published measurements of real chips")
+    sil.add_argument("--group", action="append", metavar="G",
+                     help="run only this group: matmul, gpt3_prefill, gpt3_decode, all_reduce (repeatable)")
+    sil.add_argument("--json", action="store_true", help='print {"groups": [...], "cases": [...]}')
+    sil.add_argument("--plot", metavar="FILE", help="also draw measured against modelled latency (PNG)")
+    sil.set_defaults(func=cmd_validate_silicon)
