@@ -16,8 +16,10 @@ def test_the_80gb_a100_is_the_40gb_one_with_its_hbm():
     big, small = load_accel("a100_80gb"), load_accel("a100")
     assert big.dram.bandwidth_bytes_per_cycle == pytest.approx(2039e9 / 1.41e9, abs=0.05)
     assert big.dram.latency_cycles == small.dram.latency_cycles  # the rest of dram kept, not replaced
+    assert big.dram.capacity_bytes == 80 * 2 ** 30
     same = dataclasses.replace(big, name=small.name, description=small.description,
-                               dram=dataclasses.replace(big.dram, bandwidth_bytes_per_cycle=1102.8))
+                               dram=dataclasses.replace(big.dram, bandwidth_bytes_per_cycle=1102.8,
+                                                        capacity_bytes=40 * 2 ** 30))
     assert same == small
     assert "extends" not in preset_mapping("a100_80gb")
 

@@ -185,3 +185,60 @@ def test_the_text_output_states_the_critical_path():
                      "--set", "system.interconnect.link_bandwidth_bytes_per_s=1e10"]) == 0
     last = buf.getvalue().strip().splitlines()[-1]
     assert last.startswith("# 2 chips: latency ") and "decode" in last and "tokens/s" in last
+
+
+# ---------------------------------------------------------------- what a chip holds (dram.capacity_bytes)
+
+def _split(tp=1, pp=1, dp=1, ep=1, element_bytes=2):
+    from sparsesim.workloads.parallel import Split
+
+    return Split(tp=tp, pp=pp, dp=dp, ep=ep, micro_batches=1, element_bytes=element_bytes)
+
+
+@pytest.mark.parametrize("name", ["llama2_7b", "llama2_70b", "mixtral_8x7b", "llama_tiny"])
+def test_one_chip_holds_every_parameter_once(name):
+    from sparsesim.workloads.parallel import chip_memory
+
+    shape = DECODERS.get(name)
+    mem = chip_memory(shape, _split(), batch=1, context=1)
+    assert mem["weight_bytes_per_chip"] == 2 * shape.params
+
+
+def test_shards_and_the_kv_cache_by_hand():
+    from sparsesim.workloads.parallel import chip_memory
+
+    shape = DECODERS.get("llama2_70b")  # d 8192, 80 layers, 64 heads / 8 KV heads of 128, FFN 28672
+    d, hd, f, v = 8192, 128, 28672, 32000
+    mem = chip_memory(shape, _split(tp=8), batch=4, context=4608)
+    per_layer = 2 * d * 8 * hd + 2 * d * 1 * hd + 3 * d * (f // 8) + 2 * d  # 8 query heads, 1 KV head per chip
+    assert mem["weight_bytes_per_chip"] == 2 * (80 * per_layer + 2 * (v // 8) * d + d)
+    assert mem["kv_cache_bytes_per_chip"] == 2 * 80 * 2 * 1 * hd * 4608 * 4  # K and V, 4 sequences
+    # 16-way: 8 KV heads cannot be split 16 ways, so each chip keeps one, replicated
+    assert chip_memory(shape, _split(tp=16), batch=4, context=4608)["kv_cache_bytes_per_chip"] == \
+        mem["kv_cache_bytes_per_chip"]
+    # 2 pipeline stages of 40 layers, 2 replicas of the batch: the last stage holds the head
+    staged = chip_memory(shape, _split(pp=2, dp=2), batch=4, context=100)
+    full = 2 * d * 64 * hd + 2 * d * 8 * hd + 3 * d * f + 2 * d
+    assert staged["weight_bytes_per_chip"] == 2 * (40 * full + v * d + d)
+    assert staged["kv_cache_bytes_per_chip"] == 2 * 40 * 2 * 8 * hd * 100 * 2
+    # expert parallel 4: each chip keeps 2 of Mixtral's 8 experts and the whole router
+    mix = DECODERS.get("mixtral_8x7b")
+    ep = chip_memory(mix, _split(ep=4), batch=1, context=1)["weight_bytes_per_chip"]
+    one = chip_memory(mix, _split(), batch=1, context=1)["weight_bytes_per_chip"]
+    assert one - ep == 2 * 32 * 6 * 3 * 4096 * 14336
+
+
+def test_a_system_run_reports_its_footprint_and_warns_when_it_does_not_fit(caplog):
+    wl = llm_workload("llama2_70b", batch=1, prompt_len=8, gen_len=1)
+    sets = {"system.chips": 2, "system.tensor_parallel": 2}
+    with caplog.at_level("WARNING"):
+        res = api.simulate(wl, accel="a100", sets=sets)
+    system = res.total["system"]
+    assert system["dram_capacity_bytes"] == 40 * 2 ** 30 and system["fits"] is False
+    assert system["memory_bytes_per_chip"] == system["weight_bytes_per_chip"] + system["kv_cache_bytes_per_chip"]
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith("llama2_70b needs 64.2 GiB per chip") and "dram.capacity_bytes (40.0 GiB)" in warning
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        res = api.simulate(llm_workload("llama2_7b", batch=1, prompt_len=8, gen_len=1), accel="a100", sets=sets)
+    assert res.total["system"]["fits"] is True and not caplog.records

@@ -226,6 +226,10 @@ class DramConfig:
                            default="DDR4_3200", recorded_at_default=False)
     banked: BankedDramConfig = _param("keys of the banked model, each overriding one of dram.standard's",
                                       default_factory=BankedDramConfig, recorded_at_default=False)
+    capacity_bytes: int = _param("capacity of one chip's DRAM, bytes; 0: not stated. A system run of a shape-only "
+                                 "LLM reports each chip's weights and KV cache against it (total.system) and "
+                                 "warns when they do not fit; timing never depends on it",
+                                 default=0, minimum=0, maximum=1 << 50, recorded_at_default=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -18,6 +18,7 @@ a file, a sweep point) and in what they hand back (a ``Result``, a frame with sw
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,8 +27,11 @@ from sparsesim.hardware.config import AccelConfig, apply_overrides, build
 from sparsesim.simulation.engine import run_id
 from sparsesim.simulation.results import stamp, to_frame, total_row
 from sparsesim.simulation.run import simulate_rows
+from sparsesim.simulation.system import footprint_warning
 from sparsesim.sparsity import check_hardware, parse_features
 from sparsesim.workloads.ops import Workload
+
+log = logging.getLogger(__name__)
 
 
 def build_config(data: dict, overrides: Sequence[tuple[str, Any]] = ()) -> AccelConfig:
@@ -73,6 +77,9 @@ def assemble_run(workload: Workload, cfg: AccelConfig, dataflow: str, *, accel_l
     name; the API adds its ``--set`` overrides). ``progress``: log progress lines while a
     replay of real tensors runs (see :func:`~sparsesim.simulation.run.simulate_rows`).
     ``client``: a Dask client over whose cluster a dense run's ops are split (same rows)."""
+    warning = footprint_warning(cfg, workload.meta.get("llm"))
+    if warning:
+        log.warning(warning)
     rows = simulate_rows(workload, cfg, dataflow, progress=progress, client=client)
     stamped = stamp(rows, cfg, run_id(cfg, dataflow), workload.name, accel_label=accel_label)
     return AssembledRun(rows=tuple(stamped), config=cfg, workload=workload.name, dataflow=dataflow,

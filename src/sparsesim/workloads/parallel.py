@@ -107,6 +107,38 @@ def stage_of(layer: int, layers: int, pp: int) -> int:
     return layer // (size + 1) if layer < edge else extra + (layer - edge) // size
 
 
+def chip_memory(shape: DecoderShape, split: Split, batch: int, context: int) -> dict:
+    """Bytes one chip of the most loaded pipeline stage holds of decoder ``shape`` under
+    ``split``, at ``split.element_bytes`` per element: its shard of the weights and of the KV
+    cache of its ``batch / dp`` sequences at ``context`` positions each.
+
+    Per layer the chip holds q and o of its ``heads / tp`` heads, k and v of its key/value heads
+    (``kv_heads / tp``, or one, replicated, where ``tp`` exceeds them, as the split computes),
+    ``1 / tp`` of the FFN (of each of its ``experts / ep`` experts, plus the whole router), and
+    both RMSNorm gains. The first stage holds the embedding and the last the final norm and the
+    LM head, each split over the vocabulary by ``tp`` (Megatron's vocabulary-parallel layers);
+    a tied head is stored once, on the first stage. Activations and workspace are not counted.
+    """
+    tp, d, hd = split.tp, shape.dim, shape.head_dim
+    h = shape.heads // tp
+    kvh = shape.kv_heads // tp if shape.kv_heads % tp == 0 else 1
+    ffn = shape.ffn_hidden // tp
+    mlp = 3 * d * ffn if not shape.moe else d * shape.experts + (shape.experts // split.ep) * 3 * d * ffn
+    per_layer = 2 * d * h * hd + 2 * d * kvh * hd + mlp + 2 * d
+    vocab = shape.vocab // tp * d
+    sequences = batch // split.dp
+    stages = []
+    for stage in range(split.pp):
+        layers = sum(stage_of(i, shape.layers, split.pp) == stage for i in range(shape.layers))
+        weights = layers * per_layer
+        weights += vocab if stage == 0 else 0
+        weights += d + (vocab if not shape.tie_embeddings else 0) if stage == split.pp - 1 else 0
+        kv = layers * 2 * kvh * hd * context * sequences
+        stages.append((weights * split.element_bytes, kv * split.element_bytes))
+    weights, kv = max(stages, key=sum)
+    return {"weight_bytes_per_chip": weights, "kv_cache_bytes_per_chip": kv, "memory_bytes_per_chip": weights + kv}
+
+
 def _layer_items(shape: DecoderShape, split: Split, i: int, mb: int, new: int, context: int, first_token: int,
                  phase: Phase, step: int | None):
     p = f"model.layers.{i}"
