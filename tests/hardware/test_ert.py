@@ -113,3 +113,42 @@ def test_a_bad_binding_is_one_line_naming_the_field(tmp_path, parts, value, fiel
 def test_the_builtin_ert_is_listed_beside_the_yaml_tables():
     assert read_builtin("energy_tables", "horowitz45_ert", _load_table, field="energy_table",
                         kind="energy table").source.endswith("ERT/ART form")
+
+
+@pytest.mark.parametrize("node", [32, 22, 16, 7, 5])
+def test_energy_node_moves_an_ert_as_it_moves_horowitz45(node):
+    """No derived file exists for an ERT: it is derived in memory by the same published factors,
+    so horowitz45_ert at a node prices every component as horowitz45's derived file does."""
+    sets = {"energy.node": node}
+    ra = simulate(network("resnet18"), accel="edge32", sets=sets)
+    rb = simulate(network("resnet18"), accel="edge32", sets={**sets, "energy.table": "horowitz45_ert"})
+    assert ra.rows[0]["energy_table"] == f"horowitz45_n{node}"
+    assert rb.rows[0]["energy_table"] == f"horowitz45_ert@{node}nm"
+    for x, y in zip(ra.rows, rb.rows):
+        for component, pj in x["energy_breakdown_pj"].items():
+            # both sides rounded to six significant digits, MAC and add apart on one side only
+            assert y["energy_breakdown_pj"][component] == pytest.approx(pj, rel=1e-5, abs=1e-9), component
+
+
+def test_a_hand_made_ert_at_another_node_is_its_factors_times_the_table(tmp_path):
+    from sparsesim.hardware.node_scaling import area_factor, energy_factor
+
+    path = str(_write(tmp_path, HAND))  # technology_nm 22
+    r22 = simulate(gemm(64, 64, 64), accel="edge32", sets={"energy.table": path})
+    r7 = simulate(gemm(64, 64, 64), accel="edge32", sets={"energy.table": path, "energy.node": 7})
+    assert r7.rows[0]["energy_table"] == f"{path}@7nm"
+    t7 = energy_table(f"{path}@7nm")
+    assert t7.name == "hand_n7" and t7.technology_nm == 7 and t7.derivation["from_nm"] == 22
+    assert t7.mac_pj("int8") == pytest.approx(0.5 * energy_factor(7, 22), rel=1e-5)
+    assert t7.sram_um2_per_bit == pytest.approx(0.5 * area_factor(7, 22), rel=1e-5)
+    mac22, mac7 = (r.rows[0]["energy_breakdown_pj"]["mac"] for r in (r22, r7))
+    assert mac7 == pytest.approx(mac22 * energy_factor(7, 22), rel=1e-5)
+
+
+def test_a_table_without_its_node_cannot_move(tmp_path):
+    data = copy.deepcopy(HAND)
+    del data["sparsesim"]["technology_nm"]
+    path = str(_write(tmp_path, data))
+    with pytest.raises(InputError) as err:
+        simulate(gemm(8, 8, 8), accel="edge32", sets={"energy.table": path, "energy.node": 7})
+    assert str(err.value).startswith("energy.node: table 'hand' states no technology_nm")

@@ -22,7 +22,7 @@ from sparsesim.hardware.config import AccelConfig, read_mapping
 from sparsesim.hardware.datafiles import builtin_names, read_builtin
 from sparsesim.hardware.ert import from_ert, is_ert
 from sparsesim.hardware.memory import DRAM_ENERGY_COLUMNS, memory_model
-from sparsesim.hardware.node_scaling import derived_table_name
+from sparsesim.hardware.node_scaling import derive_table, derived_table_name
 from sparsesim.hardware.schedule import EventCounts
 from sparsesim.core.errors import InputError, field_error
 from sparsesim.core.registry import suggest
@@ -103,9 +103,18 @@ def energy_table_names() -> list[str]:
     return builtin_names("energy_tables")
 
 
+DERIVED_SEP = "@"
+"""``BASE@NODEnm`` names ``BASE`` derived in memory at ``NODE`` nm (:func:`energy_table_name`)."""
+
+
 @cache
 def energy_table(name: str) -> EnergyTable:
-    """The built-in table ``name`` or the table in YAML file ``name``."""
+    """The built-in table ``name`` or the table in YAML file ``name``; ``BASE@NODEnm`` is table
+    ``BASE`` (either) scaled to ``NODE`` nm in memory by
+    :func:`~sparsesim.hardware.node_scaling.derive_table`, as the built-in derived files are."""
+    base, sep, node = name.rpartition(DERIVED_SEP)
+    if sep and node.endswith("nm") and node[:-2].isdigit():
+        return _derived(energy_table(base), int(node[:-2]))
     path = Path(name)
     if path.suffix in (".yaml", ".yml") and path.exists():
         return _load_table(path)
@@ -116,7 +125,9 @@ def energy_table_name(cfg: AccelConfig) -> str:
     """The table a config prices with, as :func:`energy_table` takes it: ``energy.table`` (or the
     older ``energy_table``) as given, or, when ``energy.node`` names another node than that
     table's, the built-in table derived from the same 45 nm base at that node
-    (:mod:`sparsesim.hardware.node_scaling`; e.g. ``horowitz45`` at 7 nm is ``horowitz45_n7``)."""
+    (:mod:`sparsesim.hardware.node_scaling`; e.g. ``horowitz45`` at 7 nm is ``horowitz45_n7``).
+    A table with no derived file (an Accelergy ERT, a user's table) that states its
+    ``technology_nm`` is derived in memory by the same rule: ``BASE@NODEnm``."""
     return _table_at_node(cfg.energy.table or cfg.energy_table, cfg.energy.node)
 
 
@@ -130,14 +141,25 @@ def _table_at_node(name: str, node: int) -> str:
     if not table.technology_nm:
         raise field_error("energy.node", f"table {table.name!r} states no technology_nm, so it cannot be moved to "
                                          f"{node} nm")
-    root = table.derivation["base"] if table.derivation else table.name
+    root = table.derivation["base"] if table.derivation else name  # a file is named by its path
     if table.derivation and node == energy_table(root).technology_nm:
         return root
     derived = derived_table_name(root, node)
-    if derived not in energy_table_names():
-        raise field_error("energy.node", f"no table derived from {root!r} at {node} nm (write one with "
-                                         "tools/derive_node_tables.py and pass it as energy.table)")
-    return derived
+    if derived in energy_table_names():
+        return derived
+    return f"{root}{DERIVED_SEP}{node}nm"  # no file derived from it: derived in memory, the same way
+
+
+def _derived(table: EnergyTable, node: int) -> EnergyTable:
+    """``table`` (any form, stating its ``technology_nm``) scaled to ``node`` nm."""
+    if not table.technology_nm:
+        raise field_error("energy.node", f"table {table.name!r} states no technology_nm, so it cannot be moved to "
+                                         f"{node} nm")
+    data = {k: getattr(table, k) for k in _REQUIRED + _OPTIONAL}
+    data["sram_pj_per_64b"] = [list(p) for p in table.sram_pj_per_64b]
+    out = derive_table(data, node)
+    out["sram_pj_per_64b"] = tuple(sorted((float(a), float(b)) for a, b in out["sram_pj_per_64b"]))
+    return EnergyTable(**out)
 
 
 def config_energy_table(cfg: AccelConfig) -> EnergyTable:
