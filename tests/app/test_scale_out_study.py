@@ -35,4 +35,10 @@ def test_scale_out_quick(tmp_path):
     for _, r in frame[frame["act_sparsity"] > 0].iterrows():
         d = dense[(dense["accel"] == r["accel"]) & (dense["strategy"] == r["strategy"])].iloc[0]
         assert r["decode_ms_per_token"] < d["decode_ms_per_token"]
+    # Llama-2-7B fits one 40 GiB a100 (about 12.6 GiB of bf16 weights); dc128 states no capacity
+    assert set(dense[dense["accel"] == "a100"]["fits"]) == {"yes"}
+    assert set(dense[dense["accel"] == "dc128"]["fits"]) == {"unstated"}
+    assert one["memory_gib_per_chip"] == pytest.approx(2 * DECODERS.get("llama2_7b").params / 2 ** 30, rel=0.01)
+    stated = len(dense[dense["fits"] != "unstated"])
+    assert f"Every one of the {stated} dense runs on chips that state their capacity fits it." in text
     assert "Energy table and DRAM model" in text and (out / "decode_vs_chips.png").stat().st_size > 10_000

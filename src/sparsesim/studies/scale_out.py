@@ -19,6 +19,7 @@ from sparsesim import plots
 from sparsesim.hardware.config import parse_override
 from sparsesim.hardware.presets import preset_mapping
 from sparsesim.simulation.assemble import assemble_run, build_config
+from sparsesim.simulation.system import chip_footprint
 from sparsesim.studies.common import STUDIES, Study, log, md_table, provenance, write_report
 from sparsesim.workloads.llm_networks import llm_workload
 
@@ -78,6 +79,7 @@ def _run(model: str, accel: str, s: Strategy, prompt: int, gen: int, act: float 
     busy = decode["latency_s"].sum()
     prefill_s = sysinfo.get("prefill_latency_s", frame[frame["phase"] == "prefill"]["latency_s"].sum())
     decode_s = sysinfo.get("decode_latency_s", busy)
+    memory = chip_footprint(cfg, workload.meta["llm"])
     return {
         "model": model, "accel": accel, "strategy": s.label, "chips": s.chips, "tp": s.tp, "pp": s.pp, "dp": s.dp,
         "ep": s.ep, "batch": s.batch, "act_sparsity": act or 0.0, "prompt_len": prompt, "gen_len": gen,
@@ -88,6 +90,8 @@ def _run(model: str, accel: str, s: Strategy, prompt: int, gen: int, act: float 
         "bubble_s": sysinfo.get("bubble_s", 0.0),
         "collective_bytes": float(sysinfo.get("collective_bytes", 0)),
         "energy_pj": float(frame["energy_pj"].sum()),
+        "memory_gib_per_chip": memory["memory_bytes_per_chip"] / 2 ** 30,
+        "fits": {True: "yes", False: "no"}.get(memory.get("fits"), "unstated"),
         "energy_table": frame["energy_table"].iloc[0],
         "cfg.dram.model": frame["cfg.dram.model"].iloc[0] if "cfg.dram.model" in frame else "simple",
     }
@@ -191,14 +195,21 @@ def write(frame: pd.DataFrame, figures: list[str]) -> str:
                           f"and sparse ({d['collective_bytes'] / 1e9:.2f} and {last['collective_bytes'] / 1e9:.2f} GB "
                           "per chip over the run), since they carry the layers' outputs.")
     trend_line = "\n".join("- " + t for t in trends)
+    stated = dense[dense["fits"] != "unstated"]
+    misfits = stated[stated["fits"] == "no"]
+    fit_line = (f"{len(misfits)} of the {len(stated)} dense runs on chips that state their capacity do not fit it: "
+                + "; ".join(f"{r['model']} {r['strategy']} on {r['accel']} ({r['memory_gib_per_chip']:.1f} GiB per chip)"
+                            for _, r in misfits.iterrows()) + "." if len(misfits)
+                else f"Every one of the {len(stated)} dense runs on chips that state their capacity fits it.")
     table = frame.sort_values(["act_sparsity", "model", "accel", "chips"], kind="stable")
     cols = {"model": "model", "accel": "chips of", "strategy": "split", "chips": "chips",
             "act_sparsity": "act. sparsity", "prefill_latency_s": "prefill (s)", "decode_ms_per_token": "decode ms/token",
             "prefill_tokens_per_s": "prefill tok/s", "decode_tokens_per_s": "decode tok/s",
-            "decode_collective_share": "collectives (decode)", "bubble_s": "bubble (s)"}
+            "decode_collective_share": "collectives (decode)", "bubble_s": "bubble (s)",
+            "memory_gib_per_chip": "GiB/chip", "fits": "fits"}
     fmt = {"act_sparsity": ".1f", "prefill_latency_s": ".4f", "decode_ms_per_token": ".3f",
            "prefill_tokens_per_s": ".0f", "decode_tokens_per_s": ".1f", "decode_collective_share": ".1%",
-           "bubble_s": ".4f"}
+           "bubble_s": ".4f", "memory_gib_per_chip": ".1f"}
     figs = "\n\n".join(f"![{f}]({f})" for f in figures)
     return f"""# Scale-out: LLM inference across chips and parallel strategies
 
@@ -208,9 +219,13 @@ prompt {prompt} tokens then {gen} decode steps, batch 1 unless the split says ot
 (108 SM cores, 40 MB L2, 1555 GB/s) and `h100` (132 SM cores, 50 MB L2, 3.35 TB/s); the GPU figures come from
 their specifications (sources in the preset files), not from measurements. Splits: tensor parallel (TP,
 Megatron-style, an all-reduce after each row-parallel projection), pipeline parallel (PP, one micro-batch), data
-and expert parallel (DP, EP: Mixtral's experts over the replicas, all-to-all dispatch and combine). Memory
-capacity is not modelled: a split is run whether or not its weights fit a chip. "Collectives (decode)" is the
-share of the decode rows' time spent in collective rows; every collective here is on the critical path.
+and expert parallel (DP, EP: Mixtral's experts over the replicas, all-to-all dispatch and combine). "GiB/chip" is
+what one chip holds of the weights and the KV cache at the last position; "fits" compares it with the preset's
+HBM capacity (`dram.capacity_bytes`: a100 40 GiB, h100 80 GiB; dc128 states none: "unstated"). A run that does
+not fit is timed as if it did. "Collectives (decode)" is the share of the decode rows' time spent in collective
+rows; every collective here is on the critical path.
+
+{fit_line}
 
 {provenance(frame)}
 
