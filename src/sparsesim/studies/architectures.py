@@ -28,7 +28,8 @@ import pandas as pd
 
 from sparsesim import plots
 from sparsesim.hardware.presets import load_accel
-from sparsesim.studies.common import STUDIES, Study, md_table, phase_totals, run_workload, span, trace_for, write_report
+from sparsesim.studies.common import (STUDIES, Study, md_table, phase_totals, provenance, run_workload, span,
+                                      trace_for, write_report)
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.ops import Workload, gemm_op
 from sparsesim.workloads.trace import load_trace
@@ -132,7 +133,9 @@ def _totals(frame: pd.DataFrame, **labels) -> dict:
                                     "macs_effectual", "energy_pj", "dram_bytes", "bound_cycles", "stall_cycles")}
     out["compute_speedup"] = out["dense_compute_cycles"] / max(out["compute_cycles"], 1.0)
     out["stall_share"] = out["stall_cycles"] / max(out["cycles"], 1.0)
-    return {**labels, **out}
+    # what the rows were priced and timed with, for the report's provenance line
+    recorded = {k: frame[k].iloc[0] for k in ("energy_table", "cfg.dram.model", "cfg.dram.standard") if k in frame}
+    return {**labels, **out, **recorded}
 
 
 def compute(traces: Path, quick: bool) -> Data:
@@ -281,6 +284,8 @@ dense weights 2:4 (density 0.5), the only pattern it can use. The density grid i
 the design's dense machine over its sparse one (*compute*: without memory stalls); *stalls*: the
 share of the cycles the array waits for DRAM or for a buffer's ports; the *bound* is
 the largest speedup the MAC count and the DRAM bytes allow.
+
+{provenance(cnn, grid)}
 
 ## ResNet-18 inference
 

@@ -23,7 +23,8 @@ import pandas as pd
 from sparsesim import plots
 from sparsesim.hardware.presets import load_accel
 from sparsesim.workloads.capture.zoo import MODELS as ZOO
-from sparsesim.studies.common import (STUDIES, Study, md_table, phase_totals, relation, run_trace, span, trace_for,
+from sparsesim.studies.common import (STUDIES, Study, md_table, phase_totals, provenance, relation, run_trace, span,
+                                      trace_for,
                                       write_report)
 
 RATIOS = ("2:4", "2:8", "1:8")
@@ -510,6 +511,8 @@ output- and weight-stationary dataflows, 2 MiB per operand buffer, 192 B/cycle o
 after each layer's weight update. Every assumption about the paper's hardware is written down
 in that file with what it changes. Energy uses `{df['energy_table'].iloc[0]}` (45 nm ASIC
 numbers): read the energy columns as relative, not as the paper's FPGA power.
+
+{provenance(data.rows)}
 
 **Workloads.** The main results are {', '.join(models)}; {', '.join(data.small['model'].unique())} (the
 models of the earlier, CIFAR-size version of this study) are kept as a cross-check. Each is a
