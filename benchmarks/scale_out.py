@@ -10,6 +10,9 @@ peak resident set size:
 2. ``run --gemm M,N,K --accel a100 --json`` for large square and LLM-shaped GEMMs: the
    latency beside the tensor cores' peak (312 dense bf16 TFLOPS) and the HBM time (1555 GB/s),
    the floors the preset's specifications give.
+3. A sparse replay split over the cluster: ``llama2_7b`` on one ``dc128`` chip, prompt 128 + 16
+   decode steps, 50% zero activations skipped (``zero_skip:input:skipping``), in one process and
+   with ``--workers 2``; the totals must be equal.
 
 Run: ``python benchmarks/scale_out.py``.
 """
@@ -44,6 +47,16 @@ def main() -> None:
             print(f"  llama2_70b TP8, prompt 4096 + 512 decode steps, {label}: {wall:6.1f} s, peak {rss:.2f} GB "
                   f"(target < 60 s); latency {system['latency_s']:.3f} s, decode "
                   f"{system['decode_tokens_per_s']:.1f} tokens/s, collectives {system['collective_share']:.1%}")
+        replay = ["run", "--network", "llama2_7b", "--prompt-len", "128", "--gen-len", "16", "--accel", "dc128",
+                  "--act-sparsity", "0.5", "--sparsity", "zero_skip:input:skipping", "--json"]
+        totals = []
+        for extra, label in (([], "one process"), (["--workers", "2"], "--workers 2")):
+            out = Path(tmp) / "replay.json"
+            wall, rss, _ = timed_process([*replay, *extra], stdout_path=str(out))
+            totals.append(json.loads(out.read_text())["total"])
+            print(f"  llama2_7b zero-skip replay on dc128, prompt 128 + 16 decode steps, {label}: {wall:6.1f} s, "
+                  f"peak {rss:.2f} GB; {totals[-1]['cycles']} cycles")
+        print(f"  the two replays' totals are {'equal' if totals[0] == totals[1] else 'DIFFERENT'}")
         for M, N, K in GEMMS:
             out = Path(tmp) / "gemm.json"
             wall, _, _ = timed_process(["run", "--gemm", f"{M},{N},{K}", "--accel", "a100", "--json"],

@@ -228,8 +228,9 @@ def simulate(workload, *, accel, dataflow: str = "best", sparsity=None,
     ``[]`` is dense. ``sets``: ``{"array.rows": 16}``, the ``--set`` overrides.
     ``scheduler`` (a Dask scheduler address or file) or ``workers`` (an embedded LocalCluster of
     that many processes): a dense run's ops are split over that cluster, the one sweeps use,
-    with the same rows as in one process; a sparse replay is refused there (it carries state
-    from op to op).
+    with the same rows as in one process, and so is a sparse replay of features that carry nothing
+    from op to op (zero_skip, act_policy at site input); one with delta, nm or the gated-MLP
+    act_policy is refused there (it carries state from op to op).
     """
     from sparsesim.simulation.assemble import assemble_run  # Numba, SimPy: see the note at the imports
 
@@ -249,10 +250,12 @@ def simulate(workload, *, accel, dataflow: str = "best", sparsity=None,
 
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
             raise arg_error("workers", f"must be a positive integer, got {workers!r}")
-        if parse_features(cfg.sparsity):
+        stateful = [f.kind for f in parse_features(cfg.sparsity) if not f.op_local()]
+        if stateful:
             raise arg_error("workers" if scheduler is None else "scheduler",
-                            "a sparse replay runs in one process (it carries state from op to op); "
-                            "split dense runs only")
+                            f"a sparse replay with {', '.join(stateful)} runs in one process (it carries state "
+                            "from op to op); the cluster splits dense runs and replays of zero_skip and "
+                            "act_policy at site input")
         with connect(scheduler, workers) as client:
             run = assemble_run(built, cfg, dataflow, accel_label=_accel_label(cfg, _sets(sets)), client=client)
     return Result(rows=run.rows, total=run.total, config=cfg, workload=run.workload, dataflow=dataflow)

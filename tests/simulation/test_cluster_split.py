@@ -21,3 +21,56 @@ def test_a_sparse_replay_is_not_split():
     with pytest.raises(InputError) as err:
         api.simulate(api.gemm(64, 64, 64), accel="edge32", sparsity=["nm:2:4"], workers=2)
     assert "workers" in str(err.value) and "one process" in str(err.value)
+
+
+SPARSE = ["act_policy:topk:0.25", "zero_skip:input:skipping"]  # both op-local
+
+
+def test_which_features_carry_state_from_op_to_op():
+    from sparsesim.sparsity import cli_sparsity, parse_features
+
+    local = {f.kind: f.op_local() for f in parse_features(cli_sparsity(SPARSE + ["nm:2:4", "delta:0.05"]))}
+    assert local == {"act_policy": True, "zero_skip": True, "nm": False, "delta": False}
+    (gated,) = parse_features([{"kind": "act_policy", "site": "swiglu_gate", "method": "threshold",
+                                "threshold": 0.1}])
+    assert not gated.op_local()
+
+
+def test_some_ops_of_a_replay_are_their_rows_in_the_whole_replay():
+    from sparsesim.hardware.energy import config_energy_table
+    from sparsesim.simulation.replay import Replay
+    from sparsesim.sparsity import parse_features
+
+    workload = llm_workload("llama_tiny", batch=2, prompt_len=8, gen_len=3, act_sparsity=0.5)
+    cfg = api.accel_config("edge32", sparsity=SPARSE)
+    features, table = parse_features(cfg.sparsity), config_energy_table(cfg)
+    whole = Replay(workload, cfg, "best", features, table).rows()
+    keep = list(range(1, len(workload.ops), 3))  # every third op
+    some = Replay(workload, cfg, "best", features, table).rows(keep)
+    from sparsesim.simulation.engine import op_phases
+
+    starts, n = [], 0
+    for i in range(len(workload.ops)):
+        starts.append(n)
+        n += len(op_phases(workload, i))
+    expected = [whole[starts[i] + k] for i in keep for k in range(len(op_phases(workload, i)))]
+    assert some == expected and len(some) >= 8
+    with pytest.raises(ValueError):
+        nm = api.accel_config("edge32", sparsity=["nm:2:4"])
+        Replay(workload, nm, "best", parse_features(nm.sparsity), table).rows(keep)
+
+
+def test_an_op_local_replay_split_over_two_workers_equals_one_process():
+    workload = llm_workload("llama_tiny", batch=2, prompt_len=16, gen_len=4, act_sparsity=0.5)
+    one = api.simulate(workload, accel="edge32", sparsity=SPARSE)
+    split = api.simulate(workload, accel="edge32", sparsity=SPARSE, workers=2)
+    assert any(r["weight_bytes_skipped"] > 0 for r in one.rows)  # the replay did skip
+    assert split.rows == one.rows
+    assert split.total == one.total
+
+
+def test_a_replay_with_state_names_the_feature_that_keeps_it_in_one_process():
+    with pytest.raises(InputError) as err:
+        api.simulate(api.gemm(64, 64, 64), accel="edge32", sparsity=["zero_skip:input:skipping", "delta:0.05"],
+                     workers=2)
+    assert str(err.value).startswith("workers: a sparse replay with delta runs in one process")

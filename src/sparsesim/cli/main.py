@@ -233,10 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="--trace: skip checking each tensor file's SHA-256 against the manifest (checked by "
                           "default, once per file as the replay first reads it)")
     run.add_argument("--scheduler", metavar="ADDRESS",
-                     help="split a dense run's ops over the Dask cluster at ADDRESS (or scheduler file), "
-                          "the one `sweep` uses; same rows as in one process")
+                     help="split a run's ops over the Dask cluster at ADDRESS (or scheduler file), "
+                          "the one `sweep` uses; same rows as in one process (dense runs, and replays of "
+                          "zero_skip and act_policy at site input)")
     run.add_argument("--workers", type=int, metavar="N",
-                     help="split a dense run's ops over an embedded Dask cluster of N processes")
+                     help="split a run's ops over an embedded Dask cluster of N processes (as --scheduler)")
     run.add_argument("--out", metavar="FILE.parquet|.csv", help="write the result table")
     run.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     run.add_argument("--json", action="store_true",

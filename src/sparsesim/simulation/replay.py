@@ -364,9 +364,15 @@ class Replay:
             return {}
         return {p: (name, p, op.gemm(p)) for p in phases if OPERAND_ROLES[p][1] == "weight"}
 
-    def rows(self) -> list[dict]:
+    def rows(self, indices=None) -> list[dict]:
+        """One row per (op, phase), in op order. ``indices``: replay only those ops (each as in
+        the whole run; only when every feature is :meth:`~sparsesim.sparsity.base.Feature.op_local`,
+        so that no op's row depends on another's)."""
         pending = []
-        for index, op in enumerate(self.workload.ops):
+        if indices is not None and not all(f.op_local() for f in self.features):
+            raise ValueError("a replay of some of the ops needs features that carry nothing from op to op")
+        for index in range(len(self.workload.ops)) if indices is None else indices:
+            op = self.workload.ops[index]
             phases = op_phases(self.workload, index)
             if not phases:
                 continue

@@ -67,8 +67,10 @@ def simulate_rows(workload: Workload, cfg: AccelConfig, dataflow: str, *, progre
     internal simulations, such as the reference validator, switch it off).
 
     ``client``: a Dask client; a dense run's ops are then split over its cluster, with the
-    same rows as in one process. A sparse replay carries state from op to op (delta
-    references, calibrated thresholds, shared weights) and runs in one process.
+    same rows as in one process, and so is a sparse replay whose features are all op-local
+    (zero skipping, an activation policy at ``site: input``). One with a feature that carries
+    state from op to op (delta references, N:M's pruning-unit timeline, the gated-MLP
+    coupling's masks and calibrated thresholds) runs in one process.
     """
     if cfg.system.chips > 1:  # one chip's share of the work, and the collectives between chips
         return system_rows(workload, cfg, lambda part: _chip_rows(part, cfg, dataflow, progress, client))
@@ -83,7 +85,12 @@ def _chip_rows(workload: Workload, cfg: AccelConfig, dataflow: str, progress: bo
     features = parse_features(cfg.sparsity)
     check_hardware(features, cfg)
     label = feature_labels(features)
+    if features and client is not None and len(workload.ops) > 1 and all(f.op_local() for f in features):
+        return repeat_rows(workload, _on_cluster(client, workload, cfg, dataflow, replay_rows))
     if features:
+        if client is not None:
+            log.info("the replay runs in one process: %s carry state from op to op",
+                     ", ".join(f.kind for f in features if not f.op_local()))
         if progress and workload.source is not None:  # real tensors: the replay reads them all, which can take minutes
             pairs = sum(len(op_phases(workload, i)) for i in range(len(workload.ops)))
             about = f"{len(workload.ops)} ops, {pairs} (op, phase) GEMMs, {label} on {cfg.name}, dataflow {dataflow}"
@@ -91,7 +98,7 @@ def _chip_rows(workload: Workload, cfg: AccelConfig, dataflow: str, progress: bo
                 workload, source=_ReplayProgress(workload.source, workload.name, len(workload.ops), about))
         return repeat_rows(workload, Replay(workload, cfg, dataflow, features, table).rows())
     if client is not None and len(workload.ops) > 1:
-        return repeat_rows(workload, _dense_on_cluster(client, workload, cfg, dataflow))
+        return repeat_rows(workload, _on_cluster(client, workload, cfg, dataflow, dense_rows))
     return repeat_rows(workload, dense_rows(workload, cfg, dataflow, range(len(workload.ops))))
 
 
@@ -118,14 +125,23 @@ def dense_rows(workload: Workload, cfg: AccelConfig, dataflow: str, indices) -> 
     return rows
 
 
-def _dense_on_cluster(client, workload: Workload, cfg: AccelConfig, dataflow: str) -> list[dict]:
-    """:func:`dense_rows` of every op, split by op over the Dask cluster of ``client``: the ops
-    dealt round-robin into four chunks per worker thread (neighbouring decode steps cost
-    alike, so the chunks balance), the rows put back in op order."""
+def replay_rows(workload: Workload, cfg: AccelConfig, dataflow: str, indices) -> list[dict]:
+    """The sparse replay's rows of ops ``indices`` of ``workload``, before the ``repeat`` scaling
+    (every feature op-local: each op's rows are those of the whole replay)."""
+    features = parse_features(cfg.sparsity)
+    table = config_energy_table(cfg)
+    return Replay(workload, cfg, dataflow, features, table).rows(indices)
+
+
+def _on_cluster(client, workload: Workload, cfg: AccelConfig, dataflow: str, rows_of) -> list[dict]:
+    """``rows_of(workload, cfg, dataflow, indices)`` (:func:`dense_rows` or :func:`replay_rows`)
+    of every op, split by op over the Dask cluster of ``client``: the ops dealt round-robin into
+    four chunks per worker thread (neighbouring decode steps cost alike, so the chunks balance),
+    the rows put back in op order."""
     threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()) or 1
     chunks = min(len(workload.ops), 4 * threads)
     shared = client.scatter(workload, broadcast=True)
-    futures = [client.submit(dense_rows, shared, cfg, dataflow, range(j, len(workload.ops), chunks), pure=False)
+    futures = [client.submit(rows_of, shared, cfg, dataflow, range(j, len(workload.ops), chunks), pure=False)
                for j in range(chunks)]
     parts = client.gather(futures)
     by_op: list[list[dict]] = [[] for _ in workload.ops]

@@ -169,6 +169,11 @@ class ActivationPolicyConfig(Feature):
             return GateCoupling(self, run)
         return PolicyRun(self, run)
 
+    def op_local(self) -> bool:
+        """At ``site: input`` each op's activations are sparsified from that op's alone; the
+        gated-MLP coupling carries a block's masks and calibrated thresholds between ops."""
+        return self.site != "swiglu_gate"
+
     def apply(self, x: np.ndarray, channel_axis: int) -> np.ndarray:
         """Return the sparsified activations (a new array; ``x`` is left alone).
 

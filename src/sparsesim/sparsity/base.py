@@ -291,6 +291,13 @@ class Feature:
         """The feature's state for one run."""
         return FeatureRun(self, run)
 
+    def op_local(self) -> bool:
+        """Whether this setting's run carries nothing from one op to the next, so that the ops of a
+        replay can be replayed apart (split over a cluster) with the same rows. True where the
+        feature keeps :meth:`start`'s stateless run; a feature with its own run state is not,
+        unless it says so for the settings where that state is per op."""
+        return type(self).start is Feature.start
+
 
 FeatureConfig = Feature  # the name earlier code used for the interface
 
