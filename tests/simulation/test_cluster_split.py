@@ -55,8 +55,8 @@ def test_some_ops_of_a_replay_are_their_rows_in_the_whole_replay():
         n += len(op_phases(workload, i))
     expected = [whole[starts[i] + k] for i in keep for k in range(len(op_phases(workload, i)))]
     assert some == expected and len(some) >= 8
-    with pytest.raises(ValueError):
-        nm = api.accel_config("edge32", sparsity=["nm:2:4"])
+    nm = api.accel_config("edge32", sparsity=["nm:2:4"])
+    with pytest.raises(ValueError, match="carry nothing from op to op"):
         Replay(workload, nm, "best", parse_features(nm.sparsity), table).rows(keep)
 
 
@@ -74,3 +74,11 @@ def test_a_replay_with_state_names_the_feature_that_keeps_it_in_one_process():
         api.simulate(api.gemm(64, 64, 64), accel="edge32", sparsity=["zero_skip:input:skipping", "delta:0.05"],
                      workers=2)
     assert str(err.value).startswith("workers: a sparse replay with delta runs in one process")
+
+
+def test_a_run_warning_is_given_once_in_the_users_process_when_the_replay_is_split(caplog):
+    workload = llm_workload("llama_tiny", batch=1, prompt_len=8, gen_len=2, act_sparsity=0.5)
+    with caplog.at_level("WARNING"):
+        api.simulate(workload, accel="edge32", sparsity=["act_policy:topk:0.25"], workers=2)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "no switched-on feature acts on those zeros" in warnings[0]

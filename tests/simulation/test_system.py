@@ -242,3 +242,29 @@ def test_a_system_run_reports_its_footprint_and_warns_when_it_does_not_fit(caplo
     with caplog.at_level("WARNING"):
         res = api.simulate(llm_workload("llama2_7b", batch=1, prompt_len=8, gen_len=1), accel="a100", sets=sets)
     assert res.total["system"]["fits"] is True and not caplog.records
+
+
+def test_a_tied_head_is_on_both_end_stages_and_a_prefill_keeps_only_the_prompt():
+    import dataclasses
+
+    from sparsesim.simulation.system import chip_footprint
+    from sparsesim.workloads.parallel import chip_memory
+
+    tied = dataclasses.replace(DECODERS.get("llama2_7b"), tie_embeddings=True)
+    d, v = tied.dim, tied.vocab
+    one = chip_memory(tied, _split(), batch=1, context=1)["weight_bytes_per_chip"]
+    assert one == 2 * tied.params  # one stage: the tied matrix once
+    two = chip_memory(tied, _split(pp=2), batch=1, context=1)["weight_bytes_per_chip"]
+    per_layer = (tied.params - v * d - d) // tied.layers
+    assert two == 2 * (16 * per_layer + d + v * d)  # the last stage runs the head: it holds the matrix too
+    cfg = api.accel_config("a100", sets={"system.chips": 2, "system.tensor_parallel": 2})
+    llm = {"decoder": "llama2_7b", "batch": 8, "prompt_len": 128, "gen_len": 4096}
+    kv = {decodes: chip_footprint(cfg, llm, decodes)["kv_cache_bytes_per_chip"] for decodes in (False, True)}
+    assert kv[False] * (128 + 4096) == kv[True] * 128  # a prefill-only run holds the prompt's cache alone
+
+
+def test_an_impossible_split_is_refused_before_any_footprint_warning(caplog):
+    wl = llm_workload("llama2_70b", batch=1, prompt_len=8, gen_len=1)
+    with caplog.at_level("WARNING"), pytest.raises(InputError, match="system.tensor_parallel"):
+        api.simulate(wl, accel="a100", sets={"system.chips": 3, "system.tensor_parallel": 3})
+    assert not caplog.records

@@ -29,6 +29,7 @@ from sparsesim.simulation.results import stamp, to_frame, total_row
 from sparsesim.simulation.run import simulate_rows
 from sparsesim.simulation.system import footprint_warning
 from sparsesim.sparsity import check_hardware, parse_features
+from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.ops import Workload
 
 log = logging.getLogger(__name__)
@@ -77,10 +78,10 @@ def assemble_run(workload: Workload, cfg: AccelConfig, dataflow: str, *, accel_l
     name; the API adds its ``--set`` overrides). ``progress``: log progress lines while a
     replay of real tensors runs (see :func:`~sparsesim.simulation.run.simulate_rows`).
     ``client``: a Dask client over whose cluster a dense run's ops are split (same rows)."""
-    warning = footprint_warning(cfg, workload.meta.get("llm"))
+    rows = simulate_rows(workload, cfg, dataflow, progress=progress, client=client)  # checks the split first
+    warning = footprint_warning(cfg, workload.meta.get("llm"), Phase.DECODE in workload.phases)
     if warning:
         log.warning(warning)
-    rows = simulate_rows(workload, cfg, dataflow, progress=progress, client=client)
     stamped = stamp(rows, cfg, run_id(cfg, dataflow), workload.name, accel_label=accel_label)
     return AssembledRun(rows=tuple(stamped), config=cfg, workload=workload.name, dataflow=dataflow,
                         llm=workload.meta.get("llm") or workload.meta.get("network"))

@@ -85,12 +85,15 @@ def _chip_rows(workload: Workload, cfg: AccelConfig, dataflow: str, progress: bo
     features = parse_features(cfg.sparsity)
     check_hardware(features, cfg)
     label = feature_labels(features)
-    if features and client is not None and len(workload.ops) > 1 and all(f.op_local() for f in features):
+    for f in features:
+        for warning in f.run_warnings(features):
+            log.warning(warning)
+    stateful = [f.kind for f in features if not f.op_local()]
+    if features and client is not None and len(workload.ops) > 1 and not stateful:
         return repeat_rows(workload, _on_cluster(client, workload, cfg, dataflow, replay_rows))
     if features:
-        if client is not None:
-            log.info("the replay runs in one process: %s carry state from op to op",
-                     ", ".join(f.kind for f in features if not f.op_local()))
+        if client is not None and stateful:
+            log.info("the replay runs in one process: %s carry state from op to op", ", ".join(stateful))
         if progress and workload.source is not None:  # real tensors: the replay reads them all, which can take minutes
             pairs = sum(len(op_phases(workload, i)) for i in range(len(workload.ops)))
             about = f"{len(workload.ops)} ops, {pairs} (op, phase) GEMMs, {label} on {cfg.name}, dataflow {dataflow}"

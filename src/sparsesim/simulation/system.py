@@ -33,24 +33,26 @@ def split_of(cfg: AccelConfig) -> Split:
                  micro_batches=s.micro_batches, element_bytes=cfg.array.element_bytes)
 
 
-def chip_footprint(cfg: AccelConfig, llm: dict | None) -> dict | None:
+def chip_footprint(cfg: AccelConfig, llm: dict | None, decodes: bool) -> dict | None:
     """What one chip holds of a shape-only LLM run (``llm``: the workload's ``meta["llm"]``):
     :func:`~sparsesim.workloads.parallel.chip_memory` with the KV cache at the run's last
-    position (prompt plus generated tokens), and, where ``dram.capacity_bytes`` states the
-    chip's memory, that capacity and whether the footprint fits it. None for other workloads."""
+    position (the prompt, plus the generated tokens where the run ``decodes``), and, where
+    ``dram.capacity_bytes`` states the chip's memory, that capacity and whether the footprint
+    fits it. None for other workloads."""
     if not llm or "decoder" not in llm:
         return None
     shape = DECODERS.get(llm["decoder"], "network")
-    out = chip_memory(shape, split_of(cfg), llm["batch"], llm["prompt_len"] + llm["gen_len"])
+    context = llm["prompt_len"] + (llm["gen_len"] if decodes else 0)
+    out = chip_memory(shape, split_of(cfg), llm["batch"], context)
     if cfg.dram.capacity_bytes:
         out["dram_capacity_bytes"] = cfg.dram.capacity_bytes
         out["fits"] = out["memory_bytes_per_chip"] <= cfg.dram.capacity_bytes
     return out
 
 
-def footprint_warning(cfg: AccelConfig, llm: dict | None) -> str | None:
+def footprint_warning(cfg: AccelConfig, llm: dict | None, decodes: bool) -> str | None:
     """The one-line warning of a run whose per-chip footprint exceeds ``dram.capacity_bytes``."""
-    mem = chip_footprint(cfg, llm)
+    mem = chip_footprint(cfg, llm, decodes)
     if mem is None or mem.get("fits", True):
         return None
     return (f"{llm['decoder']} needs {mem['memory_bytes_per_chip'] / 2**30:.1f} GiB per chip "
@@ -207,7 +209,7 @@ def system_totals(rows: list[dict], cfg: AccelConfig, llm: dict | None) -> dict:
            "collective_bytes": sum(r.get("collective_bytes") or 0 for r in rows)}
     for phase, seconds in latency.items():
         out[f"{phase}_latency_s"] = seconds
-    out.update(chip_footprint(cfg, llm) or {})
+    out.update(chip_footprint(cfg, llm, "decode" in phases) or {})
     if llm is not None and "prompt_len" not in llm:  # a training network: samples through a step
         out["samples_per_s"] = llm["batch"] / out["latency_s"] if out["latency_s"] else 0.0
     elif llm is not None:

@@ -33,7 +33,6 @@ Where the policy acts (``site``):
 from __future__ import annotations
 
 import difflib
-import logging
 import re
 from dataclasses import dataclass
 from typing import ClassVar
@@ -47,7 +46,6 @@ from sparsesim.core.errors import InputError, field_error
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.ops import Conv2d
 
-log = logging.getLogger(__name__)
 
 METHODS = ("relu", "threshold", "channel_threshold", "topk")
 SITES = ("input", "swiglu_gate")
@@ -169,6 +167,14 @@ class ActivationPolicyConfig(Feature):
             return GateCoupling(self, run)
         return PolicyRun(self, run)
 
+    def run_warnings(self, features: tuple) -> tuple[str, ...]:
+        if self.site == "swiglu_gate" or any("input" in f.zero_roles() for f in features):
+            return ()
+        # the zeros it makes reach no feature: every cost is the run's without the policy
+        return (f"act_policy {self.label()} zeroes input activations, but no switched-on feature acts on those "
+                "zeros (add zero_skip on the input, or delta): cycles, bytes and energy are as without it; "
+                "only the zero fractions change (rows: policy_inert)",)
+
     def op_local(self) -> bool:
         """At ``site: input`` each op's activations are sparsified from that op's alone; the
         gated-MLP coupling carries a block's masks and calibrated thresholds between ops."""
@@ -217,14 +223,6 @@ class PolicyRun(FeatureRun):
     """The policy at ``site: input``: each op's input activations sparsified before lowering."""
 
     config: ActivationPolicyConfig
-
-    def __init__(self, config: ActivationPolicyConfig, run) -> None:
-        super().__init__(config, run)
-        if not any("input" in f.zero_roles() for f in run.features):
-            # the zeros it makes reach no feature: every cost is the run's without the policy
-            log.warning("act_policy %s zeroes input activations, but no switched-on feature acts on those zeros "
-                        "(add zero_skip on the input, or delta): cycles, bytes and energy are as without it; "
-                        "only the zero fractions change (rows: policy_inert)", config.label())
 
     def activations(self, op, phase, x: np.ndarray, extra: dict) -> np.ndarray:
         if not self.config.sparsifies(op.name):

@@ -291,6 +291,12 @@ class Feature:
         """The feature's state for one run."""
         return FeatureRun(self, run)
 
+    def run_warnings(self, features: tuple) -> tuple[str, ...]:
+        """What a user should hear once per run about this setting beside the switched-on
+        ``features`` (all of them, this one too); logged by the run before any op is replayed,
+        in the process the user reads, however the ops are split."""
+        return ()
+
     def op_local(self) -> bool:
         """Whether this setting's run carries nothing from one op to the next, so that the ops of a
         replay can be replayed apart (split over a cluster) with the same rows. True where the

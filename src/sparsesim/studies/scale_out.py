@@ -79,7 +79,7 @@ def _run(model: str, accel: str, s: Strategy, prompt: int, gen: int, act: float 
     busy = decode["latency_s"].sum()
     prefill_s = sysinfo.get("prefill_latency_s", frame[frame["phase"] == "prefill"]["latency_s"].sum())
     decode_s = sysinfo.get("decode_latency_s", busy)
-    memory = chip_footprint(cfg, workload.meta["llm"])
+    memory = chip_footprint(cfg, workload.meta["llm"], decodes=gen > 0)
     return {
         "model": model, "accel": accel, "strategy": s.label, "chips": s.chips, "tp": s.tp, "pp": s.pp, "dp": s.dp,
         "ep": s.ep, "batch": s.batch, "act_sparsity": act or 0.0, "prompt_len": prompt, "gen_len": gen,

@@ -117,7 +117,8 @@ def chip_memory(shape: DecoderShape, split: Split, batch: int, context: int) -> 
     ``1 / tp`` of the FFN (of each of its ``experts / ep`` experts, plus the whole router), and
     both RMSNorm gains. The first stage holds the embedding and the last the final norm and the
     LM head, each split over the vocabulary by ``tp`` (Megatron's vocabulary-parallel layers);
-    a tied head is stored once, on the first stage. Activations and workspace are not counted.
+    a tied head is stored once where one stage holds both, and on the first and last stage
+    alike where they differ (each runs its GEMM). Activations and workspace are not counted.
     """
     tp, d, hd = split.tp, shape.dim, shape.head_dim
     h = shape.heads // tp
@@ -132,7 +133,8 @@ def chip_memory(shape: DecoderShape, split: Split, batch: int, context: int) -> 
         layers = sum(stage_of(i, shape.layers, split.pp) == stage for i in range(shape.layers))
         weights = layers * per_layer
         weights += vocab if stage == 0 else 0
-        weights += d + (vocab if not shape.tie_embeddings else 0) if stage == split.pp - 1 else 0
+        if stage == split.pp - 1:  # the final norm and the LM head (a tied one shares stage 0's copy)
+            weights += d + (0 if shape.tie_embeddings and split.pp == 1 else vocab)
         kv = layers * 2 * kvh * hd * context * sequences
         stages.append((weights * split.element_bytes, kv * split.element_bytes))
     weights, kv = max(stages, key=sum)
