@@ -138,11 +138,22 @@ def test_a_hand_made_ert_at_another_node_is_its_factors_times_the_table(tmp_path
     r7 = simulate(gemm(64, 64, 64), accel="edge32", sets={"energy.table": path, "energy.node": 7})
     assert r7.rows[0]["energy_table"] == f"{path}@7nm"
     t7 = energy_table(f"{path}@7nm")
-    assert t7.name == "hand_n7" and t7.technology_nm == 7 and t7.derivation["from_nm"] == 22
+    assert t7.name == f"{path}@7nm" and t7.technology_nm == 7 and t7.derivation["from_nm"] == 22
     assert t7.mac_pj("int8") == pytest.approx(0.5 * energy_factor(7, 22), rel=1e-5)
     assert t7.sram_um2_per_bit == pytest.approx(0.5 * area_factor(7, 22), rel=1e-5)
     mac22, mac7 = (r.rows[0]["energy_breakdown_pj"]["mac"] for r in (r22, r7))
     assert mac7 == pytest.approx(mac22 * energy_factor(7, 22), rel=1e-5)
+
+
+def test_a_table_derived_in_memory_moves_on_from_its_base(tmp_path):
+    path = str(_write(tmp_path, HAND))  # technology_nm 22
+    derived = energy_table(f"{path}@7nm")
+    assert derived.derivation["base"] == path  # the base as given, so it can be read again
+    on = simulate(gemm(64, 64, 64), accel="edge32", sets={"energy.table": f"{path}@7nm", "energy.node": 16})
+    direct = simulate(gemm(64, 64, 64), accel="edge32", sets={"energy.table": path, "energy.node": 16})
+    assert on.rows[0]["energy_table"] == direct.rows[0]["energy_table"] == f"{path}@16nm"
+    back = simulate(gemm(64, 64, 64), accel="edge32", sets={"energy.table": f"{path}@7nm", "energy.node": 22})
+    assert back.rows[0]["energy_table"] == path
 
 
 def test_a_table_without_its_node_cannot_move(tmp_path):

@@ -134,7 +134,7 @@ def test_energy_node_bad_inputs_name_the_key(tmp_path):
     # no derived file of a user's table: it is derived in memory, as the built-in files are
     moved = config_energy_table(load_accel("edge32", [f"energy.table={custom}", "energy.node=7"]))
     builtin = energy_table("horowitz45_n7")
-    assert moved.name == "custom_n7" and moved.technology_nm == 7
+    assert moved.name == f"{custom}@7nm" and moved.technology_nm == 7
     assert (moved.mult_pj, moved.sram_pj_per_64b, moved.mult_um2) == (builtin.mult_pj, builtin.sram_pj_per_64b,
                                                                       builtin.mult_um2)
     assert energy_table("horowitz45_n5").technology_nm == 5

@@ -114,7 +114,7 @@ def energy_table(name: str) -> EnergyTable:
     :func:`~sparsesim.hardware.node_scaling.derive_table`, as the built-in derived files are."""
     base, sep, node = name.rpartition(DERIVED_SEP)
     if sep and node.endswith("nm") and node[:-2].isdigit():
-        return _derived(energy_table(base), int(node[:-2]))
+        return _derived(base, int(node[:-2]))
     path = Path(name)
     if path.suffix in (".yaml", ".yml") and path.exists():
         return _load_table(path)
@@ -138,9 +138,7 @@ def _table_at_node(name: str, node: int) -> str:
     table = energy_table(name)
     if node == table.technology_nm:
         return name
-    if not table.technology_nm:
-        raise field_error("energy.node", f"table {table.name!r} states no technology_nm, so it cannot be moved to "
-                                         f"{node} nm")
+    _check_movable(table, node)
     root = table.derivation["base"] if table.derivation else name  # a file is named by its path
     if table.derivation and node == energy_table(root).technology_nm:
         return root
@@ -150,14 +148,23 @@ def _table_at_node(name: str, node: int) -> str:
     return f"{root}{DERIVED_SEP}{node}nm"  # no file derived from it: derived in memory, the same way
 
 
-def _derived(table: EnergyTable, node: int) -> EnergyTable:
-    """``table`` (any form, stating its ``technology_nm``) scaled to ``node`` nm."""
+def _check_movable(table: EnergyTable, node: int) -> None:
     if not table.technology_nm:
         raise field_error("energy.node", f"table {table.name!r} states no technology_nm, so it cannot be moved to "
                                          f"{node} nm")
+
+
+def _derived(base: str, node: int) -> EnergyTable:
+    """Table ``base`` (as :func:`energy_table` takes it, stating its ``technology_nm``) scaled
+    to ``node`` nm, named ``BASE@NODEnm`` and deriving from ``base`` as given (a file by its
+    path), so that the name leads back to both tables."""
+    table = energy_table(base)
+    _check_movable(table, node)
     data = {k: getattr(table, k) for k in _REQUIRED + _OPTIONAL}
     data["sram_pj_per_64b"] = [list(p) for p in table.sram_pj_per_64b]
     out = derive_table(data, node)
+    out["name"] = f"{base}{DERIVED_SEP}{node}nm"
+    out["derivation"] = {**out["derivation"], "base": base}
     out["sram_pj_per_64b"] = tuple(sorted((float(a), float(b)) for a, b in out["sram_pj_per_64b"]))
     return EnergyTable(**out)
 
