@@ -59,13 +59,14 @@ def _resolved(spec: str, folder: Path | None, chain: tuple[str, ...]) -> dict:
             message = f"unknown preset {spec!r}{suggest(spec, names)}"
             raise field_error("extends", message) if chain else arg_error("accel", message)
         data, key, here = read_builtin("presets", spec, read_mapping, field="accel", kind="preset"), spec, None
+    if key in chain:  # a file is known by its resolved path, however it was named; shown by its file name
+        names = [Path(k).name for k in chain + (key,)]
+        raise field_error("extends", f"{names[0]} extends itself: {' -> '.join(names)}")
     if "extends" not in data:
         return data
     base = data.pop("extends")
     if not isinstance(base, str) or not base:
         raise field_error("extends", f"must name a preset or a preset file, got {base!r}")
-    if key in chain or base in chain:
-        raise field_error("extends", f"preset {spec!r} extends itself through {' -> '.join(chain + (key, base))}")
     return _merged(_resolved(base, here, chain + (key,)), data)
 
 
