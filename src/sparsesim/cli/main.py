@@ -28,6 +28,7 @@ from sparsesim.core.outputs import check_output_path
 from sparsesim.dataflows import ARRAY_KINDS, DATAFLOWS
 from sparsesim.hardware.config import parse_override
 from sparsesim.hardware.energy import energy_table, energy_table_name, energy_table_names
+from sparsesim.hardware.sram_fit import sram_fit, sram_fit_names
 from sparsesim.hardware.memory import MEMORY_MODELS
 from sparsesim.hardware.memory.banked import standard_names, standard_summary
 from sparsesim.hardware.presets import load_accel, preset_names
@@ -141,6 +142,9 @@ def cmd_list(args) -> int:
     print("energy tables:")
     for name in sorted(energy_table_names(), key=lambda n: -energy_table(n).technology_nm):  # 45 nm first
         print(f"  {name:14s} {energy_table(name).source}")
+    print("SRAM fits (--set energy.sram=NAME: energy and area against each buffer's word width and banks):")
+    for name in sram_fit_names():
+        print(f"  {name:14s} {sram_fit(name).source}")
     print("networks (layer lists, --network):")
     for name in NETWORKS.names():
         print(f"  {name:12s} {(NETWORKS.get(name).__doc__ or '').strip()}")

@@ -408,6 +408,10 @@ class EnergyConfig:
                        choices=(0, 45, 32, 22, 16, 7, 5), recorded_at_default=False)
     table: str = _param("energy/area table name or YAML file (see `sparsesim list`); empty: energy_table",
                         default="", recorded_at_default=False)
+    sram: str = _param("SRAM fit over word width and banks (built-in cacti7_45nm, or a YAML file) that scales the "
+                       "table's SRAM energy per byte and area to each buffer's word_bytes and banks "
+                       "(sparsesim.hardware.sram_fit); empty: the table's 64-bit access at every word and bank count",
+                       default="", recorded_at_default=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

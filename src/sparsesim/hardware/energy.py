@@ -24,6 +24,7 @@ from sparsesim.hardware.ert import from_ert, is_ert
 from sparsesim.hardware.memory import DRAM_ENERGY_COLUMNS, memory_model
 from sparsesim.hardware.node_scaling import derive_table, derived_table_name
 from sparsesim.hardware.schedule import EventCounts
+from sparsesim.hardware.sram_fit import SramFit, sram_fit
 from sparsesim.core.errors import InputError, field_error
 from sparsesim.core.registry import suggest
 
@@ -174,11 +175,30 @@ def config_energy_table(cfg: AccelConfig) -> EnergyTable:
     return energy_table(energy_table_name(cfg))
 
 
+def config_sram_fit(cfg: AccelConfig) -> SramFit | None:
+    """The SRAM fit ``energy.sram`` names, or None (the table's SRAM alone)."""
+    return sram_fit(cfg.energy.sram) if cfg.energy.sram else None
+
+
+def buffer_pj_per_byte(table: EnergyTable, buf, fit: SramFit | None, quantity: str = "read_pj") -> float:
+    """Energy per byte of one access of buffer ``buf`` (a ``BufferConfig``): the table's at its
+    capacity, scaled by ``fit`` to its word width and banks (``quantity``: read_pj, write_pj,
+    or "mix", the mean of the two, for a buffer written as often as read)."""
+    pj = table.sram_pj_per_byte(buf.size_bytes)
+    if fit is None:
+        return pj
+    if quantity == "mix":
+        return pj * 0.5 * sum(fit.pj_per_byte_factor(q, buf.word_bytes, buf.banks) for q in ("read_pj", "write_pj"))
+    return pj * fit.pj_per_byte_factor(quantity, buf.word_bytes, buf.banks)
+
+
 def check_table_supports(table: EnergyTable, cfg: AccelConfig) -> None:
-    """Fail early if the table has no numbers for the configured precision."""
+    """Fail early if the table has no numbers for the configured precision, or ``energy.sram``
+    names no readable fit."""
     for key in ("mult_pj", "mult_um2"):
         if cfg.array.precision not in getattr(table, key):
             raise InputError(f"energy_table: {table.name} has no {key} for precision {cfg.array.precision!r}")
+    config_sram_fit(cfg)
 
 
 def energy_breakdown_pj(counts: EventCounts, cfg: AccelConfig, cycles: int,
@@ -189,9 +209,10 @@ def energy_breakdown_pj(counts: EventCounts, cfg: AccelConfig, cycles: int,
     prec = cfg.array.precision
     mac = table.mac_pj(prec)
     buf = cfg.buffers
-    a_pj = table.sram_pj_per_byte(buf.a.size_bytes)
-    b_pj = table.sram_pj_per_byte(buf.b.size_bytes)
-    out_pj = table.sram_pj_per_byte(buf.out.size_bytes)
+    fit = config_sram_fit(cfg)
+    a_pj = buffer_pj_per_byte(table, buf.a, fit)  # operands: read far more often than written
+    b_pj = buffer_pj_per_byte(table, buf.b, fit)
+    out_pj = buffer_pj_per_byte(table, buf.out, fit, "mix")  # partial sums: read-modify-write
     sram_kib = (buf.a.size_bytes + buf.b.size_bytes + buf.out.size_bytes) / 1024.0
     seconds = cycles / cfg.clock_hz
     cores = cfg.chip.cores  # every core leaks while the chip runs the GEMM
@@ -230,11 +251,16 @@ def area_breakdown_um2(cfg: AccelConfig, table: EnergyTable, macs: int | None = 
     pe = table.mult_um2[prec] + table.add_um2[table.accumulator[prec]] + table.pe_overhead_um2
     buf = cfg.buffers
     cores = cfg.chip.cores  # every core has its array and buffers
+    fit = config_sram_fit(cfg)
+
+    def sram(b) -> float:
+        return b.size_bytes * 8 * table.sram_um2_per_bit * (fit.factor("area_um2", b.word_bytes, b.banks) if fit else 1.0)
+
     area = {
         "pe_array": cores * pe * (cfg.array.pes if macs is None else macs),
-        "sram_a": cores * buf.a.size_bytes * 8 * table.sram_um2_per_bit,
-        "sram_b": cores * buf.b.size_bytes * 8 * table.sram_um2_per_bit,
-        "sram_out": cores * buf.out.size_bytes * 8 * table.sram_um2_per_bit,
+        "sram_a": cores * sram(buf.a),
+        "sram_b": cores * sram(buf.b),
+        "sram_out": cores * sram(buf.out),
     }
     if cfg.chip.l2.size_bytes:
         area["l2"] = cfg.chip.l2.size_bytes * 8 * table.sram_um2_per_bit
