@@ -230,3 +230,30 @@ def test_delta_state_in_the_output_buffer_shrinks_what_the_gemm_may_use():
     shared = DATAFLOWS.get("ws").plan(gemm, cfg, dataclasses.replace(work, out_reserved_bytes=6144))
     assert "Out" in alone.mapping.split("resident=")[-1]
     assert "Out" not in shared.mapping.split("resident=")[-1]
+
+
+@pytest.mark.parametrize("name", SYSTOLIC)
+def test_the_energy_objective_prices_the_dram_events_its_rows_report(name):
+    """Banked DDR4 prices a row's DRAM from its events (activates, bursts, refresh, standby).
+    The energy objective minimises that, over every legal nest, and ranks by a bound that no
+    nest's energy falls below."""
+    from sparsesim.hardware.memory import DRAM_ENERGY_COLUMNS, memory_model
+
+    cfg = load_accel("edge32", SMALL + ["mapper.objective=energy", "dram.model=banked", "dram.standard=DDR4_3200"])
+    mem = memory_model(cfg)
+    assert mem.prices_events
+    space = mspace.NestSpace(DATAFLOWS.get(name).kind, Gemm(20, 20, 7), cfg)
+    nests = list(_all_nests(space))
+    every = [mcost.evaluate(space, m) for m in nests]
+    assert len(every) > 20
+    for m, ev in zip(nests, every):
+        timing, columns = mem.time_with_columns(ev.schedule)
+        leak = mcost._leakage(space, ev.counts, ev.cycles)
+        assert ev.cycles == timing.total_cycles
+        assert ev.energy_pj == pytest.approx(sum(columns[c] for c in DRAM_ENERGY_COLUMNS) + leak, rel=1e-12)
+        tr = mcost.traffic(space, m)
+        bound = mcost.energy_bound(space, tr.read_a + tr.read_b + tr.read_psum, tr.write_out + tr.write_spill,
+                                   mcost.cycles_bound(space, m, tr))
+        assert bound <= ev.energy_pj * (1 + 1e-12)
+    chosen = msearch.search(space)
+    assert chosen.energy_pj == pytest.approx(min(e.energy_pj for e in every), rel=1e-12)

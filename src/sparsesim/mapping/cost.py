@@ -274,18 +274,34 @@ def _evaluate_reference(space: NestSpace, m: Mapping, *, timed: bool = True) -> 
 def _timed(space: NestSpace, schedule: TileSchedule, counts: EventCounts) -> tuple[int, float]:
     """``(cycles, energy_pj)`` of one evaluated nest: the pipeline recurrence that equals the
     SimPy timing (:func:`sparsesim.hardware.kernels.pipeline_cycles`), SRAM port stalls included,
-    and the energy of its counts over that time."""
-    cycles = memory_model(space.cfg).cycles(schedule)
+    and the energy of its counts over that time, its DRAM priced as its row prices it (from
+    the DRAM's events where the memory model prices events)."""
+    mem = memory_model(space.cfg)
+    if mem.prices_events:
+        cycles, dram_pj = mem.schedule_energy(schedule)
+        return cycles, dram_pj + _leakage(space, counts, cycles)
+    cycles = mem.cycles(schedule)
     return cycles, _energy(space, counts, cycles)
+
+
+def _leakage(space: NestSpace, counts: EventCounts, cycles: int) -> float:
+    return energy_breakdown_pj(counts, space.cfg, cycles, config_energy_table(space.cfg))["leakage"]
 
 
 def _energy(space: NestSpace, counts: EventCounts, cycles: int) -> float:
     """The part of the energy that depends on the nest: DRAM traffic and leakage over time
-    (on-chip accesses per MAC do not depend on the tile sizes)."""
+    (on-chip accesses per MAC do not depend on the tile sizes), DRAM priced by its bytes."""
     table = config_energy_table(space.cfg)
     parts = energy_breakdown_pj(counts, space.cfg, cycles, table)
     return parts["dram"] + parts["leakage"]
 
+
+def energy_bound(space: NestSpace, read_bytes: int, write_bytes: int, cycles: int) -> float:
+    """A lower bound of :func:`_timed`'s energy for a nest moving these bytes in at least
+    ``cycles`` (the memory model's :meth:`~sparsesim.hardware.memory.MemoryModel.energy_bound_pj`
+    plus leakage over those cycles): the energy objective's branch and bound ranks by it."""
+    counts = EventCounts(dram_read_bytes=read_bytes, dram_write_bytes=write_bytes)
+    return memory_model(space.cfg).energy_bound_pj(read_bytes, write_bytes, cycles) + _leakage(space, counts, cycles)
 
 
 # ---------------------------------------------------------------- bounds of a nest's cost

@@ -24,8 +24,7 @@ from sparsesim.core.errors import field_error
 from sparsesim.hardware.config import AccelConfig, read_mapping
 from sparsesim.hardware.dataflow_kind import DataflowKind
 from sparsesim.hardware.memory import memory_model
-from sparsesim.hardware.schedule import EventCounts
-from sparsesim.mapping.cost import Evaluation, _energy, cycles_bound, evaluate, score, traffic
+from sparsesim.mapping.cost import Evaluation, _timed, cycles_bound, energy_bound, evaluate, score, traffic
 from sparsesim.mapping.space import DIMS, ORDERS, Mapping, NestSpace
 from sparsesim.workloads.gemm import Gemm
 
@@ -40,7 +39,8 @@ def search(space: NestSpace, *, reference: bool = False) -> Evaluation | None:
     count as equally fast and the one moving the fewest DRAM bytes (then the fewest tiles)
     among them wins (a compute-bound GEMM has many nests of the same speed; fewer bytes is less
     energy). ``dram_bytes``: fewest bytes (closed form), ties to fewer cycles. ``energy``:
-    least nest-dependent energy (DRAM traffic plus leakage over the run).
+    least nest-dependent energy (DRAM traffic plus leakage over the run; the DRAM's events,
+    activates, bursts, I/O, refresh and standby, where the memory model prices events).
 
     Branch and bound: candidates are ranked by a closed-form lower bound of the objective
     (:func:`_cycles_bound`) and evaluated exactly in that order until the next bound cannot
@@ -90,7 +90,7 @@ def search(space: NestSpace, *, reference: bool = False) -> Evaluation | None:
     if mc.objective == "dram_bytes":
         return fastest_of(total == total.min())
     if mc.objective == "energy":
-        energy = np.array([_energy(space, EventCounts(dram_read_bytes=r, dram_write_bytes=w), b) for r, w, b in
+        energy = np.array([energy_bound(space, r, w, b) for r, w, b in
                            zip(s["reads"].tolist(), s["writes"].tolist(), bound.tolist())], dtype=np.float64)
         best = None
         for i in ranked((energy, total)):
@@ -150,13 +150,13 @@ def _search_reference(space: NestSpace) -> Evaluation | None:
         least = min(r[1] for r in rows)
         return fastest_of([r for r in rows if r[1] == least])
     if mc.objective == "energy":
-        bounds = {r[3]: _energy(space, EventCounts(dram_read_bytes=r[4], dram_write_bytes=r[5]), r[0]) for r in rows}
+        bounds = {r[3]: energy_bound(space, r[4], r[5], r[0]) for r in rows}
 
-        def energy_bound(r):
+        def bound_of(r):
             return bounds[r[3]]
         best = None
-        for r in sorted(rows, key=lambda r: (energy_bound(r), r[1], tie(r))):
-            if best is not None and (energy_bound(r) > best.energy_pj or len(done) >= budget):
+        for r in sorted(rows, key=lambda r: (bound_of(r), r[1], tie(r))):
+            if best is not None and (bound_of(r) > best.energy_pj or len(done) >= budget):
                 break
             ev = exact(r[3])
             if best is None or (ev.energy_pj, ev.dram_bytes) < (best.energy_pj, best.dram_bytes):
@@ -233,7 +233,7 @@ def pick_plan(space: NestSpace, plans: list):
     if mc.objective == "dram_bytes":
         return min(scored, key=lambda r: (r[1], r[0], r[2]))[3]
     if mc.objective == "energy":
-        return min(scored, key=lambda r: (_energy(space, r[3].counts, r[0]), r[1], r[2]))[3]
+        return min(scored, key=lambda r: (_timed(space, r[3].schedule, r[3].counts)[1], r[1], r[2]))[3]
     limit = min(r[0] for r in scored) * (1.0 + mc.cycles_tolerance)
     return min((r for r in scored if r[0] <= limit), key=lambda r: (r[1], r[0], r[2]))[3]
 

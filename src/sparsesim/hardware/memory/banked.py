@@ -295,6 +295,23 @@ class BankedDram(MemoryModel):
 
     # ------------------------------------------------------------ price
 
+    @property
+    def prices_events(self) -> bool:
+        return self.std.prices_events
+
+    def energy_bound_pj(self, read_bytes: int, write_bytes: int, cycles: int) -> float:
+        """With event energies: every byte is in some burst (a row counts each tile's transfer
+        in whole bursts, so at least ``bytes / burst`` of them), each burst costs its array
+        energy and its I/O, and every channel draws standby power for at least ``cycles``;
+        activates and refreshes are counted as none."""
+        if not self.std.prices_events:
+            return self.energy_pj(read_bytes, write_bytes)
+        s = self.std
+        burst = s.device_burst_bytes
+        io = burst * 8 * s.io_pj_per_bit
+        return (read_bytes / burst * (s.e_read_burst_pj + io) + write_bytes / burst * (s.e_write_burst_pj + io)
+                + s.channels * s.background_mw * 1e-3 * (cycles / self.clock_hz) * 1e12)
+
     def energy_pj(self, read_bytes: int, write_bytes: int) -> float:
         # Bytes alone, as the simple model prices them: what a caller without the model's counts
         # (the mapper's energy objective) sees. A row of a standard with event energies is priced

@@ -180,6 +180,30 @@ class MemoryModel(abc.ABC):
     def energy_pj(self, read_bytes: int, write_bytes: int) -> float:
         """DRAM energy of moving ``read_bytes`` in and ``write_bytes`` out, pJ."""
 
+    @property
+    def prices_events(self) -> bool:
+        """Whether a schedule's DRAM energy is priced from its events (the model's
+        ``DRAM_ENERGY_COLUMNS``) rather than from its bytes by :meth:`energy_pj`."""
+        return False
+
+    def schedule_energy(self, schedule: TileSchedule) -> tuple[int, float]:
+        """``(cycles, DRAM pJ)`` of ``schedule`` as its result row prices them: the events'
+        energy where the model prices events, otherwise the bytes' (:meth:`energy_pj`)."""
+        if self.prices_events and not self.ideal and len(schedule):
+            timing, columns = self._time_with_columns(schedule)
+            if DRAM_ENERGY_COLUMNS[0] in columns:
+                return timing.total_cycles, float(sum(columns[c] for c in DRAM_ENERGY_COLUMNS))
+            cycles = timing.total_cycles
+        else:
+            cycles = self.cycles(schedule)
+        return cycles, self.energy_pj(int(np.sum(schedule.load_bytes)), int(np.sum(schedule.store_bytes)))
+
+    def energy_bound_pj(self, read_bytes: int, write_bytes: int, cycles: int) -> float:
+        """A lower bound of :meth:`schedule_energy`'s DRAM pJ for any schedule that reads
+        ``read_bytes``, writes ``write_bytes`` and takes at least ``cycles``; the bytes' price
+        where bytes are what is priced."""
+        return self.energy_pj(read_bytes, write_bytes)
+
 
 def _int_like(value: np.ndarray):
     """A 0-d result as a Python int, an array as int64."""
