@@ -228,9 +228,10 @@ def simulate(workload, *, accel, dataflow: str = "best", sparsity=None,
     ``[]`` is dense. ``sets``: ``{"array.rows": 16}``, the ``--set`` overrides.
     ``scheduler`` (a Dask scheduler address or file) or ``workers`` (an embedded LocalCluster of
     that many processes): a dense run's ops are split over that cluster, the one sweeps use,
-    with the same rows as in one process, and so is a sparse replay of features that carry nothing
-    from op to op (zero_skip, act_policy at site input); one with delta, nm or the gated-MLP
-    act_policy is refused there (it carries state from op to op).
+    with the same rows as in one process, and so is a sparse replay, in groups of the ops that
+    share run state (by op for zero_skip and act_policy at site input, by layer for delta and
+    the gated-MLP act_policy); one with nm, whose pruning unit's timeline spans every op, is
+    refused there.
     """
     from sparsesim.simulation.assemble import assemble_run  # Numba, SimPy: see the note at the imports
 
@@ -245,17 +246,21 @@ def simulate(workload, *, accel, dataflow: str = "best", sparsity=None,
     if scheduler is None and workers is None:
         run = assemble_run(built, cfg, dataflow, accel_label=_accel_label(cfg, _sets(sets)))
     else:
+        from sparsesim.simulation.run import whole_run_state
+        from sparsesim.sparsity.base import state_groups
         from sparsesim.sparsity import parse_features
         from sparsesim.sweeps.cluster import connect
 
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
             raise arg_error("workers", f"must be a positive integer, got {workers!r}")
-        stateful = [f.kind for f in parse_features(cfg.sparsity) if not f.op_local()]
-        if stateful:
+        features = parse_features(cfg.sparsity)
+        stateful = [f.kind for f in features if not f.op_local()]
+        if stateful and len(state_groups(built, features)) == 1:  # nothing the cluster could take apart
+            whole = whole_run_state(built, features) or stateful
             raise arg_error("workers" if scheduler is None else "scheduler",
-                            f"a sparse replay with {', '.join(stateful)} runs in one process (it carries state "
-                            "from op to op); the cluster splits dense runs and replays of zero_skip and "
-                            "act_policy at site input")
+                            f"a sparse replay with {', '.join(whole)} runs in one process (one run state spans "
+                            "all its ops); the cluster splits dense runs and replays whose state is per op or "
+                            "per layer (zero_skip, act_policy, delta)")
         with connect(scheduler, workers) as client:
             run = assemble_run(built, cfg, dataflow, accel_label=_accel_label(cfg, _sets(sets)), client=client)
     return Result(rows=run.rows, total=run.total, config=cfg, workload=run.workload, dataflow=dataflow)

@@ -238,8 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "default, once per file as the replay first reads it)")
     run.add_argument("--scheduler", metavar="ADDRESS",
                      help="split a run's ops over the Dask cluster at ADDRESS (or scheduler file), "
-                          "the one `sweep` uses; same rows as in one process (dense runs, and replays of "
-                          "zero_skip and act_policy at site input)")
+                          "the one `sweep` uses; same rows as in one process (dense runs, and replays split "
+                          "by op or by layer; a replay with nm runs in one process)")
     run.add_argument("--workers", type=int, metavar="N",
                      help="split a run's ops over an embedded Dask cluster of N processes (as --scheduler)")
     run.add_argument("--out", metavar="FILE.parquet|.csv", help="write the result table")

@@ -44,7 +44,7 @@ from sparsesim.hardware.config import AccelConfig
 from sparsesim.hardware.energy import EnergyTable
 from sparsesim.hardware.schedule import EventCounts
 from sparsesim.sparsity import FEATURES, composed_effects, feature_labels, in_order
-from sparsesim.sparsity.base import GemmEffects, NMPattern, RowView
+from sparsesim.sparsity.base import GemmEffects, NMPattern, RowView, state_groups
 from sparsesim.dataflows import DATAFLOWS
 from sparsesim.dataflows.sparse import OperandMasks, weight_fetch_skip
 from sparsesim.simulation.engine import OpOutcome, SideWork, best_of, make_row, op_phases, run_gemm
@@ -365,12 +365,20 @@ class Replay:
         return {p: (name, p, op.gemm(p)) for p in phases if OPERAND_ROLES[p][1] == "weight"}
 
     def rows(self, indices=None) -> list[dict]:
-        """One row per (op, phase), in op order. ``indices``: replay only those ops (each as in
-        the whole run; only when every feature is :meth:`~sparsesim.sparsity.base.Feature.op_local`,
-        so that no op's row depends on another's)."""
+        """One row per (op, phase), in op order. ``indices``: replay only those ops, each as in
+        the whole run: they must hold, with any op, every op it shares run state with
+        (:func:`~sparsesim.sparsity.base.state_groups`: all of a delta layer's time steps, all
+        passes of a gated-MLP layer, the whole run under N:M), in op order."""
         pending = []
-        if indices is not None and not all(f.op_local() for f in self.features):
-            raise ValueError("a replay of some of the ops needs features that carry nothing from op to op")
+        if indices is not None:
+            indices = list(indices)
+            chosen = set(indices)
+            if indices != sorted(chosen):
+                raise ValueError("a replay of some of the ops takes them in op order, each once")
+            for group in state_groups(self.workload, self.features):
+                if not chosen.isdisjoint(group) and not chosen.issuperset(group):
+                    raise ValueError(f"a replay of some of the ops must hold every op that shares run state with "
+                                     f"one of them: ops {group[:4]}{'...' if len(group) > 4 else ''} share it")
         for index in range(len(self.workload.ops)) if indices is None else indices:
             op = self.workload.ops[index]
             phases = op_phases(self.workload, index)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from sparsesim.hardware.config import AccelConfig
 from sparsesim.hardware.energy import check_table_supports, config_energy_table
 from sparsesim.sparsity import check_hardware, feature_labels, parse_features
+from sparsesim.sparsity.base import state_groups
 from sparsesim.simulation.engine import best_of, check_dataflow, make_row, op_phases, repeat_rows, run_gemm
 from sparsesim.simulation.replay import Replay
 from sparsesim.simulation.system import system_rows
@@ -67,10 +68,10 @@ def simulate_rows(workload: Workload, cfg: AccelConfig, dataflow: str, *, progre
     internal simulations, such as the reference validator, switch it off).
 
     ``client``: a Dask client; a dense run's ops are then split over its cluster, with the
-    same rows as in one process, and so is a sparse replay whose features are all op-local
-    (zero skipping, an activation policy at ``site: input``). One with a feature that carries
-    state from op to op (delta references, N:M's pruning-unit timeline, the gated-MLP
-    coupling's masks and calibrated thresholds) runs in one process.
+    same rows as in one process, and so is a sparse replay, in groups of the ops that share run
+    state (:func:`~sparsesim.sparsity.base.state_groups`): one op each for zero skipping and an
+    activation policy at ``site: input``, a layer's time steps for delta, a layer's passes for
+    the gated-MLP coupling. N:M's pruning-unit timeline spans every op: it runs in one process.
     """
     if cfg.system.chips > 1:  # one chip's share of the work, and the collectives between chips
         return system_rows(workload, cfg, lambda part: _chip_rows(part, cfg, dataflow, progress, client))
@@ -88,12 +89,13 @@ def _chip_rows(workload: Workload, cfg: AccelConfig, dataflow: str, progress: bo
     for f in features:
         for warning in f.run_warnings(features):
             log.warning(warning)
-    stateful = [f.kind for f in features if not f.op_local()]
-    if features and client is not None and len(workload.ops) > 1 and not stateful:
-        return repeat_rows(workload, _on_cluster(client, workload, cfg, dataflow, replay_rows))
+    if features and client is not None and len(workload.ops) > 1:
+        groups = state_groups(workload, features)
+        if len(groups) > 1:
+            return repeat_rows(workload, _on_cluster(client, workload, cfg, dataflow, replay_rows, groups))
+        log.info("the replay runs in one process: %s share one run state over all ops",
+                 ", ".join(whole_run_state(workload, features) or [f.kind for f in features if not f.op_local()]))
     if features:
-        if client is not None and stateful:
-            log.info("the replay runs in one process: %s carry state from op to op", ", ".join(stateful))
         if progress and workload.source is not None:  # real tensors: the replay reads them all, which can take minutes
             pairs = sum(len(op_phases(workload, i)) for i in range(len(workload.ops)))
             about = f"{len(workload.ops)} ops, {pairs} (op, phase) GEMMs, {label} on {cfg.name}, dataflow {dataflow}"
@@ -136,21 +138,50 @@ def replay_rows(workload: Workload, cfg: AccelConfig, dataflow: str, indices) ->
     return Replay(workload, cfg, dataflow, features, table).rows(indices)
 
 
-def _on_cluster(client, workload: Workload, cfg: AccelConfig, dataflow: str, rows_of) -> list[dict]:
+def _on_cluster(client, workload: Workload, cfg: AccelConfig, dataflow: str, rows_of, groups=None) -> list[dict]:
     """``rows_of(workload, cfg, dataflow, indices)`` (:func:`dense_rows` or :func:`replay_rows`)
-    of every op, split by op over the Dask cluster of ``client``: the ops dealt round-robin into
-    four chunks per worker thread (neighbouring decode steps cost alike, so the chunks balance),
-    the rows put back in op order."""
+    of every op, split by op over the Dask cluster of ``client``, the rows put back in op order.
+
+    ``groups``: ops that must stay together (:func:`~sparsesim.sparsity.base.state_groups`);
+    default one op each. The groups are dealt into four chunks per worker thread: one op each
+    round-robin (neighbouring decode steps cost alike, so the chunks balance), larger groups
+    the heaviest first to the lightest chunk (by their GEMMs' MACs)."""
     threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()) or 1
-    chunks = min(len(workload.ops), 4 * threads)
+    groups = [[i] for i in range(len(workload.ops))] if groups is None else groups
+    n = min(len(groups), 4 * threads)
+    chunks: list[list[int]] = [[] for _ in range(n)]
+    if all(len(g) == 1 for g in groups):
+        for j, g in enumerate(groups):
+            chunks[j % n] += g
+    else:
+        def macs(index: int) -> int:
+            op = workload.ops[index]
+            return sum(op.gemm(p).count * op.gemm(p).M * op.gemm(p).N * op.gemm(p).K for p in op_phases(workload, index))
+
+        load = [0] * n
+        for g in sorted(groups, key=lambda g: -sum(macs(i) for i in g)):
+            j = load.index(min(load))
+            chunks[j] += g
+            load[j] += sum(macs(i) for i in g)
+    chunks = [sorted(c) for c in chunks if c]
     shared = client.scatter(workload, broadcast=True)
-    futures = [client.submit(rows_of, shared, cfg, dataflow, range(j, len(workload.ops), chunks), pure=False)
-               for j in range(chunks)]
+    futures = [client.submit(rows_of, shared, cfg, dataflow, c, pure=False) for c in chunks]
     parts = client.gather(futures)
     by_op: list[list[dict]] = [[] for _ in workload.ops]
-    for j, rows in enumerate(parts):
+    for chunk, rows in zip(chunks, parts):
         it = iter(rows)
-        for index in range(j, len(workload.ops), chunks):
+        for index in chunk:
             by_op[index] = [next(it) for _ in op_phases(workload, index)]
     return [row for rows in by_op for row in rows]
+
+
+def whole_run_state(workload: Workload, features) -> list[str]:
+    """The features whose one run state spans every op of ``workload`` (N:M's pruning-unit
+    timeline): with them a replay cannot be split over a cluster."""
+    out = []
+    for f in features:
+        keys = f.state_keys(workload)
+        if keys and keys[0] is not None and all(k == keys[0] for k in keys):
+            out.append(f.kind)
+    return out
 

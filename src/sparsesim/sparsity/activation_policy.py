@@ -180,6 +180,17 @@ class ActivationPolicyConfig(Feature):
         gated-MLP coupling carries a block's masks and calibrated thresholds between ops."""
         return self.site != "swiglu_gate"
 
+    def state_keys(self, workload) -> list:
+        """At ``site: swiglu_gate`` a block's mask, its layer's calibrated thresholds and its
+        predictor are the layer's: keyed by the MLP block's name (every pass of a layer in one
+        process, layers apart); ops outside a block, and every op at ``site: input``, by none."""
+        if self.op_local():
+            return [None] * len(workload.ops)
+        from sparsesim.sparsity.gate_coupling import mlp_blocks
+
+        blocks = mlp_blocks(workload)
+        return [blocks[i][1].name if i in blocks else None for i in range(len(workload.ops))]
+
     def apply(self, x: np.ndarray, channel_axis: int) -> np.ndarray:
         """Return the sparsified activations (a new array; ``x`` is left alone).
 

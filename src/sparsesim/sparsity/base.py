@@ -304,6 +304,42 @@ class Feature:
         unless it says so for the settings where that state is per op."""
         return type(self).start is Feature.start
 
+    def state_keys(self, workload) -> list:
+        """Per op of ``workload``, the key of the run state this setting carries between ops:
+        ops with the same key (not None) read and change one state, so they are replayed in one
+        process, in op order; ops of different keys, or None, may be replayed apart with the
+        same rows. Default: None for every op where :meth:`op_local`, else one key for all of
+        them (the whole run is one state, as a shared unit's timeline is)."""
+        return [None if self.op_local() else ()] * len(workload.ops)
+
+
+def state_groups(workload, features) -> list[list[int]]:
+    """The ops of ``workload`` in groups that share no run state under ``features``: ops joined
+    by an equal :meth:`Feature.state_keys` key of any feature are in one group (union-find),
+    each group in op order, groups ordered by their first op. One op per group when every
+    feature is op-local."""
+    parent = list(range(len(workload.ops)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for f in features:
+        first: dict = {}
+        for index, key in enumerate(f.state_keys(workload)):
+            if key is None:
+                continue
+            other = first.setdefault(key, index)
+            a, b = root(index), root(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    groups: dict[int, list[int]] = {}
+    for index in range(len(workload.ops)):
+        groups.setdefault(root(index), []).append(index)
+    return list(groups.values())
+
 
 FeatureConfig = Feature  # the name earlier code used for the interface
 

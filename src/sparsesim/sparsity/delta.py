@@ -78,6 +78,12 @@ class DeltaConfig(Feature):
         return DeltaRun(self, run)
 
 
+    def state_keys(self, workload) -> list:
+        """A layer's reference and accumulated deltas are its own: keyed by op name (every time
+        step of a layer in one process, layers apart)."""
+        return [op.name for op in workload.ops]
+
+
 FEATURES.add("delta", DeltaConfig)
 
 
