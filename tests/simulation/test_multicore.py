@@ -127,13 +127,13 @@ def test_k_split_reduction_by_hand():
 
 def test_chip_rows_count_every_core():
     """Utilization and the MAC bound use all cores' PEs; leakage and area count every core."""
-    res = api.simulate(api.gemm(256, 256, 256), accel="edge32", sets={"chip.cores": 4})
+    res = api.simulate(api.gemm(512, 512, 512), accel="edge32", sets={"chip.cores": 4})
     row = res.rows[0]
-    assert row["mac_bound_cycles"] == math.ceil(256 ** 3 / (4 * 32 * 32))
+    assert row["mac_bound_cycles"] == math.ceil(512 ** 3 / (4 * 32 * 32))
     assert row["cycles"] >= row["bound_cycles"]
     assert 0 < row["utilization"] <= 1
     assert row["chip_cores_active"] == 4
-    one = api.simulate(api.gemm(256, 256, 256), accel="edge32")
+    one = api.simulate(api.gemm(512, 512, 512), accel="edge32")
     assert row["cycles"] < one.rows[0]["cycles"]
 
 
@@ -219,3 +219,27 @@ def test_bounds_hold_with_an_unaligned_k_and_on_strided_convolutions():
     timer = _timer(conv)
     for p in multicore.candidates(conv, cfg)[::7]:
         assert multicore.lower_bound(conv, p, cfg, dims=("M", "N", "K"))[0] <= multicore.evaluate(conv, cfg, p, timer).cycles
+
+
+@pytest.mark.parametrize("l2", [0, 1 << 20])
+def test_the_link_bound_holds_and_ranks_the_partitions_that_move_fewer_bytes_first(l2):
+    """Every part reads its A and B slices and writes its Out slice over the cores' shared link (the
+    L2's, or the DRAM's without one), so ``parts_N |A| + parts_M |B| + parts_K |Out|`` bytes at
+    that bandwidth bound every partition; on a link-bound chip the bound then ranks first a
+    partition the exhaustive search finds best, within the default budget."""
+    gemm = Gemm(96, 96, 64)
+    sets = {"chip.l2.size_bytes": l2, "chip.l2.bandwidth_bytes_per_cycle": 8.0, "chip.l2.latency_cycles": 20}
+    cfg = _cfg(8, **(sets if l2 else {"dram.bandwidth_bytes_per_cycle": 8.0}))
+    timer = _timer(gemm)
+    bound_by_link = 0
+    for p in multicore.candidates(gemm, cfg):
+        cycles = multicore.evaluate(gemm, cfg, p, timer).cycles
+        bound, mac = multicore.lower_bound(gemm, p, cfg, dims=("M", "N", "K"))
+        assert bound <= cycles, p
+        a, b, out = 96 * 64, 64 * 96, 96 * 96  # int8 elements: bytes
+        link = math.ceil((p.N * a + p.M * b + p.K * out) / 8.0)
+        assert bound >= link
+        bound_by_link += link > mac
+    assert bound_by_link > 0  # the link term decides some partitions' bound
+    best = multicore.search(gemm, cfg, timer, dims=("M", "N", "K"), exhaustive=True)
+    assert multicore.search(gemm, cfg, timer, dims=("M", "N", "K")).cycles == best.cycles

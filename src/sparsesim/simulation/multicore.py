@@ -188,14 +188,17 @@ def ranked(gemm: Gemm, cfg: AccelConfig, k_align: int = 1, k_ratio: float = 1.0,
     scale = 1 if dims is not None else macs_per_cycle(cfg)
     mac = np.ceil(np.maximum.reduce([largest, waves * smallest, total / cores]) / scale)
     dram = 0
+    link = np.zeros_like(mac)
     if dense and not cfg.dram.ideal:
-        dram = math.ceil(sum(_whole_bytes(gemm, cfg)) / cfg.dram.bandwidth_bytes_per_cycle)
+        whole = _whole_bytes(gemm, cfg)
+        dram = math.ceil(sum(whole) / cfg.dram.bandwidth_bytes_per_cycle)
+        link = np.ceil(_link_bytes(whole, col["M"][:, 0], col["N"][:, 0], col["K"][:, 0]) / _link_total(cfg))
     red_bytes = 2 * (col["K"][:, 0] - 1) * gemm.M * gemm.N * gemm.count * cfg.array.accumulator_bytes
     red = np.ceil(red_bytes / _link_total(cfg))
-    bound = np.maximum(mac, dram) + red
+    bound = np.maximum(np.maximum(mac, dram), link) + red
     order = np.lexsort((parts, mac, bound))
     grids = np.stack([col[d][order, 0] for d in DIMS], axis=1).astype(np.int64)
-    return grids, bound[order].astype(np.int64), bool(mac[order[0]] > dram)
+    return grids, bound[order].astype(np.int64), bool(mac[order[0]] > max(dram, link[order[0]]))
 
 
 def _factors(dim: str, spans, cfg: AccelConfig, k_ratio: float, dims) -> list[int]:
@@ -328,11 +331,24 @@ def lower_bound(gemm: Gemm, partition: Partition, cfg: AccelConfig, k_align: int
     smallest = math.prod(min(f) for f in factors)
     total = math.prod(sum(f) for f in factors)
     mac = math.ceil(max(largest, waves * smallest, total / cores) / scale)
-    dram = 0
+    dram = link = 0
     if dense and not cfg.dram.ideal:
-        dram = math.ceil(sum(_whole_bytes(gemm, cfg)) / cfg.dram.bandwidth_bytes_per_cycle)
+        whole = _whole_bytes(gemm, cfg)
+        dram = math.ceil(sum(whole) / cfg.dram.bandwidth_bytes_per_cycle)
+        n = {dim: len(f) for dim, f in zip(DIMS, factors)}
+        link = math.ceil(_link_bytes(whole, n["M"], n["N"], n["K"]) / _link_total(cfg))
     red = math.ceil(_reduction_bytes(gemm, partition, cfg) / _link_total(cfg)) if partition.K > 1 else 0
-    return max(mac, dram) + red, mac
+    return max(mac, dram, link) + red, mac
+
+
+def _link_bytes(whole: tuple[int, int, int], parts_m, parts_n, parts_k):
+    """Bytes the cores fetch and store over their links at least (the L2's, or the DRAM's where
+    there is no L2): every part reads its slices of A and B and writes its slice of Out once,
+    so A (``whole[0]``) is read by each of the ``parts_n`` column parts, B by each of the
+    ``parts_m`` row parts, Out written by each of the ``parts_k`` K parts. The cores share the
+    link's bandwidth, so all of it takes at least these bytes over that bandwidth."""
+    a, b, out = whole
+    return parts_n * a + parts_m * b + parts_k * out
 
 
 def _whole_bytes(gemm: Gemm, cfg: AccelConfig) -> tuple[int, int, int]:
