@@ -138,3 +138,12 @@ def test_energy_node_bad_inputs_name_the_key(tmp_path):
     assert (moved.mult_pj, moved.sram_pj_per_64b, moved.mult_um2) == (builtin.mult_pj, builtin.sram_pj_per_64b,
                                                                       builtin.mult_um2)
     assert energy_table("horowitz45_n5").technology_nm == 5
+
+
+@pytest.mark.parametrize("sets, field", [(["energy.table=nope"], "energy.table"), (["energy_table=nope"], "energy_table"),
+                                         (["energy.table=nope@7nm"], "energy.table"),
+                                         (["energy.table=nope", "energy.node=7"], "energy.table")])
+def test_an_unknown_table_is_reported_under_the_key_that_named_it(sets, field):
+    with pytest.raises(InputError) as err:
+        config_energy_table(load_accel("edge32", sets))
+    assert str(err.value).startswith(f"{field}: unknown energy table 'nope'")

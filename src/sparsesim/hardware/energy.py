@@ -109,17 +109,18 @@ DERIVED_SEP = "@"
 
 
 @cache
-def energy_table(name: str) -> EnergyTable:
+def energy_table(name: str, field: str = "energy_table") -> EnergyTable:
     """The built-in table ``name`` or the table in YAML file ``name``; ``BASE@NODEnm`` is table
     ``BASE`` (either) scaled to ``NODE`` nm in memory by
-    :func:`~sparsesim.hardware.node_scaling.derive_table`, as the built-in derived files are."""
+    :func:`~sparsesim.hardware.node_scaling.derive_table`, as the built-in derived files are.
+    ``field``: the config key an unknown name is reported under."""
     base, sep, node = name.rpartition(DERIVED_SEP)
     if sep and node.endswith("nm") and node[:-2].isdigit():
-        return _derived(base, int(node[:-2]))
+        return _derived(base, int(node[:-2]), field)
     path = Path(name)
     if path.suffix in (".yaml", ".yml") and path.exists():
         return _load_table(path)
-    return read_builtin("energy_tables", name, _load_table, field="energy_table", kind="energy table")
+    return read_builtin("energy_tables", name, _load_table, field=field, kind="energy table")
 
 
 def energy_table_name(cfg: AccelConfig) -> str:
@@ -129,14 +130,18 @@ def energy_table_name(cfg: AccelConfig) -> str:
     (:mod:`sparsesim.hardware.node_scaling`; e.g. ``horowitz45`` at 7 nm is ``horowitz45_n7``).
     A table with no derived file (an Accelergy ERT, a user's table) that states its
     ``technology_nm`` is derived in memory by the same rule: ``BASE@NODEnm``."""
-    return _table_at_node(cfg.energy.table or cfg.energy_table, cfg.energy.node)
+    field = "energy.table" if cfg.energy.table else "energy_table"
+    name = cfg.energy.table or cfg.energy_table
+    if cfg.energy.node == 0:
+        energy_table(name, field)  # an unknown table is reported under the key that named it
+    return _table_at_node(name, cfg.energy.node, field)
 
 
 @cache
-def _table_at_node(name: str, node: int) -> str:
+def _table_at_node(name: str, node: int, field: str) -> str:
     if node == 0:
         return name
-    table = energy_table(name)
+    table = energy_table(name, field)
     if node == table.technology_nm:
         return name
     _check_movable(table, node)
@@ -155,11 +160,11 @@ def _check_movable(table: EnergyTable, node: int) -> None:
                                          f"{node} nm")
 
 
-def _derived(base: str, node: int) -> EnergyTable:
+def _derived(base: str, node: int, field: str) -> EnergyTable:
     """Table ``base`` (as :func:`energy_table` takes it, stating its ``technology_nm``) scaled
     to ``node`` nm, named ``BASE@NODEnm`` and deriving from ``base`` as given (a file by its
     path), so that the name leads back to both tables."""
-    table = energy_table(base)
+    table = energy_table(base, field)
     _check_movable(table, node)
     data = {k: getattr(table, k) for k in _REQUIRED + _OPTIONAL}
     data["sram_pj_per_64b"] = [list(p) for p in table.sram_pj_per_64b]
