@@ -227,17 +227,17 @@ def test_the_link_bound_holds_and_ranks_the_partitions_that_move_fewer_bytes_fir
     L2's, or the DRAM's without one), so ``parts_N |A| + parts_M |B| + parts_K |Out|`` bytes at
     that bandwidth bound every partition; on a link-bound chip the bound then ranks first a
     partition the exhaustive search finds best, within the default budget."""
-    gemm = Gemm(96, 96, 64)
-    sets = {"chip.l2.size_bytes": l2, "chip.l2.bandwidth_bytes_per_cycle": 8.0, "chip.l2.latency_cycles": 20}
-    cfg = _cfg(8, **(sets if l2 else {"dram.bandwidth_bytes_per_cycle": 8.0}))
+    gemm = Gemm(40, 40, 24)
+    sets = {"chip.l2.size_bytes": l2, "chip.l2.bandwidth_bytes_per_cycle": 4.0, "chip.l2.latency_cycles": 20}
+    cfg = _cfg(4, **{"chip.max_waves": 2, **(sets if l2 else {"dram.bandwidth_bytes_per_cycle": 4.0})})
     timer = _timer(gemm)
     bound_by_link = 0
     for p in multicore.candidates(gemm, cfg):
         cycles = multicore.evaluate(gemm, cfg, p, timer).cycles
         bound, mac = multicore.lower_bound(gemm, p, cfg, dims=("M", "N", "K"))
         assert bound <= cycles, p
-        a, b, out = 96 * 64, 64 * 96, 96 * 96  # int8 elements: bytes
-        link = math.ceil((p.N * a + p.M * b + p.K * out) / 8.0)
+        a, b, out = 40 * 24, 24 * 40, 40 * 40  # int8 elements: bytes
+        link = math.ceil((p.N * a + p.M * b + p.K * out) / 4.0)
         assert bound >= link
         bound_by_link += link > mac
     assert bound_by_link > 0  # the link term decides some partitions' bound
