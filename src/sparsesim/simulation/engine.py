@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sparsesim.hardware.config import AccelConfig, to_dict
-from sparsesim.hardware.energy import EnergyTable, energy_breakdown_pj
+from sparsesim.hardware.energy import EnergyTable, config_energy_table, energy_breakdown_pj
 from sparsesim.hardware.schedule import EventCounts, TileSchedule, back_to_back
 from sparsesim.hardware.memory import DRAM_ENERGY_COLUMNS, memory_model
 from sparsesim.dataflows import DATAFLOWS
@@ -271,11 +271,22 @@ def check_dataflow(cfg: AccelConfig, dataflow: str) -> None:
 
 
 def best_of(dataflow: str, attempt, cfg: AccelConfig) -> OpOutcome:
-    """``attempt(name)`` for one dataflow, or for ``best`` the fastest of those the hardware
-    supports (ties: name order) -- the per-layer, per-phase choice made before a run."""
+    """``attempt(name)`` for one dataflow, or for ``best`` the best of those the hardware
+    supports by ``mapper.objective`` -- the per-layer, per-phase choice made before a run:
+    ``cycles`` the fastest; ``energy`` the least energy of the GEMM (its row's breakdown
+    without the features' side charges), then the fewer cycles; ``dram_bytes`` the fewest DRAM
+    bytes, then the fewer cycles. Ties: name order."""
     if dataflow != BEST:
         return attempt(dataflow)
-    return min((attempt(name) for name in supported_dataflows(cfg)), key=lambda o: o.cycles)
+    outs = [attempt(name) for name in supported_dataflows(cfg)]
+    objective = cfg.mapper.objective
+    if objective == "energy":
+        table = config_energy_table(cfg)
+        return min(outs, key=lambda o: (sum(energy_breakdown_pj(o.counts, cfg, o.cycles, table, o.memory).values()),
+                                        o.cycles))
+    if objective == "dram_bytes":
+        return min(outs, key=lambda o: (o.counts.dram_read_bytes + o.counts.dram_write_bytes, o.cycles))
+    return min(outs, key=lambda o: o.cycles)
 
 
 def make_row(op: Op, phase: Phase, gemm: Gemm, out: OpOutcome, dense: OpOutcome, cfg: AccelConfig,
