@@ -232,14 +232,16 @@ def test_delta_state_in_the_output_buffer_shrinks_what_the_gemm_may_use():
     assert "Out" not in shared.mapping.split("resident=")[-1]
 
 
+@pytest.mark.parametrize("ideal", [False, True])
 @pytest.mark.parametrize("name", SYSTOLIC)
-def test_the_energy_objective_prices_the_dram_events_its_rows_report(name):
+def test_the_energy_objective_prices_the_dram_events_its_rows_report(name, ideal):
     """Banked DDR4 prices a row's DRAM from its events (activates, bursts, refresh, standby).
-    The energy objective minimises that, over every legal nest, and ranks by a bound that no
-    nest's energy falls below."""
+    The energy objective minimises that, over every legal nest of a small GEMM, and ranks by a
+    bound that no nest's energy falls below; an ideal DRAM prices bytes, and so does its bound."""
     from sparsesim.hardware.memory import DRAM_ENERGY_COLUMNS, memory_model
 
-    cfg = load_accel("edge32", SMALL + ["mapper.objective=energy", "dram.model=banked", "dram.standard=DDR4_3200"])
+    cfg = load_accel("edge32", SMALL + ["mapper.objective=energy", "dram.model=banked", "dram.standard=DDR4_3200",
+                                        f"dram.ideal={str(ideal).lower()}"])
     mem = memory_model(cfg)
     assert mem.prices_events
     space = mspace.NestSpace(DATAFLOWS.get(name).kind, Gemm(20, 20, 7), cfg)
@@ -250,7 +252,9 @@ def test_the_energy_objective_prices_the_dram_events_its_rows_report(name):
         timing, columns = mem.time_with_columns(ev.schedule)
         leak = mcost._leakage(space, ev.counts, ev.cycles)
         assert ev.cycles == timing.total_cycles
-        assert ev.energy_pj == pytest.approx(sum(columns[c] for c in DRAM_ENERGY_COLUMNS) + leak, rel=1e-12)
+        dram = (mem.energy_pj(ev.counts.dram_read_bytes, ev.counts.dram_write_bytes) if ideal
+                else sum(columns[c] for c in DRAM_ENERGY_COLUMNS))
+        assert ev.energy_pj == pytest.approx(dram + leak, rel=1e-12)
         tr = mcost.traffic(space, m)
         bound = mcost.energy_bound(space, tr.read_a + tr.read_b + tr.read_psum, tr.write_out + tr.write_spill,
                                    mcost.cycles_bound(space, m, tr))

@@ -86,6 +86,12 @@ def test_bad_fits_are_one_line_naming_the_field(tmp_path):
     broken = {**FIT, "fit": {**FIT["fit"], "read_pj": {k: v for k, v in FIT["fit"]["read_pj"].items() if k != "banks"}}}
     (tmp_path / "a.yaml").write_text(yaml.safe_dump(broken))
     assert err(str(tmp_path / "a.yaml")).startswith("a.yaml:fit.read_pj: expected a mapping of const")
+    extra = {**FIT, "fit": {**FIT["fit"], "leak_pj": FIT["fit"]["read_pj"]}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(extra))
+    assert err(str(tmp_path / "c.yaml")).startswith("c.yaml:fit.leak_pj: unknown key")
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump({**FIT, "technology_nm": 45.7}))
+    assert err(str(tmp_path / "d.yaml")).startswith("d.yaml:technology_nm: expected a whole number")
+    assert err(str(tmp_path / "fit.txt")).startswith("energy.sram: ") and "nor a .yaml file" in err(str(tmp_path / "fit.txt"))
     nan = {**FIT, "points": [[4096, 8, 1, float("nan"), 1.0, 1.0]]}
     (tmp_path / "b.yaml").write_text(yaml.safe_dump(nan))
     assert err(str(tmp_path / "b.yaml")).startswith("b.yaml:points[0]: expected a finite number")

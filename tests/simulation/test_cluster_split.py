@@ -114,6 +114,13 @@ def test_a_replay_with_state_names_the_feature_that_keeps_it_in_one_process():
     assert str(err.value).startswith("workers: a sparse replay with nm runs in one process")
 
 
+def test_a_replay_of_one_layer_with_per_layer_state_says_there_is_nothing_to_split():
+    with pytest.raises(InputError) as err:
+        api.simulate(api.gemm(64, 64, 64), accel="edge32", sparsity=["delta:0.05"], workers=2)
+    assert str(err.value) == ("workers: delta keeps its run state per layer, and every op of gemm shares "
+                              "one: nothing to split over the cluster")
+
+
 @pytest.mark.parametrize("sparsity", [["delta:0.05"], [GATED]], ids=["delta", "gated_mlp"])
 def test_a_replay_with_per_layer_state_split_over_two_workers_equals_one_process(sparsity):
     workload = llm_workload("llama_tiny", batch=2, prompt_len=16, gen_len=4, act_sparsity=0.5)

@@ -89,9 +89,14 @@ def _load(path: Path) -> SramFit:
     for key in _KEYS:
         if key not in data:
             raise field_error(f"{path.name}:{key}", "missing required key")
+    if not isinstance(data["fit"], dict):
+        raise field_error(f"{path.name}:fit", f"expected a mapping of {', '.join(FIT_KEYS)}")
+    for key in data["fit"]:
+        if key not in FIT_KEYS:
+            raise field_error(f"{path.name}:fit.{key}", f"unknown key (choose from {', '.join(FIT_KEYS)})")
     fits = {}
     for key in FIT_KEYS:
-        f = data["fit"].get(key) if isinstance(data["fit"], dict) else None
+        f = data["fit"].get(key)
         if not isinstance(f, dict) or set(f) != set(TERMS):
             raise field_error(f"{path.name}:fit.{key}", f"expected a mapping of {', '.join(TERMS)}")
         fits[key] = Exponents(**{t: _number(f[t], f"{path.name}:fit.{key}.{t}") for t in TERMS})
@@ -100,8 +105,10 @@ def _load(path: Path) -> SramFit:
         raise field_error(f"{path.name}:points", "expected a list of [size_bytes, word_bytes, banks, read_pj, "
                                                  "write_pj, area_um2]")
     pts = tuple(tuple(_number(v, f"{path.name}:points[{i}]", positive=True) for v in p) for i, p in enumerate(points))
-    return SramFit(name=str(data["name"]), source=str(data["source"]),
-                   technology_nm=int(_number(data["technology_nm"], f"{path.name}:technology_nm", positive=True)),
+    node = _number(data["technology_nm"], f"{path.name}:technology_nm", positive=True)
+    if node != int(node):
+        raise field_error(f"{path.name}:technology_nm", f"expected a whole number of nm, got {data['technology_nm']!r}")
+    return SramFit(name=str(data["name"]), source=str(data["source"]), technology_nm=int(node),
                    points=pts, **fits)
 
 
@@ -118,4 +125,7 @@ def sram_fit(name: str) -> SramFit:
         if not path.exists():
             raise field_error("energy.sram", f"no such file {name!r}")
         return _load(path)
+    if path.suffix or path.parent != Path("."):
+        raise field_error("energy.sram", f"{name!r} is neither a built-in SRAM fit ({', '.join(sram_fit_names())}) "
+                                         "nor a .yaml file")
     return read_builtin("sram_fits", name, _load, field="energy.sram", kind="SRAM fit")

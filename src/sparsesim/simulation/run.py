@@ -177,11 +177,7 @@ def _on_cluster(client, workload: Workload, cfg: AccelConfig, dataflow: str, row
 
 def whole_run_state(workload: Workload, features) -> list[str]:
     """The features whose one run state spans every op of ``workload`` (N:M's pruning-unit
-    timeline): with them a replay cannot be split over a cluster."""
-    out = []
-    for f in features:
-        keys = f.state_keys(workload)
-        if keys and keys[0] is not None and all(k == keys[0] for k in keys):
-            out.append(f.kind)
-    return out
+    timeline: :meth:`~sparsesim.sparsity.base.Feature.state_keys`' whole-run key ``()`` on every
+    op): with them a replay cannot be split over a cluster."""
+    return [f.kind for f in features if all(k == () for k in f.state_keys(workload))]
 

@@ -308,8 +308,8 @@ class Feature:
         """Per op of ``workload``, the key of the run state this setting carries between ops:
         ops with the same key (not None) read and change one state, so they are replayed in one
         process, in op order; ops of different keys, or None, may be replayed apart with the
-        same rows. Default: None for every op where :meth:`op_local`, else one key for all of
-        them (the whole run is one state, as a shared unit's timeline is)."""
+        same rows. Default: None for every op where :meth:`op_local`, else the whole-run key
+        ``()`` for all of them (one state, as a shared unit's timeline is)."""
         return [None if self.op_local() else ()] * len(workload.ops)
 
 

@@ -303,8 +303,9 @@ class BankedDram(MemoryModel):
         """With event energies: every byte is in some burst (a row counts each tile's transfer
         in whole bursts, so at least ``bytes / burst`` of them), each burst costs its array
         energy and its I/O, and every channel draws standby power for at least ``cycles``;
-        activates and refreshes are counted as none."""
-        if not self.std.prices_events:
+        activates and refreshes are counted as none. An ideal DRAM is priced by its bytes, as
+        :meth:`schedule_energy` prices it."""
+        if self.ideal or not self.std.prices_events:
             return self.energy_pj(read_bytes, write_bytes)
         s = self.std
         burst = s.device_burst_bytes
