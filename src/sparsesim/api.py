@@ -246,25 +246,15 @@ def simulate(workload, *, accel, dataflow: str = "best", sparsity=None,
     if scheduler is None and workers is None:
         run = assemble_run(built, cfg, dataflow, accel_label=_accel_label(cfg, _sets(sets)))
     else:
-        from sparsesim.simulation.run import whole_run_state
-        from sparsesim.sparsity.base import state_groups
+        from sparsesim.simulation.run import unsplittable
         from sparsesim.sparsity import parse_features
         from sparsesim.sweeps.cluster import connect
 
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
             raise arg_error("workers", f"must be a positive integer, got {workers!r}")
-        features = parse_features(cfg.sparsity)
-        stateful = [f.kind for f in features if not f.op_local()]
-        if stateful and len(state_groups(built, features)) == 1:  # nothing the cluster could take apart
-            whole = whole_run_state(built, features)
-            key = "workers" if scheduler is None else "scheduler"
-            if whole:
-                raise arg_error(key, f"a sparse replay with {', '.join(whole)} runs in one process (one run state "
-                                     "spans all its ops); the cluster splits dense runs and replays whose state is "
-                                     "per op or per layer (zero_skip, act_policy, delta)")
-            raise arg_error(key, f"{' and '.join(stateful)} keep{'s its' if len(stateful) == 1 else ' their'} run "
-                                 f"state per layer, and every op of {built.name} shares one: nothing to split over "
-                                 "the cluster")
+        reason = unsplittable(built, parse_features(cfg.sparsity))
+        if reason:
+            raise arg_error("workers" if scheduler is None else "scheduler", reason)
         with connect(scheduler, workers) as client:
             run = assemble_run(built, cfg, dataflow, accel_label=_accel_label(cfg, _sets(sets)), client=client)
     return Result(rows=run.rows, total=run.total, config=cfg, workload=run.workload, dataflow=dataflow)

@@ -68,10 +68,13 @@ def test_area_is_the_tables_times_the_fit():
     assert a1["pe_array"] == a0["pe_array"]
 
 
-def test_without_the_key_nothing_moves():
+def test_the_key_is_recorded_only_when_set():
     a = api.simulate(api.gemm(64, 64, 64), accel="edge32")
     b = api.simulate(api.gemm(64, 64, 64), accel="edge32", sets={"energy.sram": ""})
-    assert a.rows[0]["run_id"] == b.rows[0]["run_id"] and a.rows[0]["energy_pj"] == b.rows[0]["energy_pj"]
+    c = api.simulate(api.gemm(64, 64, 64), accel="edge32", sets={"energy.sram": "cacti7_45nm"})
+    assert a.rows[0]["run_id"] == b.rows[0]["run_id"] != c.rows[0]["run_id"]
+    assert a.rows[0]["energy_pj"] == b.rows[0]["energy_pj"] != c.rows[0]["energy_pj"]
+    assert "cfg.energy.sram" not in a.to_pandas() and set(c.to_pandas()["cfg.energy.sram"]) == {"cacti7_45nm"}
 
 
 def test_bad_fits_are_one_line_naming_the_field(tmp_path):

@@ -57,8 +57,10 @@ def test_state_is_kept_per_layer_by_delta_and_the_gated_mlp_and_per_run_by_nm():
     (nm,) = parse_features([{"kind": "nm", "n": 2, "m": 4}])
     assert state_groups(workload, [nm]) == [list(range(len(names)))]
     # features together: the union of their ties (a block's ops and each op's layer)
-    both = state_groups(workload, [delta, gated])
-    assert len(both) <= min(len(groups), len(state_groups(workload, [gated])))
+    both = [set(g) for g in state_groups(workload, [delta, gated])]
+    for tie in groups + blocks:
+        assert sum(set(tie) <= g for g in both) == 1
+    assert len(both) < len(groups)  # the blocks join the layers of gate, up and down
 
 
 def test_some_ops_of_a_replay_are_their_rows_in_the_whole_replay():

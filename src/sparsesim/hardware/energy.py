@@ -130,19 +130,14 @@ def energy_table_name(cfg: AccelConfig) -> str:
     (:mod:`sparsesim.hardware.node_scaling`; e.g. ``horowitz45`` at 7 nm is ``horowitz45_n7``).
     A table with no derived file (an Accelergy ERT, a user's table) that states its
     ``technology_nm`` is derived in memory by the same rule: ``BASE@NODEnm``."""
-    field = "energy.table" if cfg.energy.table else "energy_table"
-    name = cfg.energy.table or cfg.energy_table
-    if cfg.energy.node == 0:
-        energy_table(name, field)  # an unknown table is reported under the key that named it
-    return _table_at_node(name, cfg.energy.node, field)
+    field = "energy.table" if cfg.energy.table else "energy_table"  # the key an unknown name is reported under
+    return _table_at_node(cfg.energy.table or cfg.energy_table, cfg.energy.node, field)
 
 
 @cache
 def _table_at_node(name: str, node: int, field: str) -> str:
-    if node == 0:
-        return name
     table = energy_table(name, field)
-    if node == table.technology_nm:
+    if node in (0, table.technology_nm):
         return name
     _check_movable(table, node)
     root = table.derivation["base"] if table.derivation else name  # a file is named by its path

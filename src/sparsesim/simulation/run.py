@@ -93,8 +93,7 @@ def _chip_rows(workload: Workload, cfg: AccelConfig, dataflow: str, progress: bo
         groups = state_groups(workload, features)
         if len(groups) > 1:
             return repeat_rows(workload, _on_cluster(client, workload, cfg, dataflow, replay_rows, groups))
-        log.info("the replay runs in one process: %s share one run state over all ops",
-                 ", ".join(whole_run_state(workload, features) or [f.kind for f in features if not f.op_local()]))
+        log.info("the replay runs in one process: %s", unsplittable(workload, features))
     if features:
         if progress and workload.source is not None:  # real tensors: the replay reads them all, which can take minutes
             pairs = sum(len(op_phases(workload, i)) for i in range(len(workload.ops)))
@@ -154,15 +153,15 @@ def _on_cluster(client, workload: Workload, cfg: AccelConfig, dataflow: str, row
         for j, g in enumerate(groups):
             chunks[j % n] += g
     else:
-        def macs(index: int) -> int:
-            op = workload.ops[index]
-            return sum(op.gemm(p).count * op.gemm(p).M * op.gemm(p).N * op.gemm(p).K for p in op_phases(workload, index))
+        def macs(group: list[int]) -> int:
+            return sum(g.count * g.M * g.N * g.K for i in group
+                       for g in (workload.ops[i].gemm(p) for p in op_phases(workload, i)))
 
         load = [0] * n
-        for g in sorted(groups, key=lambda g: -sum(macs(i) for i in g)):
+        for weight, g in sorted(((macs(g), g) for g in groups), key=lambda wg: -wg[0]):
             j = load.index(min(load))
             chunks[j] += g
-            load[j] += sum(macs(i) for i in g)
+            load[j] += weight
     chunks = [sorted(c) for c in chunks if c]
     shared = client.scatter(workload, broadcast=True)
     futures = [client.submit(rows_of, shared, cfg, dataflow, c, pure=False) for c in chunks]
@@ -175,9 +174,19 @@ def _on_cluster(client, workload: Workload, cfg: AccelConfig, dataflow: str, row
     return [row for rows in by_op for row in rows]
 
 
-def whole_run_state(workload: Workload, features) -> list[str]:
-    """The features whose one run state spans every op of ``workload`` (N:M's pruning-unit
-    timeline: :meth:`~sparsesim.sparsity.base.Feature.state_keys`' whole-run key ``()`` on every
-    op): with them a replay cannot be split over a cluster."""
-    return [f.kind for f in features if all(k == () for k in f.state_keys(workload))]
+def unsplittable(workload: Workload, features) -> str | None:
+    """Why a replay of ``workload`` with ``features`` cannot be split over a cluster, or None:
+    its ops all share one run state (:func:`~sparsesim.sparsity.base.state_groups`), either a
+    feature's whole-run state (N:M's pruning-unit timeline: the key ``()`` on every op) or a
+    per-layer state of a workload that is one layer."""
+    stateful = [f.kind for f in features if not f.op_local()]
+    if not stateful or len(state_groups(workload, features)) > 1:
+        return None
+    whole = [f.kind for f in features if all(k == () for k in f.state_keys(workload))]
+    if whole:
+        return (f"a sparse replay with {', '.join(whole)} runs in one process (one run state spans all its ops); "
+                "the cluster splits dense runs and replays whose state is per op or per layer (zero_skip, "
+                "act_policy, delta)")
+    return (f"{' and '.join(stateful)} keep{'s its' if len(stateful) == 1 else ' their'} run state per layer, and "
+            f"every op of {workload.name} shares one: nothing to split over the cluster")
 

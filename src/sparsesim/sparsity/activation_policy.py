@@ -41,7 +41,7 @@ import numpy as np
 
 from sparsesim.hardware.config import _param
 from sparsesim.sparsity.base import FEATURES, Feature, FeatureRun, RowView
-from sparsesim.sparsity.gate_coupling import COUPLING_COLUMNS, GateCoupling
+from sparsesim.sparsity.gate_coupling import COUPLING_COLUMNS, GateCoupling, mlp_blocks
 from sparsesim.core.errors import InputError, field_error
 from sparsesim.workloads.gemm import Phase
 from sparsesim.workloads.ops import Conv2d
@@ -186,8 +186,6 @@ class ActivationPolicyConfig(Feature):
         process, layers apart); ops outside a block, and every op at ``site: input``, by none."""
         if self.op_local():
             return [None] * len(workload.ops)
-        from sparsesim.sparsity.gate_coupling import mlp_blocks
-
         blocks = mlp_blocks(workload)
         return [blocks[i][1].name if i in blocks else None for i in range(len(workload.ops))]
 

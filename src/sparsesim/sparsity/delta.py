@@ -77,7 +77,6 @@ class DeltaConfig(Feature):
     def start(self, run) -> DeltaRun:
         return DeltaRun(self, run)
 
-
     def state_keys(self, workload) -> list:
         """A layer's reference and accumulated deltas are its own: keyed by op name (every time
         step of a layer in one process, layers apart)."""

@@ -133,7 +133,7 @@ def chip_memory(shape: DecoderShape, split: Split, batch: int, context: int) -> 
         layers = sum(stage_of(i, shape.layers, split.pp) == stage for i in range(shape.layers))
         weights = layers * per_layer
         weights += vocab if stage == 0 else 0
-        if stage == split.pp - 1:  # the final norm and the LM head (a tied one shares stage 0's copy)
+        if stage == split.pp - 1:  # the final norm and the LM head (tied: stage 0's copy when it is this stage)
             weights += d + (0 if shape.tie_embeddings and split.pp == 1 else vocab)
         kv = layers * 2 * kvh * hd * context * sequences
         stages.append((weights * split.element_bytes, kv * split.element_bytes))
