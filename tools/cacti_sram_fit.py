@@ -33,6 +33,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from sparsesim.core.errors import InputError
+from sparsesim.core.outputs import check_output_path
+
 SIZES = (4096, 16384, 65536, 262144, 1048576, 4194304, 16777216)
 WORDS = (4, 8, 16, 32, 64)
 BANKS = (1, 4, 16, 64)
@@ -139,6 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("src/sparsesim/hardware/sram_fits/cacti7_45nm.yaml"))
     ap.add_argument("--plot", type=Path, help="draw the fit file's points against its fit into this PNG, and stop")
     args = ap.parse_args(argv)
+    try:  # an unwritable output or a missing fit file: one line, before any work
+        for flag, path in (("--plot", args.plot), ("--out", None if args.plot else args.out)):
+            if path is not None:
+                check_output_path(path, field=flag, kind="file")
+        if args.plot and not args.out.exists():
+            raise InputError(f"--out: no such fit file {str(args.out)!r} to plot")
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.plot:
         plot(yaml.safe_load(args.out.read_text()), args.plot)
         print(f"wrote {args.plot}")
